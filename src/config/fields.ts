@@ -1,0 +1,71 @@
+import { constants } from 'node:os';
+import { z } from 'zod';
+import { parseDuration } from '../duration.js';
+import { NOTICE_KINDS } from '../notice.js';
+
+/** Shows a bad value in a message, short and unambiguous. */
+export function showValue(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** A duration such as `500ms`, `5s`, `2m`, `1h`, compiled to milliseconds. */
+export function duration() {
+  return z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      const negative = (typeof value === 'number' && value < 0) || (typeof value === 'string' && value.trim().startsWith('-'));
+      ctx.addIssue({
+        code: 'custom',
+        message: negative
+          ? `got ${showValue(value)}: a duration cannot be negative`
+          : `got ${showValue(value)}: expected a duration such as 500ms, 5s, 2m or 1h`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+/** A duration that must be greater than zero (intervals, timeouts). */
+export function positiveDuration() {
+  return duration().refine((ms) => ms > 0, { message: 'expected a duration greater than 0' });
+}
+
+/** An absolute http:// or https:// URL. */
+export function httpUrl() {
+  return z.string().superRefine((value, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `got ${showValue(value)}: expected an absolute http:// or https:// URL` });
+      return;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      ctx.addIssue({ code: 'custom', message: `got scheme ${showValue(url.protocol)}: expected an http:// or https:// URL` });
+    }
+  });
+}
+
+const SIGNAL_NAMES = Object.keys(constants.signals) as NodeJS.Signals[];
+
+/** A signal name (`SIGTERM` or `TERM`, any case), normalised to `SIGTERM`. */
+export function signalName() {
+  return z.string().transform((value, ctx) => {
+    const upper = value.trim().toUpperCase();
+    const name = (upper.startsWith('SIG') ? upper : `SIG${upper}`) as NodeJS.Signals;
+    if (!SIGNAL_NAMES.includes(name)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `got ${showValue(value)}: expected a signal name such as SIGTERM, SIGINT, SIGUSR1, SIGHUP or SIGKILL`,
+      });
+      return z.NEVER;
+    }
+    return name;
+  });
+}
+
+export function noticeKind() {
+  return z.enum(NOTICE_KINDS, { message: `expected one of ${NOTICE_KINDS.join(', ')}` });
+}

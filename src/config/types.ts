@@ -1,0 +1,43 @@
+import type { LevelWithSilent } from 'pino';
+import type { NoticeKind, ProviderName } from '../notice.js';
+
+/** One step of the plan after validation: exactly one type, durations in ms. */
+export interface StepConfig {
+  name: string;
+  /** The step type key (`webhook`, `signal`, ...). */
+  type: string;
+  /** Options compiled by that type's schema. */
+  options: unknown;
+  after: string[];
+  /** Notice kinds this step runs for; null means every kind. */
+  on: NoticeKind[] | null;
+  /** The step's own time limit; the plan deadline bounds it too. */
+  timeoutMs: number;
+}
+
+/** The compiled configuration: defaults filled, references resolved, durations as `*Ms`. */
+export interface Config {
+  /** The file it came from, for messages; undefined when built from flags alone. */
+  file: string | undefined;
+  provider: 'auto' | ProviderName;
+  /** Overrides the metadata service base URL (simulators, tests). */
+  metadataUrl: string | null;
+  pollIntervalMs: number;
+  /** Time limit of one ordinary metadata request. */
+  requestTimeoutMs: number;
+  stateDir: string;
+  safetyMarginMs: number;
+  /** Budget a plan still gets when its notice deadline is already past. */
+  minimumBudgetMs: number;
+  logLevel: LevelWithSilent;
+  aws: {
+    allowImdsV1: boolean;
+    tokenTtlSeconds: number;
+    tokenTimeoutMs: number;
+  };
+  gcp: {
+    /** `timeout_sec` of a hanging GET. */
+    hangTimeoutSeconds: number;
+  };
+  steps: StepConfig[];
+}

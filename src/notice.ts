@@ -1,0 +1,68 @@
+import { createHash } from 'node:crypto';
+
+/** Every kind of interruption preemptd understands, across all clouds. */
+export const NOTICE_KINDS = [
+  'terminate',
+  'stop',
+  'hibernate',
+  'rebalance',
+  'maintenance',
+  'preempt',
+  'reboot',
+  'redeploy',
+  'freeze',
+  'shutdown',
+] as const;
+export type NoticeKind = (typeof NOTICE_KINDS)[number];
+
+export const PROVIDER_NAMES = ['aws', 'gcp', 'azure', 'alibaba'] as const;
+export type ProviderName = (typeof PROVIDER_NAMES)[number];
+
+/** What the metadata service told us about this machine; every field is best effort. */
+export interface InstanceFacts {
+  id?: string;
+  name?: string;
+  type?: string;
+  zone?: string;
+  region?: string;
+  hostname?: string;
+  lifecycle?: string;
+}
+
+/**
+ * One interruption notice, the same shape for every cloud. Plain immutable data:
+ * providers create it, the daemon dedupes it by `id`, the plan reads it.
+ */
+export interface Notice {
+  readonly id: string;
+  readonly provider: ProviderName | 'local';
+  readonly kind: NoticeKind;
+  /** When the cloud takes the machine; null when the notice is advisory (rebalance). */
+  readonly deadline: Date | null;
+  readonly detectedAt: Date;
+  readonly instance: InstanceFacts;
+  /** The payload exactly as the metadata service returned it. */
+  readonly raw: unknown;
+}
+
+/**
+ * Stable id: the same notice polled a thousand times hashes to the same id.
+ * `identity` must hold only what identifies the notice (never the detection time).
+ */
+export function noticeId(provider: Notice['provider'], kind: NoticeKind, identity: string): string {
+  const digest = createHash('sha256').update(`${provider}\0${kind}\0${identity}`).digest('hex');
+  return `${provider}-${kind}-${digest.slice(0, 16)}`;
+}
+
+/** JSON-friendly view of a notice (dates as ISO strings) for events, logs and the journal. */
+export function noticeToJSON(notice: Notice): Record<string, unknown> {
+  return {
+    id: notice.id,
+    provider: notice.provider,
+    kind: notice.kind,
+    deadline: notice.deadline?.toISOString() ?? null,
+    detectedAt: notice.detectedAt.toISOString(),
+    instance: notice.instance,
+    raw: notice.raw,
+  };
+}
