@@ -1,0 +1,37 @@
+/** Backoff policy, a pure function so it can be unit tested and reused. */
+export interface BackoffPolicy {
+  baseMs: number;
+  maxMs: number;
+}
+
+export const METADATA_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 30_000 };
+
+/**
+ * Delay before retry number `attempt` (1 = first retry): exponential, capped, with full
+ * jitter so a fleet that lost its metadata service at once does not return in lockstep.
+ */
+export function backoffDelay(attempt: number, policy: BackoffPolicy, random: () => number = Math.random): number {
+  const exponent = Math.min(Math.max(attempt - 1, 0), 30);
+  const ceiling = Math.min(policy.maxMs, policy.baseMs * 2 ** exponent);
+  // Never below half the ceiling: a zero delay would hammer a service that is already failing.
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+/** The poll interval with ±10 % jitter, so many agents do not hit IMDS in step. */
+export function jitteredInterval(intervalMs: number, random: () => number = Math.random): number {
+  return Math.round(intervalMs * (0.9 + random() * 0.2));
+}
+
+/** Resolves after `ms`, or early (without throwing) when the signal aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,26 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { NoticeKind, ProviderName } from '../notice.js';
+
+/** What the simulator is asked to show; each cloud maps it onto its own endpoints. */
+export interface TriggerSpec {
+  kind: NoticeKind;
+  /** For AWS instance-action: terminate | stop | hibernate (defaults from kind). */
+  action?: string;
+  /** How far ahead of now the notice's own time lies (AWS 2 min, Azure NotBefore...). */
+  leadMs?: number;
+  /** An explicit notice time (ISO); wins over leadMs. Lets tests send past or far times. */
+  time?: string;
+}
+
+/** One simulated metadata service. The HTTP server and control API live in server.ts. */
+export interface SimulatedCloud {
+  readonly provider: ProviderName;
+  /** Serves one metadata request exactly as the real service would. */
+  handle(request: IncomingMessage, response: ServerResponse, body: string): void;
+  /** Makes a notice appear (in place of any previous one of the same source). */
+  trigger(spec: TriggerSpec): void;
+  /** Removes every notice (an AWS event cancelled, an Azure event gone). */
+  clear(): void;
+  /** Answers any hanging requests so the server can close at once. */
+  close(): void;
+}
