@@ -39,5 +39,17 @@ export interface Config {
     /** `timeout_sec` of a hanging GET. */
     hangTimeoutSeconds: number;
   };
+  azure: {
+    /** Acknowledge the event (StartRequests) once the plan has finished, so Azure proceeds early. */
+    ackWhenDone: boolean;
+    /** Time limit of Scheduled Events calls until one succeeds: switching the service on takes up to ~2 min. */
+    firstCallTimeoutMs: number;
+  };
+  alibaba: {
+    /** Ask for a hardened-mode token; plain GETs are used when the service offers none. */
+    hardened: boolean;
+    /** Lifetime of that token, 1 to 21600 s. */
+    tokenTtlSeconds: number;
+  };
   steps: StepConfig[];
 }

@@ -33,6 +33,10 @@ export interface ProviderOptions {
   requestTimeoutMs: number;
   aws: { allowImdsV1: boolean; tokenTtlSeconds: number; tokenTimeoutMs: number };
   gcp: { hangTimeoutSeconds: number };
+  /** Azure Scheduled Events; optional so existing callers keep compiling (defaults in azure.ts). */
+  azure?: { firstCallTimeoutMs: number };
+  /** Alibaba Cloud ECS; optional so existing callers keep compiling (defaults in alibaba.ts). */
+  alibaba?: { hardened: boolean; tokenTtlSeconds: number };
 }
 
 /**
@@ -44,4 +48,11 @@ export interface Provider {
   readonly name: ProviderName;
   instanceFacts(signal: AbortSignal): Promise<InstanceFacts>;
   watch(context: WatchContext): AsyncIterable<ProviderEvent>;
+  /**
+   * Tells the cloud this machine is ready, so it may proceed before the notice's deadline
+   * (Azure: a StartRequests POST). Optional: only clouds that accept an acknowledgement
+   * have it. The daemon calls it after the plan has finished, when config asks it to;
+   * it throws (PreemptdError) when the cloud refuses.
+   */
+  acknowledge?(notice: Notice, signal: AbortSignal): Promise<void>;
 }
