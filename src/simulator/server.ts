@@ -20,6 +20,8 @@ export interface RunningSimulator {
   /** Base URL to give the agent as `metadataUrl`. */
   readonly url: string;
   readonly cloud: SimulatedCloud;
+  /** Metadata requests served so far, by path (without query); benchmarks count polls with it. */
+  readonly requests: Map<string, number>;
   trigger(spec: TriggerSpec): void;
   clear(): void;
   close(): Promise<void>;
@@ -38,13 +40,18 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     throw new PreemptdError('ERR_USAGE', `the simulator has no ${options.provider} cloud; expected one of ${Object.keys(SIMULATED_CLOUDS).join(', ')}`);
   }
   const cloud = createCloud(options);
+  const requests = new Map<string, number>();
   const server = http.createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
       if (request.url?.startsWith(CONTROL_PREFIX)) handleControl(request.url.slice(CONTROL_PREFIX.length), body, response);
-      else cloud.handle(request, response, body);
+      else {
+        const path = (request.url ?? '/').split('?')[0]!;
+        requests.set(path, (requests.get(path) ?? 0) + 1);
+        cloud.handle(request, response, body);
+      }
     });
   });
 
@@ -84,6 +91,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
   return {
     url: `http://${host}:${address.port}`,
     cloud,
+    requests,
     trigger: (spec) => cloud.trigger(spec),
     clear: () => cloud.clear(),
     close: async () => {
