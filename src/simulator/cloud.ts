@@ -10,6 +10,8 @@ export interface TriggerSpec {
   leadMs?: number;
   /** An explicit notice time (ISO); wins over leadMs. Lets tests send past or far times. */
   time?: string;
+  /** Azure: the VM names the event lists in `Resources` (default: this VM's name). */
+  resources?: string[];
 }
 
 /** One simulated metadata service. The HTTP server and control API live in server.ts. */

@@ -3,6 +3,13 @@ import type { SimulatedCloud } from './cloud.js';
 
 export interface SimulatedCloudOptions {
   instanceId?: string;
+  /** The VM's name (Azure `compute.name`, which Scheduled Events list in `Resources`). */
+  instanceName?: string;
+  /**
+   * Session tokens (Alibaba hardened mode): `optional` (default) accepts plain GETs too,
+   * `required` refuses them with 401, `unavailable` answers the token PUT with 404.
+   */
+  metadataTokens?: 'optional' | 'required' | 'unavailable';
 }
 
 /** Each simulated cloud, keyed by provider name; one line per cloud. */
