@@ -7,6 +7,8 @@ import type { Notice } from '../notice.js';
 /** What a running step may use. A step knows nothing of clouds: only the notice. */
 export interface StepContext {
   readonly stepName: string;
+  /** Which run this is: at the notice, or after the plan (finish-phase steps); undefined means notice. */
+  readonly phase?: 'notice' | 'finish';
   readonly notice: Notice;
   readonly host: HostFacts;
   readonly log: Logger;

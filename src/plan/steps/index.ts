@@ -1,4 +1,5 @@
 import type { AnyStepType } from '../step.js';
+import { webhookStep } from './webhook.js';
 import { signalStep } from './signal.js';
 
 /**

@@ -1,0 +1,111 @@
+import type { Config, StepConfig } from '../config/types.js';
+import { PreemptdError } from '../errors.js';
+import type { Notice } from '../notice.js';
+import { findStepType } from './steps/index.js';
+import type { AnyStepType } from './step.js';
+
+/** When a step runs: with the notice, after every notice-phase step, or both. */
+export type StepPhase = 'notice' | 'finish' | 'both';
+
+/** Finds a step type by its config key; tests pass their own fake types. */
+export type StepTypeLookup = (type: string) => AnyStepType | undefined;
+
+/** One step of a built plan: plain data, printed by `simulate --dry-run`. */
+export interface PlannedStep {
+  name: string;
+  type: string;
+  options: unknown;
+  /** Steps this one waits for, limited to steps that are in the plan. */
+  after: string[];
+  /** `after:` entries left out because that step does not run for this notice kind. */
+  afterSatisfied: string[];
+  phase: StepPhase;
+  timeoutMs: number;
+  /** The most time the step can get: the earlier of its timeout and the plan deadline. */
+  budgetMs: number;
+}
+
+export interface Plan {
+  noticeId: string;
+  notice: Notice;
+  /** Epoch ms when the plan was built. */
+  builtAt: number;
+  /** Epoch ms no step may run past; null when the notice has no deadline (rebalance). */
+  planDeadline: number | null;
+  /** True when the notice left less than `minimumBudgetMs` and the floor budget applies. */
+  floorBudget: boolean;
+  /** Steps in dependency order (config order among steps that do not depend on each other). */
+  steps: PlannedStep[];
+  /** Steps whose `on:` does not include this notice kind. */
+  excluded: string[];
+}
+
+export type PlanConfig = Pick<Config, 'steps' | 'safetyMarginMs' | 'minimumBudgetMs'>;
+
+/**
+ * Builds the plan for one notice. Pure: the same inputs give the same plan.
+ *
+ * A step whose `after:` names a step filtered out by `on:` still runs: that dependency
+ * counts as satisfied (the step it waits for will never run for this kind of notice).
+ */
+export function buildPlan(notice: Notice, config: PlanConfig, now: number, lookup: StepTypeLookup = findStepType): Plan {
+  const applies = (step: StepConfig) => step.on === null || step.on.includes(notice.kind);
+  const included = config.steps.filter(applies);
+  const includedNames = new Set(included.map((step) => step.name));
+  const planDeadline = computePlanDeadline(notice, config, now);
+  const remaining = planDeadline.at === null ? Infinity : planDeadline.at - now;
+
+  const steps = dependencyOrder(included).map((step): PlannedStep => {
+    const phase = lookup(step.type)?.phase?.(step.options) ?? 'notice';
+    return {
+      name: step.name,
+      type: step.type,
+      options: step.options,
+      after: step.after.filter((name) => includedNames.has(name)),
+      afterSatisfied: step.after.filter((name) => !includedNames.has(name)),
+      phase,
+      timeoutMs: step.timeoutMs,
+      budgetMs: Math.min(step.timeoutMs, remaining),
+    };
+  });
+
+  return {
+    noticeId: notice.id,
+    notice,
+    builtAt: now,
+    planDeadline: planDeadline.at,
+    floorBudget: planDeadline.floor,
+    steps,
+    excluded: config.steps.filter((step) => !applies(step)).map((step) => step.name),
+  };
+}
+
+function computePlanDeadline(notice: Notice, config: PlanConfig, now: number): { at: number | null; floor: boolean } {
+  if (notice.deadline === null) return { at: null, floor: false };
+  const wanted = notice.deadline.getTime() - config.safetyMarginMs;
+  const floor = now + config.minimumBudgetMs;
+  return wanted < floor ? { at: floor, floor: true } : { at: wanted, floor: false };
+}
+
+/**
+ * Topological order (Kahn), keeping config order among ready steps so plans read like the
+ * config. The config schema rejects cycles and unknown names; this check only guards
+ * against a plan built from an unchecked config.
+ */
+function dependencyOrder(steps: StepConfig[]): StepConfig[] {
+  const names = new Set(steps.map((step) => step.name));
+  const placed = new Set<string>();
+  const ordered: StepConfig[] = [];
+  while (ordered.length < steps.length) {
+    const ready = steps.find(
+      (step) => !placed.has(step.name) && step.after.every((name) => !names.has(name) || placed.has(name)),
+    );
+    if (!ready) {
+      const stuck = steps.filter((step) => !placed.has(step.name)).map((step) => step.name);
+      throw new PreemptdError('ERR_CONFIG', `steps ${stuck.join(', ')} wait for each other in a cycle (after:)`);
+    }
+    placed.add(ready.name);
+    ordered.push(ready);
+  }
+  return ordered;
+}

@@ -1,0 +1,77 @@
+import Handlebars from 'handlebars';
+import { errorMessage } from '../errors.js';
+import type { PreemptdEvent } from '../event.js';
+import { renderDiscord } from './formats/discord.js';
+import { renderGoogleChat } from './formats/googlechat.js';
+import { renderSlack } from './formats/slack.js';
+import { renderTeams } from './formats/teams.js';
+import { renderTelegram } from './formats/telegram.js';
+
+export const WEBHOOK_FORMATS = ['json', 'slack', 'teams', 'discord', 'googlechat', 'telegram', 'template'] as const;
+export type WebhookFormat = (typeof WEBHOOK_FORMATS)[number];
+
+/** The options a renderer may read (a subset of the webhook step's options). */
+export interface RenderOptions {
+  template?: string | undefined;
+  contentType: string;
+  chatId?: string | number | undefined;
+}
+
+export interface RenderedBody {
+  body: string;
+  contentType: string;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** The body a webhook sends: the event itself (json), a chat rendering of it, or a template. */
+export function renderWebhook(format: WebhookFormat, event: PreemptdEvent, options: RenderOptions): RenderedBody {
+  switch (format) {
+    case 'json':
+      return jsonBody(event);
+    case 'slack':
+      return jsonBody(renderSlack(event));
+    case 'teams':
+      return jsonBody(renderTeams(event));
+    case 'discord':
+      return jsonBody(renderDiscord(event));
+    case 'googlechat':
+      return jsonBody(renderGoogleChat(event));
+    case 'telegram':
+      return jsonBody(renderTelegram(event, options.chatId ?? ''));
+    case 'template':
+      return { body: compileTemplate(options.template ?? '')(event), contentType: options.contentType };
+  }
+}
+
+function jsonBody(value: unknown): RenderedBody {
+  return { body: JSON.stringify(value), contentType: JSON_TYPE };
+}
+
+/**
+ * Templates render raw text (no HTML escaping: bodies are JSON or plain text); `{{json x}}`
+ * writes a value as JSON, quotes and escapes included.
+ */
+const templates = Handlebars.create();
+templates.registerHelper('json', (value: unknown) => new Handlebars.SafeString(JSON.stringify(value ?? null)));
+
+const compiled = new Map<string, Handlebars.TemplateDelegate>();
+
+function compileTemplate(source: string): Handlebars.TemplateDelegate {
+  let template = compiled.get(source);
+  if (!template) {
+    template = templates.compile(source, { noEscape: true, strict: false });
+    compiled.set(source, template);
+  }
+  return template;
+}
+
+/** Undefined when the template parses; otherwise the parser's complaint. */
+export function validateTemplate(source: string): string | undefined {
+  try {
+    templates.parse(source);
+    return undefined;
+  } catch (error) {
+    return errorMessage(error).split('\n')[0];
+  }
+}
