@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { z } from 'zod';
-import { parseDuration } from '../duration.js';
+import { formatDuration, parseDuration } from '../duration.js';
 import { NOTICE_KINDS } from '../notice.js';
 
 /** Shows a bad value in a message, short and unambiguous. */
@@ -29,7 +29,9 @@ export function duration() {
 
 /** A duration that must be greater than zero (intervals, timeouts). */
 export function positiveDuration() {
-  return duration().refine((ms) => ms > 0, { message: 'expected a duration greater than 0' });
+  return duration().refine((ms) => ms > 0, {
+    error: (issue) => `got ${showValue(formatDuration(Number(issue.input)))}: expected a duration greater than 0`,
+  });
 }
 
 /** An absolute http:// or https:// URL. */
@@ -67,5 +69,5 @@ export function signalName() {
 }
 
 export function noticeKind() {
-  return z.enum(NOTICE_KINDS, { message: `expected one of ${NOTICE_KINDS.join(', ')}` });
+  return z.enum(NOTICE_KINDS, { error: (issue) => `got ${showValue(issue.input)}: expected one of ${NOTICE_KINDS.join(', ')}` });
 }

@@ -1,0 +1,97 @@
+import type { z } from 'zod';
+import type { ConfigIssue } from '../errors.js';
+import { showValue } from './fields.js';
+
+export type IssuePath = readonly PropertyKey[];
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/** `['steps', 1, 'signal', 'signal']` becomes `steps[1].signal.signal`. */
+export function formatPath(path: IssuePath): string {
+  let text = '';
+  for (const segment of path) {
+    if (typeof segment === 'number') text += `[${segment}]`;
+    else {
+      const key = String(segment);
+      if (IDENTIFIER.test(key)) text += text ? `.${key}` : key;
+      else text += `[${JSON.stringify(key)}]`;
+    }
+  }
+  return text;
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  array: 'a list',
+  object: 'a mapping (key: value)',
+  record: 'a mapping (key: value)',
+};
+
+type RawIssue = z.core.$ZodRawIssue;
+
+function bound(issue: RawIssue & { minimum?: unknown; maximum?: unknown; inclusive?: boolean; origin?: string }): string {
+  const limit = issue.code === 'too_small' ? issue.minimum : issue.maximum;
+  const countable = issue.origin === 'array' || issue.origin === 'set';
+  const what = countable ? ' entries' : issue.origin === 'string' ? ' characters' : '';
+  if (issue.code === 'too_small') {
+    if (countable && limit === 1) return 'expected at least one entry';
+    return issue.inclusive === false ? `expected more than ${String(limit)}${what}` : `expected at least ${String(limit)}${what}`;
+  }
+  return issue.inclusive === false ? `expected less than ${String(limit)}${what}` : `expected at most ${String(limit)}${what}`;
+}
+
+/**
+ * Per-parse zod error map: every built-in issue says what it got and what was expected.
+ * Schemas that carry their own message (fields.ts helpers, step types) keep it.
+ */
+export function describeIssue(issue: RawIssue): string | undefined {
+  const got = issue.input === undefined ? 'missing' : `got ${showValue(issue.input)}`;
+  switch (issue.code) {
+    case 'invalid_type': {
+      const expected = TYPE_NAMES[String(issue.expected)] ?? String(issue.expected);
+      return `${got}: expected ${expected}`;
+    }
+    case 'invalid_value':
+      return `${got}: expected ${issue.values.length === 1 ? showValue(issue.values[0]) : `one of ${issue.values.map((value) => String(value)).join(', ')}`}`;
+    case 'too_small':
+    case 'too_big':
+      return `${got}: ${bound(issue)}`;
+    case 'invalid_format':
+      return `${got}: expected ${issue.format === 'regex' ? 'a value matching ' + String(issue.pattern) : `a valid ${issue.format}`}`;
+    case 'unrecognized_keys': {
+      const shape = (issue.inst as { _zod?: { def?: { shape?: Record<string, unknown> } } } | undefined)?._zod?.def?.shape;
+      return shape ? `expected one of ${Object.keys(shape).join(', ')}` : undefined;
+    }
+    case 'invalid_union':
+      return `${got}: does not match any accepted form`;
+    default:
+      return undefined;
+  }
+}
+
+/** Turns zod issues into config issues under `prefix`; unknown keys become one issue each. */
+export function zodIssues(error: z.ZodError, prefix: IssuePath = []): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  for (const issue of error.issues) {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === 'unrecognized_keys') {
+      const expected = issue.message.startsWith('expected') ? ` (${issue.message})` : '';
+      for (const key of issue.keys) issues.push({ path: formatPath([...path, key]), message: `unknown key${expected}` });
+    } else {
+      issues.push({ path: formatPath(path), message: issue.message });
+    }
+  }
+  return issues;
+}
+
+/** Why a file could not be read, in a few words (never its content). */
+export function readFailure(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EACCES') return 'permission denied';
+  if (code === 'EISDIR') return 'is a directory';
+  return code ?? 'unreadable';
+}

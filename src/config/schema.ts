@@ -1,0 +1,160 @@
+import { z } from 'zod';
+import { ConfigError, type ConfigIssue } from '../errors.js';
+import { scrubSecrets } from '../log.js';
+import { PROVIDER_NAMES } from '../notice.js';
+import type { AnyStepType } from '../plan/step.js';
+import { STEP_TYPES } from '../plan/steps/index.js';
+import { duration, httpUrl, positiveDuration, showValue } from './fields.js';
+import { describeIssue, zodIssues } from './issues.js';
+import { compileSteps } from './steps.js';
+import type { Config } from './types.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const PROVIDER_CHOICES = ['auto', ...PROVIDER_NAMES] as const;
+export const MAX_TOKEN_TTL_SECONDS = 21_600;
+export const MAX_HANG_TIMEOUT_SECONDS = 3_600;
+
+/**
+ * Every top-level default, in config-file form. The schema, the overridable keys and
+ * docs/config.md all follow this one object.
+ */
+export const CONFIG_DEFAULTS = {
+  provider: 'auto',
+  metadataUrl: null,
+  pollInterval: '1s',
+  requestTimeout: '2s',
+  stateDir: '/var/lib/preemptd',
+  safetyMargin: '5s',
+  minimumBudget: '10s',
+  logLevel: 'info',
+  aws: { allowImdsV1: false, tokenTtl: MAX_TOKEN_TTL_SECONDS, tokenTimeout: '2s' },
+  gcp: { hangTimeout: 60 },
+  azure: { ackWhenDone: false, firstCallTimeout: '2m' },
+  alibaba: { hardened: true, tokenTtl: MAX_TOKEN_TTL_SECONDS },
+  steps: [],
+} as const;
+
+function wholeSeconds(max: number) {
+  return z.number().int().min(1).max(max);
+}
+
+const D = CONFIG_DEFAULTS;
+
+/**
+ * The top level of a config file. `prefault` runs defaults through the schema, so they
+ * are compiled exactly like user values. Steps are only shaped here: their entries are
+ * checked against the step type registry in steps.ts.
+ */
+export const topLevelSchema = z.strictObject({
+  provider: z.enum(PROVIDER_CHOICES).prefault(D.provider),
+  metadataUrl: httpUrl().nullable().prefault(D.metadataUrl),
+  pollInterval: positiveDuration().prefault(D.pollInterval),
+  requestTimeout: positiveDuration().prefault(D.requestTimeout),
+  stateDir: z.string().min(1).prefault(D.stateDir),
+  safetyMargin: duration().prefault(D.safetyMargin),
+  minimumBudget: positiveDuration().prefault(D.minimumBudget),
+  logLevel: z.enum(LOG_LEVELS).prefault(D.logLevel),
+  aws: z
+    .strictObject({
+      allowImdsV1: z.boolean().prefault(D.aws.allowImdsV1),
+      tokenTtl: wholeSeconds(MAX_TOKEN_TTL_SECONDS).prefault(D.aws.tokenTtl),
+      tokenTimeout: positiveDuration().prefault(D.aws.tokenTimeout),
+    })
+    .prefault({}),
+  gcp: z
+    .strictObject({
+      hangTimeout: wholeSeconds(MAX_HANG_TIMEOUT_SECONDS).prefault(D.gcp.hangTimeout),
+    })
+    .prefault({}),
+  azure: z
+    .strictObject({
+      ackWhenDone: z.boolean().prefault(D.azure.ackWhenDone),
+      firstCallTimeout: positiveDuration().prefault(D.azure.firstCallTimeout),
+    })
+    .prefault({}),
+  alibaba: z
+    .strictObject({
+      hardened: z.boolean().prefault(D.alibaba.hardened),
+      tokenTtl: wholeSeconds(MAX_TOKEN_TTL_SECONDS).prefault(D.alibaba.tokenTtl),
+    })
+    .prefault({}),
+  steps: z.array(z.unknown()).prefault([]),
+});
+
+
+/** Dotted paths of every setting that is a single value (what env and flags may override). */
+export function settingPaths(): string[][] {
+  const paths: string[][] = [];
+  const walk = (node: Record<string, unknown>, prefix: string[]) => {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'steps') continue;
+      if (value !== null && typeof value === 'object') walk(value as Record<string, unknown>, [...prefix, key]);
+      else paths.push([...prefix, key]);
+    }
+  };
+  walk(CONFIG_DEFAULTS, []);
+  return paths;
+}
+
+export interface CompileOptions {
+  /** The file the config came from, named in every message. */
+  file?: string;
+  /** The step type registry; defaults to STEP_TYPES. */
+  stepTypes?: readonly AnyStepType[];
+}
+
+export const EXPECTED_TOP_LEVEL = 'expected a mapping of settings such as provider, pollInterval, stateDir and steps';
+
+export function isMapping(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** `a list`, `a mapping`, or the value itself: what a message says was found. */
+export function describeShape(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  return isMapping(value) ? 'a mapping' : showValue(value);
+}
+
+/** Validates and compiles; returns every issue rather than stopping at the first. */
+export function validateConfig(raw: unknown, stepTypes: readonly AnyStepType[] = STEP_TYPES): { config?: Omit<Config, 'file'>; issues: ConfigIssue[] } {
+  if (!isMapping(raw)) return { issues: [{ path: '', message: `got ${describeShape(raw)} at the top level: ${EXPECTED_TOP_LEVEL}` }] };
+  const parsed = topLevelSchema.safeParse(raw, { error: describeIssue });
+  const issues = parsed.success ? [] : zodIssues(parsed.error);
+  const steps = compileSteps(Array.isArray(raw.steps) ? raw.steps : [], stepTypes);
+  issues.push(...steps.issues);
+  if (!parsed.success || issues.length > 0) return { issues };
+  const top = parsed.data;
+  return {
+    issues,
+    config: {
+      provider: top.provider,
+      metadataUrl: top.metadataUrl,
+      pollIntervalMs: top.pollInterval,
+      requestTimeoutMs: top.requestTimeout,
+      stateDir: top.stateDir,
+      safetyMarginMs: top.safetyMargin,
+      minimumBudgetMs: top.minimumBudget,
+      logLevel: top.logLevel,
+      aws: { allowImdsV1: top.aws.allowImdsV1, tokenTtlSeconds: top.aws.tokenTtl, tokenTimeoutMs: top.aws.tokenTimeout },
+      gcp: { hangTimeoutSeconds: top.gcp.hangTimeout },
+      azure: { ackWhenDone: top.azure.ackWhenDone, firstCallTimeoutMs: top.azure.firstCallTimeout },
+      alibaba: { hardened: top.alibaba.hardened, tokenTtlSeconds: top.alibaba.tokenTtl },
+      steps: steps.steps,
+    },
+  };
+}
+
+/**
+ * Pure: validates an already parsed (and reference-resolved) config and compiles it.
+ * Throws ConfigError with every issue found.
+ */
+export function compileConfig(raw: unknown, options: CompileOptions = {}): Config {
+  const { config, issues } = validateConfig(raw, options.stepTypes);
+  if (!config) throw configError(options.file, issues);
+  return { file: options.file, ...config };
+}
+
+/** ConfigError whose messages cannot carry a resolved secret. */
+export function configError(file: string | undefined, issues: readonly ConfigIssue[]): ConfigError {
+  return new ConfigError(file, issues.map((issue) => ({ path: issue.path, message: scrubSecrets(issue.message) })));
+}
