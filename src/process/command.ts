@@ -27,7 +27,14 @@ export function runCommand(
     execFile(
       command,
       args,
-      { signal: options.signal, timeout: options.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 },
+      {
+        // Read at call time (PATH included) rather than whatever child_process captured.
+        env: process.env,
+        signal: options.signal,
+        timeout: options.timeoutMs,
+        killSignal: 'SIGKILL',
+        maxBuffer: 1024 * 1024,
+      },
       (error, stdout, stderr) => {
         if (!error) return resolve({ exitCode: 0, stdout, stderr });
         if (error.code === 'ENOENT') return reject(new CommandNotFound(command));
