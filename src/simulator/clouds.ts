@@ -1,4 +1,5 @@
 import type { ProviderName } from '../notice.js';
+import { SimulatedAws } from './aws.js';
 import type { SimulatedCloud } from './cloud.js';
 
 export interface SimulatedCloudOptions {
@@ -13,4 +14,6 @@ export interface SimulatedCloudOptions {
 }
 
 /** Each simulated cloud, keyed by provider name; one line per cloud. */
-export const SIMULATED_CLOUDS: Partial<Record<ProviderName, (options: SimulatedCloudOptions) => SimulatedCloud>> = {};
+export const SIMULATED_CLOUDS: Partial<Record<ProviderName, (options: SimulatedCloudOptions) => SimulatedCloud>> = {
+  aws: (options) => new SimulatedAws(options),
+};

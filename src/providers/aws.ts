@@ -1,0 +1,210 @@
+import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep } from '../backoff.js';
+import { noticeId, type InstanceFacts, type Notice, type NoticeKind } from '../notice.js';
+import { parseInstanceAction, parseMaintenance, parseRebalance } from './aws-payloads.js';
+import { ImdsSession } from './aws-imds.js';
+import { mergeLoops, type SourceLoop } from './merge-loops.js';
+import { MetadataClient } from './metadata-client.js';
+import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from './provider.js';
+import { SourceReport } from './source-report.js';
+import { silentLogger, type Logger } from '../log.js';
+
+export const AWS_METADATA_URL = 'http://169.254.169.254';
+
+/** Rebalance recommendations are advisory: every 5 s (or the poll interval if longer). */
+const REBALANCE_MIN_INTERVAL_MS = 5_000;
+/** Scheduled maintenance is announced days ahead: once a minute is plenty. */
+const MAINTENANCE_INTERVAL_MS = 60_000;
+
+const FACT_PATHS: Record<keyof InstanceFacts & string, string | undefined> = {
+  id: 'instance-id',
+  type: 'instance-type',
+  zone: 'placement/availability-zone',
+  region: 'placement/region',
+  lifecycle: 'instance-life-cycle',
+  hostname: 'local-hostname',
+  name: undefined,
+};
+
+/** What a source found in one read, before instance facts are attached. */
+type Finding =
+  | { type: 'notice'; kind: NoticeKind; identity: string; deadline: Date | null; raw: unknown }
+  | { type: 'withdrawn'; noticeId: string; reason: string };
+
+interface AwsSource {
+  path: string;
+  nextDelayMs(): number;
+  /** Turns a body (null = 404) into findings; throws MetadataError on a bad body. */
+  interpret(body: string | null): Finding[];
+}
+
+/**
+ * AWS EC2 IMDSv2: polls `spot/instance-action` every poll interval (±10 % jitter),
+ * `events/recommendations/rebalance` every max(poll interval, 5 s) and
+ * `events/maintenance/scheduled` every 60 s, each in its own loop so one never delays
+ * another. Each notice id is yielded once per process.
+ */
+export class AwsProvider implements Provider {
+  readonly name = 'aws' as const;
+  private readonly client: MetadataClient;
+  private readonly session: ImdsSession;
+  private facts: InstanceFacts | undefined;
+  private factsPending: Promise<InstanceFacts> | undefined;
+
+  private readonly hasOwnLog: boolean;
+
+  /** `log` receives token warnings; without it they go to the log of the first watch. */
+  constructor(
+    private readonly options: ProviderOptions,
+    log?: Logger,
+  ) {
+    this.client = new MetadataClient(options.baseUrl);
+    this.hasOwnLog = log !== undefined;
+    this.session = new ImdsSession({ client: this.client, log: log ?? silentLogger(), requestTimeoutMs: options.requestTimeoutMs, ...options.aws });
+  }
+
+  /** Best effort, fetched once and cached once the instance id is known; never throws. */
+  instanceFacts(signal: AbortSignal): Promise<InstanceFacts> {
+    if (this.facts) return Promise.resolve(this.facts);
+    this.factsPending ??= this.fetchFacts(signal).finally(() => (this.factsPending = undefined));
+    return this.factsPending;
+  }
+
+  private async fetchFacts(signal: AbortSignal): Promise<InstanceFacts> {
+    const facts: InstanceFacts = {};
+    await Promise.all(
+      Object.entries(FACT_PATHS).map(async ([field, path]) => {
+        if (!path) return;
+        const value = await this.session.get(path, signal).catch(() => null);
+        if (value?.trim()) facts[field as keyof InstanceFacts] = value.trim();
+      }),
+    );
+    if (facts.id) this.facts = facts;
+    return facts;
+  }
+
+  watch(context: WatchContext): AsyncIterable<ProviderEvent> {
+    return this.run(context);
+  }
+
+  private async *run(context: WatchContext): AsyncGenerator<ProviderEvent> {
+    if (!this.hasOwnLog) this.session.log = context.log;
+    const poll = this.options.pollIntervalMs;
+    const sources: AwsSource[] = [
+      instanceActionSource(() => jitteredInterval(poll)),
+      rebalanceSource(() => jitteredInterval(Math.max(poll, REBALANCE_MIN_INTERVAL_MS))),
+      maintenanceSource(() => jitteredInterval(MAINTENANCE_INTERVAL_MS)),
+    ];
+    // Fetched now so that a notice found later carries the facts without waiting for them.
+    void this.instanceFacts(context.signal);
+    try {
+      yield* mergeLoops(
+        context.signal,
+        sources.map((source) => this.pollLoop(source, context)),
+      );
+    } finally {
+      this.client.close();
+    }
+  }
+
+  private pollLoop(source: AwsSource, context: WatchContext): SourceLoop {
+    return async (emit, signal) => {
+      const report = new SourceReport(source.path, context);
+      while (!signal.aborted) {
+        const started = performance.now();
+        let delay: number;
+        try {
+          const body = await this.session.get(source.path, signal, context.onRead);
+          const findings = source.interpret(body);
+          report.ok(performance.now() - started, body === null ? 404 : 200);
+          for (const finding of findings) emit(await this.toEvent(finding, signal));
+          // The next poll is one interval after this one started, not after it finished.
+          delay = source.nextDelayMs() - (performance.now() - started);
+        } catch (error) {
+          if (signal.aborted) break;
+          delay = backoffDelay(report.fail(error, performance.now() - started), METADATA_BACKOFF);
+        }
+        await sleep(Math.max(delay, 0), signal);
+      }
+    };
+  }
+
+  private async toEvent(finding: Finding, signal: AbortSignal): Promise<ProviderEvent> {
+    if (finding.type === 'withdrawn') return finding;
+    const detectedAt = new Date();
+    const notice: Notice = {
+      id: noticeId('aws', finding.kind, finding.identity),
+      provider: 'aws',
+      kind: finding.kind,
+      deadline: finding.deadline,
+      detectedAt,
+      instance: await this.instanceFacts(signal),
+      raw: finding.raw,
+    };
+    return { type: 'notice', notice };
+  }
+}
+
+/** Remembers which identities were already yielded, so each is yielded once per process. */
+function firstTime(seen: Set<string>, identity: string): boolean {
+  if (seen.has(identity)) return false;
+  seen.add(identity);
+  return true;
+}
+
+function instanceActionSource(nextDelayMs: () => number): AwsSource {
+  const seen = new Set<string>();
+  return {
+    path: 'spot/instance-action',
+    nextDelayMs,
+    interpret(body) {
+      // 404: nothing pending. A shown notice that disappears is not a cancellation: AWS never cancels.
+      if (body === null) return [];
+      const action = parseInstanceAction(body);
+      const identity = `${action.action}\0${action.timeText}`;
+      if (!firstTime(seen, identity)) return [];
+      return [{ type: 'notice', kind: action.action, identity, deadline: action.time, raw: action.raw }];
+    },
+  };
+}
+
+function rebalanceSource(nextDelayMs: () => number): AwsSource {
+  const seen = new Set<string>();
+  return {
+    path: 'events/recommendations/rebalance',
+    nextDelayMs,
+    interpret(body) {
+      if (body === null) return [];
+      const recommendation = parseRebalance(body);
+      if (!firstTime(seen, recommendation.noticeTimeText)) return [];
+      return [{ type: 'notice', kind: 'rebalance', identity: recommendation.noticeTimeText, deadline: null, raw: recommendation.raw }];
+    },
+  };
+}
+
+function maintenanceSource(nextDelayMs: () => number): AwsSource {
+  /** EventId → notice id of events yielded and not yet withdrawn. */
+  const shown = new Map<string, string>();
+  const done = new Set<string>();
+  return {
+    path: 'events/maintenance/scheduled',
+    nextDelayMs,
+    interpret(body) {
+      if (body === null) return [];
+      const findings: Finding[] = [];
+      for (const event of parseMaintenance(body)) {
+        if (done.has(event.eventId)) continue;
+        const id = shown.get(event.eventId);
+        if (event.ended) {
+          if (id === undefined) continue;
+          shown.delete(event.eventId);
+          done.add(event.eventId);
+          findings.push({ type: 'withdrawn', noticeId: id, reason: `AWS maintenance event ${event.eventId} (${event.code}) is ${event.state}` });
+        } else if (id === undefined) {
+          shown.set(event.eventId, noticeId('aws', 'maintenance', event.eventId));
+          findings.push({ type: 'notice', kind: 'maintenance', identity: event.eventId, deadline: event.notBefore, raw: event.raw });
+        }
+      }
+      return findings;
+    },
+  };
+}

@@ -1,0 +1,31 @@
+import { PreemptdError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ProviderName } from '../notice.js';
+import { AWS_METADATA_URL, AwsProvider } from './aws.js';
+import type { Provider, ProviderOptions } from './provider.js';
+
+interface ProviderEntry {
+  /** The metadata service address used when config sets no `metadataUrl`. */
+  defaultUrl: string;
+  create(options: ProviderOptions, log?: Logger): Provider;
+}
+
+/** Every provider, keyed by name; one line per cloud. */
+export const PROVIDERS: Partial<Record<ProviderName, ProviderEntry>> = {
+  aws: { defaultUrl: AWS_METADATA_URL, create: (options, log) => new AwsProvider(options, log) },
+};
+
+/** `log` receives provider warnings (token trouble); without it they go to the watch's log. */
+export function createProvider(name: ProviderName, options: ProviderOptions, log?: Logger): Provider {
+  return providerEntry(name).create(options, log);
+}
+
+export function defaultMetadataUrl(name: ProviderName): string {
+  return providerEntry(name).defaultUrl;
+}
+
+function providerEntry(name: ProviderName): ProviderEntry {
+  const entry = PROVIDERS[name];
+  if (!entry) throw new PreemptdError('ERR_USAGE', `no ${name} provider; expected one of ${Object.keys(PROVIDERS).join(', ')}`);
+  return entry;
+}
