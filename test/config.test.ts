@@ -138,7 +138,7 @@ describe('defaults and compilation', () => {
 describe('top-level settings', () => {
   test('an unknown top-level key is rejected with its name and the known keys', async () => {
     const error = await failure(load('provider: aws\npolInterval: 2s\n'));
-    expect(issueAt(error, 'polInterval')).toMatch(/^unknown key \(expected one of provider, metadataUrl, pollInterval/);
+    expect(issueAt(error, 'polInterval')).toMatch(/^unknown key; did you mean pollInterval\? \(expected one of provider, metadataUrl, pollInterval/);
   });
 
   test('an unknown key inside a section is rejected with its path', async () => {
@@ -222,7 +222,7 @@ describe('file problems', () => {
 describe('steps', () => {
   test('an unknown step type is named and the known types are listed', async () => {
     const error = await failure(load('steps:\n  - name: a\n    webhok: { url: "http://127.0.0.1/x" }\n'));
-    expect(issueAt(error, 'steps[0].webhok')).toBe('unknown key: expected a step type (notify, poke) or one of name, after, on, timeout');
+    expect(issueAt(error, 'steps[0].webhok')).toBe('unknown key (expected a step type (notify, poke) or one of name, after, on, timeout)');
     expect(error.issues).toHaveLength(1);
   });
 
@@ -294,6 +294,11 @@ describe('steps', () => {
     expect(issueAt(error, 'steps[0].notify.retry')).toBe('unknown key (expected one of url, wait)');
   });
 
+  test('a near-miss key gets a suggestion', async () => {
+    const error = await failure(load('steps:\n  - { name: a, pokee: {} }\n'));
+    expect(issueAt(error, 'steps[0].pokee')).toBe('unknown key; did you mean poke? (expected a step type (notify, poke) or one of name, after, on, timeout)');
+  });
+
   test('a step entry that is not a mapping is rejected', async () => {
     const error = await failure(load('steps:\n  - tell-ops\n'));
     expect(issueAt(error, 'steps[0]')).toBe('got "tell-ops": expected a mapping with a name and one step type (notify, poke)');
@@ -301,6 +306,7 @@ describe('steps', () => {
 });
 
 const realSignal = STEP_TYPES.find((stepType) => stepType.type === 'signal');
+const realWebhook = STEP_TYPES.find((stepType) => stepType.type === 'webhook');
 (realSignal ? describe : describe.skip)('with the real step registry', () => {
   test('the real signal step rejects an unknown signal name under its path', async () => {
     const file = writeConfig('steps:\n  - name: stop\n    signal: { pidfile: /run/x.pid, signal: SIGFOO }\n');
@@ -318,6 +324,20 @@ const realSignal = STEP_TYPES.find((stepType) => stepType.type === 'signal');
     const file = writeConfig('steps:\n  - name: x\n    slack: {}\n');
     const error = await failure(loadConfig({ file, env: {} }));
     expect(issueAt(error, 'steps[0].slack')).toContain(STEP_TYPES.map((stepType) => stepType.type).join(', '));
+  });
+});
+
+(realWebhook ? describe : describe.skip)('with the real webhook step', () => {
+  test('a misspelt webhook key is matched to the real type', async () => {
+    const file = writeConfig('steps:\n  - name: tell\n    webhok: { url: "http://127.0.0.1:9/hook" }\n');
+    const error = await failure(loadConfig({ file, env: {} }));
+    expect(issueAt(error, 'steps[0].webhok')).toMatch(/^unknown key; did you mean webhook\?/);
+  });
+
+  test('a non-http webhook URL is rejected under its path', async () => {
+    const file = writeConfig('steps:\n  - name: tell\n    webhook: { url: "ftp://127.0.0.1/hook" }\n');
+    const error = await failure(loadConfig({ file, env: {} }));
+    expect(issueAt(error, 'steps[0].webhook.url')).toBe('got scheme "ftp:": expected an http:// or https:// URL');
   });
 });
 

@@ -43,6 +43,34 @@ function bound(issue: RawIssue & { minimum?: unknown; maximum?: unknown; inclusi
   return issue.inclusive === false ? `expected less than ${String(limit)}${what}` : `expected at most ${String(limit)}${what}`;
 }
 
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** The known key a typo most likely meant, if one is close enough. */
+function closest(key: string, known: readonly string[]): string | undefined {
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (distance <= 2 && (!best || distance < best.distance)) best = { key: candidate, distance };
+  }
+  return best?.key;
+}
+
+/** `unknown key; did you mean webhook? (expected ...)`; the hint only when `key` is a near miss. */
+export function unknownKeyMessage(key: string | undefined, known: readonly string[], expected: string): string {
+  const suggestion = key === undefined ? undefined : closest(key, known);
+  return `unknown key${suggestion ? `; did you mean ${suggestion}?` : ''} (${expected})`;
+}
+
 /**
  * Per-parse zod error map: every built-in issue says what it got and what was expected.
  * Schemas that carry their own message (fields.ts helpers, step types) keep it.
@@ -63,7 +91,9 @@ export function describeIssue(issue: RawIssue): string | undefined {
       return `${got}: expected ${issue.format === 'regex' ? 'a value matching ' + String(issue.pattern) : `a valid ${issue.format}`}`;
     case 'unrecognized_keys': {
       const shape = (issue.inst as { _zod?: { def?: { shape?: Record<string, unknown> } } } | undefined)?._zod?.def?.shape;
-      return shape ? `expected one of ${Object.keys(shape).join(', ')}` : undefined;
+      if (!shape) return 'unknown key';
+      const known = Object.keys(shape);
+      return unknownKeyMessage(issue.keys.length === 1 ? issue.keys[0]! : undefined, known, `expected one of ${known.join(', ')}`);
     }
     case 'invalid_union':
       return `${got}: does not match any accepted form`;
@@ -78,8 +108,7 @@ export function zodIssues(error: z.ZodError, prefix: IssuePath = []): ConfigIssu
   for (const issue of error.issues) {
     const path = [...prefix, ...issue.path];
     if (issue.code === 'unrecognized_keys') {
-      const expected = issue.message.startsWith('expected') ? ` (${issue.message})` : '';
-      for (const key of issue.keys) issues.push({ path: formatPath([...path, key]), message: `unknown key${expected}` });
+      for (const key of issue.keys) issues.push({ path: formatPath([...path, key]), message: issue.message });
     } else {
       issues.push({ path: formatPath(path), message: issue.message });
     }

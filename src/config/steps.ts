@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ConfigIssue } from '../errors.js';
 import type { AnyStepType } from '../plan/step.js';
 import { noticeKind, positiveDuration, showValue } from './fields.js';
-import { describeIssue, formatPath, zodIssues } from './issues.js';
+import { describeIssue, formatPath, unknownKeyMessage, zodIssues } from './issues.js';
 import type { StepConfig } from './types.js';
 
 export const STEP_DEFAULTS = { timeout: '60s' } as const;
@@ -53,9 +53,10 @@ function compileStep(
     else if (stepTypes.some((stepType) => stepType.type === key)) typeKeys.push(key);
     else {
       unknownKeys += 1;
+      const known = [...stepTypes.map((stepType) => stepType.type), ...COMMON_KEYS];
       issues.push({
         path: formatPath([...path, key]),
-        message: `unknown key: expected a step type (${typeList(stepTypes)}) or one of ${COMMON_KEYS.join(', ')}`,
+        message: unknownKeyMessage(key, known, `expected a step type (${typeList(stepTypes)}) or one of ${COMMON_KEYS.join(', ')}`),
       });
     }
   }
