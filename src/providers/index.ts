@@ -2,6 +2,7 @@ import { PreemptdError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProviderName } from '../notice.js';
 import { AWS_METADATA_URL, AwsProvider } from './aws.js';
+import { GCP_METADATA_URL, GcpProvider } from './gcp.js';
 import type { Provider, ProviderOptions } from './provider.js';
 
 interface ProviderEntry {
@@ -13,6 +14,7 @@ interface ProviderEntry {
 /** Every provider, keyed by name; one line per cloud. */
 export const PROVIDERS: Partial<Record<ProviderName, ProviderEntry>> = {
   aws: { defaultUrl: AWS_METADATA_URL, create: (options, log) => new AwsProvider(options, log) },
+  gcp: { defaultUrl: GCP_METADATA_URL, create: (options) => new GcpProvider(options) },
 };
 
 /** `log` receives provider warnings (token trouble); without it they go to the watch's log. */

@@ -1,6 +1,7 @@
 import type { ProviderName } from '../notice.js';
 import { SimulatedAws } from './aws.js';
 import type { SimulatedCloud } from './cloud.js';
+import { SimulatedGcp } from './gcp.js';
 
 export interface SimulatedCloudOptions {
   instanceId?: string;
@@ -16,4 +17,5 @@ export interface SimulatedCloudOptions {
 /** Each simulated cloud, keyed by provider name; one line per cloud. */
 export const SIMULATED_CLOUDS: Partial<Record<ProviderName, (options: SimulatedCloudOptions) => SimulatedCloud>> = {
   aws: (options) => new SimulatedAws(options),
+  gcp: (options) => new SimulatedGcp(options),
 };

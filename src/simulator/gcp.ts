@@ -1,0 +1,164 @@
+import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PreemptdError } from '../errors.js';
+import type { SimulatedCloud, TriggerSpec } from './cloud.js';
+import type { SimulatedCloudOptions } from './clouds.js';
+
+const BASE_PATH = '/computeMetadata/v1/';
+/** The real server caps how long a hanging GET may wait. */
+const MAX_HANG_SECONDS = 3600;
+const MAINTENANCE_VALUES: Record<string, string> = {
+  migrate: 'MIGRATE_ON_HOST_MAINTENANCE',
+  terminate: 'TERMINATE_ON_HOST_MAINTENANCE',
+};
+
+const MISSING_FLAVOR_BODY = [
+  'Your client does not have permission to get URL /computeMetadata/v1/ from this server.',
+  'Missing Metadata-Flavor:Google header.',
+  '',
+].join(' ');
+
+interface Waiter {
+  response: ServerResponse;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * The GCE metadata server: the flavor header is required both ways, every value has an
+ * ETag, and hanging GETs (`wait_for_change`, `last_etag`, `timeout_sec`) are answered the
+ * moment the value changes.
+ */
+export class SimulatedGcp implements SimulatedCloud {
+  readonly provider = 'gcp' as const;
+  private readonly values = new Map<string, { value: string; etag: string }>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private version = 0;
+
+  constructor(options: SimulatedCloudOptions) {
+    const initial: Record<string, string> = {
+      'instance/id': options.instanceId ?? '4520031799277581759',
+      'instance/name': options.instanceName ?? 'trainer-spot-1',
+      'instance/hostname': `${options.instanceName ?? 'trainer-spot-1'}.us-central1-a.c.demo-project.internal`,
+      'instance/zone': 'projects/123456789012/zones/us-central1-a',
+      'instance/machine-type': 'projects/123456789012/machineTypes/g2-standard-4',
+      'instance/scheduling/preemptible': 'TRUE',
+      'instance/scheduling/provisioning-model': 'SPOT',
+      'instance/preempted': 'FALSE',
+      'instance/maintenance-event': 'NONE',
+      'project/project-id': 'demo-project',
+      'project/numeric-project-id': '123456789012',
+    };
+    for (const [key, value] of Object.entries(initial)) this.set(key, value);
+  }
+
+  /** Sets a value with a fresh ETag and answers everyone waiting for it to change. */
+  private set(key: string, value: string): void {
+    this.version += 1;
+    const etag = createHash('sha256').update(`${key}\0${value}\0${this.version}`).digest('hex').slice(0, 16);
+    this.values.set(key, { value, etag });
+    const waiting = this.waiters.get(key);
+    if (!waiting) return;
+    this.waiters.delete(key);
+    for (const waiter of waiting) this.answer(waiter, key);
+  }
+
+  handle(request: IncomingMessage, response: ServerResponse): void {
+    const url = new URL(request.url ?? '/', 'http://metadata.google.internal');
+    response.setHeader('Metadata-Flavor', 'Google');
+    response.setHeader('Server', 'Metadata Server for VM');
+    if (request.headers['metadata-flavor'] !== 'Google' || request.headers['x-forwarded-for'] !== undefined) {
+      this.send(response, 403, MISSING_FLAVOR_BODY);
+      return;
+    }
+    if (request.method !== 'GET') {
+      this.send(response, 405, 'Method Not Allowed\n');
+      return;
+    }
+    if (!url.pathname.startsWith(BASE_PATH)) {
+      this.send(response, url.pathname === '/' ? 200 : 404, url.pathname === '/' ? 'computeMetadata/\n' : 'Not Found\n');
+      return;
+    }
+    const key = url.pathname.slice(BASE_PATH.length);
+    const current = this.values.get(key);
+    if (!current) {
+      this.send(response, 404, 'Not Found\n');
+      return;
+    }
+    if (url.searchParams.get('wait_for_change') !== 'true') {
+      this.sendValue(response, key);
+      return;
+    }
+    const timeoutText = url.searchParams.get('timeout_sec');
+    const timeoutSeconds = timeoutText === null ? MAX_HANG_SECONDS : Number(timeoutText);
+    if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) {
+      this.send(response, 400, `Bad Request: timeout_sec must be a positive integer, got ${timeoutText}\n`);
+      return;
+    }
+    const lastEtag = url.searchParams.get('last_etag');
+    // A client whose last ETag is stale gets the current value at once.
+    if (lastEtag !== null && lastEtag !== current.etag) {
+      this.sendValue(response, key);
+      return;
+    }
+    this.wait(key, response, Math.min(timeoutSeconds, MAX_HANG_SECONDS));
+  }
+
+  private wait(key: string, response: ServerResponse, timeoutSeconds: number): void {
+    const waiter: Waiter = {
+      response,
+      timer: setTimeout(() => {
+        this.waiters.get(key)?.delete(waiter);
+        this.sendValue(response, key);
+      }, timeoutSeconds * 1000),
+    };
+    let waiting = this.waiters.get(key);
+    if (!waiting) this.waiters.set(key, (waiting = new Set()));
+    waiting.add(waiter);
+    response.on('close', () => {
+      clearTimeout(waiter.timer);
+      this.waiters.get(key)?.delete(waiter);
+    });
+  }
+
+  private answer(waiter: Waiter, key: string): void {
+    clearTimeout(waiter.timer);
+    this.sendValue(waiter.response, key);
+  }
+
+  private sendValue(response: ServerResponse, key: string): void {
+    const current = this.values.get(key)!;
+    response.setHeader('ETag', current.etag);
+    this.send(response, 200, current.value);
+  }
+
+  private send(response: ServerResponse, status: number, body: string): void {
+    if (response.writableEnded || response.destroyed) return;
+    response.writeHead(status, { 'Content-Type': 'application/text', 'Content-Length': Buffer.byteLength(body) });
+    response.end(body);
+  }
+
+  trigger(spec: TriggerSpec): void {
+    if (spec.kind === 'preempt') {
+      this.set('instance/preempted', 'TRUE');
+    } else if (spec.kind === 'maintenance') {
+      const action = spec.action ?? 'MIGRATE_ON_HOST_MAINTENANCE';
+      const value = MAINTENANCE_VALUES[action.toLowerCase()] ?? action;
+      if (!/^[A-Z_]+_ON_HOST_MAINTENANCE$/.test(value)) {
+        throw new PreemptdError('ERR_USAGE', `GCE maintenance action ${JSON.stringify(action)} is not migrate, terminate or a value such as MIGRATE_ON_HOST_MAINTENANCE`);
+      }
+      this.set('instance/maintenance-event', value);
+    } else {
+      throw new PreemptdError('ERR_USAGE', `the GCP simulator cannot show a ${spec.kind} notice; expected preempt or maintenance`);
+    }
+  }
+
+  clear(): void {
+    if (this.values.get('instance/preempted')?.value !== 'FALSE') this.set('instance/preempted', 'FALSE');
+    if (this.values.get('instance/maintenance-event')?.value !== 'NONE') this.set('instance/maintenance-event', 'NONE');
+  }
+
+  close(): void {
+    for (const [key, waiting] of this.waiters) for (const waiter of waiting) this.answer(waiter, key);
+    this.waiters.clear();
+  }
+}
