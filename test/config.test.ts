@@ -289,6 +289,12 @@ describe('steps', () => {
     expect(issueAt(error, 'steps[0].notify.url')).toBe('got scheme "ftp:": expected an http:// or https:// URL');
   });
 
+  test('a bad credential-like value (a URL) is not repeated in its message', async () => {
+    const error = await failure(load('steps:\n  - { name: a, notify: { url: "hooks.example.com/services/T0/B0/sEcReTpArT" } }\n'));
+    expect(issueAt(error, 'steps[0].notify.url')).toBe('got (value hidden): expected an absolute http:// or https:// URL');
+    expect(error.message).not.toContain('sEcReTpArT');
+  });
+
   test('an unknown key inside step options is rejected with its path', async () => {
     const error = await failure(load('steps:\n  - { name: a, notify: { url: "http://127.0.0.1/x", retry: 3 } }\n'));
     expect(issueAt(error, 'steps[0].notify.retry')).toBe('unknown key (expected one of url, wait)');

@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import type { ConfigIssue } from '../errors.js';
+import { REDACT_PATHS } from '../log.js';
 import { showValue } from './fields.js';
 
 export type IssuePath = readonly PropertyKey[];
@@ -102,15 +103,39 @@ export function describeIssue(issue: RawIssue): string | undefined {
   }
 }
 
-/** Turns zod issues into config issues under `prefix`; unknown keys become one issue each. */
-export function zodIssues(error: z.ZodError, prefix: IssuePath = []): ConfigIssue[] {
+/** Last keys of REDACT_PATHS (`url`, `token`, `authorization`...): values that are credentials by nature. */
+const SECRET_KEYS = new Set(REDACT_PATHS.map((path) => /([A-Za-z0-9_-]+)"?\]?$/.exec(path)?.[1]?.toLowerCase()));
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let node = input;
+  for (const key of path) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = (node as Record<PropertyKey, unknown>)[key];
+  }
+  return node;
+}
+
+/** A bad webhook URL or token is still a credential: its message must not repeat it. */
+function withoutCredential(message: string, path: readonly PropertyKey[], input: unknown): string {
+  const key = path.at(-1);
+  if (typeof key !== 'string' || !SECRET_KEYS.has(key.toLowerCase())) return message;
+  const value = valueAt(input, path);
+  if (typeof value !== 'string' || value.length === 0) return message;
+  return message.split(showValue(value)).join('(value hidden)');
+}
+
+/**
+ * Turns zod issues into config issues under `prefix`; unknown keys become one issue each.
+ * `input` is what was parsed, so credentials in it can be kept out of the messages.
+ */
+export function zodIssues(error: z.ZodError, prefix: IssuePath = [], input?: unknown): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   for (const issue of error.issues) {
     const path = [...prefix, ...issue.path];
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) issues.push({ path: formatPath([...path, key]), message: issue.message });
     } else {
-      issues.push({ path: formatPath(path), message: issue.message });
+      issues.push({ path: formatPath(path), message: withoutCredential(issue.message, issue.path, input) });
     }
   }
   return issues;

@@ -119,7 +119,7 @@ export function describeShape(value: unknown): string {
 export function validateConfig(raw: unknown, stepTypes: readonly AnyStepType[] = STEP_TYPES): { config?: Omit<Config, 'file'>; issues: ConfigIssue[] } {
   if (!isMapping(raw)) return { issues: [{ path: '', message: `got ${describeShape(raw)} at the top level: ${EXPECTED_TOP_LEVEL}` }] };
   const parsed = topLevelSchema.safeParse(raw, { error: describeIssue });
-  const issues = parsed.success ? [] : zodIssues(parsed.error);
+  const issues = parsed.success ? [] : zodIssues(parsed.error, [], raw);
   const steps = compileSteps(Array.isArray(raw.steps) ? raw.steps : [], stepTypes);
   issues.push(...steps.issues);
   if (!parsed.success || issues.length > 0) return { issues };

@@ -62,7 +62,7 @@ function compileStep(
   }
   const before = issues.length;
   const parsed = commonSchema.safeParse(common, { error: describeIssue });
-  if (!parsed.success) issues.push(...zodIssues(parsed.error, path));
+  if (!parsed.success) issues.push(...zodIssues(parsed.error, path, common));
 
   if (typeKeys.length > 1) {
     issues.push({ path: at, message: `got ${typeKeys.join(' and ')}: a step has exactly one type; split it into ${typeKeys.length} steps` });
@@ -75,7 +75,7 @@ function compileStep(
   if (stepType) {
     const result = stepType.schema.safeParse(entry[stepType.type], { error: describeIssue });
     if (result.success) options = result.data;
-    else issues.push(...zodIssues(result.error, [...path, stepType.type]));
+    else issues.push(...zodIssues(result.error, [...path, stepType.type], entry[stepType.type]));
   }
   if (!parsed.success || !stepType || issues.length > before || unknownKeys > 0) return undefined;
   return {
