@@ -72,6 +72,22 @@ export function validateTemplate(source: string): string | undefined {
     templates.parse(source);
     return undefined;
   } catch (error) {
-    return errorMessage(error).split('\n')[0];
+    return describeParseError(errorMessage(error));
   }
+}
+
+/**
+ * Handlebars reports `Parse error on line N:`, the line, a `---^` pointer and a long list
+ * of expected tokens; this keeps the line number, the text before the pointer and what
+ * was found, on one line.
+ */
+function describeParseError(message: string): string {
+  const [where = message, excerpt = '', pointer = '', expecting = ''] = message.split('\n');
+  const found = /got '([^']+)'$/.exec(expecting)?.[1];
+  if (found === undefined) return message.replace(/\s*\n\s*/g, ' ');
+  const column = pointer.length - 1;
+  // The pointer marks where the bad token starts; show a little of what led up to it and the token.
+  const near = excerpt.slice(Math.max(0, column - 24), column + 3);
+  const what = found === 'EOF' ? 'the template ends too early (an unclosed {{#block}}?)' : `unexpected ${found}`;
+  return `${where.replace(/:$/, '')} near \`${near}\`: ${what}`;
 }

@@ -30,6 +30,8 @@ export function isRetryable(outcome: AttemptOutcome): boolean {
   return outcome.status === undefined || outcome.status === 429 || outcome.status >= 500;
 }
 
+const HTTP_DATE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
 /**
  * Retry-After as a delay in ms: delta seconds (`120`) or an HTTP date. Undefined when
  * absent or unreadable; a date in the past means 0.
@@ -38,8 +40,9 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
   if (value === undefined) return undefined;
   const text = value.trim();
   if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+  // Only the IMF-fixdate form (`Wed, 21 Oct 2015 07:28:00 GMT`): Date.parse alone reads `-5` as a year.
+  if (!HTTP_DATE.test(text)) return undefined;
+  return Math.max(0, Date.parse(text) - now);
 }
 
 /**
