@@ -71,3 +71,15 @@ export function signalName() {
 export function noticeKind() {
   return z.enum(NOTICE_KINDS, { error: (issue) => `got ${showValue(issue.input)}: expected one of ${NOTICE_KINDS.join(', ')}` });
 }
+
+/** A regular expression (JavaScript syntax), compiled. */
+export function regex() {
+  return z.string().transform((value, ctx) => {
+    try {
+      return new RegExp(value);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `got ${showValue(value)}: not a valid regular expression (${(error as Error).message})` });
+      return z.NEVER;
+    }
+  });
+}

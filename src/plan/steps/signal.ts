@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, showValue, signalName } from '../../config/fields.js';
+import { duration, regex, showValue, signalName } from '../../config/fields.js';
 import { formatDuration } from '../../duration.js';
 import { errorMessage } from '../../errors.js';
 import { stopUnit, unitSignaller } from '../../process/systemd.js';
@@ -48,22 +48,13 @@ const pid = z.union([z.number(), z.string()]).transform((value, ctx) => {
   return number;
 });
 
-const pattern = z.string().transform((value, ctx) => {
-  try {
-    return new RegExp(value);
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: `got ${showValue(value)}: not a valid regular expression (${(error as Error).message})` });
-    return z.NEVER;
-  }
-});
-
 const nonEmpty = (what: string) => z.string().trim().min(1, `expected ${what}`);
 
 export const signalSchema = z
   .strictObject({
     pid: pid.optional(),
     pidfile: nonEmpty('the path of a pidfile').optional(),
-    match: pattern.optional(),
+    match: regex().optional(),
     unit: nonEmpty('a systemd unit name').optional(),
     action: z.enum(['kill', 'stop'], { message: 'expected kill or stop' }).optional(),
     cgroup: nonEmpty('a cgroup path').optional(),
