@@ -1,10 +1,12 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { z } from 'zod';
 import { duration, httpUrl, signalName } from '../src/config/fields.js';
 import { compileConfig, loadConfig, overridesFromEnv, overridesFromFlags, parseConfigText, type LoadOptions } from '../src/config/load.js';
+import { envName } from '../src/config/overrides.js';
+import { settingPaths } from '../src/config/schema.js';
 import { ConfigError } from '../src/errors.js';
 import { createLogger } from '../src/log.js';
 import type { AnyStepType } from '../src/plan/step.js';
@@ -70,6 +72,8 @@ describe('defaults and compilation', () => {
       logLevel: 'info',
       aws: { allowImdsV1: false, tokenTtlSeconds: 21600, tokenTimeoutMs: 2000 },
       gcp: { hangTimeoutSeconds: 60 },
+      azure: { ackWhenDone: false, firstCallTimeoutMs: 120_000 },
+      alibaba: { hardened: true, tokenTtlSeconds: 21600 },
     });
     expect(config.steps).toEqual([
       { name: 'tell', type: 'notify', options: { url: 'http://127.0.0.1:9/hook', wait: 1000 }, after: [], on: null, timeoutMs: 60_000 },
@@ -171,6 +175,11 @@ describe('top-level settings', () => {
     const error = await failure(load('aws: { tokenTtl: 21601 }\ngcp: { hangTimeout: 1.5 }\n'));
     expect(issueAt(error, 'aws.tokenTtl')).toBe('got 21601: expected at most 21600');
     expect(issueAt(error, 'gcp.hangTimeout')).toBe('got 1.5: expected a whole number');
+  });
+
+  test('an empty stateDir is rejected', async () => {
+    const error = await failure(load('stateDir: ""\n'));
+    expect(issueAt(error, 'stateDir')).toBe('got "": expected a non-empty string');
   });
 
   test('a bad enum value lists the accepted values', async () => {
@@ -403,6 +412,15 @@ describe('references', () => {
     const error = await failure(load('pollInterval: "${env:TOKEN}"\n', { env: { TOKEN: secret } }));
     expect(error.message).not.toContain(secret);
     expect(issueAt(error, 'pollInterval')).toContain('[REDACTED]');
+  });
+});
+
+describe('docs/config.md', () => {
+  test('documents every setting and its environment variable', () => {
+    const docs = readFileSync(new URL('../docs/config.md', import.meta.url), 'utf8');
+    for (const path of settingPaths()) expect(docs).toContain(`| \`${path.join('.')}\` |`);
+    for (const name of ['PREEMPTD_POLL_INTERVAL', 'PREEMPTD_AWS__ALLOW_IMDS_V1']) expect(docs).toContain(name);
+    expect(envName(['aws', 'allowImdsV1'])).toBe('PREEMPTD_AWS__ALLOW_IMDS_V1');
   });
 });
 

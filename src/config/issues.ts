@@ -39,6 +39,7 @@ function bound(issue: RawIssue & { minimum?: unknown; maximum?: unknown; inclusi
   const what = countable ? ' entries' : issue.origin === 'string' ? ' characters' : '';
   if (issue.code === 'too_small') {
     if (countable && limit === 1) return 'expected at least one entry';
+    if (issue.origin === 'string' && limit === 1) return 'expected a non-empty string';
     return issue.inclusive === false ? `expected more than ${String(limit)}${what}` : `expected at least ${String(limit)}${what}`;
   }
   return issue.inclusive === false ? `expected less than ${String(limit)}${what}` : `expected at most ${String(limit)}${what}`;

@@ -36,7 +36,7 @@ export function envName(path: readonly string[]): string {
 const SETTING_BY_ENV = new Map(SETTINGS.map((path) => [envName(path), path]));
 
 /** Values are YAML scalars (`true`, `21600`, `2s`, `null`); anything else stays the text given. */
-export function parseScalar(text: string): unknown {
+function parseScalar(text: string): unknown {
   try {
     const value: unknown = YAML.parse(text);
     return value !== null && typeof value === 'object' ? text : value;
