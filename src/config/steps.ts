@@ -41,6 +41,7 @@ function compileStep(
 ): StepConfig | undefined {
   const path = ['steps', index];
   const at = formatPath(path);
+  const issuesBefore = issues.length;
   if (!isMapping(entry)) {
     issues.push({ path: at, message: `got ${showValue(entry)}: expected a mapping with a name and one step type (${typeList(stepTypes)})` });
     return undefined;
@@ -60,7 +61,6 @@ function compileStep(
       });
     }
   }
-  const before = issues.length;
   const parsed = commonSchema.safeParse(common, { error: describeIssue });
   if (!parsed.success) issues.push(...zodIssues(parsed.error, path, common));
 
@@ -77,7 +77,7 @@ function compileStep(
     if (result.success) options = result.data;
     else issues.push(...zodIssues(result.error, [...path, stepType.type], entry[stepType.type]));
   }
-  if (!parsed.success || !stepType || issues.length > before || unknownKeys > 0) return undefined;
+  if (!parsed.success || !stepType || issues.length > issuesBefore) return undefined;
   return {
     name: parsed.data.name,
     type: stepType.type,
