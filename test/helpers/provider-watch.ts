@@ -1,0 +1,66 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import type { MetadataRead, Provider, ProviderEvent, ProviderOptions, WatchContext } from '../../src/providers/provider.js';
+
+/** Provider options for tests: a short poll so tests run fast, everything else ordinary. */
+export function testProviderOptions(baseUrl: string, overrides: Partial<ProviderOptions> = {}): ProviderOptions {
+  return {
+    baseUrl,
+    pollIntervalMs: 20,
+    requestTimeoutMs: 1000,
+    aws: { allowImdsV1: false, tokenTtlSeconds: 21600, tokenTimeoutMs: 1000 },
+    gcp: { hangTimeoutSeconds: 5 },
+    ...overrides,
+  };
+}
+
+export interface WatchRecorder {
+  context: WatchContext;
+  reads: MetadataRead[];
+  /** Every log line, parsed. */
+  logs: Array<Record<string, unknown>>;
+  abort(): void;
+}
+
+export function watchRecorder(): WatchRecorder {
+  const controller = new AbortController();
+  const reads: MetadataRead[] = [];
+  const logs: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return {
+    context: { signal: controller.signal, log: pino({ level: 'debug' }, sink), onRead: (read) => reads.push(read) },
+    reads,
+    logs,
+    abort: () => controller.abort(),
+  };
+}
+
+/**
+ * Watches until `count` events arrive, then stops the provider. Fails the test after
+ * `limitMs` instead of hanging when the events never come.
+ */
+export async function collectEvents(provider: Provider, recorder: WatchRecorder, count: number, limitMs = 10_000): Promise<ProviderEvent[]> {
+  const events: ProviderEvent[] = [];
+  const timer = setTimeout(() => recorder.abort(), limitMs);
+  try {
+    for await (const event of provider.watch(recorder.context)) {
+      events.push(event);
+      if (events.length === count) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    recorder.abort();
+  }
+  if (events.length < count) throw new Error(`expected ${count} provider events within ${limitMs} ms, got ${events.length}: ${JSON.stringify(events)}`);
+  return events;
+}
+
+export function noticeOf(event: ProviderEvent | undefined) {
+  if (event?.type !== 'notice') throw new Error(`expected a notice event, got ${JSON.stringify(event)}`);
+  return event.notice;
+}
