@@ -1,3 +1,5 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { z } from 'zod';
 import type { StepConfig } from '../src/config/types.js';
 import type { PreemptdEvent, StepSummary } from '../src/event.js';
@@ -272,6 +274,20 @@ describe('executePlan', () => {
     expect(started.sort()).toEqual(['a', 'b']);
     expect(finished.sort()).toEqual(['a:ok', 'b:failed']);
     expect(byName.get('a')!.status).toBe('ok');
+  });
+
+  test('does not wait for a callback promise and logs its rejection instead of failing the plan', async () => {
+    const logged: string[] = [];
+    const log = pino({ level: 'error' }, new Writable({ write: (chunk, _encoding, done) => (logged.push(String(chunk)), done()) }));
+    const { byName } = await run([step('a'), step('b', {}, { after: ['a'] })], {
+      deps: {
+        log,
+        onStepFinished: (summary) => (summary.name === 'a' ? new Promise(() => undefined) : Promise.reject(new Error('disk full'))),
+      },
+    });
+    expect(byName.get('b')!.status).toBe('ok');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(logged.join('')).toContain('disk full');
   });
 
   test('reports the timing of the plan', async () => {

@@ -11,6 +11,10 @@ export interface ExecuteDeps {
   host: HostFacts;
   /** Steps already finished before a restart (from the journal): reported, not run again. */
   finished?: ReadonlyMap<string, StepSummary>;
+  /**
+   * Cross-cutting effects (journal, metrics, status lines). They may return a promise: it is
+   * not awaited (a slow disk must not hold the plan past its deadline) and a failure is logged.
+   */
   onStepStarted?(name: string): void;
   onStepFinished?(summary: StepSummary): void;
   onStepProgress?(name: string, detail: Record<string, unknown>): void;
@@ -197,11 +201,13 @@ function mergeDetail(a: StepDetail | undefined, b: StepDetail | undefined): Step
   return a === undefined && b === undefined ? undefined : { ...a, ...b };
 }
 
-/** Callbacks (journal, metrics, status) must never break the plan. */
-function callSafely(log: Logger, callback: () => void): void {
+/** Callbacks (journal, metrics, status) must never break or hold up the plan. */
+function callSafely(log: Logger, callback: () => unknown): void {
+  const report = (error: unknown) => log.error({ err: errorMessage(error) }, 'plan callback failed');
   try {
-    callback();
+    const result = callback();
+    if (result instanceof Promise) result.catch(report);
   } catch (error) {
-    log.error({ err: errorMessage(error) }, 'plan callback failed');
+    report(error);
   }
 }
