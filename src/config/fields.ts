@@ -83,3 +83,19 @@ export function regex() {
     }
   });
 }
+
+/** A listen address `host:port` (`127.0.0.1:9464`, `[::1]:9464`, `0.0.0.0:9464`), compiled to its parts. */
+export function listenAddress() {
+  return z.string().transform((value, ctx) => {
+    const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim());
+    const port = match ? Number(match[3]) : NaN;
+    if (!match || port > 65_535) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `got ${showValue(value)}: expected host:port such as 127.0.0.1:9464, [::1]:9464 or 0.0.0.0:9464 (all interfaces)`,
+      });
+      return z.NEVER;
+    }
+    return { host: (match[1] ?? match[2])!, port };
+  });
+}

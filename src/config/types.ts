@@ -51,5 +51,11 @@ export interface Config {
     /** Lifetime of that token, 1 to 21600 s. */
     tokenTtlSeconds: number;
   };
+  /** The local HTTP server: /healthz, /readyz, /metrics, /v1/status (docs/operations.md). */
+  server: { enabled: boolean; host: string; port: number };
+  readiness: {
+    /** Notice kinds that turn /readyz to 503 while handled (default: all but rebalance). */
+    notReadyOn: NoticeKind[];
+  };
   steps: StepConfig[];
 }
