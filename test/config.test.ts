@@ -74,7 +74,10 @@ describe('defaults and compilation', () => {
       gcp: { hangTimeoutSeconds: 60 },
       azure: { ackWhenDone: false, firstCallTimeoutMs: 120_000 },
       alibaba: { hardened: true, tokenTtlSeconds: 21600 },
+      server: { enabled: true, host: '127.0.0.1', port: 9464 },
     });
+    expect(config.readiness.notReadyOn).not.toContain('rebalance');
+    expect(config.readiness.notReadyOn).toContain('terminate');
     expect(config.steps).toEqual([
       { name: 'tell', type: 'notify', options: { url: 'http://127.0.0.1:9/hook', wait: 1000 }, after: [], on: null, timeoutMs: 60_000 },
     ]);
@@ -180,6 +183,14 @@ describe('top-level settings', () => {
   test('an empty stateDir is rejected', async () => {
     const error = await failure(load('stateDir: ""\n'));
     expect(issueAt(error, 'stateDir')).toBe('got "": expected a non-empty string');
+  });
+
+  test('server.listen is compiled to host and port, IPv6 in brackets', async () => {
+    const config = await load('server: { listen: "[::1]:0" }\nreadiness: { notReadyOn: [preempt] }\n');
+    expect(config.server).toEqual({ enabled: true, host: '::1', port: 0 });
+    expect(config.readiness.notReadyOn).toEqual(['preempt']);
+    const error = await failure(load('server: { listen: "9464" }\n'));
+    expect(issueAt(error, 'server.listen')).toMatch(/^got "9464": expected host:port/);
   });
 
   test('a bad enum value lists the accepted values', async () => {
@@ -445,6 +456,11 @@ describe('overrides', () => {
 
     const envOnly = await load('pollInterval: 1500ms\n', { env });
     expect(envOnly.pollIntervalMs).toBe(2000);
+  });
+
+  test('a list setting can be overridden with a YAML flow list', async () => {
+    const config = await load('provider: aws\n', { env: { PREEMPTD_READINESS__NOT_READY_ON: '[terminate, stop]' } });
+    expect(config.readiness.notReadyOn).toEqual(['terminate', 'stop']);
   });
 
   test('dedicated flags take camelCase or kebab-case names', () => {

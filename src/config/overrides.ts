@@ -35,11 +35,14 @@ export function envName(path: readonly string[]): string {
 
 const SETTING_BY_ENV = new Map(SETTINGS.map((path) => [envName(path), path]));
 
-/** Values are YAML scalars (`true`, `21600`, `2s`, `null`); anything else stays the text given. */
-function parseScalar(text: string): unknown {
+/**
+ * Values are YAML scalars (`true`, `21600`, `2s`, `null`) or flow lists (`[terminate, stop]`,
+ * for list settings); anything else stays the text given.
+ */
+function parseValue(text: string): unknown {
   try {
     const value: unknown = YAML.parse(text);
-    return value !== null && typeof value === 'object' ? text : value;
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? text : value;
   } catch {
     return text;
   }
@@ -73,7 +76,7 @@ export function envOverrides(env: NodeJS.ProcessEnv): { overrides: ConfigOverrid
   for (const [name, text] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || text === undefined || (NON_SETTING_ENV as readonly string[]).includes(name)) continue;
     const path = SETTING_BY_ENV.get(name);
-    if (path) overrides.push({ path, value: parseScalar(text), origin: name });
+    if (path) overrides.push({ path, value: parseValue(text), origin: name });
     else if (name === `${ENV_PREFIX}STEPS` || name.startsWith(`${ENV_PREFIX}STEPS__`)) issues.push({ path: name, message: STEPS_MESSAGE });
     else issues.push({ path: name, message: `not a setting: expected one of ${[...SETTING_BY_ENV.keys(), ...NON_SETTING_ENV].join(', ')}` });
   }
@@ -111,7 +114,7 @@ export function overridesFromFlags(setList: readonly string[], dedicated: Record
       issues.push({ path: origin, message: `not a setting flag: expected one of ${Object.keys(DEDICATED_FLAGS).map((name) => `--${name}`).join(', ')} or --set key=value` });
       continue;
     }
-    byPath.set(path.join('.'), { path, value: typeof value === 'string' ? parseScalar(value) : value, origin });
+    byPath.set(path.join('.'), { path, value: typeof value === 'string' ? parseValue(value) : value, origin });
   }
   for (const entry of setList) {
     const equals = entry.indexOf('=');
@@ -120,7 +123,7 @@ export function overridesFromFlags(setList: readonly string[], dedicated: Record
       continue;
     }
     const key = entry.slice(0, equals).trim();
-    const override = { path: key.split('.'), value: parseScalar(entry.slice(equals + 1)), origin: `--set ${key}` };
+    const override = { path: key.split('.'), value: parseValue(entry.slice(equals + 1)), origin: `--set ${key}` };
     const problem = overrideProblem(override);
     if (problem) issues.push(problem);
     else byPath.set(key, override);

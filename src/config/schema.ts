@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { scrubSecrets } from '../log.js';
-import { PROVIDER_NAMES } from '../notice.js';
+import { NOTICE_KINDS, PROVIDER_NAMES } from '../notice.js';
 import type { AnyStepType } from '../plan/step.js';
 import { STEP_TYPES } from '../plan/steps/index.js';
-import { duration, httpUrl, positiveDuration, showValue } from './fields.js';
+import { duration, httpUrl, listenAddress, noticeKind, positiveDuration, showValue } from './fields.js';
 import { describeIssue, zodIssues } from './issues.js';
 import { compileSteps } from './steps.js';
 import type { Config } from './types.js';
@@ -31,6 +31,9 @@ export const CONFIG_DEFAULTS = {
   gcp: { hangTimeout: 60 },
   azure: { ackWhenDone: false, firstCallTimeout: '2m' },
   alibaba: { hardened: true, tokenTtl: MAX_TOKEN_TTL_SECONDS },
+  server: { enabled: true, listen: '127.0.0.1:9464' },
+  // Rebalance is advisory: the machine is not going away yet.
+  readiness: { notReadyOn: NOTICE_KINDS.filter((kind) => kind !== 'rebalance') },
   steps: [],
 } as const;
 
@@ -78,6 +81,17 @@ export const topLevelSchema = z.strictObject({
       tokenTtl: wholeSeconds(MAX_TOKEN_TTL_SECONDS).prefault(D.alibaba.tokenTtl),
     })
     .prefault({}),
+  server: z
+    .strictObject({
+      enabled: z.boolean().prefault(D.server.enabled),
+      listen: listenAddress().prefault(D.server.listen),
+    })
+    .prefault({}),
+  readiness: z
+    .strictObject({
+      notReadyOn: z.array(noticeKind()).prefault(D.readiness.notReadyOn),
+    })
+    .prefault({}),
   steps: z.array(z.unknown()).prefault([]),
 });
 
@@ -88,7 +102,7 @@ export function settingPaths(): string[][] {
   const walk = (node: Record<string, unknown>, prefix: string[]) => {
     for (const [key, value] of Object.entries(node)) {
       if (key === 'steps') continue;
-      if (value !== null && typeof value === 'object') walk(value as Record<string, unknown>, [...prefix, key]);
+      if (value !== null && typeof value === 'object' && !Array.isArray(value)) walk(value as Record<string, unknown>, [...prefix, key]);
       else paths.push([...prefix, key]);
     }
   };
@@ -139,6 +153,8 @@ export function validateConfig(raw: unknown, stepTypes: readonly AnyStepType[] =
       gcp: { hangTimeoutSeconds: top.gcp.hangTimeout },
       azure: { ackWhenDone: top.azure.ackWhenDone, firstCallTimeoutMs: top.azure.firstCallTimeout },
       alibaba: { hardened: top.alibaba.hardened, tokenTtlSeconds: top.alibaba.tokenTtl },
+      server: { enabled: top.server.enabled, ...top.server.listen },
+      readiness: { notReadyOn: [...new Set(top.readiness.notReadyOn)] },
       steps: steps.steps,
     },
   };
