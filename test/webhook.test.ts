@@ -171,6 +171,23 @@ describe('webhook step', () => {
     }
   });
 
+  test('a proxy refusing the tunnel fails the step without showing the proxy credentials', async () => {
+    const proxy = createServer();
+    proxy.on('connect', (_request: IncomingMessage, client: Socket) => {
+      client.end('HTTP/1.1 407 Proxy Authentication Required\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const proxyUrl = `http://user:PROXYPASS@127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const run = webhookStep.run(options({ url: 'http://127.0.0.1:9/hook', proxy: proxyUrl, retries: 0 }), context().context);
+      await expect(run).rejects.toThrow(/^webhook to 127\.0\.0\.1:9 failed: .*407/);
+      await expect(run).rejects.not.toThrow(/PROXYPASS/);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
   test('never puts the secret URL in its error or its log lines', async () => {
     const hook = await receiver({ status: 500 }, { status: 502 }, { status: 403 });
     const secretPath = '/services/T0000/B0000/XXsecretTOKENXX';

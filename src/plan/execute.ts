@@ -172,6 +172,7 @@ async function runStep(run: Run, plan: Plan, deps: ExecuteDeps, finishedSoFar: (
     },
   };
 
+  deps.log.debug({ step: run.name, type: step.type, deadlineInMs: deadline - started }, 'step started');
   callSafely(deps.log, () => deps.onStepStarted?.(run.name));
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timed_out'>((resolve) => {

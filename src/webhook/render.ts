@@ -40,7 +40,7 @@ export function renderWebhook(format: WebhookFormat, event: PreemptdEvent, optio
     case 'telegram':
       return jsonBody(renderTelegram(event, options.chatId ?? ''));
     case 'template':
-      return { body: compileTemplate(options.template ?? '')(event), contentType: options.contentType };
+      return { body: renderTemplate(options.template ?? '', event), contentType: options.contentType };
   }
 }
 
@@ -56,6 +56,11 @@ const templates = Handlebars.create();
 templates.registerHelper('json', (value: unknown) => new Handlebars.SafeString(JSON.stringify(value ?? null)));
 
 const compiled = new Map<string, Handlebars.TemplateDelegate>();
+
+/** Renders handlebars `source` over the event's fields (also used for templated HTTP step fields). */
+export function renderTemplate(source: string, event: PreemptdEvent): string {
+  return compileTemplate(source)(event);
+}
 
 function compileTemplate(source: string): Handlebars.TemplateDelegate {
   let template = compiled.get(source);

@@ -87,6 +87,8 @@ function describeNetworkError(error: unknown): string {
   if (error instanceof RequestError) {
     if (error.name === 'TimeoutError') return 'timed out';
     if (error.name === 'AbortError' || error.code === 'ERR_ABORTED') return 'aborted';
+    // A generic code says nothing; the message might name a URL, so any URL is cut out.
+    if (error.code === 'ERR_GOT_REQUEST_ERROR') return error.message.split('\n')[0]!.replace(/[a-z][a-z0-9+.-]*:\/\/\S+/gi, '<url>');
     return error.code;
   }
   return error instanceof Error && error.name === 'AbortError' ? 'aborted' : 'request error';
