@@ -9,4 +9,5 @@ export default {
   testTimeout: 30000,
   // Integration tests start real servers and child processes; two cores here.
   maxWorkers: 2,
+  reporters: ['default', '<rootDir>/test/summary-reporter.cjs'],
 };

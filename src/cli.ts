@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ConfigError, EXIT_CONFIG, EXIT_USAGE, PreemptdError } from './errors.js';
+import { AGENT_VERSION } from './host.js';
+import { NOTICE_KINDS, PROVIDER_NAMES } from './notice.js';
+
+/** Flags shared by every command that loads a config. */
+function configOptions<T>(argv: Argv<T>) {
+  return argv
+    .option('config', { alias: 'c', type: 'string', describe: 'config file (YAML or JSON)', default: '/etc/preemptd/config.yaml' })
+    .option('provider', { type: 'string', choices: ['auto', ...PROVIDER_NAMES], describe: 'override `provider`' })
+    .option('metadata-url', { type: 'string', describe: 'override `metadataUrl` (simulators, tests)' })
+    .option('poll-interval', { type: 'string', describe: 'override `pollInterval`, e.g. 1s' })
+    .option('state-dir', { type: 'string', describe: 'override `stateDir`' })
+    .option('log-level', { type: 'string', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], describe: 'override `logLevel`' })
+    .option('set', { type: 'string', array: true, describe: 'override any key: --set aws.allowImdsV1=true (repeatable)' });
+}
+
+export type ConfigFlags = Awaited<ReturnType<typeof configOptions>['argv']>;
+
+const cli = yargs(hideBin(process.argv))
+  .scriptName('preemptd')
+  .usage('$0 <command> [options]\n\nWatches cloud spot / preemptible VM interruption notices and runs a local plan inside the notice window.')
+  .command(
+    'run',
+    'watch the metadata service and run the plan on a notice (the daemon)',
+    (argv) => configOptions(argv),
+    async (args) => (await import('./commands/run.js')).runCommand(args),
+  )
+  .command(
+    'simulator',
+    'serve a simulated cloud metadata service on loopback, with a notice after a delay',
+    (argv) =>
+      argv
+        .option('provider', { type: 'string', choices: [...PROVIDER_NAMES], default: 'aws', describe: 'which cloud to simulate' })
+        .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
+        .option('port', { type: 'number', default: 8169, describe: 'port to listen on (0 = any free port)' })
+        .option('notice-after', { type: 'string', describe: 'show a notice after this long, e.g. 10s (never when omitted)' })
+        .option('kind', { type: 'string', choices: [...NOTICE_KINDS], describe: 'notice kind (default: the cloud\'s spot interruption)' })
+        .option('action', { type: 'string', choices: ['terminate', 'stop', 'hibernate'], describe: 'AWS instance-action' })
+        .option('lead', { type: 'string', default: '2m', describe: 'how far ahead the notice time lies' })
+        .option('log-level', { type: 'string', default: 'info' }),
+    async (args) => (await import('./commands/simulator.js')).simulatorCommand(args),
+  )
+  .demandCommand(1, 'name a command: run, simulator (see --help)')
+  .strict()
+  .recommendCommands()
+  .version(AGENT_VERSION)
+  .alias('h', 'help')
+  .alias('v', 'version')
+  .epilog('Docs: README.md and docs/ in the repository. Exit codes: 0 ok, 1 failure, 64 usage, 78 invalid config.')
+  .fail((message, error) => {
+    if (error) throw error;
+    process.stderr.write(`preemptd: ${message}\n\nRun "preemptd --help" for usage.\n`);
+    process.exit(EXIT_USAGE);
+  });
+
+try {
+  await cli.parseAsync();
+} catch (error) {
+  process.exitCode = exitCodeFor(error);
+  process.stderr.write(`preemptd: ${error instanceof Error ? error.message : String(error)}\n`);
+}
+
+function exitCodeFor(error: unknown): number {
+  if (error instanceof ConfigError) return EXIT_CONFIG;
+  if (error instanceof PreemptdError && error.code === 'ERR_USAGE') return EXIT_USAGE;
+  return 1;
+}

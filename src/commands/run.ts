@@ -1,0 +1,37 @@
+import type { ConfigFlags } from '../cli.js';
+import { loadConfig, overridesFromEnv, overridesFromFlags } from '../config/load.js';
+import { createDaemon } from '../daemon.js';
+import { createLogger } from '../log.js';
+
+/** Loads the config the way every command does: file, then PREEMPTD_* env, then flags. */
+export async function loadConfigFromFlags(args: ConfigFlags) {
+  return loadConfig({
+    file: args.config,
+    env: process.env,
+    overrides: [
+      ...overridesFromEnv(process.env),
+      ...overridesFromFlags(args.set ?? [], {
+        provider: args.provider,
+        metadataUrl: args.metadataUrl,
+        pollInterval: args.pollInterval,
+        stateDir: args.stateDir,
+        logLevel: args.logLevel,
+      }),
+    ],
+  });
+}
+
+export async function runCommand(args: ConfigFlags): Promise<void> {
+  const config = await loadConfigFromFlags(args);
+  const log = createLogger({ level: config.logLevel });
+  const daemon = createDaemon({ config, log });
+  const stop = (signal: NodeJS.Signals) => {
+    log.info({ signal }, 'stopping');
+    void daemon.stop();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  log.info({ file: config.file, provider: config.provider, steps: config.steps.map((step) => step.name) }, 'preemptd starting');
+  await daemon.run();
+  log.flush();
+}

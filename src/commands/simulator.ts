@@ -1,0 +1,49 @@
+import { PreemptdError } from '../errors.js';
+import { parseDuration } from '../duration.js';
+import { createLogger } from '../log.js';
+import type { NoticeKind, ProviderName } from '../notice.js';
+import { startSimulator } from '../simulator/server.js';
+
+export interface SimulatorArgs {
+  provider: string;
+  host: string;
+  port: number;
+  noticeAfter?: string;
+  kind?: string;
+  action?: string;
+  lead: string;
+  logLevel: string;
+}
+
+/** The spot interruption kind of each cloud, shown when --kind is not given. */
+const DEFAULT_KIND: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate' };
+
+export async function simulatorCommand(args: SimulatorArgs): Promise<void> {
+  const provider = args.provider as ProviderName;
+  const noticeAfterMs = args.noticeAfter === undefined ? undefined : parseDuration(args.noticeAfter);
+  const leadMs = parseDuration(args.lead);
+  if (args.noticeAfter !== undefined && noticeAfterMs === undefined) {
+    throw new PreemptdError('ERR_USAGE', `--notice-after: got "${args.noticeAfter}": expected a duration such as 10s`);
+  }
+  if (leadMs === undefined) throw new PreemptdError('ERR_USAGE', `--lead: got "${args.lead}": expected a duration such as 2m`);
+  const log = createLogger({ level: args.logLevel as 'info' });
+  const kind = (args.kind as NoticeKind | undefined) ?? DEFAULT_KIND[provider];
+  const simulator = await startSimulator({
+    provider,
+    host: args.host,
+    port: args.port,
+    noticeAfterMs,
+    trigger: { kind, action: args.action, leadMs },
+    log,
+  });
+  log.info(
+    { url: simulator.url, provider, noticeAfterMs: noticeAfterMs ?? null, kind },
+    `simulated ${provider} metadata service at ${simulator.url}; POST ${simulator.url}/_simulator/trigger or /_simulator/clear to control it`,
+  );
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await simulator.close();
+}
