@@ -42,6 +42,21 @@ export class StepFailure extends Error {
   }
 }
 
+/** One line of `preemptd check`: something a step needs, and whether it is there. */
+export interface CheckResult {
+  /** What was looked at, e.g. `pidfile /run/trainer.pid`; never a secret (no full webhook URL). */
+  what: string;
+  ok: boolean;
+  /** What was found, or what is wrong and how to fix it. */
+  reason: string;
+}
+
+/** What a step's check may use. */
+export interface CheckContext {
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+}
+
 /**
  * One step type. The executor knows only this interface; each file in steps/ exports one
  * object checked with `satisfies StepType<...>`.
@@ -57,6 +72,12 @@ export interface StepType<Options> {
   describe(options: Options): string;
   /** Runs when the plan has finished (e.g. summary webhooks); default: never. */
   readonly phase?: (options: Options) => 'notice' | 'finish' | 'both';
+  /**
+   * For `preemptd check`: could this step run here, now? Looks only, never acts: no request
+   * is sent, no signal delivered, nothing uploaded. Optional: without it check lists the
+   * step with its description.
+   */
+  check?(options: Options, context: CheckContext): Promise<CheckResult[]>;
 }
 
 /** A step type with its options type erased, for registries. */
