@@ -17,7 +17,7 @@ function fakeType(type: string, schema: z.ZodType): AnyStepType {
   return { type, schema, run: async () => undefined, describe: () => type };
 }
 const FAKE_TYPES = [
-  fakeType('notify', z.strictObject({ url: httpUrl(), wait: duration().prefault('1s') })),
+  fakeType('notify', z.strictObject({ url: httpUrl(), wait: duration().prefault('1s'), chat: z.union([z.string().min(1), z.number().int()]).optional() })),
   fakeType('poke', z.strictObject({ signal: signalName().default('SIGTERM') })),
 ];
 
@@ -317,12 +317,18 @@ describe('steps', () => {
 
   test('an unknown key inside step options is rejected with its path', async () => {
     const error = await failure(load('steps:\n  - { name: a, notify: { url: "http://127.0.0.1/x", retry: 3 } }\n'));
-    expect(issueAt(error, 'steps[0].notify.retry')).toBe('unknown key (expected one of url, wait)');
+    expect(issueAt(error, 'steps[0].notify.retry')).toBe('unknown key (expected one of url, wait, chat)');
   });
 
   test('a near-miss key gets a suggestion', async () => {
     const error = await failure(load('steps:\n  - { name: a, pokee: {} }\n'));
     expect(issueAt(error, 'steps[0].pokee')).toBe('unknown key; did you mean poke? (expected a step type (notify, poke) or one of name, after, on, timeout)');
+  });
+
+  test('a value that fits no form of a union says which forms were expected', async () => {
+    const error = await failure(load('steps:\n  - { name: a, notify: { url: "http://127.0.0.1/x", chat: true } }\n  - { name: b, notify: { url: "http://127.0.0.1/x", chat: "" } }\n'));
+    expect(issueAt(error, 'steps[0].notify.chat')).toBe('got true: expected a string or a number');
+    expect(issueAt(error, 'steps[1].notify.chat')).toBe('got "": expected a non-empty string');
   });
 
   test('a step entry that is not a mapping is rejected', async () => {

@@ -73,6 +73,31 @@ export function unknownKeyMessage(key: string | undefined, known: readonly strin
   return `unknown key${suggestion ? `; did you mean ${suggestion}?` : ''} (${expected})`;
 }
 
+function isTypeMismatch(branch: readonly z.core.$ZodIssue[]): boolean {
+  return branch.length === 1 && branch[0]!.code === 'invalid_type' && branch[0]!.path.length === 0;
+}
+
+/**
+ * What a union expected: the types when the value fit none (`a string or a whole number`),
+ * else the complaint of the one form whose type it had (`expected a non-empty string`).
+ */
+function unionExpectation(branches: readonly (readonly z.core.$ZodIssue[])[], input: unknown): string {
+  const near = branches.filter((branch) => !isTypeMismatch(branch));
+  if (near.length === 0) {
+    const types = branches.map((branch) => {
+      const expected = String((branch[0] as { expected?: unknown }).expected);
+      return TYPE_NAMES[expected] ?? expected;
+    });
+    return `expected ${[...new Set(types)].join(' or ')}`;
+  }
+  const [only] = near;
+  if (near.length === 1 && only!.length === 1 && only![0]!.path.length === 0) {
+    const described = describeIssue({ ...only![0]!, input } as RawIssue);
+    if (described) return described.replace(/^(got .*?|missing): /, '');
+  }
+  return 'does not match any accepted form';
+}
+
 /**
  * Per-parse zod error map: every built-in issue says what it got and what was expected.
  * Schemas that carry their own message (fields.ts helpers, step types) keep it.
@@ -98,7 +123,7 @@ export function describeIssue(issue: RawIssue): string | undefined {
       return unknownKeyMessage(issue.keys.length === 1 ? issue.keys[0]! : undefined, known, `expected one of ${known.join(', ')}`);
     }
     case 'invalid_union':
-      return `${got}: does not match any accepted form`;
+      return `${got}: ${unionExpectation(issue.errors, issue.input)}`;
     default:
       return undefined;
   }
