@@ -1,7 +1,9 @@
 import { PreemptdError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProviderName } from '../notice.js';
+import { ALIBABA_METADATA_URL, AlibabaProvider } from './alibaba.js';
 import { AWS_METADATA_URL, AwsProvider } from './aws.js';
+import { AZURE_METADATA_URL, AzureProvider } from './azure.js';
 import { GCP_METADATA_URL, GcpProvider } from './gcp.js';
 import type { Provider, ProviderOptions } from './provider.js';
 
@@ -15,6 +17,8 @@ interface ProviderEntry {
 export const PROVIDERS: Partial<Record<ProviderName, ProviderEntry>> = {
   aws: { defaultUrl: AWS_METADATA_URL, create: (options, log) => new AwsProvider(options, log) },
   gcp: { defaultUrl: GCP_METADATA_URL, create: (options) => new GcpProvider(options) },
+  azure: { defaultUrl: AZURE_METADATA_URL, create: (options) => new AzureProvider(options) },
+  alibaba: { defaultUrl: ALIBABA_METADATA_URL, create: (options, log) => new AlibabaProvider(options, log) },
 };
 
 /** `log` receives provider warnings (token trouble); without it they go to the watch's log. */

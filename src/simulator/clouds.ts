@@ -1,5 +1,7 @@
 import type { ProviderName } from '../notice.js';
+import { SimulatedAlibaba } from './alibaba.js';
 import { SimulatedAws } from './aws.js';
+import { SimulatedAzure } from './azure.js';
 import type { SimulatedCloud } from './cloud.js';
 import { SimulatedGcp } from './gcp.js';
 
@@ -18,4 +20,6 @@ export interface SimulatedCloudOptions {
 export const SIMULATED_CLOUDS: Partial<Record<ProviderName, (options: SimulatedCloudOptions) => SimulatedCloud>> = {
   aws: (options) => new SimulatedAws(options),
   gcp: (options) => new SimulatedGcp(options),
+  azure: (options) => new SimulatedAzure(options),
+  alibaba: (options) => new SimulatedAlibaba(options),
 };

@@ -1,0 +1,255 @@
+import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep } from '../backoff.js';
+import { showValue } from '../config/fields.js';
+import { silentLogger, type Logger } from '../log.js';
+import { noticeId, type InstanceFacts, type Notice } from '../notice.js';
+import { parseIsoTime } from './aws-payloads.js';
+import { MetadataClient, MetadataRequestError, type MetadataResponse } from './metadata-client.js';
+import type { MetadataRead, Provider, ProviderEvent, ProviderOptions, WatchContext } from './provider.js';
+import { MetadataError, SourceReport } from './source-report.js';
+
+export const ALIBABA_METADATA_URL = 'http://100.100.100.200';
+export const ALIBABA_DEFAULTS = { hardened: true, tokenTtlSeconds: 21_600 } as const;
+
+const TOKEN_PATH = '/latest/api/token';
+const META_DATA_PATH = '/latest/meta-data/';
+const TERMINATION_TIME = 'instance/spot/termination-time';
+const TOKEN_TTL_HEADER = 'x-aliyun-ecs-metadata-token-ttl-seconds';
+const TOKEN_HEADER = 'x-aliyun-ecs-metadata-token';
+/** Renew a token once this share of its lifetime has passed, well before it expires. */
+const TOKEN_REFRESH_AT = 0.8;
+
+const FACT_PATHS: Partial<Record<keyof InstanceFacts, string>> = {
+  id: 'instance-id',
+  type: 'instance/instance-type',
+  zone: 'zone-id',
+  region: 'region-id',
+};
+
+type OnRead = (read: MetadataRead) => void;
+
+export interface AlibabaSessionOptions {
+  client: MetadataClient;
+  log: Logger;
+  requestTimeoutMs: number;
+  hardened: boolean;
+  tokenTtlSeconds: number;
+  now?: () => number;
+}
+
+/**
+ * ECS metadata access. In hardened mode every GET carries a token (PUT /latest/api/token),
+ * reused until 80 % of its TTL and renewed once on a 401/403. When the token PUT answers
+ * 403 or 404 the service does not offer hardened mode here: plain GETs are used, until a
+ * plain GET is refused (hardened mode enforced since), which brings the token back.
+ */
+export class AlibabaSession {
+  log: Logger;
+  private token: { value: string; refreshAt: number } | undefined;
+  private fetching: Promise<string | undefined> | undefined;
+  private tokensOffered = true;
+  private readonly now: () => number;
+
+  constructor(private readonly options: AlibabaSessionOptions) {
+    this.log = options.log;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** GETs `/latest/meta-data/<path>`: the body on 200, null on 404. Throws for anything else. */
+  async get(path: string, signal: AbortSignal, onRead?: OnRead): Promise<string | null> {
+    let token = this.options.hardened && this.tokensOffered ? await this.currentToken(signal, onRead) : undefined;
+    let response = await this.send(path, token, signal);
+    if (refused(response) && this.options.hardened) {
+      // An expired or revoked token, or hardened mode enforced after we fell back to plain GETs.
+      const hadToken = token !== undefined;
+      if (this.token?.value === token) this.token = undefined;
+      this.tokensOffered = true;
+      token = await this.currentToken(signal, onRead);
+      if (token !== undefined || hadToken) response = await this.send(path, token, signal);
+    }
+    if (response.status === 200) return response.body;
+    if (response.status === 404) return null;
+    if (refused(response)) {
+      const why = this.options.hardened
+        ? 'refused even with a fresh hardened-mode token'
+        : 'refused: this instance requires hardened-mode tokens; set alibaba.hardened: true';
+      throw new MetadataError('ERR_METADATA_HTTP', `${path}: HTTP ${response.status} (${why})`, response.status);
+    }
+    throw new MetadataError('ERR_METADATA_HTTP', `${path}: HTTP ${response.status}`, response.status);
+  }
+
+  private send(path: string, token: string | undefined, signal: AbortSignal): Promise<MetadataResponse> {
+    return this.options.client.request({
+      path: META_DATA_PATH + path,
+      headers: token === undefined ? {} : { [TOKEN_HEADER]: token },
+      timeoutMs: this.options.requestTimeoutMs,
+      signal,
+    });
+  }
+
+  /** A valid token, or undefined when the service offers none. Concurrent callers share one PUT. */
+  private currentToken(signal: AbortSignal, onRead?: OnRead): Promise<string | undefined> {
+    if (this.token && this.now() < this.token.refreshAt) return Promise.resolve(this.token.value);
+    this.fetching ??= this.fetchToken(signal, onRead).finally(() => (this.fetching = undefined));
+    return this.fetching;
+  }
+
+  private async fetchToken(signal: AbortSignal, onRead?: OnRead): Promise<string | undefined> {
+    const started = performance.now();
+    const ttl = this.options.tokenTtlSeconds;
+    const report = (ok: boolean, status?: number, error?: string) =>
+      onRead?.({ source: 'token', ok, ms: performance.now() - started, ...(status === undefined ? {} : { status }), ...(error ? { error } : {}) });
+    let response: MetadataResponse;
+    try {
+      response = await this.options.client.request({
+        method: 'PUT',
+        path: TOKEN_PATH,
+        headers: { [TOKEN_TTL_HEADER]: String(ttl) },
+        timeoutMs: this.options.requestTimeoutMs,
+        signal,
+      });
+    } catch (error) {
+      const failure =
+        error instanceof MetadataRequestError && error.kind === 'timeout'
+          ? new MetadataError('ERR_TOKEN_TIMEOUT', `hardened-mode token PUT got no answer within ${this.options.requestTimeoutMs} ms`)
+          : new MetadataError('ERR_METADATA_HTTP', `hardened-mode token PUT failed: ${(error as Error).message}`);
+      report(false, undefined, failure.message);
+      throw failure;
+    }
+    const value = response.body.trim();
+    if (response.status === 200 && value !== '') {
+      report(true, 200);
+      this.token = { value, refreshAt: this.now() + ttl * 1000 * TOKEN_REFRESH_AT };
+      return value;
+    }
+    if (response.status === 403 || response.status === 404) {
+      report(true, response.status);
+      this.tokensOffered = false;
+      this.log.info({ source: 'token', status: response.status }, `the metadata service offers no hardened-mode token here (HTTP ${response.status}); using plain GETs`);
+      return undefined;
+    }
+    const failure = new MetadataError(
+      'ERR_METADATA_HTTP',
+      `hardened-mode token PUT answered HTTP ${response.status}${response.status === 200 ? ' with an empty token' : ''}`,
+      response.status,
+    );
+    report(false, response.status, failure.message);
+    throw failure;
+  }
+}
+
+function refused(response: MetadataResponse): boolean {
+  return response.status === 401 || response.status === 403;
+}
+
+/**
+ * Reads the termination-time item: undefined when no reclaim is scheduled (404, empty).
+ * A value that is not a time is treated as no notice, as with the AWS legacy item of the
+ * same name where such values stand for "nothing scheduled".
+ */
+export function parseTerminationTime(body: string | null): { text: string; time: Date | undefined } | undefined {
+  const text = body?.trim();
+  if (!text) return undefined;
+  return { text, time: parseIsoTime(text) };
+}
+
+/**
+ * Alibaba Cloud ECS spot: polls `instance/spot/termination-time` every poll interval
+ * (±jitter), backing off on failures. A time there is a terminate notice with that time as
+ * its deadline, yielded once per process.
+ */
+export class AlibabaProvider implements Provider {
+  readonly name = 'alibaba' as const;
+  private readonly client: MetadataClient;
+  private readonly session: AlibabaSession;
+  private facts: InstanceFacts | undefined;
+  private factsPending: Promise<InstanceFacts> | undefined;
+  private readonly hasOwnLog: boolean;
+
+  /** `log` receives token messages; without it they go to the log of the first watch. */
+  constructor(
+    private readonly options: ProviderOptions,
+    log?: Logger,
+  ) {
+    this.client = new MetadataClient(options.baseUrl);
+    this.hasOwnLog = log !== undefined;
+    const { hardened, tokenTtlSeconds } = options.alibaba ?? ALIBABA_DEFAULTS;
+    this.session = new AlibabaSession({ client: this.client, log: log ?? silentLogger(), requestTimeoutMs: options.requestTimeoutMs, hardened, tokenTtlSeconds });
+  }
+
+  /**
+   * Best effort, fetched once and cached once the instance id is known; never throws.
+   * `onRead` hears about a token request made on the way.
+   */
+  instanceFacts(signal: AbortSignal, onRead?: OnRead): Promise<InstanceFacts> {
+    if (this.facts) return Promise.resolve(this.facts);
+    this.factsPending ??= this.fetchFacts(signal, onRead).finally(() => (this.factsPending = undefined));
+    return this.factsPending;
+  }
+
+  private async fetchFacts(signal: AbortSignal, onRead?: OnRead): Promise<InstanceFacts> {
+    const facts: InstanceFacts = {};
+    await Promise.all(
+      Object.entries(FACT_PATHS).map(async ([field, path]) => {
+        const value = await this.session.get(path, signal, onRead).catch(() => null);
+        if (value?.trim()) facts[field as keyof InstanceFacts] = value.trim();
+      }),
+    );
+    if (facts.id) this.facts = facts;
+    return facts;
+  }
+
+  watch(context: WatchContext): AsyncIterable<ProviderEvent> {
+    return this.run(context);
+  }
+
+  private async *run(context: WatchContext): AsyncGenerator<ProviderEvent> {
+    const { signal } = context;
+    if (!this.hasOwnLog) this.session.log = context.log;
+    const report = new SourceReport(TERMINATION_TIME, context);
+    const seen = new Set<string>();
+    const warned = new Set<string>();
+    // Fetched now so that a notice found later carries the facts without waiting for them.
+    void this.instanceFacts(signal, context.onRead);
+    try {
+      while (!signal.aborted) {
+        const started = performance.now();
+        let found: ProviderEvent[] = [];
+        let delay: number;
+        try {
+          const body = await this.session.get(TERMINATION_TIME, signal, context.onRead);
+          report.ok(performance.now() - started, body === null ? 404 : 200);
+          const termination = parseTerminationTime(body);
+          if (termination && termination.time === undefined && !warned.has(termination.text)) {
+            warned.add(termination.text);
+            context.log.warn({ source: TERMINATION_TIME, value: termination.text }, `${TERMINATION_TIME} holds ${showValue(termination.text)}, not a time such as 2015-01-05T18:02:00Z; treating it as no notice`);
+          }
+          if (termination?.time && !seen.has(termination.text)) {
+            seen.add(termination.text);
+            found = [{ type: 'notice', notice: await this.notice(termination.text, termination.time, signal) }];
+          }
+          // The next poll is one interval after this one started, not after it finished.
+          delay = jitteredInterval(this.options.pollIntervalMs) - (performance.now() - started);
+        } catch (error) {
+          if (signal.aborted) break;
+          delay = backoffDelay(report.fail(error, performance.now() - started), METADATA_BACKOFF);
+        }
+        yield* found;
+        await sleep(Math.max(delay, 0), signal);
+      }
+    } finally {
+      this.client.close();
+    }
+  }
+
+  private async notice(text: string, time: Date, signal: AbortSignal): Promise<Notice> {
+    return {
+      id: noticeId('alibaba', 'terminate', text),
+      provider: 'alibaba',
+      kind: 'terminate',
+      deadline: time,
+      detectedAt: new Date(),
+      instance: await this.instanceFacts(signal),
+      raw: text,
+    };
+  }
+}
