@@ -81,14 +81,15 @@ say('demo', 36, `config written to ${configFile}`);
 
 const agent = spawn(process.execPath, [join(here, 'cli.js'), 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
 createInterface({ input: agent.stdout }).on('line', (line) => {
-  let entry: { level?: string; msg?: string };
+  let entry: { level?: string; msg?: string; step?: string; status?: string; ms?: number; error?: string };
   try {
     entry = JSON.parse(line) as typeof entry;
   } catch {
     return say('agent', 34, line);
   }
   if (entry.msg?.startsWith('plan finished')) seen.planFinished = true;
-  if (entry.level !== 'debug' && entry.level !== 'trace') say('agent', 34, `${entry.level} ${entry.msg}`);
+  const stepFacts = entry.step ? `: ${entry.step} ${entry.status ?? ''}${entry.ms === undefined ? '' : ` in ${entry.ms}ms`}${entry.error ? ` (${entry.error})` : ''}` : '';
+  if (entry.level !== 'debug' && entry.level !== 'trace') say('agent', 34, `${entry.level} ${entry.msg}${stepFacts}`);
 });
 
 const started = Date.now();

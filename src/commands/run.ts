@@ -1,23 +1,20 @@
 import type { ConfigFlags } from '../cli.js';
-import { loadConfig, overridesFromEnv, overridesFromFlags } from '../config/load.js';
+import { loadConfig, overridesFromFlags } from '../config/load.js';
 import { createDaemon } from '../daemon.js';
 import { createLogger } from '../log.js';
 
-/** Loads the config the way every command does: file, then PREEMPTD_* env, then flags. */
+/** Loads the config the way every command does: file, then PREEMPTD_* env (applied by loadConfig), then flags. */
 export async function loadConfigFromFlags(args: ConfigFlags) {
   return loadConfig({
     file: args.config,
     env: process.env,
-    overrides: [
-      ...overridesFromEnv(process.env),
-      ...overridesFromFlags(args.set ?? [], {
-        provider: args.provider,
-        metadataUrl: args.metadataUrl,
-        pollInterval: args.pollInterval,
-        stateDir: args.stateDir,
-        logLevel: args.logLevel,
-      }),
-    ],
+    overrides: overridesFromFlags(args.set ?? [], {
+      provider: args.provider,
+      metadataUrl: args.metadataUrl,
+      pollInterval: args.pollInterval,
+      stateDir: args.stateDir,
+      logLevel: args.logLevel,
+    }),
   });
 }
 
@@ -32,6 +29,7 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   log.info({ file: config.file, provider: config.provider, steps: config.steps.map((step) => step.name) }, 'preemptd starting');
+  if (config.steps.length === 0) log.warn('the config has no steps: notices will be detected and logged, and nothing else will run');
   await daemon.run();
   log.flush();
 }
