@@ -15,6 +15,7 @@ import {
 } from '../../http/condition.js';
 import { describeStatuses, statusList, statusMatches, SUCCESS, type StatusRange } from '../../http/status.js';
 import { renderWebhook, validateTemplate } from '../../webhook/render.js';
+import { hostResolves } from '../checks.js';
 import { StepFailure, type StepContext, type StepDetail, type StepType } from '../step.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -223,4 +224,6 @@ export const httpStep = {
     const every = formatDuration(options.until.intervalMs);
     return `${first}, then ${describeRequest(options.until.request)} every ${every} until ${describeCondition(options.until.condition)}`;
   },
+  /** The hosts of the request (and `until:` polls) resolve; nothing is sent. */
+  check: (options) => Promise.all([...new Set([options.request.url, ...(options.until ? [options.until.request.url] : [])])].map(hostResolves)),
 } satisfies StepType<HttpOptions>;

@@ -13,6 +13,7 @@ import {
 } from '../../process/targets.js';
 import { processSignaller, terminate, type ProcessOutcome } from '../../process/terminate.js';
 import { StepFailure, type StepContext, type StepDetail, type StepType } from '../step.js';
+import { checkSignalStep } from './signal-check.js';
 
 /** Which processes to signal; exactly one per step. */
 export type SignalTarget =
@@ -256,4 +257,5 @@ export const signalStep = {
     const wait = options.killAfterMs === null && options.waitExitMs > 0 ? `, wait ${formatDuration(options.waitExitMs)} for exit` : '';
     return `send ${options.signal} to ${describeTarget(target)}${escalate}${wait}`;
   },
+  check: checkSignalStep,
 } satisfies StepType<SignalOptions>;

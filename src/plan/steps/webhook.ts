@@ -4,6 +4,7 @@ import { registerSecret } from '../../log.js';
 import { renderWebhook, validateTemplate, WEBHOOK_FORMATS, type WebhookFormat } from '../../webhook/render.js';
 import { postWebhook } from '../../webhook/send.js';
 import { signatureHeaders } from '../../webhook/sign.js';
+import { hostResolves } from '../checks.js';
 import type { StepType } from '../step.js';
 
 const TELEGRAM_API = 'https://api.telegram.org';
@@ -101,4 +102,6 @@ export const webhookStep = {
     });
     return { format: options.format, event: event.type, attempts: result.attempts, status: result.status };
   },
+  /** The webhook (and proxy) hosts resolve; nothing is posted. */
+  check: (options) => Promise.all([targetUrl(options), ...(options.proxy === undefined ? [] : [options.proxy])].map(hostResolves)),
 } satisfies StepType<WebhookOptions>;
