@@ -1,4 +1,6 @@
 import { AlibabaProvider } from '../src/providers/alibaba.js';
+import { detectProvider } from '../src/providers/detect.js';
+import { silentLogger } from '../src/log.js';
 import { MetadataClient } from '../src/providers/metadata-client.js';
 import { noticeId } from '../src/notice.js';
 import type { SimulatedAlibaba } from '../src/simulator/alibaba.js';
@@ -57,6 +59,12 @@ describe('Alibaba simulator and provider', () => {
     simulator!.clear();
     expect((await request('GET', TERMINATION)).status).toBe(404);
     expect(() => simulator!.trigger({ kind: 'preempt' })).toThrow(/only get terminate notices/);
+  });
+
+  test.each(['optional', 'required'] as const)('without DMI files, the probes recognise the Alibaba simulator (tokens %s)', async (tokens) => {
+    const running = await start(tokens);
+    const detection = await detectProvider({ dmiDir: '/nonexistent/preemptd-dmi', probe: true, metadataUrl: running.url, log: silentLogger() });
+    expect(detection).toEqual({ provider: 'alibaba', how: expect.stringContaining('zone-id answered "cn-hangzhou-h"') });
   });
 
   for (const tokens of ['optional', 'required', 'unavailable'] as const) {

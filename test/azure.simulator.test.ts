@@ -1,5 +1,7 @@
 import { MetadataClient } from '../src/providers/metadata-client.js';
 import { AzureProvider, SCHEDULED_EVENTS_PATH } from '../src/providers/azure.js';
+import { detectProvider } from '../src/providers/detect.js';
+import { silentLogger } from '../src/log.js';
 import type { SimulatedAzure } from '../src/simulator/azure.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 import { noticeId, type NoticeKind } from '../src/notice.js';
@@ -126,6 +128,11 @@ describe('Azure simulator and provider', () => {
       recorder.abort();
       await iterator.return?.();
     }
+  });
+
+  test('without DMI files, the probes recognise the Azure simulator and no other cloud', async () => {
+    const detection = await detectProvider({ dmiDir: '/nonexistent/preemptd-dmi', probe: true, metadataUrl: simulator.url, log: silentLogger() });
+    expect(detection).toEqual({ provider: 'azure', how: expect.stringContaining('compute.name') });
   });
 
   test('the simulator refuses a StartRequests body of the wrong shape', async () => {

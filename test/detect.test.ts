@@ -74,7 +74,7 @@ describe('detectProvider', () => {
     const attempt = detectProvider({ dmiDir: dir, probe: true, metadataUrl: 'http://127.0.0.1:9', log: captureLog().log });
     await expect(attempt).rejects.toMatchObject({ code: 'ERR_PROVIDER_DETECT' });
     await expect(attempt).rejects.toThrow(`DMI files in ${dir}`);
-    await expect(attempt).rejects.toThrow('metadata probes (gcp, aws) against http://127.0.0.1:9: no cloud answered');
+    await expect(attempt).rejects.toThrow('metadata probes (gcp, aws, azure, alibaba) against http://127.0.0.1:9: no cloud answered');
     await expect(attempt).rejects.toThrow('Set provider:');
   });
 

@@ -142,6 +142,19 @@ function refused(response: MetadataResponse): boolean {
 }
 
 /**
+ * Detection probe: `zone-id` is an Alibaba item (AWS has placement/availability-zone). A
+ * token is asked for first, so an instance that enforces hardened mode is recognised too.
+ */
+export async function probeAlibaba(client: MetadataClient, timeoutMs: number, signal: AbortSignal): Promise<string | undefined> {
+  const token = await client.request({ method: 'PUT', path: TOKEN_PATH, headers: { [TOKEN_TTL_HEADER]: '60' }, timeoutMs, signal });
+  const value = token.status === 200 ? token.body.trim() : '';
+  const headers: Record<string, string> = value === '' ? {} : { [TOKEN_HEADER]: value };
+  const zone = await client.request({ path: `${META_DATA_PATH}zone-id`, headers, timeoutMs, signal });
+  const zoneId = zone.status === 200 ? zone.body.trim() : '';
+  return zoneId === '' ? undefined : `GET /latest/meta-data/zone-id answered ${JSON.stringify(zoneId)}`;
+}
+
+/**
  * Reads the termination-time item: undefined when no reclaim is scheduled (404, empty).
  * A value that is not a time is treated as no notice, as with the AWS legacy item of the
  * same name where such values stand for "nothing scheduled".

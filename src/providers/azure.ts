@@ -220,6 +220,21 @@ export function parseAzureInstance(body: string): InstanceFacts & { name: string
   return facts;
 }
 
+/**
+ * Detection probe: only Azure IMDS answers the instance document with a `compute.name`
+ * (and only with the Metadata header). Resolves to what it saw, or undefined.
+ */
+export async function probeAzure(client: MetadataClient, timeoutMs: number, signal: AbortSignal): Promise<string | undefined> {
+  const response = await client.request({ path: AZURE_INSTANCE_PATH, headers: METADATA_HEADER, timeoutMs, signal });
+  if (response.status !== 200) return undefined;
+  try {
+    parseAzureInstance(response.body);
+    return 'GET /metadata/instance answered an instance document with compute.name';
+  } catch {
+    return undefined;
+  }
+}
+
 /** A non-200 answer, described with what usually causes it. */
 function httpFailure(source: string, response: MetadataResponse): MetadataError {
   const hints: Record<number, string> = {

@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { PreemptdError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProviderName } from '../notice.js';
+import { ALIBABA_METADATA_URL, probeAlibaba } from './alibaba.js';
 import { AWS_METADATA_URL } from './aws.js';
+import { AZURE_METADATA_URL, probeAzure } from './azure.js';
 import { GCP_METADATA_URL } from './gcp.js';
 import { MetadataClient } from './metadata-client.js';
 
@@ -60,6 +62,8 @@ export const PROBES: Probe[] = [
       return response.status === 200 && response.body.trim() !== '' ? 'PUT /latest/api/token answered 200 with a token' : undefined;
     },
   },
+  { provider: 'azure', defaultUrl: AZURE_METADATA_URL, run: probeAzure },
+  { provider: 'alibaba', defaultUrl: ALIBABA_METADATA_URL, run: probeAlibaba },
 ];
 
 export const PROBE_TIMEOUT_MS = 300;
