@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep } from '../backoff.js';
 import { isRunning } from './proc.js';
 
 /** How one process ended; the signal step reports one per pid. */
@@ -71,7 +71,7 @@ async function waitForExit<Target>(
     alive = alive.filter((_, index) => running[index]);
     const left = until - Date.now();
     if (alive.length === 0 || left <= 0) break;
-    await sleep(Math.min(pause, left), undefined, { signal: abort }).catch(() => undefined);
+    await sleep(Math.min(pause, left), abort);
     // Most processes exit within milliseconds of the signal; slow ones are polled less often.
     pause = Math.min(pause * 2, MAX_POLL_MS);
   }

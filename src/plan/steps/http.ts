@@ -14,7 +14,7 @@ import {
   type UntilCondition,
 } from '../../http/condition.js';
 import { describeStatuses, statusList, statusMatches, SUCCESS, type StatusRange } from '../../http/status.js';
-import { renderWebhook, validateTemplate } from '../../webhook/render.js';
+import { renderTemplate, validateTemplate } from '../../webhook/render.js';
 import { hostResolves } from '../checks.js';
 import { StepFailure, type StepContext, type StepDetail, type StepType } from '../step.js';
 
@@ -134,7 +134,7 @@ function describeRequest(request: HttpRequestOptions): string {
  */
 function fill(source: string, event: PreemptdEvent): string {
   if (!source.includes('{{')) return source;
-  return renderWebhook('template', event, { template: source, contentType: '' }).body;
+  return renderTemplate(source, event);
 }
 
 type Answer = { kind: 'response'; status: number; body: string } | { kind: 'refused' } | { kind: 'error'; reason: string };
