@@ -9,7 +9,7 @@ export interface StepConfig {
   /** Options compiled by that type's schema. */
   options: unknown;
   after: string[];
-  /** Notice kinds this step runs for; null means every kind. */
+  /** Notice kinds this step runs for; null means every kind except the opt-in ones (freeze). */
   on: NoticeKind[] | null;
   /** The step's own time limit; the plan deadline bounds it too. */
   timeoutMs: number;

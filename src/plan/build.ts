@@ -1,8 +1,15 @@
 import type { Config, StepConfig } from '../config/types.js';
 import { PreemptdError } from '../errors.js';
-import type { Notice } from '../notice.js';
+import type { Notice, NoticeKind } from '../notice.js';
 import { findStepType } from './steps/index.js';
 import type { AnyStepType } from './step.js';
+
+/**
+ * Kinds a step without `on:` does not run for: it must list them. An Azure Freeze pauses
+ * the VM for a few seconds; draining services or stopping workloads for that would do far
+ * more harm than the pause (docs/providers.md).
+ */
+export const OPT_IN_KINDS: readonly NoticeKind[] = ['freeze'];
 
 /** When a step runs: with the notice, after every notice-phase step, or both. */
 export type StepPhase = 'notice' | 'finish' | 'both';
@@ -49,7 +56,7 @@ export type PlanConfig = Pick<Config, 'steps' | 'safetyMarginMs' | 'minimumBudge
  * counts as satisfied (the step it waits for will never run for this kind of notice).
  */
 export function buildPlan(notice: Notice, config: PlanConfig, now: number, lookup: StepTypeLookup = findStepType): Plan {
-  const applies = (step: StepConfig) => step.on === null || step.on.includes(notice.kind);
+  const applies = (step: StepConfig) => (step.on === null ? !OPT_IN_KINDS.includes(notice.kind) : step.on.includes(notice.kind));
   const included = config.steps.filter(applies);
   const includedNames = new Set(included.map((step) => step.name));
   const planDeadline = computePlanDeadline(notice, config, now);
