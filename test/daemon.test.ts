@@ -1,0 +1,177 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compileConfig } from '../src/config/schema.js';
+import { createDaemon, resumable, type Daemon } from '../src/daemon.js';
+import { silentLogger } from '../src/log.js';
+import { noticeId, type Notice } from '../src/notice.js';
+import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import { startReceiver, type Receiver } from './helpers/receiver.js';
+import { Workloads } from './helpers/workload.js';
+
+const workloads = new Workloads();
+const cleanups: Array<() => Promise<void> | void> = [];
+
+afterEach(async () => {
+  workloads.killAll();
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'preemptd-daemon-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function simulator(provider: 'aws' | 'gcp'): Promise<RunningSimulator> {
+  const running = await startSimulator({ provider });
+  cleanups.push(() => running.close());
+  return running;
+}
+
+async function receiver(): Promise<Receiver> {
+  const running = await startReceiver({ status: 204 });
+  cleanups.push(() => running.close());
+  return running;
+}
+
+function startDaemon(raw: Record<string, unknown>): Daemon {
+  const daemon = createDaemon({ config: compileConfig(raw, { file: undefined }), log: silentLogger() });
+  const running = daemon.run();
+  cleanups.push(async () => {
+    await daemon.stop();
+    await running;
+  });
+  return daemon;
+}
+
+async function until(condition: () => boolean, limitMs = 10_000): Promise<void> {
+  const started = Date.now();
+  while (!condition()) {
+    if (Date.now() - started > limitMs) throw new Error(`condition not met within ${limitMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+test('an AWS spot notice runs the plan once: webhook at once, then the workload is signalled', async () => {
+  const metadata = await simulator('aws');
+  const hooks = await receiver();
+  const stateDir = tempDir();
+  const record = join(stateDir, 'signals.log');
+  const workload = await workloads.start(record);
+  const daemon = startDaemon({
+    provider: 'aws',
+    metadataUrl: metadata.url,
+    pollInterval: '100ms',
+    stateDir,
+    steps: [
+      { name: 'tell-ops', webhook: { url: hooks.url('/ops') } },
+      { name: 'checkpoint', signal: { pid: workload.pid, signal: 'SIGUSR1' } },
+      { name: 'stop', after: ['checkpoint'], signal: { pid: workload.pid, signal: 'SIGTERM', waitExit: '2s' } },
+    ],
+  });
+  const finished: string[] = [];
+  daemon.on('planFinished', (notice) => finished.push(notice.id));
+  await until(() => daemon.health().lastSuccessAt !== null);
+
+  metadata.trigger({ kind: 'terminate', leadMs: 120_000 });
+  await until(() => finished.length === 1);
+  // Many more polls see the same notice; none may run the plan again.
+  const pollsBefore = metadata.requests.get('/latest/meta-data/spot/instance-action') ?? 0;
+  await until(() => (metadata.requests.get('/latest/meta-data/spot/instance-action') ?? 0) >= pollsBefore + 5);
+
+  expect(finished).toHaveLength(1);
+  expect(hooks.requests).toHaveLength(1);
+  const event = JSON.parse(hooks.requests[0]!.body) as { version: number; type: string; notice: { kind: string; provider: string; deadline: string } };
+  expect(event).toMatchObject({ version: 1, type: 'notice', notice: { kind: 'terminate', provider: 'aws' } });
+  expect(Date.parse(event.notice.deadline)).toBeGreaterThan(Date.now());
+  expect(workload.received()).toEqual(['SIGUSR1', 'SIGTERM']);
+});
+
+test('a GCP preemption is seen through the hanging GET and runs the plan', async () => {
+  const metadata = await simulator('gcp');
+  const hooks = await receiver();
+  const daemon = startDaemon({
+    provider: 'gcp',
+    metadataUrl: metadata.url,
+    stateDir: tempDir(),
+    steps: [{ name: 'tell-ops', webhook: { url: hooks.url('/ops') } }],
+  });
+  const kinds: string[] = [];
+  daemon.on('notice', (notice) => kinds.push(notice.kind));
+  await until(() => daemon.health().lastSuccessAt !== null);
+
+  metadata.trigger({ kind: 'preempt' });
+  await hooks.waitFor(1);
+  expect(kinds).toEqual(['preempt']);
+  const event = JSON.parse(hooks.requests[0]!.body) as { notice: { provider: string; kind: string } };
+  expect(event.notice).toMatchObject({ provider: 'gcp', kind: 'preempt' });
+});
+
+test('a notice already handled before a restart is not handled again', async () => {
+  const metadata = await simulator('aws');
+  const hooks = await receiver();
+  const stateDir = tempDir();
+  const config = {
+    provider: 'aws',
+    metadataUrl: metadata.url,
+    pollInterval: '100ms',
+    stateDir,
+    steps: [{ name: 'tell-ops', webhook: { url: hooks.url('/ops') } }],
+  };
+  metadata.trigger({ kind: 'terminate', leadMs: 120_000 });
+  const first = createDaemon({ config: compileConfig(config, { file: undefined }), log: silentLogger() });
+  const firstRun = first.run();
+  await hooks.waitFor(1);
+  await until(() => first.health().activeNotices.length === 0);
+  await first.stop();
+  await firstRun;
+  expect(JSON.parse(readFileSync(join(stateDir, 'journal.json'), 'utf8'))).toBeTruthy();
+
+  const second = startDaemon(config);
+  const polls = () => metadata.requests.get('/latest/meta-data/spot/instance-action') ?? 0;
+  await until(() => second.health().lastSuccessAt !== null);
+  const seen = polls();
+  await until(() => polls() >= seen + 5);
+  expect(hooks.requests).toHaveLength(1);
+});
+
+test('a failing metadata service does not stop the agent; it detects the notice once the service answers', async () => {
+  const metadata = await simulator('aws');
+  const hooks = await receiver();
+  const daemon = startDaemon({
+    provider: 'aws',
+    metadataUrl: metadata.url,
+    pollInterval: '100ms',
+    stateDir: tempDir(),
+    steps: [{ name: 'tell-ops', webhook: { url: hooks.url('/ops') } }],
+  });
+  await until(() => daemon.health().lastSuccessAt !== null);
+  const address = new URL(metadata.url);
+  // From here nothing listens on the metadata port: every request fails until it answers again.
+  await metadata.close();
+  await until(() => daemon.health().consecutiveErrors >= 2);
+  expect(daemon.state).toBe('watching');
+
+  const revived = await startSimulator({ provider: 'aws', port: Number(address.port) });
+  cleanups.push(() => revived.close());
+  revived.trigger({ kind: 'terminate', leadMs: 120_000 });
+  await hooks.waitFor(1, 45_000);
+  expect(daemon.health().consecutiveErrors).toBe(0);
+}, 60_000);
+
+test('an interrupted plan is resumed only while its deadline lies ahead', () => {
+  const notice = (deadline: Date | null): Notice => ({
+    id: noticeId('aws', 'terminate', 'x'),
+    provider: 'aws',
+    kind: deadline ? 'terminate' : 'rebalance',
+    deadline,
+    detectedAt: new Date(1_000),
+    instance: {},
+    raw: null,
+  });
+  expect(resumable(notice(new Date(10_000)), 1_000, 9_000)).toBe(true);
+  expect(resumable(notice(new Date(10_000)), 1_000, 10_001)).toBe(false);
+  expect(resumable(notice(null), 1_000, 1_000 + 60_000)).toBe(true);
+  expect(resumable(notice(null), 1_000, 1_000 + 11 * 60_000)).toBe(false);
+});
