@@ -1,0 +1,19 @@
+import { snapshotOptionsSchema, type SnapshotOptions } from '../../snapshot/options.js';
+import type { StepType } from '../step.js';
+
+/**
+ * `snapshot:` uploads files to object storage inside the notice window (docs/snapshot.md).
+ * The uploader and the cloud SDKs load on first run only: an idle agent never pays for them.
+ */
+export const snapshotStep = {
+  type: 'snapshot',
+  schema: snapshotOptionsSchema,
+  async run(options, context) {
+    const { runSnapshot } = await import('../../snapshot/run.js');
+    return runSnapshot(options, context);
+  },
+  describe(options) {
+    const compression = options.mode === 'archive' && options.compression !== 'none' ? ` ${options.compression}` : '';
+    return `upload ${options.paths.join(', ')} to ${options.to} (${options.mode}${compression}, newest first: ${options.priority === 'newest'})`;
+  },
+} satisfies StepType<SnapshotOptions>;

@@ -1,0 +1,77 @@
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+import { duration, httpUrl, showValue } from '../config/fields.js';
+import { parseLocation } from '../stores/location.js';
+import { PLACEHOLDERS, fillPlaceholders } from './placeholders.js';
+
+export const PRIORITIES = ['newest', 'oldest', 'smallest', 'largest', 'path'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+const MIB = 1024 * 1024;
+
+/** A byte count such as `16MiB`, `8MB` or a bare number of bytes. */
+function byteSize() {
+  return z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const match = typeof value === 'string' ? /^(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?$/i.exec(value.trim()) : null;
+    const bytes = typeof value === 'number' ? value : match ? Number(match[1]) * SIZE_UNITS[(match[2] ?? 'b').toLowerCase()]! : NaN;
+    if (!Number.isSafeInteger(Math.round(bytes)) || bytes <= 0) {
+      ctx.addIssue({ code: 'custom', message: `got ${showValue(value)}: expected a size such as 16MiB, 8MB or a number of bytes` });
+      return z.NEVER;
+    }
+    return Math.round(bytes);
+  });
+}
+
+function absolutePath(what: string) {
+  return z.string().refine(isAbsolute, { error: (issue) => `got ${showValue(issue.input)}: ${what} must be an absolute path` });
+}
+
+/** `to:` with its placeholders checked now, so a typo fails at start-up and not in the notice window. */
+function destination() {
+  return z.string().superRefine((value, ctx) => {
+    const unknown = [...value.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]!).filter((name) => !(PLACEHOLDERS as readonly string[]).includes(name));
+    if (unknown.length) {
+      ctx.addIssue({ code: 'custom', message: `unknown placeholder {${unknown[0]}}: expected one of ${PLACEHOLDERS.map((p) => `{${p}}`).join(' ')}` });
+      return;
+    }
+    try {
+      parseLocation(fillPlaceholders(value, { instanceId: 'i', noticeId: 'n', hostname: 'h', timestamp: 't', kind: 'k' }));
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `got ${showValue(value)}: ${(error as Error).message}` });
+    }
+  });
+}
+
+/**
+ * The `snapshot:` step options. Defaults for part size, parts in flight and files in flight
+ * are the bench's best on 2 shared cores (docs/snapshot.md): larger parts gained nothing and
+ * cost memory, more parts in flight gained nothing on loopback and help on real links.
+ */
+export const snapshotOptionsSchema = z
+  .strictObject({
+    paths: z.array(absolutePath('a snapshot path')).min(1, { message: 'list at least one file, directory or glob' }),
+    exclude: z.array(z.string().min(1)).default([]),
+    to: destination(),
+    mode: z.enum(['files', 'archive'], { message: 'expected files or archive' }).default('files'),
+    compression: z.enum(['none', 'gzip', 'zstd'], { message: 'expected none, gzip or zstd' }).default('none'),
+    priority: z.enum(PRIORITIES, { message: `expected one of ${PRIORITIES.join(', ')}` }).default('newest'),
+    endpoint: httpUrl().optional(),
+    forcePathStyle: z.boolean().default(false),
+    region: z.string().min(1).optional(),
+    concurrency: z.number().int().min(1).max(64).default(4),
+    partSize: byteSize()
+      .refine((bytes) => bytes >= 5 * MIB, { message: 'expected at least 5MiB (the S3 minimum part size)' })
+      .default(16 * MIB),
+    queueSize: z.number().int().min(1).max(64).default(4),
+    /** Time kept back before the step deadline to abort transfers and write the manifest. */
+    reserve: duration().default(2000),
+    progressInterval: duration().default(3000),
+  })
+  .superRefine((options, ctx) => {
+    if (options.mode === 'files' && options.compression !== 'none') {
+      ctx.addIssue({ code: 'custom', path: ['compression'], message: 'compression applies to mode: archive only' });
+    }
+  });
+
+export type SnapshotOptions = z.output<typeof snapshotOptionsSchema>;

@@ -1,0 +1,119 @@
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import picomatch from 'picomatch';
+
+/** A regular file found under a snapshot path, as it was when found. */
+export interface FoundFile {
+  type: 'file';
+  /** Where it is on disk. */
+  source: string;
+  /** Its name in the snapshot: the root's base name, then the path below it, `/`-separated. */
+  name: string;
+  size: number;
+  mtimeMs: number;
+  mode: number;
+}
+
+/** A symbolic link, stored as a link; never followed. */
+export interface FoundLink {
+  type: 'symlink';
+  source: string;
+  name: string;
+  target: string;
+}
+
+export type FoundEntry = FoundFile | FoundLink;
+
+export interface Skipped {
+  path: string;
+  reason: string;
+}
+
+export interface WalkResult {
+  entries: FoundEntry[];
+  skipped: Skipped[];
+  /** Files and directories left out by `exclude`. */
+  excluded: number;
+}
+
+/**
+ * Lists what `paths` name: files, directories (recursively) and globs, minus `exclude`.
+ * Exclude patterns without a `/` match a base name anywhere (`*.tmp`); others match the
+ * absolute path or the name in the snapshot (`/data/ckpt/tmp/**`, `ckpt/tmp/**`).
+ * A listed path that is itself a symlink is followed (the user named it); links inside are
+ * recorded as links and never descended into, so nothing outside the roots is read.
+ */
+export async function walkPaths(paths: readonly string[], exclude: readonly string[]): Promise<WalkResult> {
+  const isExcluded = excludeMatcher(exclude);
+  const result: WalkResult = { entries: [], skipped: [], excluded: 0 };
+  const seenSources = new Set<string>();
+  const nameOwners = new Map<string, string>();
+
+  const add = (entry: FoundEntry) => {
+    if (seenSources.has(entry.source)) return;
+    seenSources.add(entry.source);
+    const owner = nameOwners.get(entry.name);
+    if (owner !== undefined) {
+      result.skipped.push({ path: entry.source, reason: `same snapshot name ${entry.name} as ${owner}` });
+      return;
+    }
+    nameOwners.set(entry.name, entry.source);
+    result.entries.push(entry);
+  };
+
+  /** `follow` is true for a listed root only: a root that is a link is followed. */
+  const visit = async (path: string, name: string, follow: boolean, accept: (path: string) => boolean): Promise<void> => {
+    if (isExcluded(path, name)) {
+      result.excluded += 1;
+      return;
+    }
+    try {
+      const info = follow ? await stat(path) : await lstat(path);
+      if (info.isSymbolicLink()) {
+        if (accept(path)) add({ type: 'symlink', source: path, name, target: await readlink(path) });
+      } else if (info.isDirectory()) {
+        // A directory a glob matched is wanted whole.
+        const inner = accept(path) ? () => true : accept;
+        const children = (await readdir(path)).sort();
+        for (const child of children) await visit(join(path, child), `${name}/${child}`, false, inner);
+      } else if (!accept(path)) {
+        return;
+      } else if (info.isFile()) {
+        add({ type: 'file', source: path, name, size: info.size, mtimeMs: info.mtimeMs, mode: info.mode & 0o7777 });
+      } else {
+        result.skipped.push({ path, reason: 'not a regular file, directory or symlink' });
+      }
+    } catch (error) {
+      result.skipped.push({ path, reason: readError(error) });
+    }
+  };
+
+  for (const root of paths) {
+    const scan = picomatch.scan(root);
+    if (scan.isGlob) {
+      await visit(scan.base, baseName(scan.base), true, picomatch(root, { dot: true }));
+    } else {
+      await visit(root, baseName(root), true, () => true);
+    }
+  }
+  return result;
+}
+
+function baseName(path: string): string {
+  return basename(path) || 'root';
+}
+
+function excludeMatcher(patterns: readonly string[]): (path: string, name: string) => boolean {
+  const byBase = patterns.filter((p) => !p.includes('/'));
+  const byPath = patterns.filter((p) => p.includes('/'));
+  const baseMatch = byBase.length ? picomatch(byBase, { dot: true }) : () => false;
+  const pathMatch = byPath.length ? picomatch(byPath, { dot: true }) : () => false;
+  return (path, name) => baseMatch(basename(path)) || pathMatch(path) || pathMatch(name);
+}
+
+function readError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'not found';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  return `cannot read: ${code ?? (error as Error).message}`;
+}

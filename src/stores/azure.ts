@@ -1,0 +1,53 @@
+import type { Readable } from 'node:stream';
+import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { countBytes } from './count.js';
+import { formatLocation, type AzureLocation } from './location.js';
+import { abortError, type ObjectStore, type StoreOptions } from './store.js';
+
+/**
+ * Azure Blob Storage, block blobs. Credentials, first found: AZURE_STORAGE_CONNECTION_STRING,
+ * AZURE_STORAGE_KEY (shared key for the account in the URL), AZURE_STORAGE_SAS_TOKEN, then
+ * @azure/identity's DefaultAzureCredential (service principal or workload identity from the
+ * environment, then the VM's managed identity). Reads `endpoint` (Azurite:
+ * http://127.0.0.1:10000/devstoreaccount1), `partSize` (block size), `queueSize` (blocks in
+ * flight) and the signals.
+ * Blocks staged by an unfinished upload are never visible and Azure drops them after a
+ * week, so `cleanup()` has nothing to remove.
+ */
+export async function openAzureStore(location: AzureLocation, options: StoreOptions): Promise<ObjectStore> {
+  const service = await serviceClient(location, options.endpoint);
+  const container = service.getContainerClient(location.container);
+
+  return {
+    url: formatLocation(location),
+    async put(key, body, { onBytes, signal } = {}) {
+      const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
+      try {
+        await container
+          .getBlockBlobClient(key)
+          .uploadStream(body.pipe(countBytes(onBytes)), options.partSize, options.queueSize, { abortSignal: stops });
+      } catch (error) {
+        body.destroy();
+        throw stops.aborted ? abortError() : error;
+      }
+    },
+    async get(key) {
+      const response = await container.getBlobClient(key).download(0, undefined, { abortSignal: options.signal });
+      return response.readableStreamBody as Readable;
+    },
+    async cleanup() {
+      return [];
+    },
+    async close() {},
+  };
+}
+
+async function serviceClient(location: AzureLocation, endpoint: string | undefined): Promise<BlobServiceClient> {
+  const env = process.env;
+  if (env.AZURE_STORAGE_CONNECTION_STRING) return BlobServiceClient.fromConnectionString(env.AZURE_STORAGE_CONNECTION_STRING);
+  const url = (endpoint ?? `https://${location.account}.blob.core.windows.net`).replace(/\/$/, '');
+  if (env.AZURE_STORAGE_KEY) return new BlobServiceClient(url, new StorageSharedKeyCredential(location.account, env.AZURE_STORAGE_KEY));
+  if (env.AZURE_STORAGE_SAS_TOKEN) return new BlobServiceClient(`${url}?${env.AZURE_STORAGE_SAS_TOKEN.replace(/^\?/, '')}`, new AnonymousCredential());
+  const { DefaultAzureCredential } = await import('@azure/identity');
+  return new BlobServiceClient(url, new DefaultAzureCredential());
+}

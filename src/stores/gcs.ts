@@ -1,0 +1,57 @@
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Storage } from '@google-cloud/storage';
+import { countBytes } from './count.js';
+import { formatLocation, type BucketLocation } from './location.js';
+import { abortError, type ObjectStore, type StoreOptions } from './store.js';
+
+/**
+ * Google Cloud Storage through its JSON API. Credentials come from the SDK's default chain:
+ * GOOGLE_APPLICATION_CREDENTIALS, gcloud's application-default file, then the VM's service
+ * account through the metadata server. With `endpoint` (an emulator) no credentials are used.
+ * Reads `endpoint`, `partSize` and the signals.
+ *
+ * Each object is one resumable upload streamed in `partSize` chunks: the JSON API has no
+ * parallel parts (for those, use the S3 store against GCS's XML API with HMAC keys).
+ * Integrity: MD5 validation, checked by GCS against the stored object. The SDK's other choice,
+ * CRC32C, is computed in JavaScript at 61 MB/s here against 500 MB/s for OpenSSL's MD5:
+ * it would be the bottleneck of a 30-second window.
+ * An abandoned resumable session stores nothing visible and expires after a week, so
+ * `cleanup()` has nothing to remove.
+ */
+export function openGcsStore(location: BucketLocation, options: StoreOptions): ObjectStore {
+  const storage = new Storage({
+    ...(options.endpoint ? { apiEndpoint: options.endpoint } : {}),
+    retryOptions: { autoRetry: true, maxRetries: 3 },
+  });
+  const bucket = storage.bucket(location.bucket);
+
+  return {
+    url: formatLocation(location),
+    async put(key, body, { onBytes, signal } = {}) {
+      const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
+      const writable = bucket.file(key).createWriteStream({
+        resumable: true,
+        chunkSize: options.partSize,
+        validation: 'md5',
+        contentType: 'application/octet-stream',
+      });
+      try {
+        await pipeline(body, countBytes(onBytes), writable, { signal: stops });
+      } catch (error) {
+        body.destroy();
+        throw stops.aborted ? abortError() : error;
+      }
+    },
+    async get(key) {
+      const file = bucket.file(key);
+      const [exists] = await file.exists();
+      if (!exists) throw new Error(`${formatLocation(location)}${key.slice(location.prefix.length)} does not exist`);
+      return file.createReadStream({ validation: false }) as Readable;
+    },
+    async cleanup() {
+      return [];
+    },
+    async close() {},
+  };
+}

@@ -1,0 +1,73 @@
+import type { Readable } from 'node:stream';
+import type { Logger } from '../log.js';
+import type { StoreLocation } from './location.js';
+
+/** Settings a store may use; each store file says which ones it reads. */
+export interface StoreOptions {
+  /** S3-compatible, GCS or Azure endpoint override (MinIO, R2, Ceph, emulators). */
+  endpoint?: string | undefined;
+  /** S3 only: `http://host/bucket/key` instead of `http://bucket.host/key`. */
+  forcePathStyle?: boolean | undefined;
+  /** S3 only: the bucket's region when the SDK's own chain does not know it. */
+  region?: string | undefined;
+  /** Bytes per part (multipart, resumable chunk or block). */
+  partSize: number;
+  /** Parts of one object in flight at once. */
+  queueSize: number;
+  /** Objects in flight at once (sizes the connection pool). */
+  concurrency: number;
+  /**
+   * Aborting it stops every transfer now (the step's own deadline). `cleanup()` still works
+   * afterwards.
+   */
+  signal: AbortSignal;
+  log: Logger;
+}
+
+export interface PutOptions {
+  /** Told of bytes that reached the store, as they do. */
+  onBytes?: (bytes: number) => void;
+  /** Stops this put (the snapshot's cut-off before the deadline). */
+  signal?: AbortSignal;
+}
+
+export interface ObjectStore {
+  /** The location as a URL, safe to log. */
+  readonly url: string;
+  /**
+   * Stores `body` (any length) as one object. Resolves once the object is complete and
+   * visible; rejects with an AbortError when `options.signal` (or the store's) aborted first,
+   * in which case its requests in flight were cancelled.
+   */
+  put(key: string, body: Readable, options?: PutOptions): Promise<void>;
+  /** Streams one object back; rejects when it does not exist. */
+  get(key: string): Promise<Readable>;
+  /**
+   * Removes what unfinished puts left behind (S3 multipart uploads, partial files). Call it
+   * once every put has settled. Resolves to the keys it could not clean, if any.
+   */
+  cleanup(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the store for a location. Each cloud SDK is imported here, on first use only, so
+ * an agent without snapshot steps never loads them.
+ */
+export async function openStore(location: StoreLocation, options: StoreOptions): Promise<ObjectStore> {
+  switch (location.scheme) {
+    case 's3':
+      return (await import('./s3.js')).openS3Store(location, options);
+    case 'gs':
+      return (await import('./gcs.js')).openGcsStore(location, options);
+    case 'az':
+      return (await import('./azure.js')).openAzureStore(location, options);
+    case 'file':
+      return (await import('./file.js')).openFileStore(location, options);
+  }
+}
+
+/** The error a store's `put` rejects with once its signal aborted. */
+export function abortError(): Error {
+  return Object.assign(new Error('transfer stopped'), { name: 'AbortError' });
+}

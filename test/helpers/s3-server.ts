@@ -1,0 +1,238 @@
+import { once } from 'node:events';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { setTimeout } from 'node:timers/promises';
+import { join } from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+
+/**
+ * S3 API servers on loopback for tests and benches.
+ *
+ * `startS3Server` runs @20minutes/s3rver (a real S3 implementation that checks SigV4
+ * signatures) and adds the two multipart calls it lacks, AbortMultipartUpload and
+ * ListMultipartUploads, behind its own signature check. `startDiscardSink` answers the S3
+ * object and multipart protocol but throws the bytes away, to measure a client alone.
+ */
+
+const require = createRequire(import.meta.url);
+
+/** s3rver's fixed test account; it rejects any other key. */
+export const S3_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+interface KoaContext {
+  method: string;
+  path: string;
+  query: Record<string, string | undefined>;
+  params: Record<string, string | undefined>;
+  req: IncomingMessage;
+  res: ServerResponse;
+  status: number;
+  body: unknown;
+  mountPath?: string;
+  set(name: string, value: string): void;
+}
+type Middleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
+
+interface S3rverInstance {
+  middleware: Middleware[];
+  store: { getResourcePath(bucket: string, key: string | undefined, resource: string): string };
+  run(): Promise<AddressInfo>;
+  close(): Promise<void>;
+}
+type S3rverClass = new (options: Record<string, unknown>) => S3rverInstance;
+type S3ErrorClass = new (code: string, message?: string) => Error;
+
+/**
+ * An S3 client for test assertions. s3rver computes the signature of a bucket-level request
+ * over `/bucket` while the SDK signs `/bucket/`; this client drops that slash before signing.
+ */
+export function testS3Client(server: S3TestServer): S3Client {
+  const client = new S3Client({ endpoint: server.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: S3_CREDENTIALS });
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { path?: string };
+      if (request.path === `/${server.bucket}/` && !('uploads' in ((args.request as { query?: object }).query ?? {}))) {
+        request.path = `/${server.bucket}`;
+      }
+      return next(args);
+    },
+    { step: 'build', name: 'testS3rverBucketPath' },
+  );
+  return client;
+}
+
+export interface PartRequest {
+  key: string;
+  uploadId: string;
+  partNumber: number;
+  /** 1 for the first try of this part, 2 for the first retry... */
+  attempt: number;
+}
+
+export interface S3ServerOptions {
+  bucket?: string;
+  /** Answer this UploadPart with a 500 InternalError instead of storing it. */
+  failPart?: (part: PartRequest) => boolean;
+  /** Hold every UploadPart's answer this long (a slow link); a client that gives up is let go. */
+  partDelayMs?: number;
+}
+
+export interface S3TestServer {
+  endpoint: string;
+  bucket: string;
+  /** Where s3rver keeps its files (objects can be corrupted here by tests). */
+  directory: string;
+  /** UploadPart requests seen, failed ones included. */
+  partRequests: PartRequest[];
+  close(): Promise<void>;
+}
+
+export async function startS3Server(options: S3ServerOptions = {}): Promise<S3TestServer> {
+  const S3rver = require('@20minutes/s3rver') as S3rverClass;
+  const S3Error = require('@20minutes/s3rver/lib/models/error') as S3ErrorClass;
+  const authenticate = (require('@20minutes/s3rver/lib/middleware/authentication') as () => Middleware)();
+  const bucket = options.bucket ?? 'snapshots';
+  const directory = await mkdtemp(join(tmpdir(), 's3rver-'));
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory,
+    vhostBuckets: false,
+    configureBuckets: [{ name: bucket }],
+  });
+  const partRequests: PartRequest[] = [];
+  const uploadsDir = (name: string) => server.store.getResourcePath(name, undefined, 'uploads');
+
+  // Runs before s3rver's own routes; s3rver composes its middleware list when it listens.
+  const extraOperations: Middleware = async (ctx, next) => {
+    const [, name, ...keyParts] = ctx.path.split('/');
+    const key = keyParts.join('/');
+    const uploadId = ctx.query.uploadId;
+    const isAbort = ctx.method === 'DELETE' && key && uploadId !== undefined;
+    const isList = ctx.method === 'GET' && !key && ctx.query.uploads !== undefined;
+    const isPart = ctx.method === 'PUT' && key && uploadId !== undefined && ctx.query.partNumber !== undefined;
+    if (!name || !(isAbort || isList || isPart)) return next();
+    if (isPart) {
+      // s3rver checks this request's signature itself when it stores the part.
+      const partNumber = Number(ctx.query.partNumber);
+      const attempt = partRequests.filter((p) => p.uploadId === uploadId && p.partNumber === partNumber).length + 1;
+      const request = { key, uploadId: uploadId!, partNumber, attempt };
+      partRequests.push(request);
+      if (!options.failPart?.(request)) {
+        await next();
+        // Held after storing: a paused socket would not notice the client cancelling.
+        if (options.partDelayMs) await Promise.race([setTimeout(options.partDelayMs), once(ctx.res, 'close')]);
+        return;
+      }
+      ctx.req.resume();
+      await once(ctx.req, 'end');
+      throw new S3Error('InternalError', 'injected part failure');
+    }
+    // s3rver's signature check reads the resource from params; the SDK signs the bucket
+    // listing as `/bucket/`, hence the slash kept on the bucket name.
+    ctx.params = key ? { bucket: name, key } : { bucket: `${name}/` };
+    ctx.mountPath = '';
+    await authenticate(ctx, async () => {
+      if (isAbort) {
+        const dir = join(uploadsDir(name), uploadId!);
+        const exists = await readFile(join(dir, 'key')).then(() => true, () => false);
+        if (!exists) throw new S3Error('NoSuchUpload', 'The specified upload does not exist.');
+        await rm(dir, { recursive: true, force: true });
+        ctx.status = 204;
+        return;
+      }
+      const uploads = await listUploads(uploadsDir(name));
+      const entries = uploads.map((u) => `<Upload><Key>${escapeXml(u.key)}</Key><UploadId>${u.uploadId}</UploadId></Upload>`);
+      ctx.set('content-type', 'application/xml');
+      ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult><Bucket>${escapeXml(name)}</Bucket><IsTruncated>false</IsTruncated>${entries.join('')}</ListMultipartUploadsResult>`;
+    });
+  };
+  server.middleware.unshift(extraOperations);
+  const address = await server.run();
+  return {
+    endpoint: `http://127.0.0.1:${address.port}`,
+    bucket,
+    directory,
+    partRequests,
+    async close() {
+      await server.close();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+async function listUploads(dir: string): Promise<{ key: string; uploadId: string }[]> {
+  const ids = await readdir(dir).catch(() => [] as string[]);
+  return Promise.all(ids.map(async (uploadId) => ({ uploadId, key: await readFile(join(dir, uploadId, 'key'), 'utf8') })));
+}
+
+export interface DiscardSink {
+  endpoint: string;
+  /** Body bytes received and thrown away. */
+  bytes(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * Answers PutObject, CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+ * AbortMultipartUpload, HeadObject/ListObjects (empty) without storing anything and without
+ * checking signatures, so the client's own cost is what a benchmark measures.
+ */
+export async function startDiscardSink(): Promise<DiscardSink> {
+  let received = 0;
+  let nextUpload = 0;
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://sink');
+    const key = url.pathname.split('/').slice(2).join('/');
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+    });
+    req.on('end', () => {
+      const xml = (body: string) => {
+        res.writeHead(200, { 'content-type': 'application/xml' });
+        res.end(`<?xml version="1.0" encoding="UTF-8"?>\n${body}`);
+      };
+      if (req.method === 'POST' && url.searchParams.has('uploads')) {
+        nextUpload += 1;
+        return xml(`<InitiateMultipartUploadResult><Key>${key}</Key><UploadId>u${nextUpload}</UploadId></InitiateMultipartUploadResult>`);
+      }
+      if (req.method === 'POST' && url.searchParams.has('uploadId')) {
+        return xml(`<CompleteMultipartUploadResult><Key>${key}</Key><ETag>"sink"</ETag></CompleteMultipartUploadResult>`);
+      }
+      if (req.method === 'PUT') {
+        res.writeHead(200, { etag: '"sink"' });
+        return res.end();
+      }
+      if (req.method === 'DELETE') {
+        res.writeHead(204);
+        return res.end();
+      }
+      if (req.method === 'GET' && !key) {
+        return xml('<ListBucketResult><IsTruncated>false</IsTruncated><KeyCount>0</KeyCount></ListBucketResult>');
+      }
+      res.writeHead(404, { 'content-type': 'application/xml' });
+      res.end('<Error><Code>NoSuchKey</Code><Message>The sink stores nothing.</Message></Error>');
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    bytes: () => received,
+    async close() {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
