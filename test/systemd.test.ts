@@ -158,7 +158,7 @@ describe('attachSystemdNotifier', () => {
   test('is not attached outside systemd', () => {
     const config = compileConfig({ provider: 'aws', stateDir });
     const daemon = new Daemon({ config, log: silentLogger(), provider: stallingProvider() });
-    expect(attachSystemdNotifier({ daemon, config, log: silentLogger(), env: {} })).toBeNull();
+    expect(attachSystemdNotifier({ daemon, log: silentLogger(), env: {} })).toBeNull();
   });
 
   test('pings the watchdog while the watch loop is alive and stops once it stalls', async () => {
@@ -166,7 +166,7 @@ describe('attachSystemdNotifier', () => {
     let clock = Date.now();
     const daemon = new Daemon({ config, log: silentLogger(), provider: stallingProvider(), now: () => clock });
     const sd = recordingSd();
-    const notifier = attachSystemdNotifier({ daemon, config, log: silentLogger(), sd, env: { WATCHDOG_USEC: '40000' } })!;
+    const notifier = attachSystemdNotifier({ daemon, log: silentLogger(), sd, env: { WATCHDOG_USEC: '40000' } })!;
     const running = daemon.run();
     try {
       await waitUntil(() => sd.sent.filter((entry) => entry === 'WATCHDOG').length >= 3);

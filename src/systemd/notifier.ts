@@ -1,16 +1,14 @@
-import type { Config } from '../config/types.js';
 import type { Daemon, DaemonState } from '../daemon.js';
 import type { StepSummary } from '../event.js';
 import type { Logger } from '../log.js';
 import type { Notice } from '../notice.js';
-import { buildPlan } from '../plan/executor.js';
+import type { Plan } from '../plan/executor.js';
 import type { MetadataRead } from '../providers/provider.js';
 import { createSdNotify, watchdogIntervalMs, type SdNotify } from './sd-notify.js';
 import { describeStatus, type PlanProgress } from './status.js';
 
 export interface SystemdNotifierOptions {
   daemon: Daemon;
-  config: Config;
   log: Logger;
   /** Where WATCHDOG_USEC and WATCHDOG_PID are read; process.env by default. */
   env?: NodeJS.ProcessEnv;
@@ -36,7 +34,7 @@ export interface SystemdNotifier {
  * Returns null when systemd did not start us with a notification socket.
  */
 export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdNotifier | null {
-  const { daemon, config, log } = options;
+  const { daemon, log } = options;
   const env = options.env ?? process.env;
   const sd = options.sd === undefined ? createSdNotify(log) : options.sd;
   if (!sd) return null;
@@ -71,10 +69,9 @@ export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdN
     log.info({ status: lastStatus }, 'ready: telling systemd');
     void sd.ready(lastStatus);
   };
-  const onNotice = (notice: Notice) => {
-    const plan = buildPlan(notice, config, Date.now());
+  const onPlanStarted = ({ notice, steps }: Plan) => {
     // A step that runs in both phases reports twice (`name` and `name:finish`).
-    const runs = plan.steps.length + plan.steps.filter((step) => step.phase === 'both').length;
+    const runs = steps.length + steps.filter((step) => step.phase === 'both').length;
     running.set(notice.id, { kind: notice.kind, deadline: notice.deadline, steps: runs, done: 0, failed: 0 });
     updateStatus();
   };
@@ -97,7 +94,7 @@ export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdN
   };
 
   daemon.on('read', onRead);
-  daemon.on('notice', onNotice);
+  daemon.on('planStarted', onPlanStarted);
   daemon.on('stepFinished', onStepFinished);
   daemon.on('planFinished', onPlanFinished);
   daemon.on('state', onState);
@@ -127,7 +124,7 @@ export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdN
     async close() {
       if (timer) clearInterval(timer);
       daemon.off('read', onRead);
-      daemon.off('notice', onNotice);
+      daemon.off('planStarted', onPlanStarted);
       daemon.off('stepFinished', onStepFinished);
       daemon.off('planFinished', onPlanFinished);
       daemon.off('state', onState);
