@@ -1,4 +1,5 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { close, open, read, readdir, readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 
 /** A process as /proc shows it: its id and its argv joined with spaces. */
 export interface ProcessInfo {
@@ -7,18 +8,43 @@ export interface ProcessInfo {
 }
 
 const PROC = '/proc';
+const openFile = promisify(open);
+const readFrom = promisify(read);
+const closeFile = promisify(close);
+const listDirectory = promisify(readdir);
+const CHUNK = 4096;
 
 /**
- * Every process with a command line (kernel threads have none). Reads are asynchronous on
- * purpose: reading /proc/<pid>/cmdline can block on a process stuck in the kernel, and the
- * daemon must not stall with it.
+ * Reads a /proc file off the event loop with open/read/close only (fs.promises.readFile
+ * also stats and re-reads: twice the thread-pool trips, which shows at 200+ processes).
+ */
+async function readProcFile(path: string): Promise<string> {
+  const fd = await openFile(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    for (let position = 0; ; ) {
+      const buffer = Buffer.allocUnsafe(CHUNK);
+      const { bytesRead } = await readFrom(fd, buffer, 0, CHUNK, position);
+      chunks.push(buffer.subarray(0, bytesRead));
+      position += bytesRead;
+      if (bytesRead < CHUNK) return Buffer.concat(chunks).toString('utf8');
+    }
+  } finally {
+    await closeFile(fd);
+  }
+}
+
+/**
+ * Every process with a command line (kernel threads have none). Command lines are read
+ * asynchronously on purpose: reading /proc/<pid>/cmdline takes the target's memory lock and
+ * can block on a process stuck in the kernel; the daemon must not stall with it.
  */
 export async function listProcesses(): Promise<ProcessInfo[]> {
-  const entries = await readdir(PROC);
+  const entries = await listDirectory(PROC);
   const pids = entries.filter((name) => /^\d+$/.test(name)).map(Number);
   const found = await Promise.all(
     pids.map(async (pid) => {
-      const raw = await readFile(`${PROC}/${pid}/cmdline`, 'utf8').catch(() => '');
+      const raw = await readProcFile(`${PROC}/${pid}/cmdline`).catch(() => '');
       const command = raw.replace(/\0+$/, '').replaceAll('\0', ' ');
       return command ? { pid, command } : undefined;
     }),
@@ -26,10 +52,18 @@ export async function listProcesses(): Promise<ProcessInfo[]> {
   return found.filter((info): info is ProcessInfo => info !== undefined);
 }
 
-/** The fields of /proc/<pid>/stat after the command name (which may hold spaces and parens). */
-async function statFields(pid: number): Promise<string[] | undefined> {
-  const stat = await readFile(`${PROC}/${pid}/stat`, 'utf8').catch(() => undefined);
-  if (stat === undefined) return undefined;
+/**
+ * The fields of /proc/<pid>/stat after the command name (which may hold spaces and parens).
+ * Read synchronously: unlike cmdline, stat does not wait on the target's memory lock, and
+ * polling 200 exiting processes through the thread pool would cost tens of milliseconds.
+ */
+function statFields(pid: number): string[] | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`${PROC}/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
@@ -39,7 +73,7 @@ export async function selfAndAncestors(pid = process.pid): Promise<Set<number>> 
   let current = pid;
   while (current > 0 && !lineage.has(current)) {
     lineage.add(current);
-    const fields = await statFields(current);
+    const fields = statFields(current);
     current = fields ? Number(fields[1]) : 0;
   }
   return lineage;
@@ -55,6 +89,6 @@ export async function isRunning(pid: number): Promise<boolean> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
   }
-  const fields = await statFields(pid);
+  const fields = statFields(pid);
   return fields !== undefined && fields[0] !== 'Z';
 }
