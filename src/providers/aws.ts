@@ -1,4 +1,4 @@
-import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep } from '../backoff.js';
+import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep, type BackoffPolicy } from '../backoff.js';
 import { noticeId, type InstanceFacts, type Notice, type NoticeKind } from '../notice.js';
 import { parseInstanceAction, parseMaintenance, parseRebalance } from './aws-payloads.js';
 import { ImdsSession } from './aws-imds.js';
@@ -10,10 +10,16 @@ import { silentLogger, type Logger } from '../log.js';
 
 export const AWS_METADATA_URL = 'http://169.254.169.254';
 
-/** Rebalance recommendations are advisory: every 5 s (or the poll interval if longer). */
-const REBALANCE_MIN_INTERVAL_MS = 5_000;
-/** Scheduled maintenance is announced days ahead: once a minute is plenty. */
-const MAINTENANCE_INTERVAL_MS = 60_000;
+/** How often the slower sources are read, and how failed reads back off. */
+export interface AwsCadence {
+  /** Rebalance recommendations are advisory: every 5 s (or the poll interval if longer). */
+  rebalanceMinMs: number;
+  /** Scheduled maintenance is announced days ahead: once a minute is plenty. */
+  maintenanceMs: number;
+  backoff: BackoffPolicy;
+}
+
+export const AWS_CADENCE: AwsCadence = { rebalanceMinMs: 5_000, maintenanceMs: 60_000, backoff: METADATA_BACKOFF };
 
 const FACT_PATHS: Record<keyof InstanceFacts & string, string | undefined> = {
   id: 'instance-id',
@@ -51,12 +57,18 @@ export class AwsProvider implements Provider {
   private factsPending: Promise<InstanceFacts> | undefined;
 
   private readonly hasOwnLog: boolean;
+  private readonly cadence: AwsCadence;
 
-  /** `log` receives token warnings; without it they go to the log of the first watch. */
+  /**
+   * `log` receives token warnings; without it they go to the log of the first watch.
+   * `cadence` is for tests and benchmarks; the defaults are AWS_CADENCE.
+   */
   constructor(
     private readonly options: ProviderOptions,
     log?: Logger,
+    cadence: Partial<AwsCadence> = {},
   ) {
+    this.cadence = { ...AWS_CADENCE, ...cadence };
     this.client = new MetadataClient(options.baseUrl);
     this.hasOwnLog = log !== undefined;
     this.session = new ImdsSession({ client: this.client, log: log ?? silentLogger(), requestTimeoutMs: options.requestTimeoutMs, ...options.aws });
@@ -91,8 +103,8 @@ export class AwsProvider implements Provider {
     const poll = this.options.pollIntervalMs;
     const sources: AwsSource[] = [
       instanceActionSource(() => jitteredInterval(poll)),
-      rebalanceSource(() => jitteredInterval(Math.max(poll, REBALANCE_MIN_INTERVAL_MS))),
-      maintenanceSource(() => jitteredInterval(MAINTENANCE_INTERVAL_MS)),
+      rebalanceSource(() => jitteredInterval(Math.max(poll, this.cadence.rebalanceMinMs))),
+      maintenanceSource(() => jitteredInterval(this.cadence.maintenanceMs)),
     ];
     // Fetched now so that a notice found later carries the facts without waiting for them.
     void this.instanceFacts(context.signal);
@@ -121,7 +133,7 @@ export class AwsProvider implements Provider {
           delay = source.nextDelayMs() - (performance.now() - started);
         } catch (error) {
           if (signal.aborted) break;
-          delay = backoffDelay(report.fail(error, performance.now() - started), METADATA_BACKOFF);
+          delay = backoffDelay(report.fail(error, performance.now() - started), this.cadence.backoff);
         }
         await sleep(Math.max(delay, 0), signal);
       }
