@@ -1,3 +1,8 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compileConfig } from '../src/config/schema.js';
+import { createDaemon } from '../src/daemon.js';
 import { MetadataClient } from '../src/providers/metadata-client.js';
 import { AzureProvider, SCHEDULED_EVENTS_PATH } from '../src/providers/azure.js';
 import { detectProvider } from '../src/providers/detect.js';
@@ -133,6 +138,26 @@ describe('Azure simulator and provider', () => {
   test('without DMI files, the probes recognise the Azure simulator and no other cloud', async () => {
     const detection = await detectProvider({ dmiDir: '/nonexistent/preemptd-dmi', probe: true, metadataUrl: simulator.url, log: silentLogger() });
     expect(detection).toEqual({ provider: 'azure', how: expect.stringContaining('compute.name') });
+  });
+
+  test('with azure.ackWhenDone the daemon acknowledges the event once its plan has finished', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'preemptd-azure-ack-'));
+    const config = compileConfig({ provider: 'azure', metadataUrl: simulator.url, pollInterval: `${POLL_MS}ms`, stateDir, azure: { ackWhenDone: true } });
+    const daemon = createDaemon({ config, log: silentLogger() });
+    const running = daemon.run();
+    try {
+      simulator.trigger({ kind: 'redeploy' });
+      const eventId = cloud().document().Events[0]!.EventId;
+      const finished = new Promise((resolve) => daemon.once('planFinished', resolve));
+      await finished;
+      for (let wait = 0; cloud().startRequests.length === 0 && wait < 50; wait += 1) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(cloud().startRequests).toEqual([{ EventId: eventId }]);
+      expect(cloud().document().Events[0]).toMatchObject({ EventId: eventId, EventStatus: 'Started' });
+    } finally {
+      await daemon.stop();
+      await running;
+      await rm(stateDir, { recursive: true, force: true });
+    }
   });
 
   test('the simulator refuses a StartRequests body of the wrong shape', async () => {
