@@ -30,9 +30,9 @@ function fakeImds(script: Record<string, Reply[]> = {}, token = 'token-1') {
   scope
     .get((path) => path.startsWith(META))
     .matchHeader('x-aws-ec2-metadata-token', token)
-    .reply((request) => {
+    .reply((request: unknown) => {
       // nock 15 hands the reply callback a fetch Request, whatever its typings say.
-      const path = new URL((request as unknown as Request).url).pathname.slice(META.length);
+      const path = new URL((request as Request).url).pathname.slice(META.length);
       counts[path] = (counts[path] ?? 0) + 1;
       if (facts[path]) return [200, facts[path]];
       const replies = script[path];
