@@ -43,6 +43,20 @@ const cli = yargs(hideBin(process.argv))
         .option('log-level', { type: 'string', default: 'info' }),
     async (args) => (await import('./commands/simulator.js')).simulatorCommand(args),
   )
+  .command(
+    'restore',
+    'download a snapshot into a directory and verify every checksum against its manifest',
+    (argv) =>
+      argv
+        .option('from', { type: 'string', demandOption: true, describe: 'snapshot location, e.g. s3://bucket/ckpt/i-0abc/aws-terminate-1a2b/' })
+        .option('to', { type: 'string', demandOption: true, describe: 'directory to restore into' })
+        .option('endpoint', { type: 'string', describe: 'S3-compatible, GCS or Azure endpoint (MinIO, R2, emulators)' })
+        .option('force-path-style', { type: 'boolean', describe: 'S3: path-style URLs (most S3-compatible servers)' })
+        .option('region', { type: 'string', describe: "S3: the bucket's region" })
+        .option('concurrency', { type: 'number', default: 4, describe: 'files downloaded at once' })
+        .option('log-level', { type: 'string', default: 'info' }),
+    async (args) => (await import('./commands/restore.js')).restoreCommand(args),
+  )
   .demandCommand(1, 'name a command: run, simulator (see --help)')
   .strict()
   .recommendCommands()

@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'ERR_STEP_TIMEOUT'
   | 'ERR_STEP_FAILED'
   | 'ERR_JOURNAL'
+  | 'ERR_RESTORE'
   | 'ERR_USAGE';
 
 export class PreemptdError extends Error {

@@ -1,9 +1,17 @@
+/** A rate measured over less than this is noise (one part, SDK warm-up); it is not trusted. */
+const MIN_SAMPLE_MS = 1000;
+
 /** Bytes moved so far against bytes wanted, with the rate and ETA a deadline needs. */
 export class TransferProgress {
   private sent = 0;
-  private readonly startedAt = Date.now();
+  private startedAt: number | undefined;
 
   constructor(readonly bytesWanted: number) {}
+
+  /** The clock starts with the first transfer, not with file listing or SDK loading. */
+  start(now = Date.now()): void {
+    this.startedAt ??= now;
+  }
 
   add = (bytes: number): void => {
     this.sent += bytes;
@@ -13,10 +21,10 @@ export class TransferProgress {
     return this.sent;
   }
 
-  /** Bytes per second since the start; undefined until there is something to measure. */
+  /** Bytes per second since the start; undefined until there is enough to measure. */
   rate(now = Date.now()): number | undefined {
-    const seconds = (now - this.startedAt) / 1000;
-    return this.sent > 0 && seconds >= 0.2 ? this.sent / seconds : undefined;
+    if (this.startedAt === undefined || this.sent === 0 || now - this.startedAt < MIN_SAMPLE_MS) return undefined;
+    return this.sent / ((now - this.startedAt) / 1000);
   }
 
   /** Milliseconds `bytes` more would take at the current rate; undefined when unknown. */

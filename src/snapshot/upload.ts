@@ -40,9 +40,10 @@ export function deadlineGate(stop: AbortSignal, cutoff: number, progress: Transf
     const backlog = Math.max(0, started - progress.bytesSent);
     const needs = progress.timeFor(backlog + size, now);
     if (needs !== undefined && now + needs > cutoff) {
-      const rate = ((progress.rate(now) ?? 0) / 1e6).toFixed(0);
+      const rate = ((progress.rate(now) ?? 0) / 1e6).toFixed(1);
       return `not started: needs about ${formatDuration(needs)} at ${rate} MB/s, ${formatDuration(Math.max(0, cutoff - now))} left before the deadline`;
     }
+    progress.start(now);
     started += size;
     return undefined;
   };
