@@ -29,6 +29,23 @@ const cli = yargs(hideBin(process.argv))
     async (args) => (await import('./commands/run.js')).runCommand(args),
   )
   .command(
+    'check',
+    'check that the agent could work here (config, provider, metadata, state dir, each step) without acting',
+    (argv) => configOptions(argv).option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' }),
+    async (args) => (await import('./commands/check.js')).checkCommand(args),
+  )
+  .command(
+    'simulate',
+    'run the plan against a synthetic notice (for real, or --dry-run to print order, timing and budgets)',
+    (argv) =>
+      configOptions(argv)
+        .option('kind', { type: 'string', choices: [...NOTICE_KINDS], default: 'terminate', describe: 'notice kind' })
+        .option('deadline', { type: 'string', default: '120s', describe: 'time until the notice deadline, e.g. 30s, 2m, or none' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'print what each step would do and when; do nothing' })
+        .option('json', { type: 'boolean', default: false, describe: 'with --dry-run: print the plan as JSON' }),
+    async (args) => (await import('./commands/simulate.js')).simulateCommand(args),
+  )
+  .command(
     'simulator',
     'serve a simulated cloud metadata service on loopback, with a notice after a delay',
     (argv) =>
@@ -57,7 +74,7 @@ const cli = yargs(hideBin(process.argv))
         .option('log-level', { type: 'string', default: 'info' }),
     async (args) => (await import('./commands/restore.js')).restoreCommand(args),
   )
-  .demandCommand(1, 'name a command: run, simulator (see --help)')
+  .demandCommand(1, 'name a command: run, check, simulate, simulator (see --help)')
   .strict()
   .recommendCommands()
   .version(AGENT_VERSION)

@@ -73,6 +73,19 @@ export function stallThresholdMs(provider: ProviderName | null, config: Config):
   return Math.max(...waits) + 5000;
 }
 
+/** The provider settings a config gives (the daemon and `preemptd check` build providers alike). */
+export function providerOptions(config: Config, name: ProviderName): ProviderOptions {
+  return {
+    baseUrl: config.metadataUrl ?? defaultMetadataUrl(name),
+    pollIntervalMs: config.pollIntervalMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+    aws: config.aws,
+    gcp: config.gcp,
+    azure: config.azure,
+    alibaba: config.alibaba,
+  };
+}
+
 export class Daemon extends EventEmitter<DaemonEvents> {
   private stateValue: DaemonState = 'starting';
   private readonly abort = new AbortController();
@@ -183,16 +196,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       name = config.provider;
       this.emit('providerReady', name, 'configured');
     }
-    const options: ProviderOptions = {
-      baseUrl: config.metadataUrl ?? defaultMetadataUrl(name),
-      pollIntervalMs: config.pollIntervalMs,
-      requestTimeoutMs: config.requestTimeoutMs,
-      aws: config.aws,
-      gcp: config.gcp,
-      azure: config.azure,
-      alibaba: config.alibaba,
-    };
-    return createProvider(name, options, log);
+    return createProvider(name, providerOptions(config, name), log);
   }
 
   private recordRead(read: MetadataRead): void {

@@ -2,6 +2,8 @@ import type { ConfigFlags } from '../cli.js';
 import { loadConfig, overridesFromFlags } from '../config/load.js';
 import { createDaemon } from '../daemon.js';
 import { createLogger } from '../log.js';
+import { ConfigReloader } from '../reload.js';
+import { serveDaemon } from '../server.js';
 import { attachSystemdNotifier } from '../systemd/notifier.js';
 
 /** Loads the config the way every command does: file, then PREEMPTD_* env (applied by loadConfig), then flags. */
@@ -23,16 +25,39 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   const config = await loadConfigFromFlags(args);
   const log = createLogger({ level: config.logLevel });
   const daemon = createDaemon({ config, log });
+  const server = config.server.enabled ? await serveDaemon(daemon, config, log) : undefined;
   const systemd = attachSystemdNotifier({ daemon, log });
+  const reloader = new ConfigReloader({
+    load: () => loadConfigFromFlags(args),
+    apply: (next) => {
+      daemon.reload(next);
+      log.level = next.logLevel;
+    },
+    log,
+    current: config,
+  });
+  const reload = () => {
+    log.info({ signal: 'SIGHUP' }, 'reloading the config');
+    void reloader.reload();
+  };
   const stop = (signal: NodeJS.Signals) => {
-    log.info({ signal }, 'stopping');
+    log.info({ signal }, 'stopping: plans already running finish within their deadlines; the same signal again exits at once');
     void daemon.stop();
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  process.on('SIGHUP', reload);
   log.info({ file: config.file, provider: config.provider, steps: config.steps.map((step) => step.name) }, 'preemptd starting');
   if (config.steps.length === 0) log.warn('the config has no steps: notices will be detected and logged, and nothing else will run');
-  await daemon.run();
-  await systemd?.close();
-  log.flush();
+  try {
+    await daemon.run();
+  } finally {
+    process.off('SIGHUP', reload);
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+    await server?.close();
+    await systemd?.close();
+    log.info('preemptd stopped');
+    await new Promise<void>((resolve) => log.flush(() => resolve()));
+  }
 }

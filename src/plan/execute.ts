@@ -38,7 +38,7 @@ export function finishRunName(stepName: string): string {
   return `${stepName}:finish`;
 }
 
-interface Run {
+export interface Run {
   name: string;
   step: PlannedStep;
   phase: 'notice' | 'finish';
@@ -92,7 +92,7 @@ export async function executePlan(plan: Plan, deps: ExecuteDeps): Promise<PlanRe
  * could never be met before the finish phase, so it counts as satisfied there.
  * Finish-phase runs wait for the finish runs of the steps they name (notice runs are done).
  */
-function splitRuns(plan: Plan): { noticeRuns: Run[]; finishRuns: Run[] } {
+export function splitRuns(plan: Plan): { noticeRuns: Run[]; finishRuns: Run[] } {
   const phaseOf = new Map(plan.steps.map((step) => [step.name, step.phase]));
   const noticeRuns: Run[] = [];
   const finishRuns: Run[] = [];

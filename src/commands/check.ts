@@ -1,0 +1,189 @@
+import { access, constants, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { ConfigFlags } from '../cli.js';
+import type { Config } from '../config/types.js';
+import { providerOptions } from '../daemon.js';
+import { formatDuration } from '../duration.js';
+import { ConfigError, errorMessage, EXIT_CONFIG } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import type { InstanceFacts, ProviderName } from '../notice.js';
+import type { CheckResult } from '../plan/step.js';
+import { findStepType } from '../plan/steps/index.js';
+import { HOP_LIMIT_WARNING } from '../providers/aws-imds.js';
+import { detectProvider } from '../providers/detect.js';
+import { createProvider } from '../providers/index.js';
+import type { MetadataRead } from '../providers/provider.js';
+import { probeAwsToken, readOnce, type TokenProbe } from '../providers/read-once.js';
+import { loadConfigFromFlags } from './run.js';
+
+/** One line of the report: what was checked, ✓ or ✗, and why. */
+export interface CheckLine {
+  check: string;
+  ok: boolean;
+  reason: string;
+}
+
+export interface CheckDeps {
+  loadConfig(): Promise<Config>;
+  /** DMI folder for provider detection (tests point it at a fixture). */
+  dmiDir?: string;
+  log?: Logger;
+}
+
+export interface CheckReport {
+  ok: boolean;
+  /** False when the config itself is invalid: nothing else could be checked. */
+  configValid: boolean;
+  checks: CheckLine[];
+}
+
+const line = (check: string, ok: boolean, reason: string): CheckLine => ({ check, ok, reason });
+
+/**
+ * Checks that the agent could do its job here, without doing any of it: the config is
+ * valid, the provider is known, the metadata service answers, the state directory is
+ * writable, and each step finds what it needs. Sends nothing, signals no one.
+ */
+export async function runChecks(deps: CheckDeps): Promise<CheckReport> {
+  const log = deps.log ?? silentLogger();
+  let config: Config;
+  try {
+    config = await deps.loadConfig();
+  } catch (error) {
+    const reason = error instanceof ConfigError ? error.message : `cannot load: ${errorMessage(error)}`;
+    return { ok: false, configValid: false, checks: [line('config', false, reason)] };
+  }
+  const steps = config.steps.length;
+  const checks = [line('config', true, `${config.file ?? 'defaults and overrides (no file)'}: valid, ${steps} step${steps === 1 ? '' : 's'}`)];
+  const [metadata, stateDir, stepLines] = await Promise.all([checkMetadata(config, deps.dmiDir, log), checkStateDir(config.stateDir), checkSteps(config, log)]);
+  checks.push(...metadata, stateDir, ...stepLines);
+  return { ok: checks.every((entry) => entry.ok), configValid: true, checks };
+}
+
+async function checkMetadata(config: Config, dmiDir: string | undefined, log: Logger): Promise<CheckLine[]> {
+  let name: ProviderName;
+  const lines: CheckLine[] = [];
+  if (config.provider === 'auto') {
+    try {
+      const detected = await detectProvider({ probe: true, metadataUrl: config.metadataUrl ?? undefined, log, ...(dmiDir ? { dmiDir } : {}) });
+      name = detected.provider;
+      lines.push(line('provider', true, `${name}, detected: ${detected.how}`));
+    } catch (error) {
+      return [line('provider', false, errorMessage(error))];
+    }
+  } else {
+    name = config.provider;
+    lines.push(line('provider', true, `${name}, set in the config (no detection)`));
+  }
+  const options = providerOptions(config, name);
+  const timeoutMs = (name === 'azure' ? config.azure.firstCallTimeoutMs : Math.max(config.requestTimeoutMs, config.aws.tokenTimeoutMs)) + 1000;
+  const controller = new AbortController();
+  let result;
+  let token: TokenProbe | undefined;
+  try {
+    [result, token] = await Promise.all([
+      readOnce(createProvider(name, options, log), { timeoutMs, log }),
+      name === 'aws' ? probeAwsToken(options, log, controller.signal) : undefined,
+    ]);
+  } catch (error) {
+    return [...lines, line('metadata', false, `reading ${options.baseUrl} failed: ${errorMessage(error)}`)];
+  } finally {
+    controller.abort();
+  }
+  if (token?.read) lines.push(describeToken(token.read, token.timedOut, config));
+  const firstOfEach = new Map<string, MetadataRead>();
+  for (const read of result.reads) if (read.source !== 'token' && !firstOfEach.has(read.source)) firstOfEach.set(read.source, read);
+  for (const read of firstOfEach.values()) lines.push(describeRead(read));
+  if (result.timedOut && firstOfEach.size === 0) {
+    lines.push(line('metadata', false, `no answer from ${options.baseUrl} within ${formatDuration(timeoutMs)}: is this a ${name} VM, and is metadataUrl right?`));
+  }
+  for (const event of result.events) {
+    if (event.type !== 'notice') continue;
+    const { notice } = event;
+    const when = notice.deadline ? `, deadline ${notice.deadline.toISOString()}` : '';
+    lines.push(line('notice', false, `a ${notice.kind} notice is pending right now${when}: this machine is being interrupted`));
+  }
+  const facts = describeFacts(result.facts);
+  if (facts) lines.push(line('instance', true, facts));
+  return lines;
+}
+
+function describeRead(read: MetadataRead): CheckLine {
+  const check = `metadata ${read.source}`;
+  const took = `in ${formatDuration(read.ms)}`;
+  if (read.ok) return line(check, true, read.status === 404 ? `nothing there (HTTP 404, the normal answer) ${took}` : `HTTP ${read.status ?? 200} ${took}`);
+  return line(check, false, `${read.error ?? 'failed'} (${took})`);
+}
+
+function describeToken(read: MetadataRead, timedOut: boolean, config: Config): CheckLine {
+  if (read.ok) return line('metadata IMDSv2 token', true, `PUT /latest/api/token answered in ${formatDuration(read.ms)}`);
+  const fallback = config.aws.allowImdsV1 ? ' (aws.allowImdsV1 is set: the agent would poll with IMDSv1 meanwhile)' : '';
+  return line('metadata IMDSv2 token', false, `${timedOut ? HOP_LIMIT_WARNING : read.error ?? 'token PUT failed'}${fallback}`);
+}
+
+function describeFacts(facts: InstanceFacts): string | undefined {
+  const details = [facts.type, facts.zone ?? facts.region, facts.lifecycle].filter(Boolean);
+  const name = facts.id ?? facts.name;
+  if (!name) return undefined;
+  return details.length > 0 ? `${name} (${details.join(', ')})` : name;
+}
+
+/** The journal lives in stateDir: it must be writable, or creatable under a writable parent. */
+async function checkStateDir(stateDir: string): Promise<CheckLine> {
+  const check = 'stateDir';
+  let existing = stateDir;
+  while (!(await stat(existing).then(() => true, () => false))) {
+    const parent = dirname(existing);
+    if (parent === existing) break;
+    existing = parent;
+  }
+  try {
+    await access(existing, constants.W_OK | constants.X_OK);
+  } catch {
+    const uid = process.getuid?.();
+    return line(check, false, `${existing} is not writable${uid === undefined ? '' : ` by uid ${uid}`}: the journal of handled notices lives in ${stateDir}`);
+  }
+  return line(check, true, existing === stateDir ? `${stateDir} is writable` : `${stateDir} does not exist yet; it will be created under ${existing}`);
+}
+
+async function checkSteps(config: Config, log: Logger): Promise<CheckLine[]> {
+  const controller = new AbortController();
+  const perStep = await Promise.all(
+    config.steps.map(async (step): Promise<CheckLine[]> => {
+      const check = `step ${step.name}`;
+      const stepType = findStepType(step.type);
+      if (!stepType) return [line(check, false, `unknown step type ${step.type}`)];
+      if (!stepType.check) return [line(check, true, `${stepType.describe(step.options)} (nothing to check for ${step.type} steps)`)];
+      let results: CheckResult[];
+      try {
+        results = await stepType.check(step.options, { signal: controller.signal, log });
+      } catch (error) {
+        return [line(check, false, `could not check: ${errorMessage(error)}`)];
+      }
+      return results.map((result) => line(check, result.ok, `${result.what}: ${result.reason}`));
+    }),
+  );
+  return perStep.flat();
+}
+
+/** The ✓/✗ table, one check per line; multi-line reasons are indented under theirs. */
+export function formatReport(report: CheckReport): string {
+  const width = Math.max(...report.checks.map((entry) => entry.check.length));
+  const rows = report.checks.map((entry) => {
+    const [first, ...rest] = entry.reason.split('\n');
+    const indent = ' '.repeat(width + 4);
+    return [`${entry.ok ? '✓' : '✗'} ${entry.check.padEnd(width)}  ${first}`, ...rest.map((text) => indent + text.trim())].join('\n');
+  });
+  const failed = report.checks.filter((entry) => !entry.ok).length;
+  const verdict = failed === 0 ? 'all checks passed' : `${failed} check${failed === 1 ? '' : 's'} failed`;
+  return `${rows.join('\n')}\n\n${verdict}\n`;
+}
+
+export type CheckArgs = ConfigFlags & { json?: boolean };
+
+/** `preemptd check`: exit 0 when every check passes, 78 when the config is invalid, 1 otherwise. */
+export async function checkCommand(args: CheckArgs): Promise<void> {
+  const report = await runChecks({ loadConfig: () => loadConfigFromFlags(args) });
+  process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+  process.exitCode = report.ok ? 0 : report.configValid ? 1 : EXIT_CONFIG;
+}

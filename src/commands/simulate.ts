@@ -1,0 +1,157 @@
+import type { ConfigFlags } from '../cli.js';
+import type { Config } from '../config/types.js';
+import { formatDuration, parseDuration } from '../duration.js';
+import { PreemptdError } from '../errors.js';
+import { buildEvent } from '../event.js';
+import { hostFacts } from '../host.js';
+import { createLogger } from '../log.js';
+import { NOTICE_KINDS, noticeId, noticeToJSON, type Notice, type NoticeKind } from '../notice.js';
+import { splitRuns, type Run } from '../plan/execute.js';
+import { buildPlan, executePlan, type Plan } from '../plan/executor.js';
+import { findStepType } from '../plan/steps/index.js';
+import { loadConfigFromFlags } from './run.js';
+
+export type SimulateArgs = ConfigFlags & {
+  kind: string;
+  /** Time until the notice's deadline (`120s`), or `none` for an advisory notice. */
+  deadline: string;
+  dryRun?: boolean;
+  json?: boolean;
+};
+
+/** A notice as a provider would yield it, marked as simulated wherever it shows (raw, id). */
+export function syntheticNotice(kind: NoticeKind, deadlineInMs: number | null, now: number): Notice {
+  return {
+    id: noticeId('local', kind, `simulated-${now}`),
+    provider: 'local',
+    kind,
+    deadline: deadlineInMs === null ? null : new Date(now + deadlineInMs),
+    detectedAt: new Date(now),
+    instance: { hostname: hostFacts().hostname },
+    raw: { simulated: true, by: 'preemptd simulate' },
+  };
+}
+
+/** One run of a step in a dry run: when it would start at the latest, and what time it gets. */
+export interface ScheduledRun {
+  name: string;
+  type: string;
+  phase: Run['phase'];
+  after: string[];
+  /** Latest start, ms after the plan starts, if every step before it used its whole budget. */
+  latestStartMs: number;
+  /** The time it gets when it starts then: its timeout, cut by the plan deadline. */
+  budgetMs: number;
+  /** True when the plan deadline may pass before it can start (the executor then skips it). */
+  mayNotStart: boolean;
+  does: string;
+}
+
+/**
+ * The worst-case timetable of a plan, following the executor's rules: a run starts when the
+ * runs it waits for have ended, finish-phase runs after every notice-phase run, and no run
+ * goes past the plan deadline.
+ */
+export function schedulePlan(plan: Plan): ScheduledRun[] {
+  const { noticeRuns, finishRuns } = splitRuns(plan);
+  const remaining = plan.planDeadline === null ? Infinity : plan.planDeadline - plan.builtAt;
+  const endOf = new Map<string, number>();
+  const schedule = (runs: Run[], phaseStart: number) =>
+    runs.map((run): ScheduledRun => {
+      const latestStartMs = Math.max(phaseStart, ...run.after.map((name) => endOf.get(name) ?? phaseStart));
+      const budgetMs = Math.max(0, Math.min(run.step.timeoutMs, remaining - latestStartMs));
+      endOf.set(run.name, latestStartMs + budgetMs);
+      const stepType = findStepType(run.step.type);
+      return {
+        name: run.name,
+        type: run.step.type,
+        phase: run.phase,
+        after: run.after,
+        latestStartMs,
+        budgetMs,
+        mayNotStart: latestStartMs >= remaining,
+        does: stepType ? stepType.describe(run.step.options) : `unknown step type ${run.step.type}: would be skipped`,
+      };
+    });
+  const noticePhase = schedule(noticeRuns, 0);
+  const finishStart = Math.max(0, ...noticePhase.map((run) => endOf.get(run.name)!));
+  return [...noticePhase, ...schedule(finishRuns, finishStart)];
+}
+
+function describeStart(run: ScheduledRun): string {
+  if (run.mayNotStart) return 'may not start: the plan deadline can pass first';
+  const waits = run.phase === 'finish' ? ['the notice steps', ...run.after] : run.after;
+  if (waits.length === 0 && run.latestStartMs === 0) return 'at once';
+  return `after ${waits.join(', ')} (by +${formatDuration(run.latestStartMs)})`;
+}
+
+/** The dry-run report: plan deadline, then one row per run in DAG order. */
+export function formatDryRun(plan: Plan, config: Pick<Config, 'safetyMarginMs'>): string {
+  const { notice } = plan;
+  const runs = schedulePlan(plan);
+  const lines: string[] = [];
+  const deadline = notice.deadline === null ? 'no deadline (advisory)' : `deadline in ${formatDuration(notice.deadline.getTime() - plan.builtAt)}`;
+  const planDeadline =
+    plan.planDeadline === null
+      ? 'steps are bounded by their own timeouts only'
+      : `plan deadline in ${formatDuration(plan.planDeadline - plan.builtAt)}${plan.floorBudget ? ' (minimumBudget: the notice left less)' : ` (safetyMargin ${formatDuration(config.safetyMarginMs)})`}`;
+  lines.push(`Dry run of the plan for a simulated ${notice.kind} notice: ${deadline}; ${planDeadline}.`);
+  lines.push('Nothing is sent, signalled or uploaded.', '');
+  if (runs.length === 0) lines.push(`No step runs for a ${notice.kind} notice.`);
+  else {
+    const header = ['#', 'step', 'type', 'starts', 'budget', 'what it would do'];
+    const rows = runs.map((run, index) => [String(index + 1), run.name, run.type, describeStart(run), formatDuration(run.budgetMs), run.does]);
+    const widths = header.slice(0, -1).map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+    const format = (row: string[]) => row.map((cell, column) => (column < widths.length ? cell.padEnd(widths[column]!) : cell)).join('  ').trimEnd();
+    lines.push(format(header), ...rows.map(format));
+  }
+  if (plan.excluded.length > 0) lines.push('', `Not run for ${notice.kind} (on:): ${plan.excluded.join(', ')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** The dry run for scripts. Step options are left out: they can hold credentials (webhook URLs). */
+function dryRunJSON(plan: Plan) {
+  return {
+    notice: noticeToJSON(plan.notice),
+    planDeadline: plan.planDeadline === null ? null : new Date(plan.planDeadline).toISOString(),
+    floorBudget: plan.floorBudget,
+    runs: schedulePlan(plan),
+    excluded: plan.excluded,
+  };
+}
+
+function parseArgs(args: SimulateArgs): { kind: NoticeKind; deadlineInMs: number | null } {
+  if (!(NOTICE_KINDS as readonly string[]).includes(args.kind)) {
+    throw new PreemptdError('ERR_USAGE', `--kind: got "${args.kind}": expected one of ${NOTICE_KINDS.join(', ')}`);
+  }
+  if (args.deadline === 'none') return { kind: args.kind as NoticeKind, deadlineInMs: null };
+  const deadlineInMs = parseDuration(args.deadline);
+  if (deadlineInMs === undefined) {
+    throw new PreemptdError('ERR_USAGE', `--deadline: got "${args.deadline}": expected a duration such as 120s or 2m, or none`);
+  }
+  return { kind: args.kind as NoticeKind, deadlineInMs };
+}
+
+/**
+ * `preemptd simulate`: builds the plan for a synthetic notice and prints it (`--dry-run`),
+ * or runs it for real and prints the summary event, exactly as the daemon would.
+ */
+export async function simulateCommand(args: SimulateArgs): Promise<void> {
+  const { kind, deadlineInMs } = parseArgs(args);
+  const config = await loadConfigFromFlags(args);
+  const now = Date.now();
+  const notice = syntheticNotice(kind, deadlineInMs, now);
+  const plan = buildPlan(notice, config, now);
+  if (args.dryRun) {
+    process.stdout.write(args.json ? `${JSON.stringify(dryRunJSON(plan), null, 2)}\n` : formatDryRun(plan, config));
+    return;
+  }
+  // Logs go to stderr so stdout carries only the summary event.
+  const log = createLogger({ level: config.logLevel, destination: process.stderr });
+  const host = hostFacts();
+  log.warn({ noticeId: notice.id, kind, steps: plan.steps.map((step) => step.name) }, 'simulate: running the plan for real against a synthetic notice');
+  const result = await executePlan(plan, { log, host });
+  const event = buildEvent('plan.finished', notice, host, plan.planDeadline, result.steps);
+  process.stdout.write(`${JSON.stringify(event, null, 2)}\n`);
+  process.exitCode = result.steps.some((step) => step.status === 'failed' || step.status === 'timed_out') ? 1 : 0;
+}
