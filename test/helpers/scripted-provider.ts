@@ -1,0 +1,66 @@
+import type { InstanceFacts, Notice } from '../../src/notice.js';
+import type { MetadataRead, Provider, ProviderEvent, WatchContext } from '../../src/providers/provider.js';
+
+/**
+ * A provider the test drives by hand: its watch loop reads only when told (`read`), and
+ * yields exactly the events the test hands it (`emit`). One that is never told to read is
+ * a stalled watch loop.
+ */
+export class ScriptedProvider implements Provider {
+  readonly name = 'aws' as const;
+  private readonly queue: ProviderEvent[] = [];
+  private wake: (() => void) | undefined;
+  private context: WatchContext | undefined;
+
+  instanceFacts(): Promise<InstanceFacts> {
+    return Promise.resolve({ id: 'i-scripted' });
+  }
+
+  /** Reports one metadata request, as a real watch loop does after each request. */
+  read(read: Partial<MetadataRead> = {}): void {
+    if (!this.context) throw new Error('the watch has not started yet');
+    this.context.onRead({ source: 'spot/instance-action', ok: true, ms: 2, status: 404, ...read });
+  }
+
+  emit(event: ProviderEvent): void {
+    this.queue.push(event);
+    this.wake?.();
+  }
+
+  notice(notice: Notice): void {
+    this.emit({ type: 'notice', notice });
+  }
+
+  get watching(): boolean {
+    return this.context !== undefined;
+  }
+
+  async *watch(context: WatchContext): AsyncGenerator<ProviderEvent> {
+    this.context = context;
+    while (!context.signal.aborted) {
+      const next = this.queue.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        context.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    }
+  }
+}
+
+/** A notice as a provider would yield it; the deadline is `deadlineInMs` from now (null: advisory). */
+export function scriptedNotice(kind: Notice['kind'], deadlineInMs: number | null, id = `aws-${kind}-${Math.random().toString(16).slice(2, 18)}`): Notice {
+  const now = Date.now();
+  return {
+    id,
+    provider: 'aws',
+    kind,
+    deadline: deadlineInMs === null ? null : new Date(now + deadlineInMs),
+    detectedAt: new Date(now),
+    instance: { id: 'i-scripted' },
+    raw: { scripted: true },
+  };
+}
