@@ -40,8 +40,9 @@ function azure() {
   return nock(BASE).matchHeader('metadata', 'true');
 }
 
+/** Persistent: a slow machine may time out a read and ask again. */
 function serveInstance() {
-  return azure().get(INSTANCE.path).query(INSTANCE.query).reply(200, instanceDocument());
+  return azure().persist().get(INSTANCE.path).query(INSTANCE.query).reply(200, instanceDocument());
 }
 
 /** Serves each document once, in order, then the last one for good. */
