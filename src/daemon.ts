@@ -90,6 +90,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private stateValue: DaemonState = 'starting';
   private readonly abort = new AbortController();
   private readonly running = new Map<string, Promise<void>>();
+  /** Set once run() has opened the journal and created the provider. */
+  private started: { journal: Journal; provider: Provider } | null = null;
   private providerName: ProviderName | null = null;
   private lastReadAt: number | null = null;
   private watchStartedAt: number | null = null;
@@ -135,6 +137,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       throw error;
     }
     this.providerName = provider.name;
+    this.started = { journal, provider };
     this.watchStartedAt = this.now();
     this.setState('watching');
 
@@ -165,6 +168,20 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     await Promise.allSettled(this.running.values());
     this.setState('stopped');
+  }
+
+  /**
+   * Runs the plan for a notice the agent raised itself (its own shutdown: see
+   * src/shutdown-plan.ts) exactly as for one the provider showed. Call it before stop():
+   * stop() waits for the plans already running. False when not watching, or when that
+   * notice is running or was handled already.
+   */
+  raiseNotice(notice: Notice): boolean {
+    if (this.stateValue !== 'watching' || !this.started) return false;
+    const { journal, provider } = this.started;
+    if (this.running.has(notice.id) || journal.status(notice.id) !== 'new') return false;
+    this.startPlan(notice, journal, provider);
+    return true;
   }
 
   /** Stops watching; plans already running finish within their deadlines. */
@@ -248,7 +265,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const failed = result.steps.filter((step) => step.status !== 'ok' && step.status !== 'skipped');
     log[failed.length ? 'error' : 'info']({ event }, `plan finished: ${summarise(result.steps)}`);
     this.emit('planFinished', notice, result);
-    if (config.azure.ackWhenDone && provider.acknowledge) {
+    if (config.azure.ackWhenDone && provider.acknowledge && notice.provider === provider.name) {
       await provider.acknowledge(notice, this.abort.signal).catch((error: unknown) =>
         log.error({ noticeId: notice.id, err: errorMessage(error) }, 'acknowledging the event failed'),
       );

@@ -4,6 +4,7 @@ import { createDaemon } from '../daemon.js';
 import { createLogger } from '../log.js';
 import { ConfigReloader } from '../reload.js';
 import { serveDaemon } from '../server.js';
+import { shutdownPlan } from '../shutdown-plan.js';
 import { attachSystemdNotifier } from '../systemd/notifier.js';
 
 /** Loads the config the way every command does: file, then PREEMPTD_* env (applied by loadConfig), then flags. */
@@ -27,6 +28,7 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   const daemon = createDaemon({ config, log });
   const server = config.server.enabled ? await serveDaemon(daemon, config, log) : undefined;
   const systemd = attachSystemdNotifier({ daemon, log });
+  const shutdown = shutdownPlan({ daemon, config, log });
   const reloader = new ConfigReloader({
     load: () => loadConfigFromFlags(args),
     apply: (next) => {
@@ -42,7 +44,8 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   };
   const stop = (signal: NodeJS.Signals) => {
     log.info({ signal }, 'stopping: plans already running finish within their deadlines; the same signal again exits at once');
-    void daemon.stop();
+    // onShutdownSignal: run-plan starts the shutdown plan first; stop() then waits for it.
+    void shutdown.beforeStop(signal).finally(() => daemon.stop());
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -9,6 +9,7 @@ import { describeIssue, zodIssues } from './issues.js';
 import { compileSteps } from './steps.js';
 import type { Config } from './types.js';
 
+export const SHUTDOWN_SIGNAL_ACTIONS = ['exit', 'run-plan'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const PROVIDER_CHOICES = ['auto', ...PROVIDER_NAMES] as const;
 export const MAX_TOKEN_TTL_SECONDS = 21_600;
@@ -27,6 +28,7 @@ export const CONFIG_DEFAULTS = {
   safetyMargin: '5s',
   minimumBudget: '10s',
   logLevel: 'info',
+  onShutdownSignal: 'exit',
   aws: { allowImdsV1: false, tokenTtl: MAX_TOKEN_TTL_SECONDS, tokenTimeout: '2s' },
   gcp: { hangTimeout: 60 },
   azure: { ackWhenDone: false, firstCallTimeout: '2m' },
@@ -57,6 +59,7 @@ export const topLevelSchema = z.strictObject({
   safetyMargin: duration().prefault(D.safetyMargin),
   minimumBudget: positiveDuration().prefault(D.minimumBudget),
   logLevel: z.enum(LOG_LEVELS).prefault(D.logLevel),
+  onShutdownSignal: z.enum(SHUTDOWN_SIGNAL_ACTIONS).prefault(D.onShutdownSignal),
   aws: z
     .strictObject({
       allowImdsV1: z.boolean().prefault(D.aws.allowImdsV1),
@@ -149,6 +152,7 @@ export function validateConfig(raw: unknown, stepTypes: readonly AnyStepType[] =
       safetyMarginMs: top.safetyMargin,
       minimumBudgetMs: top.minimumBudget,
       logLevel: top.logLevel,
+      onShutdownSignal: top.onShutdownSignal,
       aws: { allowImdsV1: top.aws.allowImdsV1, tokenTtlSeconds: top.aws.tokenTtl, tokenTimeoutMs: top.aws.tokenTimeout },
       gcp: { hangTimeoutSeconds: top.gcp.hangTimeout },
       azure: { ackWhenDone: top.azure.ackWhenDone, firstCallTimeoutMs: top.azure.firstCallTimeout },

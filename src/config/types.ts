@@ -30,6 +30,11 @@ export interface Config {
   /** Budget a plan still gets when its notice deadline is already past. */
   minimumBudgetMs: number;
   logLevel: LevelWithSilent;
+  /**
+   * SIGTERM while the host shuts down: `exit` cleanly (default), or `run-plan` for a
+   * `shutdown` notice within the unit's stop timeout first (src/shutdown-plan.ts).
+   */
+  onShutdownSignal: 'exit' | 'run-plan';
   aws: {
     allowImdsV1: boolean;
     tokenTtlSeconds: number;
