@@ -199,6 +199,8 @@ describe('signal step against real processes', () => {
       [stubborn.pid]: 'still_alive',
     });
     expect(stubborn.child.exitCode).toBeNull();
+    // What a timed-out step's summary keeps: how many were signalled and how many remain.
+    expect(step!.progress).toEqual([{ pids: 2 }, { alive: 1 }]);
   });
 
   test('the step deadline cuts a long wait short', async () => {

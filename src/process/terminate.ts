@@ -30,11 +30,13 @@ export interface TerminateOptions {
   abort: AbortSignal;
   /** Epoch ms no wait may pass. */
   deadline: number;
+  /** Told how many targets are still there whenever that number changes while waiting. */
+  onWait?: (alive: number) => void;
 }
 
 export interface TerminateResult<Target> {
   outcomes: Map<Target, ProcessOutcome>;
-  /** The abort signal cut a wait short. */
+  /** The abort signal or the deadline cut a wait short, with targets still there. */
   interrupted: boolean;
 }
 
@@ -62,13 +64,16 @@ async function waitForExit<Target>(
   targets: Target[],
   signaller: Signaller<Target>,
   until: number,
-  abort: AbortSignal,
+  options: TerminateOptions,
 ): Promise<Target[]> {
+  const { abort } = options;
   let alive = targets;
   let pause = FIRST_POLL_MS;
   while (alive.length > 0 && !abort.aborted) {
     const running = await Promise.all(alive.map((target) => signaller.isRunning(target)));
+    const before = alive.length;
     alive = alive.filter((_, index) => running[index]);
+    if (alive.length !== before) options.onWait?.(alive.length);
     const left = until - Date.now();
     if (alive.length === 0 || left <= 0) break;
     await sleep(Math.min(pause, left), abort);
@@ -103,23 +108,26 @@ export async function terminate<Target>(
     for (const target of candidates) outcomes.set(target, left.has(target) ? 'still_alive' : outcome);
   };
   const goneOutcome: ProcessOutcome = options.signal === 'SIGKILL' ? 'killed' : 'exited';
+  // The abort signal and the deadline check may fire in either order: either ends waiting.
+  const cutShort = () => options.abort.aborted || Date.now() >= options.deadline;
 
   const delivered = await sendAll(targets, options.signal);
   if (options.killAfterMs !== null) {
-    const stubborn = await waitForExit(delivered, signaller, waitUntil(options.killAfterMs), options.abort);
+    const stubborn = await waitForExit(delivered, signaller, waitUntil(options.killAfterMs), options);
     settle(delivered, stubborn, goneOutcome);
-    if (!options.abort.aborted && stubborn.length > 0) {
+    if (stubborn.length > 0 && !cutShort()) {
       const escalated = await sendAll(stubborn, 'SIGKILL');
       // A target that vanished between the wait and SIGKILL exited by itself.
       for (const target of stubborn) if (outcomes.get(target) === 'not_found') outcomes.set(target, goneOutcome);
-      const survivors = await waitForExit(escalated, signaller, waitUntil(options.waitExitMs), options.abort);
+      const survivors = await waitForExit(escalated, signaller, waitUntil(options.waitExitMs), options);
       settle(escalated, survivors, 'killed');
     }
   } else if (options.waitExitMs > 0) {
-    const survivors = await waitForExit(delivered, signaller, waitUntil(options.waitExitMs), options.abort);
+    const survivors = await waitForExit(delivered, signaller, waitUntil(options.waitExitMs), options);
     settle(delivered, survivors, goneOutcome);
   } else {
     for (const target of delivered) outcomes.set(target, 'signalled');
   }
-  return { outcomes, interrupted: options.abort.aborted };
+  const waitingLeft = [...outcomes.values()].includes('still_alive');
+  return { outcomes, interrupted: waitingLeft && cutShort() };
 }

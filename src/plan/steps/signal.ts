@@ -225,6 +225,7 @@ async function signalProcesses(
     killAfterMs: options.killAfterMs,
     abort: context.signal,
     deadline: context.deadline,
+    onWait: (alive) => context.progress({ alive }),
   });
   const processes = found.map((pid) => ({ pid, outcome: result.outcomes.get(pid)! }));
   return conclude(
