@@ -217,7 +217,7 @@ async function signalProcesses(
     if (!options.missingOk) throw new StepFailure(found.skipped, { ...base, outcome: 'skipped' });
     return { ...base, outcome: 'skipped', reason: found.skipped };
   }
-  if (found.length === 0) return conclude(options, { ...base, processes: [] }, ['not_found'], false);
+  if (found.length === 0) return conclude(options, { ...base, processes: [] }, [], false);
   context.progress({ pids: found.length });
   const result = await terminate(found, processSignaller, {
     signal: options.signal,
