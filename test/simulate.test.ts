@@ -1,0 +1,121 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { schedulePlan, syntheticNotice } from '../src/commands/simulate.js';
+import { compileConfig } from '../src/config/schema.js';
+import type { PreemptdEvent } from '../src/event.js';
+import { buildPlan } from '../src/plan/executor.js';
+import { runCli } from './helpers/cli.js';
+import { startReceiver, type Receiver } from './helpers/receiver.js';
+import { Workloads } from './helpers/workload.js';
+
+const workloads = new Workloads();
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  workloads.killAll();
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'preemptd-simulate-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function receiver(): Promise<Receiver> {
+  const running = await startReceiver({ status: 204 });
+  cleanups.push(() => running.close());
+  return running;
+}
+
+/** A runbook with a chain, a kind filter and a finish-phase summary. */
+function runbook(hooks: Receiver, pidfile: string) {
+  return {
+    stateDir: '/nonexistent/simulate-never-writes-here',
+    safetyMargin: '5s',
+    steps: [
+      { name: 'tell-ops', webhook: { url: hooks.url('/ops') } },
+      { name: 'checkpoint', timeout: '20s', signal: { pidfile, signal: 'SIGUSR1' } },
+      { name: 'stop-trainer', after: ['checkpoint'], timeout: '90s', on: ['terminate', 'preempt'], signal: { pidfile, signal: 'SIGTERM' } },
+      { name: 'summary', webhook: { url: hooks.url('/summary'), send: 'finish' } },
+    ],
+  };
+}
+
+test('the worst-case timetable follows the DAG and cuts budgets at the plan deadline', async () => {
+  const hooks = await receiver();
+  const config = compileConfig(runbook(hooks, '/run/none.pid'));
+  const now = Date.now();
+  const plan = buildPlan(syntheticNotice('terminate', 120_000, now), config, now);
+  const byName = Object.fromEntries(schedulePlan(plan).map((run) => [run.name, run]));
+  // Plan deadline: 120 s - 5 s safety margin = 115 s.
+  expect(byName['tell-ops']).toMatchObject({ latestStartMs: 0, budgetMs: 60_000, phase: 'notice' });
+  expect(byName['checkpoint']).toMatchObject({ latestStartMs: 0, budgetMs: 20_000 });
+  expect(byName['stop-trainer']).toMatchObject({ latestStartMs: 20_000, budgetMs: 90_000, after: ['checkpoint'] });
+  // The finish phase starts when every notice step may have ended (110 s), and only 5 s remain.
+  expect(byName['summary']).toMatchObject({ phase: 'finish', latestStartMs: 110_000, budgetMs: 5_000, mayNotStart: false });
+});
+
+test('simulate --dry-run prints the DAG order, when each step starts and its budget, and does nothing', async () => {
+  const dir = tempDir();
+  const hooks = await receiver();
+  const record = join(dir, 'signals.log');
+  const workload = await workloads.start(record);
+  const pidfile = join(dir, 'trainer.pid');
+  writeFileSync(pidfile, String(workload.pid));
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, JSON.stringify(runbook(hooks, pidfile)));
+
+  const terminate = await runCli(['simulate', '--config', file, '--dry-run', '--kind', 'terminate', '--deadline', '30s']);
+  expect(terminate.code).toBe(0);
+  const rows = terminate.stdout.split('\n');
+  expect(rows[0]).toBe('Dry run of the plan for a simulated terminate notice: deadline in 30s; plan deadline in 25s (safetyMargin 5s).');
+  const table = rows.filter((row) => /^\d+ /.test(row));
+  expect(table.map((row) => row.split(/\s{2,}/).slice(0, 5))).toEqual([
+    ['1', 'tell-ops', 'webhook', 'at once', '25s'],
+    ['2', 'checkpoint', 'signal', 'at once', '20s'],
+    ['3', 'stop-trainer', 'signal', 'after checkpoint (by +20s)', '5s'],
+    ['4', 'summary', 'webhook', 'may not start: the plan deadline can pass first', '0ms'],
+  ]);
+  expect(table[2]).toContain(`send SIGTERM to the pid in ${pidfile}`);
+
+  const rebalance = await runCli(['simulate', '--config', file, '--dry-run', '--kind', 'rebalance', '--deadline', 'none']);
+  expect(rebalance.stdout).toContain('no deadline (advisory)');
+  expect(rebalance.stdout).toContain('Not run for rebalance (on:): stop-trainer');
+
+  expect(hooks.requests).toEqual([]);
+  expect(workload.received()).toEqual([]);
+});
+
+test('simulate runs the plan for real against a synthetic notice and prints the summary event', async () => {
+  const dir = tempDir();
+  const hooks = await receiver();
+  const record = join(dir, 'signals.log');
+  const workload = await workloads.start(record);
+  const pidfile = join(dir, 'trainer.pid');
+  writeFileSync(pidfile, String(workload.pid));
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, JSON.stringify(runbook(hooks, pidfile)));
+
+  const result = await runCli(['simulate', '--config', file, '--kind', 'preempt', '--deadline', '60s']);
+
+  expect(result.code).toBe(0);
+  const event = JSON.parse(result.stdout) as PreemptdEvent;
+  expect(event).toMatchObject({ version: 1, type: 'plan.finished', notice: { kind: 'preempt', provider: 'local', raw: { simulated: true } } });
+  expect(event.steps.map((step) => [step.name, step.status])).toEqual([
+    ['tell-ops', 'ok'],
+    ['checkpoint', 'ok'],
+    ['stop-trainer', 'ok'],
+    ['summary', 'ok'],
+  ]);
+  expect(hooks.requests.map((request) => request.path).sort()).toEqual(['/ops', '/summary']);
+  expect(workload.received()).toEqual(['SIGUSR1', 'SIGTERM']);
+  // Logs go to stderr, so stdout is the event alone.
+  expect(result.stderr).toContain('simulate: running the plan for real');
+});
+
+test('a bad --deadline is a usage error naming the flag', async () => {
+  const result = await runCli(['simulate', '--config', '/nonexistent.yaml', '--dry-run', '--deadline', 'soon']);
+  expect(result.code).toBe(64);
+  expect(result.stderr).toContain('--deadline: got "soon"');
+});
