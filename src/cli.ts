@@ -57,6 +57,7 @@ const cli = yargs(hideBin(process.argv))
         .option('kind', { type: 'string', choices: [...NOTICE_KINDS], describe: 'notice kind (default: the cloud\'s spot interruption)' })
         .option('action', { type: 'string', choices: ['terminate', 'stop', 'hibernate'], describe: 'AWS instance-action' })
         .option('lead', { type: 'string', default: '2m', describe: 'how far ahead the notice time lies' })
+        .option('faults', { type: 'string', describe: 'fault mode: a spec such as 500:0.1,reset:0.05,hang-token, or @file (docs/robustness.md)' })
         .option('log-level', { type: 'string', default: 'info' }),
     async (args) => (await import('./commands/simulator.js')).simulatorCommand(args),
   )

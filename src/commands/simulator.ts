@@ -2,6 +2,7 @@ import { PreemptdError } from '../errors.js';
 import { parseDuration } from '../duration.js';
 import { createLogger } from '../log.js';
 import type { NoticeKind, ProviderName } from '../notice.js';
+import { formatFaultSpec, loadFaultSpec } from '../simulator/faults.js';
 import { startSimulator } from '../simulator/server.js';
 
 export interface SimulatorArgs {
@@ -12,6 +13,7 @@ export interface SimulatorArgs {
   kind?: string;
   action?: string;
   lead: string;
+  faults?: string;
   logLevel: string;
 }
 
@@ -28,16 +30,18 @@ export async function simulatorCommand(args: SimulatorArgs): Promise<void> {
   if (leadMs === undefined) throw new PreemptdError('ERR_USAGE', `--lead: got "${args.lead}": expected a duration such as 2m`);
   const log = createLogger({ level: args.logLevel as 'info' });
   const kind = (args.kind as NoticeKind | undefined) ?? DEFAULT_KIND[provider];
+  const faults = args.faults === undefined ? undefined : await loadFaultSpec(args.faults);
   const simulator = await startSimulator({
     provider,
     host: args.host,
     port: args.port,
     noticeAfterMs,
     trigger: { kind, action: args.action, leadMs },
+    faults,
     log,
   });
   log.info(
-    { url: simulator.url, provider, noticeAfterMs: noticeAfterMs ?? null, kind },
+    { url: simulator.url, provider, noticeAfterMs: noticeAfterMs ?? null, kind, faults: faults ? formatFaultSpec(faults) : null },
     `simulated ${provider} metadata service at ${simulator.url}; POST ${simulator.url}/_simulator/trigger or /_simulator/clear to control it`,
   );
   await new Promise<void>((resolve) => {

@@ -2,6 +2,7 @@ import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep } from '../back
 import { showValue } from '../config/fields.js';
 import { silentLogger, type Logger } from '../log.js';
 import { noticeId, type InstanceFacts, type Notice } from '../notice.js';
+import { isTokenText } from './aws-imds.js';
 import { parseIsoTime } from './aws-payloads.js';
 import { MetadataClient, MetadataRequestError, type MetadataResponse } from './metadata-client.js';
 import type { MetadataRead, Provider, ProviderEvent, ProviderOptions, WatchContext } from './provider.js';
@@ -116,7 +117,7 @@ export class AlibabaSession {
       throw failure;
     }
     const value = response.body.trim();
-    if (response.status === 200 && value !== '') {
+    if (response.status === 200 && isTokenText(value)) {
       report(true, 200);
       this.token = { value, refreshAt: this.now() + ttl * 1000 * TOKEN_REFRESH_AT };
       return value;
@@ -129,7 +130,7 @@ export class AlibabaSession {
     }
     const failure = new MetadataError(
       'ERR_METADATA_HTTP',
-      `hardened-mode token PUT answered HTTP ${response.status}${response.status === 200 ? ' with an empty token' : ''}`,
+      `hardened-mode token PUT answered HTTP ${response.status}${response.status === 200 ? ` with a body that is not a token (got ${showValue(value)})` : ''}`,
       response.status,
     );
     report(false, response.status, failure.message);

@@ -1,4 +1,5 @@
-import { METADATA_BACKOFF, backoffDelay } from '../backoff.js';
+import { METADATA_BACKOFF, backoffDelay, type BackoffPolicy } from '../backoff.js';
+import { showValue } from '../config/fields.js';
 import type { Logger } from '../log.js';
 import { MetadataRequestError, type MetadataClient } from './metadata-client.js';
 import type { MetadataRead } from './provider.js';
@@ -25,6 +26,8 @@ export interface ImdsSessionOptions {
   tokenTtlSeconds: number;
   tokenTimeoutMs: number;
   allowImdsV1: boolean;
+  /** How token requests back off after a failure; METADATA_BACKOFF by default. */
+  backoff?: BackoffPolicy;
   now?: () => number;
 }
 
@@ -112,6 +115,10 @@ export class ImdsSession {
       if (response.status !== 200 || value === '') {
         throw new MetadataError('ERR_METADATA_HTTP', `IMDSv2 token PUT answered HTTP ${response.status}${value === '' && response.status === 200 ? ' with an empty token' : ''}`, response.status);
       }
+      // A proxy's HTML page kept as the token would fail every GET until the token's refresh time.
+      if (!isTokenText(value)) {
+        throw new MetadataError('ERR_METADATA_BODY', `IMDSv2 token PUT answered HTTP 200 with a body that is not a token (got ${showValue(value)})`, response.status);
+      }
       onRead?.({ source: 'token', ok: true, ms: performance.now() - started, status: 200 });
       this.token = { value, refreshAt: this.now() + ttl * 1000 * TOKEN_REFRESH_AT };
       this.tokenFailures = 0;
@@ -125,7 +132,7 @@ export class ImdsSession {
       const failure = tokenFailure(error, this.options.tokenTimeoutMs);
       onRead?.({ source: 'token', ok: false, ms: performance.now() - started, error: failure.message, ...(failure.status ? { status: failure.status } : {}) });
       this.tokenFailures += 1;
-      this.retryTokenAt = this.now() + backoffDelay(this.tokenFailures, METADATA_BACKOFF);
+      this.retryTokenAt = this.now() + backoffDelay(this.tokenFailures, this.options.backoff ?? METADATA_BACKOFF);
       this.lastTokenError = failure;
       if (failure.code === 'ERR_TOKEN_TIMEOUT' && !this.hopLimitWarned) {
         this.hopLimitWarned = true;
@@ -139,6 +146,11 @@ export class ImdsSession {
       return null;
     }
   }
+}
+
+/** Session tokens are short printable text (base64 on AWS and Alibaba): no spaces, no markup. */
+export function isTokenText(value: string): boolean {
+  return /^[A-Za-z0-9+/=_.~-]{1,4096}$/.test(value);
 }
 
 function tokenFailure(error: unknown, timeoutMs: number): MetadataError {

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import type { ProviderName } from '../notice.js';
 import type { SimulatedCloud, TriggerSpec } from './cloud.js';
 import { SIMULATED_CLOUDS, type SimulatedCloudOptions } from './clouds.js';
+import { FaultLayer, formatFaultSpec, parseFaultSpec, type FaultSpec } from './faults.js';
 
 export interface SimulatorOptions extends SimulatedCloudOptions {
   provider: ProviderName;
@@ -13,6 +14,8 @@ export interface SimulatorOptions extends SimulatedCloudOptions {
   /** Show `trigger` this long after start; never when undefined. */
   noticeAfterMs?: number;
   trigger?: TriggerSpec;
+  /** Fault mode (faults.ts); none when undefined. */
+  faults?: FaultSpec;
   log?: Logger;
 }
 
@@ -22,6 +25,8 @@ export interface RunningSimulator {
   readonly cloud: SimulatedCloud;
   /** Metadata requests served so far, by path (without query); benchmarks count polls with it. */
   readonly requests: Map<string, number>;
+  /** The fault mode: its current spec and what it applied so far. */
+  readonly faults: FaultLayer;
   trigger(spec: TriggerSpec): void;
   clear(): void;
   close(): Promise<void>;
@@ -32,7 +37,8 @@ export const CONTROL_PREFIX = '/_simulator/';
 
 /**
  * Serves a simulated metadata service on loopback. `POST /_simulator/trigger` with a
- * TriggerSpec JSON body shows a notice, `POST /_simulator/clear` removes it.
+ * TriggerSpec JSON body shows a notice, `POST /_simulator/clear` removes it, and
+ * `POST /_simulator/faults` with a fault spec as its body (empty: none) sets the fault mode.
  */
 export async function startSimulator(options: SimulatorOptions): Promise<RunningSimulator> {
   const createCloud = SIMULATED_CLOUDS[options.provider];
@@ -41,6 +47,12 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
   }
   const cloud = createCloud(options);
   const requests = new Map<string, number>();
+  const faults = new FaultLayer(options.provider, options.faults);
+  const showNotice = (spec: TriggerSpec) => {
+    const shown = faults.adjustTrigger(spec);
+    cloud.trigger(shown);
+    options.log?.info({ trigger: shown }, 'simulator: notice shown');
+  };
   const server = http.createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -50,7 +62,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
       else {
         const path = (request.url ?? '/').split('?')[0]!;
         requests.set(path, (requests.get(path) ?? 0) + 1);
-        cloud.handle(request, response, body);
+        faults.serve(request, response, () => cloud.handle(request, response, body));
       }
     });
   });
@@ -58,14 +70,15 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
   function handleControl(command: string, body: string, response: http.ServerResponse): void {
     try {
       if (command === 'trigger') {
-        const spec = JSON.parse(body || '{}') as TriggerSpec;
-        cloud.trigger(spec);
-        options.log?.info({ trigger: spec }, 'simulator: notice shown');
+        showNotice(JSON.parse(body || '{}') as TriggerSpec);
+      } else if (command === 'faults') {
+        faults.set(parseFaultSpec(body));
+        options.log?.info({ faults: formatFaultSpec(faults.current) }, 'simulator: fault mode set');
       } else if (command === 'clear') {
         cloud.clear();
         options.log?.info('simulator: notices cleared');
       } else {
-        response.writeHead(404).end(`unknown simulator command ${command}; expected trigger or clear\n`);
+        response.writeHead(404).end(`unknown simulator command ${command}; expected trigger, clear or faults\n`);
         return;
       }
       response.writeHead(204).end();
@@ -83,16 +96,14 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
   let noticeTimer: NodeJS.Timeout | undefined;
   if (options.noticeAfterMs !== undefined && options.trigger) {
     const spec = options.trigger;
-    noticeTimer = setTimeout(() => {
-      cloud.trigger(spec);
-      options.log?.info({ trigger: spec }, 'simulator: notice shown');
-    }, options.noticeAfterMs);
+    noticeTimer = setTimeout(() => showNotice(spec), options.noticeAfterMs);
   }
   return {
     url: `http://${host}:${address.port}`,
     cloud,
     requests,
-    trigger: (spec) => cloud.trigger(spec),
+    faults,
+    trigger: (spec) => cloud.trigger(faults.adjustTrigger(spec)),
     clear: () => cloud.clear(),
     close: async () => {
       clearTimeout(noticeTimer);

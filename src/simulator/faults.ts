@@ -1,0 +1,385 @@
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { showValue } from '../config/fields.js';
+import { formatDuration, parseDuration } from '../duration.js';
+import { PreemptdError, errorMessage } from '../errors.js';
+import type { ProviderName } from '../notice.js';
+import type { TriggerSpec } from './cloud.js';
+
+/**
+ * Fault mode of the simulator: how each metadata request may be answered badly.
+ * A spec reads `500:0.1,reset:0.05,hang-token:1`; docs/robustness.md lists every fault.
+ */
+export const FAULTS = {
+  '500': 'HTTP 500 with an error page',
+  '503': 'HTTP 503 with an error page',
+  '429': 'HTTP 429 without Retry-After',
+  '429-retry-after': 'HTTP 429 with Retry-After (=seconds, default 1s)',
+  '401': 'HTTP 401 even for a valid token (a 401 storm at high rates); never on the token PUT',
+  reset: 'the connection is reset before any answer',
+  hang: 'the request is accepted and never answered',
+  'hang-token': 'the token PUT is accepted and never answered (the IMDSv2 hop-limit symptom); other requests are untouched',
+  drip: 'the real answer, its body written one byte at a time (=pause per byte, default 200ms)',
+  truncated: 'HTTP 200 with the real body cut in half (a sample JSON document cut short when the real answer has no body)',
+  'wrong-types': 'HTTP 200 with valid JSON whose values have the wrong types',
+  html: 'HTTP 200 with an HTML error page, as a proxy or captive portal sends',
+  flicker: 'an answer that shows a notice is replaced by the cloud\'s "nothing pending" answer: the notice disappears and comes back',
+  'notice-past': 'a notice shown by trigger gets a time in the past (=how far, default 10m)',
+  'notice-future': 'a notice shown by trigger gets a time far ahead (=how far, default 87600h, 10 years)',
+} as const;
+
+export type FaultName = keyof typeof FAULTS;
+const FAULT_NAMES = Object.keys(FAULTS) as FaultName[];
+
+/** Faults whose `=value` is a duration, with its default in ms. */
+const PARAMETERS: Partial<Record<FaultName, number>> = {
+  '429-retry-after': 1000,
+  drip: 200,
+  'notice-past': 10 * 60_000,
+  'notice-future': 87_600 * 3_600_000,
+};
+
+/** Faults that shape a triggered notice rather than a request. */
+const NOTICE_FAULTS: ReadonlySet<FaultName> = new Set(['notice-past', 'notice-future']);
+
+export interface FaultEntry {
+  name: FaultName;
+  /** Chance per request (per triggered notice for notice faults), 0 to 1. */
+  rate: number;
+  /** The `=value` in ms, or the fault's default; undefined for faults without one. */
+  paramMs?: number;
+}
+
+/** A parsed spec; `entries` keep the order given, which is the order faults are drawn in. */
+export interface FaultSpec {
+  entries: FaultEntry[];
+}
+
+export const NO_FAULTS: FaultSpec = { entries: [] };
+
+function specError(entry: string, problem: string): PreemptdError {
+  return new PreemptdError('ERR_USAGE', `fault spec entry ${showValue(entry)}: ${problem}`);
+}
+
+function parseRate(entry: string, text: string): number {
+  const percent = text.endsWith('%');
+  const number = Number(percent ? text.slice(0, -1) : text);
+  const rate = percent ? number / 100 : number;
+  if (text.trim() === '' || !Number.isFinite(rate) || rate < 0 || rate > 1) {
+    throw specError(entry, `rate ${showValue(text)} is not a chance between 0 and 1 (or a percentage such as 10%)`);
+  }
+  return rate;
+}
+
+/**
+ * Parses `name[=value][:rate]` entries separated by commas or new lines; `#` starts a
+ * comment. The rate defaults to 1 (every request). An empty spec means no faults.
+ * Throws ERR_USAGE naming the entry and what was expected.
+ */
+export function parseFaultSpec(text: string): FaultSpec {
+  const entries: FaultEntry[] = [];
+  const pieces = text
+    .split('\n')
+    .map((line) => line.replace(/#.*$/, ''))
+    .join(',')
+    .split(',')
+    .map((piece) => piece.trim())
+    .filter((piece) => piece !== '');
+  for (const piece of pieces) {
+    const match = /^([a-z0-9-]+)(?:=([^:]*))?(?::(.*))?$/i.exec(piece);
+    if (!match) throw specError(piece, 'expected name[=value][:rate], such as 500:0.1, drip=500ms:0.2 or hang-token');
+    const [, rawName, value, rateText] = match;
+    const name = rawName!.toLowerCase() as FaultName;
+    if (!FAULT_NAMES.includes(name)) throw specError(piece, `unknown fault ${showValue(rawName)}; expected one of ${FAULT_NAMES.join(', ')}`);
+    if (entries.some((entry) => entry.name === name)) throw specError(piece, `fault ${name} is given twice`);
+    const rate = rateText === undefined ? 1 : parseRate(piece, rateText);
+    const defaultParam = PARAMETERS[name];
+    let paramMs = defaultParam;
+    if (value !== undefined) {
+      if (defaultParam === undefined) throw specError(piece, `fault ${name} takes no =value`);
+      paramMs = parseDuration(value);
+      if (paramMs === undefined) throw specError(piece, `${showValue(value)} is not a duration such as 250ms, 5s or 10m`);
+    }
+    entries.push({ name, rate, ...(paramMs === undefined ? {} : { paramMs }) });
+  }
+  if (entries.some((entry) => entry.name === 'notice-past') && entries.some((entry) => entry.name === 'notice-future')) {
+    throw new PreemptdError('ERR_USAGE', 'fault spec: notice-past and notice-future cannot both be given; a notice has one time');
+  }
+  return { entries };
+}
+
+/** `--faults` value: a spec, or `@path` to read the spec from a file. */
+export async function loadFaultSpec(value: string): Promise<FaultSpec> {
+  if (!value.startsWith('@')) return parseFaultSpec(value);
+  const path = value.slice(1);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new PreemptdError('ERR_USAGE', `cannot read fault spec file ${path}: ${errorMessage(error)}`);
+  }
+  try {
+    return parseFaultSpec(text);
+  } catch (error) {
+    throw new PreemptdError('ERR_USAGE', `${path}: ${errorMessage(error)}`);
+  }
+}
+
+/** The spec written back in its own syntax, for logs. */
+export function formatFaultSpec(spec: FaultSpec): string {
+  return spec.entries
+    .map((entry) => {
+      const param = entry.paramMs !== undefined && entry.paramMs !== PARAMETERS[entry.name] ? `=${formatDuration(entry.paramMs)}` : '';
+      return `${entry.name}${param}${entry.rate === 1 ? '' : `:${entry.rate}`}`;
+    })
+    .join(',');
+}
+
+/** One answer as the cloud gave it (or as a fault rewrote it). */
+interface Answer {
+  status: number;
+  headers: OutgoingHttpHeaders;
+  body: string;
+}
+
+type Transform = (answer: Answer, path: string) => Answer | undefined;
+
+function isTokenPut(request: IncomingMessage): boolean {
+  return request.method === 'PUT' && (request.url ?? '').split('?')[0]!.endsWith('/api/token');
+}
+
+function errorPage(status: number, title: string): string {
+  return `<html><head><title>${status} ${title}</title></head><body><h1>${status} ${title}</h1><hr><center>nginx</center></body></html>\n`;
+}
+
+/** What a proxy or captive portal answers in place of the metadata service. */
+const PROXY_PAGE =
+  '<!DOCTYPE html>\n<html><head><title>ERROR: The requested URL could not be retrieved</title></head>\n' +
+  '<body><h1>ERROR</h1><p>The requested URL could not be retrieved.</p><p>Connection to 169.254.169.254 failed.</p></body></html>\n';
+
+/** What a real metadata service adds to every answer, so a fault does not look like another server. */
+const SERVICE_HEADERS: Record<ProviderName, OutgoingHttpHeaders> = {
+  aws: { Server: 'EC2ws' },
+  gcp: { 'Metadata-Flavor': 'Google', Server: 'Metadata Server for VM' },
+  azure: {},
+  alibaba: {},
+};
+
+/** Cut short: never valid JSON, never a whole value. */
+function truncate(answer: Answer): Answer {
+  const source = answer.status === 200 && answer.body.length > 1 ? answer.body : '{"action": "terminate", "time": "2030-01-01T00:00:00Z"}';
+  return { status: 200, headers: { 'Content-Type': 'application/json' }, body: source.slice(0, Math.ceil(source.length / 2)) };
+}
+
+/** Every value swapped for one of another type: strings become numbers, numbers strings, and so on. */
+export function withWrongTypes(value: unknown): unknown {
+  if (typeof value === 'string') return value.length;
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'boolean') return value ? 'yes' : 0;
+  if (value === null) return {};
+  if (Array.isArray(value)) return Object.fromEntries(value.map((item, index) => [String(index), withWrongTypes(item)]));
+  return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([key, item]) => [key, withWrongTypes(item)]));
+}
+
+function wrongTypes(answer: Answer): Answer {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(answer.body);
+  } catch {
+    // A plain-text value (GCP TRUE, a token, an IMDS 404 page) becomes a JSON document.
+    parsed = { value: answer.body };
+  }
+  return { status: 200, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(withWrongTypes(parsed)) };
+}
+
+/** Far from any real DocumentIncarnation, so a flicker document never collides with a real one. */
+const FLICKER_INCARNATION_OFFSET = 1_000_000;
+
+/**
+ * The cloud's "nothing pending" answer for an answer that shows a notice; undefined when
+ * the answer shows none (then there is nothing to hide).
+ */
+const QUIET: Record<ProviderName, Transform> = {
+  aws: (answer, path) =>
+    answer.status === 200 && /\/meta-data\/(spot\/|events\/)/.test(path)
+      ? { status: 404, headers: { 'Content-Type': 'text/html' }, body: errorPage(404, 'Not Found') }
+      : undefined,
+  alibaba: (answer, path) =>
+    answer.status === 200 && path.endsWith('/spot/termination-time') ? { status: 404, headers: { 'content-type': 'text/plain' }, body: 'Not Found' } : undefined,
+  gcp: (answer, path) => {
+    const quiet = path.endsWith('/instance/preempted') ? 'FALSE' : path.endsWith('/instance/maintenance-event') ? 'NONE' : undefined;
+    if (answer.status !== 200 || quiet === undefined || answer.body === quiet) return undefined;
+    // A fresh ETag: the agent's next hanging GET then returns at once with the real value.
+    return { status: 200, headers: { 'Content-Type': 'application/text', ETag: `flicker-${randomBytes(6).toString('hex')}` }, body: quiet };
+  },
+  azure: (answer, path) => {
+    if (answer.status !== 200 || !path.endsWith('/scheduledevents')) return undefined;
+    let document: { DocumentIncarnation?: unknown; Events?: unknown };
+    try {
+      document = JSON.parse(answer.body) as typeof document;
+    } catch {
+      return undefined;
+    }
+    if (!Array.isArray(document.Events) || document.Events.length === 0 || typeof document.DocumentIncarnation !== 'number') return undefined;
+    const body = JSON.stringify({ DocumentIncarnation: document.DocumentIncarnation + FLICKER_INCARNATION_OFFSET, Events: [] });
+    return { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body };
+  },
+};
+
+/** Runs the cloud's handler with `end` caught, so a fault can rewrite the answer before it leaves. */
+function captureAnswer(response: ServerResponse, handle: () => void, deliver: (answer: Answer) => void): void {
+  const { writeHead, end } = response;
+  let status = 200;
+  let headers: OutgoingHttpHeaders = {};
+  response.writeHead = ((code: number, ...rest: unknown[]) => {
+    status = code;
+    const given = rest.find((item) => typeof item === 'object' && item !== null);
+    if (given) headers = { ...headers, ...(given as OutgoingHttpHeaders) };
+    return response;
+  }) as typeof response.writeHead;
+  response.end = ((chunk?: unknown) => {
+    response.writeHead = writeHead;
+    response.end = end;
+    const body = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : '';
+    deliver({ status, headers, body });
+    return response;
+  }) as typeof response.end;
+  handle();
+}
+
+function withoutLength(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => name.toLowerCase() !== 'content-length'));
+}
+
+function send(response: ServerResponse, answer: Answer): void {
+  if (response.writableEnded || response.destroyed) return;
+  const body = Buffer.from(answer.body);
+  response.writeHead(answer.status, { ...withoutLength(answer.headers), 'Content-Length': body.length });
+  response.end(body);
+}
+
+/** Headers at once, then the body one byte per `pauseMs`; stops when the client leaves. */
+function drip(response: ServerResponse, answer: Answer, pauseMs: number): void {
+  if (response.writableEnded || response.destroyed) return;
+  const body = Buffer.from(answer.body);
+  response.writeHead(answer.status, { ...withoutLength(answer.headers), 'Content-Length': body.length });
+  response.flushHeaders();
+  let sent = 0;
+  const timer = setInterval(() => {
+    if (response.destroyed) return clearInterval(timer);
+    sent += 1;
+    if (sent >= body.length) {
+      clearInterval(timer);
+      response.end(body.subarray(sent - 1));
+    } else response.write(body.subarray(sent - 1, sent));
+  }, pauseMs);
+  response.once('close', () => clearInterval(timer));
+}
+
+/**
+ * Applies a fault spec to metadata requests. Each request draws the spec's request faults
+ * in order, each with its own chance; the first that hits shapes the answer, and a request
+ * that none hits is served by the cloud unchanged. Counts what it did.
+ */
+export class FaultLayer {
+  private spec: FaultSpec;
+  /** Faults applied so far, by name (a flicker counts only when it hid a notice). */
+  readonly applied = new Map<FaultName, number>();
+
+  constructor(
+    private readonly provider: ProviderName,
+    spec: FaultSpec = NO_FAULTS,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.spec = spec;
+  }
+
+  get current(): FaultSpec {
+    return this.spec;
+  }
+
+  set(spec: FaultSpec): void {
+    this.spec = spec;
+  }
+
+  /** Serves one metadata request; `handle` asks the cloud for its real answer. */
+  serve(request: IncomingMessage, response: ServerResponse, handle: () => void): void {
+    const fault = this.draw(request);
+    if (fault === undefined) return handle();
+    const path = (request.url ?? '/').split('?')[0]!;
+    const headers = SERVICE_HEADERS[this.provider];
+    const answer = (status: number, body: string, extra: OutgoingHttpHeaders = {}) => {
+      this.count(fault.name);
+      send(response, { status, headers: { ...headers, 'Content-Type': 'text/html', ...extra }, body });
+    };
+    const rewrite = (transform: Transform) =>
+      captureAnswer(response, handle, (real) => {
+        const changed = transform(real, path);
+        if (changed) this.count(fault.name);
+        send(response, changed ? { ...changed, headers: { ...headers, ...changed.headers } } : real);
+      });
+    switch (fault.name) {
+      case '500':
+        return answer(500, errorPage(500, 'Internal Server Error'));
+      case '503':
+        return answer(503, errorPage(503, 'Service Unavailable'));
+      case '429':
+        return answer(429, errorPage(429, 'Too Many Requests'));
+      case '429-retry-after':
+        return answer(429, errorPage(429, 'Too Many Requests'), { 'Retry-After': String(Math.ceil((fault.paramMs ?? 0) / 1000)) });
+      case '401':
+        return answer(401, errorPage(401, 'Unauthorized'));
+      case 'html':
+        return answer(200, PROXY_PAGE, { Server: 'squid' });
+      case 'reset':
+        this.count(fault.name);
+        request.socket.destroy();
+        return;
+      case 'hang':
+      case 'hang-token':
+        // Nothing is written; the socket stays open until the client gives up or the simulator closes.
+        this.count(fault.name);
+        return;
+      case 'drip':
+        return captureAnswer(response, handle, (real) => {
+          this.count(fault.name);
+          drip(response, real, fault.paramMs ?? 200);
+        });
+      case 'truncated':
+        return rewrite(truncate);
+      case 'wrong-types':
+        return rewrite(wrongTypes);
+      case 'flicker':
+        return rewrite(QUIET[this.provider]);
+      default:
+        return handle();
+    }
+  }
+
+  /** A triggered notice, with its time moved when a notice fault hits. */
+  adjustTrigger(trigger: TriggerSpec, now = Date.now()): TriggerSpec {
+    for (const entry of this.spec.entries) {
+      if (!NOTICE_FAULTS.has(entry.name) || this.random() >= entry.rate) continue;
+      this.count(entry.name);
+      const offset = entry.name === 'notice-past' ? -(entry.paramMs ?? 0) : (entry.paramMs ?? 0);
+      return { ...trigger, time: new Date(now + offset).toISOString() };
+    }
+    return trigger;
+  }
+
+  private draw(request: IncomingMessage): FaultEntry | undefined {
+    const tokenPut = isTokenPut(request);
+    for (const entry of this.spec.entries) {
+      if (NOTICE_FAULTS.has(entry.name)) continue;
+      if (entry.name === 'hang-token' && !tokenPut) continue;
+      if (entry.name === '401' && tokenPut) continue;
+      if (this.random() < entry.rate) return entry;
+    }
+    return undefined;
+  }
+
+  private count(name: FaultName): void {
+    this.applied.set(name, (this.applied.get(name) ?? 0) + 1);
+  }
+}
