@@ -1,18 +1,11 @@
 import { GcpProvider } from '../src/providers/gcp.js';
-import type { MetadataRead, ProviderEvent, ProviderOptions, WatchContext } from '../src/providers/provider.js';
+import type { MetadataRead, ProviderEvent, WatchContext } from '../src/providers/provider.js';
 import { silentLogger } from '../src/log.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import { testProviderOptions } from './helpers/provider-watch.js';
 
-function options(baseUrl: string): ProviderOptions {
-  return {
-    baseUrl,
-    // Far longer than the test: a notice can only arrive through the hanging GET.
-    pollIntervalMs: 60_000,
-    requestTimeoutMs: 1000,
-    aws: { allowImdsV1: false, tokenTtlSeconds: 21600, tokenTimeoutMs: 1000 },
-    gcp: { hangTimeoutSeconds: 30 },
-  };
-}
+// A poll interval far longer than the tests: a notice can only arrive through the hanging GET.
+const options = (baseUrl: string) => testProviderOptions(baseUrl, { pollIntervalMs: 60_000, gcp: { hangTimeoutSeconds: 30 } });
 
 describe('GCP provider against the simulator', () => {
   let simulator: RunningSimulator;

@@ -71,7 +71,7 @@ export class AwsProvider implements Provider {
     this.cadence = { ...AWS_CADENCE, ...cadence };
     this.client = new MetadataClient(options.baseUrl);
     this.hasOwnLog = log !== undefined;
-    this.session = new ImdsSession({ client: this.client, log: log ?? silentLogger(), requestTimeoutMs: options.requestTimeoutMs, ...options.aws });
+    this.session = new ImdsSession({ client: this.client, log: log ?? silentLogger(), requestTimeoutMs: options.requestTimeoutMs, backoff: this.cadence.backoff, ...options.aws });
   }
 
   /** Best effort, fetched once and cached once the instance id is known; never throws. */
