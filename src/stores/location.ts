@@ -38,7 +38,7 @@ export function parseLocation(text: string): StoreLocation {
   }
   const [first = '', ...others] = rest.split('/');
   if (scheme === 's3' || scheme === 'gs') {
-    if (!/^[a-z0-9][a-z0-9._-]{1,254}$/i.test(first)) throw new Error(`bucket name ${JSON.stringify(first)} is not valid: ${EXPECTED}`);
+    if (!/^[a-z0-9][a-z0-9._-]{2,62}$/i.test(first)) throw new Error(`bucket name ${JSON.stringify(first)} is not valid: ${EXPECTED}`);
     return { scheme, bucket: first, prefix: normalisePrefix(others.join('/')) };
   }
   if (scheme === 'az') {

@@ -13,7 +13,8 @@ export const snapshotStep = {
     return runSnapshot(options, context);
   },
   describe(options) {
-    const compression = options.mode === 'archive' && options.compression !== 'none' ? ` ${options.compression}` : '';
-    return `upload ${options.paths.join(', ')} to ${options.to} (${options.mode}${compression}, newest first: ${options.priority === 'newest'})`;
+    const compression = options.mode === 'archive' && options.compression !== 'none' ? `, ${options.compression}` : '';
+    const order = options.priority === 'path' ? 'by path' : `${options.priority} first`;
+    return `upload ${options.paths.join(', ')} to ${options.to} (${options.mode}${compression}, ${order})`;
   },
 } satisfies StepType<SnapshotOptions>;
