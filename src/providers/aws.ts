@@ -1,4 +1,5 @@
 import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep, type BackoffPolicy } from '../backoff.js';
+import { silentLogger, type Logger } from '../log.js';
 import { noticeId, type InstanceFacts, type Notice, type NoticeKind } from '../notice.js';
 import { parseInstanceAction, parseMaintenance, parseRebalance } from './aws-payloads.js';
 import { ImdsSession } from './aws-imds.js';
@@ -6,7 +7,6 @@ import { mergeLoops, type SourceLoop } from './merge-loops.js';
 import { MetadataClient } from './metadata-client.js';
 import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from './provider.js';
 import { SourceReport } from './source-report.js';
-import { silentLogger, type Logger } from '../log.js';
 
 export const AWS_METADATA_URL = 'http://169.254.169.254';
 
@@ -21,15 +21,15 @@ export interface AwsCadence {
 
 export const AWS_CADENCE: AwsCadence = { rebalanceMinMs: 5_000, maintenanceMs: 60_000, backoff: METADATA_BACKOFF };
 
-const FACT_PATHS: Record<keyof InstanceFacts & string, string | undefined> = {
-  id: 'instance-id',
-  type: 'instance-type',
-  zone: 'placement/availability-zone',
-  region: 'placement/region',
-  lifecycle: 'instance-life-cycle',
-  hostname: 'local-hostname',
-  name: undefined,
-};
+/** Where each instance fact lives under /latest/meta-data/ (EC2 has no separate name). */
+const FACT_PATHS: Array<[keyof InstanceFacts, string]> = [
+  ['id', 'instance-id'],
+  ['type', 'instance-type'],
+  ['zone', 'placement/availability-zone'],
+  ['region', 'placement/region'],
+  ['lifecycle', 'instance-life-cycle'],
+  ['hostname', 'local-hostname'],
+];
 
 /** What a source found in one read, before instance facts are attached. */
 type Finding =
@@ -55,7 +55,6 @@ export class AwsProvider implements Provider {
   private readonly session: ImdsSession;
   private facts: InstanceFacts | undefined;
   private factsPending: Promise<InstanceFacts> | undefined;
-
   private readonly hasOwnLog: boolean;
   private readonly cadence: AwsCadence;
 
@@ -84,10 +83,9 @@ export class AwsProvider implements Provider {
   private async fetchFacts(signal: AbortSignal): Promise<InstanceFacts> {
     const facts: InstanceFacts = {};
     await Promise.all(
-      Object.entries(FACT_PATHS).map(async ([field, path]) => {
-        if (!path) return;
+      FACT_PATHS.map(async ([field, path]) => {
         const value = await this.session.get(path, signal).catch(() => null);
-        if (value?.trim()) facts[field as keyof InstanceFacts] = value.trim();
+        if (value?.trim()) facts[field] = value.trim();
       }),
     );
     if (facts.id) this.facts = facts;
@@ -109,10 +107,7 @@ export class AwsProvider implements Provider {
     // Fetched now so that a notice found later carries the facts without waiting for them.
     void this.instanceFacts(context.signal);
     try {
-      yield* mergeLoops(
-        context.signal,
-        sources.map((source) => this.pollLoop(source, context)),
-      );
+      yield* mergeLoops(context.signal, sources.map((source) => this.pollLoop(source, context)));
     } finally {
       this.client.close();
     }
