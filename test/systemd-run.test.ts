@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSimulator } from '../src/simulator/server.js';
 import { startAgent } from './helpers/cli.js';
-import { startNotifySocket, type NotifyMessage } from './helpers/notify-socket.js';
+import { startNotifySocket, type NotifyMessage } from '../bench/lib/notify-socket.js';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {

@@ -11,7 +11,7 @@ import type { Provider, WatchContext } from '../src/providers/provider.js';
 import { attachSystemdNotifier } from '../src/systemd/notifier.js';
 import { watchdogIntervalMs, type SdNotify } from '../src/systemd/sd-notify.js';
 import { describeStatus } from '../src/systemd/status.js';
-import { startNotifySocket, type NotifySocket } from './helpers/notify-socket.js';
+import { startNotifySocket, type NotifySocket } from '../bench/lib/notify-socket.js';
 
 const execFileAsync = promisify(execFile);
 

@@ -1,0 +1,138 @@
+import { execFile } from 'node:child_process';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+const run = (command: string, args: string[], options: { env?: NodeJS.ProcessEnv } = {}) =>
+  execFileAsync(command, args, { maxBuffer: 64 * 1024 * 1024, env: { ...process.env, ...options.env } });
+const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((dir) => existsSync(join(dir, command)));
+}
+
+const HAS_DPKG = onPath('dpkg-deb') && onPath('dpkg');
+const HAS_SYSTEMD_ANALYZE = onPath('systemd-analyze');
+const describeWithDpkg = HAS_DPKG ? describe : describe.skip;
+if (!HAS_DPKG) console.warn('dpkg-deb / dpkg not installed: skipping the .deb build and install tests');
+
+describeWithDpkg('the .deb (packaging/deb/build.sh)', () => {
+  let out: string;
+  let deb: string;
+  let root: string;
+
+  beforeAll(async () => {
+    if (!existsSync('dist/src/cli.js')) throw new Error('dist/ is missing: build first (npx tsc -p tsconfig.build.json; npm test does)');
+    out = mkdtempSync(join(tmpdir(), 'preemptd-deb-'));
+    // Uncompressed to keep the test quick; `npm run package:deb` compresses with xz.
+    const { stdout } = await run('sh', ['packaging/deb/build.sh'], { env: { PREEMPTD_DEB_OUT: out, PREEMPTD_DEB_COMPRESSION: 'none' } });
+    deb = stdout.trim().split('\n').at(-1)!;
+    root = join(out, 'root');
+    // An empty dpkg database is all dpkg --root needs.
+    mkdirSync(join(root, 'var/lib/dpkg/updates'), { recursive: true });
+    mkdirSync(join(root, 'var/lib/dpkg/info'), { recursive: true });
+    writeFileSync(join(root, 'var/lib/dpkg/status'), '');
+    writeFileSync(join(root, 'var/lib/dpkg/available'), '');
+  }, 300_000);
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  /**
+   * dpkg --root normally chroots into the root for the maintainer scripts; the scratch root
+   * has no shell, so they run outside it with DPKG_ROOT set, which postinst, prerm and
+   * postrm honour. The scratch root has none of the dependencies (systemd, libc6).
+   */
+  const dpkg = (...args: string[]) => run('dpkg', [`--root=${root}`, '--force-script-chrootless', '--force-depends', ...args]);
+
+  test('is named for the version and says what it is and needs', async () => {
+    expect(deb).toBe(join(out, `preemptd_${VERSION}_amd64.deb`));
+    const field = async (name: string) => (await run('dpkg-deb', ['--field', deb, name])).stdout.trim();
+    expect(await field('Package')).toBe('preemptd');
+    expect(await field('Version')).toBe(VERSION);
+    expect(await field('Architecture')).toBe('amd64');
+    expect(await field('Depends')).toMatch(/^systemd \(>= \d+\), libc6/);
+    const { stdout: info } = await run('dpkg-deb', ['--info', deb]);
+    for (const script of ['postinst', 'prerm', 'postrm', 'conffiles']) expect(info).toContain(script);
+    const { stdout: conffiles } = await run('dpkg-deb', ['--info', deb, 'conffiles']);
+    expect(conffiles.trim()).toBe('/etc/preemptd/config.yaml');
+  });
+
+  test('carries the agent, its own Node.js, the unit and the config, owned by root, and nothing for development', async () => {
+    const { stdout } = await run('dpkg-deb', ['--contents', deb]);
+    const entries = stdout.trim().split('\n');
+    const paths = entries.map((line) => line.split(/\s+/)[5]);
+    for (const path of [
+      './opt/preemptd/bin/node',
+      './opt/preemptd/bin/preemptd',
+      './opt/preemptd/dist/src/cli.js',
+      './opt/preemptd/node_modules/pino/package.json',
+      './opt/preemptd/node_modules/systemd-notify/notify.js',
+      './usr/lib/systemd/system/preemptd.service',
+      './usr/lib/sysusers.d/preemptd.conf',
+      './etc/preemptd/config.yaml',
+      './var/lib/preemptd/',
+      './usr/share/doc/preemptd/copyright',
+    ]) {
+      expect(paths).toContain(path);
+    }
+    expect(entries.find((line) => line.endsWith('./usr/bin/preemptd -> /opt/preemptd/bin/preemptd'))).toBeDefined();
+    expect(entries.every((line) => line.split(/\s+/)[1] === 'root/root')).toBe(true);
+    expect(paths.filter((path) => /node_modules\/(typescript|jest|nock|@swc)\//.test(path!))).toEqual([]);
+    expect(paths.filter((path) => /\.ts$|\.map$/.test(path!))).toEqual([]);
+  });
+
+  describe('installed into a scratch root with dpkg --root', () => {
+    beforeAll(async () => {
+      await dpkg('-i', deb);
+    }, 120_000);
+
+    test('dpkg records it as installed and its files land under the root', async () => {
+      const { stdout } = await run('dpkg-query', [`--root=${root}`, '--show', '--showformat=${Status} ${Version}', 'preemptd']);
+      expect(stdout).toBe(`install ok installed ${VERSION}`);
+      for (const path of ['opt/preemptd/bin/node', 'opt/preemptd/dist/src/cli.js', 'usr/lib/systemd/system/preemptd.service', 'etc/preemptd/config.yaml']) {
+        expect(existsSync(join(root, path))).toBe(true);
+      }
+      expect(statSync(join(root, 'var/lib/preemptd')).isDirectory()).toBe(true);
+      expect(readlinkSync(join(root, 'usr/bin/preemptd'))).toBe('/opt/preemptd/bin/preemptd');
+    });
+
+    test('the packaged Node.js 24 runs the packaged agent', async () => {
+      const node = join(root, 'opt/preemptd/bin/node');
+      expect((await run(node, ['--version'])).stdout.trim()).toMatch(/^v24\./);
+      expect((await run(node, [join(root, 'opt/preemptd/dist/src/cli.js'), '--version'])).stdout.trim()).toBe(VERSION);
+    });
+
+    test('postinst creates the preemptd user, keeps the config from other users and enables the unit without starting it', () => {
+      const passwd = readFileSync(join(root, 'etc/passwd'), 'utf8');
+      const user = passwd.split('\n').find((line) => line.startsWith('preemptd:'))!.split(':');
+      expect(user[5]).toBe('/var/lib/preemptd');
+      expect(user[6]).toBe('/usr/sbin/nologin');
+      const gid = Number(readFileSync(join(root, 'etc/group'), 'utf8').split('\n').find((line) => line.startsWith('preemptd:'))!.split(':')[2]);
+      const config = statSync(join(root, 'etc/preemptd/config.yaml'));
+      expect(config.mode & 0o777).toBe(0o640);
+      expect(config.gid).toBe(gid);
+      const wanted = join(root, 'etc/systemd/system/multi-user.target.wants/preemptd.service');
+      expect(lstatSync(wanted).isSymbolicLink()).toBe(true);
+      expect(readlinkSync(wanted)).toBe('/usr/lib/systemd/system/preemptd.service');
+    });
+
+    (HAS_SYSTEMD_ANALYZE ? test : test.skip)('systemd-analyze verify accepts the installed unit', async () => {
+      // The scratch root has no systemd of its own: lend it the host's unit files (targets).
+      cpSync('/usr/lib/systemd/system', join(root, 'usr/lib/systemd/system'), { recursive: true, force: false, errorOnExist: false });
+      const result = await run('systemd-analyze', ['verify', `--root=${root}`, 'preemptd.service']).then(
+        ({ stderr }) => ({ code: 0, stderr }),
+        (error: { code: number; stderr: string }) => error,
+      );
+      expect(result).toEqual({ code: 0, stderr: '' });
+    });
+
+    test('purging removes the files, the state dir and the unit\'s enablement, and keeps nothing of the config', async () => {
+      await dpkg('--purge', 'preemptd');
+      expect(existsSync(join(root, 'opt/preemptd/bin/node'))).toBe(false);
+      expect(existsSync(join(root, 'var/lib/preemptd'))).toBe(false);
+      expect(existsSync(join(root, 'etc/preemptd/config.yaml'))).toBe(false);
+      expect(existsSync(join(root, 'etc/systemd/system/multi-user.target.wants/preemptd.service'))).toBe(false);
+    }, 60_000);
+  });
+});
