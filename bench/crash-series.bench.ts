@@ -6,7 +6,7 @@ import { crashTrial, type CrashTrial } from '../test/helpers/crash-run.js';
 
 /**
  * The kill -9 series: the real agent is killed with SIGKILL at points spread over a whole
- * plan (0 to 1.6 s after it logs the notice, each trial at its own point plus jitter), then
+ * plan (0 to 1.2 s after it logs the notice, each trial at its own point plus jitter), then
  * restarted. Every trial checks that the journal on disk is never corrupt, that no step
  * journaled as finished runs again, and that every other step runs once more. The last
  * trials restart after the notice deadline (the plan must not resume) and start from a
@@ -14,7 +14,8 @@ import { crashTrial, type CrashTrial } from '../test/helpers/crash-run.js';
  *
  * npm run bench -- crash-series [--trials 20]
  */
-const SPREAD_MS = 1600;
+/** The plan takes about a second; a few trials land just after it. */
+const SPREAD_MS = 1200;
 
 export default async function main(args: string[]): Promise<void> {
   const trials = Number(args[args.indexOf('--trials') + 1] || 20);
@@ -22,8 +23,8 @@ export default async function main(args: string[]): Promise<void> {
   const results: CrashTrial[] = [];
   for (let index = 0; index < trials; index += 1) {
     const workDir = mkdtempSync(join(tmpdir(), 'preemptd-crash-series-'));
-    const killAfterMs = Math.round((index / trials) * SPREAD_MS + Math.random() * (SPREAD_MS / trials));
     const kind = index === trials - 2 ? 'past deadline' : index === trials - 1 ? 'torn journal' : 'mid-plan';
+    const killAfterMs = kind === 'mid-plan' ? Math.round((index / (trials - 2)) * SPREAD_MS + Math.random() * (SPREAD_MS / trials)) : 450;
     try {
       const trial = await crashTrial({
         cli,

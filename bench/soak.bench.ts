@@ -13,9 +13,10 @@ import { processRssMb } from './lib/stats.js';
  * Soak: the real agent (`preemptd run`, AWS provider) against the simulator at a 20 ms poll
  * (50 polls/s) with faults mixed in, for --minutes (default 10). A notice is shown once a
  * minute, with a fresh time, and cleared once its plan has run. Reports RSS every minute, its
- * slope per 10,000 polls after warm-up, open fds at start and end, event-loop delay p99
- * (measured inside the agent by bench/lib/loop-delay-probe, preloaded with --import), plans
- * run and log lines written.
+ * slope per 10,000 polls after warm-up (and that of the heap after a full GC, which tells a
+ * leak from GC timing), open fds at start and end, event-loop delay p99 (measured inside the
+ * agent by bench/lib/loop-delay-probe, preloaded with --import; an idle node process with the
+ * same probe runs alongside as the machine's noise floor), plans run and log lines written.
  *
  * npm run bench -- soak [--minutes 10] [--faults SPEC]
  * Goals: RSS slope <= 1 MB / 10k polls, fds flat, event-loop delay p99 <= 20 ms.
@@ -38,6 +39,8 @@ export default async function main(args: string[]): Promise<void> {
   const here = dirname(fileURLToPath(import.meta.url));
   const workDir = mkdtempSync(join(tmpdir(), 'preemptd-soak-'));
   const loopFile = join(workDir, 'loop-delay.jsonl');
+  const baselineLoopFile = join(workDir, 'baseline-loop-delay.jsonl');
+  const probe = join(here, 'lib', 'loop-delay-probe.js');
   const receiver = await startReceiver();
   const simulator = await startSimulator({ provider: 'aws', faults });
   const configFile = join(workDir, 'config.yaml');
@@ -56,9 +59,13 @@ export default async function main(args: string[]): Promise<void> {
       '  - { name: checkpoint, exec: { command: ["true"] } }',
     ].join('\n'),
   );
-  const agent = spawn(process.execPath, ['--import', join(here, 'lib', 'loop-delay-probe.js'), join(here, '..', 'src', 'cli.js'), 'run', '--config', configFile], {
+  const agent = spawn(process.execPath, ['--expose-gc', '--import', probe, join(here, '..', 'src', 'cli.js'), 'run', '--config', configFile], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, BENCH_LOOP_PROBE_FILE: loopFile, BENCH_LOOP_PROBE_MS: '60000' },
+    env: { ...process.env, BENCH_LOOP_PROBE_FILE: loopFile },
+  });
+  const baseline = spawn(process.execPath, ['--import', probe, '-e', 'setInterval(() => {}, 20)'], {
+    stdio: 'ignore',
+    env: { ...process.env, BENCH_LOOP_PROBE_FILE: baselineLoopFile },
   });
   const logs = countLogLines(agent.stdout!);
   const pid = agent.pid!;
@@ -97,12 +104,33 @@ export default async function main(args: string[]): Promise<void> {
     }
     const fdsEnd = openFds(pid);
     await sleep(1000);
-    report(samples, fdsStart, fdsEnd, loopFile, logs, receiver.requests.length, noticeSerial, simulator.faults.applied, minutes);
+    report(samples, fdsStart, fdsEnd, { agent: readProbe(loopFile), baseline: readProbe(baselineLoopFile) }, logs, receiver.requests.length, noticeSerial, simulator.faults.applied, minutes);
   } finally {
     agent.kill('SIGTERM');
+    baseline.kill('SIGTERM');
     await simulator.close();
     await receiver.close();
     rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+interface ProbeLine {
+  at: number;
+  p99: number;
+  max: number;
+  wholeP99: number;
+  wholeMax: number;
+  heapAfterGcMb: number | null;
+}
+
+function readProbe(file: string): ProbeLine[] {
+  try {
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as ProbeLine);
+  } catch {
+    return [];
   }
 }
 
@@ -110,7 +138,7 @@ function report(
   samples: Sample[],
   fdsStart: number,
   fdsEnd: number,
-  loopFile: string,
+  probes: { agent: ProbeLine[]; baseline: ProbeLine[] },
   logs: LogCounts,
   plans: number,
   notices: number,
@@ -123,21 +151,26 @@ function report(
   // Warm-up: the first fifth of the run (2 min of 10): JIT, pools and caches settle there.
   const warm = samples.filter((sample) => sample.at - first.at >= (minutes * 60_000) / 5);
   const slope = slopePer10kPolls(warm);
-  const loop = readFileSync(loopFile, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as { p99: number; max: number; wholeP99: number; wholeMax: number });
-  const worstMinute = Math.max(...loop.map((line) => line.p99));
-  const whole = loop.at(-1);
+  const pollsAt = (at: number) => samples.reduce((best, sample) => (Math.abs(sample.at - at) < Math.abs(best.at - at) ? sample : best)).polls;
+  const heap = probes.agent
+    .filter((line) => line.heapAfterGcMb !== null && line.at - first.at >= (minutes * 60_000) / 5)
+    .map((line) => ({ at: line.at, polls: pollsAt(line.at), rssMb: line.heapAfterGcMb! }));
+  const worstMinute = Math.max(...probes.agent.map((line) => line.p99));
+  const whole = probes.agent.at(-1);
+  const baseline = probes.baseline.at(-1);
   const faultsApplied = [...applied].map(([name, count]) => `${name}=${count}`).join(' ');
   console.log('soak figures');
   console.log(`  polls: ${polls} in ${((last.at - first.at) / 1000).toFixed(0)} s (${(polls / ((last.at - first.at) / 1000)).toFixed(1)}/s)`);
   console.log(`  faults applied: ${faultsApplied || 'none'}`);
   console.log(`  notices shown: ${notices}, webhook deliveries (one per plan): ${plans}`);
   console.log(`  RSS: start ${first.rssMb.toFixed(1)} MB, end ${last.rssMb.toFixed(1)} MB, slope after warm-up ${slope.toFixed(3)} MB per 10,000 polls (goal <= 1)`);
+  console.log(
+    `  heap after a full GC (once a minute): ${heap.map((point) => point.rssMb.toFixed(1)).join(', ')} MB; slope after warm-up ${slopePer10kPolls(heap).toFixed(3)} MB per 10,000 polls`,
+  );
   console.log(`  open fds: start ${fdsStart}, end ${fdsEnd} (goal: flat)`);
   console.log(
-    `  event-loop delay (10 ms sampling, raw histogram): whole-run p99 ${whole?.wholeP99 ?? NaN} ms, max ${whole?.wholeMax ?? NaN} ms, worst minute p99 ${worstMinute} ms (goal p99 <= 20 ms)`,
+    `  event-loop delay (10 ms sampling, raw histogram; idle reads ~10 ms): agent whole-run p99 ${whole?.wholeP99 ?? NaN} ms, max ${whole?.wholeMax ?? NaN} ms, ` +
+      `worst minute p99 ${worstMinute} ms (goal p99 <= 20 ms); idle node baseline alongside: p99 ${baseline?.wholeP99 ?? NaN} ms, max ${baseline?.wholeMax ?? NaN} ms`,
   );
   console.log(`  log lines: ${logs.total} (warn ${logs.warn}, error ${logs.error}); most frequent: ${logs.top(3)}`);
 }

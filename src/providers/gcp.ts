@@ -185,15 +185,32 @@ function bootId(): string {
   }
 }
 
+/** `instance/preempted`: TRUE or FALSE; throws ERR_METADATA_BODY on anything else. */
+export function parsePreempted(value: string): boolean {
+  if (value === 'TRUE' || value === 'FALSE') return value === 'TRUE';
+  throw new MetadataError('ERR_METADATA_BODY', `instance/preempted: expected TRUE or FALSE, got ${showValue(value)}`, 200);
+}
+
+/**
+ * NONE or an `..._ON_HOST_MAINTENANCE` value (MIGRATE, TERMINATE, SHUTDOWN on old docs).
+ * A value merely in capitals is not enough: a body cut short (`NO`, `MIGRATE_ON_HOS`) must
+ * not become a maintenance notice.
+ */
+const MAINTENANCE_VALUE = /^(?:NONE|[A-Z][A-Z_]*_ON_HOST_MAINTENANCE)$/;
+
+/** `instance/maintenance-event`: the value; throws ERR_METADATA_BODY on anything else. */
+export function parseMaintenanceEvent(value: string): string {
+  if (MAINTENANCE_VALUE.test(value)) return value;
+  throw new MetadataError('ERR_METADATA_BODY', `instance/maintenance-event: expected NONE or a value such as MIGRATE_ON_HOST_MAINTENANCE, got ${showValue(value)}`, 200);
+}
+
 function preemptedKey(): WatchedKey {
   let shown = false;
   const boot = bootId();
   return {
     path: 'instance/preempted',
     interpret(value, etag, facts) {
-      if (value === 'FALSE') return [];
-      if (value !== 'TRUE') throw new MetadataError('ERR_METADATA_BODY', `instance/preempted: expected TRUE or FALSE, got ${showValue(value)}`, 200);
-      if (shown) return [];
+      if (!parsePreempted(value) || shown) return [];
       shown = true;
       return [
         {
@@ -208,17 +225,12 @@ function preemptedKey(): WatchedKey {
   };
 }
 
-const MAINTENANCE_VALUE = /^[A-Z][A-Z_]*$/;
-
 function maintenanceKey(): WatchedKey {
   let shown: { value: string; noticeId: string } | undefined;
   return {
     path: 'instance/maintenance-event',
     interpret(value, etag, facts) {
-      if (!MAINTENANCE_VALUE.test(value)) {
-        throw new MetadataError('ERR_METADATA_BODY', `instance/maintenance-event: expected NONE or a value such as MIGRATE_ON_HOST_MAINTENANCE, got ${showValue(value)}`, 200);
-      }
-      if (value === 'NONE') {
+      if (parseMaintenanceEvent(value) === 'NONE') {
         if (!shown) return [];
         const withdrawn = shown;
         shown = undefined;

@@ -11,7 +11,28 @@ import type { TriggerSpec } from './cloud.js';
  * Fault mode of the simulator: how each metadata request may be answered badly.
  * A spec reads `500:0.1,reset:0.05,hang-token:1`; docs/robustness.md lists every fault.
  */
-export const FAULTS = {
+export const FAULT_NAMES = [
+  '500',
+  '503',
+  '429',
+  '429-retry-after',
+  '401',
+  'reset',
+  'hang',
+  'hang-token',
+  'drip',
+  'truncated',
+  'wrong-types',
+  'html',
+  'flicker',
+  'notice-past',
+  'notice-future',
+] as const;
+
+export type FaultName = (typeof FAULT_NAMES)[number];
+
+/** What each fault does (docs/robustness.md says the same). */
+export const FAULTS: Record<FaultName, string> = {
   '500': 'HTTP 500 with an error page',
   '503': 'HTTP 503 with an error page',
   '429': 'HTTP 429 without Retry-After',
@@ -27,10 +48,7 @@ export const FAULTS = {
   flicker: 'an answer that shows a notice is replaced by the cloud\'s "nothing pending" answer: the notice disappears and comes back',
   'notice-past': 'a notice shown by trigger gets a time in the past (=how far, default 10m)',
   'notice-future': 'a notice shown by trigger gets a time far ahead (=how far, default 87600h, 10 years)',
-} as const;
-
-export type FaultName = keyof typeof FAULTS;
-const FAULT_NAMES = Object.keys(FAULTS) as FaultName[];
+};
 
 /** Faults whose `=value` is a duration, with its default in ms. */
 const PARAMETERS: Partial<Record<FaultName, number>> = {
@@ -91,7 +109,7 @@ export function parseFaultSpec(text: string): FaultSpec {
     if (!match) throw specError(piece, 'expected name[=value][:rate], such as 500:0.1, drip=500ms:0.2 or hang-token');
     const [, rawName, value, rateText] = match;
     const name = rawName!.toLowerCase() as FaultName;
-    if (!FAULT_NAMES.includes(name)) throw specError(piece, `unknown fault ${showValue(rawName)}; expected one of ${FAULT_NAMES.join(', ')}`);
+    if (!(FAULT_NAMES as readonly string[]).includes(name)) throw specError(piece, `unknown fault ${showValue(rawName)}; expected one of ${FAULT_NAMES.join(', ')}`);
     if (entries.some((entry) => entry.name === name)) throw specError(piece, `fault ${name} is given twice`);
     const rate = rateText === undefined ? 1 : parseRate(piece, rateText);
     const defaultParam = PARAMETERS[name];

@@ -174,11 +174,13 @@ export async function crashTrial(options: CrashTrialOptions): Promise<CrashTrial
     const resumable = Date.now() < Math.floor(deadline / 1000) * 1000;
     // A plan not yet in the journal at the kill is a new notice to the restarted agent: it runs
     // in full, with the floor budget when the deadline has passed.
-    const begun = (atKill.journal?.notices.length ?? 0) > 0;
-    const runsAgain = resumable || !begun;
+    const statusAtKill = atKill.journal?.notices[0]?.status;
+    const runsAgain = resumable || statusAtKill === undefined;
 
     const second = startAgent(options.cli, config);
     agents.push(second.child);
+    // Up and watching first: a SIGTERM before its handlers are installed would just kill it.
+    await second.waitForLine(/daemon watching/, 15_000);
     const finished = await waitUntil(() => readJournal(stateDir).journal?.notices.at(-1)?.status === 'done', 20_000);
     // Room for a wrongly repeated step to show itself before counting.
     await new Promise((resolve) => setTimeout(resolve, STEP_MS + 200));
@@ -202,7 +204,7 @@ export async function crashTrial(options: CrashTrialOptions): Promise<CrashTrial
       }
     }
     for (const [step, summary] of Object.entries(entry?.steps ?? {})) if (summary.status !== 'ok') problems.push(`step ${step} ended ${summary.status}`);
-    if (!runsAgain && !second.lines.some((line) => line.includes('not resuming an interrupted plan'))) {
+    if (!runsAgain && statusAtKill === 'in_progress' && !second.lines.some((line) => line.includes('not resuming an interrupted plan'))) {
       problems.push('the restarted agent did not say it was not resuming a plan whose deadline had passed');
     }
     const leftovers = existsSync(stateDir) ? readdirSync(stateDir).filter((name) => name.includes('.tmp-')) : [];
