@@ -188,6 +188,56 @@ describe('attachSystemdNotifier', () => {
   });
 });
 
+/** A provider whose metadata reads the test reports one by one. */
+function scriptedProvider() {
+  let context: WatchContext | undefined;
+  let watching: () => void = () => {};
+  const started = new Promise<void>((resolve) => (watching = resolve));
+  const provider: Provider = {
+    name: 'aws',
+    instanceFacts: async () => ({}),
+    async *watch(watchContext: WatchContext) {
+      context = watchContext;
+      watching();
+      await new Promise((resolve) => watchContext.signal.addEventListener('abort', resolve, { once: true }));
+    },
+  };
+  const read = (ok: boolean) => context!.onRead({ source: 'spot/instance-action', ok, ms: 1, ...(ok ? { status: 404 } : { error: 'timeout' }) });
+  return { provider, started, read };
+}
+
+describe('the STATUS line while metadata reads fail', () => {
+  test('says the metadata service is failing once a streak of errors begins, not for one failing source among answering ones', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'preemptd-systemd-'));
+    const scripted = scriptedProvider();
+    const daemon = new Daemon({ config: compileConfig({ provider: 'aws', stateDir }), log: silentLogger(), provider: scripted.provider });
+    const sd = recordingSd();
+    const notifier = attachSystemdNotifier({ daemon, log: silentLogger(), sd, env: {} })!;
+    const running = daemon.run();
+    try {
+      await scripted.started;
+      scripted.read(true);
+      for (let poll = 0; poll < 5; poll += 1) {
+        scripted.read(false);
+        scripted.read(true);
+      }
+      expect(sd.sent).toEqual(['READY watching aws, no notice']);
+      for (let poll = 0; poll < 10; poll += 1) scripted.read(false);
+      scripted.read(true);
+      expect(sd.sent).toEqual([
+        'READY watching aws, no notice',
+        'STATUS watching aws, no notice, metadata failing: timeout',
+        'STATUS watching aws, no notice',
+      ]);
+    } finally {
+      await daemon.stop();
+      await running;
+      await notifier.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+});
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

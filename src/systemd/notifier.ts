@@ -7,6 +7,9 @@ import type { MetadataRead } from '../providers/provider.js';
 import { createSdNotify, watchdogIntervalMs, type SdNotify } from './sd-notify.js';
 import { describeStatus, type PlanProgress } from './status.js';
 
+/** Consecutive failed metadata reads before the status says the metadata service is failing. */
+const FAILING_AFTER_ERRORS = 3;
+
 export interface SystemdNotifierOptions {
   daemon: Daemon;
   log: Logger;
@@ -26,7 +29,7 @@ export interface SystemdNotifier {
  * Follows the daemon for systemd (Type=notify):
  * - READY=1 once the watch loop has completed its first metadata request (the config is
  *   loaded and the provider detected before that). A failed first read counts: the agent
- *   is up and retrying, and its STATUS says the metadata service is failing.
+ *   is up and retrying, and its STATUS says so once the failures go on.
  * - STATUS= on every change worth a glance in `systemctl status`, never per poll.
  * - STOPPING=1 when the daemon starts stopping.
  * - WATCHDOG=1 every half WATCHDOG_USEC, only while the watch loop is really alive
@@ -62,7 +65,12 @@ export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdN
   };
 
   const onRead = (read: MetadataRead) => {
-    metadataError = read.ok ? null : (read.error ?? (read.status ? `HTTP ${read.status}` : 'failed'));
+    // Failing only after a streak, and named by the error that began it: one source failing
+    // among several that answer, or a changing message, must not spawn a STATUS per poll.
+    if (read.ok) metadataError = null;
+    else if (metadataError === null && daemon.health().consecutiveErrors >= FAILING_AFTER_ERRORS) {
+      metadataError = read.error ?? (read.status ? `HTTP ${read.status}` : 'failed');
+    }
     if (ready) return updateStatus();
     ready = true;
     lastStatus = currentStatus();
