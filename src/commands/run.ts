@@ -3,7 +3,6 @@ import { loadConfig, overridesFromFlags } from '../config/load.js';
 import { createDaemon } from '../daemon.js';
 import { createLogger } from '../log.js';
 import { ConfigReloader } from '../reload.js';
-import { serveDaemon } from '../server.js';
 import { shutdownPlan } from '../shutdown-plan.js';
 import { attachSystemdNotifier } from '../systemd/notifier.js';
 
@@ -26,7 +25,8 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   const config = await loadConfigFromFlags(args);
   const log = createLogger({ level: config.logLevel });
   const daemon = createDaemon({ config, log });
-  const server = config.server.enabled ? await serveDaemon(daemon, config, log) : undefined;
+  // Loaded only when enabled: prom-client and the server cost nothing otherwise.
+  const server = config.server.enabled ? await (await import('../server.js')).serveDaemon(daemon, config, log) : undefined;
   const systemd = attachSystemdNotifier({ daemon, log });
   const shutdown = shutdownPlan({ daemon, config, log });
   const reloader = new ConfigReloader({

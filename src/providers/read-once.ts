@@ -25,7 +25,7 @@ export interface ReadOnceResult {
 
 /** Reads that only prepare the real ones (session tokens) do not end the wait. */
 const PREPARATORY_SOURCES = new Set(['token']);
-const DEFAULT_QUIET_MS = 250;
+const DEFAULT_QUIET_MS = 100;
 
 /**
  * Reads the metadata service once, through the provider's own watch loop, so a check
