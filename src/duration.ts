@@ -11,7 +11,9 @@ export function parseDuration(input: unknown): number | undefined {
   const match = DURATION_PATTERN.exec(input.trim());
   if (!match) return undefined;
   const [, amount, unit] = match;
-  return Math.round(Number(amount) * UNIT_MS[unit!]!);
+  const ms = Math.round(Number(amount) * UNIT_MS[unit!]!);
+  // Hundreds of digits overflow to Infinity, which no timer or date can use.
+  return Number.isFinite(ms) ? ms : undefined;
 }
 
 export function formatDuration(ms: number): string {

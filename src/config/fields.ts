@@ -9,10 +9,21 @@ export function showValue(value: unknown): string {
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
+/**
+ * The longest wait a Node.js timer holds (2^31 - 1 ms, about 24.8 days); a longer one fires
+ * after 1 ms, so a 1000h poll interval would poll flat out and a 1000h step timeout would
+ * time the step out at once.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** A duration such as `500ms`, `5s`, `2m`, `1h`, compiled to milliseconds. */
 export function duration() {
   return z.union([z.string(), z.number()]).transform((value, ctx) => {
     const ms = parseDuration(value);
+    if (ms !== undefined && ms > MAX_TIMER_MS) {
+      ctx.addIssue({ code: 'custom', message: `got ${showValue(value)}: longer than 596h (about 24.8 days), the longest wait preemptd can time` });
+      return z.NEVER;
+    }
     if (ms === undefined) {
       const negative = (typeof value === 'number' && value < 0) || (typeof value === 'string' && value.trim().startsWith('-'));
       ctx.addIssue({

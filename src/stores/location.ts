@@ -33,7 +33,12 @@ export function parseLocation(text: string): StoreLocation {
   const rest = match[2]!;
   if (scheme === 'file') {
     if (!rest.startsWith('/')) throw new Error('a file:// location needs an absolute path, as in file:///mnt/nfs/snapshots/');
-    const directory = decodeURIComponent(rest.replace(/\/+$/, '')) || '/';
+    let directory: string;
+    try {
+      directory = decodeURIComponent(rest.replace(/\/+$/, '')) || '/';
+    } catch {
+      throw new Error(`path ${JSON.stringify(rest)} has a % not followed by two hex digits (write %25 for a %): ${EXPECTED}`);
+    }
     return { scheme: 'file', directory, prefix: '' };
   }
   const [first = '', ...others] = rest.split('/');

@@ -1,6 +1,7 @@
 import Handlebars from 'handlebars';
 import { errorMessage } from '../errors.js';
-import type { PreemptdEvent } from '../event.js';
+import { buildEvent, type PreemptdEvent } from '../event.js';
+import { AGENT_VERSION } from '../host.js';
 import { renderDiscord } from './formats/discord.js';
 import { renderGoogleChat } from './formats/googlechat.js';
 import { renderSlack } from './formats/slack.js';
@@ -71,13 +72,28 @@ function compileTemplate(source: string): Handlebars.TemplateDelegate {
   return template;
 }
 
-/** Undefined when the template parses; otherwise the parser's complaint. */
+/** A notice event with every field present, for trial renders. */
+const SAMPLE_EVENT = buildEvent(
+  'notice',
+  { id: 'aws-terminate-0000000000000000', provider: 'aws', kind: 'terminate', deadline: new Date(0), detectedAt: new Date(0), instance: {}, raw: null },
+  { hostname: 'host', pid: 1, agentVersion: AGENT_VERSION },
+  0,
+);
+
+/** Undefined when the template parses and renders; otherwise the complaint. */
 export function validateTemplate(source: string): string | undefined {
   try {
     templates.parse(source);
-    return undefined;
   } catch (error) {
     return describeParseError(errorMessage(error));
+  }
+  // Parsing misses unknown helpers (`{{tell x}}`), missing partials and helpers given the
+  // wrong arguments (`{{#each}}`): rendering finds them, here rather than at a notice.
+  try {
+    renderTemplate(source, SAMPLE_EVENT);
+    return undefined;
+  } catch (error) {
+    return errorMessage(error).replace(/\s*\n\s*/g, ' ');
   }
 }
 
