@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Daemon, DaemonEvents } from './daemon.js';
+import { suppressedLogLines } from './log-limit.js';
 import type { StepSummary } from './event.js';
 import type { Notice } from './notice.js';
 import type { Plan } from './plan/executor.js';
@@ -141,6 +142,20 @@ export class DaemonMetrics {
       registers,
       collect() {
         this.set(daemonRef.health().activeNotices.length);
+      },
+    });
+    // What the log limiter dropped (a flapping metadata source); the failed reads themselves are in metadata_requests.
+    const suppressedReported = new Map<string, number>();
+    new Counter({
+      name: 'preemptd_log_lines_suppressed_total',
+      help: 'Repeated log lines dropped by the log limiter (at most 5 a minute per metadata source are written), by source.',
+      labelNames: ['source'],
+      registers,
+      collect() {
+        for (const [source, total] of suppressedLogLines()) {
+          this.inc({ source }, total - (suppressedReported.get(source) ?? 0));
+          suppressedReported.set(source, total);
+        }
       },
     });
     this.noticeToFirstStep = new Histogram({
