@@ -183,3 +183,58 @@ describe('preemptd check (the command)', () => {
     expect(report.checks[0]?.reason).toContain('pollInterval: got "soon"');
   });
 });
+
+describe('step checks for exec and snapshot', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+    Object.assign(process.env, saved);
+  });
+
+  test('exec: the program is found on PATH or by path, and its cwd exists', async () => {
+    const dir = tempDir();
+    const file = configFile(dir, {
+      provider: 'aws',
+      metadataUrl: (await simulator()).url,
+      stateDir: dir,
+      steps: [
+        { name: 'ok', exec: { command: ['sh', '-c', 'exit 0'], cwd: dir } },
+        { name: 'absent', exec: { command: ['no-such-program-for-preemptd'] } },
+        { name: 'bad-cwd', exec: { command: ['/bin/sh'], cwd: join(dir, 'missing') } },
+      ],
+    });
+    const report = await check(file);
+    expect(linesFor(report, 'step ok').map((line) => line.ok)).toEqual([true, true]);
+    expect(linesFor(report, 'step ok')[0]?.reason).toMatch(/^program sh: found at \/.*\/sh$/);
+    expect(linesFor(report, 'step absent')[0]).toMatchObject({ ok: false, reason: 'program no-such-program-for-preemptd: not found on PATH' });
+    expect(linesFor(report, 'step bad-cwd')[1]).toMatchObject({ ok: false, reason: `directory ${join(dir, 'missing')}: does not exist` });
+  });
+
+  test('snapshot: paths exist, a file:// destination is writable, S3 credentials resolve or say why not', async () => {
+    const dir = tempDir();
+    Object.assign(process.env, {
+      // Never the instance profile through IMDS, and no shared files: only what the test sets.
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-credentials'),
+      AWS_CONFIG_FILE: join(dir, 'no-config'),
+      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+    });
+    const steps = (to: string) => [{ name: 'save', snapshot: { paths: [dir, join(dir, 'ckpt-not-yet')], to, region: 'eu-west-1', endpoint: 'http://127.0.0.1:9' } }];
+    const metadataUrl = (await simulator()).url;
+    const toFile = await check(configFile(dir, { provider: 'aws', metadataUrl, stateDir: dir, steps: steps(`file://${dir}/snapshots/{instanceId}/`) }));
+    expect(linesFor(toFile, 'step save').map((line) => [line.ok, line.reason])).toEqual([
+      [true, `path ${dir}: directory exists`],
+      [false, `path ${join(dir, 'ckpt-not-yet')}: does not exist (yet?)`],
+      [true, `destination file://${dir}/snapshots/{instanceId}/: does not exist yet; it will be created under ${dir}`],
+    ]);
+
+    const toS3 = await check(configFile(tempDir(), { provider: 'aws', metadataUrl, stateDir: dir, steps: steps('s3://my-bucket/ckpt/{noticeId}/') }));
+    expect(linesFor(toS3, 'step save')[2]).toMatchObject({ ok: true, reason: 'destination s3://my-bucket/ckpt/{noticeId}/: AWS credentials resolve (SDK default chain), region eu-west-1' });
+
+    delete process.env.AWS_ACCESS_KEY_ID;
+    delete process.env.AWS_SECRET_ACCESS_KEY;
+    const noCredentials = await check(configFile(tempDir(), { provider: 'aws', metadataUrl, stateDir: dir, steps: steps('s3://my-bucket/ckpt/') }));
+    expect(linesFor(noCredentials, 'step save')[2]).toMatchObject({ ok: false, reason: expect.stringMatching(/^destination s3:\/\/my-bucket\/ckpt\/: credentials do not resolve: /) });
+  });
+});

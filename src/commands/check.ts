@@ -1,5 +1,3 @@
-import { access, constants, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { ConfigFlags } from '../cli.js';
 import type { Config } from '../config/types.js';
 import { providerOptions } from '../daemon.js';
@@ -7,6 +5,7 @@ import { formatDuration } from '../duration.js';
 import { ConfigError, errorMessage, EXIT_CONFIG } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { InstanceFacts, ProviderName } from '../notice.js';
+import { directoryWritable } from '../plan/checks.js';
 import type { CheckResult } from '../plan/step.js';
 import { findStepType } from '../plan/steps/index.js';
 import { HOP_LIMIT_WARNING } from '../providers/aws-imds.js';
@@ -130,20 +129,8 @@ function describeFacts(facts: InstanceFacts): string | undefined {
 
 /** The journal lives in stateDir: it must be writable, or creatable under a writable parent. */
 async function checkStateDir(stateDir: string): Promise<CheckLine> {
-  const check = 'stateDir';
-  let existing = stateDir;
-  while (!(await stat(existing).then(() => true, () => false))) {
-    const parent = dirname(existing);
-    if (parent === existing) break;
-    existing = parent;
-  }
-  try {
-    await access(existing, constants.W_OK | constants.X_OK);
-  } catch {
-    const uid = process.getuid?.();
-    return line(check, false, `${existing} is not writable${uid === undefined ? '' : ` by uid ${uid}`}: the journal of handled notices lives in ${stateDir}`);
-  }
-  return line(check, true, existing === stateDir ? `${stateDir} is writable` : `${stateDir} does not exist yet; it will be created under ${existing}`);
+  const result = await directoryWritable(stateDir);
+  return line('stateDir', result.ok, result.ok ? `${stateDir} ${result.reason}` : `${result.reason}: the journal of handled notices lives in ${stateDir}`);
 }
 
 async function checkSteps(config: Config, log: Logger): Promise<CheckLine[]> {

@@ -6,6 +6,7 @@ import { errorMessage } from '../../errors.js';
 import type { Notice } from '../../notice.js';
 import { stopGroup } from '../../process/group.js';
 import { CappedLines } from '../../process/output.js';
+import { directoryExists, programFound } from '../checks.js';
 import { StepFailure, type StepContext, type StepType } from '../step.js';
 
 export interface ExecOptions {
@@ -139,4 +140,9 @@ export const execStep = {
     const [program, ...args] = options.command;
     return `run ${program}${args.length ? ` with ${args.length} argument${args.length === 1 ? '' : 's'}` : ''}`;
   },
+  /** The program would start (found, executable) and its cwd exists; nothing is run. */
+  check: async (options) => [
+    await programFound(options.command[0]!, options.cwd),
+    ...(options.cwd === undefined ? [] : [await directoryExists(options.cwd)]),
+  ],
 } satisfies StepType<ExecOptions>;

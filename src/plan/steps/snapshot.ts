@@ -1,5 +1,6 @@
 import { snapshotOptionsSchema, type SnapshotOptions } from '../../snapshot/options.js';
 import type { StepType } from '../step.js';
+import { checkSnapshotStep } from './snapshot-check.js';
 
 /**
  * `snapshot:` uploads files to object storage inside the notice window (docs/snapshot.md).
@@ -17,4 +18,5 @@ export const snapshotStep = {
     const order = options.priority === 'path' ? 'by path' : `${options.priority} first`;
     return `upload ${options.paths.join(', ')} to ${options.to} (${options.mode}${compression}, ${order})`;
   },
+  check: checkSnapshotStep,
 } satisfies StepType<SnapshotOptions>;
