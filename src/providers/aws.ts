@@ -4,6 +4,7 @@ import { noticeId, type InstanceFacts, type Notice, type NoticeKind } from '../n
 import { parseInstanceAction, parseMaintenance, parseRebalance } from './aws-payloads.js';
 import { ImdsSession } from './aws-imds.js';
 import { mergeLoops, type SourceLoop } from './merge-loops.js';
+import { FactsCache } from './facts-cache.js';
 import { MetadataClient } from './metadata-client.js';
 import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from './provider.js';
 import { SourceReport } from './source-report.js';
@@ -18,6 +19,9 @@ export interface AwsCadence {
   maintenanceMs: number;
   backoff: BackoffPolicy;
 }
+
+/** The longest a found notice waits for instance facts that are not cached yet. */
+const FACTS_WAIT_MS = 250;
 
 export const AWS_CADENCE: AwsCadence = { rebalanceMinMs: 5_000, maintenanceMs: 60_000, backoff: METADATA_BACKOFF };
 
@@ -44,7 +48,7 @@ interface AwsSource {
 }
 
 /**
- * AWS EC2 IMDSv2: polls `spot/instance-action` every poll interval (±10 % jitter),
+ * AWS EC2 IMDSv2: polls `spot/instance-action` every poll interval (±2 % jitter),
  * `events/recommendations/rebalance` every max(poll interval, 5 s) and
  * `events/maintenance/scheduled` every 60 s, each in its own loop so one never delays
  * another. Each notice id is yielded once per process.
@@ -53,8 +57,7 @@ export class AwsProvider implements Provider {
   readonly name = 'aws' as const;
   private readonly client: MetadataClient;
   private readonly session: ImdsSession;
-  private facts: InstanceFacts | undefined;
-  private factsPending: Promise<InstanceFacts> | undefined;
+  private readonly facts = new FactsCache((signal) => this.fetchFacts(signal));
   private readonly hasOwnLog: boolean;
   private readonly cadence: AwsCadence;
 
@@ -75,9 +78,7 @@ export class AwsProvider implements Provider {
 
   /** Best effort, fetched once and cached once the instance id is known; never throws. */
   instanceFacts(signal: AbortSignal): Promise<InstanceFacts> {
-    if (this.facts) return Promise.resolve(this.facts);
-    this.factsPending ??= this.fetchFacts(signal).finally(() => (this.factsPending = undefined));
-    return this.factsPending;
+    return this.facts.get(signal);
   }
 
   private async fetchFacts(signal: AbortSignal): Promise<InstanceFacts> {
@@ -88,7 +89,6 @@ export class AwsProvider implements Provider {
         if (value?.trim()) facts[field] = value.trim();
       }),
     );
-    if (facts.id) this.facts = facts;
     return facts;
   }
 
@@ -144,7 +144,7 @@ export class AwsProvider implements Provider {
       kind: finding.kind,
       deadline: finding.deadline,
       detectedAt,
-      instance: await this.instanceFacts(signal),
+      instance: await this.facts.within(FACTS_WAIT_MS, signal),
       raw: finding.raw,
     };
     return { type: 'notice', notice };

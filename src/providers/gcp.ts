@@ -3,6 +3,7 @@ import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep } from '../back
 import { showValue } from '../config/fields.js';
 import { noticeId, type InstanceFacts, type NoticeKind } from '../notice.js';
 import { mergeLoops, type SourceLoop } from './merge-loops.js';
+import { FactsCache } from './facts-cache.js';
 import { MetadataClient } from './metadata-client.js';
 import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from './provider.js';
 import { MetadataError, SourceReport } from './source-report.js';
@@ -43,8 +44,7 @@ interface WatchedKey {
 export class GcpProvider implements Provider {
   readonly name = 'gcp' as const;
   private readonly client: MetadataClient;
-  private facts: InstanceFacts | undefined;
-  private factsPending: Promise<InstanceFacts> | undefined;
+  private readonly facts = new FactsCache((signal) => this.fetchFacts(signal));
   private flavorErrorLogged = false;
 
   constructor(private readonly options: ProviderOptions) {
@@ -69,9 +69,7 @@ export class GcpProvider implements Provider {
 
   /** Best effort, fetched once and cached once the instance id is known; never throws. */
   instanceFacts(signal: AbortSignal): Promise<InstanceFacts> {
-    if (this.facts) return Promise.resolve(this.facts);
-    this.factsPending ??= this.fetchFacts(signal).finally(() => (this.factsPending = undefined));
-    return this.factsPending;
+    return this.facts.get(signal);
   }
 
   private async fetchFacts(signal: AbortSignal): Promise<InstanceFacts> {
@@ -95,7 +93,6 @@ export class GcpProvider implements Provider {
       lifecycle: model === 'SPOT' ? 'spot' : preemptible === 'TRUE' ? 'preemptible' : preemptible === 'FALSE' ? 'standard' : undefined,
     };
     for (const key of Object.keys(facts) as (keyof InstanceFacts)[]) if (facts[key] === undefined) delete facts[key];
-    if (facts.id) this.facts = facts;
     return facts;
   }
 

@@ -1,0 +1,34 @@
+import { FactsCache } from '../src/providers/facts-cache.js';
+import type { InstanceFacts } from '../src/notice.js';
+
+const signal = new AbortController().signal;
+
+test('facts are fetched once and kept once the instance id is known', async () => {
+  let fetches = 0;
+  const cache = new FactsCache(async () => {
+    fetches += 1;
+    return { id: 'i-1', type: 'g5.xlarge' };
+  });
+  const [first, second] = await Promise.all([cache.get(signal), cache.get(signal)]);
+  expect(first).toEqual({ id: 'i-1', type: 'g5.xlarge' });
+  expect(second).toBe(first);
+  await cache.get(signal);
+  expect(fetches).toBe(1);
+});
+
+test('a partial answer without an id is fetched again next time', async () => {
+  const answers: InstanceFacts[] = [{ type: 'g5.xlarge' }, { id: 'i-2' }];
+  const cache = new FactsCache(async () => answers.shift() ?? {});
+  expect(await cache.get(signal)).toEqual({ type: 'g5.xlarge' });
+  expect(await cache.get(signal)).toEqual({ id: 'i-2' });
+});
+
+test('within() gives up on a slow metadata service instead of delaying a notice', async () => {
+  const cache = new FactsCache(() => new Promise((resolve) => setTimeout(() => resolve({ id: 'i-3' }), 500)));
+  const started = Date.now();
+  expect(await cache.within(30, signal)).toEqual({});
+  expect(Date.now() - started).toBeLessThan(450);
+  // The fetch it started still completes and fills the cache for the next notice.
+  await new Promise((resolve) => setTimeout(resolve, 550));
+  expect(await cache.within(30, signal)).toEqual({ id: 'i-3' });
+});
