@@ -25,9 +25,8 @@ test('a partial answer without an id is fetched again next time', async () => {
 
 test('within() gives up on a slow metadata service instead of delaying a notice', async () => {
   const cache = new FactsCache(() => new Promise((resolve) => setTimeout(() => resolve({ id: 'i-3' }), 500)));
-  const started = Date.now();
+  // An empty answer, not the fetch's: within() returned before the fetch did.
   expect(await cache.within(30, signal)).toEqual({});
-  expect(Date.now() - started).toBeLessThan(450);
   // The fetch it started still completes and fills the cache for the next notice.
   await new Promise((resolve) => setTimeout(resolve, 550));
   expect(await cache.within(30, signal)).toEqual({ id: 'i-3' });
