@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startSimulator } from '../src/simulator/server.js';
 import { startNotifySocket, type NotifySocket } from './lib/notify-socket.js';
-import { summarise } from './lib/stats.js';
+import { processCpuSeconds, summarise } from './lib/stats.js';
 
 /**
  * Start-up to READY=1: from spawning `preemptd run` (the built CLI, as systemd starts it)
@@ -14,7 +14,8 @@ import { summarise } from './lib/stats.js';
  * Side by side in the same run: the agent with Node's compile cache (as the systemd unit
  * and the image run it, the cache warmed by the first start), the agent without it, and a
  * bare `node -e 0` (start and exit), so the ratio shows what the agent adds to Node's own
- * start-up on this machine.
+ * start-up on this machine. The agent's CPU time (user + system) up to READY=1 is printed
+ * too: unlike wall time it barely grows when other work shares the cores.
  *
  * npm run bench -- startup-ready [--runs N]
  */
@@ -30,14 +31,17 @@ export default async function main(args: string[]): Promise<void> {
   const cache = join(dir, 'compile-cache');
   try {
     const cached: number[] = [];
+    const cachedCpu: number[] = [];
     const uncached: number[] = [];
     const bare: number[] = [];
     // The first start fills the compile cache, as a service's first start does.
     await startToReady(socket, simulator.url, join(dir, 'warm-up'), { NODE_COMPILE_CACHE: cache });
     for (let run = 0; run < runs; run += 1) {
       // Interleaved so drift on this shared machine favours no side.
-      cached.push(await startToReady(socket, simulator.url, join(dir, `cached-${run}`), { NODE_COMPILE_CACHE: cache }));
-      uncached.push(await startToReady(socket, simulator.url, join(dir, `uncached-${run}`), {}));
+      const withCache = await startToReady(socket, simulator.url, join(dir, `cached-${run}`), { NODE_COMPILE_CACHE: cache });
+      cached.push(withCache.wallMs);
+      cachedCpu.push(withCache.cpuMs);
+      uncached.push((await startToReady(socket, simulator.url, join(dir, `uncached-${run}`), {})).wallMs);
       bare.push(await bareNode());
     }
     const line = (label: string, values: number[], note: string) => {
@@ -47,6 +51,7 @@ export default async function main(args: string[]): Promise<void> {
     };
     console.log(`runs=${runs} each (process start -> READY=1, AWS simulator)`);
     const withCache = line('preemptd run (cache)', cached, `goal: p50 <= ${GOAL_MS} ms`);
+    line('  CPU time to READY=1', cachedCpu, '(user + system, 10 ms ticks)');
     const withoutCache = line('preemptd run (no cache)', uncached, '');
     const node = line('node -e 0', bare, '(start and exit)');
     console.log(`ratio p50: cache/node = ${(withCache / node).toFixed(2)}, no cache/node = ${(withoutCache / node).toFixed(2)}, cache/no cache = ${(withCache / withoutCache).toFixed(2)}`);
@@ -57,7 +62,7 @@ export default async function main(args: string[]): Promise<void> {
   }
 }
 
-async function startToReady(socket: NotifySocket, metadataUrl: string, dir: string, env: NodeJS.ProcessEnv): Promise<number> {
+async function startToReady(socket: NotifySocket, metadataUrl: string, dir: string, env: NodeJS.ProcessEnv): Promise<{ wallMs: number; cpuMs: number }> {
   const config = `${dir}.yaml`;
   writeFileSync(
     config,
@@ -72,7 +77,7 @@ async function startToReady(socket: NotifySocket, metadataUrl: string, dir: stri
   const exited = new Promise((resolve) => child.once('exit', resolve));
   try {
     const ready = await socket.waitFor((message) => message.fields.READY === '1' && socket.messages.indexOf(message) >= seen, 15_000);
-    return ready.at - started;
+    return { wallMs: ready.at - started, cpuMs: processCpuSeconds(child.pid!) * 1000 };
   } finally {
     child.kill('SIGTERM');
     await exited;

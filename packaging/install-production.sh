@@ -18,6 +18,6 @@ rm -rf "$dest/dist/src" "$dest/node_modules"
 cp "$repo/package.json" "$repo/package-lock.json" "$dest/"
 cp -R "$repo/dist/src" "$dest/dist/src"
 # No dependency needs an install script at run time (package.json allowScripts lists dev tools only).
-(cd "$dest" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
+(cd "$dest" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error)
 find "$dest/node_modules" -type f \( -name '*.map' -o -name '*.ts' -o -name '*.mts' -o -name '*.cts' \
   -o -name '*.md' -o -name '*.markdown' -o -name '*.tsbuildinfo' \) -delete
