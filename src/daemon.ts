@@ -137,6 +137,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       throw error;
     }
     this.providerName = provider.name;
+    if (this.abort.signal.aborted) {
+      // stop() came while the provider was being detected: never start watching.
+      this.setState('stopped');
+      return;
+    }
     this.started = { journal, provider };
     this.watchStartedAt = this.now();
     this.setState('watching');

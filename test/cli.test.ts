@@ -97,6 +97,8 @@ test('a webhook URL taken from ${env:...} is used but never appears in the logs'
       'provider: aws',
       `metadataUrl: ${metadata.url}`,
       'pollInterval: 100ms',
+      // Tests run side by side: no agent here needs the local server's fixed port.
+      'server: { enabled: false }',
       `stateDir: ${join(dir, 'state')}`,
       'steps:',
       '  - name: tell-ops',
@@ -119,7 +121,7 @@ test('PREEMPTD_* environment variables and flags override the file, flags last',
   const metadata = await simulator();
   const dir = tempDir();
   const file = join(dir, 'config.yaml');
-  writeFileSync(file, `provider: gcp\nmetadataUrl: http://127.0.0.1:9\nstateDir: ${join(dir, 'state')}\nsteps: []\n`);
+  writeFileSync(file, `provider: gcp\nmetadataUrl: http://127.0.0.1:9\nserver: { enabled: false }\nstateDir: ${join(dir, 'state')}\nsteps: []\n`);
   const running = agent(['--config', file, '--metadata-url', metadata.url, '--set', 'pollInterval=100ms'], { PREEMPTD_PROVIDER: 'aws', PREEMPTD_METADATA_URL: 'http://127.0.0.1:10' });
   await running.waitForLog((line) => line.msg === 'daemon watching');
   // Polls reach the simulator: provider came from the env, the URL from the flag.
@@ -142,6 +144,8 @@ test('a restart in the middle of a plan does not repeat finished steps and runs 
       'provider: aws',
       `metadataUrl: ${metadata.url}`,
       'pollInterval: 100ms',
+      // Tests run side by side: no agent here needs the local server's fixed port.
+      'server: { enabled: false }',
       `stateDir: ${join(dir, 'state')}`,
       'steps:',
       `  - { name: tell-ops, webhook: { url: "${hooks.url('/notice')}" } }`,

@@ -175,3 +175,29 @@ test('an interrupted plan is resumed only while its deadline lies ahead', () => 
   expect(resumable(notice(null), 1_000, 1_000 + 60_000)).toBe(true);
   expect(resumable(notice(null), 1_000, 1_000 + 11 * 60_000)).toBe(false);
 });
+
+test('stop() during provider start-up ends run() without ever watching', async () => {
+  const states: string[] = [];
+  let release: (() => void) | undefined;
+  const provider = {
+    name: 'aws' as const,
+    instanceFacts: async () => ({}),
+    watch: () => {
+      throw new Error('watch must not start after stop()');
+    },
+  };
+  const daemon = createDaemon({
+    config: compileConfig({ provider: 'aws', metadataUrl: 'http://127.0.0.1:9', stateDir: tempDir(), steps: [] }, { file: undefined }),
+    log: silentLogger(),
+  });
+  // Provider creation is where start-up waits on the network (detection); hold it there.
+  (daemon as unknown as { createConfiguredProvider: () => Promise<unknown> }).createConfiguredProvider = () =>
+    new Promise((resolve) => (release = () => resolve(provider)));
+  daemon.on('state', (state) => states.push(state));
+  const running = daemon.run();
+  await until(() => release !== undefined);
+  await daemon.stop();
+  release!();
+  await running;
+  expect(states).toEqual(['stopping', 'stopped']);
+});
