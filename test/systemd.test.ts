@@ -117,6 +117,15 @@ console.log(performance.now() - started, process.pid);`,
     expect(socket.messages.map((message) => message.fields.STATUS)).toEqual(['starting', 'three']);
   });
 
+  test('a status asked for after another message is never sent before it', async () => {
+    socket = await startNotifySocket();
+    await inChild(`void sd.ready('starting'); void sd.status('one'); void sd.stopping('stopping'); await sd.status('stopping, 1 plan');`, {
+      NOTIFY_SOCKET: socket.path,
+    });
+    await socket.waitFor((message) => message.fields.STATUS === 'stopping, 1 plan');
+    expect(socket.messages.map((message) => message.fields.STATUS)).toEqual(['starting', 'one', 'stopping', 'stopping, 1 plan']);
+  });
+
   test('a message that cannot be sent is reported, not thrown', async () => {
     const out = await inChild(`await sd.ready('x'); console.log('still running');`, { NOTIFY_SOCKET: '/nonexistent/notify.sock' });
     expect(out).toBe('still running');

@@ -17,7 +17,6 @@ export interface SystemdNotifierOptions {
   env?: NodeJS.ProcessEnv;
   /** Injected by tests; otherwise created from NOTIFY_SOCKET (null outside systemd). */
   sd?: SdNotify | null;
-  pid?: number;
 }
 
 export interface SystemdNotifier {
@@ -107,7 +106,7 @@ export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdN
   daemon.on('planFinished', onPlanFinished);
   daemon.on('state', onState);
 
-  const intervalMs = watchdogIntervalMs(env, options.pid ?? process.pid);
+  const intervalMs = watchdogIntervalMs(env, process.pid);
   let stalled = false;
   const timer =
     intervalMs === null

@@ -20,7 +20,7 @@ const SYSTEMD_NOTIFY = 'systemd-notify';
 export interface SdNotify {
   /** READY=1 with a STATUS line: start-up is complete. */
   ready(status: string): Promise<void>;
-  /** STATUS=...; a status asked for while another still waits its turn replaces it. */
+  /** STATUS=...; replaces a status still waiting its turn, unless another message is queued after that one. */
   status(status: string): Promise<void>;
   /** STOPPING=1 with a STATUS line. */
   stopping(status: string): Promise<void>;
@@ -43,6 +43,8 @@ export function createSdNotify(log: Logger): SdNotify | null {
   let queuedStatus: { text: string; sent: Promise<void> } | null = null;
 
   function enqueue(what: string, send: () => Promise<unknown>): Promise<void> {
+    // A later status may replace a waiting one only while nothing else is queued behind it.
+    if (what !== 'STATUS') queuedStatus = null;
     tail = tail.then(async () => {
       try {
         await send();
@@ -63,7 +65,7 @@ export function createSdNotify(log: Logger): SdNotify | null {
       const entry = { text, sent: Promise.resolve() };
       queuedStatus = entry;
       entry.sent = enqueue('STATUS', () => {
-        queuedStatus = null;
+        if (queuedStatus === entry) queuedStatus = null;
         return notifyViaPackage({ status: entry.text });
       });
       return entry.sent;
