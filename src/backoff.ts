@@ -4,7 +4,12 @@ export interface BackoffPolicy {
   maxMs: number;
 }
 
-export const METADATA_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 30_000 };
+/**
+ * Capped at 5 s: the shortest notices (GCP, Azure Preempt) give 30 s, and a cap of 30 s
+ * left the agent blind for up to 30 s after the metadata service came back (the fault
+ * suite saw 14 s after a 10 s outage). One try per 2.5-5 s still spares a failing service.
+ */
+export const METADATA_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 5_000 };
 
 /**
  * Delay before retry number `attempt` (1 = first retry): exponential, capped, with full
