@@ -80,15 +80,53 @@ const SAMPLE_EVENT = buildEvent(
   0,
 );
 
+/** Helpers a template may call; `log` is left out: it would write to stdout, the JSON log stream. */
+const HELPERS = new Set(['if', 'unless', 'each', 'with', 'lookup', 'json']);
+/** Helpers that throw at render unless given exactly one argument. */
+const ONE_ARGUMENT = new Set(['if', 'unless', 'each', 'with']);
+
+interface TemplateNode {
+  type: string;
+  body?: TemplateNode[];
+  path?: { type: string; original?: unknown };
+  params?: TemplateNode[];
+  hash?: { pairs: Array<{ value: TemplateNode }> };
+  program?: TemplateNode;
+  inverse?: TemplateNode;
+}
+
+/**
+ * What would fail only when rendered, in any branch: partials, decorators, unknown helpers,
+ * and block helpers without their one argument. A trial render cannot see these inside an
+ * `{{#each}}` over an empty list or an `{{else}}`.
+ */
+function renderProblem(node: TemplateNode | undefined): string | undefined {
+  if (!node) return undefined;
+  if (node.type.startsWith('Partial')) return 'partials ({{> name}}) are not supported';
+  if (node.type.startsWith('Decorator')) return 'decorators ({{* name}}) are not supported';
+  const name = node.path?.type === 'PathExpression' ? String(node.path.original) : undefined;
+  const params = node.params ?? [];
+  const called = node.type === 'SubExpression' || params.length > 0 || node.hash !== undefined || (name !== undefined && ONE_ARGUMENT.has(name));
+  if (name !== undefined && called && !HELPERS.has(name)) return `unknown helper "${name}" (expected one of ${[...HELPERS].join(', ')})`;
+  if (name !== undefined && ONE_ARGUMENT.has(name) && params.length !== 1) return `{{#${name}}} needs exactly one argument, got ${params.length}`;
+  const children = [...(node.body ?? []), ...params, ...(node.hash?.pairs.map((pair) => pair.value) ?? []), node.program, node.inverse];
+  for (const child of children) {
+    const problem = renderProblem(child);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
 /** Undefined when the template parses and renders; otherwise the complaint. */
 export function validateTemplate(source: string): string | undefined {
+  let program: TemplateNode;
   try {
-    templates.parse(source);
+    program = templates.parse(source) as unknown as TemplateNode;
   } catch (error) {
     return describeParseError(errorMessage(error));
   }
-  // Parsing misses unknown helpers (`{{tell x}}`), missing partials and helpers given the
-  // wrong arguments (`{{#each}}`): rendering finds them, here rather than at a notice.
+  const problem = renderProblem(program);
+  if (problem) return problem;
   try {
     renderTemplate(source, SAMPLE_EVENT);
     return undefined;
