@@ -1,11 +1,13 @@
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import { snapshotStep } from '../src/plan/steps/snapshot.js';
 import { snapshotOptionsSchema } from '../src/snapshot/options.js';
 import { TransferProgress } from '../src/snapshot/progress.js';
-import { openFile } from '../src/snapshot/read.js';
+import { FileReader } from '../src/snapshot/read.js';
 import { deadlineGate } from '../src/snapshot/upload.js';
 import { walkPaths, type FoundFile } from '../src/snapshot/walk.js';
 import { parseLocation } from '../src/stores/location.js';
@@ -89,18 +91,27 @@ describe('finding files', () => {
     expect(found.skipped).toEqual([{ path: join(dir, 'b/ckpt/x'), reason: `same snapshot name ckpt/x as ${join(dir, 'a/ckpt/x')}` }]);
   });
 
-  test('read a file that shrinks while being read once, and say so', async () => {
+  test('read a file that shrinks while being read once, say so, and give the hash and part CRC32 of what was read', async () => {
     await writeFile(join(dir, 'log'), 'x'.repeat(4 << 20));
     const [file] = (await walkPaths([join(dir, 'log')], [])).entries as FoundFile[];
-    const read = await openFile(file!, { exactSize: false });
-    await truncate(join(dir, 'log'), 1000);
+    const reader = FileReader.start();
+    try {
+      const read = await reader.open(file!, { exactSize: false, partSize: 5 * 1024 * 1024 });
+      await truncate(join(dir, 'log'), 1000);
 
-    let bytes = 0;
-    for await (const chunk of read.body) bytes += (chunk as Buffer).length;
-    const result = await read.result();
+      const chunks: Buffer[] = [];
+      for await (const chunk of read.body) chunks.push(chunk as Buffer);
+      const result = await read.result();
 
-    expect(result.size).toBe(bytes);
-    expect(result.changed).toMatch(/written to while being read/);
+      expect(result.size).toBe(Buffer.concat(chunks).length);
+      expect(result.sha256).toBe(createHash('sha256').update(Buffer.concat(chunks)).digest('hex'));
+      expect(result.changed).toMatch(/written to while being read/);
+      const crc = Buffer.alloc(4);
+      crc.writeUInt32BE(crc32(Buffer.concat(chunks)));
+      expect(await read.partCrc32(1)).toBe(crc.toString('base64'));
+    } finally {
+      await reader.close();
+    }
   });
 });
 

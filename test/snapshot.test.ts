@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { crc32 } from 'node:zlib';
 import { dirname, join } from 'node:path';
 import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { StepFailure } from '../src/plan/step.js';
@@ -109,13 +110,22 @@ describe('snapshot step, files mode on S3', () => {
     expect(await listKeys(server)).toEqual([`${prefix}a.txt`, `${prefix}manifest.json`]);
   });
 
-  test('uploads a file larger than the part size in parts and it arrives whole', async () => {
+  test('uploads a file larger than the part size in parts, each with its CRC32, and it arrives whole', async () => {
     const big = randomBytes(12 * MIB + 12345);
     await writeTree({ 'big.bin': big });
 
     await runS3Snapshot({ paths: [join(dir, 'big.bin')], to: 's3://snapshots/mp/', partSize: '5MiB' });
 
-    expect(new Set(server!.partRequests.map((part) => part.partNumber))).toEqual(new Set([1, 2, 3]));
+    const crc32Of = (data: Buffer) => {
+      const bytes = Buffer.alloc(4);
+      bytes.writeUInt32BE(crc32(data));
+      return bytes.toString('base64');
+    };
+    expect(server!.partRequests.map((part) => [part.partNumber, part.checksumCrc32]).sort()).toEqual([
+      [1, crc32Of(big.subarray(0, 5 * MIB))],
+      [2, crc32Of(big.subarray(5 * MIB, 10 * MIB))],
+      [3, crc32Of(big.subarray(10 * MIB))],
+    ]);
     expect(sha256(await getObject(server!, 'mp/big.bin'))).toBe(sha256(big));
     expect((await readManifest(server!, 'mp/')).files[0]).toMatchObject({ size: big.length, sha256: sha256(big) });
   });

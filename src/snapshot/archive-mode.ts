@@ -7,7 +7,6 @@ import { countBytes } from '../stores/count.js';
 import { keyFor } from '../stores/location.js';
 import type { ManifestEntry } from './manifest.js';
 import type { SnapshotOptions } from './options.js';
-import { openFile } from './read.js';
 import { describeRead, type UploadJob, type UploadOutcome } from './upload.js';
 
 type Compression = SnapshotOptions['compression'];
@@ -85,7 +84,7 @@ export async function uploadArchive(job: UploadJob, compression: Compression): P
     }
     let read;
     try {
-      read = await openFile(entry, { exactSize: true });
+      read = await job.reader.open(entry, { exactSize: true, partSize: job.partSize });
     } catch (error) {
       skipped.push({ path: entry.source, reason: describeRead(error) });
       continue;

@@ -2,7 +2,6 @@ import { errorMessage } from '../errors.js';
 import { keyFor } from '../stores/location.js';
 import type { ManifestEntry } from './manifest.js';
 import { MANIFEST_NAME } from './manifest.js';
-import { openFile } from './read.js';
 import type { UploadJob, UploadOutcome } from './upload.js';
 import { describeRead } from './upload.js';
 
@@ -35,13 +34,13 @@ export async function uploadFiles(job: UploadJob): Promise<UploadOutcome> {
       }
       let read;
       try {
-        read = await openFile(entry, { exactSize: false });
+        read = await job.reader.open(entry, { exactSize: false, partSize: job.partSize });
       } catch (error) {
         skipped.push({ path: entry.source, reason: describeRead(error) });
         continue;
       }
       try {
-        await store.put(keyFor(location, entry.name), read.body, { onBytes: progress.add, signal: stop });
+        await store.put(keyFor(location, entry.name), read.body, { onBytes: progress.add, signal: stop, partCrc32: read.partCrc32 });
         const result = await read.result();
         files.push({ type: 'file', path: entry.name, size: result.size, mtime: new Date(result.mtimeMs).toISOString(), mode: entry.mode, sha256: result.sha256, ...(result.changed ? { changed: result.changed } : {}) });
         bytesDone += result.size;

@@ -10,6 +10,7 @@ import type { SnapshotOptions } from './options.js';
 import { orderEntries } from './order.js';
 import { fillPlaceholders, placeholderValues } from './placeholders.js';
 import { TransferProgress } from './progress.js';
+import { FileReader } from './read.js';
 import { deadlineGate, type UploadJob, type UploadOutcome } from './upload.js';
 import { walkPaths } from './walk.js';
 
@@ -54,6 +55,7 @@ export async function runSnapshot(options: SnapshotOptions, context: StepContext
     'snapshot started',
   );
 
+  const reader = FileReader.start();
   let outcome: UploadOutcome;
   let manifest: Manifest;
   try {
@@ -65,6 +67,8 @@ export async function runSnapshot(options: SnapshotOptions, context: StepContext
       progress,
       gate: deadlineGate(cut.signal, cutoff, progress),
       concurrency: options.concurrency,
+      partSize: options.partSize,
+      reader,
     };
     outcome =
       options.mode === 'files'
@@ -100,7 +104,7 @@ export async function runSnapshot(options: SnapshotOptions, context: StepContext
     clearTimeout(cutTimer);
     clearInterval(reporter);
     context.signal.removeEventListener('abort', onStepAbort);
-    await store.close();
+    await Promise.all([store.close(), reader.close()]);
   }
 
   const seconds = (Date.now() - startedAt) / 1000;

@@ -3,6 +3,7 @@ import type { ObjectStore } from '../stores/store.js';
 import type { StoreLocation } from '../stores/location.js';
 import type { Manifest, ManifestEntry } from './manifest.js';
 import type { TransferProgress } from './progress.js';
+import type { FileReader } from './read.js';
 import type { FoundEntry, Skipped } from './walk.js';
 
 /** What a mode (files or archive) gets to work with. */
@@ -17,6 +18,10 @@ export interface UploadJob {
   /** Says why a file of this size should not be started now, or undefined to go ahead. */
   gate: (size: number) => string | undefined;
   concurrency: number;
+  /** The store's part size: the reader computes each part's CRC32 for it. */
+  partSize: number;
+  /** Reads and hashes files on its own thread. */
+  reader: FileReader;
 }
 
 export interface UploadOutcome {

@@ -14,7 +14,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { FinalizeHandler, FinalizeHandlerArguments, HttpHandlerOptions, MetadataBearer } from '@smithy/types';
 import { errorMessage } from '../errors.js';
 import { formatLocation, type BucketLocation } from './location.js';
-import { abortError, type ObjectStore, type StoreOptions } from './store.js';
+import { abortError, type ObjectStore, type PutOptions, type StoreOptions } from './store.js';
 
 /**
  * Throughput settings, measured on the 2 GiB loopback bench (bench/snapshot-throughput.bench.ts,
@@ -22,9 +22,9 @@ import { abortError, type ObjectStore, type StoreOptions } from './store.js';
  * - keep-alive agent sized to every part in flight: no TCP/TLS handshake per part.
  * - `expectContinueHeader: false`: the SDK otherwise waits for `100 Continue` before each
  *   part's body, one extra round trip per request.
- * - CRC32 part checksums (the SDK default, computed with zlib's native crc32) with an
- *   unsigned payload: S3 still verifies every part's bytes, and the SigV4 signature no longer
- *   hashes each body with SHA-256 a second time (the manifest already hashes it once).
+ * - CRC32 part checksums (S3 verifies every part's bytes), computed on the reading thread when
+ *   the put gives them (`partCrc32`), else by the SDK with zlib's native crc32; with an
+ *   unsigned payload, so the SigV4 signature does not hash each body with SHA-256 again.
  * Part size and parts in flight come from the step options (defaults in snapshot/options.ts).
  */
 const EXPECT_CONTINUE = false;
@@ -54,11 +54,12 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
     requestHandler: handler,
   });
   const openUploads = trackMultipartUploads(client);
+  usePartChecksumsGiven(client);
   sendUnsignedChecksummedPayloads(client);
 
   return {
     url: formatLocation(location),
-    async put(key, body, { onBytes, signal } = {}) {
+    async put(key, body, { onBytes, signal, partCrc32 } = {}) {
       const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
       if (stops.aborted) {
         body.destroy();
@@ -79,8 +80,8 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
       const stop = () => void upload.abort();
       stops.addEventListener('abort', stop, { once: true });
       try {
-        // Requests lib-storage sends from here on carry `stops` (see CancellableHttpHandler).
-        await putSignal.run(stops, () => upload.done());
+        // Requests lib-storage sends from here on carry this put's signal and checksums.
+        await putContext.run({ signal: stops, partCrc32 }, () => upload.done());
       } catch (error) {
         body.destroy();
         throw stops.aborted ? abortError() : error;
@@ -116,8 +117,8 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
   };
 }
 
-/** The stop signal of the put whose code is running (lib-storage passes none to its requests). */
-const putSignal = new AsyncLocalStorage<AbortSignal>();
+/** The put whose code is running: lib-storage passes nothing of its own to its requests. */
+const putContext = new AsyncLocalStorage<{ signal: AbortSignal; partCrc32: PutOptions['partCrc32'] }>();
 
 /**
  * The SDK's HTTP handler, plus cancellation: a request is cancelled when the store's signal
@@ -139,7 +140,7 @@ class CancellableHttpHandler extends NodeHttpHandler {
     const signals =
       request.method === 'DELETE'
         ? []
-        : [options.abortSignal as AbortSignal | undefined, this.storeSignal, putSignal.getStore()].filter(
+        : [options.abortSignal as AbortSignal | undefined, this.storeSignal, putContext.getStore()?.signal].filter(
             (signal): signal is AbortSignal => signal !== undefined,
           );
     this.inFlight += 1;
@@ -187,6 +188,24 @@ function trackMultipartUploads(client: S3Client): Map<string, string> {
     { step: 'initialize', name: 'preemptdTrackMultipartUploads' },
   );
   return open;
+}
+
+/**
+ * Parts whose CRC32 the put was given (computed while reading, on the reading thread) carry
+ * it, so the SDK does not compute it again on this thread.
+ */
+function usePartChecksumsGiven(client: S3Client): void {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const partCrc32 = putContext.getStore()?.partCrc32;
+      const input = args.input as { PartNumber?: number; ChecksumCRC32?: string };
+      if (partCrc32 && !input.ChecksumCRC32 && (context.commandName === 'UploadPartCommand' || context.commandName === 'PutObjectCommand')) {
+        input.ChecksumCRC32 = await partCrc32(input.PartNumber ?? 1);
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'preemptdGivenPartChecksums' },
+  );
 }
 
 /**

@@ -29,6 +29,11 @@ export interface PutOptions {
   onBytes?: (bytes: number) => void;
   /** Stops this put (the snapshot's cut-off before the deadline). */
   signal?: AbortSignal;
+  /**
+   * CRC32 (base64) of each `partSize` part of `body`, computed elsewhere (the reading thread);
+   * the S3 store sends it instead of computing it. Other stores ignore it.
+   */
+  partCrc32?: (partNumber: number) => Promise<string>;
 }
 
 export interface ObjectStore {

@@ -70,6 +70,8 @@ export interface PartRequest {
   partNumber: number;
   /** 1 for the first try of this part, 2 for the first retry... */
   attempt: number;
+  /** The x-amz-checksum-crc32 header the client sent (s3rver itself ignores it). */
+  checksumCrc32: string | undefined;
 }
 
 export interface S3ServerOptions {
@@ -120,7 +122,8 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Te
       // s3rver checks this request's signature itself when it stores the part.
       const partNumber = Number(ctx.query.partNumber);
       const attempt = partRequests.filter((p) => p.uploadId === uploadId && p.partNumber === partNumber).length + 1;
-      const request = { key, uploadId: uploadId!, partNumber, attempt };
+      const checksum = ctx.req.headers['x-amz-checksum-crc32'];
+      const request = { key, uploadId: uploadId!, partNumber, attempt, checksumCrc32: typeof checksum === 'string' ? checksum : undefined };
       partRequests.push(request);
       if (!options.failPart?.(request)) {
         await next();

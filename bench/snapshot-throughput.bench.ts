@@ -1,0 +1,246 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { buildEvent } from '../src/event.js';
+import { hostFacts } from '../src/host.js';
+import { createLogger } from '../src/log.js';
+import type { Notice } from '../src/notice.js';
+import type { StepContext } from '../src/plan/step.js';
+import { snapshotStep } from '../src/plan/steps/snapshot.js';
+import { snapshotOptionsSchema } from '../src/snapshot/options.js';
+import { S3_CREDENTIALS, startDiscardSink, startS3Server } from '../test/helpers/s3-server.js';
+
+/**
+ * Snapshot upload throughput: 2 GiB of checkpoint files (one 1.5 GiB file, 100 files of
+ * 5.12 MiB) uploaded by the snapshot step, with its SHA-256 manifest and CRC32 part
+ * checksums, run side by side in one go:
+ *   1. to an S3 API discard sink on loopback (answers the multipart protocol, keeps nothing),
+ *   2. the same files with Debian's `aws s3 cp --recursive` to the same sink, and the ratio,
+ *   3. to @20minutes/s3rver (checks SigV4, stores to disk), against that server's own
+ *      ceiling measured with a plain unsigned PUT loop of the same byte count.
+ * Every server and every upload runs in its own process; the agent's peak RSS is its
+ * child's max RSS. The files are fresh, so they are read from the page cache.
+ *
+ * npm run bench -- snapshot-throughput [--data DIR (reuse, keep)] [--no-awscli] [--no-s3rver]
+ *   [--part-size 16MiB] [--queue-size 4] [--concurrency 4]
+ */
+const MIB = 1024 * 1024;
+const BIG_FILE = 1536 * MIB;
+const SMALL_FILES = 100;
+const SMALL_FILE = 5.12 * MIB;
+const BUCKET = 'bench';
+const AWS_CLI = '/usr/bin/aws';
+
+export default async function main(args: string[]): Promise<void> {
+  const kept = flag(args, '--data');
+  const dir = kept ?? (await mkdtemp(join(tmpdir(), 'snapshot-bench-')));
+  const tuning = {
+    ...(flag(args, '--part-size') ? { partSize: flag(args, '--part-size') } : {}),
+    ...(flag(args, '--queue-size') ? { queueSize: Number(flag(args, '--queue-size')) } : {}),
+    ...(flag(args, '--concurrency') ? { concurrency: Number(flag(args, '--concurrency')) } : {}),
+  };
+  try {
+    const total = await writeCheckpoints(dir);
+    console.log(`data: ${(total / 2 ** 30).toFixed(2)} GiB in ${SMALL_FILES + 1} files (${dir}); options ${JSON.stringify(tuning)}`);
+
+    const sink = await startServerChild('sink');
+    const agent = await uploadInChild(sink.endpoint, dir, tuning);
+    console.log(`agent → discard sink:   ${mbps(agent.bytes, agent.seconds)} MB/s (${agent.seconds.toFixed(2)} s), peak RSS ${(agent.maxRssKiB / 1024).toFixed(0)} MB, ${(agent.cpuSeconds / (agent.bytes / 1e9)).toFixed(2)} CPU-s/GB`);
+    if (args.includes('--no-awscli')) {
+      console.log('aws s3 cp: skipped (--no-awscli)');
+    } else if (!(await isDebianAwsCli())) {
+      console.log(`aws s3 cp: skipped: Debian's awscli is not installed at ${AWS_CLI} (apt-get install awscli)`);
+    } else {
+      const seconds = await awsCliUpload(sink.endpoint, dir);
+      console.log(`aws s3 cp → discard sink: ${mbps(total, seconds)} MB/s (${seconds.toFixed(2)} s)`);
+      console.log(`ratio agent / aws s3 cp: ${(seconds / agent.seconds).toFixed(2)}x`);
+    }
+    sink.stop();
+
+    if (args.includes('--no-s3rver')) return;
+    const s3rver = await startServerChild('s3rver');
+    const ceiling = await plainPutLoop(s3rver.endpoint, total);
+    console.log(`plain PUT loop → s3rver: ${mbps(total, ceiling)} MB/s (${ceiling.toFixed(2)} s): the server's ceiling`);
+    const onS3rver = await uploadInChild(s3rver.endpoint, dir, tuning);
+    console.log(`agent → s3rver (SigV4): ${mbps(onS3rver.bytes, onS3rver.seconds)} MB/s (${onS3rver.seconds.toFixed(2)} s), ${((100 * ceiling) / onS3rver.seconds).toFixed(0)} % of the ceiling`);
+    s3rver.stop();
+  } finally {
+    if (!kept) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function flag(args: string[], name: string): string | undefined {
+  const index = args.indexOf(name);
+  return index >= 0 ? args[index + 1] : undefined;
+}
+
+function mbps(bytes: number, seconds: number): string {
+  return (bytes / 1e6 / seconds).toFixed(0);
+}
+
+/** One 1.5 GiB file and 100 small ones; distinct bytes (a random block, counter-stamped). */
+async function writeCheckpoints(dir: string): Promise<number> {
+  const block = randomBytes(64 * MIB);
+  let stamp = 0;
+  const write = async (path: string, size: number) => {
+    if (existsSync(path) && (await stat(path)).size === size) return;
+    const handle = await open(path, 'w');
+    try {
+      for (let written = 0; written < size; written += block.length) {
+        block.writeUInt32LE(stamp++, 0);
+        await handle.write(block, 0, Math.min(block.length, size - written));
+      }
+    } finally {
+      await handle.close();
+    }
+  };
+  await mkdir(join(dir, 'ckpt/shards'), { recursive: true });
+  await write(join(dir, 'ckpt/model.pt'), BIG_FILE);
+  for (let i = 0; i < SMALL_FILES; i++) await write(join(dir, `ckpt/shards/shard-${String(i).padStart(3, '0')}.pt`), Math.round(SMALL_FILE));
+  return BIG_FILE + SMALL_FILES * Math.round(SMALL_FILE);
+}
+
+interface ServerChild {
+  endpoint: string;
+  stop(): void;
+}
+
+/** Runs a server of this module in its own process, so it never shares a core's event loop with the client. */
+async function startServerChild(role: 'sink' | 's3rver'): Promise<ServerChild> {
+  const child = spawnRole(role, {});
+  const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+  return { endpoint: (JSON.parse(line) as { endpoint: string }).endpoint, stop: () => child.kill('SIGTERM') };
+}
+
+interface UploadFigures {
+  seconds: number;
+  bytes: number;
+  maxRssKiB: number;
+  /** User + system CPU of the upload process: what the shared cores cost, whatever the load. */
+  cpuSeconds: number;
+}
+
+async function uploadInChild(endpoint: string, dir: string, tuning: Record<string, unknown>): Promise<UploadFigures> {
+  const child = spawnRole('upload', { endpoint, dir, tuning });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const [code] = (await once(child, 'exit')) as [number];
+  if (code !== 0) throw new Error(`upload child exited with ${code}`);
+  return JSON.parse(output.trim().split('\n').pop()!) as UploadFigures;
+}
+
+function spawnRole(role: string, config: Record<string, unknown>): ChildProcess {
+  const script = 'const [role, config] = process.argv.slice(1); const bench = await import(process.env.PREEMPTD_BENCH_MODULE); await bench.benchChild(role, JSON.parse(config));';
+  return spawn(process.execPath, ['--input-type=module', '-e', script, role, JSON.stringify(config)], {
+    env: { ...process.env, PREEMPTD_BENCH_MODULE: import.meta.url, AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+}
+
+/** Entry point of the child processes (not part of the bench API). */
+export async function benchChild(role: string, config: { endpoint?: string; dir?: string; tuning?: Record<string, unknown> }): Promise<void> {
+  if (role === 'sink' || role === 's3rver') {
+    const server = role === 'sink' ? await startDiscardSink() : await startS3Server({ bucket: BUCKET });
+    console.log(JSON.stringify({ endpoint: server.endpoint }));
+    await once(process, 'SIGTERM');
+    await server.close();
+    return;
+  }
+  const options = snapshotOptionsSchema.parse({
+    paths: [join(config.dir!, 'ckpt')],
+    to: `s3://${BUCKET}/agent/{noticeId}/`,
+    endpoint: config.endpoint,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    ...config.tuning,
+  });
+  const started = performance.now();
+  const detail = (await snapshotStep.run(options, benchContext())) as { bytesDone: number };
+  const seconds = (performance.now() - started) / 1000;
+  const usage = process.resourceUsage();
+  const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
+  console.log(JSON.stringify({ seconds, bytes: detail.bytesDone, maxRssKiB: usage.maxRSS, cpuSeconds }));
+}
+
+function benchContext(): StepContext {
+  const notice: Notice = {
+    id: 'aws-terminate-bench',
+    provider: 'aws',
+    kind: 'terminate',
+    deadline: new Date(Date.now() + 600_000),
+    detectedAt: new Date(),
+    instance: { id: 'i-bench' },
+    raw: {},
+  };
+  const host = hostFacts();
+  return {
+    stepName: 'bench',
+    notice,
+    host,
+    log: createLogger({ level: 'warn', destination: process.stderr }),
+    signal: new AbortController().signal,
+    deadline: Date.now() + 600_000,
+    planDeadline: null,
+    event: (type) => buildEvent(type, notice, host, null),
+    finishedSteps: () => [],
+    progress: () => undefined,
+  } as StepContext;
+}
+
+async function isDebianAwsCli(): Promise<boolean> {
+  if (!existsSync(AWS_CLI)) return false;
+  return promisify(execFile)('dpkg-query', ['-W', '-f', '${Status}', 'awscli']).then(
+    ({ stdout }) => stdout.includes('installed'),
+    () => false,
+  );
+}
+
+/** `aws s3 cp --recursive` with its defaults (8 MiB parts, 10 requests in flight). */
+async function awsCliUpload(endpoint: string, dir: string): Promise<number> {
+  const config = join(dir, 'aws-config');
+  await writeFile(config, '[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n');
+  const started = performance.now();
+  const child = spawn(AWS_CLI, ['s3', 'cp', '--recursive', '--only-show-errors', '--endpoint-url', endpoint, join(dir, 'ckpt'), `s3://${BUCKET}/awscli/`], {
+    env: { ...process.env, AWS_CONFIG_FILE: config, AWS_SHARED_CREDENTIALS_FILE: '/dev/null', AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const [code] = (await once(child, 'exit')) as [number];
+  if (code !== 0) throw new Error(`aws s3 cp exited with ${code}`);
+  return (performance.now() - started) / 1000;
+}
+
+/**
+ * The server's own ceiling: unsigned 16 MiB PUTs of one in-memory buffer, 4 at a time, no
+ * checksums, no file reads, the same byte count.
+ */
+async function plainPutLoop(endpoint: string, total: number): Promise<number> {
+  const body = randomBytes(16 * MIB);
+  const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  const url = new URL(endpoint);
+  let next = 0;
+  const count = Math.ceil(total / body.length);
+  const put = () =>
+    new Promise<void>((resolve, reject) => {
+      const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: `/${BUCKET}/ceiling/object-${next++}`, agent, headers: { 'content-length': body.length } }, (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`PUT answered ${res.statusCode}`))));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < count) await put();
+    }),
+  );
+  agent.destroy();
+  return (performance.now() - started) / 1000;
+}
