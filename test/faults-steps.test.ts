@@ -71,7 +71,7 @@ describe('a plan whose steps meet failing endpoints, stubborn processes and a br
         { name: 'drain-refused', http: { url: `http://127.0.0.1:${down}/drain`, method: 'POST', onRefused: 'fail' } },
         { name: 'drain-gone-ok', http: { url: `http://127.0.0.1:${down}/drain`, method: 'POST' } },
         { name: 'stop-stubborn', signal: { pid: stubbornPid, signal: 'SIGTERM', killAfter: '500ms' } },
-        { name: 'save-state', timeout: '8s', snapshot: { paths: [join(dir, '*.txt'), join(dir, 'big.bin')], to: `s3://${s3.bucket}/ckpt/`, endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', partSize: '5MiB', reserve: '500ms' } },
+        { name: 'save-state', timeout: '20s', snapshot: { paths: [join(dir, '*.txt'), join(dir, 'big.bin')], to: `s3://${s3.bucket}/ckpt/`, endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', partSize: '5MiB' } },
         { name: 'checkpoint', exec: { command: ['true'] } },
         { name: 'summary', webhook: hook(receiver.url('/summary'), { send: 'finish' }) },
       ],

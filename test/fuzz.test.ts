@@ -342,10 +342,14 @@ function fuzzedEvent(): fc.Arbitrary<PreemptdEvent> {
   return fc
     .record({
       raw: fc.anything({ maxDepth: 3 }),
-      instance: fc.dictionary(fc.constantFrom('id', 'name', 'type', 'zone', 'region', 'hostname', 'lifecycle'), fc.string()),
+      instance: fc.dictionary(fc.constantFrom('id', 'name', 'type', 'zone', 'region', 'hostname', 'lifecycle'), fc.string(), { noNullPrototype: true }),
       deadline: fc.option(validDate),
       steps: fc.array(
-        fc.record({ name: fc.string(), type: fc.string(), status: fc.constantFrom('ok', 'failed', 'timed_out', 'skipped') as fc.Arbitrary<'ok'>, ms: fc.nat(), error: fc.option(fc.string(), { nil: undefined }) }),
+        // Events are built by code and JSON.parse: their objects always have a prototype.
+        fc.record(
+          { name: fc.string(), type: fc.string(), status: fc.constantFrom('ok', 'failed', 'timed_out', 'skipped') as fc.Arbitrary<'ok'>, ms: fc.nat(), error: fc.option(fc.string(), { nil: undefined }) },
+          { noNullPrototype: true },
+        ),
         { maxLength: 4 },
       ),
     })
