@@ -2,7 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +37,7 @@ const SMALL_FILES = 100;
 const SMALL_FILE = 5.12 * MIB;
 const BUCKET = 'bench';
 const AWS_CLI = '/usr/bin/aws';
+const TIME = '/usr/bin/time';
 
 export default async function main(args: string[]): Promise<void> {
   const kept = flag(args, '--data');
@@ -58,9 +59,10 @@ export default async function main(args: string[]): Promise<void> {
     } else if (!(await isDebianAwsCli())) {
       console.log(`aws s3 cp: skipped: Debian's awscli is not installed at ${AWS_CLI} (apt-get install awscli)`);
     } else {
-      const seconds = await awsCliUpload(sink.endpoint, dir);
-      console.log(`aws s3 cp → discard sink: ${mbps(total, seconds)} MB/s (${seconds.toFixed(2)} s)`);
-      console.log(`ratio agent / aws s3 cp: ${(seconds / agent.seconds).toFixed(2)}x`);
+      const { seconds, cpuSeconds } = await awsCliUpload(sink.endpoint, dir);
+      const cpu = cpuSeconds === undefined ? '' : `, ${(cpuSeconds / (total / 1e9)).toFixed(2)} CPU-s/GB`;
+      console.log(`aws s3 cp → discard sink: ${mbps(total, seconds)} MB/s (${seconds.toFixed(2)} s)${cpu}`);
+      console.log(`ratio agent / aws s3 cp: ${(seconds / agent.seconds).toFixed(2)}x faster${cpuSeconds === undefined ? '' : `, ${(cpuSeconds / agent.cpuSeconds).toFixed(2)}x less CPU`}`);
     }
     sink.stop();
 
@@ -70,6 +72,10 @@ export default async function main(args: string[]): Promise<void> {
     console.log(`plain PUT loop → s3rver: ${mbps(total, ceiling)} MB/s (${ceiling.toFixed(2)} s): the server's ceiling`);
     const onS3rver = await uploadInChild(s3rver.endpoint, dir, tuning);
     console.log(`agent → s3rver (SigV4): ${mbps(onS3rver.bytes, onS3rver.seconds)} MB/s (${onS3rver.seconds.toFixed(2)} s), ${((100 * ceiling) / onS3rver.seconds).toFixed(0)} % of the ceiling`);
+    console.log(
+      `  of which sending: ${mbps(onS3rver.bytes, onS3rver.lastByteSeconds)} MB/s (last byte at ${onS3rver.lastByteSeconds.toFixed(2)} s, ${((100 * ceiling) / onS3rver.lastByteSeconds).toFixed(0)} % of the ceiling); ` +
+        `the rest is s3rver completing the multipart upload (it copies the parts into one file)`,
+    );
     s3rver.stop();
   } finally {
     if (!kept) await rm(dir, { recursive: true, force: true });
@@ -121,6 +127,8 @@ async function startServerChild(role: 'sink' | 's3rver'): Promise<ServerChild> {
 
 interface UploadFigures {
   seconds: number;
+  /** When the last byte was sent; the rest is the server completing the upload. */
+  lastByteSeconds: number;
   bytes: number;
   maxRssKiB: number;
   /** User + system CPU of the upload process: what the shared cores cost, whatever the load. */
@@ -159,17 +167,23 @@ export async function benchChild(role: string, config: { endpoint?: string; dir?
     endpoint: config.endpoint,
     forcePathStyle: true,
     region: 'us-east-1',
+    // Fine-grained progress, to see when the last byte left (the server may take long to complete).
+    progressInterval: '100ms',
     ...config.tuning,
   });
   const started = performance.now();
-  const detail = (await snapshotStep.run(options, benchContext())) as { bytesDone: number };
+  let lastByteSeconds: number | undefined;
+  const onProgress = (figures: Record<string, unknown>) => {
+    if (lastByteSeconds === undefined && (figures.bytesDone as number) >= (figures.bytesWanted as number)) lastByteSeconds = (performance.now() - started) / 1000;
+  };
+  const detail = (await snapshotStep.run(options, benchContext(onProgress))) as { bytesDone: number };
   const seconds = (performance.now() - started) / 1000;
   const usage = process.resourceUsage();
   const cpuSeconds = (usage.userCPUTime + usage.systemCPUTime) / 1e6;
-  console.log(JSON.stringify({ seconds, bytes: detail.bytesDone, maxRssKiB: usage.maxRSS, cpuSeconds }));
+  console.log(JSON.stringify({ seconds, lastByteSeconds: lastByteSeconds ?? seconds, bytes: detail.bytesDone, maxRssKiB: usage.maxRSS, cpuSeconds }));
 }
 
-function benchContext(): StepContext {
+function benchContext(onProgress: (figures: Record<string, unknown>) => void): StepContext {
   const notice: Notice = {
     id: 'aws-terminate-bench',
     provider: 'aws',
@@ -190,7 +204,7 @@ function benchContext(): StepContext {
     planDeadline: null,
     event: (type) => buildEvent(type, notice, host, null),
     finishedSteps: () => [],
-    progress: () => undefined,
+    progress: onProgress,
   } as StepContext;
 }
 
@@ -202,18 +216,27 @@ async function isDebianAwsCli(): Promise<boolean> {
   );
 }
 
-/** `aws s3 cp --recursive` with its defaults (8 MiB parts, 10 requests in flight). */
-async function awsCliUpload(endpoint: string, dir: string): Promise<number> {
+/**
+ * `aws s3 cp --recursive` with its defaults (8 MiB parts, 10 requests in flight), its CPU
+ * read through /usr/bin/time when there is one.
+ */
+async function awsCliUpload(endpoint: string, dir: string): Promise<{ seconds: number; cpuSeconds: number | undefined }> {
   const config = join(dir, 'aws-config');
+  const timing = join(dir, 'aws-time');
   await writeFile(config, '[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n');
+  const timed = existsSync(TIME) ? [TIME, '-o', timing, '-f', '%U %S'] : [];
+  const [command, ...prefix] = [...timed, AWS_CLI];
   const started = performance.now();
-  const child = spawn(AWS_CLI, ['s3', 'cp', '--recursive', '--only-show-errors', '--endpoint-url', endpoint, join(dir, 'ckpt'), `s3://${BUCKET}/awscli/`], {
+  const child = spawn(command!, [...prefix, 's3', 'cp', '--recursive', '--only-show-errors', '--endpoint-url', endpoint, join(dir, 'ckpt'), `s3://${BUCKET}/awscli/`], {
     env: { ...process.env, AWS_CONFIG_FILE: config, AWS_SHARED_CREDENTIALS_FILE: '/dev/null', AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const [code] = (await once(child, 'exit')) as [number];
   if (code !== 0) throw new Error(`aws s3 cp exited with ${code}`);
-  return (performance.now() - started) / 1000;
+  const seconds = (performance.now() - started) / 1000;
+  if (!timed.length) return { seconds, cpuSeconds: undefined };
+  const [user = 0, system = 0] = (await readFile(timing, 'utf8')).trim().split(/\s+/).map(Number);
+  return { seconds, cpuSeconds: user + system };
 }
 
 /**

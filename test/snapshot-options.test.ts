@@ -18,12 +18,12 @@ const messages = (raw: unknown): string[] => {
 };
 
 describe('snapshot options', () => {
-  test('fill defaults: files mode, newest first, 16MiB parts, 4 parts and 4 files in flight', () => {
+  test('fill defaults: files mode, newest first, 8MiB parts, 4 parts and 4 files in flight', () => {
     expect(snapshotOptionsSchema.parse({ paths: ['/data/ckpt'], to: 's3://ckpt-bucket/p/' })).toMatchObject({
       mode: 'files',
       compression: 'none',
       priority: 'newest',
-      partSize: 16 * 1024 * 1024,
+      partSize: 8 * 1024 * 1024,
       queueSize: 4,
       concurrency: 4,
       reserve: 2000,
