@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Config } from './config/types.js';
 import { errorMessage } from './errors.js';
-import { METADATA_BACKOFF } from './backoff.js';
+import { METADATA_BACKOFF, backoffDelay, sleep } from './backoff.js';
 import { buildEvent, type StepSummary } from './event.js';
 import { hostFacts, type HostFacts } from './host.js';
 import { Journal } from './journal.js';
@@ -156,12 +156,29 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.startPlan(notice, journal, provider);
     }
 
-    const watch = provider.watch({
-      signal: this.abort.signal,
-      log,
-      onRead: (read) => this.recordRead(read),
-    });
-    for await (const event of watch) {
+    // Providers report metadata errors and never end on their own; should one throw or
+    // end anyway (a bug), the watch is started again after a backoff instead of the agent
+    // exiting in the one minute that matters.
+    for (let failures = 0; !this.abort.signal.aborted; ) {
+      try {
+        await this.watch(provider, journal);
+        if (this.abort.signal.aborted) break;
+        failures += 1;
+        log.error({ provider: provider.name, failures }, 'the watch loop ended on its own; starting it again');
+      } catch (error) {
+        failures += 1;
+        log.error({ provider: provider.name, failures, err: errorMessage(error) }, 'the watch loop failed; starting it again');
+      }
+      await sleep(backoffDelay(failures, METADATA_BACKOFF), this.abort.signal);
+    }
+    await Promise.allSettled(this.running.values());
+    this.setState('stopped');
+  }
+
+  private async watch(provider: Provider, journal: Journal): Promise<void> {
+    const { log } = this.deps;
+    const events = provider.watch({ signal: this.abort.signal, log, onRead: (read) => this.recordRead(read) });
+    for await (const event of untilAborted(events, this.abort.signal)) {
       if (event.type === 'withdrawn') {
         log.info({ noticeId: event.noticeId, reason: event.reason }, 'notice withdrawn');
         this.emit('withdrawn', event.noticeId, event.reason);
@@ -171,8 +188,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (this.running.has(notice.id) || journal.status(notice.id) !== 'new') continue;
       this.startPlan(notice, journal, provider);
     }
-    await Promise.allSettled(this.running.values());
-    this.setState('stopped');
   }
 
   /**
@@ -282,6 +297,28 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.deps.log.info({ from: this.stateValue, to: state }, `daemon ${state}`);
     this.stateValue = state;
     this.emit('state', state);
+  }
+}
+
+/**
+ * Iterates `events` until the signal aborts, even when the source never notices the abort
+ * itself: stop() must not hang on a provider stuck in a request.
+ */
+async function* untilAborted<T>(events: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const iterator = events[Symbol.asyncIterator]();
+  const aborted = new Promise<'aborted'>((resolve) => {
+    if (signal.aborted) resolve('aborted');
+    else signal.addEventListener('abort', () => resolve('aborted'), { once: true });
+  });
+  try {
+    for (;;) {
+      const next = await Promise.race([iterator.next(), aborted]);
+      if (next === 'aborted' || next.done) return;
+      yield next.value;
+    }
+  } finally {
+    // Not awaited: a source stuck in a request may never settle its return().
+    void iterator.return?.()?.catch(() => undefined);
   }
 }
 

@@ -201,3 +201,34 @@ test('stop() during provider start-up ends run() without ever watching', async (
   await running;
   expect(states).toEqual(['stopping', 'stopped']);
 });
+
+test('a provider whose watch throws is started again, and one that ignores stop() does not hang the agent', async () => {
+  const hooks = await receiver();
+  let watches = 0;
+  const provider = {
+    name: 'aws' as const,
+    instanceFacts: async () => ({}),
+    async *watch() {
+      watches += 1;
+      if (watches === 1) throw new Error('bug in a provider');
+      yield {
+        type: 'notice' as const,
+        notice: { id: noticeId('aws', 'terminate', 'restarted-watch'), provider: 'aws' as const, kind: 'terminate' as const, deadline: new Date(Date.now() + 120_000), detectedAt: new Date(), instance: {}, raw: null },
+      };
+      await new Promise(() => undefined);
+    },
+  };
+  const daemon = createDaemon({
+    config: compileConfig({ stateDir: tempDir(), steps: [{ name: 'tell-ops', webhook: { url: hooks.url('/ops') } }] }, { file: undefined }),
+    log: silentLogger(),
+    provider,
+  });
+  const running = daemon.run();
+  await hooks.waitFor(1, 15_000);
+  expect(watches).toBe(2);
+  expect(daemon.state).toBe('watching');
+  // The second watch ignores the abort signal; stop() must still end run().
+  await daemon.stop();
+  await running;
+  expect(daemon.state).toBe('stopped');
+});
