@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Daemon, DaemonEvents } from './daemon.js';
+import type { Daemon } from './daemon.js';
+import { DaemonSubscription } from './daemon-subscription.js';
 import { suppressedLogLines } from './log-limit.js';
 import type { StepSummary } from './event.js';
 import type { Notice } from './notice.js';
@@ -89,7 +90,7 @@ function registerProcessMetrics(registers: Registry[]): void {
  */
 export class DaemonMetrics {
   readonly registry = new Registry();
-  private readonly listeners: Array<[keyof DaemonEvents, (...args: never[]) => void]> = [];
+  private readonly subscription: DaemonSubscription;
   private provider = 'unknown';
   /** Notices whose first step has not started yet, with when they were detected. */
   private readonly awaitingFirstStep = new Map<string, number>();
@@ -114,6 +115,7 @@ export class DaemonMetrics {
     private readonly daemon: Daemon,
     options: MetricsOptions = {},
   ) {
+    this.subscription = new DaemonSubscription(daemon);
     const registers = [this.registry];
     this.metadataRequests = new Counter({
       name: 'preemptd_metadata_requests_total',
@@ -196,15 +198,15 @@ export class DaemonMetrics {
     });
     if (options.processMetrics ?? true) registerProcessMetrics(registers);
 
-    this.on('state', () => (this.provider = this.daemon.health().provider ?? 'unknown'));
-    this.on('providerReady', (provider) => (this.provider = provider));
-    this.on('read', (read) => this.recordRead(read));
-    this.on('notice', (notice) => this.recordNotice(notice));
-    this.on('planStarted', (plan) => this.recordPlan(plan));
-    this.on('stepStarted', (notice, name) => this.recordStepStarted(notice, name));
-    this.on('stepProgress', (notice, name, detail) => this.recordProgress(notice, name, bytesOf(detail)));
-    this.on('stepFinished', (notice, summary) => this.recordStep(notice, summary));
-    this.on('planFinished', (notice, result) => {
+    this.subscription.on('state', () => (this.provider = this.daemon.health().provider ?? 'unknown'));
+    this.subscription.on('providerReady', (provider) => (this.provider = provider));
+    this.subscription.on('read', (read) => this.recordRead(read));
+    this.subscription.on('notice', (notice) => this.recordNotice(notice));
+    this.subscription.on('planStarted', (plan) => this.recordPlan(plan));
+    this.subscription.on('stepStarted', (notice, name) => this.recordStepStarted(notice, name));
+    this.subscription.on('stepProgress', (notice, name, detail) => this.recordProgress(notice, name, bytesOf(detail)));
+    this.subscription.on('stepFinished', (notice, summary) => this.recordStep(notice, summary));
+    this.subscription.on('planFinished', (notice, result) => {
       if (result.slackMs !== null) this.planSlack.set(result.slackMs / 1000);
       this.forget(notice.id);
     });
@@ -221,14 +223,9 @@ export class DaemonMetrics {
 
   /** Stops listening to the daemon. */
   close(): void {
-    for (const [event, listener] of this.listeners) this.daemon.off(event, listener as never);
-    this.listeners.length = 0;
+    this.subscription.close();
   }
 
-  private on<K extends keyof DaemonEvents>(event: K, listener: (...args: DaemonEvents[K]) => void): void {
-    this.daemon.on(event, listener as never);
-    this.listeners.push([event, listener as never]);
-  }
 
   private recordRead(read: MetadataRead): void {
     this.metadataRequests.inc({ provider: this.provider, source: read.source, outcome: readOutcome(read) });

@@ -1,4 +1,5 @@
-import type { Daemon, DaemonEvents } from './daemon.js';
+import type { Daemon } from './daemon.js';
+import { DaemonSubscription } from './daemon-subscription.js';
 import type { StepStatus, StepSummary } from './event.js';
 import { noticeToJSON, type Notice, type NoticeKind } from './notice.js';
 import { finishRunName, type Plan, type PlanResult } from './plan/executor.js';
@@ -71,7 +72,7 @@ export class StatusTracker {
   private notReadyOn: ReadonlySet<NoticeKind>;
   private readonly tracked = new Map<string, Tracked>();
   private readonly now: () => number;
-  private readonly listeners: Array<[keyof DaemonEvents, (...args: never[]) => void]> = [];
+  private readonly subscription: DaemonSubscription;
 
   constructor(
     private readonly daemon: Daemon,
@@ -79,20 +80,21 @@ export class StatusTracker {
   ) {
     this.notReadyOn = new Set(options.notReadyOn);
     this.now = options.now ?? Date.now;
-    this.on('notice', (notice) => this.track(notice));
-    this.on('planStarted', (plan) => this.recordPlan(plan));
-    this.on('stepStarted', (notice, name) => this.updateStep(notice.id, name, { state: 'running', startedAt: this.now() }));
-    this.on('stepProgress', (notice, name, detail) => {
+    this.subscription = new DaemonSubscription(daemon);
+    this.subscription.on('notice', (notice) => this.track(notice));
+    this.subscription.on('planStarted', (plan) => this.recordPlan(plan));
+    this.subscription.on('stepStarted', (notice, name) => this.updateStep(notice.id, name, { state: 'running', startedAt: this.now() }));
+    this.subscription.on('stepProgress', (notice, name, detail) => {
       const step = this.tracked.get(notice.id)?.steps.get(name);
       if (step) step.detail = { ...step.detail, ...detail };
     });
-    this.on('stepFinished', (notice, summary) => this.finishStep(notice.id, summary));
-    this.on('planFinished', (notice, result) => this.finishPlan(notice.id, result));
-    this.on('withdrawn', (noticeId, reason) => {
+    this.subscription.on('stepFinished', (notice, summary) => this.finishStep(notice.id, summary));
+    this.subscription.on('planFinished', (notice, result) => this.finishPlan(notice.id, result));
+    this.subscription.on('withdrawn', (noticeId, reason) => {
       const entry = this.tracked.get(noticeId);
       if (entry) entry.withdrawn = reason;
     });
-    this.on('reloaded', (config) => this.setNotReadyOn(config.readiness.notReadyOn));
+    this.subscription.on('reloaded', (config) => this.setNotReadyOn(config.readiness.notReadyOn));
   }
 
   setNotReadyOn(kinds: readonly NoticeKind[]): void {
@@ -145,14 +147,9 @@ export class StatusTracker {
 
   /** Stops following the daemon. */
   close(): void {
-    for (const [event, listener] of this.listeners) this.daemon.off(event, listener as never);
-    this.listeners.length = 0;
+    this.subscription.close();
   }
 
-  private on<K extends keyof DaemonEvents>(event: K, listener: (...args: DaemonEvents[K]) => void): void {
-    this.daemon.on(event, listener as never);
-    this.listeners.push([event, listener as never]);
-  }
 
   private track(notice: Notice): void {
     this.tracked.delete(notice.id);

@@ -1,4 +1,5 @@
 import type { Daemon, DaemonState } from '../daemon.js';
+import { DaemonSubscription } from '../daemon-subscription.js';
 import type { StepSummary } from '../event.js';
 import type { Logger } from '../log.js';
 import type { Notice } from '../notice.js';
@@ -100,11 +101,12 @@ export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdN
     void sd.stopping(lastStatus);
   };
 
-  daemon.on('read', onRead);
-  daemon.on('planStarted', onPlanStarted);
-  daemon.on('stepFinished', onStepFinished);
-  daemon.on('planFinished', onPlanFinished);
-  daemon.on('state', onState);
+  const subscription = new DaemonSubscription(daemon)
+    .on('read', onRead)
+    .on('planStarted', onPlanStarted)
+    .on('stepFinished', onStepFinished)
+    .on('planFinished', onPlanFinished)
+    .on('state', onState);
 
   const intervalMs = watchdogIntervalMs(env, process.pid);
   let stalled = false;
@@ -130,11 +132,7 @@ export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdN
   return {
     async close() {
       if (timer) clearInterval(timer);
-      daemon.off('read', onRead);
-      daemon.off('planStarted', onPlanStarted);
-      daemon.off('stepFinished', onStepFinished);
-      daemon.off('planFinished', onPlanFinished);
-      daemon.off('state', onState);
+      subscription.close();
       await sd.flush();
     },
   };
