@@ -1,10 +1,11 @@
-import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep } from '../backoff.js';
+import { jitteredInterval } from '../backoff.js';
 import { showValue } from '../config/fields.js';
 import { silentLogger, type Logger } from '../log.js';
 import { noticeId, type InstanceFacts, type Notice } from '../notice.js';
 import { isTokenText } from './aws-imds.js';
 import { parseIsoTime } from './aws-payloads.js';
 import { MetadataClient, MetadataRequestError, type MetadataResponse } from './metadata-client.js';
+import { pollSource } from './poll.js';
 import type { MetadataRead, Provider, ProviderEvent, ProviderOptions, WatchContext } from './provider.js';
 import { MetadataError, SourceReport } from './source-report.js';
 
@@ -219,37 +220,30 @@ export class AlibabaProvider implements Provider {
   private async *run(context: WatchContext): AsyncGenerator<ProviderEvent> {
     const { signal } = context;
     if (!this.hasOwnLog) this.session.log = context.log;
-    const report = new SourceReport(TERMINATION_TIME, context);
     const seen = new Set<string>();
     const warned = new Set<string>();
     // Fetched now so that a notice found later carries the facts without waiting for them.
     void this.instanceFacts(signal, context.onRead);
     try {
-      while (!signal.aborted) {
-        const started = performance.now();
-        let found: ProviderEvent[] = [];
-        let delay: number;
-        try {
-          const body = await this.session.get(TERMINATION_TIME, signal, context.onRead);
-          report.ok(performance.now() - started, body === null ? 404 : 200);
-          const termination = parseTerminationTime(body);
-          if (termination && termination.time === undefined && !warned.has(termination.text)) {
-            warned.add(termination.text);
-            context.log.warn({ source: TERMINATION_TIME, value: termination.text }, `${TERMINATION_TIME} holds ${showValue(termination.text)}, not a time such as 2015-01-05T18:02:00Z; treating it as no notice`);
-          }
-          if (termination?.time && !seen.has(termination.text)) {
+      yield* pollSource<ProviderEvent>(
+        {
+          report: new SourceReport(TERMINATION_TIME, context),
+          nextIntervalMs: () => jitteredInterval(this.options.pollIntervalMs),
+          read: async (readSignal) => {
+            const body = await this.session.get(TERMINATION_TIME, readSignal, context.onRead);
+            const status = body === null ? 404 : 200;
+            const termination = parseTerminationTime(body);
+            if (termination && termination.time === undefined && !warned.has(termination.text)) {
+              warned.add(termination.text);
+              context.log.warn({ source: TERMINATION_TIME, value: termination.text }, `${TERMINATION_TIME} holds ${showValue(termination.text)}, not a time such as 2015-01-05T18:02:00Z; treating it as no notice`);
+            }
+            if (!termination?.time || seen.has(termination.text)) return { status, found: [] };
             seen.add(termination.text);
-            found = [{ type: 'notice', notice: await this.notice(termination.text, termination.time, signal) }];
-          }
-          // The next poll is one interval after this one started, not after it finished.
-          delay = jitteredInterval(this.options.pollIntervalMs) - (performance.now() - started);
-        } catch (error) {
-          if (signal.aborted) break;
-          delay = backoffDelay(report.fail(error, performance.now() - started), METADATA_BACKOFF);
-        }
-        yield* found;
-        await sleep(Math.max(delay, 0), signal);
-      }
+            return { status, found: [{ type: 'notice', notice: await this.notice(termination.text, termination.time, readSignal) }] };
+          },
+        },
+        signal,
+      );
     } finally {
       this.client.close();
     }

@@ -1,4 +1,4 @@
-import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep, type BackoffPolicy } from '../backoff.js';
+import { METADATA_BACKOFF, jitteredInterval, type BackoffPolicy } from '../backoff.js';
 import { silentLogger, type Logger } from '../log.js';
 import { noticeId, type InstanceFacts, type Notice, type NoticeKind } from '../notice.js';
 import { parseInstanceAction, parseMaintenance, parseRebalance } from './aws-payloads.js';
@@ -7,6 +7,7 @@ import { mergeLoops, type SourceLoop } from './merge-loops.js';
 import { FactsCache } from './facts-cache.js';
 import { MetadataClient } from './metadata-client.js';
 import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from './provider.js';
+import { pollSource } from './poll.js';
 import { SourceReport } from './source-report.js';
 
 export const AWS_METADATA_URL = 'http://169.254.169.254';
@@ -115,23 +116,19 @@ export class AwsProvider implements Provider {
 
   private pollLoop(source: AwsSource, context: WatchContext): SourceLoop {
     return async (emit, signal) => {
-      const report = new SourceReport(source.path, context);
-      while (!signal.aborted) {
-        const started = performance.now();
-        let delay: number;
-        try {
-          const body = await this.session.get(source.path, signal, context.onRead);
-          const findings = source.interpret(body);
-          report.ok(performance.now() - started, body === null ? 404 : 200);
-          for (const finding of findings) emit(await this.toEvent(finding, signal));
-          // The next poll is one interval after this one started, not after it finished.
-          delay = source.nextDelayMs() - (performance.now() - started);
-        } catch (error) {
-          if (signal.aborted) break;
-          delay = backoffDelay(report.fail(error, performance.now() - started), this.cadence.backoff);
-        }
-        await sleep(Math.max(delay, 0), signal);
-      }
+      const findings = pollSource(
+        {
+          report: new SourceReport(source.path, context),
+          nextIntervalMs: source.nextDelayMs,
+          backoff: this.cadence.backoff,
+          read: async (readSignal) => {
+            const body = await this.session.get(source.path, readSignal, context.onRead);
+            return { status: body === null ? 404 : 200, found: source.interpret(body) };
+          },
+        },
+        signal,
+      );
+      for await (const finding of findings) emit(await this.toEvent(finding, signal));
     };
   }
 

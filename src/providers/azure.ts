@@ -5,6 +5,7 @@ import { PreemptdError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { noticeId, type InstanceFacts, type Notice, type NoticeKind } from '../notice.js';
 import { MetadataClient, MetadataRequestError, type MetadataResponse } from './metadata-client.js';
+import { pollSource } from './poll.js';
 import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from './provider.js';
 import { MetadataError, SourceReport } from './source-report.js';
 
@@ -331,31 +332,25 @@ export class AzureProvider implements Provider {
     return undefined;
   }
 
-  private async *pollEvents(tracker: ScheduledEventsTracker, context: WatchContext): AsyncGenerator<ProviderEvent> {
-    const { signal } = context;
-    const report = new SourceReport('scheduledevents', context);
+  private pollEvents(tracker: ScheduledEventsTracker, context: WatchContext): AsyncGenerator<ProviderEvent> {
     let answered = false;
     context.log.info({ source: 'scheduledevents', timeoutMs: this.firstCallTimeoutMs }, FIRST_CALL_MESSAGE);
-    while (!signal.aborted) {
-      const started = performance.now();
-      let found: ProviderEvent[] = [];
-      let delay: number;
-      try {
-        const timeoutMs = answered ? this.options.requestTimeoutMs : this.firstCallTimeoutMs;
-        const body = await this.get('scheduledevents', SCHEDULED_EVENTS_PATH, timeoutMs, signal);
-        found = tracker.update(body, new Date());
-        report.ok(performance.now() - started, 200);
-        if (!answered) context.log.info({ source: 'scheduledevents', ms: Math.round(performance.now() - started) }, 'Azure Scheduled Events answered');
-        answered = true;
-        // The next poll is one interval after this one started, not after it finished.
-        delay = jitteredInterval(this.options.pollIntervalMs) - (performance.now() - started);
-      } catch (error) {
-        if (signal.aborted) break;
-        delay = backoffDelay(report.fail(error, performance.now() - started), METADATA_BACKOFF);
-      }
-      yield* found;
-      await sleep(Math.max(delay, 0), signal);
-    }
+    return pollSource(
+      {
+        report: new SourceReport('scheduledevents', context),
+        nextIntervalMs: () => jitteredInterval(this.options.pollIntervalMs),
+        read: async (signal) => {
+          const started = performance.now();
+          const timeoutMs = answered ? this.options.requestTimeoutMs : this.firstCallTimeoutMs;
+          const body = await this.get('scheduledevents', SCHEDULED_EVENTS_PATH, timeoutMs, signal);
+          const found = tracker.update(body, new Date());
+          if (!answered) context.log.info({ source: 'scheduledevents', ms: Math.round(performance.now() - started) }, 'Azure Scheduled Events answered');
+          answered = true;
+          return { status: 200, found };
+        },
+      },
+      context.signal,
+    );
   }
 
   /** A GET with the Metadata header; the body on 200, else a MetadataError. */
