@@ -3,6 +3,8 @@ export default {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
+  // Gives node:net and node:http back after each file that used nock (see the file).
+  setupFilesAfterEnv: ['<rootDir>/test/helpers/restore-http.ts'],
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2023' } }] },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
