@@ -7,6 +7,7 @@ import { AwsProvider, type AwsCadence } from '../src/providers/aws.js';
 import { MetadataClient } from '../src/providers/metadata-client.js';
 import type { Provider, ProviderEvent } from '../src/providers/provider.js';
 import { noticeId } from '../src/notice.js';
+import { noReply } from './helpers/no-reply.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder, type WatchRecorder } from './helpers/provider-watch.js';
 
 // A name nock answers for: nothing here can reach a real metadata service.
@@ -184,7 +185,7 @@ describe('AWS interruption sources', () => {
 
 describe('IMDSv2 token handling', () => {
   test('a watch whose token PUT hangs warns once about the hop limit in its log, reports token reads, and keeps trying', async () => {
-    nock(BASE).persist().put('/latest/api/token').delay(500).reply(200, 'too-late');
+    nock(BASE).persist().put('/latest/api/token').reply(noReply);
     const options = testProviderOptions(BASE, { aws: { allowImdsV1: false, tokenTtlSeconds: 21600, tokenTimeoutMs: 30 } });
     const recorder = watchRecorder();
     const events = await eventsUntil(new AwsProvider(options, undefined, FAST), recorder, () => readsOf(recorder, 'token').length >= 3);
@@ -262,7 +263,7 @@ describe('IMDSv2 token handling', () => {
 
   test('a token PUT that times out logs one hop-limit warning however often it is retried', async () => {
     const s = session({ tokenTimeoutMs: 30 });
-    nock(BASE).put('/latest/api/token').times(3).delay(300).reply(200, 'too-late');
+    nock(BASE).put('/latest/api/token').times(3).reply(noReply);
     for (let attempt = 0; attempt < 3; attempt += 1) {
       await expect(s.imds.get('instance-id', signal)).rejects.toMatchObject({ code: 'ERR_TOKEN_TIMEOUT' });
       // Within the backoff window no new PUT is made: the same error comes back at once.
@@ -287,7 +288,7 @@ describe('IMDSv2 token handling', () => {
 
   test('with allowImdsV1 a failed token PUT falls back to IMDSv1 GETs, said once', async () => {
     const s = session({ allowImdsV1: true, tokenTimeoutMs: 30 });
-    nock(BASE).put('/latest/api/token').delay(300).reply(200, 'too-late');
+    nock(BASE).put('/latest/api/token').reply(noReply);
     const v1 = nock(BASE, { badheaders: ['x-aws-ec2-metadata-token'] }).get(`${META}instance-id`).times(3).reply(200, 'i-1');
     for (let i = 0; i < 3; i += 1) await expect(s.imds.get('instance-id', signal)).resolves.toBe('i-1');
     expect(v1.isDone()).toBe(true);
@@ -301,9 +302,11 @@ describe('IMDSv2 token handling', () => {
     nock(BASE, { badheaders: ['x-aws-ec2-metadata-token'] }).get(`${META}instance-id`).times(2).reply(200, 'v1');
     await expect(s.imds.get('instance-id', signal)).resolves.toBe('v1');
     s.advance(60_000);
+    let tokenObtained!: () => void;
+    const backgroundToken = new Promise<void>((resolve) => (tokenObtained = resolve));
     // This read starts the token request in the background and still goes out as IMDSv1.
-    await expect(s.imds.get('instance-id', signal)).resolves.toBe('v1');
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await expect(s.imds.get('instance-id', signal, (read) => read.source === 'token' && read.ok && tokenObtained())).resolves.toBe('v1');
+    await backgroundToken;
     nock(BASE).get(`${META}instance-id`).matchHeader('x-aws-ec2-metadata-token', 'back').reply(200, 'v2');
     await expect(s.imds.get('instance-id', signal)).resolves.toBe('v2');
     expect(s.lines.some((line) => line.msg.includes('using IMDSv2 again'))).toBe(true);
