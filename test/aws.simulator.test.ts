@@ -29,7 +29,7 @@ describe('AWS provider against the simulator', () => {
     time.setUTCMilliseconds(0);
     const watching = collectEvents(new AwsProvider(testProviderOptions(simulator.url)), recorder, 1);
     // Shown only after the provider has seen "nothing" at least once.
-    while (!recorder.reads.some((read) => read.source === 'spot/instance-action')) await new Promise((resolve) => setTimeout(resolve, 5));
+    await recorder.readMatching((read) => read.source === 'spot/instance-action');
     simulator.trigger({ kind: 'terminate', time: time.toISOString() });
     const notice = noticeOf((await watching)[0]);
     expect(notice.kind).toBe('terminate');
@@ -77,7 +77,7 @@ describe('AWS provider against the simulator', () => {
     const port = await freePort();
     const recorder = watchRecorder();
     const watching = collectEvents(new AwsProvider(testProviderOptions(`http://127.0.0.1:${port}`), undefined, FAST), recorder, 1);
-    while (!recorder.reads.some((read) => read.source === 'token' && read.error?.includes('connection refused'))) await new Promise((resolve) => setTimeout(resolve, 10));
+    await recorder.readMatching((read) => read.source === 'token' && read.error?.includes('connection refused') === true);
     simulator = await startSimulator({ provider: 'aws', port });
     simulator.trigger({ kind: 'terminate' });
     expect(noticeOf((await watching)[0]).kind).toBe('terminate');

@@ -232,11 +232,14 @@ describe('bugs the fault mode found', () => {
     // Before the fix the page became the token; every GET then failed (invalid header) for 80 % of the token TTL.
     simulator = await startSimulator({ provider, faults: parseFaultSpec('html') });
     const sim = simulator;
-    setTimeout(() => sim.faults.set(NO_FAULTS), 150);
-    setTimeout(() => sim.trigger({ kind: 'terminate' }), 400);
     const recorder = watchRecorder();
-    const notice = noticeOf((await collectEvents(create(simulator.url), recorder, 1, 8000))[0]);
-    expect(notice.kind).toBe('terminate');
+    // The page goes away, and the notice comes, once the provider has been given it.
+    const pageSeen = recorder.readMatching((read) => !read.ok && /not a token/.test(read.error ?? '')).then(() => {
+      sim.faults.set(NO_FAULTS);
+      sim.trigger({ kind: 'terminate' });
+    });
+    const [events] = await Promise.all([collectEvents(create(simulator.url), recorder, 1, 8000), pageSeen]);
+    expect(noticeOf(events[0]).kind).toBe('terminate');
     expect(recorder.reads.some((read) => !read.ok && /not a token/.test(read.error ?? ''))).toBe(true);
   });
 
@@ -244,13 +247,14 @@ describe('bugs the fault mode found', () => {
     // Before the fix any capitalised word was accepted: a truncated NONE became a maintenance notice.
     simulator = await startSimulator({ provider: 'gcp', faults: parseFaultSpec('truncated') });
     const sim = simulator;
-    setTimeout(() => {
+    const recorder = watchRecorder();
+    // The answers are whole again, and the VM is preempted, once the provider has read a cut one.
+    const cutSeen = recorder.readMatching((read) => read.source === 'instance/maintenance-event' && /expected NONE or a value such as/.test(read.error ?? '')).then(() => {
       sim.faults.set(NO_FAULTS);
       sim.trigger({ kind: 'preempt' });
-    }, 300);
-    const recorder = watchRecorder();
-    const [event] = await collectEvents(new GcpProvider(testProviderOptions(simulator.url, { requestTimeoutMs: 300 })), recorder, 1, 8000);
-    expect(noticeOf(event).kind).toBe('preempt');
+    });
+    const [events] = await Promise.all([collectEvents(new GcpProvider(testProviderOptions(simulator.url, { requestTimeoutMs: 300 })), recorder, 1, 8000), cutSeen]);
+    expect(noticeOf(events[0]).kind).toBe('preempt');
     expect(recorder.reads.some((read) => read.source === 'instance/maintenance-event' && /expected NONE or a value such as/.test(read.error ?? ''))).toBe(true);
   });
 });

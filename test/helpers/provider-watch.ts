@@ -19,6 +19,11 @@ export interface WatchRecorder {
   reads: MetadataRead[];
   /** Every log line, parsed. */
   logs: Array<Record<string, unknown>>;
+  /**
+   * The first read, already reported or still to come, that passes `test`: a test waits on
+   * what the provider did instead of on time. Rejects if the watch is stopped first.
+   */
+  readMatching(test: (read: MetadataRead) => boolean): Promise<MetadataRead>;
   abort(): void;
 }
 
@@ -26,6 +31,15 @@ export function watchRecorder(): WatchRecorder {
   const controller = new AbortController();
   const reads: MetadataRead[] = [];
   const logs: Array<Record<string, unknown>> = [];
+  const waiters = new Set<{ test: (read: MetadataRead) => boolean; resolve: (read: MetadataRead) => void }>();
+  const onRead = (read: MetadataRead) => {
+    reads.push(read);
+    for (const waiter of waiters) {
+      if (!waiter.test(read)) continue;
+      waiters.delete(waiter);
+      waiter.resolve(read);
+    }
+  };
   const sink = new Writable({
     write(chunk, _encoding, done) {
       for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line) as Record<string, unknown>);
@@ -33,9 +47,20 @@ export function watchRecorder(): WatchRecorder {
     },
   });
   return {
-    context: { signal: controller.signal, log: pino({ level: 'debug' }, sink), onRead: (read) => reads.push(read) },
+    context: { signal: controller.signal, log: pino({ level: 'debug' }, sink), onRead },
     reads,
     logs,
+    readMatching: (test) => {
+      const seen = reads.find(test);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const waiter = { test, resolve };
+        waiters.add(waiter);
+        controller.signal.addEventListener('abort', () => {
+          if (waiters.delete(waiter)) reject(new Error(`the watch stopped before the awaited metadata read; reads: ${JSON.stringify(reads)}`));
+        });
+      });
+    },
     abort: () => controller.abort(),
   };
 }
