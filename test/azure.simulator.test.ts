@@ -105,8 +105,9 @@ describe('Azure simulator and provider', () => {
   test("the provider ignores an event for another VM and yields this VM's next one", async () => {
     const recorder = watchRecorder();
     simulator.trigger({ kind: 'preempt', resources: ['neighbour_7'] });
-    setTimeout(() => simulator.trigger({ kind: 'terminate' }), 3 * POLL_MS);
-    const [found] = await collectEvents(provider(), recorder, 1);
+    // This VM's event comes once the provider has read the neighbour's.
+    const neighbourRead = recorder.readMatching((read) => read.source === 'scheduledevents').then(() => simulator.trigger({ kind: 'terminate' }));
+    const [[found]] = await Promise.all([collectEvents(provider(), recorder, 1), neighbourRead]);
     expect(noticeOf(found).kind).toBe('terminate');
     expect(recorder.reads.filter((read) => read.source === 'scheduledevents').length).toBeGreaterThanOrEqual(2);
   });
@@ -126,8 +127,8 @@ describe('Azure simulator and provider', () => {
       expect(event).toMatchObject({ EventId: eventId, EventStatus: 'Started', NotBefore: '' });
       // The Started document is read at least once more: nothing new is yielded, and clearing withdraws.
       const readsAfterAck = recorder.reads.length;
-      setTimeout(() => simulator.clear(), 3 * POLL_MS);
-      const next = (await iterator.next()).value;
+      const cleared = recorder.readMatching(() => recorder.reads.length > readsAfterAck + 1).then(() => simulator.clear());
+      const [{ value: next }] = await Promise.all([iterator.next(), cleared]);
       expect(next).toEqual({ type: 'withdrawn', noticeId: notice.id, reason: expect.any(String) });
       expect(recorder.reads.length).toBeGreaterThan(readsAfterAck + 1);
     } finally {
@@ -151,7 +152,8 @@ describe('Azure simulator and provider', () => {
       const eventId = cloud().document().Events[0]!.EventId;
       const finished = new Promise((resolve) => daemon.once('planFinished', resolve));
       await finished;
-      for (let wait = 0; cloud().startRequests.length === 0 && wait < 50; wait += 1) await new Promise((resolve) => setTimeout(resolve, 20));
+      // The acknowledgement follows the plan; up to 10 s for a loaded machine.
+      for (let wait = 0; cloud().startRequests.length === 0 && wait < 500; wait += 1) await new Promise((resolve) => setTimeout(resolve, 20));
       expect(cloud().startRequests).toEqual([{ EventId: eventId }]);
       expect(cloud().document().Events[0]).toMatchObject({ EventId: eventId, EventStatus: 'Started' });
     } finally {

@@ -108,6 +108,10 @@ describe('GCP metadata simulator', () => {
   afterEach(() => simulator.close());
 
   const get = (path: string, flavor = true) => fetch(`${simulator.url}/computeMetadata/v1/${path}`, { headers: flavor ? { 'Metadata-Flavor': 'Google' } : {} });
+  /** Resolves once the simulator has received `count` requests for `path`: the last one, if hanging, now waits there. */
+  const received = async (path: string, count: number) => {
+    while ((simulator.requests.get(`/computeMetadata/v1/${path}`) ?? 0) < count) await new Promise((resolve) => setTimeout(resolve, 5));
+  };
 
   test('a request without Metadata-Flavor: Google is refused with 403 and a body saying why', async () => {
     const response = await get('instance/id', false);
@@ -135,7 +139,7 @@ describe('GCP metadata simulator', () => {
       answered = true;
       return response.text();
     });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await received('instance/maintenance-event', 2);
     expect(answered).toBe(false);
     simulator.trigger({ kind: 'maintenance', action: 'terminate' });
     await expect(hanging).resolves.toBe('TERMINATE_ON_HOST_MAINTENANCE');
@@ -154,7 +158,7 @@ describe('GCP metadata simulator', () => {
   test('closing the simulated cloud answers hanging GETs with the current value', async () => {
     const etag = (await get('instance/preempted')).headers.get('etag')!;
     const hanging = get(`instance/preempted?wait_for_change=true&last_etag=${etag}&timeout_sec=300`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await received('instance/preempted', 2);
     simulator.cloud.close();
     const response = await hanging;
     expect(response.status).toBe(200);
