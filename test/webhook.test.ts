@@ -209,12 +209,15 @@ describe('webhook in a plan', () => {
     const hook = await receiver();
     const secretPath = '/hooks/YYsecretTOKENYY';
     let slowFinished = false;
+    let finishSlow!: () => void;
+    const slowMayFinish = new Promise<void>((resolve) => (finishSlow = resolve));
+    // Runs until the test lets it end, however long the webhook takes to arrive.
     const slow: AnyStepType = {
       type: 'slow',
       schema: z.any(),
       describe: () => 'slow',
       run: async () => {
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        await slowMayFinish;
         slowFinished = true;
       },
     };
@@ -229,6 +232,7 @@ describe('webhook in a plan', () => {
     const running = executePlan(plan, { log, host: hostFacts(), lookup });
     await hook.waitFor(1);
     expect(slowFinished).toBe(false);
+    finishSlow();
     const result = await running;
     expect(result.steps.map((step) => [step.name, step.status])).toEqual([
       ['drain', 'ok'],
