@@ -24,10 +24,18 @@ test('a partial answer without an id is fetched again next time', async () => {
 });
 
 test('within() gives up on a slow metadata service instead of delaying a notice', async () => {
-  const cache = new FactsCache(() => new Promise((resolve) => setTimeout(() => resolve({ id: 'i-3' }), 500)));
+  let fetches = 0;
+  let answer!: (facts: InstanceFacts) => void;
+  // A metadata service that answers only when the test lets it.
+  const cache = new FactsCache(() => {
+    fetches += 1;
+    return new Promise((resolve) => (answer = resolve));
+  });
   // An empty answer, not the fetch's: within() returned before the fetch did.
   expect(await cache.within(30, signal)).toEqual({});
   // The fetch it started still completes and fills the cache for the next notice.
-  await new Promise((resolve) => setTimeout(resolve, 550));
+  answer({ id: 'i-3' });
+  await cache.get(signal);
+  expect(fetches).toBe(1);
   expect(await cache.within(30, signal)).toEqual({ id: 'i-3' });
 });
