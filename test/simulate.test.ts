@@ -95,7 +95,7 @@ test('simulate runs the plan for real against a synthetic notice and prints the 
   const pidfile = join(dir, 'trainer.pid');
   writeFileSync(pidfile, String(workload.pid));
   const file = join(dir, 'config.yaml');
-  writeFileSync(file, JSON.stringify(runbook(hooks, pidfile)));
+  writeFileSync(file, JSON.stringify({ ...runbook(hooks, pidfile), logLevel: 'debug' }));
 
   const result = await runCli(['simulate', '--config', file, '--kind', 'preempt', '--deadline', '60s']);
 
@@ -109,9 +109,19 @@ test('simulate runs the plan for real against a synthetic notice and prints the 
     ['summary', 'ok'],
   ]);
   expect(hooks.requests.map((request) => request.path).sort()).toEqual(['/ops', '/summary']);
-  expect(workload.received()).toEqual(['SIGUSR1', 'SIGTERM']);
+  // The workload got both signals. A process given two at nearly the same moment may handle
+  // them in either order, so the order they were sent in is read from the log: SIGTERM
+  // (stop-trainer) only after SIGUSR1 (checkpoint) was sent.
+  expect(workload.received().sort()).toEqual(['SIGTERM', 'SIGUSR1']);
   // Logs go to stderr, so stdout is the event alone.
   expect(result.stderr).toContain('simulate: running the plan for real');
+  const lines = result.stderr
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { msg: string; step?: string });
+  const at = (msg: string, step: string) => lines.findIndex((line) => line.msg === msg && line.step === step);
+  expect(at('step finished', 'checkpoint')).toBeGreaterThanOrEqual(0);
+  expect(at('step started', 'stop-trainer')).toBeGreaterThan(at('step finished', 'checkpoint'));
 });
 
 test('a bad --deadline is a usage error naming the flag', async () => {
