@@ -15,7 +15,8 @@ import type { Notice } from '../src/notice.js';
 import type { StepContext } from '../src/plan/step.js';
 import { snapshotStep } from '../src/plan/steps/snapshot.js';
 import { snapshotOptionsSchema } from '../src/snapshot/options.js';
-import { S3_CREDENTIALS, startDiscardSink, startS3Server } from '../test/helpers/s3-server.js';
+import { S3_CREDENTIALS, startS3Server } from '../test/helpers/s3-server.js';
+import { startDiscardSink } from './lib/discard-sink.js';
 
 /**
  * Snapshot upload throughput: 2 GiB of checkpoint files (one 1.5 GiB file, 100 files of
@@ -52,15 +53,22 @@ export default async function main(args: string[]): Promise<void> {
     console.log(`data: ${(total / 2 ** 30).toFixed(2)} GiB in ${SMALL_FILES + 1} files (${dir}); options ${JSON.stringify(tuning)}`);
 
     const sink = await startServerChild('sink');
+    const sinkBefore = await sink.cpuSeconds();
     const agent = await uploadInChild(sink.endpoint, dir, tuning);
-    console.log(`agent → discard sink:   ${mbps(agent.bytes, agent.seconds)} MB/s (${agent.seconds.toFixed(2)} s), peak RSS ${(agent.maxRssKiB / 1024).toFixed(0)} MB, ${(agent.cpuSeconds / (agent.bytes / 1e9)).toFixed(2)} CPU-s/GB`);
+    const sinkCpu = (await sink.cpuSeconds()) - sinkBefore;
+    console.log(
+      `agent → discard sink:   ${mbps(agent.bytes, agent.seconds)} MB/s (${agent.seconds.toFixed(2)} s), peak RSS ${(agent.maxRssKiB / 1024).toFixed(0)} MB, ` +
+        `${(agent.cpuSeconds / (agent.bytes / 1e9)).toFixed(2)} CPU-s/GB (the sink: ${(sinkCpu / (agent.bytes / 1e9)).toFixed(2)})`,
+    );
     if (args.includes('--no-awscli')) {
       console.log('aws s3 cp: skipped (--no-awscli)');
     } else if (!(await isDebianAwsCli())) {
       console.log(`aws s3 cp: skipped: Debian's awscli is not installed at ${AWS_CLI} (apt-get install awscli)`);
     } else {
+      const sinkBeforeCli = await sink.cpuSeconds();
       const { seconds, cpuSeconds } = await awsCliUpload(sink.endpoint, dir);
-      const cpu = cpuSeconds === undefined ? '' : `, ${(cpuSeconds / (total / 1e9)).toFixed(2)} CPU-s/GB`;
+      const sinkCpuCli = (await sink.cpuSeconds()) - sinkBeforeCli;
+      const cpu = `${cpuSeconds === undefined ? '' : `, ${(cpuSeconds / (total / 1e9)).toFixed(2)} CPU-s/GB`} (the sink: ${(sinkCpuCli / (total / 1e9)).toFixed(2)})`;
       console.log(`aws s3 cp → discard sink: ${mbps(total, seconds)} MB/s (${seconds.toFixed(2)} s)${cpu}`);
       console.log(`ratio agent / aws s3 cp: ${(seconds / agent.seconds).toFixed(2)}x faster${cpuSeconds === undefined ? '' : `, ${(cpuSeconds / agent.cpuSeconds).toFixed(2)}x less CPU`}`);
     }
@@ -115,6 +123,8 @@ async function writeCheckpoints(dir: string): Promise<number> {
 
 interface ServerChild {
   endpoint: string;
+  /** User + system CPU the server process used so far (it shares the cores with the client). */
+  cpuSeconds(): Promise<number>;
   stop(): void;
 }
 
@@ -122,7 +132,15 @@ interface ServerChild {
 async function startServerChild(role: 'sink' | 's3rver'): Promise<ServerChild> {
   const child = spawnRole(role, {});
   const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
-  return { endpoint: (JSON.parse(line) as { endpoint: string }).endpoint, stop: () => child.kill('SIGTERM') };
+  return {
+    endpoint: (JSON.parse(line) as { endpoint: string }).endpoint,
+    cpuSeconds: async () => {
+      // /proc/PID/stat fields 14 and 15 (utime, stime), in clock ticks of 1/100 s on Linux.
+      const fields = (await readFile(`/proc/${child.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    },
+    stop: () => child.kill('SIGTERM'),
+  };
 }
 
 interface UploadFigures {

@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { jest } from '@jest/globals';
 import { snapshotStep } from '../src/plan/steps/snapshot.js';
 import { snapshotOptionsSchema } from '../src/snapshot/options.js';
@@ -11,11 +12,20 @@ import { FileReader } from '../src/snapshot/read.js';
 import { deadlineGate } from '../src/snapshot/upload.js';
 import { walkPaths, type FoundFile } from '../src/snapshot/walk.js';
 import { parseLocation } from '../src/stores/location.js';
+import { cutIntoParts, type Part } from '../src/stores/parts.js';
 
 const messages = (raw: unknown): string[] => {
   const result = snapshotOptionsSchema.safeParse(raw);
   return result.success ? [] : result.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
 };
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'snapshot-files-test-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 describe('snapshot options', () => {
   test('fill defaults: files mode, newest first, 8MiB parts, 4 parts and 4 files in flight', () => {
@@ -61,14 +71,6 @@ describe('snapshot options', () => {
 });
 
 describe('finding files', () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'walk-test-'));
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
   test('follow a listed path that is a link, naming files after the link', async () => {
     await mkdir(join(dir, 'step-900'));
     await writeFile(join(dir, 'step-900/model.pt'), 'w');
@@ -99,19 +101,80 @@ describe('finding files', () => {
       const read = await reader.open(file!, { exactSize: false, partSize: 5 * 1024 * 1024 });
       await truncate(join(dir, 'log'), 1000);
 
-      const chunks: Buffer[] = [];
-      for await (const chunk of read.body) chunks.push(chunk as Buffer);
+      const parts: Part[] = [];
+      for await (const part of read.parts) parts.push(part);
       const result = await read.result();
 
-      expect(result.size).toBe(Buffer.concat(chunks).length);
-      expect(result.sha256).toBe(createHash('sha256').update(Buffer.concat(chunks)).digest('hex'));
+      expect(parts).toHaveLength(1);
+      expect(result.size).toBe(parts[0]!.bytes.length);
+      expect(result.sha256).toBe(createHash('sha256').update(parts[0]!.bytes).digest('hex'));
       expect(result.changed).toMatch(/written to while being read/);
-      const crc = Buffer.alloc(4);
-      crc.writeUInt32BE(crc32(Buffer.concat(chunks)));
-      expect(await read.partCrc32(1)).toBe(crc.toString('base64'));
+      expect(parts[0]!.crc32).toBe(crc32(parts[0]!.bytes));
     } finally {
       await reader.close();
     }
+  });
+});
+
+describe('parts', () => {
+  const MIB = 1024 * 1024;
+
+  test('a file is read in parts of partSize, each with the CRC32 of its bytes, and the buffer of a released part goes back to the reading thread', async () => {
+    const bytes = randomBytes(12 * MIB + 5);
+    await writeFile(join(dir, 'model.pt'), bytes);
+    const [file] = (await walkPaths([join(dir, 'model.pt')], [])).entries as FoundFile[];
+    const reader = FileReader.start();
+    try {
+      const read = await reader.open(file!, { exactSize: false, partSize: 5 * MIB });
+      const seen: { length: number; crc32: number; copy: Buffer }[] = [];
+      for await (const part of read.parts) {
+        seen.push({ length: part.bytes.length, crc32: part.crc32, copy: Buffer.from(part.bytes) });
+        part.release?.();
+        expect(part.bytes.buffer.byteLength).toBe(0); // transferred away
+      }
+      const result = await read.result();
+
+      expect(seen.map((part) => part.length)).toEqual([5 * MIB, 5 * MIB, 2 * MIB + 5]);
+      expect(seen.map((part) => part.crc32)).toEqual([0, 5, 10].map((at) => crc32(bytes.subarray(at * MIB, (at + 5) * MIB))));
+      expect(Buffer.concat(seen.map((part) => part.copy)).equals(bytes)).toBe(true);
+      expect(result).toEqual({ size: bytes.length, mtimeMs: file!.mtimeMs, sha256: createHash('sha256').update(bytes).digest('hex') });
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test('leaving a file part-way closes it, and the reader goes on with the next file', async () => {
+    await writeFile(join(dir, 'a'), randomBytes(11 * MIB));
+    await writeFile(join(dir, 'b'), 'second');
+    const [a, b] = (await walkPaths([join(dir, 'a'), join(dir, 'b')], [])).entries as FoundFile[];
+    const reader = FileReader.start();
+    try {
+      const first = await reader.open(a!, { exactSize: false, partSize: 5 * MIB });
+      for await (const part of first.parts) {
+        expect(part.bytes.length).toBe(5 * MIB);
+        break;
+      }
+      const second = await reader.open(b!, { exactSize: false, partSize: 5 * MIB });
+      const parts: Part[] = [];
+      for await (const part of second.parts) parts.push(part);
+      expect(parts.map((part) => part.bytes.toString())).toEqual(['second']);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test('a stream is cut into parts of partSize with their CRC32s; an empty one gives no part', async () => {
+    const bytes = randomBytes(2 * MIB + 100);
+    const chunks = [bytes.subarray(0, 700_000), bytes.subarray(700_000, 1_500_000), bytes.subarray(1_500_000)];
+    const parts: Part[] = [];
+    for await (const part of cutIntoParts(Readable.from(chunks), MIB)) parts.push(part);
+
+    expect(parts.map((part) => part.bytes.length)).toEqual([MIB, MIB, 100]);
+    expect(Buffer.concat(parts.map((part) => part.bytes)).equals(bytes)).toBe(true);
+    expect(parts.map((part) => part.crc32)).toEqual(parts.map((part) => crc32(part.bytes)));
+    const none: Part[] = [];
+    for await (const part of cutIntoParts(Readable.from([]), MIB)) none.push(part);
+    expect(none).toEqual([]);
   });
 });
 

@@ -143,6 +143,23 @@ describe('snapshot step, files mode on S3', () => {
     expect(sha256(await getObject(server!, 'retry/big.bin'))).toBe(sha256(big));
   });
 
+  test('a part the server keeps refusing fails only its file: that upload is aborted, the other files are stored', async () => {
+    await writeTree({ 'bad.bin': randomBytes(11 * MIB), 'good.bin': randomBytes(11 * MIB) });
+
+    const run = runS3Snapshot(
+      { paths: [join(dir, 'bad.bin'), join(dir, 'good.bin')], to: 's3://snapshots/refused/', partSize: '5MiB' },
+      { server: { failPart: (part) => part.key.endsWith('bad.bin') && part.partNumber === 2 } },
+    );
+
+    await expect(run).rejects.toThrow(/incomplete: stored 1 files.*bad\.bin: upload failed: injected part failure/);
+    expect(server!.partRequests.filter((part) => part.key.endsWith('bad.bin') && part.partNumber === 2).map((part) => part.attempt)).toEqual([1, 2, 3]);
+    const uploads = await testS3Client(server!).send(new ListMultipartUploadsCommand({ Bucket: server!.bucket }));
+    expect(uploads.Uploads ?? []).toEqual([]);
+    expect(await listKeys(server!)).toEqual(['refused/good.bin', 'refused/manifest.json']);
+    const manifest = await readManifest(server!, 'refused/');
+    expect(manifest.skipped).toEqual([{ path: join(dir, 'bad.bin'), reason: expect.stringMatching(/^upload failed: injected part failure/) }]);
+  });
+
   test('records symlinks as links without following them, and leaves out excluded files', async () => {
     await writeTree({ 'ckpt/model.pt': 'weights', 'ckpt/tmp/scratch.bin': 'x', 'ckpt/partial.tmp': 'x', 'outside/secret.txt': 'secret' });
     await symlink('model.pt', join(dir, 'ckpt/latest.pt'));

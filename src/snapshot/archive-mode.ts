@@ -5,6 +5,7 @@ import { constants, createGzip, createZstdCompress } from 'node:zlib';
 import { errorMessage } from '../errors.js';
 import { countBytes } from '../stores/count.js';
 import { keyFor } from '../stores/location.js';
+import { cutIntoParts, streamOfParts } from '../stores/parts.js';
 import type { ManifestEntry } from './manifest.js';
 import type { SnapshotOptions } from './options.js';
 import { describeRead, type UploadJob, type UploadOutcome } from './upload.js';
@@ -55,7 +56,7 @@ export async function uploadArchive(job: UploadJob, compression: Compression): P
   const body = pipeStreams(pack, compressor(compression), measure, () => {});
 
   let failure: unknown;
-  const uploading = job.store.put(keyFor(job.location, name), body, { signal: job.stop }).catch((error: unknown) => {
+  const uploading = job.store.put(keyFor(job.location, name), cutIntoParts(body, job.partSize), { signal: job.stop }).catch((error: unknown) => {
     failure = error;
     pack.destroy();
   });
@@ -91,7 +92,7 @@ export async function uploadArchive(job: UploadJob, compression: Compression): P
     }
     const header = { name: entry.name, size: read.size, mode: entry.mode, mtime: new Date(entry.mtimeMs) };
     try {
-      await pipeline(read.body, countBytes(job.progress.add), pack.entry(header));
+      await pipeline(streamOfParts(read.parts), countBytes(job.progress.add), pack.entry(header));
     } catch (error) {
       // Half an entry cannot be taken back: the archive is lost.
       failure ??= error;

@@ -40,7 +40,7 @@ export async function uploadFiles(job: UploadJob): Promise<UploadOutcome> {
         continue;
       }
       try {
-        await store.put(keyFor(location, entry.name), read.body, { onBytes: progress.add, signal: stop, partCrc32: read.partCrc32 });
+        await store.put(keyFor(location, entry.name), read.parts, { onBytes: progress.add, signal: stop });
         const result = await read.result();
         files.push({ type: 'file', path: entry.name, size: result.size, mtime: new Date(result.mtimeMs).toISOString(), mode: entry.mode, sha256: result.sha256, ...(result.changed ? { changed: result.changed } : {}) });
         bytesDone += result.size;

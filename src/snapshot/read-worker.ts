@@ -1,26 +1,27 @@
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { crc32 } from 'node:zlib';
+import { crc32 } from '@node-rs/crc32';
 
 /**
- * The reading thread (see read.ts): opens files, reads each once in chunks, hashes the chunks
- * with SHA-256, computes the CRC32 of every `partSize` part an S3 upload will cut, and hands
- * the chunks to the main thread by transfer (no copy). Blocking reads are fine here: this
- * thread does nothing else.
+ * The reading thread (see read.ts): opens files, reads each once in parts of `partSize`,
+ * hashes them with SHA-256, computes each part's CRC32, and hands the parts to the main thread
+ * by transfer (no copy). Buffers the main thread is done with come back by transfer too and
+ * are read into again. Blocking reads are fine here: this thread does nothing else.
  */
 export type ReadRequest =
-  | { type: 'open'; id: number; path: string; padToSize: boolean; chunkSize: number; partSize: number }
+  | { type: 'open'; id: number; path: string; padToSize: boolean; partSize: number }
   | { type: 'read'; id: number }
   | { type: 'finish'; id: number }
-  | { type: 'close'; id: number };
+  | { type: 'close'; id: number }
+  /** A part's buffer the main thread no longer needs. */
+  | { type: 'recycle'; buffer: ArrayBuffer };
 
 export type ReadReply =
   | { type: 'opened'; id: number; size: number; mtimeMs: number }
-  | { type: 'chunk'; id: number; chunk: ArrayBuffer; length: number }
+  /** The next part: `length` bytes of `part`, whose CRC32 is `crc32`. */
+  | { type: 'part'; id: number; part: ArrayBuffer; length: number; crc32: number }
   | { type: 'end'; id: number }
-  /** CRC32 (base64, big-endian, as S3 wants it) of part `number` (1-based), once read. */
-  | { type: 'part'; id: number; number: number; crc32: string }
   | { type: 'finished'; id: number; sha256: string; bytesRead: number; after: { size: number; mtimeMs: number } | null }
   | { type: 'error'; id: number; code: string | undefined; message: string };
 
@@ -29,23 +30,33 @@ interface OpenFile {
   path: string;
   size: number;
   padToSize: boolean;
-  chunkSize: number;
+  partSize: number;
   /** Bytes handed out, padding included. */
   emitted: number;
   /** Bytes actually read from the file. */
   bytesRead: number;
   hash: Hash;
-  partSize: number;
-  /** CRC32 of the part being read so far, and its bytes. */
-  partCrc: number;
-  partBytes: number;
-  partNumber: number;
 }
 
 const files = new Map<number, OpenFile>();
+/**
+ * Buffers back from the main thread. Reading into a buffer that was used before runs at
+ * 4.6-5.1 GB/s here, into a new one at 2.2 GB/s (the kernel maps fresh pages on first touch).
+ * There are never more of them than parts were in flight at once.
+ */
+const spare: ArrayBuffer[] = [];
 const reply = (message: ReadReply, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(message, transfer);
 
+function bufferFor(bytes: number): Buffer {
+  const index = spare.findIndex((buffer) => buffer.byteLength >= bytes);
+  return index >= 0 ? Buffer.from(spare.splice(index, 1)[0]!, 0, bytes) : Buffer.allocUnsafeSlow(bytes);
+}
+
 function handle(request: ReadRequest): void {
+  if (request.type === 'recycle') {
+    spare.push(request.buffer);
+    return;
+  }
   if (request.type === 'open') {
     const fd = openSync(request.path, 'r');
     const info = fstatSync(fd);
@@ -54,14 +65,10 @@ function handle(request: ReadRequest): void {
       path: request.path,
       size: info.size,
       padToSize: request.padToSize,
-      chunkSize: request.chunkSize,
+      partSize: request.partSize,
       emitted: 0,
       bytesRead: 0,
       hash: createHash('sha256'),
-      partSize: request.partSize,
-      partCrc: 0,
-      partBytes: 0,
-      partNumber: 1,
     });
     reply({ type: 'opened', id: request.id, size: info.size, mtimeMs: info.mtimeMs });
     return;
@@ -72,21 +79,31 @@ function handle(request: ReadRequest): void {
     return;
   }
   if (request.type === 'read') {
-    const wanted = Math.min(file.chunkSize, file.size - file.emitted);
-    const buffer = wanted > 0 ? Buffer.allocUnsafeSlow(wanted) : Buffer.alloc(0);
-    const read = wanted > 0 ? readSync(file.fd, buffer, 0, wanted, file.emitted) : 0;
+    const wanted = Math.min(file.partSize, file.size - file.emitted);
+    if (wanted === 0) {
+      reply({ type: 'end', id: request.id });
+      return;
+    }
+    const part = bufferFor(file.partSize);
+    let read = 0;
+    for (;;) {
+      const got = read < wanted ? readSync(file.fd, part, read, wanted - read, file.emitted + read) : 0;
+      if (got === 0) break;
+      read += got;
+    }
     // EOF before `size`: the file shrank. A tar entry must still be `size` long: pad with zeros.
-    const length = read === 0 && file.padToSize ? buffer.fill(0).length : read;
+    if (file.padToSize) part.fill(0, read, wanted);
+    const length = file.padToSize ? wanted : read;
     if (length === 0) {
-      if (file.partBytes > 0 || file.partNumber === 1) partDone(request.id, file);
+      spare.push(part.buffer as ArrayBuffer);
       reply({ type: 'end', id: request.id });
       return;
     }
     file.bytesRead += read;
     file.emitted += length;
-    file.hash.update(buffer.subarray(0, length));
-    addToParts(request.id, file, buffer.subarray(0, length));
-    reply({ type: 'chunk', id: request.id, chunk: buffer.buffer as ArrayBuffer, length }, [buffer.buffer as ArrayBuffer]);
+    const bytes = part.subarray(0, length);
+    file.hash.update(bytes);
+    reply({ type: 'part', id: request.id, part: part.buffer as ArrayBuffer, length, crc32: crc32(bytes) }, [part.buffer as ArrayBuffer]);
     return;
   }
   closeSync(file.fd);
@@ -103,31 +120,11 @@ function handle(request: ReadRequest): void {
   }
 }
 
-/** Feeds bytes into the running part CRCs, closing each part at a `partSize` boundary. */
-function addToParts(id: number, file: OpenFile, data: Buffer): void {
-  let offset = 0;
-  while (offset < data.length) {
-    const take = Math.min(file.partSize - file.partBytes, data.length - offset);
-    file.partCrc = crc32(data.subarray(offset, offset + take), file.partCrc);
-    file.partBytes += take;
-    offset += take;
-    if (file.partBytes === file.partSize) partDone(id, file);
-  }
-}
-
-function partDone(id: number, file: OpenFile): void {
-  const bytes = Buffer.alloc(4);
-  bytes.writeUInt32BE(file.partCrc >>> 0);
-  reply({ type: 'part', id, number: file.partNumber, crc32: bytes.toString('base64') });
-  file.partNumber += 1;
-  file.partCrc = 0;
-  file.partBytes = 0;
-}
-
 parentPort?.on('message', (request: ReadRequest) => {
   try {
     handle(request);
   } catch (error) {
+    if (request.type === 'recycle') return;
     const failed = files.get(request.id);
     if (failed) {
       files.delete(request.id);

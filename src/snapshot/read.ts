@@ -1,7 +1,7 @@
 import { extname } from 'node:path';
-import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import type { Part } from '../stores/parts.js';
 import type { ReadReply, ReadRequest } from './read-worker.js';
 import type { FoundFile } from './walk.js';
 
@@ -15,21 +15,17 @@ export interface ReadResult {
 }
 
 export interface FileRead {
-  /** The file's bytes. Read it once, to the end (or destroy it). */
-  body: Readable;
-  /** Bytes `body` will yield. */
+  /**
+   * The file's bytes in parts of `partSize` (the last may be shorter), each with its CRC32.
+   * Iterate once; leaving early (`break`, `return`) closes the file. The next part is read
+   * while the caller works on this one.
+   */
+  parts: AsyncIterable<Part>;
+  /** Bytes `parts` will yield. */
   size: number;
-  /** Call after `body` was consumed to the end. */
+  /** Call after `parts` was read to the end. */
   result(): Promise<ReadResult>;
-  /** CRC32 (base64) of `partSize` part `number` (1-based) of `body`, once it has been read. */
-  partCrc32(number: number): Promise<string>;
 }
-
-/**
- * 4 MiB chunks: a quarter of the messages, allocations and stream hops of 1 MiB chunks for
- * the same bytes (64x fewer than Node's 64 KiB stream default).
- */
-const CHUNK_SIZE = 4 << 20;
 
 type Listener = (reply: ReadReply) => void;
 
@@ -38,7 +34,8 @@ type Listener = (reply: ReadReply) => void;
  * why SHA-256) and the CRC32 of each upload part. Profiled on the 2 GiB bench, the hash took
  * 21 % of the thread driving the uploads, the SDK's part CRC32 13 %; on their own thread they
  * run beside it on the other core (see docs/snapshot.md for the rates this bought).
- * Chunks come back by transfer: nothing is copied between threads.
+ * Parts come back by transfer, nothing is copied between threads, and their buffers go back
+ * the same way to be read into again.
  */
 export class FileReader {
   private nextId = 0;
@@ -73,24 +70,11 @@ export class FileReader {
     const id = this.nextId++;
     const replies: ReadReply[] = [];
     let wake: (() => void) | undefined;
-    const parts = new Map<number, string>();
-    const partWaiters = new Map<number, { resolve: (crc32: string) => void; reject: (error: Error) => void }>();
-    let failed: Error | undefined;
     this.listeners.set(id, (message) => {
-      if (message.type === 'part') {
-        parts.set(message.number, message.crc32);
-        partWaiters.get(message.number)?.resolve(message.crc32);
-        partWaiters.delete(message.number);
-        return;
-      }
-      if (message.type === 'error') {
-        failed = readError(message);
-        for (const waiter of partWaiters.values()) waiter.reject(failed);
-        partWaiters.clear();
-      }
       replies.push(message);
       wake?.();
     });
+    // One request of this file in flight at a time: replies come back in order.
     const next = async (request: ReadRequest): Promise<ReadReply> => {
       if (this.failure) return { type: 'error', id, code: undefined, message: this.failure.message };
       this.worker.postMessage(request);
@@ -98,37 +82,38 @@ export class FileReader {
       return replies.shift()!;
     };
 
-    const opened = await next({ type: 'open', id, path: file.source, padToSize: options.exactSize, chunkSize: CHUNK_SIZE, partSize: options.partSize });
+    const opened = await next({ type: 'open', id, path: file.source, padToSize: options.exactSize, partSize: options.partSize });
     if (opened.type !== 'opened') {
       this.listeners.delete(id);
       throw readError(opened);
     }
     const reader = this;
-    const body = new Readable({
-      highWaterMark: 2 * CHUNK_SIZE,
-      read() {
-        next({ type: 'read', id }).then((message) => {
-          if (message.type === 'chunk') this.push(Buffer.from(message.chunk, 0, message.length));
-          else if (message.type === 'end') this.push(null);
-          else this.destroy(readError(message));
-        });
-      },
-      destroy(error, callback) {
-        // Read to the end, the file stays open for `result()`; cut short, it is closed now.
-        if (!this.readableEnded && !reader.failure) reader.worker.postMessage({ type: 'close', id } satisfies ReadRequest);
-        callback(error);
-      },
-    });
+    async function* parts(): AsyncGenerator<Part> {
+      let ended = false;
+      let pending = next({ type: 'read', id });
+      try {
+        for (;;) {
+          const message = await pending;
+          if (message.type === 'end') {
+            ended = true;
+            return;
+          }
+          if (message.type !== 'part') throw readError(message);
+          pending = next({ type: 'read', id });
+          yield { bytes: Buffer.from(message.part, 0, message.length), crc32: message.crc32, release: () => reader.recycle(message.part) };
+        }
+      } finally {
+        // Cut short: close the file now (the read still in flight is answered and dropped).
+        if (!ended) {
+          reader.listeners.delete(id);
+          if (!reader.failure) reader.worker.postMessage({ type: 'close', id } satisfies ReadRequest);
+        }
+      }
+    }
 
     return {
-      body,
+      parts: parts(),
       size: opened.size,
-      partCrc32: (number) => {
-        const known = parts.get(number);
-        if (known !== undefined) return Promise.resolve(known);
-        if (failed) return Promise.reject(failed);
-        return new Promise((resolve, reject) => partWaiters.set(number, { resolve, reject }));
-      },
       result: async () => {
         const done = await next({ type: 'finish', id });
         this.listeners.delete(id);
@@ -146,6 +131,11 @@ export class FileReader {
         };
       },
     };
+  }
+
+  /** Gives a part's buffer back to the reading thread to read into again. */
+  private recycle(buffer: ArrayBuffer): void {
+    if (!this.failure) this.worker.postMessage({ type: 'recycle', buffer } satisfies ReadRequest, [buffer]);
   }
 
   async close(): Promise<void> {

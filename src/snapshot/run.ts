@@ -1,8 +1,8 @@
-import { Readable } from 'node:stream';
 import { errorMessage } from '../errors.js';
 import { noticeToJSON } from '../notice.js';
 import { StepFailure, type StepContext, type StepDetail } from '../plan/step.js';
 import { keyFor, parseLocation } from '../stores/location.js';
+import { onePart } from '../stores/parts.js';
 import { openStore } from '../stores/store.js';
 import { uploadFiles } from './files-mode.js';
 import { MANIFEST_NAME, MANIFEST_VERSION, type Manifest } from './manifest.js';
@@ -96,7 +96,7 @@ export async function runSnapshot(options: SnapshotOptions, context: StepContext
       excluded: found.excluded,
     };
     try {
-      await store.put(keyFor(location, MANIFEST_NAME), Readable.from([Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)]));
+      await store.put(keyFor(location, MANIFEST_NAME), onePart(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)));
     } catch (error) {
       throw new StepFailure(`snapshot to ${store.url}: could not write ${MANIFEST_NAME}: ${errorMessage(error)}`, summary(manifest));
     }

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { countBytes } from './count.js';
 import { formatLocation, type AzureLocation } from './location.js';
+import { streamOfParts } from './parts.js';
 import { abortError, type ObjectStore, type StoreOptions } from './store.js';
 
 /**
@@ -20,8 +21,9 @@ export async function openAzureStore(location: AzureLocation, options: StoreOpti
 
   return {
     url: formatLocation(location),
-    async put(key, body, { onBytes, signal } = {}) {
+    async put(key, parts, { onBytes, signal } = {}) {
       const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
+      const body = streamOfParts(parts);
       try {
         await container
           .getBlockBlobClient(key)

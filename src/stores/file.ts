@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { countBytes } from './count.js';
 import { formatLocation, type DirectoryLocation } from './location.js';
+import { streamOfParts } from './parts.js';
 import { abortError, type ObjectStore, type StoreOptions } from './store.js';
 
 /**
@@ -24,20 +25,19 @@ export function openFileStore(location: DirectoryLocation, options: StoreOptions
 
   return {
     url: formatLocation(location),
-    async put(key, body, { onBytes, signal } = {}) {
+    async put(key, parts, { onBytes, signal } = {}) {
       const path = pathOf(key);
       await mkdir(dirname(path), { recursive: true });
       const partial = join(dirname(path), `.${randomBytes(4).toString('hex')}.partial`);
       partials.add(partial);
       try {
         // `flush` fsyncs before close: on NFS the bytes must be on the server before the VM goes.
-        await pipeline(body, countBytes(onBytes), createWriteStream(partial, { flush: true }), {
+        await pipeline(streamOfParts(parts), countBytes(onBytes), createWriteStream(partial, { flush: true }), {
           signal: signal ? AbortSignal.any([signal, options.signal]) : options.signal,
         });
         await rename(partial, path);
         partials.delete(partial);
       } catch (error) {
-        body.destroy();
         throw signal?.aborted || options.signal.aborted ? abortError() : error;
       }
     },

@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { Storage } from '@google-cloud/storage';
 import { countBytes } from './count.js';
 import { formatLocation, type BucketLocation } from './location.js';
+import { streamOfParts } from './parts.js';
 import { abortError, type ObjectStore, type StoreOptions } from './store.js';
 
 /**
@@ -28,7 +29,7 @@ export function openGcsStore(location: BucketLocation, options: StoreOptions): O
 
   return {
     url: formatLocation(location),
-    async put(key, body, { onBytes, signal } = {}) {
+    async put(key, parts, { onBytes, signal } = {}) {
       const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
       const writable = bucket.file(key).createWriteStream({
         resumable: true,
@@ -37,9 +38,8 @@ export function openGcsStore(location: BucketLocation, options: StoreOptions): O
         contentType: 'application/octet-stream',
       });
       try {
-        await pipeline(body, countBytes(onBytes), writable, { signal: stops });
+        await pipeline(streamOfParts(parts), countBytes(onBytes), writable, { signal: stops });
       } catch (error) {
-        body.destroy();
         throw stops.aborted ? abortError() : error;
       }
     },

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from '../log.js';
 import type { StoreLocation } from './location.js';
+import type { Parts } from './parts.js';
 
 /** Settings a store may use; each store file says which ones it reads. */
 export interface StoreOptions {
@@ -29,22 +30,18 @@ export interface PutOptions {
   onBytes?: (bytes: number) => void;
   /** Stops this put (the snapshot's cut-off before the deadline). */
   signal?: AbortSignal;
-  /**
-   * CRC32 (base64) of each `partSize` part of `body`, computed elsewhere (the reading thread);
-   * the S3 store sends it instead of computing it. Other stores ignore it.
-   */
-  partCrc32?: (partNumber: number) => Promise<string>;
 }
 
 export interface ObjectStore {
   /** The location as a URL, safe to log. */
   readonly url: string;
   /**
-   * Stores `body` (any length) as one object. Resolves once the object is complete and
-   * visible; rejects with an AbortError when `options.signal` (or the store's) aborted first,
-   * in which case its requests in flight were cancelled.
+   * Stores `parts` (of `partSize`, the last may be shorter; any number) as one object.
+   * Resolves once the object is complete and visible; rejects with an AbortError when
+   * `options.signal` (or the store's) aborted first, in which case its requests in flight
+   * were cancelled.
    */
-  put(key: string, body: Readable, options?: PutOptions): Promise<void>;
+  put(key: string, parts: Parts, options?: PutOptions): Promise<void>;
   /** Streams one object back; rejects when it does not exist. */
   get(key: string): Promise<Readable>;
   /**

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -9,12 +9,9 @@ import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 
 /**
- * S3 API servers on loopback for tests and benches.
- *
- * `startS3Server` runs @20minutes/s3rver (a real S3 implementation that checks SigV4
- * signatures) and adds the two multipart calls it lacks, AbortMultipartUpload and
- * ListMultipartUploads, behind its own signature check. `startDiscardSink` answers the S3
- * object and multipart protocol but throws the bytes away, to measure a client alone.
+ * An S3 API server on loopback for tests and benches: `startS3Server` runs @20minutes/s3rver
+ * (a real S3 implementation that checks SigV4 signatures) and adds the two multipart calls it
+ * lacks, AbortMultipartUpload and ListMultipartUploads, behind its own signature check.
  */
 
 const require = createRequire(import.meta.url);
@@ -175,67 +172,4 @@ function escapeXml(text: string): string {
 async function listUploads(dir: string): Promise<{ key: string; uploadId: string }[]> {
   const ids = await readdir(dir).catch(() => [] as string[]);
   return Promise.all(ids.map(async (uploadId) => ({ uploadId, key: await readFile(join(dir, uploadId, 'key'), 'utf8') })));
-}
-
-export interface DiscardSink {
-  endpoint: string;
-  /** Body bytes received and thrown away. */
-  bytes(): number;
-  close(): Promise<void>;
-}
-
-/**
- * Answers PutObject, CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
- * AbortMultipartUpload, HeadObject/ListObjects (empty) without storing anything and without
- * checking signatures, so the client's own cost is what a benchmark measures.
- */
-export async function startDiscardSink(): Promise<DiscardSink> {
-  let received = 0;
-  let nextUpload = 0;
-  const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://sink');
-    const key = url.pathname.split('/').slice(2).join('/');
-    req.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-    });
-    req.on('end', () => {
-      const xml = (body: string) => {
-        res.writeHead(200, { 'content-type': 'application/xml' });
-        res.end(`<?xml version="1.0" encoding="UTF-8"?>\n${body}`);
-      };
-      if (req.method === 'POST' && url.searchParams.has('uploads')) {
-        nextUpload += 1;
-        return xml(`<InitiateMultipartUploadResult><Key>${key}</Key><UploadId>u${nextUpload}</UploadId></InitiateMultipartUploadResult>`);
-      }
-      if (req.method === 'POST' && url.searchParams.has('uploadId')) {
-        return xml(`<CompleteMultipartUploadResult><Key>${key}</Key><ETag>"sink"</ETag></CompleteMultipartUploadResult>`);
-      }
-      if (req.method === 'PUT') {
-        res.writeHead(200, { etag: '"sink"' });
-        return res.end();
-      }
-      if (req.method === 'DELETE') {
-        res.writeHead(204);
-        return res.end();
-      }
-      if (req.method === 'GET' && !key) {
-        return xml('<ListBucketResult><IsTruncated>false</IsTruncated><KeyCount>0</KeyCount></ListBucketResult>');
-      }
-      res.writeHead(404, { 'content-type': 'application/xml' });
-      res.end('<Error><Code>NoSuchKey</Code><Message>The sink stores nothing.</Message></Error>');
-    });
-  });
-  server.keepAliveTimeout = 60_000;
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    bytes: () => received,
-    async close() {
-      server.closeAllConnections();
-      server.close();
-      await once(server, 'close');
-    },
-  };
 }
