@@ -25,12 +25,13 @@ import { startDiscardSink } from './lib/discard-sink.js';
  *   1. to an S3 API discard sink on loopback (answers the multipart protocol, keeps nothing),
  *   2. the same files with Debian's `aws s3 cp --recursive` to the same sink, and the ratio,
  *   3. to @20minutes/s3rver (checks SigV4, stores to disk), against that server's own
- *      ceiling measured with a plain unsigned PUT loop of the same byte count.
+ *      ceilings: a plain unsigned PUT loop of the same byte count, and plain unsigned
+ *      requests making the same uploads (a multipart upload for the big file).
  * Every server and every upload runs in its own process; the agent's peak RSS is its
  * child's max RSS. The files are fresh, so they are read from the page cache.
  *
  * npm run bench -- snapshot-throughput [--data DIR (reuse, keep)] [--no-awscli] [--no-s3rver]
- *   [--part-size 16MiB] [--queue-size 4] [--concurrency 4]
+ *   [--part-size 16MiB] [--queue-size 4] [--concurrency 4] [--checksum crc32|sha256]
  */
 const MIB = 1024 * 1024;
 const BIG_FILE = 1536 * MIB;
@@ -47,6 +48,7 @@ export default async function main(args: string[]): Promise<void> {
     ...(flag(args, '--part-size') ? { partSize: flag(args, '--part-size') } : {}),
     ...(flag(args, '--queue-size') ? { queueSize: Number(flag(args, '--queue-size')) } : {}),
     ...(flag(args, '--concurrency') ? { concurrency: Number(flag(args, '--concurrency')) } : {}),
+    ...(flag(args, '--checksum') ? { checksum: flag(args, '--checksum') } : {}),
   };
   try {
     const total = await writeCheckpoints(dir);
@@ -76,14 +78,17 @@ export default async function main(args: string[]): Promise<void> {
 
     if (args.includes('--no-s3rver')) return;
     const s3rver = await startServerChild('s3rver');
-    const ceiling = await plainPutLoop(s3rver.endpoint, total);
-    console.log(`plain PUT loop → s3rver: ${mbps(total, ceiling)} MB/s (${ceiling.toFixed(2)} s): the server's ceiling`);
+    const putCeiling = await plainPutLoop(s3rver.endpoint, total);
+    console.log(`plain PUT loop → s3rver: ${mbps(total, putCeiling)} MB/s (${putCeiling.toFixed(2)} s): the server's ceiling for bytes`);
+    const uploadCeiling = await plainMultipartLoop(s3rver.endpoint);
+    console.log(`plain multipart loop → s3rver: ${mbps(total, uploadCeiling)} MB/s (${uploadCeiling.toFixed(2)} s): its ceiling for these uploads (it copies a multipart upload's parts into one file)`);
     const onS3rver = await uploadInChild(s3rver.endpoint, dir, tuning);
-    console.log(`agent → s3rver (SigV4): ${mbps(onS3rver.bytes, onS3rver.seconds)} MB/s (${onS3rver.seconds.toFixed(2)} s), ${((100 * ceiling) / onS3rver.seconds).toFixed(0)} % of the ceiling`);
+    const percent = (ceiling: number, seconds: number) => `${((100 * ceiling) / seconds).toFixed(0)} %`;
     console.log(
-      `  of which sending: ${mbps(onS3rver.bytes, onS3rver.lastByteSeconds)} MB/s (last byte at ${onS3rver.lastByteSeconds.toFixed(2)} s, ${((100 * ceiling) / onS3rver.lastByteSeconds).toFixed(0)} % of the ceiling); ` +
-        `the rest is s3rver completing the multipart upload (it copies the parts into one file)`,
+      `agent → s3rver (SigV4): ${mbps(onS3rver.bytes, onS3rver.seconds)} MB/s (${onS3rver.seconds.toFixed(2)} s): ${percent(uploadCeiling, onS3rver.seconds)} of the ceiling for these uploads, ` +
+        `${percent(putCeiling, onS3rver.seconds)} of the one for bytes`,
     );
+    console.log(`  of which sending: last byte at ${onS3rver.lastByteSeconds.toFixed(2)} s (${mbps(onS3rver.bytes, onS3rver.lastByteSeconds)} MB/s)`);
     s3rver.stop();
   } finally {
     if (!kept) await rm(dir, { recursive: true, force: true });
@@ -257,31 +262,78 @@ async function awsCliUpload(endpoint: string, dir: string): Promise<{ seconds: n
   return { seconds, cpuSeconds: user + system };
 }
 
+interface PlainAnswer {
+  text: string;
+  etag: string | undefined;
+}
+
+/** Unsigned HTTP requests to a server on loopback, 4 sockets kept alive. */
+function plainClient(endpoint: string): { send(method: string, path: string, body?: Buffer): Promise<PlainAnswer>; close(): void } {
+  const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  const url = new URL(endpoint);
+  return {
+    send: (method, path, body) =>
+      new Promise<PlainAnswer>((resolve, reject) => {
+        const req = request({ host: url.hostname, port: url.port, method, path, agent, headers: { 'content-length': body?.length ?? 0 } }, (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => (res.statusCode === 200 ? resolve({ text, etag: res.headers.etag }) : reject(new Error(`${method} ${path} answered ${res.statusCode}`))));
+        });
+        req.on('error', reject);
+        req.end(body);
+      }),
+    close: () => agent.destroy(),
+  };
+}
+
 /**
- * The server's own ceiling: unsigned 16 MiB PUTs of one in-memory buffer, 4 at a time, no
- * checksums, no file reads, the same byte count.
+ * The server's own ceiling for bytes: unsigned 16 MiB PUTs of one in-memory buffer, 4 at a
+ * time, no checksums, no file reads, the same byte count.
  */
 async function plainPutLoop(endpoint: string, total: number): Promise<number> {
   const body = randomBytes(16 * MIB);
-  const agent = new Agent({ keepAlive: true, maxSockets: 4 });
-  const url = new URL(endpoint);
+  const client = plainClient(endpoint);
   let next = 0;
   const count = Math.ceil(total / body.length);
-  const put = () =>
-    new Promise<void>((resolve, reject) => {
-      const req = request({ host: url.hostname, port: url.port, method: 'PUT', path: `/${BUCKET}/ceiling/object-${next++}`, agent, headers: { 'content-length': body.length } }, (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`PUT answered ${res.statusCode}`))));
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
   const started = performance.now();
   await Promise.all(
     Array.from({ length: 4 }, async () => {
-      while (next < count) await put();
+      while (next < count) await client.send('PUT', `/${BUCKET}/ceiling/object-${next++}`, body);
     }),
   );
-  agent.destroy();
+  client.close();
+  return (performance.now() - started) / 1000;
+}
+
+/**
+ * The server's ceiling for the same uploads as the agent's: the big file as a multipart upload
+ * of 8 MiB parts, 4 in flight, then completed (s3rver copies the parts into one file), and the
+ * small files as single PUTs, 4 at a time; unsigned, no checksums, bytes from memory.
+ */
+async function plainMultipartLoop(endpoint: string): Promise<number> {
+  const partSize = 8 * MIB;
+  const part = randomBytes(partSize);
+  const small = part.subarray(0, Math.round(SMALL_FILE));
+  const client = plainClient(endpoint);
+  const started = performance.now();
+  const key = `/${BUCKET}/ceiling-mp/model.pt`;
+  const created = await client.send('POST', `${key}?uploads`);
+  const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(created.text)![1]!;
+  const parts = Math.ceil(BIG_FILE / partSize);
+  const etags: string[] = [];
+  let nextPart = 0;
+  let nextSmall = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (nextPart < parts) {
+        const number = ++nextPart;
+        const { etag } = await client.send('PUT', `${key}?partNumber=${number}&uploadId=${uploadId}`, part);
+        etags[number - 1] = `<Part><PartNumber>${number}</PartNumber><ETag>${etag}</ETag></Part>`;
+      }
+      while (nextSmall < SMALL_FILES) await client.send('PUT', `/${BUCKET}/ceiling-mp/shard-${nextSmall++}.pt`, small);
+    }),
+  );
+  await client.send('POST', `${key}?uploadId=${uploadId}`, Buffer.from(`<CompleteMultipartUpload>${etags.join('')}</CompleteMultipartUpload>`));
+  client.close();
   return (performance.now() - started) / 1000;
 }

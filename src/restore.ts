@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, rename, rm, symlink, utimes } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { PreemptdError, errorMessage } from './errors.js';
 import type { Logger } from './log.js';
+import { runningChecksum, type ChecksumAlgorithm } from './snapshot/checksum.js';
 import { MANIFEST_NAME, manifestSchema, type Manifest, type ManifestFile } from './snapshot/manifest.js';
 import { formatLocation, keyFor, parseLocation, type StoreLocation } from './stores/location.js';
 import { openStore, type ObjectStore } from './stores/store.js';
@@ -41,7 +42,7 @@ interface Failure {
 }
 
 /**
- * Downloads a snapshot into `to` and verifies every file's size and SHA-256 against the
+ * Downloads a snapshot into `to` and verifies every file's size and checksum against the
  * manifest. A file is renamed into place only once verified; a mismatch fails the restore
  * (ERR_RESTORE) naming every bad file. Links are recreated when they stay inside `to`.
  */
@@ -70,7 +71,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const files = manifest.files.filter((entry): entry is ManifestFile => entry.type === 'file');
     const failures =
       manifest.mode === 'files'
-        ? await restoreFiles(store, location, files, target, options.concurrency ?? 4)
+        ? await restoreFiles(store, location, manifest.checksum, files, target, options.concurrency ?? 4)
         : await restoreArchive(store, location, manifest, target);
     const linksSkipped = await restoreLinks(manifest, target);
     for (const path of linksSkipped) options.log.warn({ path }, 'link not restored: it points outside the restore directory');
@@ -124,14 +125,21 @@ function insideTarget(target: string, path: string): string {
   return full;
 }
 
-async function restoreFiles(store: ObjectStore, location: StoreLocation, files: ManifestFile[], target: string, concurrency: number): Promise<Failure[]> {
+async function restoreFiles(
+  store: ObjectStore,
+  location: StoreLocation,
+  checksum: ChecksumAlgorithm,
+  files: ManifestFile[],
+  target: string,
+  concurrency: number,
+): Promise<Failure[]> {
   const failures: Failure[] = [];
   let next = 0;
   const worker = async () => {
     while (next < files.length) {
       const file = files[next++]!;
       try {
-        const failure = await writeVerified(await store.get(keyFor(location, file.path)), file, target);
+        const failure = await writeVerified(await store.get(keyFor(location, file.path)), file, checksum, target);
         if (failure) failures.push(failure);
       } catch (error) {
         failures.push({ path: file.path, reason: `download failed: ${errorMessage(error)}` });
@@ -142,25 +150,25 @@ async function restoreFiles(store: ObjectStore, location: StoreLocation, files: 
   return failures;
 }
 
-/** Writes `body` next to its destination, checks size and SHA-256, then renames it into place. */
-async function writeVerified(body: Readable | AsyncIterable<Buffer>, file: ManifestFile, target: string): Promise<Failure | undefined> {
+/** Writes `body` next to its destination, checks size and checksum, then renames it into place. */
+async function writeVerified(body: Readable | AsyncIterable<Buffer>, file: ManifestFile, checksum: ChecksumAlgorithm, target: string): Promise<Failure | undefined> {
   const destination = insideTarget(target, file.path);
   await mkdir(dirname(destination), { recursive: true });
   const partial = join(dirname(destination), `.${randomBytes(4).toString('hex')}.partial`);
-  const hash = createHash('sha256');
+  const running = runningChecksum(checksum);
   let size = 0;
   const measure = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
+      running.update(chunk);
       size += chunk.length;
       callback(null, chunk);
     },
   });
   try {
     await pipeline(body, measure, createWriteStream(partial));
-    const sha256 = hash.digest('hex');
+    const got = running.digest();
     if (size !== file.size) return { path: file.path, reason: `size ${size}, manifest says ${file.size}` };
-    if (sha256 !== file.sha256) return { path: file.path, reason: `sha256 ${sha256}, manifest says ${file.sha256}` };
+    if (got !== file[checksum]) return { path: file.path, reason: `${checksum} ${got}, manifest says ${file[checksum]}` };
     await chmod(partial, file.mode);
     await utimes(partial, new Date(file.mtime), new Date(file.mtime));
     await rename(partial, destination);
@@ -176,10 +184,10 @@ async function restoreArchive(store: ObjectStore, location: StoreLocation, manif
   const tar = await import('tar-stream');
   const wanted = new Map(manifest.files.filter((entry): entry is ManifestFile => entry.type === 'file').map((file) => [file.path, file]));
   const failures: Failure[] = [];
-  const archiveHash = createHash('sha256');
+  const archiveChecksum = runningChecksum(manifest.checksum);
   const measure = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      archiveHash.update(chunk);
+      archiveChecksum.update(chunk);
       callback(null, chunk);
     },
   });
@@ -197,11 +205,11 @@ async function restoreArchive(store: ObjectStore, location: StoreLocation, manif
     }
     wanted.delete(file.path);
     // A streamx stream: async iterable at runtime, though its types do not say so.
-    const failure = await writeVerified(entry as unknown as AsyncIterable<Buffer>, file, target);
+    const failure = await writeVerified(entry as unknown as AsyncIterable<Buffer>, file, manifest.checksum, target);
     if (failure) failures.push(failure);
   }
   await unpacking;
-  if (archiveHash.digest('hex') !== archive.sha256) failures.push({ path: archive.key, reason: 'archive sha256 does not match the manifest' });
+  if (archiveChecksum.digest() !== archive[manifest.checksum]) failures.push({ path: archive.key, reason: `archive ${manifest.checksum} does not match the manifest` });
   for (const path of wanted.keys()) failures.push({ path, reason: 'missing from the archive' });
   return failures;
 }

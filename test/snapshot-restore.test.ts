@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { crc32 } from 'node:zlib';
 import { dirname, join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { silentLogger } from '../src/log.js';
@@ -13,6 +14,7 @@ import { testStepContext, type TestStepContext } from './helpers/step-context.js
 
 const MIB = 1024 * 1024;
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const crc32Hex = (data: Buffer) => crc32(data).toString(16).padStart(8, '0');
 
 let dir: string;
 let server: S3TestServer;
@@ -67,14 +69,20 @@ async function expectRestored(into: string, files: Record<string, Buffer>): Prom
 }
 
 describe('restore', () => {
-  test('round-trips a files-mode snapshot and verifies every checksum', async () => {
+  test.each([
+    ['crc32', crc32Hex],
+    ['sha256', sha256],
+  ] as const)('round-trips a files-mode snapshot with %s checksums and verifies every one', async (checksum, expected) => {
     const files = await writeCheckpoint();
-    await snapshot({ to: 's3://snapshots/rt/' });
+    await snapshot({ to: 's3://snapshots/rt/', checksum });
 
     const result = await restore({ from: 's3://snapshots/rt/', to: join(dir, 'out'), log: silentLogger(), signal: new AbortController().signal, ...s3() });
 
     await expectRestored(join(dir, 'out'), files);
     expect(result).toMatchObject({ files: 4, links: 1, bytes: 6 * MIB + 70_000 + 16_000 });
+    expect(result.manifest.checksum).toBe(checksum);
+    const model = result.manifest.files.find((file) => file.path === 'ckpt/model.pt');
+    expect(model).toMatchObject({ [checksum]: expected(files['ckpt/model.pt']!) });
   });
 
   test.each(['none', 'gzip', 'zstd'] as const)('round-trips an archive-mode snapshot (compression %s) streamed as one object', async (compression) => {
@@ -101,7 +109,7 @@ describe('restore', () => {
 
     const run = restore({ from: 's3://snapshots/bad/', to: join(dir, 'out'), log: silentLogger(), signal: new AbortController().signal, ...s3() });
 
-    await expect(run).rejects.toMatchObject({ code: 'ERR_RESTORE', message: expect.stringMatching(/1 of 4 files failed verification:\n  ckpt\/optim\.pt: sha256 [0-9a-f]{64}, manifest says/) });
+    await expect(run).rejects.toMatchObject({ code: 'ERR_RESTORE', message: expect.stringMatching(/1 of 4 files failed verification:\n  ckpt\/optim\.pt: crc32 [0-9a-f]{8}, manifest says [0-9a-f]{8}$/) });
     await expect(lstat(join(dir, 'out/ckpt/optim.pt'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await readFile(join(dir, 'out/ckpt/model.pt'))).length).toBe(6 * MIB);
   });
@@ -117,6 +125,19 @@ describe('restore', () => {
     const run = restore({ from: 's3://snapshots/evil/', to: join(dir, 'out'), log: silentLogger(), signal: new AbortController().signal, ...s3() });
 
     await expect(run).rejects.toThrow('manifest path "../escape.txt" would leave the restore directory');
+  });
+
+  test('refuses a manifest whose files lack the checksum it names, saying which', async () => {
+    const partial = {
+      version: 1, mode: 'files', checksum: 'crc32', archive: null, notice: {}, host: {}, startedAt: '', finishedAt: '', deadline: '',
+      complete: true, bytesWanted: 1, bytesDone: 1, skipped: [], excluded: 0,
+      files: [{ type: 'file', path: 'x.txt', size: 1, mtime: new Date().toISOString(), mode: 0o644, sha256: sha256(Buffer.from('x')) }],
+    };
+    await testS3Client(server).send(new PutObjectCommand({ Bucket: server.bucket, Key: 'partial/manifest.json', Body: JSON.stringify(partial) }));
+
+    const run = restore({ from: 's3://snapshots/partial/', to: join(dir, 'out'), log: silentLogger(), signal: new AbortController().signal, ...s3() });
+
+    await expect(run).rejects.toThrow("s3://snapshots/partial/manifest.json is not a preemptd manifest: files.0.crc32: missing: the manifest's checksum is crc32");
   });
 
   test('says clearly when there is no snapshot at the location', async () => {

@@ -13,6 +13,7 @@ import { testNotice, testStepContext, type TestStepContext } from './helpers/ste
 
 const MIB = 1024 * 1024;
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+const crc32Hex = (data: Buffer) => crc32(data).toString(16).padStart(8, '0');
 
 let dir: string;
 let server: S3TestServer | undefined;
@@ -65,7 +66,7 @@ async function runS3Snapshot(raw: Record<string, unknown>, options: { timeoutMs?
 }
 
 describe('snapshot step, files mode on S3', () => {
-  test('stores one object per file under the prefix and writes a manifest with sizes, times and SHA-256 checksums', async () => {
+  test('stores one object per file under the prefix and writes a manifest with sizes, times and CRC32 checksums', async () => {
     const weights = randomBytes(300_000);
     await writeTree({ 'ckpt/model.pt': weights, 'ckpt/optim/state.pt': 'optimizer', 'train.log': 'step 1\n' });
     await utimes(join(dir, 'ckpt/model.pt'), new Date('2030-01-02T03:04:05Z'), new Date('2030-01-02T03:04:05Z'));
@@ -76,12 +77,13 @@ describe('snapshot step, files mode on S3', () => {
     expect(sha256(await getObject(server!, 'run1/ckpt/model.pt'))).toBe(sha256(weights));
     const manifest = await readManifest(server!, 'run1/');
     expect(manifest.files).toEqual([
-      { type: 'file', path: 'ckpt/model.pt', size: 300_000, mtime: '2030-01-02T03:04:05.000Z', mode: expect.any(Number), sha256: sha256(weights) },
-      expect.objectContaining({ path: 'ckpt/optim/state.pt', size: 9, sha256: sha256(Buffer.from('optimizer')) }),
+      { type: 'file', path: 'ckpt/model.pt', size: 300_000, mtime: '2030-01-02T03:04:05.000Z', mode: expect.any(Number), crc32: crc32Hex(weights) },
+      expect.objectContaining({ path: 'ckpt/optim/state.pt', size: 9, crc32: crc32Hex(Buffer.from('optimizer')) }),
       expect.objectContaining({ path: 'train.log', size: 7 }),
     ]);
     expect(manifest).toMatchObject({
       mode: 'files',
+      checksum: 'crc32',
       complete: true,
       bytesWanted: 300_016,
       bytesDone: 300_016,
@@ -127,7 +129,7 @@ describe('snapshot step, files mode on S3', () => {
       [3, crc32Of(big.subarray(10 * MIB))],
     ]);
     expect(sha256(await getObject(server!, 'mp/big.bin'))).toBe(sha256(big));
-    expect((await readManifest(server!, 'mp/')).files[0]).toMatchObject({ size: big.length, sha256: sha256(big) });
+    expect((await readManifest(server!, 'mp/')).files[0]).toMatchObject({ size: big.length, crc32: crc32Hex(big) });
   });
 
   test('retries part uploads the server failed, and the object is still whole', async () => {

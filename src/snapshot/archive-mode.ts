@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { PassThrough, Transform, pipeline as pipeStreams, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGzip, createZstdCompress } from 'node:zlib';
@@ -6,9 +5,10 @@ import { errorMessage } from '../errors.js';
 import { countBytes } from '../stores/count.js';
 import { keyFor } from '../stores/location.js';
 import { cutIntoParts, streamOfParts } from '../stores/parts.js';
-import type { ManifestEntry } from './manifest.js';
+import { runningChecksum } from './checksum.js';
+import { checksumField, type ManifestEntry } from './manifest.js';
 import type { SnapshotOptions } from './options.js';
-import { describeRead, type UploadJob, type UploadOutcome } from './upload.js';
+import { describeRead, storedFile, type UploadJob, type UploadOutcome } from './upload.js';
 
 type Compression = SnapshotOptions['compression'];
 
@@ -44,11 +44,11 @@ export async function uploadArchive(job: UploadJob, compression: Compression): P
   const tar = await import('tar-stream');
   const pack = tar.pack();
   const name = ARCHIVE_NAMES[compression];
-  const archiveHash = createHash('sha256');
+  const archiveChecksum = runningChecksum(job.checksum);
   let archiveBytes = 0;
   const measure = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
-      archiveHash.update(chunk);
+      archiveChecksum.update(chunk);
       archiveBytes += chunk.length;
       callback(null, chunk);
     },
@@ -85,7 +85,7 @@ export async function uploadArchive(job: UploadJob, compression: Compression): P
     }
     let read;
     try {
-      read = await job.reader.open(entry, { exactSize: true, partSize: job.partSize });
+      read = await job.reader.open(entry, { exactSize: true, partSize: job.partSize, checksum: job.checksum });
     } catch (error) {
       skipped.push({ path: entry.source, reason: describeRead(error) });
       continue;
@@ -101,7 +101,7 @@ export async function uploadArchive(job: UploadJob, compression: Compression): P
       continue;
     }
     const result = await read.result();
-    packed.push({ type: 'file', path: entry.name, size: result.size, mtime: new Date(result.mtimeMs).toISOString(), mode: entry.mode, sha256: result.sha256, ...(result.changed ? { changed: result.changed } : {}) });
+    packed.push(storedFile(entry, result, job.checksum));
     packedSources.push(entry.source);
     bytesPacked += result.size;
   }
@@ -117,6 +117,6 @@ export async function uploadArchive(job: UploadJob, compression: Compression): P
     files: packed,
     skipped,
     bytesDone: bytesPacked,
-    archive: { key: name, compression, size: archiveBytes, sha256: archiveHash.digest('hex') },
+    archive: { key: name, compression, size: archiveBytes, ...checksumField(job.checksum, archiveChecksum.digest()) },
   };
 }

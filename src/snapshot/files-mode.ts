@@ -3,7 +3,7 @@ import { keyFor } from '../stores/location.js';
 import type { ManifestEntry } from './manifest.js';
 import { MANIFEST_NAME } from './manifest.js';
 import type { UploadJob, UploadOutcome } from './upload.js';
-import { describeRead } from './upload.js';
+import { describeRead, storedFile } from './upload.js';
 
 /**
  * One object per file under the prefix, keeping relative paths. `concurrency` files move
@@ -34,7 +34,7 @@ export async function uploadFiles(job: UploadJob): Promise<UploadOutcome> {
       }
       let read;
       try {
-        read = await job.reader.open(entry, { exactSize: false, partSize: job.partSize });
+        read = await job.reader.open(entry, { exactSize: false, partSize: job.partSize, checksum: job.checksum });
       } catch (error) {
         skipped.push({ path: entry.source, reason: describeRead(error) });
         continue;
@@ -42,7 +42,7 @@ export async function uploadFiles(job: UploadJob): Promise<UploadOutcome> {
       try {
         await store.put(keyFor(location, entry.name), read.parts, { onBytes: progress.add, signal: stop });
         const result = await read.result();
-        files.push({ type: 'file', path: entry.name, size: result.size, mtime: new Date(result.mtimeMs).toISOString(), mode: entry.mode, sha256: result.sha256, ...(result.changed ? { changed: result.changed } : {}) });
+        files.push(storedFile(entry, result, job.checksum));
         bytesDone += result.size;
       } catch (error) {
         skipped.push({ path: entry.source, reason: stop.aborted ? 'cut by the deadline' : `upload failed: ${errorMessage(error)}` });

@@ -1,7 +1,14 @@
 import { z } from 'zod';
+import { CHECKSUMS, type ChecksumAlgorithm } from './checksum.js';
 
 export const MANIFEST_NAME = 'manifest.json';
 export const MANIFEST_VERSION = 1;
+
+/** Checksums, each under its algorithm's name; the manifest's `checksum` says which one every entry has. */
+const checksumFields = {
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, { message: 'expected 64 hex digits' }).optional(),
+  crc32: z.string().regex(/^[0-9a-f]{8}$/, { message: 'expected 8 hex digits' }).optional(),
+};
 
 const fileEntry = z.object({
   type: z.literal('file'),
@@ -10,7 +17,7 @@ const fileEntry = z.object({
   size: z.number().int().nonnegative(),
   mtime: z.string(),
   mode: z.number().int(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  ...checksumFields,
   changed: z.string().optional(),
 });
 
@@ -20,36 +27,49 @@ const linkEntry = z.object({
   target: z.string(),
 });
 
-export const manifestSchema = z.object({
-  version: z.literal(MANIFEST_VERSION),
-  mode: z.enum(['files', 'archive']),
-  /** The checksum every file entry carries. */
-  checksum: z.literal('sha256'),
-  /** Archive mode: the one object holding every file. */
-  archive: z
-    .object({
-      key: z.string(),
-      compression: z.enum(['none', 'gzip', 'zstd']),
-      /** Bytes of the stored object (compressed). */
-      size: z.number().int().nonnegative(),
-      sha256: z.string(),
-    })
-    .nullable(),
-  notice: z.record(z.string(), z.unknown()),
-  host: z.record(z.string(), z.unknown()),
-  startedAt: z.string(),
-  finishedAt: z.string(),
-  /** The step deadline the snapshot worked against. */
-  deadline: z.string(),
-  /** True when every file found was stored. */
-  complete: z.boolean(),
-  bytesWanted: z.number().int().nonnegative(),
-  bytesDone: z.number().int().nonnegative(),
-  files: z.array(z.discriminatedUnion('type', [fileEntry, linkEntry])),
-  skipped: z.array(z.object({ path: z.string(), reason: z.string() })),
-  /** Files and directories left out by `exclude`. */
-  excluded: z.number().int().nonnegative(),
-});
+export const manifestSchema = z
+  .object({
+    version: z.literal(MANIFEST_VERSION),
+    mode: z.enum(['files', 'archive']),
+    /** The checksum every file entry (and the archive) carries. */
+    checksum: z.enum(CHECKSUMS),
+    /** Archive mode: the one object holding every file. */
+    archive: z
+      .object({
+        key: z.string(),
+        compression: z.enum(['none', 'gzip', 'zstd']),
+        /** Bytes of the stored object (compressed). */
+        size: z.number().int().nonnegative(),
+        ...checksumFields,
+      })
+      .nullable(),
+    notice: z.record(z.string(), z.unknown()),
+    host: z.record(z.string(), z.unknown()),
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    /** The step deadline the snapshot worked against. */
+    deadline: z.string(),
+    /** True when every file found was stored. */
+    complete: z.boolean(),
+    bytesWanted: z.number().int().nonnegative(),
+    bytesDone: z.number().int().nonnegative(),
+    files: z.array(z.discriminatedUnion('type', [fileEntry, linkEntry])),
+    skipped: z.array(z.object({ path: z.string(), reason: z.string() })),
+    /** Files and directories left out by `exclude`. */
+    excluded: z.number().int().nonnegative(),
+  })
+  .superRefine((manifest, ctx) => {
+    const missing = `missing: the manifest's checksum is ${manifest.checksum}`;
+    manifest.files.forEach((entry, index) => {
+      if (entry.type === 'file' && entry[manifest.checksum] === undefined) ctx.addIssue({ code: 'custom', path: ['files', index, manifest.checksum], message: missing });
+    });
+    if (manifest.archive && manifest.archive[manifest.checksum] === undefined) ctx.addIssue({ code: 'custom', path: ['archive', manifest.checksum], message: missing });
+  });
+
+/** `{ crc32: value }` or `{ sha256: value }`: where a checksum made with `algorithm` goes in an entry. */
+export function checksumField(algorithm: ChecksumAlgorithm, value: string): Partial<Record<ChecksumAlgorithm, string>> {
+  return { [algorithm]: value };
+}
 
 export type Manifest = z.output<typeof manifestSchema>;
 export type ManifestEntry = Manifest['files'][number];

@@ -2,6 +2,7 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { duration, httpUrl, showValue } from '../config/fields.js';
 import { parseLocation } from '../stores/location.js';
+import { CHECKSUMS } from './checksum.js';
 import { PLACEHOLDERS, fillPlaceholders } from './placeholders.js';
 
 export const PRIORITIES = ['newest', 'oldest', 'smallest', 'largest', 'path'] as const;
@@ -59,6 +60,8 @@ export const snapshotOptionsSchema = z
     mode: z.enum(['files', 'archive'], { message: 'expected files or archive' }).default('files'),
     compression: z.enum(['none', 'gzip', 'zstd'], { message: 'expected none, gzip or zstd' }).default('none'),
     priority: z.enum(PRIORITIES, { message: `expected one of ${PRIORITIES.join(', ')}` }).default('newest'),
+    /** The manifest's checksum of every file (checksum.ts says what each costs). */
+    checksum: z.enum(CHECKSUMS, { message: `expected one of ${CHECKSUMS.join(', ')}` }).default('crc32'),
     endpoint: httpUrl().optional(),
     forcePathStyle: z.boolean().default(false),
     region: z.string().min(1).optional(),

@@ -69,6 +69,7 @@ export async function runSnapshot(options: SnapshotOptions, context: StepContext
       concurrency: options.concurrency,
       partSize: options.partSize,
       reader,
+      checksum: options.checksum,
     };
     outcome =
       options.mode === 'files'
@@ -81,7 +82,7 @@ export async function runSnapshot(options: SnapshotOptions, context: StepContext
     manifest = {
       version: MANIFEST_VERSION,
       mode: options.mode,
-      checksum: 'sha256',
+      checksum: options.checksum,
       archive: outcome.archive,
       notice: noticeToJSON(context.notice),
       host: { ...context.host },

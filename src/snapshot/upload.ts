@@ -1,10 +1,11 @@
 import { formatDuration } from '../duration.js';
 import type { ObjectStore } from '../stores/store.js';
 import type { StoreLocation } from '../stores/location.js';
-import type { Manifest, ManifestEntry } from './manifest.js';
+import type { ChecksumAlgorithm } from './checksum.js';
+import { checksumField, type Manifest, type ManifestEntry, type ManifestFile } from './manifest.js';
 import type { TransferProgress } from './progress.js';
-import type { FileReader } from './read.js';
-import type { FoundEntry, Skipped } from './walk.js';
+import type { FileReader, ReadResult } from './read.js';
+import type { FoundEntry, FoundFile, Skipped } from './walk.js';
 
 /** What a mode (files or archive) gets to work with. */
 export interface UploadJob {
@@ -20,8 +21,10 @@ export interface UploadJob {
   concurrency: number;
   /** The store's part size: the reader computes each part's CRC32 for it. */
   partSize: number;
-  /** Reads and hashes files on its own thread. */
+  /** Reads files and computes their checksums on its own thread. */
   reader: FileReader;
+  /** What the manifest gives each file. */
+  checksum: ChecksumAlgorithm;
 }
 
 export interface UploadOutcome {
@@ -51,6 +54,19 @@ export function deadlineGate(stop: AbortSignal, cutoff: number, progress: Transf
     progress.start(now);
     started += size;
     return undefined;
+  };
+}
+
+/** The manifest entry of a file stored as `result` says. */
+export function storedFile(entry: FoundFile, result: ReadResult, checksum: ChecksumAlgorithm): ManifestFile {
+  return {
+    type: 'file',
+    path: entry.name,
+    size: result.size,
+    mtime: new Date(result.mtimeMs).toISOString(),
+    mode: entry.mode,
+    ...checksumField(checksum, result.checksum),
+    ...(result.changed ? { changed: result.changed } : {}),
   };
 }
 

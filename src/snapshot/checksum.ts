@@ -1,0 +1,35 @@
+import { createHash } from 'node:crypto';
+import { crc32 } from '@node-rs/crc32';
+
+/**
+ * The checksum a manifest gives each stored file (and the archive). Measured on one core here:
+ * - crc32: 14-15 GB/s (@node-rs/crc32, SIMD). S3 checks the CRC32 of every part it receives;
+ *   the manifest carries the CRC32 of the whole file, which restore checks.
+ * - sha256: 1.1 GB/s (OpenSSL with the CPU's SHA extensions); comparable with `sha256sum`, and
+ *   a forged file cannot be made to match. It costs a core at 1.1 GB/s, and one file's hash
+ *   cannot be spread over several: on the 2 GiB bench the agent went from 600+ MB/s to
+ *   430-480 MB/s with it.
+ * Hex digits, lower case, as `sha256sum` and `crc32` print them.
+ */
+export const CHECKSUMS = ['crc32', 'sha256'] as const;
+export type ChecksumAlgorithm = (typeof CHECKSUMS)[number];
+
+export interface RunningChecksum {
+  update(bytes: Buffer): void;
+  /** The checksum of every byte given so far. Call once. */
+  digest(): string;
+}
+
+export function runningChecksum(algorithm: ChecksumAlgorithm): RunningChecksum {
+  if (algorithm === 'sha256') {
+    const hash = createHash('sha256');
+    return { update: (bytes) => hash.update(bytes), digest: () => hash.digest('hex') };
+  }
+  let crc = 0;
+  return {
+    update: (bytes) => {
+      crc = crc32(bytes, crc);
+    },
+    digest: () => (crc >>> 0).toString(16).padStart(8, '0'),
+  };
+}
