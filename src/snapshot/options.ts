@@ -46,11 +46,13 @@ function destination() {
 
 /**
  * The `snapshot:` step options. Part size, parts and files in flight, measured on the 2 GiB
- * loopback bench (docs/snapshot.md): 8 MiB parts kept the agent's peak RSS at 270-290 MB
- * where 16 MiB parts reached 300-316 MB, at the same speed within the noise of a shared
- * machine (~9-10 s) for ~5 % more CPU. 4 parts of each file in flight: fewer changed nothing
- * on loopback, but one S3 connection carries far less than a VM's NIC, so a single big
- * checkpoint needs several. 4 files at once: 1 file at a time was slower (10.8-11.6 s against 8.6-9.3 s).
+ * loopback bench (docs/snapshot.md): 8 MiB parts peaked at 174 MB RSS where 16 MiB parts
+ * reached 200-205 MB, for 660 against 677-701 MB/s, within the noise of a shared machine.
+ * 4 parts of each file in flight: fewer changed nothing on loopback, but one S3 connection
+ * carries far less than a VM's NIC, so a single big checkpoint needs several. 4 files at once:
+ * 1 file at a time was slower with lib-storage (10.8-11.6 s against 8.6-9.3 s); with our
+ * uploader 1 file (677 MB/s) and 2 files of 2 parts (681 MB/s) matched 4 of 4 within the
+ * noise, and more files in flight keep a link busy while small files start and finish.
  */
 export const snapshotOptionsSchema = z
   .strictObject({
