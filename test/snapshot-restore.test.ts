@@ -114,30 +114,25 @@ describe('restore', () => {
     expect((await readFile(join(dir, 'out/ckpt/model.pt'))).length).toBe(6 * MIB);
   });
 
-  test('refuses a manifest whose paths would leave the restore directory', async () => {
-    const evil = {
-      version: 1, mode: 'files', checksum: 'sha256', archive: null, notice: {}, host: {}, startedAt: '', finishedAt: '', deadline: '',
+  /** Stores a hand-written manifest of one file `x` (sha256 of "x") under `prefix` and restores it. */
+  async function restoreHandWritten(prefix: string, checksum: string, path: string) {
+    const manifest = {
+      version: 1, mode: 'files', checksum, archive: null, notice: {}, host: {}, startedAt: '', finishedAt: '', deadline: '',
       complete: true, bytesWanted: 1, bytesDone: 1, skipped: [], excluded: 0,
-      files: [{ type: 'file', path: '../escape.txt', size: 1, mtime: new Date().toISOString(), mode: 0o644, sha256: sha256(Buffer.from('x')) }],
+      files: [{ type: 'file', path, size: 1, mtime: new Date().toISOString(), mode: 0o644, sha256: sha256(Buffer.from('x')) }],
     };
-    await testS3Client(server).send(new PutObjectCommand({ Bucket: server.bucket, Key: 'evil/manifest.json', Body: JSON.stringify(evil) }));
+    await testS3Client(server).send(new PutObjectCommand({ Bucket: server.bucket, Key: `${prefix}/manifest.json`, Body: JSON.stringify(manifest) }));
+    return restore({ from: `s3://snapshots/${prefix}/`, to: join(dir, 'out'), log: silentLogger(), signal: new AbortController().signal, ...s3() });
+  }
 
-    const run = restore({ from: 's3://snapshots/evil/', to: join(dir, 'out'), log: silentLogger(), signal: new AbortController().signal, ...s3() });
-
-    await expect(run).rejects.toThrow('manifest path "../escape.txt" would leave the restore directory');
+  test('refuses a manifest whose paths would leave the restore directory', async () => {
+    await expect(restoreHandWritten('evil', 'sha256', '../escape.txt')).rejects.toThrow('manifest path "../escape.txt" would leave the restore directory');
   });
 
   test('refuses a manifest whose files lack the checksum it names, saying which', async () => {
-    const partial = {
-      version: 1, mode: 'files', checksum: 'crc32', archive: null, notice: {}, host: {}, startedAt: '', finishedAt: '', deadline: '',
-      complete: true, bytesWanted: 1, bytesDone: 1, skipped: [], excluded: 0,
-      files: [{ type: 'file', path: 'x.txt', size: 1, mtime: new Date().toISOString(), mode: 0o644, sha256: sha256(Buffer.from('x')) }],
-    };
-    await testS3Client(server).send(new PutObjectCommand({ Bucket: server.bucket, Key: 'partial/manifest.json', Body: JSON.stringify(partial) }));
-
-    const run = restore({ from: 's3://snapshots/partial/', to: join(dir, 'out'), log: silentLogger(), signal: new AbortController().signal, ...s3() });
-
-    await expect(run).rejects.toThrow("s3://snapshots/partial/manifest.json is not a preemptd manifest: files.0.crc32: missing: the manifest's checksum is crc32");
+    await expect(restoreHandWritten('partial', 'crc32', 'x.txt')).rejects.toThrow(
+      "s3://snapshots/partial/manifest.json is not a preemptd manifest: files.0.crc32: missing: the manifest's checksum is crc32",
+    );
   });
 
   test('says clearly when there is no snapshot at the location', async () => {
