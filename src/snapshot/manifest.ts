@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CHECKSUMS, type ChecksumAlgorithm } from './checksum.js';
+import { CHECKSUMS, type ChecksumAlgorithm } from './options.js';
 
 export const MANIFEST_NAME = 'manifest.json';
 export const MANIFEST_VERSION = 1;

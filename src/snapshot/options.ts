@@ -2,11 +2,17 @@ import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { duration, httpUrl, showValue } from '../config/fields.js';
 import { parseLocation } from '../stores/location.js';
-import { CHECKSUMS } from './checksum.js';
 import { PLACEHOLDERS, fillPlaceholders } from './placeholders.js';
 
 export const PRIORITIES = ['newest', 'oldest', 'smallest', 'largest', 'path'] as const;
 export type Priority = (typeof PRIORITIES)[number];
+
+/**
+ * What the manifest gives each file (checksum.ts computes them and says what each costs).
+ * Listed here, away from the native CRC32 module, which loads with the first snapshot only.
+ */
+export const CHECKSUMS = ['crc32', 'sha256'] as const;
+export type ChecksumAlgorithm = (typeof CHECKSUMS)[number];
 
 const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
 const MIB = 1024 * 1024;

@@ -3,7 +3,8 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parentPort } from 'node:worker_threads';
 import { crc32 } from '@node-rs/crc32';
-import type { ChecksumAlgorithm, RunningChecksum } from './checksum.js';
+import type { RunningChecksum } from './checksum.js';
+import type { ChecksumAlgorithm } from './options.js';
 
 // checksum.ts under the test runner (Node strips its types and keeps import paths as written), .js once built.
 const { runningChecksum } = (await import(`./checksum${extname(fileURLToPath(import.meta.url))}`)) as typeof import('./checksum.js');

@@ -2,7 +2,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Part } from '../stores/parts.js';
-import type { ChecksumAlgorithm } from './checksum.js';
+import type { ChecksumAlgorithm } from './options.js';
 import type { ReadReply, ReadRequest } from './read-worker.js';
 import type { FoundFile } from './walk.js';
 

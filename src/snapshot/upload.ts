@@ -1,7 +1,7 @@
 import { formatDuration } from '../duration.js';
 import type { ObjectStore } from '../stores/store.js';
 import type { StoreLocation } from '../stores/location.js';
-import type { ChecksumAlgorithm } from './checksum.js';
+import type { ChecksumAlgorithm } from './options.js';
 import { checksumField, type Manifest, type ManifestEntry, type ManifestFile } from './manifest.js';
 import type { TransferProgress } from './progress.js';
 import type { FileReader, ReadResult } from './read.js';
