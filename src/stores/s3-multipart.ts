@@ -53,7 +53,8 @@ export async function uploadParts(client: S3Client, target: MultipartTarget, par
       return;
     }
     const created = await client.send(new CreateMultipartUploadCommand({ ...target, ChecksumAlgorithm: 'CRC32' }), { abortSignal: signal });
-    const uploadId = created.UploadId!;
+    const uploadId = created.UploadId;
+    if (!uploadId) throw new Error(`CreateMultipartUpload for ${target.Key} answered without an UploadId`);
     options.open.set(uploadId, target.Key);
     await uploadEachPart(client, { ...target, uploadId }, [first.value!, second.value], iterator, options);
   } catch (error) {
