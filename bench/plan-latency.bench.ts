@@ -5,10 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import got from 'got';
 import { compileConfig } from '../src/config/schema.js';
-import { hostFacts } from '../src/host.js';
-import { silentLogger } from '../src/log.js';
-import { noticeId, type Notice } from '../src/notice.js';
-import { buildPlan, executePlan } from '../src/plan/executor.js';
+import { flag } from './lib/args.js';
+import { runPlanForNotice } from './lib/run-plan.js';
 import { summarise } from './lib/stats.js';
 
 /**
@@ -106,17 +104,7 @@ async function timeAgent(services: Services, marker: string): Promise<number> {
   });
   services.reset();
   const started = performance.now();
-  const now = Date.now();
-  const notice: Notice = {
-    id: noticeId('aws', 'terminate', marker),
-    provider: 'aws',
-    kind: 'terminate',
-    deadline: new Date(now + 120_000),
-    detectedAt: new Date(now),
-    instance: {},
-    raw: {},
-  };
-  const result = await executePlan(buildPlan(notice, config, now), { log: silentLogger(), host: hostFacts() });
+  const result = await runPlanForNotice(config, marker);
   const elapsed = performance.now() - started;
   const failed = result.steps.filter((step) => step.status !== 'ok');
   if (failed.length > 0 || result.steps.length !== 3) {
@@ -141,9 +129,4 @@ async function timeBaseline(services: Services, marker: string): Promise<number>
     })(),
   ]);
   return performance.now() - started - serviceTime(services);
-}
-
-function flag(args: string[], name: string): string | undefined {
-  const index = args.indexOf(name);
-  return index === -1 ? undefined : args[index + 1];
 }

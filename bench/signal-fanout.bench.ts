@@ -3,10 +3,8 @@ import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { compileConfig } from '../src/config/schema.js';
-import { hostFacts } from '../src/host.js';
-import { silentLogger } from '../src/log.js';
-import { noticeId, type Notice } from '../src/notice.js';
-import { buildPlan, executePlan } from '../src/plan/executor.js';
+import { flag } from './lib/args.js';
+import { runPlanForNotice } from './lib/run-plan.js';
 import { summarise } from './lib/stats.js';
 
 /**
@@ -46,17 +44,7 @@ async function startSleepers(marker: string, count: number): Promise<ChildProces
 async function timeStep(marker: string, count: number): Promise<number> {
   const children = await startSleepers(marker, count);
   const config = compileConfig({ provider: 'aws', steps: [{ name: 'stop-workers', signal: { match: marker, waitExit: '10s' } }] });
-  const now = Date.now();
-  const notice: Notice = {
-    id: noticeId('aws', 'terminate', marker),
-    provider: 'aws',
-    kind: 'terminate',
-    deadline: new Date(now + 120_000),
-    detectedAt: new Date(now),
-    instance: {},
-    raw: {},
-  };
-  const result = await executePlan(buildPlan(notice, config, now), { log: silentLogger(), host: hostFacts() });
+  const result = await runPlanForNotice(config, marker);
   const step = result.steps[0]!;
   const exited = (step.detail?.counts as { exited?: number } | undefined)?.exited;
   if (step.status !== 'ok' || exited !== count) {
@@ -74,9 +62,4 @@ async function timePkill(marker: string, count: number): Promise<number> {
     env: { ...process.env, MARKER: marker },
   });
   return performance.now() - started;
-}
-
-function flag(args: string[], name: string): string | undefined {
-  const index = args.indexOf(name);
-  return index === -1 ? undefined : args[index + 1];
 }

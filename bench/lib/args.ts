@@ -1,0 +1,5 @@
+/** The value after `name` in a bench's arguments (`--rounds 5` gives "5"), if `name` is there. */
+export function flag(args: string[], name: string): string | undefined {
+  const index = args.indexOf(name);
+  return index === -1 ? undefined : args[index + 1];
+}
