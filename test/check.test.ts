@@ -1,47 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatReport, runChecks, type CheckLine, type CheckReport } from '../src/commands/check.js';
 import { loadConfig } from '../src/config/load.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 import { runCli } from './helpers/cli.js';
-import { startReceiver, type Receiver } from './helpers/receiver.js';
-import { Workloads } from './helpers/workload.js';
+import { TestResources, writeConfigFile } from './helpers/resources.js';
 
-const workloads = new Workloads();
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  workloads.killAll();
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'preemptd-check-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function simulator(): Promise<RunningSimulator> {
-  const running = await startSimulator({ provider: 'aws' });
-  cleanups.push(() => running.close());
-  return running;
-}
-
-async function receiver(): Promise<Receiver> {
-  const running = await startReceiver({ status: 204 });
-  cleanups.push(() => running.close());
-  return running;
-}
-
-/** Writes a config file (JSON is YAML) and returns its path. */
-function configFile(dir: string, config: Record<string, unknown>): string {
-  const file = join(dir, 'config.yaml');
-  writeFileSync(file, JSON.stringify(config));
-  return file;
-}
+const resources = new TestResources('preemptd-check-');
 
 function check(file: string): Promise<CheckReport> {
   return runChecks({ loadConfig: () => loadConfig({ file, env: {} }) });
@@ -52,12 +19,12 @@ function linesFor(report: CheckReport, check: string): CheckLine[] {
 }
 
 test('passes on a working setup, and sends nothing and signals no one while checking', async () => {
-  const dir = tempDir();
-  const metadata = await simulator();
-  const hooks = await receiver();
-  const workload = await workloads.start(join(dir, 'signals.log'));
+  const dir = resources.tempDir();
+  const metadata = await resources.simulator({ provider: 'aws' });
+  const hooks = await resources.receiver({ status: 204 });
+  const workload = await resources.workloads.start(join(dir, 'signals.log'));
   writeFileSync(join(dir, 'trainer.pid'), `${workload.pid}\n`);
-  const file = configFile(dir, {
+  const file = writeConfigFile(dir, {
     provider: 'aws',
     metadataUrl: metadata.url,
     stateDir: join(dir, 'state'),
@@ -87,14 +54,14 @@ test('passes on a working setup, and sends nothing and signals no one while chec
 });
 
 test('fails for the right reasons: missing pidfile, stale pidfile, nothing matching, metadata refused', async () => {
-  const dir = tempDir();
+  const dir = resources.tempDir();
   const exited = spawnSync(process.execPath, ['-e', '']).pid;
   writeFileSync(join(dir, 'stale.pid'), String(exited));
   const closed = createServer();
   await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
   const refusedUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
   await new Promise<void>((resolve) => closed.close(() => resolve()));
-  const file = configFile(dir, {
+  const file = writeConfigFile(dir, {
     provider: 'aws',
     metadataUrl: refusedUrl,
     stateDir: dir,
@@ -119,18 +86,18 @@ test('fails for the right reasons: missing pidfile, stale pidfile, nothing match
 });
 
 test('an IMDSv2 token PUT that never answers fails with the hop-limit hint', async () => {
-  const dir = tempDir();
+  const dir = resources.tempDir();
   // Like IMDS seen from a pod with hop limit 1: the token PUT's answer never arrives.
   const imds = createServer((request, response) => {
     if (request.method === 'PUT') return;
     response.writeHead(401).end();
   });
   await new Promise<void>((resolve) => imds.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => {
+  resources.defer(() => {
     imds.closeAllConnections();
     return new Promise<void>((resolve) => imds.close(() => resolve()));
   });
-  const file = configFile(dir, {
+  const file = writeConfigFile(dir, {
     provider: 'aws',
     metadataUrl: `http://127.0.0.1:${(imds.address() as AddressInfo).port}`,
     stateDir: dir,
@@ -147,18 +114,18 @@ test('an IMDSv2 token PUT that never answers fails with the hop-limit hint', asy
 });
 
 test('a notice pending at the time of the check fails it', async () => {
-  const dir = tempDir();
-  const metadata = await simulator();
+  const dir = resources.tempDir();
+  const metadata = await resources.simulator({ provider: 'aws' });
   metadata.trigger({ kind: 'terminate', leadMs: 120_000 });
-  const report = await check(configFile(dir, { provider: 'aws', metadataUrl: metadata.url, stateDir: dir }));
+  const report = await check(writeConfigFile(dir, { provider: 'aws', metadataUrl: metadata.url, stateDir: dir }));
   expect(linesFor(report, 'notice')[0]).toMatchObject({ ok: false, reason: expect.stringContaining('a terminate notice is pending right now') });
 });
 
 describe('preemptd check (the command)', () => {
   test('exits 0 with a ✓ table when all is well and 1 when a check fails; --json for machines', async () => {
-    const dir = tempDir();
-    const metadata = await simulator();
-    const good = configFile(dir, { provider: 'aws', metadataUrl: metadata.url, stateDir: dir, server: { enabled: false } });
+    const dir = resources.tempDir();
+    const metadata = await resources.simulator({ provider: 'aws' });
+    const good = writeConfigFile(dir, { provider: 'aws', metadataUrl: metadata.url, stateDir: dir, server: { enabled: false } });
     const passed = await runCli(['check', '--config', good]);
     expect(passed.stderr).toBe('');
     expect(passed.code).toBe(0);
@@ -166,7 +133,7 @@ describe('preemptd check (the command)', () => {
     expect(passed.stdout).toMatch(/^✓ metadata spot\/instance-action +nothing there \(HTTP 404/m);
     expect(passed.stdout).toContain('all checks passed');
 
-    const bad = configFile(tempDir(), { provider: 'aws', metadataUrl: metadata.url, stateDir: dir, steps: [{ name: 'x', signal: { pidfile: join(dir, 'nope.pid') } }] });
+    const bad = writeConfigFile(resources.tempDir(), { provider: 'aws', metadataUrl: metadata.url, stateDir: dir, steps: [{ name: 'x', signal: { pidfile: join(dir, 'nope.pid') } }] });
     const failed = await runCli(['check', '--config', bad, '--json']);
     expect(failed.code).toBe(1);
     const report = JSON.parse(failed.stdout) as CheckReport;
@@ -175,7 +142,7 @@ describe('preemptd check (the command)', () => {
   });
 
   test('an invalid config is reported with its field path and exit code 78', async () => {
-    const file = configFile(tempDir(), { pollInterval: 'soon' });
+    const file = writeConfigFile(resources.tempDir(), { pollInterval: 'soon' });
     const result = await runCli(['check', '--config', file, '--json']);
     expect(result.code).toBe(78);
     const report = JSON.parse(result.stdout) as CheckReport;
@@ -192,10 +159,10 @@ describe('step checks for exec and snapshot', () => {
   });
 
   test('exec: the program is found on PATH or by path, and its cwd exists', async () => {
-    const dir = tempDir();
-    const file = configFile(dir, {
+    const dir = resources.tempDir();
+    const file = writeConfigFile(dir, {
       provider: 'aws',
-      metadataUrl: (await simulator()).url,
+      metadataUrl: (await resources.simulator({ provider: 'aws' })).url,
       stateDir: dir,
       steps: [
         { name: 'ok', exec: { command: ['sh', '-c', 'exit 0'], cwd: dir } },
@@ -211,7 +178,7 @@ describe('step checks for exec and snapshot', () => {
   });
 
   test('snapshot: paths exist, a file:// destination is writable, S3 credentials resolve or say why not', async () => {
-    const dir = tempDir();
+    const dir = resources.tempDir();
     Object.assign(process.env, {
       // Never the instance profile through IMDS, and no shared files: only what the test sets.
       AWS_EC2_METADATA_DISABLED: 'true',
@@ -221,20 +188,20 @@ describe('step checks for exec and snapshot', () => {
       AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
     });
     const steps = (to: string) => [{ name: 'save', snapshot: { paths: [dir, join(dir, 'ckpt-not-yet')], to, region: 'eu-west-1', endpoint: 'http://127.0.0.1:9' } }];
-    const metadataUrl = (await simulator()).url;
-    const toFile = await check(configFile(dir, { provider: 'aws', metadataUrl, stateDir: dir, steps: steps(`file://${dir}/snapshots/{instanceId}/`) }));
+    const metadataUrl = (await resources.simulator({ provider: 'aws' })).url;
+    const toFile = await check(writeConfigFile(dir, { provider: 'aws', metadataUrl, stateDir: dir, steps: steps(`file://${dir}/snapshots/{instanceId}/`) }));
     expect(linesFor(toFile, 'step save').map((line) => [line.ok, line.reason])).toEqual([
       [true, `path ${dir}: directory exists`],
       [false, `path ${join(dir, 'ckpt-not-yet')}: does not exist (yet?)`],
       [true, `destination file://${dir}/snapshots/{instanceId}/: does not exist yet; it will be created under ${dir}`],
     ]);
 
-    const toS3 = await check(configFile(tempDir(), { provider: 'aws', metadataUrl, stateDir: dir, steps: steps('s3://my-bucket/ckpt/{noticeId}/') }));
+    const toS3 = await check(writeConfigFile(resources.tempDir(), { provider: 'aws', metadataUrl, stateDir: dir, steps: steps('s3://my-bucket/ckpt/{noticeId}/') }));
     expect(linesFor(toS3, 'step save')[2]).toMatchObject({ ok: true, reason: 'destination s3://my-bucket/ckpt/{noticeId}/: AWS credentials resolve (SDK default chain), region eu-west-1' });
 
     delete process.env.AWS_ACCESS_KEY_ID;
     delete process.env.AWS_SECRET_ACCESS_KEY;
-    const noCredentials = await check(configFile(tempDir(), { provider: 'aws', metadataUrl, stateDir: dir, steps: steps('s3://my-bucket/ckpt/') }));
+    const noCredentials = await check(writeConfigFile(resources.tempDir(), { provider: 'aws', metadataUrl, stateDir: dir, steps: steps('s3://my-bucket/ckpt/') }));
     expect(linesFor(noCredentials, 'step save')[2]).toMatchObject({ ok: false, reason: expect.stringMatching(/^destination s3:\/\/my-bucket\/ckpt\/: credentials do not resolve: /) });
   });
 });

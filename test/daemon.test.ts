@@ -1,47 +1,16 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileConfig } from '../src/config/schema.js';
 import { createDaemon, resumable, type Daemon } from '../src/daemon.js';
 import { silentLogger } from '../src/log.js';
 import { noticeId, type Notice } from '../src/notice.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
-import { startReceiver, type Receiver } from './helpers/receiver.js';
-import { Workloads } from './helpers/workload.js';
+import { TestResources } from './helpers/resources.js';
 
-const workloads = new Workloads();
-const cleanups: Array<() => Promise<void> | void> = [];
-
-afterEach(async () => {
-  workloads.killAll();
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'preemptd-daemon-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function simulator(provider: 'aws' | 'gcp'): Promise<RunningSimulator> {
-  const running = await startSimulator({ provider });
-  cleanups.push(() => running.close());
-  return running;
-}
-
-async function receiver(): Promise<Receiver> {
-  const running = await startReceiver({ status: 204 });
-  cleanups.push(() => running.close());
-  return running;
-}
+const resources = new TestResources('preemptd-daemon-');
 
 function startDaemon(raw: Record<string, unknown>): Daemon {
   const daemon = createDaemon({ config: compileConfig(raw, { file: undefined }), log: silentLogger() });
-  const running = daemon.run();
-  cleanups.push(async () => {
-    await daemon.stop();
-    await running;
-  });
+  void resources.runDaemon(daemon);
   return daemon;
 }
 
@@ -54,11 +23,11 @@ async function until(condition: () => boolean, limitMs = 10_000): Promise<void> 
 }
 
 test('an AWS spot notice runs the plan once: webhook at once, then the workload is signalled', async () => {
-  const metadata = await simulator('aws');
-  const hooks = await receiver();
-  const stateDir = tempDir();
+  const metadata = await resources.simulator({ provider: 'aws' });
+  const hooks = await resources.receiver({ status: 204 });
+  const stateDir = resources.tempDir();
   const record = join(stateDir, 'signals.log');
-  const workload = await workloads.start(record);
+  const workload = await resources.workloads.start(record);
   const daemon = startDaemon({
     provider: 'aws',
     metadataUrl: metadata.url,
@@ -94,12 +63,12 @@ test('an AWS spot notice runs the plan once: webhook at once, then the workload 
 });
 
 test('a GCP preemption is seen through the hanging GET and runs the plan', async () => {
-  const metadata = await simulator('gcp');
-  const hooks = await receiver();
+  const metadata = await resources.simulator({ provider: 'gcp' });
+  const hooks = await resources.receiver({ status: 204 });
   const daemon = startDaemon({
     provider: 'gcp',
     metadataUrl: metadata.url,
-    stateDir: tempDir(),
+    stateDir: resources.tempDir(),
     steps: [{ name: 'tell-ops', webhook: { url: hooks.url('/ops') } }],
   });
   const kinds: string[] = [];
@@ -114,9 +83,9 @@ test('a GCP preemption is seen through the hanging GET and runs the plan', async
 });
 
 test('a notice already handled before a restart is not handled again', async () => {
-  const metadata = await simulator('aws');
-  const hooks = await receiver();
-  const stateDir = tempDir();
+  const metadata = await resources.simulator({ provider: 'aws' });
+  const hooks = await resources.receiver({ status: 204 });
+  const stateDir = resources.tempDir();
   const config = {
     provider: 'aws',
     metadataUrl: metadata.url,
@@ -142,13 +111,13 @@ test('a notice already handled before a restart is not handled again', async () 
 });
 
 test('a failing metadata service does not stop the agent; it detects the notice once the service answers', async () => {
-  const metadata = await simulator('aws');
-  const hooks = await receiver();
+  const metadata = await resources.simulator({ provider: 'aws' });
+  const hooks = await resources.receiver({ status: 204 });
   const daemon = startDaemon({
     provider: 'aws',
     metadataUrl: metadata.url,
     pollInterval: '100ms',
-    stateDir: tempDir(),
+    stateDir: resources.tempDir(),
     steps: [{ name: 'tell-ops', webhook: { url: hooks.url('/ops') } }],
   });
   await until(() => daemon.health().lastSuccessAt !== null);
@@ -158,8 +127,7 @@ test('a failing metadata service does not stop the agent; it detects the notice 
   await until(() => daemon.health().consecutiveErrors >= 2);
   expect(daemon.state).toBe('watching');
 
-  const revived = await startSimulator({ provider: 'aws', port: Number(address.port) });
-  cleanups.push(() => revived.close());
+  const revived = await resources.simulator({ provider: 'aws', port: Number(address.port) });
   revived.trigger({ kind: 'terminate', leadMs: 120_000 });
   await hooks.waitFor(1, 45_000);
   expect(daemon.health().consecutiveErrors).toBe(0);
@@ -192,7 +160,7 @@ test('stop() during provider start-up ends run() without ever watching', async (
     },
   };
   const daemon = createDaemon({
-    config: compileConfig({ provider: 'aws', metadataUrl: 'http://127.0.0.1:9', stateDir: tempDir(), steps: [] }, { file: undefined }),
+    config: compileConfig({ provider: 'aws', metadataUrl: 'http://127.0.0.1:9', stateDir: resources.tempDir(), steps: [] }, { file: undefined }),
     log: silentLogger(),
   });
   // Provider creation is where start-up waits on the network (detection); hold it there.
@@ -208,7 +176,7 @@ test('stop() during provider start-up ends run() without ever watching', async (
 });
 
 test('a provider whose watch throws is started again, and one that ignores stop() does not hang the agent', async () => {
-  const hooks = await receiver();
+  const hooks = await resources.receiver({ status: 204 });
   let watches = 0;
   const provider = {
     name: 'aws' as const,
@@ -224,7 +192,7 @@ test('a provider whose watch throws is started again, and one that ignores stop(
     },
   };
   const daemon = createDaemon({
-    config: compileConfig({ stateDir: tempDir(), steps: [{ name: 'tell-ops', webhook: { url: hooks.url('/ops') } }] }, { file: undefined }),
+    config: compileConfig({ stateDir: resources.tempDir(), steps: [{ name: 'tell-ops', webhook: { url: hooks.url('/ops') } }] }, { file: undefined }),
     log: silentLogger(),
     provider,
   });
