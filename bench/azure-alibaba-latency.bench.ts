@@ -3,6 +3,8 @@ import type { NoticeKind, ProviderName } from '../src/notice.js';
 import { createProvider } from '../src/providers/index.js';
 import type { ProviderOptions } from '../src/providers/provider.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import { flag } from './lib/args.js';
+import { runInLanes } from './lib/lanes.js';
 import { summarise } from './lib/stats.js';
 
 /**
@@ -25,7 +27,7 @@ export default async function main(args: string[]): Promise<void> {
   console.log(`detection latency, trigger → notice yielded by the provider; poll ${POLL_MS} ms; ${trials} trials in ${lanes} lanes`);
   const medians = new Map<ProviderName, number>();
   for (const provider of providers) {
-    const figures = summarise(await measure(provider, trials, lanes));
+    const figures = summarise(await runInLanes(trials, lanes, (lane, count) => runLane(provider, lane, count)));
     medians.set(provider, figures.p50);
     console.log(
       `${provider.padEnd(8)} n=${figures.n} p50=${figures.p50.toFixed(1)}ms p90=${figures.p90.toFixed(1)}ms p99=${figures.p99.toFixed(1)}ms max=${figures.max.toFixed(1)}ms mean=${figures.mean.toFixed(1)}ms`,
@@ -35,18 +37,6 @@ export default async function main(args: string[]): Promise<void> {
   if (reference !== undefined) {
     for (const [provider, p50] of medians) if (provider !== 'aws') console.log(`${provider} p50 / aws p50 = ${(p50 / reference).toFixed(2)}`);
   }
-}
-
-function flag(args: string[], name: string): string | undefined {
-  const index = args.indexOf(name);
-  return index >= 0 ? args[index + 1] : undefined;
-}
-
-async function measure(provider: ProviderName, trials: number, lanes: number): Promise<number[]> {
-  const latencies: number[] = [];
-  const perLane = Math.ceil(trials / lanes);
-  await Promise.all(Array.from({ length: lanes }, (_, lane) => runLane(provider, lane, Math.min(perLane, trials - lane * perLane), latencies)));
-  return latencies;
 }
 
 function options(baseUrl: string): ProviderOptions {
@@ -61,8 +51,8 @@ function options(baseUrl: string): ProviderOptions {
   };
 }
 
-async function runLane(provider: ProviderName, lane: number, count: number, latencies: number[]): Promise<void> {
-  if (count <= 0) return;
+async function runLane(provider: ProviderName, lane: number, count: number): Promise<number[]> {
+  const latencies: number[] = [];
   const simulator = await startSimulator({ provider });
   const controller = new AbortController();
   // The provider is read continuously, as the daemon does, so its poll phase runs free of the trials.
@@ -87,6 +77,7 @@ async function runLane(provider: ProviderName, lane: number, count: number, late
     await reading;
     await simulator.close();
   }
+  return latencies;
 }
 
 async function oneTrial(

@@ -6,6 +6,8 @@ import { createDaemon, type Daemon } from '../src/daemon.js';
 import { silentLogger } from '../src/log.js';
 import type { NoticeKind, ProviderName } from '../src/notice.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import { flag } from './lib/args.js';
+import { runInLanes } from './lib/lanes.js';
 import { summarise } from './lib/stats.js';
 
 /**
@@ -30,7 +32,7 @@ export default async function main(args: string[]): Promise<void> {
   const lanesFlag = flag(args, '--lanes');
   const providers = args.filter((arg) => !arg.startsWith('--') && !/^\d+$/.test(arg)) as ProviderName[];
   for (const provider of providers.length ? providers : (['aws', 'gcp'] as ProviderName[])) {
-    const latencies = await measure(provider, trials, Number(lanesFlag ?? DEFAULT_LANES[provider]));
+    const latencies = await runInLanes(trials, Number(lanesFlag ?? DEFAULT_LANES[provider]), (lane, count) => runLane(provider, lane, count));
     const figures = summarise(latencies);
     console.log(
       `${provider.padEnd(8)} trials=${figures.n} p50=${figures.p50.toFixed(1)}ms p90=${figures.p90.toFixed(1)}ms p99=${figures.p99.toFixed(1)}ms max=${figures.max.toFixed(1)}ms  goal: ${GOALS[provider] ?? 'as AWS'}`,
@@ -38,20 +40,8 @@ export default async function main(args: string[]): Promise<void> {
   }
 }
 
-function flag(args: string[], name: string): string | undefined {
-  const index = args.indexOf(name);
-  return index >= 0 ? args[index + 1] : undefined;
-}
-
-async function measure(provider: ProviderName, trials: number, lanes: number): Promise<number[]> {
+async function runLane(provider: ProviderName, lane: number, count: number): Promise<number[]> {
   const latencies: number[] = [];
-  const perLane = Math.ceil(trials / lanes);
-  await Promise.all(Array.from({ length: lanes }, (_, lane) => runLane(provider, lane, Math.min(perLane, trials - lane * perLane), latencies)));
-  return latencies;
-}
-
-async function runLane(provider: ProviderName, lane: number, count: number, latencies: number[]): Promise<void> {
-  if (count <= 0) return;
   const simulator = await startSimulator({ provider });
   try {
     for (let trial = 0; trial < count; trial += 1) {
@@ -76,6 +66,7 @@ async function runLane(provider: ProviderName, lane: number, count: number, late
   } finally {
     await simulator.close();
   }
+  return latencies;
 }
 
 function oneTrial(daemon: Daemon, simulator: RunningSimulator, provider: ProviderName, serial: number): Promise<number> {
