@@ -1,32 +1,14 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { schedulePlan, syntheticNotice } from '../src/commands/simulate.js';
 import { compileConfig } from '../src/config/schema.js';
 import type { PreemptdEvent } from '../src/event.js';
 import { buildPlan } from '../src/plan/executor.js';
 import { runCli } from './helpers/cli.js';
-import { startReceiver, type Receiver } from './helpers/receiver.js';
-import { Workloads } from './helpers/workload.js';
+import type { Receiver } from './helpers/receiver.js';
+import { TestResources, writeConfigFile } from './helpers/resources.js';
 
-const workloads = new Workloads();
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  workloads.killAll();
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'preemptd-simulate-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function receiver(): Promise<Receiver> {
-  const running = await startReceiver({ status: 204 });
-  cleanups.push(() => running.close());
-  return running;
-}
+const resources = new TestResources('preemptd-simulate-');
 
 /** A runbook with a chain, a kind filter and a finish-phase summary. */
 function runbook(hooks: Receiver, pidfile: string) {
@@ -42,8 +24,19 @@ function runbook(hooks: Receiver, pidfile: string) {
   };
 }
 
+/** The runbook in a config file, with a receiver for its webhooks and a workload behind its pidfile. */
+async function runbookFile(settings: Record<string, unknown> = {}) {
+  const dir = resources.tempDir();
+  const hooks = await resources.receiver({ status: 204 });
+  const workload = await resources.workloads.start(join(dir, 'signals.log'));
+  const pidfile = join(dir, 'trainer.pid');
+  writeFileSync(pidfile, String(workload.pid));
+  const file = writeConfigFile(dir, { ...runbook(hooks, pidfile), ...settings });
+  return { hooks, workload, pidfile, file };
+}
+
 test('the worst-case timetable follows the DAG and cuts budgets at the plan deadline', async () => {
-  const hooks = await receiver();
+  const hooks = await resources.receiver({ status: 204 });
   const config = compileConfig(runbook(hooks, '/run/none.pid'));
   const now = Date.now();
   const plan = buildPlan(syntheticNotice('terminate', 120_000, now), config, now);
@@ -57,14 +50,7 @@ test('the worst-case timetable follows the DAG and cuts budgets at the plan dead
 });
 
 test('simulate --dry-run prints the DAG order, when each step starts and its budget, and does nothing', async () => {
-  const dir = tempDir();
-  const hooks = await receiver();
-  const record = join(dir, 'signals.log');
-  const workload = await workloads.start(record);
-  const pidfile = join(dir, 'trainer.pid');
-  writeFileSync(pidfile, String(workload.pid));
-  const file = join(dir, 'config.yaml');
-  writeFileSync(file, JSON.stringify(runbook(hooks, pidfile)));
+  const { hooks, workload, pidfile, file } = await runbookFile();
 
   const terminate = await runCli(['simulate', '--config', file, '--dry-run', '--kind', 'terminate', '--deadline', '30s']);
   expect(terminate.code).toBe(0);
@@ -88,14 +74,7 @@ test('simulate --dry-run prints the DAG order, when each step starts and its bud
 });
 
 test('simulate runs the plan for real against a synthetic notice and prints the summary event', async () => {
-  const dir = tempDir();
-  const hooks = await receiver();
-  const record = join(dir, 'signals.log');
-  const workload = await workloads.start(record);
-  const pidfile = join(dir, 'trainer.pid');
-  writeFileSync(pidfile, String(workload.pid));
-  const file = join(dir, 'config.yaml');
-  writeFileSync(file, JSON.stringify({ ...runbook(hooks, pidfile), logLevel: 'debug' }));
+  const { hooks, workload, file } = await runbookFile({ logLevel: 'debug' });
 
   const result = await runCli(['simulate', '--config', file, '--kind', 'preempt', '--deadline', '60s']);
 
