@@ -84,6 +84,35 @@ function registerProcessMetrics(registers: Registry[]): void {
   new Gauge({ name: 'nodejs_version_info', help: 'Node.js version.', labelNames: ['version'], registers }).set({ version: process.version }, 1);
 }
 
+interface MetricName {
+  name: string;
+  help: string;
+}
+
+/**
+ * Finished runs of one thing (metadata requests, steps): a counter by how each run ended and a
+ * histogram of how long it took, over the same labels. Recorded together, so the two always agree.
+ */
+class RunMetrics<Label extends string> {
+  private readonly total: Counter<string>;
+  private readonly duration: Histogram<Label>;
+  private readonly outcomeLabel: string;
+
+  constructor(
+    registers: Registry[],
+    spec: { labelNames: Label[]; outcomeLabel: string; total: MetricName; duration: MetricName & { buckets: number[] } },
+  ) {
+    this.outcomeLabel = spec.outcomeLabel;
+    this.total = new Counter({ ...spec.total, labelNames: [...spec.labelNames, spec.outcomeLabel], registers });
+    this.duration = new Histogram({ ...spec.duration, labelNames: spec.labelNames, registers });
+  }
+
+  record(labels: Record<Label, string>, outcome: string, seconds: number): void {
+    this.total.inc({ ...labels, [this.outcomeLabel]: outcome });
+    this.duration.observe(labels, seconds);
+  }
+}
+
 /**
  * The Prometheus view of one daemon. It only listens to daemon events: no other module
  * calls into metrics, so what is measured is decided here in one place.
@@ -100,13 +129,11 @@ export class DaemonMetrics {
   private readonly stepTypes = new Map<string, Map<string, string>>();
   private readonly stepStartedAt = new Map<string, number>();
 
-  private readonly metadataRequests: Counter<'provider' | 'source' | 'outcome'>;
-  private readonly metadataDuration: Histogram<'provider' | 'source'>;
+  private readonly metadataRequests: RunMetrics<'provider' | 'source'>;
   private readonly lastSuccessfulPoll: Gauge;
   private readonly notices: Counter<'kind'>;
   private readonly noticeToFirstStep: Histogram;
-  private readonly stepOutcomes: Counter<'step' | 'type' | 'status'>;
-  private readonly stepDuration: Histogram<'step' | 'type'>;
+  private readonly stepRuns: RunMetrics<'step' | 'type'>;
   private readonly planSlack: Gauge;
   private readonly snapshotBytes: Counter<'step'>;
   private readonly snapshotRate: Gauge<'step'>;
@@ -117,18 +144,11 @@ export class DaemonMetrics {
   ) {
     this.subscription = new DaemonSubscription(daemon);
     const registers = [this.registry];
-    this.metadataRequests = new Counter({
-      name: 'preemptd_metadata_requests_total',
-      help: 'Metadata service requests by provider, source and outcome (ok, http_error, no_answer).',
-      labelNames: ['provider', 'source', 'outcome'],
-      registers,
-    });
-    this.metadataDuration = new Histogram({
-      name: 'preemptd_metadata_request_duration_seconds',
-      help: 'Time from sending a metadata request to its answer or failure.',
+    this.metadataRequests = new RunMetrics(registers, {
       labelNames: ['provider', 'source'],
-      buckets: METADATA_BUCKETS,
-      registers,
+      outcomeLabel: 'outcome',
+      total: { name: 'preemptd_metadata_requests_total', help: 'Metadata service requests by provider, source and outcome (ok, http_error, no_answer).' },
+      duration: { name: 'preemptd_metadata_request_duration_seconds', help: 'Time from sending a metadata request to its answer or failure.', buckets: METADATA_BUCKETS },
     });
     this.lastSuccessfulPoll = new Gauge({
       name: 'preemptd_last_successful_poll_timestamp_seconds',
@@ -166,18 +186,11 @@ export class DaemonMetrics {
       buckets: REACTION_BUCKETS,
       registers,
     });
-    this.stepOutcomes = new Counter({
-      name: 'preemptd_step_outcomes_total',
-      help: 'Finished step runs by step, type and status (ok, failed, timed_out, skipped).',
-      labelNames: ['step', 'type', 'status'],
-      registers,
-    });
-    this.stepDuration = new Histogram({
-      name: 'preemptd_step_duration_seconds',
-      help: 'How long each step run took.',
+    this.stepRuns = new RunMetrics(registers, {
       labelNames: ['step', 'type'],
-      buckets: STEP_BUCKETS,
-      registers,
+      outcomeLabel: 'status',
+      total: { name: 'preemptd_step_outcomes_total', help: 'Finished step runs by step, type and status (ok, failed, timed_out, skipped).' },
+      duration: { name: 'preemptd_step_duration_seconds', help: 'How long each step run took.', buckets: STEP_BUCKETS },
     });
     this.planSlack = new Gauge({
       name: 'preemptd_plan_deadline_slack_seconds',
@@ -228,8 +241,7 @@ export class DaemonMetrics {
 
 
   private recordRead(read: MetadataRead): void {
-    this.metadataRequests.inc({ provider: this.provider, source: read.source, outcome: readOutcome(read) });
-    this.metadataDuration.observe({ provider: this.provider, source: read.source }, read.ms / 1000);
+    this.metadataRequests.record({ provider: this.provider, source: read.source }, readOutcome(read), read.ms / 1000);
     if (read.ok) this.lastSuccessfulPoll.set(Date.now() / 1000);
   }
 
@@ -251,8 +263,7 @@ export class DaemonMetrics {
   }
 
   private recordStep(notice: Notice, summary: StepSummary): void {
-    this.stepOutcomes.inc({ step: summary.name, type: summary.type, status: summary.status });
-    this.stepDuration.observe({ step: summary.name, type: summary.type }, summary.ms / 1000);
+    this.stepRuns.record({ step: summary.name, type: summary.type }, summary.status, summary.ms / 1000);
     this.stepStartedAt.delete(`${notice.id}\0${summary.name}`);
     const bytes = summary.type === SNAPSHOT_TYPE ? bytesOf(summary.detail) : undefined;
     if (bytes === undefined) return;
