@@ -1,44 +1,16 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startSimulator } from '../src/simulator/server.js';
-import { startAgent } from './helpers/cli.js';
+import { TestResources, writeAgentConfig } from './helpers/resources.js';
 import { startNotifySocket, type NotifyMessage } from '../bench/lib/notify-socket.js';
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const resources = new TestResources('preemptd-systemd-run-');
 
 test('preemptd run under a notification socket sends READY, STATUS, WATCHDOG and STOPPING in order', async () => {
-  const simulator = await startSimulator({ provider: 'aws' });
-  cleanups.push(() => simulator.close());
+  const simulator = await resources.simulator({ provider: 'aws' });
   const socket = await startNotifySocket();
-  cleanups.push(() => socket.close());
-  const dir = mkdtempSync(join(tmpdir(), 'preemptd-systemd-run-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const config = join(dir, 'config.yaml');
-  writeFileSync(
-    config,
-    [
-      'provider: aws',
-      `metadataUrl: ${simulator.url}`,
-      'pollInterval: 100ms',
-      `stateDir: ${join(dir, 'state')}`,
-      'server: { enabled: false }',
-      'steps:',
-      '  - { name: note, exec: { command: ["true"] } }',
-    ].join('\n'),
-  );
+  resources.defer(() => socket.close());
+  const config = writeAgentConfig(resources.tempDir(), { metadataUrl: simulator.url, steps: ['  - { name: note, exec: { command: ["true"] } }'] });
 
   // WATCHDOG_USEC as systemd sets it for WatchdogSec=1s: a ping every 500 ms.
-  const agent = startAgent(['--config', config], { NOTIFY_SOCKET: socket.path, WATCHDOG_USEC: '1000000' });
-  cleanups.push(async () => {
-    if (agent.child.exitCode === null) {
-      agent.child.kill('SIGKILL');
-      await agent.exited;
-    }
-  });
+  const agent = resources.agent(['--config', config], { NOTIFY_SOCKET: socket.path, WATCHDOG_USEC: '1000000' });
 
   const ready = await socket.waitFor((message) => message.fields.READY === '1', 15_000);
   expect(ready.fields.STATUS).toBe('watching aws, no notice');

@@ -1,25 +1,14 @@
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileConfig } from '../src/config/schema.js';
 import { Daemon } from '../src/daemon.js';
 import { silentLogger } from '../src/log.js';
 import type { Plan } from '../src/plan/executor.js';
-import type { Provider, WatchContext } from '../src/providers/provider.js';
 import { DEFAULT_STOP_TIMEOUT_MS, parseTimespan, serviceFromCgroup, shutdownPlan, type ShutdownProbe } from '../src/shutdown-plan.js';
-import { startSimulator } from '../src/simulator/server.js';
-import { startAgent } from './helpers/cli.js';
+import { TestResources, writeAgentConfig } from './helpers/resources.js';
+import { quietProvider } from './helpers/scripted-provider.js';
 
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'preemptd-shutdown-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const resources = new TestResources('preemptd-shutdown-');
 
 describe('parseTimespan', () => {
   test('reads time spans as systemctl show prints them', () => {
@@ -48,18 +37,6 @@ describe('serviceFromCgroup', () => {
   });
 });
 
-/** A provider that reads once and then watches quietly until stopped. */
-function quietProvider(): Provider {
-  return {
-    name: 'aws',
-    instanceFacts: async () => ({}),
-    async *watch(context: WatchContext) {
-      context.onRead({ source: 'spot/instance-action', ok: true, ms: 1, status: 404 });
-      await new Promise((resolve) => context.signal.addEventListener('abort', resolve, { once: true }));
-    },
-  };
-}
-
 function probe(shuttingDown: boolean, stopTimeoutMs: number | null = 25_000): ShutdownProbe & { asked: number } {
   const fake = {
     asked: 0,
@@ -74,48 +51,44 @@ function probe(shuttingDown: boolean, stopTimeoutMs: number | null = 25_000): Sh
 }
 
 describe('shutdownPlan', () => {
-  async function runningDaemon(onShutdownSignal: 'exit' | 'run-plan', stateDir = tempDir()) {
+  async function runningDaemon(onShutdownSignal: 'exit' | 'run-plan', stateDir = resources.tempDir()) {
     const config = compileConfig({ provider: 'aws', stateDir, onShutdownSignal, steps: [{ name: 'note', exec: { command: ['true'] } }] });
     const daemon = new Daemon({ config, log: silentLogger(), provider: quietProvider() });
     const plans: Plan[] = [];
     daemon.on('planStarted', (plan) => plans.push(plan));
-    const running = daemon.run();
-    cleanups.push(async () => {
+    const running = resources.runDaemon(daemon);
+    await new Promise<void>((resolve) => daemon.once('read', () => resolve()));
+    /** A SIGTERM as the agent handles it: the shutdown plan has its turn, then the daemon stops. */
+    async function stopOnSigterm(probe: ShutdownProbe, now?: () => number): Promise<void> {
+      await shutdownPlan({ daemon, config, log: silentLogger(), probe, now }).beforeStop('SIGTERM');
       await daemon.stop();
       await running;
-    });
-    await new Promise<void>((resolve) => daemon.once('read', () => resolve()));
-    return { daemon, config, plans, running, stateDir };
+    }
+    return { daemon, config, plans, running, stateDir, stopOnSigterm };
   }
 
   test('by default SIGTERM just stops: systemd is not even asked', async () => {
-    const { daemon, config, plans, running } = await runningDaemon('exit');
+    const { plans, stopOnSigterm } = await runningDaemon('exit');
     const fake = probe(true);
-    await shutdownPlan({ daemon, config, log: silentLogger(), probe: fake }).beforeStop('SIGTERM');
-    await daemon.stop();
-    await running;
+    await stopOnSigterm(fake);
     expect(fake.asked).toBe(0);
     expect(plans).toEqual([]);
   });
 
   test('with run-plan, a SIGTERM while the host keeps running (systemctl stop) runs no plan', async () => {
-    const { daemon, config, plans, running } = await runningDaemon('run-plan');
+    const { plans, stopOnSigterm } = await runningDaemon('run-plan');
     const fake = probe(false);
-    await shutdownPlan({ daemon, config, log: silentLogger(), probe: fake }).beforeStop('SIGTERM');
-    await daemon.stop();
-    await running;
+    await stopOnSigterm(fake);
     expect(fake.asked).toBe(1);
     expect(plans).toEqual([]);
   });
 
   test('with run-plan, a SIGTERM during host shutdown runs the shutdown plan within the stop timeout before stopping', async () => {
-    const { daemon, config, plans, running } = await runningDaemon('run-plan');
+    const { daemon, plans, stopOnSigterm } = await runningDaemon('run-plan');
     const finished: string[] = [];
     daemon.on('planFinished', (notice) => finished.push(notice.kind));
     const signalledAt = 1_000_000;
-    await shutdownPlan({ daemon, config, log: silentLogger(), probe: probe(true, 25_000), now: () => signalledAt }).beforeStop('SIGTERM');
-    await daemon.stop();
-    await running;
+    await stopOnSigterm(probe(true, 25_000), () => signalledAt);
     expect(plans).toHaveLength(1);
     expect(plans[0]!.notice).toMatchObject({ kind: 'shutdown', provider: 'local', deadline: new Date(signalledAt + 25_000) });
     expect(plans[0]!.steps.map((step) => step.name)).toEqual(['note']);
@@ -136,11 +109,9 @@ describe('shutdownPlan', () => {
   });
 
   test('the shutdown plan runs once per boot, even if the agent is restarted during the shutdown', async () => {
-    const stateDir = tempDir();
+    const stateDir = resources.tempDir();
     const first = await runningDaemon('run-plan', stateDir);
-    await shutdownPlan({ daemon: first.daemon, config: first.config, log: silentLogger(), probe: probe(true) }).beforeStop('SIGTERM');
-    await first.daemon.stop();
-    await first.running;
+    await first.stopOnSigterm(probe(true));
     const second = await runningDaemon('run-plan', stateDir);
     await shutdownPlan({ daemon: second.daemon, config: second.config, log: silentLogger(), probe: probe(true) }).beforeStop('SIGTERM');
     expect(first.plans).toHaveLength(1);
@@ -151,7 +122,7 @@ describe('shutdownPlan', () => {
 describe('preemptd run with onShutdownSignal: run-plan', () => {
   /** A stand-in systemctl on PATH: reports the given system state. */
   function fakeSystemctl(state: string): string {
-    const dir = tempDir();
+    const dir = resources.tempDir();
     const script = join(dir, 'systemctl');
     writeFileSync(script, `#!/bin/sh\nif [ "$1" = is-system-running ]; then echo ${state}; exit 1; fi\nexit 1\n`);
     chmodSync(script, 0o755);
@@ -159,31 +130,16 @@ describe('preemptd run with onShutdownSignal: run-plan', () => {
   }
 
   async function agentWithShutdownPlan(state: string) {
-    const simulator = await startSimulator({ provider: 'aws' });
-    cleanups.push(() => simulator.close());
-    const dir = tempDir();
+    const simulator = await resources.simulator({ provider: 'aws' });
+    const dir = resources.tempDir();
     const marker = join(dir, 'ran');
-    const config = join(dir, 'config.yaml');
-    writeFileSync(
-      config,
-      [
-        'provider: aws',
-        `metadataUrl: ${simulator.url}`,
-        'pollInterval: 200ms',
-        `stateDir: ${join(dir, 'state')}`,
-        'onShutdownSignal: run-plan',
-        'server: { enabled: false }',
-        'steps:',
-        `  - { name: save, exec: { command: [sh, -c, 'sleep 0.3; echo "$PREEMPTD_KIND $PREEMPTD_DEADLINE" > ${marker}'] } }`,
-      ].join('\n'),
-    );
-    const agent = startAgent(['--config', config], { PATH: `${fakeSystemctl(state)}:${process.env.PATH}` });
-    cleanups.push(async () => {
-      if (agent.child.exitCode === null) {
-        agent.child.kill('SIGKILL');
-        await agent.exited;
-      }
+    const config = writeAgentConfig(dir, {
+      metadataUrl: simulator.url,
+      pollInterval: '200ms',
+      settings: ['onShutdownSignal: run-plan'],
+      steps: [`  - { name: save, exec: { command: [sh, -c, 'sleep 0.3; echo "$PREEMPTD_KIND $PREEMPTD_DEADLINE" > ${marker}'] } }`],
     });
+    const agent = resources.agent(['--config', config], { PATH: `${fakeSystemctl(state)}:${process.env.PATH}` });
     await agent.waitForLog((line) => line.msg === 'daemon watching');
     return { agent, marker };
   }

@@ -12,6 +12,7 @@ import { attachSystemdNotifier } from '../src/systemd/notifier.js';
 import { watchdogIntervalMs, type SdNotify } from '../src/systemd/sd-notify.js';
 import { describeStatus } from '../src/systemd/status.js';
 import { startNotifySocket, type NotifySocket } from '../bench/lib/notify-socket.js';
+import { quietProvider } from './helpers/scripted-provider.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -132,18 +133,6 @@ console.log(performance.now() - started, process.pid);`,
   });
 });
 
-/** A provider that reports one metadata read and then hangs, as a stuck watch loop would. */
-function stallingProvider(): Provider {
-  return {
-    name: 'aws',
-    instanceFacts: async () => ({}),
-    async *watch(context: WatchContext) {
-      context.onRead({ source: 'spot/instance-action', ok: true, ms: 1, status: 404 });
-      await new Promise((resolve) => context.signal.addEventListener('abort', resolve, { once: true }));
-    },
-  };
-}
-
 /** Records what would be sent instead of spawning systemd-notify. */
 function recordingSd(): SdNotify & { sent: string[] } {
   const sent: string[] = [];
@@ -166,14 +155,14 @@ describe('attachSystemdNotifier', () => {
 
   test('is not attached outside systemd', () => {
     const config = compileConfig({ provider: 'aws', stateDir });
-    const daemon = new Daemon({ config, log: silentLogger(), provider: stallingProvider() });
+    const daemon = new Daemon({ config, log: silentLogger(), provider: quietProvider() });
     expect(attachSystemdNotifier({ daemon, log: silentLogger(), env: {} })).toBeNull();
   });
 
   test('pings the watchdog while the watch loop is alive and stops once it stalls', async () => {
     const config = compileConfig({ provider: 'aws', stateDir });
     let clock = Date.now();
-    const daemon = new Daemon({ config, log: silentLogger(), provider: stallingProvider(), now: () => clock });
+    const daemon = new Daemon({ config, log: silentLogger(), provider: quietProvider(), now: () => clock });
     const sd = recordingSd();
     const notifier = attachSystemdNotifier({ daemon, log: silentLogger(), sd, env: { WATCHDOG_USEC: '40000' } })!;
     const running = daemon.run();

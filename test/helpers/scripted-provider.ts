@@ -64,3 +64,18 @@ export function scriptedNotice(kind: Notice['kind'], deadlineInMs: number | null
     raw: { scripted: true },
   };
 }
+
+/**
+ * A provider that reports one metadata read and then watches quietly until stopped. To a
+ * watchdog, whose clock moves on without further reads, it is a hung watch loop.
+ */
+export function quietProvider(): Provider {
+  return {
+    name: 'aws',
+    instanceFacts: async () => ({}),
+    async *watch(context: WatchContext) {
+      context.onRead({ source: 'spot/instance-action', ok: true, ms: 1, status: 404 });
+      await new Promise((resolve) => context.signal.addEventListener('abort', resolve, { once: true }));
+    },
+  };
+}
