@@ -1,5 +1,8 @@
 import nock from 'nock';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { AlibabaProvider, parseTerminationTime } from '../src/providers/alibaba.js';
+import type { ProviderEvent } from '../src/providers/provider.js';
 import { noReply } from './helpers/no-reply.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from './helpers/provider-watch.js';
 
@@ -136,6 +139,54 @@ describe('Alibaba Cloud spot provider (protocol edge cases)', () => {
     const events = await collectEvents(provider(), recorder, 1);
     expect(noticeOf(events[0]).raw).toBe('2033-01-05T18:02:00Z');
     expect(recorder.logs.filter((line) => String(line.msg).includes('"not-yet"'))).toHaveLength(1);
+  });
+});
+
+describe('Alibaba instance facts on a notice', () => {
+  let server: http.Server | undefined;
+  afterEach(async () => {
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve) ?? resolve(undefined));
+    server = undefined;
+  });
+
+  test('a facts read that hangs does not hold the notice back, which carries the facts known by then', async () => {
+    // Loopback is the only place a test may connect to; nock would otherwise refuse it.
+    nock.enableNetConnect('127.0.0.1');
+    const answers: Record<string, string> = {
+      '/latest/meta-data/instance-id': 'i-bp1abc',
+      '/latest/meta-data/zone-id': 'cn-hangzhou-h',
+      '/latest/meta-data/region-id': 'cn-hangzhou',
+      [TERMINATION]: '2033-01-05T18:02:00Z',
+    };
+    const held: http.ServerResponse[] = [];
+    server = http.createServer((request, response) => {
+      if (request.url === TOKEN) return void response.end('tok-1');
+      // The instance type is never answered while the test runs.
+      if (request.url === '/latest/meta-data/instance/instance-type') return void held.push(response);
+      const answer = answers[request.url ?? ''];
+      response.writeHead(answer === undefined ? 404 : 200).end(answer ?? 'Not Found');
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const alibaba = new AlibabaProvider(testProviderOptions(`http://127.0.0.1:${port}`, { requestTimeoutMs: 60_000 }));
+    const recorder = watchRecorder();
+    // Only a safety net: the notice must come while the watch still runs, long before this.
+    const limit = setTimeout(() => recorder.abort(), 10_000);
+    let arrival: { event: ProviderEvent; watchStopped: boolean; typeStillHeld: boolean } | undefined;
+    try {
+      for await (const event of alibaba.watch(recorder.context)) {
+        arrival = { event, watchStopped: recorder.context.signal.aborted, typeStillHeld: held.length === 1 && !held[0]!.writableEnded };
+        break;
+      }
+    } finally {
+      clearTimeout(limit);
+      recorder.abort();
+    }
+    expect(arrival).toMatchObject({ watchStopped: false, typeStillHeld: true });
+    const notice = noticeOf(arrival?.event);
+    expect(notice.instance).toEqual({ id: 'i-bp1abc', zone: 'cn-hangzhou-h', region: 'cn-hangzhou' });
+    expect(notice.raw).toBe('2033-01-05T18:02:00Z');
   });
 });
 

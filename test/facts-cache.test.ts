@@ -39,3 +39,15 @@ test('within() gives up on a slow metadata service instead of delaying a notice'
   expect(fetches).toBe(1);
   expect(await cache.within(30, signal)).toEqual({ id: 'i-3' });
 });
+
+test('within() that gives up hands over the facts that arrived before it did', async () => {
+  let answer!: (facts: InstanceFacts) => void;
+  // The instance id arrives at once; the rest of the fetch waits for the test.
+  const cache = new FactsCache((_signal, learn) => {
+    learn({ id: 'i-4' });
+    return new Promise((resolve) => (answer = resolve));
+  });
+  expect(await cache.within(30, signal)).toEqual({ id: 'i-4' });
+  answer({ id: 'i-4', type: 'g5.xlarge' });
+  expect(await cache.get(signal)).toEqual({ id: 'i-4', type: 'g5.xlarge' });
+});

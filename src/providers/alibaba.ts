@@ -3,6 +3,7 @@ import { showValue } from '../config/fields.js';
 import { silentLogger, type Logger } from '../log.js';
 import { noticeId, type InstanceFacts, type Notice } from '../notice.js';
 import { isTokenText } from './aws-imds.js';
+import { FactsCache, readFactItems, type FactItems } from './facts-cache.js';
 import { parseIsoTime } from './aws-payloads.js';
 import { MetadataClient, MetadataRequestError, type MetadataResponse } from './metadata-client.js';
 import { pollSource } from './poll.js';
@@ -20,12 +21,12 @@ const TOKEN_HEADER = 'x-aliyun-ecs-metadata-token';
 /** Renew a token once this share of its lifetime has passed, well before it expires. */
 const TOKEN_REFRESH_AT = 0.8;
 
-const FACT_PATHS: Partial<Record<keyof InstanceFacts, string>> = {
-  id: 'instance-id',
-  type: 'instance/instance-type',
-  zone: 'zone-id',
-  region: 'region-id',
-};
+const FACT_ITEMS: FactItems = [
+  ['id', 'instance-id'],
+  ['type', 'instance/instance-type'],
+  ['zone', 'zone-id'],
+  ['region', 'region-id'],
+];
 
 type OnRead = (read: MetadataRead) => void;
 
@@ -176,9 +177,10 @@ export class AlibabaProvider implements Provider {
   readonly name = 'alibaba' as const;
   private readonly client: MetadataClient;
   private readonly session: AlibabaSession;
-  private facts: InstanceFacts | undefined;
-  private factsPending: Promise<InstanceFacts> | undefined;
+  private readonly facts = new FactsCache((signal, learn) => readFactItems(FACT_ITEMS, (path) => this.session.get(path, signal, this.reportRead), learn));
   private readonly hasOwnLog: boolean;
+  /** The watch's `onRead`: a token request made while reading facts is reported there too. */
+  private reportRead: OnRead | undefined;
 
   /** `log` receives token messages; without it they go to the log of the first watch. */
   constructor(
@@ -191,26 +193,9 @@ export class AlibabaProvider implements Provider {
     this.session = new AlibabaSession({ client: this.client, log: log ?? silentLogger(), requestTimeoutMs: options.requestTimeoutMs, hardened, tokenTtlSeconds });
   }
 
-  /**
-   * Best effort, fetched once and cached once the instance id is known; never throws.
-   * `onRead` hears about a token request made on the way.
-   */
-  instanceFacts(signal: AbortSignal, onRead?: OnRead): Promise<InstanceFacts> {
-    if (this.facts) return Promise.resolve(this.facts);
-    this.factsPending ??= this.fetchFacts(signal, onRead).finally(() => (this.factsPending = undefined));
-    return this.factsPending;
-  }
-
-  private async fetchFacts(signal: AbortSignal, onRead?: OnRead): Promise<InstanceFacts> {
-    const facts: InstanceFacts = {};
-    await Promise.all(
-      Object.entries(FACT_PATHS).map(async ([field, path]) => {
-        const value = await this.session.get(path, signal, onRead).catch(() => null);
-        if (value?.trim()) facts[field as keyof InstanceFacts] = value.trim();
-      }),
-    );
-    if (facts.id) this.facts = facts;
-    return facts;
+  /** Best effort, fetched once and cached once the instance id is known; never throws. */
+  instanceFacts(signal: AbortSignal): Promise<InstanceFacts> {
+    return this.facts.get(signal);
   }
 
   watch(context: WatchContext): AsyncIterable<ProviderEvent> {
@@ -220,10 +205,11 @@ export class AlibabaProvider implements Provider {
   private async *run(context: WatchContext): AsyncGenerator<ProviderEvent> {
     const { signal } = context;
     if (!this.hasOwnLog) this.session.log = context.log;
+    this.reportRead = context.onRead;
     const seen = new Set<string>();
     const warned = new Set<string>();
     // Fetched now so that a notice found later carries the facts without waiting for them.
-    void this.instanceFacts(signal, context.onRead);
+    void this.instanceFacts(signal);
     try {
       yield* pollSource<ProviderEvent>(
         {
@@ -256,7 +242,7 @@ export class AlibabaProvider implements Provider {
       kind: 'terminate',
       deadline: time,
       detectedAt: new Date(),
-      instance: await this.instanceFacts(signal),
+      instance: await this.facts.forNotice(signal),
       raw: text,
     };
   }

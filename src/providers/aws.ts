@@ -4,7 +4,7 @@ import { noticeId, type InstanceFacts, type Notice, type NoticeKind } from '../n
 import { parseInstanceAction, parseMaintenance, parseRebalance } from './aws-payloads.js';
 import { ImdsSession } from './aws-imds.js';
 import { mergeLoops, type SourceLoop } from './merge-loops.js';
-import { FactsCache } from './facts-cache.js';
+import { FactsCache, readFactItems, type FactItems } from './facts-cache.js';
 import { MetadataClient } from './metadata-client.js';
 import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from './provider.js';
 import { pollSource } from './poll.js';
@@ -21,13 +21,10 @@ export interface AwsCadence {
   backoff: BackoffPolicy;
 }
 
-/** The longest a found notice waits for instance facts that are not cached yet. */
-const FACTS_WAIT_MS = 250;
-
 export const AWS_CADENCE: AwsCadence = { rebalanceMinMs: 5_000, maintenanceMs: 60_000, backoff: METADATA_BACKOFF };
 
 /** Where each instance fact lives under /latest/meta-data/ (EC2 has no separate name). */
-const FACT_PATHS: Array<[keyof InstanceFacts, string]> = [
+const FACT_ITEMS: FactItems = [
   ['id', 'instance-id'],
   ['type', 'instance-type'],
   ['zone', 'placement/availability-zone'],
@@ -58,7 +55,7 @@ export class AwsProvider implements Provider {
   readonly name = 'aws' as const;
   private readonly client: MetadataClient;
   private readonly session: ImdsSession;
-  private readonly facts = new FactsCache((signal) => this.fetchFacts(signal));
+  private readonly facts = new FactsCache((signal, learn) => readFactItems(FACT_ITEMS, (path) => this.session.get(path, signal), learn));
   private readonly hasOwnLog: boolean;
   private readonly cadence: AwsCadence;
 
@@ -80,17 +77,6 @@ export class AwsProvider implements Provider {
   /** Best effort, fetched once and cached once the instance id is known; never throws. */
   instanceFacts(signal: AbortSignal): Promise<InstanceFacts> {
     return this.facts.get(signal);
-  }
-
-  private async fetchFacts(signal: AbortSignal): Promise<InstanceFacts> {
-    const facts: InstanceFacts = {};
-    await Promise.all(
-      FACT_PATHS.map(async ([field, path]) => {
-        const value = await this.session.get(path, signal).catch(() => null);
-        if (value?.trim()) facts[field] = value.trim();
-      }),
-    );
-    return facts;
   }
 
   watch(context: WatchContext): AsyncIterable<ProviderEvent> {
@@ -141,7 +127,7 @@ export class AwsProvider implements Provider {
       kind: finding.kind,
       deadline: finding.deadline,
       detectedAt,
-      instance: await this.facts.within(FACTS_WAIT_MS, signal),
+      instance: await this.facts.forNotice(signal),
       raw: finding.raw,
     };
     return { type: 'notice', notice };
