@@ -1,9 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import { spawnAgent } from './lib/agent-process.js';
+import { flag } from './lib/args.js';
 import { processCpuSeconds, processRssMb } from './lib/stats.js';
 
 /**
@@ -17,27 +20,22 @@ import { processCpuSeconds, processRssMb } from './lib/stats.js';
 const POLL_PATH = '/latest/meta-data/spot/instance-action';
 
 export default async function main(args: string[]): Promise<void> {
-  const seconds = Number(args[args.indexOf('--seconds') + 1] || 600);
-  const here = dirname(fileURLToPath(import.meta.url));
+  const seconds = Number(flag(args, '--seconds') ?? 600);
   const workDir = mkdtempSync(join(tmpdir(), 'preemptd-idle-'));
   const agentSimulator = await startSimulator({ provider: 'aws' });
   const baselineSimulator = await startSimulator({ provider: 'aws' });
-  const configFile = join(workDir, 'config.yaml');
-  writeFileSync(
-    configFile,
-    [
-      'provider: aws',
-      `metadataUrl: ${agentSimulator.url}`,
+  const agent = spawnAgent(workDir, {
+    metadataUrl: agentSimulator.url,
+    settings: [
       'pollInterval: 1s',
-      `stateDir: ${join(workDir, 'state')}`,
       'steps:',
       '  - { name: tell-ops, webhook: { url: "http://127.0.0.1:9/hook" } }',
       '  - { name: drain, http: { url: "http://127.0.0.1:9/drain" } }',
       '  - { name: stop, signal: { pidfile: /run/none.pid, signal: SIGTERM } }',
-    ].join('\n'),
-  );
-  const agent = spawn(process.execPath, [join(here, '..', 'src', 'cli.js'), 'run', '--config', configFile, '--log-level', 'warn'], { stdio: 'inherit' });
-  const baseline = spawn(process.execPath, [join(here, 'lib', 'got-poller.js'), baselineSimulator.url], { stdio: 'inherit' });
+    ],
+    runArgs: ['--log-level', 'warn'],
+  });
+  const baseline = spawn(process.execPath, [fileURLToPath(new URL('./lib/got-poller.js', import.meta.url)), baselineSimulator.url], { stdio: 'inherit' });
   try {
     // Start-up CPU (module loading) is not idle cost: measure from a warm start.
     await sleep(5000);
@@ -76,8 +74,4 @@ function snapshot(agent: ChildProcess, agentSimulator: RunningSimulator, baselin
     baselineRss: processRssMb(baseline.pid!),
     baselinePolls: baselineSimulator.requests.get(POLL_PATH) ?? 0,
   };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

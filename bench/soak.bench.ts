@@ -1,12 +1,15 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseFaultSpec, formatFaultSpec } from '../src/simulator/faults.js';
 import { startSimulator } from '../src/simulator/server.js';
 import { startReceiver } from '../test/helpers/receiver.js';
+import { spawnAgent } from './lib/agent-process.js';
+import { flag } from './lib/args.js';
 import { processRssMb } from './lib/stats.js';
 
 /**
@@ -36,30 +39,24 @@ interface Sample {
 export default async function main(args: string[]): Promise<void> {
   const minutes = Number(flag(args, '--minutes') ?? 10);
   const faults = parseFaultSpec(flag(args, '--faults') ?? DEFAULT_FAULTS);
-  const here = dirname(fileURLToPath(import.meta.url));
   const workDir = mkdtempSync(join(tmpdir(), 'preemptd-soak-'));
   const loopFile = join(workDir, 'loop-delay.jsonl');
   const baselineLoopFile = join(workDir, 'baseline-loop-delay.jsonl');
-  const probe = join(here, 'lib', 'loop-delay-probe.js');
+  const probe = fileURLToPath(new URL('./lib/loop-delay-probe.js', import.meta.url));
   const receiver = await startReceiver();
   const simulator = await startSimulator({ provider: 'aws', faults });
-  const configFile = join(workDir, 'config.yaml');
-  writeFileSync(
-    configFile,
-    [
-      'provider: aws',
-      `metadataUrl: ${simulator.url}`,
+  const agent = spawnAgent(workDir, {
+    metadataUrl: simulator.url,
+    settings: [
       'pollInterval: 20ms',
       'requestTimeout: 500ms',
       'aws: { tokenTimeout: 500ms, tokenTtl: 60 }',
       'server: { enabled: false }',
-      `stateDir: ${join(workDir, 'state')}`,
       'steps:',
       `  - { name: tell-ops, webhook: { url: "${receiver.url('/hook')}", retries: 2 } }`,
       '  - { name: checkpoint, exec: { command: ["true"] } }',
-    ].join('\n'),
-  );
-  const agent = spawn(process.execPath, ['--expose-gc', '--import', probe, join(here, '..', 'src', 'cli.js'), 'run', '--config', configFile], {
+    ],
+    nodeArgs: ['--expose-gc', '--import', probe],
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, BENCH_LOOP_PROBE_FILE: loopFile },
   });
@@ -227,13 +224,4 @@ function countLogLines(stream: NodeJS.ReadableStream): LogCounts {
     }
   });
   return counts;
-}
-
-function flag(args: string[], name: string): string | undefined {
-  const index = args.indexOf(name);
-  return index >= 0 ? args[index + 1] : undefined;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
