@@ -1,30 +1,26 @@
 import { AlibabaProvider } from '../src/providers/alibaba.js';
 import { detectProvider } from '../src/providers/detect.js';
 import { silentLogger } from '../src/log.js';
-import { MetadataClient } from '../src/providers/metadata-client.js';
+import type { MetadataClient } from '../src/providers/metadata-client.js';
 import { noticeId } from '../src/notice.js';
 import type { SimulatedAlibaba } from '../src/simulator/alibaba.js';
 import type { SimulatedCloudOptions } from '../src/simulator/clouds.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import type { RunningSimulator } from '../src/simulator/server.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from './helpers/provider-watch.js';
+import { TestResources } from './helpers/resources.js';
 
 const TERMINATION = '/latest/meta-data/instance/spot/termination-time';
 
 describe('Alibaba simulator and provider', () => {
-  let simulator: RunningSimulator | undefined;
-  let client: MetadataClient | undefined;
-  afterEach(async () => {
-    client?.close();
-    await simulator?.close();
-    simulator = undefined;
-  });
+  const resources = new TestResources();
+  let simulator: RunningSimulator;
+  let client: MetadataClient;
 
   async function start(metadataTokens?: SimulatedCloudOptions['metadataTokens']) {
-    simulator = await startSimulator({ provider: 'alibaba', instanceId: 'i-bp1testsim', ...(metadataTokens ? { metadataTokens } : {}) });
-    client = new MetadataClient(simulator.url);
+    ({ simulator, client } = await resources.simulatorWithClient({ provider: 'alibaba', instanceId: 'i-bp1testsim', ...(metadataTokens ? { metadataTokens } : {}) }));
     return simulator;
   }
-  const request = (method: 'GET' | 'PUT', path: string, headers: Record<string, string> = {}) => client!.request({ method, path, headers, timeoutMs: 1000 });
+  const request = (method: 'GET' | 'PUT', path: string, headers: Record<string, string> = {}) => client.request({ method, path, headers, timeoutMs: 1000 });
   const putToken = (headers: Record<string, string>) => request('PUT', '/latest/api/token', headers);
 
   test('the token PUT needs a TTL from 1 to 21600 and no X-Forwarded-For; GETs check the token they carry', async () => {
@@ -45,8 +41,6 @@ describe('Alibaba simulator and provider', () => {
   test('required tokens refuse plain GETs; unavailable tokens answer the PUT with 404', async () => {
     await start('required');
     expect((await request('GET', '/latest/meta-data/instance-id')).status).toBe(401);
-    await simulator!.close();
-    client!.close();
     await start('unavailable');
     expect((await putToken({ 'X-aliyun-ecs-metadata-token-ttl-seconds': '60' })).status).toBe(404);
   });
@@ -54,11 +48,11 @@ describe('Alibaba simulator and provider', () => {
   test('termination-time is 404 until a trigger, then a whole-second UTC time; clear removes it', async () => {
     await start();
     expect((await request('GET', TERMINATION)).status).toBe(404);
-    simulator!.trigger({ kind: 'terminate', time: '2031-05-06T07:08:09.123Z' });
+    simulator.trigger({ kind: 'terminate', time: '2031-05-06T07:08:09.123Z' });
     expect(await request('GET', TERMINATION)).toMatchObject({ status: 200, body: '2031-05-06T07:08:09Z' });
-    simulator!.clear();
+    simulator.clear();
     expect((await request('GET', TERMINATION)).status).toBe(404);
-    expect(() => simulator!.trigger({ kind: 'preempt' })).toThrow(/only get terminate notices/);
+    expect(() => simulator.trigger({ kind: 'preempt' })).toThrow(/only get terminate notices/);
   });
 
   test.each(['optional', 'required'] as const)('without DMI files, the probes recognise the Alibaba simulator (tokens %s)', async (tokens) => {

@@ -1,17 +1,19 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PreemptdError } from '../src/errors.js';
 import type { ProviderName } from '../src/notice.js';
 import { AlibabaProvider } from '../src/providers/alibaba.js';
 import { AwsProvider } from '../src/providers/aws.js';
 import { GcpProvider } from '../src/providers/gcp.js';
-import { MetadataClient, MetadataRequestError, type MetadataResponse } from '../src/providers/metadata-client.js';
+import { MetadataRequestError, type MetadataClient, type MetadataResponse } from '../src/providers/metadata-client.js';
 import { formatFaultSpec, loadFaultSpec, NO_FAULTS, parseFaultSpec, withWrongTypes } from '../src/simulator/faults.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import type { RunningSimulator } from '../src/simulator/server.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from './helpers/provider-watch.js';
+import { TestResources } from './helpers/resources.js';
+
+const resources = new TestResources('preemptd-faults-');
 
 function usageMessage(run: () => unknown): string {
   try {
@@ -58,16 +60,12 @@ describe('fault spec', () => {
   });
 
   test('@file reads the spec from a file and names the file when it is wrong or missing', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'preemptd-faults-'));
-    try {
-      writeFileSync(join(dir, 'good'), 'html:0.5\n');
-      writeFileSync(join(dir, 'bad'), 'htm:0.5\n');
-      expect((await loadFaultSpec(`@${join(dir, 'good')}`)).entries).toEqual([{ name: 'html', rate: 0.5 }]);
-      await expect(loadFaultSpec(`@${join(dir, 'bad')}`)).rejects.toThrow(`${join(dir, 'bad')}: fault spec entry "htm:0.5": unknown fault`);
-      await expect(loadFaultSpec(`@${join(dir, 'none')}`)).rejects.toThrow(/cannot read fault spec file .*none/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const dir = resources.tempDir();
+    writeFileSync(join(dir, 'good'), 'html:0.5\n');
+    writeFileSync(join(dir, 'bad'), 'htm:0.5\n');
+    expect((await loadFaultSpec(`@${join(dir, 'good')}`)).entries).toEqual([{ name: 'html', rate: 0.5 }]);
+    await expect(loadFaultSpec(`@${join(dir, 'bad')}`)).rejects.toThrow(`${join(dir, 'bad')}: fault spec entry "htm:0.5": unknown fault`);
+    await expect(loadFaultSpec(`@${join(dir, 'none')}`)).rejects.toThrow(/cannot read fault spec file .*none/);
   });
 
   test('wrong types swap every value for another type, keeping the shape', () => {
@@ -83,19 +81,12 @@ describe('fault spec', () => {
 });
 
 describe('the simulator in fault mode', () => {
-  let simulator: RunningSimulator | undefined;
-  let client: MetadataClient | undefined;
-  afterEach(async () => {
-    client?.close();
-    await simulator?.close();
-    simulator = undefined;
-    client = undefined;
-  });
+  let simulator: RunningSimulator;
+  let client: MetadataClient;
 
   async function start(provider: ProviderName, spec: string): Promise<MetadataClient> {
     // IMDSv1 allowed, so plain GETs reach the AWS paths without a token.
-    simulator = await startSimulator({ provider, faults: parseFaultSpec(spec), metadataTokens: 'optional' });
-    client = new MetadataClient(simulator.url);
+    ({ simulator, client } = await resources.simulatorWithClient({ provider, faults: parseFaultSpec(spec), metadataTokens: 'optional' }));
     return client;
   }
 
@@ -111,7 +102,7 @@ describe('the simulator in fault mode', () => {
     expect(response.status).toBe(status);
     expect(response.body).toContain(`<h1>${status}`);
     expect(response.headers['retry-after']).toBeUndefined();
-    expect(simulator!.faults.applied.get(spec as '500')).toBe(1);
+    expect(simulator.faults.applied.get(spec as '500')).toBe(1);
   });
 
   test('429-retry-after carries Retry-After in whole seconds', async () => {
@@ -122,8 +113,8 @@ describe('the simulator in fault mode', () => {
 
   test('reset closes the connection without an answer, and hang never answers', async () => {
     await expect(awsGet(await start('aws', 'reset'), 'instance-id')).rejects.toMatchObject({ kind: 'connection_reset' });
-    simulator!.faults.set(parseFaultSpec('hang'));
-    await expect(awsGet(client!, 'instance-id', 300)).rejects.toMatchObject({ kind: 'timeout' });
+    simulator.faults.set(parseFaultSpec('hang'));
+    await expect(awsGet(client, 'instance-id', 300)).rejects.toMatchObject({ kind: 'timeout' });
   });
 
   test('hang-token hangs only the token PUT, and 401 never hits it', async () => {
@@ -132,8 +123,8 @@ describe('the simulator in fault mode', () => {
     await expect(put).rejects.toBeInstanceOf(MetadataRequestError);
     // A GET is untouched: the cloud answers it.
     expect((await awsGet(metadata, 'instance-id')).status).toBe(200);
-    expect(simulator!.faults.applied.get('hang-token')).toBe(1);
-    simulator!.faults.set(parseFaultSpec('401'));
+    expect(simulator.faults.applied.get('hang-token')).toBe(1);
+    simulator.faults.set(parseFaultSpec('401'));
     const token = await metadata.request({ method: 'PUT', path: '/latest/api/token', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' }, timeoutMs: 1000 });
     expect(token.status).toBe(200);
   });
@@ -153,9 +144,9 @@ describe('the simulator in fault mode', () => {
     const truncated = await get();
     expect(truncated.status).toBe(200);
     expect(() => JSON.parse(truncated.body)).toThrow();
-    simulator!.faults.set(parseFaultSpec('wrong-types'));
+    simulator.faults.set(parseFaultSpec('wrong-types'));
     expect(JSON.parse((await get()).body)).toEqual({ DocumentIncarnation: '1', Events: {} });
-    simulator!.faults.set(parseFaultSpec('html'));
+    simulator.faults.set(parseFaultSpec('html'));
     const html = await get();
     expect([html.status, html.headers['content-type']]).toEqual([200, 'text/html']);
     expect(html.body).toMatch(/^<!DOCTYPE html>/);
@@ -168,11 +159,11 @@ describe('the simulator in fault mode', () => {
     ['alibaba', 'terminate', '/latest/meta-data/instance/spot/termination-time', {}, (response: MetadataResponse) => response.status === 404],
   ] as const)('flicker makes a %s notice disappear from the answer', async (provider, kind, path, headers, quiet) => {
     const metadata = await start(provider, 'flicker');
-    simulator!.trigger({ kind });
+    simulator.trigger({ kind });
     const response = await metadata.request({ path, headers, timeoutMs: 1000 });
     expect(quiet(response)).toBe(true);
-    expect(simulator!.faults.applied.get('flicker')).toBe(1);
-    simulator!.faults.set(NO_FAULTS);
+    expect(simulator.faults.applied.get('flicker')).toBe(1);
+    simulator.faults.set(NO_FAULTS);
     const real = await metadata.request({ path, headers, timeoutMs: 1000 });
     expect(quiet(real)).toBe(false);
   });
@@ -180,10 +171,10 @@ describe('the simulator in fault mode', () => {
   test('notice-past and notice-future move the time of a triggered notice', async () => {
     const metadata = await start('alibaba', 'notice-past=10m');
     const read = async () => Date.parse((await metadata.request({ path: '/latest/meta-data/instance/spot/termination-time', timeoutMs: 1000 })).body);
-    simulator!.trigger({ kind: 'terminate' });
+    simulator.trigger({ kind: 'terminate' });
     expect(Date.now() - (await read())).toBeGreaterThan(9 * 60_000);
-    simulator!.faults.set(parseFaultSpec('notice-future'));
-    simulator!.trigger({ kind: 'terminate' });
+    simulator.faults.set(parseFaultSpec('notice-future'));
+    simulator.trigger({ kind: 'terminate' });
     expect((await read()) - Date.now()).toBeGreaterThan(9 * 365 * 86_400_000);
   });
 
@@ -191,7 +182,7 @@ describe('the simulator in fault mode', () => {
     const metadata = await start('aws', '');
     const control = (body: string) =>
       new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const request = http.request(`${simulator!.url}/_simulator/faults`, { method: 'POST' }, (response) => {
+        const request = http.request(`${simulator.url}/_simulator/faults`, { method: 'POST' }, (response) => {
           let text = '';
           response.on('data', (chunk) => (text += chunk));
           response.on('end', () => resolve({ status: response.statusCode!, body: text }));
@@ -219,24 +210,17 @@ describe('preemptd simulator --faults', () => {
 });
 
 describe('bugs the fault mode found', () => {
-  let simulator: RunningSimulator | undefined;
-  afterEach(async () => {
-    await simulator?.close();
-    simulator = undefined;
-  });
-
   test.each([
     ['aws', (url: string) => new AwsProvider(testProviderOptions(url, { requestTimeoutMs: 300 }))],
     ['alibaba', (url: string) => new AlibabaProvider(testProviderOptions(url, { requestTimeoutMs: 300 }))],
   ] as const)('%s: a proxy page answered to the token PUT is not kept as the token, so polling recovers at once', async (provider, create) => {
     // Before the fix the page became the token; every GET then failed (invalid header) for 80 % of the token TTL.
-    simulator = await startSimulator({ provider, faults: parseFaultSpec('html') });
-    const sim = simulator;
+    const simulator = await resources.simulator({ provider, faults: parseFaultSpec('html') });
     const recorder = watchRecorder();
     // The page goes away, and the notice comes, once the provider has been given it.
     const pageSeen = recorder.readMatching((read) => !read.ok && /not a token/.test(read.error ?? '')).then(() => {
-      sim.faults.set(NO_FAULTS);
-      sim.trigger({ kind: 'terminate' });
+      simulator.faults.set(NO_FAULTS);
+      simulator.trigger({ kind: 'terminate' });
     });
     const [events] = await Promise.all([collectEvents(create(simulator.url), recorder, 1, 8000), pageSeen]);
     expect(noticeOf(events[0]).kind).toBe('terminate');
@@ -245,13 +229,12 @@ describe('bugs the fault mode found', () => {
 
   test('gcp: a maintenance-event value cut short (NO) is a bad body, not a maintenance notice', async () => {
     // Before the fix any capitalised word was accepted: a truncated NONE became a maintenance notice.
-    simulator = await startSimulator({ provider: 'gcp', faults: parseFaultSpec('truncated') });
-    const sim = simulator;
+    const simulator = await resources.simulator({ provider: 'gcp', faults: parseFaultSpec('truncated') });
     const recorder = watchRecorder();
     // The answers are whole again, and the VM is preempted, once the provider has read a cut one.
     const cutSeen = recorder.readMatching((read) => read.source === 'instance/maintenance-event' && /expected NONE or a value such as/.test(read.error ?? '')).then(() => {
-      sim.faults.set(NO_FAULTS);
-      sim.trigger({ kind: 'preempt' });
+      simulator.faults.set(NO_FAULTS);
+      simulator.trigger({ kind: 'preempt' });
     });
     const [events] = await Promise.all([collectEvents(new GcpProvider(testProviderOptions(simulator.url, { requestTimeoutMs: 300 })), recorder, 1, 8000), cutSeen]);
     expect(noticeOf(events[0]).kind).toBe('preempt');
