@@ -67,19 +67,14 @@ describe('shutdownPlan', () => {
     return { daemon, config, plans, running, stateDir, stopOnSigterm };
   }
 
-  test('by default SIGTERM just stops: systemd is not even asked', async () => {
-    const { plans, stopOnSigterm } = await runningDaemon('exit');
-    const fake = probe(true);
+  test.each([
+    ['by default SIGTERM just stops: systemd is not even asked', 'exit', true, 0],
+    ['with run-plan, a SIGTERM while the host keeps running (systemctl stop) runs no plan', 'run-plan', false, 1],
+  ] as const)('%s', async (_name, onShutdownSignal, shuttingDown, asked) => {
+    const { plans, stopOnSigterm } = await runningDaemon(onShutdownSignal);
+    const fake = probe(shuttingDown);
     await stopOnSigterm(fake);
-    expect(fake.asked).toBe(0);
-    expect(plans).toEqual([]);
-  });
-
-  test('with run-plan, a SIGTERM while the host keeps running (systemctl stop) runs no plan', async () => {
-    const { plans, stopOnSigterm } = await runningDaemon('run-plan');
-    const fake = probe(false);
-    await stopOnSigterm(fake);
-    expect(fake.asked).toBe(1);
+    expect(fake.asked).toBe(asked);
     expect(plans).toEqual([]);
   });
 
