@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
-import { spawnAgent } from './lib/agent-process.js';
+import { spawnAgent, stopChildren } from './lib/agent-process.js';
 import { flag } from './lib/args.js';
 import { processCpuSeconds, processRssMb } from './lib/stats.js';
 
@@ -55,10 +55,8 @@ export default async function main(args: string[]): Promise<void> {
     console.log(`baseline: ${baselinePolls} polls, ${baselineCpuPerPoll.toFixed(3)} ms CPU per poll, RSS ${end.baselineRss.toFixed(1)} MB`);
     console.log(`ratio agent/baseline CPU per poll: ${(agentCpuPerPoll / baselineCpuPerPoll).toFixed(2)} (goal <= 0.6); agent RSS ${end.agentRss.toFixed(1)} MB (goal <= 70 MB)`);
   } finally {
-    agent.kill('SIGTERM');
-    baseline.kill('SIGTERM');
-    await agentSimulator.close();
-    await baselineSimulator.close();
+    await stopChildren(agent, baseline);
+    await Promise.all([agentSimulator.close(), baselineSimulator.close()]);
     rmSync(workDir, { recursive: true, force: true });
   }
 }

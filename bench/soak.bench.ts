@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseFaultSpec, formatFaultSpec } from '../src/simulator/faults.js';
 import { startSimulator } from '../src/simulator/server.js';
 import { startReceiver } from '../test/helpers/receiver.js';
-import { spawnAgent } from './lib/agent-process.js';
+import { spawnAgent, stopChildren } from './lib/agent-process.js';
 import { flag } from './lib/args.js';
 import { processRssMb } from './lib/stats.js';
 
@@ -103,10 +103,8 @@ export default async function main(args: string[]): Promise<void> {
     await sleep(1000);
     report(samples, fdsStart, fdsEnd, { agent: readProbe(loopFile), baseline: readProbe(baselineLoopFile) }, logs, receiver.requests.length, noticeSerial, simulator.faults.applied, minutes);
   } finally {
-    agent.kill('SIGTERM');
-    baseline.kill('SIGTERM');
-    await simulator.close();
-    await receiver.close();
+    await stopChildren(agent, baseline);
+    await Promise.all([simulator.close(), receiver.close()]);
     rmSync(workDir, { recursive: true, force: true });
   }
 }

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,4 +30,21 @@ export function spawnAgent(dir: string, options: AgentOptions): ChildProcess {
     stdio: options.stdio ?? 'inherit',
     env: options.env ?? process.env,
   });
+}
+
+/**
+ * Sends SIGTERM to each child still running and waits until all have exited (SIGKILL after
+ * 10 s), so the bench removes their folders only once nothing writes there any more.
+ */
+export async function stopChildren(...children: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(async (child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
+      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.kill('SIGTERM');
+      await exited;
+      clearTimeout(kill);
+    }),
+  );
 }
