@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { silentLogger } from '../src/log.js';
 import type { NoticeKind, ProviderName } from '../src/notice.js';
 import { createProvider } from '../src/providers/index.js';
@@ -94,8 +95,4 @@ async function oneTrial(
   simulator.trigger({ kind: KINDS[provider], leadMs: 300_000 + serial * 1000 });
   if (arrivals.length === before) await arrived;
   return arrivals[before]! - shownAt;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
