@@ -118,8 +118,10 @@ describeWithDpkg('the .deb (packaging/deb/build.sh)', () => {
     });
 
     (HAS_SYSTEMD_ANALYZE ? test : test.skip)('systemd-analyze verify accepts the installed unit', async () => {
-      // The scratch root has no systemd of its own: lend it the host's unit files (targets).
+      // The scratch root has no systemd of its own, nor procps: lend it the host's unit files
+      // (targets) and the /bin/kill of ExecReload, which verify checks is executable.
       cpSync('/usr/lib/systemd/system', join(root, 'usr/lib/systemd/system'), { recursive: true, force: false, errorOnExist: false });
+      cpSync('/bin/kill', join(root, 'bin/kill'));
       const result = await run('systemd-analyze', ['verify', `--root=${root}`, 'preemptd.service']).then(
         ({ stderr }) => ({ code: 0, stderr }),
         (error: { code: number; stderr: string }) => error,

@@ -48,7 +48,7 @@ Version: $version
 Architecture: amd64
 Maintainer: preemptd maintainers <maintainers@preemptd.invalid>
 Installed-Size: $installed_kb
-Depends: systemd (>= 247), libc6 (>= 2.28), libstdc++6 (>= 5), libgcc-s1
+Depends: systemd (>= 247), libc6 (>= 2.28), libstdc++6 (>= 5), libgcc-s1, procps
 Section: admin
 Priority: optional
 Description: runs a shutdown plan on spot / preemptible VM interruption notices
