@@ -16,6 +16,7 @@ import type { StepContext } from '../src/plan/step.js';
 import { snapshotStep } from '../src/plan/steps/snapshot.js';
 import { snapshotOptionsSchema } from '../src/snapshot/options.js';
 import { S3_CREDENTIALS, startS3Server } from '../test/helpers/s3-server.js';
+import { flag } from './lib/args.js';
 import { startDiscardSink } from './lib/discard-sink.js';
 
 /**
@@ -93,11 +94,6 @@ export default async function main(args: string[]): Promise<void> {
   } finally {
     if (!kept) await rm(dir, { recursive: true, force: true });
   }
-}
-
-function flag(args: string[], name: string): string | undefined {
-  const index = args.indexOf(name);
-  return index >= 0 ? args[index + 1] : undefined;
 }
 
 function mbps(bytes: number, seconds: number): string {
