@@ -5,6 +5,7 @@ import { HOP_LIMIT_WARNING, ImdsSession } from '../src/providers/aws-imds.js';
 import { parseAwsEventDate, parseMaintenance } from '../src/providers/aws-payloads.js';
 import { AwsProvider, type AwsCadence } from '../src/providers/aws.js';
 import { MetadataClient } from '../src/providers/metadata-client.js';
+import type { MetadataError } from '../src/providers/source-report.js';
 import type { Provider, ProviderEvent } from '../src/providers/provider.js';
 import { noticeId } from '../src/notice.js';
 import { noReply } from './helpers/no-reply.js';
@@ -275,6 +276,27 @@ describe('IMDSv2 token handling', () => {
     expect(warnings[0]!.msg).toBe(HOP_LIMIT_WARNING);
     expect(warnings[0]!.msg).toContain('--http-put-response-hop-limit 2');
     expect(warnings[0]!.msg).toContain('host networking');
+    s.close();
+  });
+
+  test('a failed token PUT says when the next may go, and the first read after that asks for a new token', async () => {
+    const s = session();
+    nock(BASE).put('/latest/api/token').reply(500, 'busy');
+    const failure = (await s.imds.get('instance-id', signal).then(
+      () => new Error('expected the read to fail'),
+      (error: unknown) => error,
+    )) as MetadataError;
+    expect(failure).toMatchObject({ code: 'ERR_METADATA_HTTP', status: 500 });
+    let allowed = false;
+    void failure.retryReady?.then(() => (allowed = true));
+    // Within the backoff the same failure comes back at once, and the retry is not allowed yet.
+    await expect(s.imds.get('instance-id', signal)).rejects.toBe(failure);
+    expect(allowed).toBe(false);
+    s.advance(60_000);
+    await failure.retryReady;
+    nock(BASE).put('/latest/api/token').reply(200, 'back');
+    nock(BASE).get(`${META}instance-id`).matchHeader('x-aws-ec2-metadata-token', 'back').reply(200, 'i-1');
+    await expect(s.imds.get('instance-id', signal)).resolves.toBe('i-1');
     s.close();
   });
 

@@ -1,4 +1,4 @@
-import { jitteredInterval } from '../backoff.js';
+import { METADATA_BACKOFF, jitteredInterval, type BackoffPolicy } from '../backoff.js';
 import { showValue } from '../config/fields.js';
 import { silentLogger, type Logger } from '../log.js';
 import { noticeId, type InstanceFacts, type Notice } from '../notice.js';
@@ -44,6 +44,8 @@ export interface AlibabaSessionOptions {
  * reused until 80 % of its TTL and renewed once on a 401/403. When the token PUT answers
  * 403 or 404 the service does not offer hardened mode here: plain GETs are used, until a
  * plain GET is refused (hardened mode enforced since), which brings the token back.
+ * A failed token PUT has no backoff of its own: the read fails, the poll loop backs off,
+ * and its next read asks again (one reader polls here, so there is nothing to share).
  */
 export class AlibabaSession {
   log: Logger;
@@ -182,10 +184,14 @@ export class AlibabaProvider implements Provider {
   /** The watch's `onRead`: a token request made while reading facts is reported there too. */
   private reportRead: OnRead | undefined;
 
-  /** `log` receives token messages; without it they go to the log of the first watch. */
+  /**
+   * `log` receives token messages; without it they go to the log of the first watch.
+   * `backoff` (how failed reads back off) is for tests; METADATA_BACKOFF otherwise.
+   */
   constructor(
     private readonly options: ProviderOptions,
     log?: Logger,
+    private readonly backoff: BackoffPolicy = METADATA_BACKOFF,
   ) {
     this.client = new MetadataClient(options.baseUrl);
     this.hasOwnLog = log !== undefined;
@@ -215,6 +221,7 @@ export class AlibabaProvider implements Provider {
         {
           report: new SourceReport(TERMINATION_TIME, context),
           nextIntervalMs: () => jitteredInterval(this.options.pollIntervalMs),
+          backoff: this.backoff,
           read: async (readSignal) => {
             const body = await this.session.get(TERMINATION_TIME, readSignal, context.onRead);
             const status = body === null ? 404 : 200;

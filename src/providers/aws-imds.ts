@@ -36,13 +36,16 @@ type OnRead = (read: MetadataRead) => void;
 /**
  * IMDS access with the IMDSv2 token lifecycle: one token shared by every source, reused
  * until 80 % of its TTL, renewed on a 401 (one retry). When the token cannot be had it
- * backs off, warns once about the hop limit on a timeout, and uses IMDSv1 only if allowed.
+ * backs off (reads meanwhile fail at once with the same error, which says when the next
+ * try may go, so the poll loops wait for exactly that), warns once about the hop limit on
+ * a timeout, and uses IMDSv1 only if allowed.
  */
 export class ImdsSession {
   private token: { value: string; refreshAt: number } | undefined;
   private fetching: Promise<string | null> | undefined;
   private tokenFailures = 0;
   private retryTokenAt = 0;
+  /** The last token failure; it carries (retryReady) when the next token request may go. */
   private lastTokenError: MetadataError | undefined;
   private hopLimitWarned = false;
   private usingV1 = false;
@@ -133,6 +136,8 @@ export class ImdsSession {
       onRead?.({ source: 'token', ok: false, ms: performance.now() - started, error: failure.message, ...(failure.status ? { status: failure.status } : {}) });
       this.tokenFailures += 1;
       this.retryTokenAt = this.now() + backoffDelay(this.tokenFailures, this.options.backoff ?? METADATA_BACKOFF);
+      // Reads that fail for want of a token wait for this, not for a backoff of their own.
+      failure.retryReady = this.tokenRetryAllowed();
       this.lastTokenError = failure;
       if (failure.code === 'ERR_TOKEN_TIMEOUT' && !this.hopLimitWarned) {
         this.hopLimitWarned = true;
@@ -145,6 +150,23 @@ export class ImdsSession {
       }
       return null;
     }
+  }
+
+  /**
+   * Settles once the token backoff is over (on this session's clock, which tests move by
+   * hand), so the next read asks for a token instead of meeting the stored failure.
+   */
+  private tokenRetryAllowed(): Promise<void> {
+    const retryAt = this.retryTokenAt;
+    return new Promise((resolve) => {
+      const check = () => {
+        const left = retryAt - this.now();
+        // A timer can fire a little before the clock shows its time: check, and wait the rest.
+        if (left > 0) setTimeout(check, left).unref();
+        else resolve();
+      };
+      check();
+    });
   }
 }
 

@@ -6,6 +6,11 @@ import type { WatchContext } from './provider.js';
 /** A metadata read that failed in a way the provider understands (HTTP status, bad body). */
 export class MetadataError extends PreemptdError {
   readonly status: number | undefined;
+  /**
+   * Settles when a retry can succeed, for a failure that already has its own schedule (a
+   * token request backing off): the poll loop waits for it instead of its own backoff.
+   */
+  retryReady: Promise<void> | undefined;
   constructor(code: 'ERR_METADATA_HTTP' | 'ERR_METADATA_BODY' | 'ERR_METADATA_TIMEOUT' | 'ERR_TOKEN_TIMEOUT', message: string, status?: number) {
     super(code, message);
     this.name = 'MetadataError';
