@@ -29,16 +29,28 @@ export function parseIsoTime(text: string): Date | undefined {
   return Number.isNaN(ms) ? undefined : new Date(ms);
 }
 
-function parseJson(source: string, body: string): unknown {
+function shapeError(source: string, expected: string, value: unknown): MetadataError {
+  return new MetadataError('ERR_METADATA_BODY', `${source}: expected ${expected}, got ${showValue(value)}`, 200);
+}
+
+/** The body as JSON of the given shape (`expected` says it in words), and the JSON as sent. */
+function parseShaped<T>(source: string, body: string, shape: z.ZodType<T>, expected: string): { data: T; raw: unknown } {
+  let raw: unknown;
   try {
-    return JSON.parse(body);
+    raw = JSON.parse(body);
   } catch {
     throw new MetadataError('ERR_METADATA_BODY', `${source}: body is not JSON (got ${showValue(body)})`, 200);
   }
+  const parsed = shape.safeParse(raw);
+  if (!parsed.success) throw shapeError(source, expected, raw);
+  return { data: parsed.data, raw };
 }
 
-function shapeError(source: string, expected: string, value: unknown): MetadataError {
-  return new MetadataError('ERR_METADATA_BODY', `${source}: expected ${expected}, got ${showValue(value)}`, 200);
+/** An ISO time field of a parsed body; `example` is a time of the form expected there. */
+function isoTimeField(source: string, field: string, text: string, example: string): Date {
+  const time = parseIsoTime(text);
+  if (!time) throw shapeError(source, `an ISO 8601 time such as ${example} in "${field}"`, text);
+  return time;
 }
 
 export const SPOT_ACTIONS = ['terminate', 'stop', 'hibernate'] as const;
@@ -56,12 +68,8 @@ const instanceActionShape = z.object({ action: z.enum(SPOT_ACTIONS), time: z.str
 
 export function parseInstanceAction(body: string): InstanceAction {
   const source = 'spot/instance-action';
-  const raw = parseJson(source, body);
-  const parsed = instanceActionShape.safeParse(raw);
-  if (!parsed.success) throw shapeError(source, '{"action": "terminate"|"stop"|"hibernate", "time": "<ISO time>"}', raw);
-  const time = parseIsoTime(parsed.data.time);
-  if (!time) throw shapeError(source, 'an ISO 8601 time such as 2017-09-18T08:22:00Z in "time"', parsed.data.time);
-  return { action: parsed.data.action, timeText: parsed.data.time, time, raw };
+  const { data, raw } = parseShaped(source, body, instanceActionShape, '{"action": "terminate"|"stop"|"hibernate", "time": "<ISO time>"}');
+  return { action: data.action, timeText: data.time, time: isoTimeField(source, 'time', data.time, '2017-09-18T08:22:00Z'), raw };
 }
 
 export interface RebalanceRecommendation {
@@ -74,12 +82,8 @@ const rebalanceShape = z.object({ noticeTime: z.string() });
 
 export function parseRebalance(body: string): RebalanceRecommendation {
   const source = 'events/recommendations/rebalance';
-  const raw = parseJson(source, body);
-  const parsed = rebalanceShape.safeParse(raw);
-  if (!parsed.success) throw shapeError(source, '{"noticeTime": "<ISO time>"}', raw);
-  const noticeTime = parseIsoTime(parsed.data.noticeTime);
-  if (!noticeTime) throw shapeError(source, 'an ISO 8601 time such as 2020-10-27T08:22:00Z in "noticeTime"', parsed.data.noticeTime);
-  return { noticeTimeText: parsed.data.noticeTime, noticeTime, raw };
+  const { data, raw } = parseShaped(source, body, rebalanceShape, '{"noticeTime": "<ISO time>"}');
+  return { noticeTimeText: data.noticeTime, noticeTime: isoTimeField(source, 'noticeTime', data.noticeTime, '2020-10-27T08:22:00Z'), raw };
 }
 
 export interface MaintenanceEvent {
@@ -104,10 +108,8 @@ const maintenanceShape = z.array(
 export function parseMaintenance(body: string): MaintenanceEvent[] {
   const source = 'events/maintenance/scheduled';
   if (body.trim() === '') return [];
-  const raw = parseJson(source, body);
-  const parsed = maintenanceShape.safeParse(raw);
-  if (!parsed.success) throw shapeError(source, 'a JSON array of events with "EventId" and "NotBefore"', raw);
-  return parsed.data.map((event, index) => {
+  const { data, raw } = parseShaped(source, body, maintenanceShape, 'a JSON array of events with "EventId" and "NotBefore"');
+  return data.map((event, index) => {
     const notBefore = parseAwsEventDate(event.NotBefore);
     if (!notBefore) throw shapeError(source, `a date such as "21 Jan 2019 09:00:43 GMT" in [${index}].NotBefore`, event.NotBefore);
     const state = (event.State ?? 'active').toLowerCase();

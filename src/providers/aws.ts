@@ -134,41 +134,38 @@ export class AwsProvider implements Provider {
   }
 }
 
-/** Remembers which identities were already yielded, so each is yielded once per process. */
-function firstTime(seen: Set<string>, identity: string): boolean {
-  if (seen.has(identity)) return false;
-  seen.add(identity);
-  return true;
+/**
+ * A source whose item holds at most one notice: 404 is nothing, and each notice (by its
+ * identity) is yielded once per process. A notice that disappears again is not a
+ * cancellation: AWS never cancels spot notices or rebalance recommendations.
+ */
+function oneNoticeSource(path: string, nextDelayMs: () => number, read: (body: string) => Finding & { type: 'notice' }): AwsSource {
+  const seen = new Set<string>();
+  return {
+    path,
+    nextDelayMs,
+    interpret(body) {
+      if (body === null) return [];
+      const finding = read(body);
+      if (seen.has(finding.identity)) return [];
+      seen.add(finding.identity);
+      return [finding];
+    },
+  };
 }
 
 function instanceActionSource(nextDelayMs: () => number): AwsSource {
-  const seen = new Set<string>();
-  return {
-    path: 'spot/instance-action',
-    nextDelayMs,
-    interpret(body) {
-      // 404: nothing pending. A shown notice that disappears is not a cancellation: AWS never cancels.
-      if (body === null) return [];
-      const action = parseInstanceAction(body);
-      const identity = `${action.action}\0${action.timeText}`;
-      if (!firstTime(seen, identity)) return [];
-      return [{ type: 'notice', kind: action.action, identity, deadline: action.time, raw: action.raw }];
-    },
-  };
+  return oneNoticeSource('spot/instance-action', nextDelayMs, (body) => {
+    const action = parseInstanceAction(body);
+    return { type: 'notice', kind: action.action, identity: `${action.action}\0${action.timeText}`, deadline: action.time, raw: action.raw };
+  });
 }
 
 function rebalanceSource(nextDelayMs: () => number): AwsSource {
-  const seen = new Set<string>();
-  return {
-    path: 'events/recommendations/rebalance',
-    nextDelayMs,
-    interpret(body) {
-      if (body === null) return [];
-      const recommendation = parseRebalance(body);
-      if (!firstTime(seen, recommendation.noticeTimeText)) return [];
-      return [{ type: 'notice', kind: 'rebalance', identity: recommendation.noticeTimeText, deadline: null, raw: recommendation.raw }];
-    },
-  };
+  return oneNoticeSource('events/recommendations/rebalance', nextDelayMs, (body) => {
+    const recommendation = parseRebalance(body);
+    return { type: 'notice', kind: 'rebalance', identity: recommendation.noticeTimeText, deadline: null, raw: recommendation.raw };
+  });
 }
 
 function maintenanceSource(nextDelayMs: () => number): AwsSource {
