@@ -10,10 +10,10 @@ import { runFaultScenario, scenariosFor, type FaultOutcome } from './helpers/fau
  * they run side by side. The long version is bench/fault-suite.
  */
 /**
- * detectLimitMs only bounds a failure: a passing scenario ends at its first delivery. With a
- * mix left on while the notice is shown, AWS/Alibaba token backoff stacks on the source's
- * own (up to ~10 s a cycle, see docs/robustness.md), and npm test runs other suites beside
- * this one on two cores: 15 s was exceeded there once, so the limit is 30 s.
+ * detectLimitMs only bounds a failure: a passing scenario ends at its first delivery. A mix
+ * left on while the notice is shown keeps reads failing and the sources backing off, and
+ * npm test runs other suites beside this one on two cores: 15 s was exceeded there once
+ * (while AWS's token backoff still stacked on the source's), so the limit is 30 s.
  */
 const TIMING = { faultMs: 1200, settleMs: 1000, detectLimitMs: 30_000 };
 /** Generous for a few seconds of faults; a flood (a line per failed read) would be hundreds. */
