@@ -8,6 +8,7 @@ import { Journal } from './journal.js';
 import type { Logger } from './log.js';
 import { noticeToJSON, type Notice, type ProviderName } from './notice.js';
 import { buildPlan, executePlan, type Plan, type PlanResult } from './plan/executor.js';
+import { preloadStepTypes } from './plan/steps/index.js';
 import { detectProvider } from './providers/detect.js';
 import { createProvider, defaultMetadataUrl } from './providers/index.js';
 import type { MetadataRead, Provider, ProviderOptions } from './providers/provider.js';
@@ -219,6 +220,18 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   reload(config: Config): void {
     this.deps.config = config;
     this.emit('reloaded', config);
+    if (this.lastReadAt !== null) void this.preloadSteps();
+  }
+
+  /**
+   * Loads what the configured steps import on first use, after the first metadata read (so
+   * after READY=1, which start-up reaches without them) and before any notice needs them.
+   */
+  private async preloadSteps(): Promise<void> {
+    const failed = await preloadStepTypes(this.deps.config.steps.map((step) => step.type));
+    for (const { type, reason } of failed) {
+      this.deps.log.warn({ stepType: type, err: errorMessage(reason) }, 'could not load a step type ahead of notices; it loads again when the step runs');
+    }
   }
 
   private async createConfiguredProvider(): Promise<Provider> {
@@ -238,6 +251,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private recordRead(read: MetadataRead): void {
     const at = this.now();
+    if (this.lastReadAt === null) setImmediate(() => void this.preloadSteps());
     this.lastReadAt = at;
     if (read.ok) {
       this.lastSuccessAt = at;

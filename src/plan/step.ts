@@ -78,6 +78,11 @@ export interface StepType<Options> {
    * step with its description.
    */
   check?(options: Options, context: CheckContext): Promise<CheckResult[]>;
+  /**
+   * Loads what run() needs but start-up should not wait for (modules imported on first use).
+   * Called once the agent is watching, for each configured step type; optional.
+   */
+  preload?(): Promise<void>;
 }
 
 /** A step type with its options type erased, for registries. */

@@ -1,8 +1,8 @@
 import type { Agent as HttpAgent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
-import got, { RequestError } from 'got';
-import { HttpProxyAgent, HttpsProxyAgent } from 'hpagent';
+import type { RequestError } from 'got';
 import { sleep } from '../backoff.js';
+import { loadGot } from '../http/load-got.js';
 import { AGENT_VERSION } from '../host.js';
 import type { Logger } from '../log.js';
 import { StepFailure } from '../plan/step.js';
@@ -37,7 +37,7 @@ export interface WebhookResult {
 export async function postWebhook(request: WebhookRequest): Promise<WebhookResult> {
   const target = new URL(request.url);
   const where = `webhook to ${target.host}`;
-  const agent = proxyAgent(target, request.proxy, request.env ?? process.env);
+  const agent = await proxyAgent(target, request.proxy, request.env ?? process.env);
   for (let attempt = 1; ; attempt++) {
     const now = Date.now();
     const outcome = await attemptOnce(request, agent, now);
@@ -60,6 +60,7 @@ type Outcome = AttemptOutcome & { error: string };
 
 async function attemptOnce(request: WebhookRequest, agent: Agents | undefined, now: number): Promise<Outcome> {
   const remaining = request.deadline - now;
+  const { default: got, RequestError } = await loadGot();
   try {
     const response = await got.post(request.url, {
       body: request.body,
@@ -78,13 +79,13 @@ async function attemptOnce(request: WebhookRequest, agent: Agents | undefined, n
     const retryAfter = response.headers['retry-after'];
     return { status: response.statusCode, error: '', ...(retryAfter === undefined ? {} : { retryAfter }) };
   } catch (error) {
-    return { error: describeNetworkError(error) };
+    return { error: describeNetworkError(error, RequestError) };
   }
 }
 
 /** A short reason without the URL (got's messages can carry it). */
-function describeNetworkError(error: unknown): string {
-  if (error instanceof RequestError) {
+function describeNetworkError(error: unknown, requestError: typeof RequestError): string {
+  if (error instanceof requestError) {
     if (error.name === 'TimeoutError') return 'timed out';
     if (error.name === 'AbortError' || error.code === 'ERR_ABORTED') return 'aborted';
     // A generic code says nothing; the message might name a URL, so any URL is cut out.
@@ -96,9 +97,11 @@ function describeNetworkError(error: unknown): string {
 
 type Agents = { http?: HttpAgent; https?: HttpsAgent };
 
-function proxyAgent(target: URL, explicit: string | undefined, env: NodeJS.ProcessEnv): Agents | undefined {
+async function proxyAgent(target: URL, explicit: string | undefined, env: NodeJS.ProcessEnv): Promise<Agents | undefined> {
   const proxy = explicit ?? proxyFromEnv(target, env);
   if (!proxy) return undefined;
+  // Loaded only when a proxy is in use.
+  const { HttpProxyAgent, HttpsProxyAgent } = await import('hpagent');
   return target.protocol === 'https:'
     ? { https: new HttpsProxyAgent({ proxy, keepAlive: false }) }
     : { http: new HttpProxyAgent({ proxy, keepAlive: false }) };

@@ -1,4 +1,3 @@
-import got, { RequestError } from 'got';
 import { z } from 'zod';
 import { sleep } from '../../backoff.js';
 import { httpUrl, positiveDuration, showValue } from '../../config/fields.js';
@@ -13,6 +12,7 @@ import {
   type ConditionCheck,
   type UntilCondition,
 } from '../../http/condition.js';
+import { loadGot, preloadGot } from '../../http/load-got.js';
 import { describeStatuses, statusList, statusMatches, SUCCESS, type StatusRange } from '../../http/status.js';
 import { renderTemplate, validateTemplate } from '../../webhook/render.js';
 import { hostResolves } from '../checks.js';
@@ -141,6 +141,7 @@ type Answer = { kind: 'response'; status: number; body: string } | { kind: 'refu
 
 async function send(request: HttpRequestOptions, options: HttpOptions, event: PreemptdEvent, context: StepContext): Promise<Answer> {
   const body = request.body;
+  const { default: got, RequestError } = await loadGot();
   try {
     const response = await got(request.url, {
       method: request.method,
@@ -226,4 +227,5 @@ export const httpStep = {
   },
   /** The hosts of the request (and `until:` polls) resolve; nothing is sent. */
   check: (options) => Promise.all([...new Set([options.request.url, ...(options.until ? [options.until.request.url] : [])])].map(hostResolves)),
+  preload: preloadGot,
 } satisfies StepType<HttpOptions>;

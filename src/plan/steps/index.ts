@@ -1,3 +1,4 @@
+import type { StepTypeLookup } from '../build.js';
 import type { AnyStepType } from '../step.js';
 import { execStep } from './exec.js';
 import { httpStep } from './http.js';
@@ -13,4 +14,11 @@ export const STEP_TYPES: readonly AnyStepType[] = [signalStep, httpStep, execSte
 
 export function findStepType(type: string): AnyStepType | undefined {
   return STEP_TYPES.find((stepType) => stepType.type === type);
+}
+
+/** Runs the preload of each step type named (once per type); resolves to the types whose preload failed, with why. */
+export async function preloadStepTypes(types: Iterable<string>, lookup: StepTypeLookup = findStepType): Promise<{ type: string; reason: unknown }[]> {
+  const named = [...new Set(types)].map((type) => ({ type, preload: lookup(type)?.preload }));
+  const results = await Promise.allSettled(named.map(({ preload }) => preload?.()));
+  return results.flatMap((result, index) => (result.status === 'rejected' ? [{ type: named[index]!.type, reason: result.reason }] : []));
 }

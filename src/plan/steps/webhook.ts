@@ -4,6 +4,7 @@ import { registerSecret } from '../../log.js';
 import { renderWebhook, validateTemplate, WEBHOOK_FORMATS, type WebhookFormat } from '../../webhook/render.js';
 import { postWebhook } from '../../webhook/send.js';
 import { signatureHeaders } from '../../webhook/sign.js';
+import { preloadGot } from '../../http/load-got.js';
 import { hostResolves } from '../checks.js';
 import type { StepType } from '../step.js';
 
@@ -104,4 +105,5 @@ export const webhookStep = {
   },
   /** The webhook (and proxy) hosts resolve; nothing is posted. */
   check: (options) => Promise.all([targetUrl(options), ...(options.proxy === undefined ? [] : [options.proxy])].map(hostResolves)),
+  preload: preloadGot,
 } satisfies StepType<WebhookOptions>;
