@@ -96,14 +96,14 @@ async function uploadEachPart(
   };
 
   let partNumber = 0;
-  for (const part of firstParts) send(part, ++partNumber);
+  const readAlready = [...firstParts];
   try {
     while (!stops.aborted) {
       if (inFlight.size >= options.queueSize) {
         await Promise.race(inFlight);
         continue;
       }
-      const next = await rest.next();
+      const next = readAlready.length ? { done: false as const, value: readAlready.shift()! } : await rest.next();
       if (next.done) break;
       send(next.value, ++partNumber);
     }
