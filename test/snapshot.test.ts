@@ -1,13 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { crc32 } from 'node:zlib';
 import { dirname, join } from 'node:path';
 import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { silentLogger } from '../src/log.js';
 import { StepFailure } from '../src/plan/step.js';
 import { snapshotStep } from '../src/plan/steps/snapshot.js';
 import { manifestSchema, type Manifest } from '../src/snapshot/manifest.js';
 import { snapshotOptionsSchema } from '../src/snapshot/options.js';
+import { openFileStore } from '../src/stores/file.js';
+import { onePart } from '../src/stores/parts.js';
 import { S3_CREDENTIALS, startS3Server, testS3Client, type S3ServerOptions, type S3TestServer } from './helpers/s3-server.js';
 import { testNotice, testStepContext, type TestStepContext } from './helpers/step-context.js';
 
@@ -240,5 +243,28 @@ describe('snapshot step, file:// destination', () => {
     const manifest = manifestSchema.parse(JSON.parse(await readFile(join(target, 'terminate/manifest.json'), 'utf8')));
     expect(manifest.files.map((file) => file.path)).toEqual(['ckpt/a.bin', 'ckpt/b/c.txt']);
     expect(manifest.complete).toBe(true);
+    expect((await readdir(target, { recursive: true })).sort()).toEqual(['terminate', 'terminate/ckpt', 'terminate/ckpt/a.bin', 'terminate/ckpt/b', 'terminate/ckpt/b/c.txt', 'terminate/manifest.json']);
+  });
+
+  test('a put cut part-way fails with AbortError, writes each part it got, and its partial file is removed by cleanup', async () => {
+    const target = join(dir, 'nfs');
+    const cut = new AbortController();
+    const store = openFileStore({ scheme: 'file', directory: target, prefix: '' }, { partSize: 5 * MIB, queueSize: 1, concurrency: 1, signal: new AbortController().signal, log: silentLogger() });
+    const released: number[] = [];
+    const written: number[] = [];
+    async function* parts() {
+      yield { ...onePart(Buffer.alloc(5 * MIB, 1))[0]!, release: () => released.push(1) };
+      cut.abort();
+      yield { ...onePart(Buffer.from('never written'))[0]!, release: () => released.push(2) };
+    }
+
+    const put = store.put('ckpt/model.pt', parts(), { signal: cut.signal, onBytes: (bytes) => written.push(bytes) });
+
+    await expect(put).rejects.toMatchObject({ name: 'AbortError' });
+    expect(written).toEqual([5 * MIB]);
+    expect(released).toEqual([1]);
+    expect(await readdir(join(target, 'ckpt'))).toEqual([expect.stringMatching(/^\.[0-9a-f]{8}\.partial$/)]);
+    expect(await store.cleanup()).toEqual([]);
+    expect(await readdir(join(target, 'ckpt'))).toEqual([]);
   });
 });

@@ -1,11 +1,7 @@
-import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
-import { countBytes } from './count.js';
 import { formatLocation, type DirectoryLocation } from './location.js';
-import { streamOfParts } from './parts.js';
 import { abortError, type ObjectStore, type StoreOptions } from './store.js';
 
 /**
@@ -26,20 +22,31 @@ export function openFileStore(location: DirectoryLocation, options: StoreOptions
   return {
     url: formatLocation(location),
     async put(key, parts, { onBytes, signal } = {}) {
+      const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
       const path = pathOf(key);
       await mkdir(dirname(path), { recursive: true });
       const partial = join(dirname(path), `.${randomBytes(4).toString('hex')}.partial`);
       partials.add(partial);
+      const handle = await open(partial, 'w');
       try {
-        // `flush` fsyncs before close: on NFS the bytes must be on the server before the VM goes.
-        await pipeline(streamOfParts(parts), countBytes(onBytes), createWriteStream(partial, { flush: true }), {
-          signal: signal ? AbortSignal.any([signal, options.signal]) : options.signal,
-        });
-        await rename(partial, path);
-        partials.delete(partial);
+        // Part by part, each buffer handed back once written: no stream between the reading
+        // thread's memory and the file.
+        for await (const part of parts) {
+          if (stops.aborted) throw abortError();
+          let written = 0;
+          while (written < part.bytes.length) written += (await handle.write(part.bytes, written)).bytesWritten;
+          onBytes?.(part.bytes.length);
+          part.release?.();
+        }
+        // On NFS the bytes must be on the server before the VM goes.
+        await handle.sync();
       } catch (error) {
-        throw signal?.aborted || options.signal.aborted ? abortError() : error;
+        await handle.close();
+        throw stops.aborted ? abortError() : error;
       }
+      await handle.close();
+      await rename(partial, path);
+      partials.delete(partial);
     },
     async get(key) {
       const handle = await open(pathOf(key), 'r');
