@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, rename, rm, symlink, utimes } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { PassThrough, Transform, type Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { PreemptdError, errorMessage } from './errors.js';
 import type { Logger } from './log.js';
-import { runningChecksum } from './snapshot/checksum.js';
+import { measuringStream } from './snapshot/checksum.js';
 import type { ChecksumAlgorithm } from './snapshot/options.js';
 import { MANIFEST_NAME, manifestSchema, type Manifest, type ManifestFile } from './snapshot/manifest.js';
 import { formatLocation, keyFor, parseLocation, type StoreLocation } from './stores/location.js';
@@ -156,18 +156,11 @@ async function writeVerified(body: Readable | AsyncIterable<Buffer>, file: Manif
   const destination = insideTarget(target, file.path);
   await mkdir(dirname(destination), { recursive: true });
   const partial = join(dirname(destination), `.${randomBytes(4).toString('hex')}.partial`);
-  const running = runningChecksum(checksum);
-  let size = 0;
-  const measure = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      running.update(chunk);
-      size += chunk.length;
-      callback(null, chunk);
-    },
-  });
+  const measure = measuringStream(checksum);
   try {
-    await pipeline(body, measure, createWriteStream(partial));
-    const got = running.digest();
+    await pipeline(body, measure.stream, createWriteStream(partial));
+    const got = measure.digest();
+    const size = measure.bytes();
     if (size !== file.size) return { path: file.path, reason: `size ${size}, manifest says ${file.size}` };
     if (got !== file[checksum]) return { path: file.path, reason: `${checksum} ${got}, manifest says ${file[checksum]}` };
     await chmod(partial, file.mode);
@@ -185,17 +178,11 @@ async function restoreArchive(store: ObjectStore, location: StoreLocation, manif
   const tar = await import('tar-stream');
   const wanted = new Map(manifest.files.filter((entry): entry is ManifestFile => entry.type === 'file').map((file) => [file.path, file]));
   const failures: Failure[] = [];
-  const archiveChecksum = runningChecksum(manifest.checksum);
-  const measure = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      archiveChecksum.update(chunk);
-      callback(null, chunk);
-    },
-  });
+  const measure = measuringStream(manifest.checksum);
   const extract = tar.extract();
   const body = await store.get(keyFor(location, archive.key));
   const decompress = archive.compression === 'gzip' ? createGunzip() : archive.compression === 'zstd' ? createZstdDecompress() : new PassThrough();
-  const unpacking = pipeline(body, measure, decompress, extract);
+  const unpacking = pipeline(body, measure.stream, decompress, extract);
   // Its error also ends the loop below; it is awaited after.
   unpacking.catch(() => undefined);
   for await (const entry of extract) {
@@ -210,7 +197,7 @@ async function restoreArchive(store: ObjectStore, location: StoreLocation, manif
     if (failure) failures.push(failure);
   }
   await unpacking;
-  if (archiveChecksum.digest() !== archive[manifest.checksum]) failures.push({ path: archive.key, reason: `archive ${manifest.checksum} does not match the manifest` });
+  if (measure.digest() !== archive[manifest.checksum]) failures.push({ path: archive.key, reason: `archive ${manifest.checksum} does not match the manifest` });
   for (const path of wanted.keys()) failures.push({ path, reason: 'missing from the archive' });
   return failures;
 }

@@ -1,11 +1,11 @@
-import { PassThrough, Transform, pipeline as pipeStreams, type Duplex } from 'node:stream';
+import { PassThrough, pipeline as pipeStreams, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGzip, createZstdCompress } from 'node:zlib';
 import { errorMessage } from '../errors.js';
 import { countBytes } from '../stores/count.js';
 import { keyFor } from '../stores/location.js';
 import { cutIntoParts, streamOfParts } from '../stores/parts.js';
-import { runningChecksum } from './checksum.js';
+import { measuringStream } from './checksum.js';
 import { checksumField, type ManifestEntry } from './manifest.js';
 import type { SnapshotOptions } from './options.js';
 import { describeRead, storedFile, type UploadJob, type UploadOutcome } from './upload.js';
@@ -44,16 +44,8 @@ export async function uploadArchive(job: UploadJob, compression: Compression): P
   const tar = await import('tar-stream');
   const pack = tar.pack();
   const name = ARCHIVE_NAMES[compression];
-  const archiveChecksum = runningChecksum(job.checksum);
-  let archiveBytes = 0;
-  const measure = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      archiveChecksum.update(chunk);
-      archiveBytes += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  const body = pipeStreams(pack, compressor(compression), measure, () => {});
+  const measure = measuringStream(job.checksum);
+  const body = pipeStreams(pack, compressor(compression), measure.stream, () => {});
 
   let failure: unknown;
   const uploading = job.store.put(keyFor(job.location, name), cutIntoParts(body, job.partSize), { signal: job.stop }).catch((error: unknown) => {
@@ -117,6 +109,6 @@ export async function uploadArchive(job: UploadJob, compression: Compression): P
     files: packed,
     skipped,
     bytesDone: bytesPacked,
-    archive: { key: name, compression, size: archiveBytes, ...checksumField(job.checksum, archiveChecksum.digest()) },
+    archive: { key: name, compression, size: measure.bytes(), ...checksumField(job.checksum, measure.digest()) },
   };
 }

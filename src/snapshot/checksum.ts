@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { Transform } from 'node:stream';
 import { crc32 } from '@node-rs/crc32';
 import type { ChecksumAlgorithm } from './options.js';
 
@@ -30,4 +31,18 @@ export function runningChecksum(algorithm: ChecksumAlgorithm): RunningChecksum {
     },
     digest: () => (crc >>> 0).toString(16).padStart(8, '0'),
   };
+}
+
+/** A pass-through stream that computes the checksum of the bytes going by and counts them. */
+export function measuringStream(algorithm: ChecksumAlgorithm): { stream: Transform; bytes(): number; digest(): string } {
+  const running = runningChecksum(algorithm);
+  let bytes = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      running.update(chunk);
+      bytes += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  return { stream, bytes: () => bytes, digest: () => running.digest() };
 }
