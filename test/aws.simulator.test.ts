@@ -1,19 +1,10 @@
-import { createServer } from 'node:net';
 import { AwsProvider } from '../src/providers/aws.js';
 import type { ProviderEvent } from '../src/providers/provider.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from './helpers/provider-watch.js';
+import { freePort } from './helpers/free-port.js';
 
 const FAST = { rebalanceMinMs: 20, maintenanceMs: 20, backoff: { baseMs: 20, maxMs: 100 } };
-
-/** A loopback port nothing listens on (yet). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('AWS provider against the simulator', () => {
   let simulator: RunningSimulator | undefined;

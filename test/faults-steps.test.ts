@@ -1,5 +1,4 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -11,6 +10,7 @@ import { isRunning } from '../src/process/proc.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
 import { S3_CREDENTIALS, startS3Server, type S3TestServer } from './helpers/s3-server.js';
 import { testNotice } from './helpers/step-context.js';
+import { freePort } from './helpers/free-port.js';
 import { Workloads } from './helpers/workload.js';
 
 /**
@@ -20,15 +20,6 @@ import { Workloads } from './helpers/workload.js';
  * failing mid-way. The healthy steps must finish on time, and the summary webhook (sent
  * after the plan) must tell exactly what happened.
  */
-
-/** A loopback port nothing listens on: bound, then closed. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('a plan whose steps meet failing endpoints, stubborn processes and a broken destination', () => {
   const savedEnv = { ...process.env };
@@ -58,7 +49,7 @@ describe('a plan whose steps meet failing endpoints, stubborn processes and a br
     receiver = await startReceiver();
     flaky = await startReceiver({ status: 500 }, { status: 200 });
     slow = await startReceiver({ status: 200, delayMs: 10_000 });
-    const down = await closedPort();
+    const down = await freePort();
     const stubborn = await workloads.start(join(dir, 'signals'), ['--ignore', 'SIGTERM']);
     stubbornPid = stubborn.pid;
     stubbornSignals = stubborn.received;

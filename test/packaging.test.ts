@@ -1,6 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,6 +7,7 @@ import { parseAllDocuments } from 'yaml';
 import { loadConfig } from '../src/config/load.js';
 import { CONFIG_DEFAULTS } from '../src/config/schema.js';
 import { startSimulator } from '../src/simulator/server.js';
+import { freePort } from './helpers/free-port.js';
 
 const execFileAsync = promisify(execFile);
 const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
@@ -162,17 +162,6 @@ describe('the production install the image and the .deb carry', () => {
     expect(await healthcheck()).not.toBe(0);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------------------
 // Kubernetes examples: parsed, and the fields that make them work checked.
