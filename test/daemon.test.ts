@@ -5,6 +5,7 @@ import { createDaemon, resumable, type Daemon } from '../src/daemon.js';
 import { silentLogger } from '../src/log.js';
 import { noticeId, type Notice } from '../src/notice.js';
 import { TestResources } from './helpers/resources.js';
+import { until } from './helpers/until.js';
 
 const resources = new TestResources('preemptd-daemon-');
 
@@ -12,14 +13,6 @@ function startDaemon(raw: Record<string, unknown>): Daemon {
   const daemon = createDaemon({ config: compileConfig(raw, { file: undefined }), log: silentLogger() });
   void resources.runDaemon(daemon);
   return daemon;
-}
-
-async function until(condition: () => boolean, limitMs = 10_000): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > limitMs) throw new Error(`condition not met within ${limitMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 test('an AWS spot notice runs the plan once: webhook at once, then the workload is signalled', async () => {

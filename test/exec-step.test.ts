@@ -6,6 +6,7 @@ import { execStep, OUTPUT_CAP_BYTES } from '../src/plan/steps/exec.js';
 import { isRunning } from '../src/process/proc.js';
 import { testNotice, testStepContext, type TestStepContext } from './helpers/step-context.js';
 import { FIXTURE_BIN } from './helpers/workload.js';
+import { until } from './helpers/until.js';
 
 const PROBE = join(FIXTURE_BIN, 'exec-probe.mjs');
 const node = process.execPath;
@@ -117,7 +118,7 @@ describe('exec step', () => {
     leftovers.push(child, grandchild);
     // The child ignores SIGTERM, so it went with SIGKILL after the grace period.
     expect(failed.detail).toMatchObject({ signal: 'SIGKILL' });
-    await waitFor(async () => !(await isRunning(grandchild)));
+    await until(async () => !(await isRunning(grandchild)), 5000);
     expect(await isRunning(child)).toBe(false);
     expect(await isRunning(grandchild)).toBe(false);
   });
@@ -162,11 +163,3 @@ describe('exec step options', () => {
     );
   });
 });
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > until) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

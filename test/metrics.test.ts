@@ -11,6 +11,7 @@ import { serveDaemon } from '../src/server.js';
 import { startSimulator } from '../src/simulator/server.js';
 import { startReceiver } from './helpers/receiver.js';
 import { ScriptedProvider, scriptedNotice } from './helpers/scripted-provider.js';
+import { until } from './helpers/until.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -47,14 +48,6 @@ function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'preemptd-metrics-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-async function until(condition: () => boolean, limitMs = 10_000): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > limitMs) throw new Error(`condition not met within ${limitMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 test('after a simulated AWS notice the scrape shows the notice, the reads, each step outcome and the timings', async () => {

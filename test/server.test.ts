@@ -10,6 +10,7 @@ import { createDaemon, type Daemon } from '../src/daemon.js';
 import { silentLogger, type Logger } from '../src/log.js';
 import { serveDaemon, type RunningServer } from '../src/server.js';
 import { ScriptedProvider, scriptedNotice } from './helpers/scripted-provider.js';
+import { until } from './helpers/until.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 /** Held requests are released first, so plans can end and daemons stop at once. */
@@ -75,14 +76,6 @@ async function startStack(raw: Record<string, unknown>, options: { now?: () => n
       return { status: response.status, text, type, body: type?.startsWith('application/json') && text ? JSON.parse(text) : undefined };
     },
   };
-}
-
-async function until(condition: () => boolean, limitMs = 10_000): Promise<void> {
-  const started = Date.now();
-  while (!condition()) {
-    if (Date.now() - started > limitMs) throw new Error(`condition not met within ${limitMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 function planFinished(daemon: Daemon): Promise<void> {

@@ -7,6 +7,7 @@ import { selfAndAncestors } from '../src/process/proc.js';
 import { safeTargets } from '../src/process/targets.js';
 import { testStepContext, type TestStepContext } from './helpers/step-context.js';
 import { Workloads } from './helpers/workload.js';
+import { until } from './helpers/until.js';
 
 let dir: string;
 const workloads = new Workloads();
@@ -111,7 +112,7 @@ describe('signal step against real processes', () => {
     const workload = await workloads.start(join(dir, 'a.log'));
     const detail = await run({ pid: workload.pid, signal: 'SIGUSR1' });
     expect(detail).toMatchObject({ signal: 'SIGUSR1', processes: [{ pid: workload.pid, outcome: 'signalled' }] });
-    await waitFor(() => workload.received().length > 0);
+    await until(() => workload.received().length > 0, 5000);
     expect(workload.received()).toEqual(['SIGUSR1']);
     expect(workload.child.exitCode).toBeNull();
   });
@@ -219,11 +220,3 @@ describe('signal step against real processes', () => {
     expect(failure.message).toBe(`no process found: processes matching /${pattern}/`);
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
