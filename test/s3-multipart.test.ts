@@ -1,3 +1,7 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout } from 'node:timers/promises';
 import { S3Client } from '@aws-sdk/client-s3';
 import nock from 'nock';
 import { onePart, type Part } from '../src/stores/parts.js';
@@ -59,4 +63,51 @@ test('a failed CompleteMultipartUpload leaves the upload listed for cleanup, wit
   expect(scope.isDone()).toBe(true);
   expect(released.sort()).toEqual([0, 1]);
   expect([...open]).toEqual([['u-1', 'big.bin']]);
+});
+
+/** A loopback S3 stand-in that holds each UploadPart 30 ms and records how many were in flight at once. */
+async function startPartCounter(): Promise<{ server: Server; endpoint: string; mostInFlight(): number; parts(): number }> {
+  let inFlight = 0;
+  let most = 0;
+  let parts = 0;
+  const server = createServer((req, res) => {
+    const url = new URL(req.url!, 'http://s3');
+    if (req.method === 'PUT') {
+      inFlight += 1;
+      most = Math.max(most, inFlight);
+      parts += 1;
+    }
+    req.resume();
+    req.on('end', async () => {
+      if (req.method === 'PUT') {
+        await setTimeout(30);
+        inFlight -= 1;
+        res.writeHead(200, { etag: '"p"' }).end();
+      } else if (url.searchParams.has('uploads')) {
+        res.end(xml('<InitiateMultipartUploadResult><UploadId>u-2</UploadId></InitiateMultipartUploadResult>'));
+      } else {
+        res.end(xml('<CompleteMultipartUploadResult><ETag>"o"</ETag></CompleteMultipartUploadResult>'));
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, mostInFlight: () => most, parts: () => parts };
+}
+
+test.each([1, 2])('with queueSize %i, no more parts than that are in flight at once', async (queueSize) => {
+  nock.enableNetConnect('127.0.0.1');
+  const counter = await startPartCounter();
+  const local = new S3Client({ endpoint: counter.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, expectContinueHeader: false });
+  try {
+    const parts = Array.from({ length: 4 }, () => onePart(Buffer.alloc(5 * MIB, 2))[0]!);
+
+    await uploadParts(local, { Bucket: 'b', Key: 'big.bin' }, parts, { queueSize, signal: new AbortController().signal, open: new Map() });
+
+    expect(counter.parts()).toBe(4);
+    expect(counter.mostInFlight()).toBe(queueSize);
+  } finally {
+    local.destroy();
+    counter.server.close();
+  }
 });

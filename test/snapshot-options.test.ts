@@ -28,11 +28,12 @@ afterEach(async () => {
 });
 
 describe('snapshot options', () => {
-  test('fill defaults: files mode, newest first, 8MiB parts, 4 parts and 4 files in flight', () => {
+  test('fill defaults: files mode, newest first, CRC32 checksums, 8MiB parts, 4 parts and 4 files in flight', () => {
     expect(snapshotOptionsSchema.parse({ paths: ['/data/ckpt'], to: 's3://ckpt-bucket/p/' })).toMatchObject({
       mode: 'files',
       compression: 'none',
       priority: 'newest',
+      checksum: 'crc32',
       partSize: 8 * 1024 * 1024,
       queueSize: 4,
       concurrency: 4,
@@ -52,6 +53,7 @@ describe('snapshot options', () => {
     [{ paths: ['/d'], to: 's3://ckpt-bucket/', partSize: '1MiB' }, 'partSize: expected at least 5MiB (the S3 minimum part size)'],
     [{ paths: ['/d'], to: 's3://ckpt-bucket/', partSize: 'big' }, 'partSize: got "big": expected a size such as 16MiB, 8MB or a number of bytes'],
     [{ paths: ['/d'], to: 's3://ckpt-bucket/', priority: 'random' }, 'priority: expected one of newest, oldest, smallest, largest, path'],
+    [{ paths: ['/d'], to: 's3://ckpt-bucket/', checksum: 'md5' }, 'checksum: expected one of crc32, sha256'],
     [{ paths: ['/d'], to: 's3://ckpt-bucket/', bucket: 'x' }, expect.stringContaining('bucket')],
   ])('reject %j with a message naming the field', (raw, message) => {
     expect(messages(raw)).toContainEqual(message);
