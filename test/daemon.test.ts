@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { jest } from '@jest/globals';
 import { compileConfig } from '../src/config/schema.js';
 import { createDaemon, resumable, type Daemon } from '../src/daemon.js';
 import { silentLogger } from '../src/log.js';
 import { noticeId, type Notice } from '../src/notice.js';
+import { httpStep } from '../src/plan/steps/http.js';
+import { webhookStep } from '../src/plan/steps/webhook.js';
 import { TestResources } from './helpers/resources.js';
 import { until } from './helpers/until.js';
 
@@ -53,6 +56,28 @@ test('an AWS spot notice runs the plan once: webhook at once, then the workload 
   // either order, so the order they were sent in is what the daemon reports.
   expect(workload.received().sort()).toEqual(['SIGTERM', 'SIGUSR1']);
   expect(started.filter((name) => name !== 'tell-ops')).toEqual(['checkpoint', 'stop']);
+});
+
+test('after its first metadata read the daemon preloads each configured step type once, and on reload the new ones', async () => {
+  const metadata = await resources.simulator({ provider: 'aws' });
+  const webhookPreload = jest.spyOn(webhookStep, 'preload');
+  const httpPreload = jest.spyOn(httpStep, 'preload');
+  resources.defer(() => {
+    webhookPreload.mockRestore();
+    httpPreload.mockRestore();
+  });
+  const raw = { provider: 'aws', metadataUrl: metadata.url, pollInterval: '50ms', stateDir: resources.tempDir() };
+  const daemon = startDaemon({ ...raw, steps: [{ name: 'a', webhook: { url: 'http://127.0.0.1:9/a' } }, { name: 'b', webhook: { url: 'http://127.0.0.1:9/b' } }] });
+  expect(webhookPreload).not.toHaveBeenCalled();
+
+  await until(() => webhookPreload.mock.calls.length === 1);
+  const readsBefore = metadata.requests.get('/latest/meta-data/spot/instance-action') ?? 0;
+  await until(() => (metadata.requests.get('/latest/meta-data/spot/instance-action') ?? 0) >= readsBefore + 3);
+  expect(webhookPreload).toHaveBeenCalledTimes(1);
+  expect(httpPreload).not.toHaveBeenCalled();
+
+  daemon.reload(compileConfig({ ...raw, steps: [{ name: 'drain', http: { url: 'http://127.0.0.1:9/drain' } }] }, { file: undefined }));
+  await until(() => httpPreload.mock.calls.length === 1);
 });
 
 test('a GCP preemption is seen through the hanging GET and runs the plan', async () => {
