@@ -1,8 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { silentLogger } from '../src/log.js';
-import type { NoticeKind, ProviderName } from '../src/notice.js';
-import { createProvider } from '../src/providers/index.js';
-import type { ProviderOptions } from '../src/providers/provider.js';
+import { silentLogger } from '../src/lib/log.js';
+import type { NoticeKind, ProviderName } from '../src/notice/notice.js';
+import { createProvider } from '../src/providers/registry.js';
+import type { ProviderOptions } from '../src/providers/types.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 import { flag } from './lib/args.js';
 import { runInLanes } from './lib/lanes.js';

@@ -1,4 +1,4 @@
-import { PROVIDER_NAMES, type ProviderName } from '../src/notice.js';
+import { PROVIDER_NAMES, type ProviderName } from '../src/notice/notice.js';
 import { runFaultScenario, scenariosFor, type FaultOutcome } from '../test/helpers/fault-scenario.js';
 
 /**

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { ConfigError, EXIT_CONFIG, EXIT_USAGE, PreemptdError } from './errors.js';
-import { AGENT_VERSION } from './host.js';
-import { NOTICE_KINDS, PROVIDER_NAMES } from './notice.js';
+import { ConfigError, EXIT_CONFIG, EXIT_USAGE, PreemptdError } from './lib/errors.js';
+import { AGENT_VERSION } from './lib/host.js';
+import { NOTICE_KINDS, PROVIDER_NAMES } from './notice/notice.js';
 
 /** Flags shared by every command that loads a config. */
 function configOptions<T>(argv: Argv<T>) {

@@ -1,8 +1,8 @@
-import { AlibabaProvider } from '../src/providers/alibaba.js';
+import { AlibabaProvider } from '../src/providers/alibaba/provider.js';
 import { detectProvider } from '../src/providers/detect.js';
-import { silentLogger } from '../src/log.js';
-import type { MetadataClient } from '../src/providers/metadata-client.js';
-import { noticeId } from '../src/notice.js';
+import { silentLogger } from '../src/lib/log.js';
+import type { MetadataClient } from '../src/providers/metadata/client.js';
+import { noticeId } from '../src/notice/notice.js';
 import type { SimulatedAlibaba } from '../src/simulator/alibaba.js';
 import type { SimulatedCloudOptions } from '../src/simulator/clouds.js';
 import type { RunningSimulator } from '../src/simulator/server.js';

@@ -1,8 +1,8 @@
 import nock from 'nock';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AlibabaProvider, parseTerminationTime } from '../src/providers/alibaba.js';
-import type { ProviderEvent } from '../src/providers/provider.js';
+import { AlibabaProvider, parseTerminationTime } from '../src/providers/alibaba/provider.js';
+import type { ProviderEvent } from '../src/providers/types.js';
 import { noReply } from './helpers/no-reply.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from './helpers/provider-watch.js';
 

@@ -1,13 +1,13 @@
 import nock from 'nock';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { HOP_LIMIT_WARNING, ImdsSession } from '../src/providers/aws-imds.js';
-import { parseAwsEventDate, parseMaintenance } from '../src/providers/aws-payloads.js';
-import { AwsProvider, type AwsCadence } from '../src/providers/aws.js';
-import { MetadataClient } from '../src/providers/metadata-client.js';
-import type { MetadataError } from '../src/providers/source-report.js';
-import type { Provider, ProviderEvent } from '../src/providers/provider.js';
-import { noticeId } from '../src/notice.js';
+import { HOP_LIMIT_WARNING, ImdsSession } from '../src/providers/metadata/token-session.js';
+import { parseAwsEventDate, parseMaintenance } from '../src/providers/aws/payloads.js';
+import { AwsProvider, type AwsCadence } from '../src/providers/aws/provider.js';
+import { MetadataClient } from '../src/providers/metadata/client.js';
+import type { MetadataError } from '../src/providers/metadata/source-report.js';
+import type { Provider, ProviderEvent } from '../src/providers/types.js';
+import { noticeId } from '../src/notice/notice.js';
 import { noReply } from './helpers/no-reply.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder, type WatchRecorder } from './helpers/provider-watch.js';
 

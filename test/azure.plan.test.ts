@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import type { StepConfig } from '../src/config/types.js';
-import type { Notice, NoticeKind } from '../src/notice.js';
+import type { Notice, NoticeKind } from '../src/notice/notice.js';
 import { buildPlan } from '../src/plan/build.js';
-import type { AnyStepType } from '../src/plan/step.js';
+import type { AnyStepType } from '../src/steps/types.js';
 
 const noop: AnyStepType = { type: 'noop', schema: z.any(), describe: () => 'noop', run: async () => undefined };
 

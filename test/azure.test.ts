@@ -1,6 +1,6 @@
 import nock from 'nock';
-import { silentLogger } from '../src/log.js';
-import type { Notice } from '../src/notice.js';
+import { silentLogger } from '../src/lib/log.js';
+import type { Notice } from '../src/notice/notice.js';
 import {
   AzureProvider,
   FIRST_CALL_MESSAGE,
@@ -8,7 +8,7 @@ import {
   eventDeadline,
   parseAzureInstance,
   parseScheduledEvents,
-} from '../src/providers/azure.js';
+} from '../src/providers/azure/provider.js';
 import { noReply } from './helpers/no-reply.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from './helpers/provider-watch.js';
 

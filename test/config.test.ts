@@ -7,10 +7,10 @@ import { duration, httpUrl, signalName } from '../src/config/fields.js';
 import { compileConfig, loadConfig, overridesFromEnv, overridesFromFlags, parseConfigText, type LoadOptions } from '../src/config/load.js';
 import { envName } from '../src/config/overrides.js';
 import { settingPaths } from '../src/config/schema.js';
-import { ConfigError } from '../src/errors.js';
-import { createLogger } from '../src/log.js';
-import type { AnyStepType } from '../src/plan/step.js';
-import { STEP_TYPES } from '../src/plan/steps/index.js';
+import { ConfigError } from '../src/lib/errors.js';
+import { createLogger } from '../src/lib/log.js';
+import type { AnyStepType } from '../src/steps/types.js';
+import { STEP_TYPES } from '../src/steps/registry.js';
 
 /** Small step types of our own, so these tests do not depend on the real registry. */
 function fakeType(type: string, schema: z.ZodType): AnyStepType {

@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import { compileConfig } from '../src/config/schema.js';
-import { createDaemon, resumable, type Daemon } from '../src/daemon.js';
-import { silentLogger } from '../src/log.js';
-import { noticeId, type Notice } from '../src/notice.js';
-import { httpStep } from '../src/plan/steps/http.js';
-import { webhookStep } from '../src/plan/steps/webhook.js';
+import { createDaemon, resumable, type Daemon } from '../src/daemon/daemon.js';
+import { silentLogger } from '../src/lib/log.js';
+import { noticeId, type Notice } from '../src/notice/notice.js';
+import { httpStep } from '../src/steps/http/step.js';
+import { webhookStep } from '../src/steps/webhook/step.js';
 import { TestResources } from './helpers/resources.js';
 import { until } from './helpers/until.js';
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { createLogger } from '../src/log.js';
+import { createLogger } from '../src/lib/log.js';
 import { detectProvider } from '../src/providers/detect.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 

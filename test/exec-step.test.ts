@@ -1,9 +1,9 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StepFailure } from '../src/plan/step.js';
-import { execStep, OUTPUT_CAP_BYTES } from '../src/plan/steps/exec.js';
-import { isRunning } from '../src/process/proc.js';
+import { StepFailure } from '../src/steps/types.js';
+import { execStep, OUTPUT_CAP_BYTES } from '../src/steps/exec/step.js';
+import { isRunning } from '../src/steps/signal/proc.js';
 import { testNotice, testStepContext, type TestStepContext } from './helpers/step-context.js';
 import { FIXTURE_BIN } from './helpers/workload.js';
 import { until } from './helpers/until.js';

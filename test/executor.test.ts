@@ -2,12 +2,12 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { z } from 'zod';
 import type { StepConfig } from '../src/config/types.js';
-import type { PreemptdEvent, StepSummary } from '../src/event.js';
-import { hostFacts } from '../src/host.js';
-import { silentLogger } from '../src/log.js';
-import type { Notice, NoticeKind } from '../src/notice.js';
+import type { PreemptdEvent, StepSummary } from '../src/notice/event.js';
+import { hostFacts } from '../src/lib/host.js';
+import { silentLogger } from '../src/lib/log.js';
+import type { Notice, NoticeKind } from '../src/notice/notice.js';
 import { buildPlan, executePlan, type ExecuteDeps, type PlanConfig } from '../src/plan/executor.js';
-import { StepFailure, type AnyStepType, type StepContext } from '../src/plan/step.js';
+import { StepFailure, type AnyStepType, type StepContext } from '../src/steps/types.js';
 
 /** What happened, in order: `start:a`, `end:a`... */
 let timeline: string[];

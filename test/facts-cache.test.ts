@@ -1,5 +1,5 @@
-import { FactsCache } from '../src/providers/facts-cache.js';
-import type { InstanceFacts } from '../src/notice.js';
+import { FactsCache } from '../src/providers/metadata/facts-cache.js';
+import type { InstanceFacts } from '../src/notice/notice.js';
 
 const signal = new AbortController().signal;
 

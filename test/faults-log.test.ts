@@ -1,11 +1,11 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { compileConfig } from '../src/config/schema.js';
-import { createDaemon } from '../src/daemon.js';
-import { LogLimiter, suppressedLogLines } from '../src/log-limit.js';
-import { silentLogger } from '../src/log.js';
-import { createMetrics } from '../src/metrics.js';
-import { MetadataError, SourceReport } from '../src/providers/source-report.js';
+import { createDaemon } from '../src/daemon/daemon.js';
+import { LogLimiter, suppressedLogLines } from '../src/lib/log-limit.js';
+import { silentLogger } from '../src/lib/log.js';
+import { createMetrics } from '../src/observe/metrics.js';
+import { MetadataError, SourceReport } from '../src/providers/metadata/source-report.js';
 
 /** Repeated error lines under faults: limited in the log, counted in metrics. */
 

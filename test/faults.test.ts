@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { backoffDelay, METADATA_BACKOFF } from '../src/backoff.js';
-import { PROVIDER_NAMES } from '../src/notice.js';
+import { backoffDelay, METADATA_BACKOFF } from '../src/lib/backoff.js';
+import { PROVIDER_NAMES } from '../src/notice/notice.js';
 import { runFaultScenario, scenariosFor, type FaultOutcome } from './helpers/fault-scenario.js';
 
 /**

@@ -1,6 +1,6 @@
-import { GcpProvider } from '../src/providers/gcp.js';
-import type { MetadataRead, ProviderEvent, WatchContext } from '../src/providers/provider.js';
-import { silentLogger } from '../src/log.js';
+import { GcpProvider } from '../src/providers/gcp/provider.js';
+import type { MetadataRead, ProviderEvent, WatchContext } from '../src/providers/types.js';
+import { silentLogger } from '../src/lib/log.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 import { testProviderOptions } from './helpers/provider-watch.js';
 

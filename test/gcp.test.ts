@@ -1,7 +1,7 @@
 import nock from 'nock';
-import { GcpProvider } from '../src/providers/gcp.js';
-import type { ProviderEvent } from '../src/providers/provider.js';
-import { noticeId } from '../src/notice.js';
+import { GcpProvider } from '../src/providers/gcp/provider.js';
+import type { ProviderEvent } from '../src/providers/types.js';
+import { noticeId } from '../src/notice/notice.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder, type WatchRecorder } from './helpers/provider-watch.js';
 
 // A name nock answers for: nothing here can reach a real metadata service.

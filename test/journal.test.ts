@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import type { StepSummary } from '../src/event.js';
-import { Journal, JOURNAL_KEEP_NOTICES } from '../src/journal.js';
-import { silentLogger } from '../src/log.js';
-import type { Notice } from '../src/notice.js';
+import type { StepSummary } from '../src/notice/event.js';
+import { Journal, JOURNAL_KEEP_NOTICES } from '../src/notice/journal.js';
+import { silentLogger } from '../src/lib/log.js';
+import type { Notice } from '../src/notice/notice.js';
 
 let root: string;
 let stateDir: string;

@@ -1,8 +1,8 @@
-import type { AnyStepType } from '../src/plan/step.js';
-import { preloadStepTypes } from '../src/plan/steps/index.js';
-import { httpStep } from '../src/plan/steps/http.js';
-import { webhookStep } from '../src/plan/steps/webhook.js';
-import { preloadGot } from '../src/http/load-got.js';
+import type { AnyStepType } from '../src/steps/types.js';
+import { preloadStepTypes } from '../src/steps/registry.js';
+import { httpStep } from '../src/steps/http/step.js';
+import { webhookStep } from '../src/steps/webhook/step.js';
+import { preloadGot } from '../src/lib/load-got.js';
 
 /** A step type that only counts its preloads (the registry's own types load real modules). */
 function countingType(type: string, preload?: () => Promise<void>): AnyStepType {

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { compileConfig } from '../src/config/schema.js';
-import { createDaemon, type Daemon } from '../src/daemon.js';
-import { silentLogger, type Logger } from '../src/log.js';
-import { serveDaemon, type RunningServer } from '../src/server.js';
+import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
+import { silentLogger, type Logger } from '../src/lib/log.js';
+import { serveDaemon, type RunningServer } from '../src/observe/server.js';
 import { ScriptedProvider, scriptedNotice } from './helpers/scripted-provider.js';
 import { until } from './helpers/until.js';
 

@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StepFailure } from '../src/plan/step.js';
-import { signalStep } from '../src/plan/steps/signal.js';
+import { StepFailure } from '../src/steps/types.js';
+import { signalStep } from '../src/steps/signal/step.js';
 import { testStepContext, type TestStepContext } from './helpers/step-context.js';
 import { FIXTURE_BIN, Workloads } from './helpers/workload.js';
 

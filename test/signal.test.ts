@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StepFailure } from '../src/plan/step.js';
-import { signalStep, type SignalOptions } from '../src/plan/steps/signal.js';
-import { selfAndAncestors } from '../src/process/proc.js';
-import { safeTargets } from '../src/process/targets.js';
+import { StepFailure } from '../src/steps/types.js';
+import { signalStep, type SignalOptions } from '../src/steps/signal/step.js';
+import { selfAndAncestors } from '../src/steps/signal/proc.js';
+import { safeTargets } from '../src/steps/signal/targets.js';
 import { testStepContext, type TestStepContext } from './helpers/step-context.js';
 import { Workloads } from './helpers/workload.js';
 import { until } from './helpers/until.js';

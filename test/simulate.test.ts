@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { schedulePlan, syntheticNotice } from '../src/commands/simulate.js';
 import { compileConfig } from '../src/config/schema.js';
-import type { PreemptdEvent } from '../src/event.js';
+import type { PreemptdEvent } from '../src/notice/event.js';
 import { buildPlan } from '../src/plan/executor.js';
 import { runCli } from './helpers/cli.js';
 import type { Receiver } from './helpers/receiver.js';

@@ -1,5 +1,5 @@
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
-import { parseAwsEventDate } from '../src/providers/aws-payloads.js';
+import { parseAwsEventDate } from '../src/providers/aws/payloads.js';
 
 describe('AWS metadata simulator', () => {
   let simulator: RunningSimulator;

@@ -5,12 +5,12 @@ import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { jest } from '@jest/globals';
-import { snapshotStep } from '../src/plan/steps/snapshot.js';
-import { snapshotOptionsSchema } from '../src/snapshot/options.js';
-import { TransferProgress } from '../src/snapshot/progress.js';
-import { FileReader } from '../src/snapshot/read.js';
-import { deadlineGate } from '../src/snapshot/upload.js';
-import { walkPaths, type FoundFile } from '../src/snapshot/walk.js';
+import { snapshotStep } from '../src/steps/snapshot/step.js';
+import { snapshotOptionsSchema } from '../src/snapshots/options.js';
+import { TransferProgress } from '../src/snapshots/progress.js';
+import { FileReader } from '../src/snapshots/read.js';
+import { deadlineGate } from '../src/snapshots/upload.js';
+import { walkPaths, type FoundFile } from '../src/snapshots/walk.js';
 import { parseLocation } from '../src/stores/location.js';
 import { cutIntoParts, type Part } from '../src/stores/parts.js';
 

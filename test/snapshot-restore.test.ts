@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { crc32 } from 'node:zlib';
 import { dirname, join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { silentLogger } from '../src/log.js';
-import { restore } from '../src/restore.js';
-import { snapshotStep } from '../src/plan/steps/snapshot.js';
-import { manifestSchema } from '../src/snapshot/manifest.js';
-import { snapshotOptionsSchema } from '../src/snapshot/options.js';
+import { silentLogger } from '../src/lib/log.js';
+import { restore } from '../src/snapshots/restore.js';
+import { snapshotStep } from '../src/steps/snapshot/step.js';
+import { manifestSchema } from '../src/snapshots/manifest.js';
+import { snapshotOptionsSchema } from '../src/snapshots/options.js';
 import { S3_CREDENTIALS, startS3Server, testS3Client, type S3TestServer } from './helpers/s3-server.js';
 import { testStepContext, type TestStepContext } from './helpers/step-context.js';
 

@@ -3,12 +3,12 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nock from 'nock';
-import { silentLogger } from '../src/log.js';
-import { StepFailure } from '../src/plan/step.js';
-import { snapshotStep } from '../src/plan/steps/snapshot.js';
-import { restore } from '../src/restore.js';
-import { manifestSchema } from '../src/snapshot/manifest.js';
-import { snapshotOptionsSchema } from '../src/snapshot/options.js';
+import { silentLogger } from '../src/lib/log.js';
+import { StepFailure } from '../src/steps/types.js';
+import { snapshotStep } from '../src/steps/snapshot/step.js';
+import { restore } from '../src/snapshots/restore.js';
+import { manifestSchema } from '../src/snapshots/manifest.js';
+import { snapshotOptionsSchema } from '../src/snapshots/options.js';
 import { testStepContext, type TestStepContext } from './helpers/step-context.js';
 
 /**

@@ -1,10 +1,10 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileConfig } from '../src/config/schema.js';
-import { Daemon } from '../src/daemon.js';
-import { silentLogger } from '../src/log.js';
+import { Daemon } from '../src/daemon/daemon.js';
+import { silentLogger } from '../src/lib/log.js';
 import type { Plan } from '../src/plan/executor.js';
-import { DEFAULT_STOP_TIMEOUT_MS, parseTimespan, serviceFromCgroup, shutdownPlan, type ShutdownProbe } from '../src/shutdown-plan.js';
+import { DEFAULT_STOP_TIMEOUT_MS, parseTimespan, serviceFromCgroup, shutdownPlan, type ShutdownProbe } from '../src/daemon/shutdown-plan.js';
 import { TestResources, writeAgentConfig } from './helpers/resources.js';
 import { quietProvider } from './helpers/scripted-provider.js';
 

@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { compileConfig } from '../src/config/schema.js';
-import { Daemon } from '../src/daemon.js';
-import { silentLogger } from '../src/log.js';
-import type { Provider, WatchContext } from '../src/providers/provider.js';
-import { attachSystemdNotifier } from '../src/systemd/notifier.js';
-import { watchdogIntervalMs, type SdNotify } from '../src/systemd/sd-notify.js';
-import { describeStatus } from '../src/systemd/status.js';
+import { Daemon } from '../src/daemon/daemon.js';
+import { silentLogger } from '../src/lib/log.js';
+import type { Provider, WatchContext } from '../src/providers/types.js';
+import { attachSystemdNotifier } from '../src/observe/systemd-notifier.js';
+import { watchdogIntervalMs, type SdNotify } from '../src/observe/sd-notify.js';
+import { describeStatus } from '../src/observe/systemd-status-line.js';
 import { startNotifySocket, type NotifySocket } from '../bench/lib/notify-socket.js';
 import { quietProvider } from './helpers/scripted-provider.js';
 
@@ -66,8 +66,8 @@ describe('watchdogIntervalMs', () => {
  */
 async function inChild(body: string, env: NodeJS.ProcessEnv): Promise<string> {
   const dist = (file: string) => JSON.stringify(pathToFileURL(join(process.cwd(), 'dist/src', file)).href);
-  const script = `import { createSdNotify } from ${dist('systemd/sd-notify.js')};
-import { silentLogger } from ${dist('log.js')};
+  const script = `import { createSdNotify } from ${dist('observe/sd-notify.js')};
+import { silentLogger } from ${dist('lib/log.js')};
 const sd = createSdNotify(silentLogger());
 ${body}`;
   const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, ...env } });
@@ -77,7 +77,7 @@ ${body}`;
 describe('createSdNotify', () => {
   let socket: NotifySocket | undefined;
   beforeAll(() => {
-    if (!existsSync('dist/src/systemd/sd-notify.js')) throw new Error('dist/ is missing: build first (npx tsc -p tsconfig.build.json; npm test does)');
+    if (!existsSync('dist/src/observe/sd-notify.js')) throw new Error('dist/ is missing: build first (npx tsc -p tsconfig.build.json; npm test does)');
   });
   afterEach(async () => {
     await socket?.close();

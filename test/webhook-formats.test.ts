@@ -1,7 +1,7 @@
-import type { PreemptdEvent } from '../src/event.js';
-import type { StepContext } from '../src/plan/step.js';
-import { webhookStep } from '../src/plan/steps/webhook.js';
-import { countdown } from '../src/webhook/summary.js';
+import type { PreemptdEvent } from '../src/notice/event.js';
+import type { StepContext } from '../src/steps/types.js';
+import { webhookStep } from '../src/steps/webhook/step.js';
+import { countdown } from '../src/steps/webhook/summary.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
 import { testStepContext } from './helpers/step-context.js';
 

@@ -1,5 +1,5 @@
-import { decideRetry, isRetryable, parseRetryAfter, type RetryPolicy } from '../src/webhook/retry.js';
-import { proxyFromEnv } from '../src/webhook/send.js';
+import { decideRetry, isRetryable, parseRetryAfter, type RetryPolicy } from '../src/steps/webhook/retry.js';
+import { proxyFromEnv } from '../src/steps/webhook/send.js';
 
 const policy: RetryPolicy = { retries: 5, baseMs: 100, maxMs: 1000 };
 const now = 1_000_000;

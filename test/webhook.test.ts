@@ -4,12 +4,12 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { z } from 'zod';
 import type { StepConfig } from '../src/config/types.js';
-import { hostFacts } from '../src/host.js';
-import { createLogger } from '../src/log.js';
+import { hostFacts } from '../src/lib/host.js';
+import { createLogger } from '../src/lib/log.js';
 import { buildPlan, executePlan } from '../src/plan/executor.js';
-import type { AnyStepType, StepContext } from '../src/plan/step.js';
-import { findStepType } from '../src/plan/steps/index.js';
-import { webhookStep, type WebhookOptions } from '../src/plan/steps/webhook.js';
+import type { AnyStepType, StepContext } from '../src/steps/types.js';
+import { findStepType } from '../src/steps/registry.js';
+import { webhookStep, type WebhookOptions } from '../src/steps/webhook/step.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
 import { testNotice, testStepContext, type TestStepContext } from './helpers/step-context.js';
 

@@ -1,7 +1,7 @@
 import type { Config } from '../../src/config/types.js';
-import { hostFacts } from '../../src/host.js';
-import { silentLogger } from '../../src/log.js';
-import { noticeId, type Notice } from '../../src/notice.js';
+import { hostFacts } from '../../src/lib/host.js';
+import { silentLogger } from '../../src/lib/log.js';
+import { noticeId, type Notice } from '../../src/notice/notice.js';
 import { buildPlan, executePlan, type PlanResult } from '../../src/plan/executor.js';
 
 /**

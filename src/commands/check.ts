@@ -1,18 +1,18 @@
 import type { ConfigFlags } from '../cli.js';
 import type { Config } from '../config/types.js';
-import { providerOptions } from '../daemon.js';
-import { formatDuration } from '../duration.js';
-import { ConfigError, errorMessage, EXIT_CONFIG } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
-import type { InstanceFacts, ProviderName } from '../notice.js';
-import { directoryWritable } from '../plan/checks.js';
-import type { CheckResult } from '../plan/step.js';
-import { findStepType } from '../plan/steps/index.js';
-import { HOP_LIMIT_WARNING } from '../providers/aws-imds.js';
+import { providerOptions } from '../daemon/daemon.js';
+import { formatDuration } from '../lib/duration.js';
+import { ConfigError, errorMessage, EXIT_CONFIG } from '../lib/errors.js';
+import { silentLogger, type Logger } from '../lib/log.js';
+import type { InstanceFacts, ProviderName } from '../notice/notice.js';
+import { directoryWritable } from '../steps/checks.js';
+import type { CheckResult } from '../steps/types.js';
+import { findStepType } from '../steps/registry.js';
+import { HOP_LIMIT_WARNING } from '../providers/metadata/token-session.js';
 import { detectProvider } from '../providers/detect.js';
-import { createProvider } from '../providers/index.js';
-import type { MetadataRead } from '../providers/provider.js';
-import { probeAwsToken, readOnce, type TokenProbe } from '../providers/read-once.js';
+import { createProvider } from '../providers/registry.js';
+import type { MetadataRead } from '../providers/types.js';
+import { probeAwsToken, readOnce, type TokenProbe } from '../providers/metadata/read-once.js';
 import { loadConfigFromFlags } from './run.js';
 
 /** One line of the report: what was checked, ✓ or ✗, and why. */

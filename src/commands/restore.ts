@@ -1,5 +1,5 @@
-import { createLogger } from '../log.js';
-import { restore } from '../restore.js';
+import { createLogger } from '../lib/log.js';
+import { restore } from '../snapshots/restore.js';
 
 export interface RestoreArgs {
   from: string;

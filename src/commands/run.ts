@@ -1,10 +1,10 @@
 import type { ConfigFlags } from '../cli.js';
 import { loadConfig, overridesFromFlags } from '../config/load.js';
-import { createDaemon } from '../daemon.js';
-import { createLogger } from '../log.js';
-import { ConfigReloader } from '../reload.js';
-import { shutdownPlan } from '../shutdown-plan.js';
-import { attachSystemdNotifier } from '../systemd/notifier.js';
+import { createDaemon } from '../daemon/daemon.js';
+import { createLogger } from '../lib/log.js';
+import { ConfigReloader } from '../daemon/reload.js';
+import { shutdownPlan } from '../daemon/shutdown-plan.js';
+import { attachSystemdNotifier } from '../observe/systemd-notifier.js';
 
 /** Loads the config the way every command does: file, then PREEMPTD_* env (applied by loadConfig), then flags. */
 export async function loadConfigFromFlags(args: ConfigFlags) {
@@ -26,7 +26,7 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   const log = createLogger({ level: config.logLevel });
   const daemon = createDaemon({ config, log });
   // Loaded only when enabled: prom-client and the server cost nothing otherwise.
-  const server = config.server.enabled ? await (await import('../server.js')).serveDaemon(daemon, config, log) : undefined;
+  const server = config.server.enabled ? await (await import('../observe/server.js')).serveDaemon(daemon, config, log) : undefined;
   const systemd = attachSystemdNotifier({ daemon, log });
   const shutdown = shutdownPlan({ daemon, config, log });
   const reloader = new ConfigReloader({

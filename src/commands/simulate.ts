@@ -1,14 +1,14 @@
 import type { ConfigFlags } from '../cli.js';
 import type { Config } from '../config/types.js';
-import { formatDuration, parseDuration } from '../duration.js';
-import { PreemptdError } from '../errors.js';
-import { buildEvent } from '../event.js';
-import { hostFacts } from '../host.js';
-import { createLogger } from '../log.js';
-import { NOTICE_KINDS, noticeId, noticeToJSON, type Notice, type NoticeKind } from '../notice.js';
+import { formatDuration, parseDuration } from '../lib/duration.js';
+import { PreemptdError } from '../lib/errors.js';
+import { buildEvent } from '../notice/event.js';
+import { hostFacts } from '../lib/host.js';
+import { createLogger } from '../lib/log.js';
+import { NOTICE_KINDS, noticeId, noticeToJSON, type Notice, type NoticeKind } from '../notice/notice.js';
 import { splitRuns, type Run } from '../plan/execute.js';
 import { buildPlan, executePlan, type Plan } from '../plan/executor.js';
-import { findStepType } from '../plan/steps/index.js';
+import { findStepType } from '../steps/registry.js';
 import { loadConfigFromFlags } from './run.js';
 
 export type SimulateArgs = ConfigFlags & {

@@ -1,7 +1,7 @@
-import { PreemptdError } from '../errors.js';
-import { parseDuration } from '../duration.js';
-import { createLogger } from '../log.js';
-import type { NoticeKind, ProviderName } from '../notice.js';
+import { PreemptdError } from '../lib/errors.js';
+import { parseDuration } from '../lib/duration.js';
+import { createLogger } from '../lib/log.js';
+import type { NoticeKind, ProviderName } from '../notice/notice.js';
 import { formatFaultSpec, loadFaultSpec } from '../simulator/faults.js';
 import { startSimulator } from '../simulator/server.js';
 

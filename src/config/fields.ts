@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import { z } from 'zod';
-import { formatDuration, parseDuration } from '../duration.js';
-import { NOTICE_KINDS } from '../notice.js';
+import { formatDuration, parseDuration } from '../lib/duration.js';
+import { NOTICE_KINDS } from '../notice/notice.js';
 
 /** Shows a bad value in a message, short and unambiguous. */
 export function showValue(value: unknown): string {

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
-import type { ConfigIssue } from '../errors.js';
-import { REDACT_PATHS } from '../log.js';
+import type { ConfigIssue } from '../lib/errors.js';
+import { REDACT_PATHS } from '../lib/log.js';
 import { showValue } from './fields.js';
 
 export type IssuePath = readonly PropertyKey[];

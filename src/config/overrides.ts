@@ -1,5 +1,5 @@
 import YAML from 'yaml';
-import { ConfigError, type ConfigIssue } from '../errors.js';
+import { ConfigError, type ConfigIssue } from '../lib/errors.js';
 import { settingPaths } from './schema.js';
 
 /** One setting replaced from outside the file; `origin` names where (env var or flag). */

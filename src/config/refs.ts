@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { ConfigIssue } from '../errors.js';
-import { registerSecret } from '../log.js';
+import type { ConfigIssue } from '../lib/errors.js';
+import { registerSecret } from '../lib/log.js';
 import { formatPath, readFailure, type IssuePath } from './issues.js';
 
 /** `$${` is a literal `${`; `${...}` is a reference. */

@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { ConfigError, type ConfigIssue } from '../errors.js';
-import { scrubSecrets } from '../log.js';
-import { NOTICE_KINDS, PROVIDER_NAMES } from '../notice.js';
-import type { AnyStepType } from '../plan/step.js';
-import { STEP_TYPES } from '../plan/steps/index.js';
+import { ConfigError, type ConfigIssue } from '../lib/errors.js';
+import { scrubSecrets } from '../lib/log.js';
+import { NOTICE_KINDS, PROVIDER_NAMES } from '../notice/notice.js';
+import type { AnyStepType } from '../steps/types.js';
+import { STEP_TYPES } from '../steps/registry.js';
 import { duration, httpUrl, listenAddress, noticeKind, positiveDuration, showValue } from './fields.js';
 import { describeIssue, zodIssues } from './issues.js';
-import { compileSteps } from './steps.js';
+import { compileSteps } from './step-entries.js';
 import type { Config } from './types.js';
 
 export const SHUTDOWN_SIGNAL_ACTIONS = ['exit', 'run-plan'] as const;

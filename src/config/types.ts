@@ -1,5 +1,5 @@
 import type { LevelWithSilent } from 'pino';
-import type { NoticeKind, ProviderName } from '../notice.js';
+import type { NoticeKind, ProviderName } from '../notice/notice.js';
 
 /** One step of the plan after validation: exactly one type, durations in ms. */
 export interface StepConfig {
@@ -32,7 +32,7 @@ export interface Config {
   logLevel: LevelWithSilent;
   /**
    * SIGTERM while the host shuts down: `exit` cleanly (default), or `run-plan` for a
-   * `shutdown` notice within the unit's stop timeout first (src/shutdown-plan.ts).
+   * `shutdown` notice within the unit's stop timeout first (src/daemon/shutdown-plan.ts).
    */
   onShutdownSignal: 'exit' | 'run-plan';
   aws: {

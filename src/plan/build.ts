@@ -1,8 +1,8 @@
 import type { Config, StepConfig } from '../config/types.js';
-import { PreemptdError } from '../errors.js';
-import type { Notice, NoticeKind } from '../notice.js';
-import { findStepType } from './steps/index.js';
-import type { AnyStepType } from './step.js';
+import { PreemptdError } from '../lib/errors.js';
+import type { Notice, NoticeKind } from '../notice/notice.js';
+import { findStepType } from '../steps/registry.js';
+import type { AnyStepType } from '../steps/types.js';
 
 /**
  * Kinds a step without `on:` does not run for: it must list them. An Azure Freeze pauses

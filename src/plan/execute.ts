@@ -1,10 +1,10 @@
-import { buildEvent, type StepStatus, type StepSummary } from '../event.js';
-import { errorMessage, PreemptdError } from '../errors.js';
-import type { HostFacts } from '../host.js';
-import { scrubSecrets, type Logger } from '../log.js';
+import { buildEvent, type StepStatus, type StepSummary } from '../notice/event.js';
+import { errorMessage, PreemptdError } from '../lib/errors.js';
+import type { HostFacts } from '../lib/host.js';
+import { scrubSecrets, type Logger } from '../lib/log.js';
 import type { Plan, PlannedStep, StepTypeLookup } from './build.js';
-import { StepFailure, type StepContext, type StepDetail } from './step.js';
-import { findStepType } from './steps/index.js';
+import { StepFailure, type StepContext, type StepDetail } from '../steps/types.js';
+import { findStepType } from '../steps/registry.js';
 
 export interface ExecuteDeps {
   log: Logger;

@@ -1,13 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PreemptdError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { ProviderName } from '../notice.js';
-import { ALIBABA_METADATA_URL, probeAlibaba } from './alibaba.js';
-import { AWS_METADATA_URL } from './aws.js';
-import { AZURE_METADATA_URL, probeAzure } from './azure.js';
-import { GCP_METADATA_URL } from './gcp.js';
-import { MetadataClient } from './metadata-client.js';
+import { PreemptdError } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { ProviderName } from '../notice/notice.js';
+import { ALIBABA_METADATA_URL, probeAlibaba } from './alibaba/provider.js';
+import { AWS_METADATA_URL } from './aws/provider.js';
+import { AZURE_METADATA_URL, probeAzure } from './azure/provider.js';
+import { GCP_METADATA_URL } from './gcp/provider.js';
+import { MetadataClient } from './metadata/client.js';
 
 /** One DMI signal: a world-readable file under /sys/class/dmi/id and what it says. */
 interface DmiRule {

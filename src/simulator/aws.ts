@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PreemptdError } from '../errors.js';
+import { PreemptdError } from '../lib/errors.js';
 import type { SimulatedCloud, TriggerSpec } from './cloud.js';
 import type { SimulatedCloudOptions } from './clouds.js';
 

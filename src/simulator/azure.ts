@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { NoticeKind } from '../notice.js';
+import type { NoticeKind } from '../notice/notice.js';
 import type { SimulatedCloud, TriggerSpec } from './cloud.js';
 import type { SimulatedCloudOptions } from './clouds.js';
 

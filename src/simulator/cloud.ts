@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { NoticeKind, ProviderName } from '../notice.js';
+import type { NoticeKind, ProviderName } from '../notice/notice.js';
 
 /** What the simulator is asked to show; each cloud maps it onto its own endpoints. */
 export interface TriggerSpec {

@@ -1,4 +1,4 @@
-import type { ProviderName } from '../notice.js';
+import type { ProviderName } from '../notice/notice.js';
 import { SimulatedAlibaba } from './alibaba.js';
 import { SimulatedAws } from './aws.js';
 import { SimulatedAzure } from './azure.js';

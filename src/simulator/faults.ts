@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { showValue } from '../config/fields.js';
-import { formatDuration, parseDuration } from '../duration.js';
-import { PreemptdError, errorMessage } from '../errors.js';
-import type { ProviderName } from '../notice.js';
+import { formatDuration, parseDuration } from '../lib/duration.js';
+import { PreemptdError, errorMessage } from '../lib/errors.js';
+import type { ProviderName } from '../notice/notice.js';
 import type { TriggerSpec } from './cloud.js';
 
 /**

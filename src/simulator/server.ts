@@ -1,8 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PreemptdError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { ProviderName } from '../notice.js';
+import { PreemptdError } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { ProviderName } from '../notice/notice.js';
 import type { SimulatedCloud, TriggerSpec } from './cloud.js';
 import { SIMULATED_CLOUDS, type SimulatedCloudOptions } from './clouds.js';
 import { FaultLayer, formatFaultSpec, parseFaultSpec, type FaultSpec } from './faults.js';

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { FinalizeHandler, FinalizeHandlerArguments, MetadataBearer } from '@smithy/types';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../lib/errors.js';
 import { formatLocation, type BucketLocation } from './location.js';
 import { abortUpload, uploadParts } from './s3-multipart.js';
 import { abortError, type ObjectStore, type StoreOptions } from './store.js';

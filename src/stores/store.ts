@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Logger } from '../log.js';
+import type { Logger } from '../lib/log.js';
 import type { StoreLocation } from './location.js';
 import type { Parts } from './parts.js';
 

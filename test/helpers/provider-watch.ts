@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import type { MetadataRead, Provider, ProviderEvent, ProviderOptions, WatchContext } from '../../src/providers/provider.js';
+import type { MetadataRead, Provider, ProviderEvent, ProviderOptions, WatchContext } from '../../src/providers/types.js';
 
 /** Provider options for tests: a short poll so tests run fast, everything else ordinary. */
 export function testProviderOptions(baseUrl: string, overrides: Partial<ProviderOptions> = {}): ProviderOptions {

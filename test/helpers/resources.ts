@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Daemon } from '../../src/daemon.js';
-import { MetadataClient } from '../../src/providers/metadata-client.js';
+import type { Daemon } from '../../src/daemon/daemon.js';
+import { MetadataClient } from '../../src/providers/metadata/client.js';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../src/simulator/server.js';
 import { startAgent, type AgentProcess } from './cli.js';
 import { startReceiver, type Receiver, type ReceiverReply } from './receiver.js';

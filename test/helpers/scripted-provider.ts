@@ -1,5 +1,5 @@
-import type { InstanceFacts, Notice } from '../../src/notice.js';
-import type { MetadataRead, Provider, ProviderEvent, WatchContext } from '../../src/providers/provider.js';
+import type { InstanceFacts, Notice } from '../../src/notice/notice.js';
+import type { MetadataRead, Provider, ProviderEvent, WatchContext } from '../../src/providers/types.js';
 
 /**
  * A provider the test drives by hand: its watch loop reads only when told (`read`), and

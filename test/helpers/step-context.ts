@@ -1,9 +1,9 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { buildEvent } from '../../src/event.js';
-import { hostFacts } from '../../src/host.js';
-import type { Notice } from '../../src/notice.js';
-import type { StepContext } from '../../src/plan/step.js';
+import { buildEvent } from '../../src/notice/event.js';
+import { hostFacts } from '../../src/lib/host.js';
+import type { Notice } from '../../src/notice/notice.js';
+import type { StepContext } from '../../src/steps/types.js';
 
 export function testNotice(overrides: Partial<Notice> = {}): Notice {
   return {

@@ -1,0 +1,355 @@
+import { EventEmitter } from 'node:events';
+import type { Config } from '../config/types.js';
+import { errorMessage } from '../lib/errors.js';
+import { METADATA_BACKOFF, backoffDelay, sleep } from '../lib/backoff.js';
+import { buildEvent, type StepSummary } from '../notice/event.js';
+import { hostFacts, type HostFacts } from '../lib/host.js';
+import { Journal } from '../notice/journal.js';
+import type { Logger } from '../lib/log.js';
+import { noticeToJSON, type Notice, type ProviderName } from '../notice/notice.js';
+import { buildPlan, executePlan, type Plan, type PlanResult } from '../plan/executor.js';
+import { preloadStepTypes } from '../steps/registry.js';
+import { detectProvider } from '../providers/detect.js';
+import { createProvider, defaultMetadataUrl } from '../providers/registry.js';
+import type { MetadataRead, Provider, ProviderOptions } from '../providers/types.js';
+
+/**
+ * starting: loading the journal, detecting the provider.
+ * watching: the watch loop runs; plans may be running alongside.
+ * stopping: stop() was called; in-flight plans finish (they are bounded by deadlines).
+ * stopped:  everything has ended.
+ * failed:   start-up could not complete (no provider found); run() rejects.
+ */
+export type DaemonState = 'starting' | 'watching' | 'stopping' | 'stopped' | 'failed';
+
+/** What observers (logs, metrics, systemd, the local server) can follow. */
+export interface DaemonEvents {
+  state: [state: DaemonState];
+  providerReady: [provider: ProviderName, how: string];
+  read: [read: MetadataRead];
+  notice: [notice: Notice];
+  withdrawn: [noticeId: string, reason: string];
+  /** The plan built for a notice, before its first step starts. */
+  planStarted: [plan: Plan];
+  stepStarted: [notice: Notice, stepName: string];
+  /** A running step's progress report (bytes moved, pids seen), as given to context.progress. */
+  stepProgress: [notice: Notice, stepName: string, detail: Record<string, unknown>];
+  stepFinished: [notice: Notice, summary: StepSummary];
+  planFinished: [notice: Notice, result: PlanResult];
+  /** reload() put a new config into effect. */
+  reloaded: [config: Config];
+}
+
+export interface DaemonDeps {
+  config: Config;
+  log: Logger;
+  /** Injected by tests; otherwise created from config (detected when `auto`). */
+  provider?: Provider;
+  host?: HostFacts;
+  now?: () => number;
+}
+
+/** Health facts for /healthz, status lines and the watchdog. */
+export interface DaemonHealth {
+  state: DaemonState;
+  provider: ProviderName | null;
+  lastReadAt: number | null;
+  lastSuccessAt: number | null;
+  consecutiveErrors: number;
+  activeNotices: string[];
+  /** False when the watch loop has not completed a metadata request for longer than it ever should. */
+  watchAlive: boolean;
+  stallThresholdMs: number;
+}
+
+/**
+ * The longest a live watch loop can go between two completed metadata requests: a poll
+ * interval, the longest backoff, a request timeout or a hanging GET (GCP), whichever is
+ * longest, plus slack. Past this the loop is stalled (/healthz 503, no watchdog pings).
+ */
+export function stallThresholdMs(provider: ProviderName | null, config: Config): number {
+  const waits = [config.pollIntervalMs * 1.1, METADATA_BACKOFF.maxMs, config.requestTimeoutMs, config.aws.tokenTimeoutMs];
+  if (provider === 'gcp') waits.push((config.gcp.hangTimeoutSeconds + 10) * 1000);
+  if (provider === 'azure') waits.push(config.azure.firstCallTimeoutMs);
+  return Math.max(...waits) + 5000;
+}
+
+/** The provider settings a config gives (the daemon and `preemptd check` build providers alike). */
+export function providerOptions(config: Config, name: ProviderName): ProviderOptions {
+  return {
+    baseUrl: config.metadataUrl ?? defaultMetadataUrl(name),
+    pollIntervalMs: config.pollIntervalMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+    aws: config.aws,
+    gcp: config.gcp,
+    azure: config.azure,
+    alibaba: config.alibaba,
+  };
+}
+
+export class Daemon extends EventEmitter<DaemonEvents> {
+  private stateValue: DaemonState = 'starting';
+  private readonly abort = new AbortController();
+  private readonly running = new Map<string, Promise<void>>();
+  /** Set once run() has opened the journal and created the provider. */
+  private started: { journal: Journal; provider: Provider } | null = null;
+  private providerName: ProviderName | null = null;
+  private lastReadAt: number | null = null;
+  private watchStartedAt: number | null = null;
+  private lastSuccessAt: number | null = null;
+  private consecutiveErrors = 0;
+  private readonly now: () => number;
+  private readonly host: HostFacts;
+
+  constructor(private readonly deps: DaemonDeps) {
+    super();
+    this.now = deps.now ?? Date.now;
+    this.host = deps.host ?? hostFacts();
+  }
+
+  get state(): DaemonState {
+    return this.stateValue;
+  }
+
+  health(): DaemonHealth {
+    const threshold = stallThresholdMs(this.providerName, this.deps.config);
+    const lastSign = this.lastReadAt ?? this.watchStartedAt;
+    return {
+      state: this.stateValue,
+      provider: this.providerName,
+      lastReadAt: this.lastReadAt,
+      lastSuccessAt: this.lastSuccessAt,
+      consecutiveErrors: this.consecutiveErrors,
+      activeNotices: [...this.running.keys()],
+      watchAlive: this.stateValue === 'watching' && lastSign !== null && this.now() - lastSign <= threshold,
+      stallThresholdMs: threshold,
+    };
+  }
+
+  /** Runs until stop(); resolves once the watch loop and every plan have ended. */
+  async run(): Promise<void> {
+    const { config, log } = this.deps;
+    const journal = await Journal.open(config.stateDir, log);
+    let provider: Provider;
+    try {
+      provider = this.deps.provider ?? (await this.createConfiguredProvider());
+    } catch (error) {
+      this.setState('failed');
+      throw error;
+    }
+    this.providerName = provider.name;
+    if (this.abort.signal.aborted) {
+      // stop() came while the provider was being detected: never start watching.
+      this.setState('stopped');
+      return;
+    }
+    this.started = { journal, provider };
+    this.watchStartedAt = this.now();
+    this.setState('watching');
+
+    for (const { notice, begunAt, finishedSteps } of journal.unfinished()) {
+      if (!resumable(notice, begunAt, this.now())) {
+        log.warn({ notice: noticeToJSON(notice), finishedSteps: [...finishedSteps.keys()] }, 'not resuming an interrupted plan: its deadline has passed');
+        await journal.finish(notice.id, { finishedAt: this.now(), slackMs: null });
+        continue;
+      }
+      log.info({ notice: noticeToJSON(notice), finishedSteps: [...finishedSteps.keys()] }, 'resuming a plan interrupted by a restart');
+      this.startPlan(notice, journal, provider);
+    }
+
+    // Providers report metadata errors and never end on their own; should one throw or
+    // end anyway (a bug), the watch is started again after a backoff instead of the agent
+    // exiting in the one minute that matters.
+    for (let failures = 0; !this.abort.signal.aborted; ) {
+      try {
+        await this.watch(provider, journal);
+        if (this.abort.signal.aborted) break;
+        failures += 1;
+        log.error({ provider: provider.name, failures }, 'the watch loop ended on its own; starting it again');
+      } catch (error) {
+        failures += 1;
+        log.error({ provider: provider.name, failures, err: errorMessage(error) }, 'the watch loop failed; starting it again');
+      }
+      await sleep(backoffDelay(failures, METADATA_BACKOFF), this.abort.signal);
+    }
+    await Promise.allSettled(this.running.values());
+    this.setState('stopped');
+  }
+
+  private async watch(provider: Provider, journal: Journal): Promise<void> {
+    const { log } = this.deps;
+    const events = provider.watch({ signal: this.abort.signal, log, onRead: (read) => this.recordRead(read) });
+    for await (const event of untilAborted(events, this.abort.signal)) {
+      if (event.type === 'withdrawn') {
+        log.info({ noticeId: event.noticeId, reason: event.reason }, 'notice withdrawn');
+        this.emit('withdrawn', event.noticeId, event.reason);
+        continue;
+      }
+      const { notice } = event;
+      if (this.running.has(notice.id) || journal.status(notice.id) !== 'new') continue;
+      this.startPlan(notice, journal, provider);
+    }
+  }
+
+  /**
+   * Runs the plan for a notice the agent raised itself (its own shutdown: see
+   * src/daemon/shutdown-plan.ts) exactly as for one the provider showed. Call it before stop():
+   * stop() waits for the plans already running. False when not watching, or when that
+   * notice is running or was handled already.
+   */
+  raiseNotice(notice: Notice): boolean {
+    if (this.stateValue !== 'watching' || !this.started) return false;
+    const { journal, provider } = this.started;
+    if (this.running.has(notice.id) || journal.status(notice.id) !== 'new') return false;
+    this.startPlan(notice, journal, provider);
+    return true;
+  }
+
+  /** Stops watching; plans already running finish within their deadlines. */
+  async stop(): Promise<void> {
+    if (this.stateValue === 'stopping' || this.stateValue === 'stopped') return;
+    this.setState('stopping');
+    this.abort.abort();
+  }
+
+  /**
+   * Puts a new config into effect for notices that arrive from now on; a plan already
+   * running keeps the config it was built with. The provider, its watch loop and the
+   * journal were set up at start and keep their settings (src/daemon/reload.ts says which).
+   */
+  reload(config: Config): void {
+    this.deps.config = config;
+    this.emit('reloaded', config);
+    if (this.lastReadAt !== null) void this.preloadSteps();
+  }
+
+  /**
+   * Loads what the configured steps import on first use, after the first metadata read (so
+   * after READY=1, which start-up reaches without them) and before any notice needs them.
+   */
+  private async preloadSteps(): Promise<void> {
+    const failed = await preloadStepTypes(this.deps.config.steps.map((step) => step.type));
+    for (const { type, reason } of failed) {
+      this.deps.log.warn({ stepType: type, err: errorMessage(reason) }, 'could not load a step type ahead of notices; it loads again when the step runs');
+    }
+  }
+
+  private async createConfiguredProvider(): Promise<Provider> {
+    const { config, log } = this.deps;
+    let name: ProviderName;
+    if (config.provider === 'auto') {
+      const detected = await detectProvider({ probe: true, metadataUrl: config.metadataUrl ?? undefined, log });
+      name = detected.provider;
+      log.info({ provider: name, how: detected.how }, `detected ${name}`);
+      this.emit('providerReady', name, detected.how);
+    } else {
+      name = config.provider;
+      this.emit('providerReady', name, 'configured');
+    }
+    return createProvider(name, providerOptions(config, name), log);
+  }
+
+  private recordRead(read: MetadataRead): void {
+    const at = this.now();
+    if (this.lastReadAt === null) setImmediate(() => void this.preloadSteps());
+    this.lastReadAt = at;
+    if (read.ok) {
+      this.lastSuccessAt = at;
+      this.consecutiveErrors = 0;
+    } else this.consecutiveErrors += 1;
+    this.emit('read', read);
+  }
+
+  private startPlan(notice: Notice, journal: Journal, provider: Provider): void {
+    const run = this.handleNotice(notice, journal, provider)
+      .catch((error: unknown) => this.deps.log.error({ err: error, noticeId: notice.id }, 'plan crashed; other notices are unaffected'))
+      .finally(() => this.running.delete(notice.id));
+    this.running.set(notice.id, run);
+  }
+
+  private async handleNotice(notice: Notice, journal: Journal, provider: Provider): Promise<void> {
+    const { config, log } = this.deps;
+    const resumed = journal.status(notice.id) === 'in_progress';
+    if (!resumed) await journal.begin(notice);
+    this.emit('notice', notice);
+    const plan = buildPlan(notice, config, this.now());
+    this.emit('planStarted', plan);
+    log.warn(
+      {
+        notice: noticeToJSON(notice),
+        planDeadline: plan.planDeadline === null ? null : new Date(plan.planDeadline).toISOString(),
+        steps: plan.steps.map((step) => step.name),
+        skippedByKind: plan.excluded,
+      },
+      `interruption notice: ${notice.kind}${notice.deadline ? ` at ${notice.deadline.toISOString()}` : ''}`,
+    );
+    const result = await executePlan(plan, {
+      log,
+      host: this.host,
+      finished: journal.finishedSteps(notice.id),
+      onStepStarted: (name) => this.emit('stepStarted', notice, name),
+      onStepProgress: (name, detail) => this.emit('stepProgress', notice, name, detail),
+      onStepFinished: async (summary) => {
+        await journal.recordStep(notice.id, summary);
+        this.emit('stepFinished', notice, summary);
+      },
+    });
+    await journal.finish(notice.id, result);
+    const event = buildEvent('plan.finished', notice, this.host, plan.planDeadline, result.steps);
+    const failed = result.steps.filter((step) => step.status !== 'ok' && step.status !== 'skipped');
+    log[failed.length ? 'error' : 'info']({ event }, `plan finished: ${summarise(result.steps)}`);
+    this.emit('planFinished', notice, result);
+    if (config.azure.ackWhenDone && provider.acknowledge && notice.provider === provider.name) {
+      await provider.acknowledge(notice, this.abort.signal).catch((error: unknown) =>
+        log.error({ noticeId: notice.id, err: errorMessage(error) }, 'acknowledging the event failed'),
+      );
+    }
+  }
+
+  private setState(state: DaemonState): void {
+    if (state === this.stateValue) return;
+    this.deps.log.info({ from: this.stateValue, to: state }, `daemon ${state}`);
+    this.stateValue = state;
+    this.emit('state', state);
+  }
+}
+
+/**
+ * Iterates `events` until the signal aborts, even when the source never notices the abort
+ * itself: stop() must not hang on a provider stuck in a request.
+ */
+async function* untilAborted<T>(events: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const iterator = events[Symbol.asyncIterator]();
+  const aborted = new Promise<'aborted'>((resolve) => {
+    if (signal.aborted) resolve('aborted');
+    else signal.addEventListener('abort', () => resolve('aborted'), { once: true });
+  });
+  try {
+    for (;;) {
+      const next = await Promise.race([iterator.next(), aborted]);
+      if (next === 'aborted' || next.done) return;
+      yield next.value;
+    }
+  } finally {
+    // Not awaited: a source stuck in a request may never settle its return().
+    void iterator.return?.()?.catch(() => undefined);
+  }
+}
+
+/** Advisory notices (no deadline) stay worth resuming this long after they began. */
+const ADVISORY_RESUME_WINDOW_MS = 10 * 60_000;
+
+/** A plan cut short by a restart is resumed only while its notice deadline still lies ahead. */
+export function resumable(notice: Notice, begunAt: number, now: number): boolean {
+  return notice.deadline === null ? now - begunAt < ADVISORY_RESUME_WINDOW_MS : now < notice.deadline.getTime();
+}
+
+function summarise(steps: StepSummary[]): string {
+  const counts = new Map<string, number>();
+  for (const step of steps) counts.set(step.status, (counts.get(step.status) ?? 0) + 1);
+  return [...counts].map(([status, count]) => `${count} ${status}`).join(', ') || 'no steps';
+}
+
+export function createDaemon(deps: DaemonDeps): Daemon {
+  return new Daemon(deps);
+}

@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startSimulator } from '../simulator/server.js';
+import type { NoticeKind, ProviderName } from '../notice/notice.js';
+
+/**
+ * `npm run demo`: the simulator, a sample workload, a local webhook receiver and the agent
+ * with an example config, wired together on loopback. A person sees the notice arrive,
+ * the webhook land and the workload get its signals within about 15 seconds.
+ */
+const { values } = parseArgs({
+  options: { provider: { type: 'string', default: 'aws' }, 'notice-after': { type: 'string', default: '5' } },
+});
+const provider = values.provider as ProviderName;
+const noticeAfterSeconds = Number(values['notice-after']);
+const kinds: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate' };
+const here = dirname(fileURLToPath(import.meta.url));
+const workDir = mkdtempSync(join(tmpdir(), 'preemptd-demo-'));
+const colour = (code: number, text: string) => (process.stdout.isTTY ? `\u001b[${code}m${text}\u001b[0m` : text);
+const say = (who: string, code: number, text: string) => process.stdout.write(`${colour(code, who.padEnd(10))} ${text}\n`);
+
+const seen = { webhook: false, checkpoint: false, terminated: false, planFinished: false };
+
+const receiver = http.createServer((request, response) => {
+  let body = '';
+  request.on('data', (chunk) => (body += chunk));
+  request.on('end', () => {
+    const event = JSON.parse(body) as { type: string; notice: { kind: string; deadline: string | null }; steps: { name: string; status: string; ms: number }[] };
+    seen.webhook = true;
+    const steps = event.steps.map((step) => `${step.name}=${step.status}(${step.ms}ms)`).join(' ');
+    say('webhook', 35, `received "${event.type}" for a ${event.notice.kind} notice, deadline ${event.notice.deadline}${steps ? `: ${steps}` : ''}`);
+    response.writeHead(204).end();
+  });
+});
+await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/ops`;
+
+const simulator = await startSimulator({
+  provider,
+  noticeAfterMs: noticeAfterSeconds * 1000,
+  trigger: { kind: kinds[provider], leadMs: 120_000 },
+});
+say('simulator', 33, `${provider} metadata service at ${simulator.url}; a ${kinds[provider]} notice appears in ${noticeAfterSeconds}s`);
+
+const pidfile = join(workDir, 'trainer.pid');
+const workload = spawn(process.execPath, [join(here, 'workload.js'), pidfile, 'trainer'], { stdio: ['ignore', 'pipe', 'inherit'] });
+createInterface({ input: workload.stdout }).on('line', (line) => {
+  const message = (JSON.parse(line) as { msg: string }).msg;
+  if (message.startsWith('SIGUSR1')) seen.checkpoint = true;
+  if (message.startsWith('SIGTERM')) seen.terminated = true;
+  say('workload', 32, message);
+});
+
+const configFile = join(workDir, 'config.yaml');
+writeFileSync(
+  configFile,
+  `# The demo's config: the same shape you would put in /etc/preemptd/config.yaml
+provider: ${provider}
+metadataUrl: ${simulator.url}
+pollInterval: 1s
+stateDir: ${join(workDir, 'state')}
+safetyMargin: 5s
+steps:
+  - name: tell-ops
+    webhook: { url: "${receiverUrl}", send: both }
+  - name: checkpoint
+    signal: { pidfile: ${pidfile}, signal: SIGUSR1 }
+  - name: stop-trainer
+    after: [checkpoint]
+    signal: { pidfile: ${pidfile}, signal: SIGTERM, waitExit: 2s, killAfter: 10s }
+`,
+);
+say('demo', 36, `config written to ${configFile}`);
+
+const agent = spawn(process.execPath, [join(here, '..', 'cli.js'), 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+createInterface({ input: agent.stdout }).on('line', (line) => {
+  let entry: { level?: string; msg?: string; step?: string; status?: string; ms?: number; error?: string };
+  try {
+    entry = JSON.parse(line) as typeof entry;
+  } catch {
+    return say('agent', 34, line);
+  }
+  if (entry.msg?.startsWith('plan finished')) seen.planFinished = true;
+  const stepFacts = entry.step ? `: ${entry.step} ${entry.status ?? ''}${entry.ms === undefined ? '' : ` in ${entry.ms}ms`}${entry.error ? ` (${entry.error})` : ''}` : '';
+  if (entry.level !== 'debug' && entry.level !== 'trace') say('agent', 34, `${entry.level} ${entry.msg}${stepFacts}`);
+});
+
+const started = Date.now();
+while (!(seen.planFinished && seen.webhook && seen.terminated) && Date.now() - started < 30_000 && agent.exitCode === null) {
+  await new Promise((resolve) => setTimeout(resolve, 200));
+}
+// Give the finish webhook a moment to land before stopping.
+await new Promise((resolve) => setTimeout(resolve, 500));
+agent.kill('SIGTERM');
+await new Promise((resolve) => agent.once('exit', resolve));
+workload.kill('SIGKILL');
+await simulator.close();
+receiver.close();
+rmSync(workDir, { recursive: true, force: true });
+
+const ok = seen.webhook && seen.checkpoint && seen.terminated && seen.planFinished;
+say('demo', 36, ok
+  ? `done in ${((Date.now() - started) / 1000).toFixed(1)}s: notice detected, webhook delivered, workload checkpointed and stopped`
+  : `incomplete: ${JSON.stringify(seen)}`);
+process.exit(ok ? 0 : 1);

@@ -1,0 +1,166 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../config/types.js';
+import type { Daemon } from '../daemon/daemon.js';
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { createMetrics, type DaemonMetrics } from './metrics.js';
+import { StatusTracker } from './plan-status.js';
+
+export interface ServerOptions {
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  daemon: Daemon;
+  status: StatusTracker;
+  metrics: DaemonMetrics;
+  log: Logger;
+}
+
+export interface RunningServer {
+  /** Base URL, e.g. http://127.0.0.1:9464. */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+interface Reply {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+type Route = (options: ServerOptions) => Reply | Promise<Reply>;
+
+export const ENDPOINTS = ['/healthz', '/readyz', '/metrics', '/v1/status'] as const;
+
+function json(status: number, value: unknown): Reply {
+  return { status, contentType: 'application/json; charset=utf-8', body: `${JSON.stringify(value, null, 2)}\n` };
+}
+
+function isoOrNull(epochMs: number | null): string | null {
+  return epochMs === null ? null : new Date(epochMs).toISOString();
+}
+
+/** The daemon's health as /healthz and /v1/status report it. */
+function healthBody({ daemon, status }: ServerOptions) {
+  const health = daemon.health();
+  return {
+    status: health.watchAlive ? 'ok' : health.state === 'watching' ? 'stalled' : health.state,
+    state: health.state,
+    provider: health.provider,
+    lastSuccessfulRead: isoOrNull(health.lastSuccessAt),
+    lastRead: isoOrNull(health.lastReadAt),
+    consecutiveErrors: health.consecutiveErrors,
+    stallThresholdMs: health.stallThresholdMs,
+    notice: {
+      state: health.activeNotices.length > 0 ? 'handling' : 'idle',
+      active: health.activeNotices,
+      ready: status.readiness().ready,
+    },
+  };
+}
+
+const ROUTES: Record<(typeof ENDPOINTS)[number], Route> = {
+  /** 200 while the watch loop completes metadata requests; 503 when stalled, starting or stopping. */
+  '/healthz': (options) => json(options.daemon.health().watchAlive ? 200 : 503, healthBody(options)),
+  '/readyz': ({ status }) => {
+    const readiness = status.readiness();
+    return json(readiness.ready ? 200 : 503, readiness);
+  },
+  '/metrics': async ({ metrics }) => ({ status: 200, contentType: metrics.contentType, body: await metrics.render() }),
+  '/v1/status': (options) => {
+    const readiness = options.status.readiness();
+    return json(200, { ...healthBody(options), readiness, notices: options.status.notices() });
+  },
+};
+
+async function respond(options: ServerOptions, request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+  const path = (request.url ?? '/').split('?')[0]!;
+  const route = ROUTES[path as keyof typeof ROUTES] as Route | undefined;
+  let reply: Reply;
+  if (!route) reply = json(404, { error: `no such endpoint ${path}`, endpoints: ENDPOINTS });
+  else if (request.method !== 'GET' && request.method !== 'HEAD') {
+    response.setHeader('allow', 'GET, HEAD');
+    reply = json(405, { error: `${request.method} not allowed: ${path} answers GET and HEAD` });
+  } else {
+    try {
+      reply = await route(options);
+    } catch (error) {
+      options.log.error({ path, err: errorMessage(error) }, 'local server: request failed');
+      reply = json(500, { error: errorMessage(error) });
+    }
+  }
+  response.writeHead(reply.status, {
+    'content-type': reply.contentType,
+    'content-length': Buffer.byteLength(reply.body),
+    'cache-control': 'no-store',
+  });
+  response.end(request.method === 'HEAD' ? undefined : reply.body);
+}
+
+/**
+ * The local HTTP server: /healthz, /readyz, /metrics and /v1/status. It only reads the
+ * daemon's state: nothing here can change what the agent does.
+ */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const server = http.createServer((request, response) => {
+    // The body of a GET is never read; drain it so the connection can be reused.
+    request.resume();
+    void respond(options, request, response);
+  });
+  // A probe or scraper that stalls must not hold a socket for long.
+  server.headersTimeout = 5_000;
+  server.requestTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxConnections = 64;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      const reason = error.code === 'EADDRINUSE' ? 'the address is in use (another preemptd?)' : error.code === 'EACCES' ? 'permission denied' : error.message;
+      reject(new Error(`cannot listen on ${hostPort(options.host, options.port)}: ${reason}`, { cause: error }));
+    });
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${hostPort(address.address, address.port)}`;
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** `host:port`, with IPv6 addresses in brackets. */
+export function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * What `preemptd run` serves for one daemon: metrics and status follow its events, the
+ * server answers from them. Returns undefined (after logging why) when the address cannot
+ * be had: the agent must still protect the workload without its local server.
+ */
+export async function serveDaemon(daemon: Daemon, config: Pick<Config, 'server' | 'readiness'>, log: Logger): Promise<RunningServer | undefined> {
+  const metrics = createMetrics(daemon);
+  const status = new StatusTracker(daemon, { notReadyOn: config.readiness.notReadyOn });
+  let server: RunningServer;
+  try {
+    server = await startServer({ host: config.server.host, port: config.server.port, daemon, status, metrics, log });
+  } catch (error) {
+    metrics.close();
+    status.close();
+    log.error({ err: errorMessage(error) }, `local server not started (server.listen): ${errorMessage(error)}; the agent runs on without /healthz, /readyz and /metrics`);
+    return undefined;
+  }
+  log.info({ url: server.url, endpoints: ENDPOINTS }, `local server on ${server.url}`);
+  return {
+    url: server.url,
+    close: async () => {
+      await server.close();
+      metrics.close();
+      status.close();
+    },
+  };
+}

@@ -1,0 +1,197 @@
+import { METADATA_BACKOFF, jitteredInterval, type BackoffPolicy } from '../../lib/backoff.js';
+import { silentLogger, type Logger } from '../../lib/log.js';
+import { noticeId, type InstanceFacts, type Notice, type NoticeKind } from '../../notice/notice.js';
+import { parseInstanceAction, parseMaintenance, parseRebalance } from './payloads.js';
+import { ImdsSession } from '../metadata/token-session.js';
+import { mergeLoops, type SourceLoop } from '../metadata/merge-loops.js';
+import { FactsCache, readFactItems, type FactItems } from '../metadata/facts-cache.js';
+import { MetadataClient } from '../metadata/client.js';
+import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from '../types.js';
+import { pollSource } from '../metadata/poll-loop.js';
+import { SourceReport } from '../metadata/source-report.js';
+
+export const AWS_METADATA_URL = 'http://169.254.169.254';
+
+/** How often the slower sources are read, and how failed reads back off. */
+export interface AwsCadence {
+  /** Rebalance recommendations are advisory: every 5 s (or the poll interval if longer). */
+  rebalanceMinMs: number;
+  /** Scheduled maintenance is announced days ahead: once a minute is plenty. */
+  maintenanceMs: number;
+  backoff: BackoffPolicy;
+}
+
+export const AWS_CADENCE: AwsCadence = { rebalanceMinMs: 5_000, maintenanceMs: 60_000, backoff: METADATA_BACKOFF };
+
+/** Where each instance fact lives under /latest/meta-data/ (EC2 has no separate name). */
+const FACT_ITEMS: FactItems = [
+  ['id', 'instance-id'],
+  ['type', 'instance-type'],
+  ['zone', 'placement/availability-zone'],
+  ['region', 'placement/region'],
+  ['lifecycle', 'instance-life-cycle'],
+  ['hostname', 'local-hostname'],
+];
+
+/** What a source found in one read, before instance facts are attached. */
+type Finding =
+  | { type: 'notice'; kind: NoticeKind; identity: string; deadline: Date | null; raw: unknown }
+  | { type: 'withdrawn'; noticeId: string; reason: string };
+
+interface AwsSource {
+  path: string;
+  nextDelayMs(): number;
+  /** Turns a body (null = 404) into findings; throws MetadataError on a bad body. */
+  interpret(body: string | null): Finding[];
+}
+
+/**
+ * AWS EC2 IMDSv2: polls `spot/instance-action` every poll interval (±2 % jitter),
+ * `events/recommendations/rebalance` every max(poll interval, 5 s) and
+ * `events/maintenance/scheduled` every 60 s, each in its own loop so one never delays
+ * another. Each notice id is yielded once per process.
+ */
+export class AwsProvider implements Provider {
+  readonly name = 'aws' as const;
+  private readonly client: MetadataClient;
+  private readonly session: ImdsSession;
+  private readonly facts = new FactsCache((signal, learn) => readFactItems(FACT_ITEMS, (path) => this.session.get(path, signal), learn));
+  private readonly hasOwnLog: boolean;
+  private readonly cadence: AwsCadence;
+
+  /**
+   * `log` receives token warnings; without it they go to the log of the first watch.
+   * `cadence` is for tests and benchmarks; the defaults are AWS_CADENCE.
+   */
+  constructor(
+    private readonly options: ProviderOptions,
+    log?: Logger,
+    cadence: Partial<AwsCadence> = {},
+  ) {
+    this.cadence = { ...AWS_CADENCE, ...cadence };
+    this.client = new MetadataClient(options.baseUrl);
+    this.hasOwnLog = log !== undefined;
+    this.session = new ImdsSession({ client: this.client, log: log ?? silentLogger(), requestTimeoutMs: options.requestTimeoutMs, backoff: this.cadence.backoff, ...options.aws });
+  }
+
+  /** Best effort, fetched once and cached once the instance id is known; never throws. */
+  instanceFacts(signal: AbortSignal): Promise<InstanceFacts> {
+    return this.facts.get(signal);
+  }
+
+  watch(context: WatchContext): AsyncIterable<ProviderEvent> {
+    return this.run(context);
+  }
+
+  private async *run(context: WatchContext): AsyncGenerator<ProviderEvent> {
+    if (!this.hasOwnLog) this.session.log = context.log;
+    const poll = this.options.pollIntervalMs;
+    const sources: AwsSource[] = [
+      instanceActionSource(() => jitteredInterval(poll)),
+      rebalanceSource(() => jitteredInterval(Math.max(poll, this.cadence.rebalanceMinMs))),
+      maintenanceSource(() => jitteredInterval(this.cadence.maintenanceMs)),
+    ];
+    // Fetched now so that a notice found later carries the facts without waiting for them.
+    void this.instanceFacts(context.signal);
+    try {
+      yield* mergeLoops(context.signal, sources.map((source) => this.pollLoop(source, context)));
+    } finally {
+      this.client.close();
+    }
+  }
+
+  private pollLoop(source: AwsSource, context: WatchContext): SourceLoop {
+    return async (emit, signal) => {
+      const findings = pollSource(
+        {
+          report: new SourceReport(source.path, context),
+          nextIntervalMs: source.nextDelayMs,
+          backoff: this.cadence.backoff,
+          read: async (readSignal) => {
+            const body = await this.session.get(source.path, readSignal, context.onRead);
+            return { status: body === null ? 404 : 200, found: source.interpret(body) };
+          },
+        },
+        signal,
+      );
+      for await (const finding of findings) emit(await this.toEvent(finding, signal));
+    };
+  }
+
+  private async toEvent(finding: Finding, signal: AbortSignal): Promise<ProviderEvent> {
+    if (finding.type === 'withdrawn') return finding;
+    const detectedAt = new Date();
+    const notice: Notice = {
+      id: noticeId('aws', finding.kind, finding.identity),
+      provider: 'aws',
+      kind: finding.kind,
+      deadline: finding.deadline,
+      detectedAt,
+      instance: await this.facts.forNotice(signal),
+      raw: finding.raw,
+    };
+    return { type: 'notice', notice };
+  }
+}
+
+/**
+ * A source whose item holds at most one notice: 404 is nothing, and each notice (by its
+ * identity) is yielded once per process. A notice that disappears again is not a
+ * cancellation: AWS never cancels spot notices or rebalance recommendations.
+ */
+function oneNoticeSource(path: string, nextDelayMs: () => number, read: (body: string) => Finding & { type: 'notice' }): AwsSource {
+  const seen = new Set<string>();
+  return {
+    path,
+    nextDelayMs,
+    interpret(body) {
+      if (body === null) return [];
+      const finding = read(body);
+      if (seen.has(finding.identity)) return [];
+      seen.add(finding.identity);
+      return [finding];
+    },
+  };
+}
+
+function instanceActionSource(nextDelayMs: () => number): AwsSource {
+  return oneNoticeSource('spot/instance-action', nextDelayMs, (body) => {
+    const action = parseInstanceAction(body);
+    return { type: 'notice', kind: action.action, identity: `${action.action}\0${action.timeText}`, deadline: action.time, raw: action.raw };
+  });
+}
+
+function rebalanceSource(nextDelayMs: () => number): AwsSource {
+  return oneNoticeSource('events/recommendations/rebalance', nextDelayMs, (body) => {
+    const recommendation = parseRebalance(body);
+    return { type: 'notice', kind: 'rebalance', identity: recommendation.noticeTimeText, deadline: null, raw: recommendation.raw };
+  });
+}
+
+function maintenanceSource(nextDelayMs: () => number): AwsSource {
+  /** EventId → notice id of events yielded and not yet withdrawn. */
+  const shown = new Map<string, string>();
+  const done = new Set<string>();
+  return {
+    path: 'events/maintenance/scheduled',
+    nextDelayMs,
+    interpret(body) {
+      if (body === null) return [];
+      const findings: Finding[] = [];
+      for (const event of parseMaintenance(body)) {
+        if (done.has(event.eventId)) continue;
+        const id = shown.get(event.eventId);
+        if (event.ended) {
+          if (id === undefined) continue;
+          shown.delete(event.eventId);
+          done.add(event.eventId);
+          findings.push({ type: 'withdrawn', noticeId: id, reason: `AWS maintenance event ${event.eventId} (${event.code}) is ${event.state}` });
+        } else if (id === undefined) {
+          shown.set(event.eventId, noticeId('aws', 'maintenance', event.eventId));
+          findings.push({ type: 'notice', kind: 'maintenance', identity: event.eventId, deadline: event.notBefore, raw: event.raw });
+        }
+      }
+      return findings;
+    },
+  };
+}

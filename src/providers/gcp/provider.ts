@@ -1,0 +1,242 @@
+import { readFileSync } from 'node:fs';
+import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep } from '../../lib/backoff.js';
+import { showValue } from '../../config/fields.js';
+import { noticeId, type InstanceFacts, type NoticeKind } from '../../notice/notice.js';
+import { mergeLoops, type SourceLoop } from '../metadata/merge-loops.js';
+import { FactsCache } from '../metadata/facts-cache.js';
+import { MetadataClient } from '../metadata/client.js';
+import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from '../types.js';
+import { MetadataError, SourceReport } from '../metadata/source-report.js';
+
+export const GCP_METADATA_URL = 'http://169.254.169.254';
+const BASE_PATH = '/computeMetadata/v1/';
+const FLAVOR_HEADERS = { 'Metadata-Flavor': 'Google' };
+/** Spot / preemptible VMs are powered off 30 s after `preempted` turns TRUE. */
+const PREEMPT_BUDGET_MS = 30_000;
+/** `maintenance-event` changes about 60 s before the host maintenance starts. */
+const MAINTENANCE_BUDGET_MS = 60_000;
+/** The metadata server answers 503 briefly during maintenance: retry soon, not with backoff. */
+const UNAVAILABLE_RETRY_MS = 1_000;
+/** A hanging GET's client timeout is its timeout_sec plus this much. */
+const HANG_SLACK_MS = 10_000;
+
+interface GcpValue {
+  value: string;
+  etag: string | undefined;
+}
+
+/** What a watched key's new value means, before instance facts are attached. */
+type Finding =
+  | { type: 'notice'; kind: NoticeKind; identity: string; budgetMs: number; raw: unknown }
+  | { type: 'withdrawn'; noticeId: string; reason: string };
+
+interface WatchedKey {
+  path: string;
+  /** Throws MetadataError on a value it does not understand. */
+  interpret(value: string, etag: string | undefined, facts: InstanceFacts): Finding[];
+}
+
+/**
+ * GCE metadata server: reads `instance/preempted` and `instance/maintenance-event` once,
+ * then watches each with hanging GETs (`wait_for_change`, `last_etag`, `timeout_sec`), so
+ * a change arrives within milliseconds without polling.
+ */
+export class GcpProvider implements Provider {
+  readonly name = 'gcp' as const;
+  private readonly client: MetadataClient;
+  private readonly facts = new FactsCache((signal) => this.fetchFacts(signal));
+  private flavorErrorLogged = false;
+
+  constructor(private readonly options: ProviderOptions) {
+    this.client = new MetadataClient(options.baseUrl);
+  }
+
+  /** GETs one value; throws MetadataError on any status but 200 or a missing flavor header. */
+  private async read(pathAndQuery: string, timeoutMs: number, signal: AbortSignal): Promise<GcpValue> {
+    const response = await this.client.request({ path: BASE_PATH + pathAndQuery, headers: FLAVOR_HEADERS, timeoutMs, signal });
+    const path = pathAndQuery.split('?')[0];
+    if (response.headers['metadata-flavor'] !== 'Google') {
+      throw new MetadataError(
+        'ERR_METADATA_HTTP',
+        `${path}: the answer (HTTP ${response.status}) lacks the "Metadata-Flavor: Google" header, so ${this.options.baseUrl} is not a GCE metadata server`,
+        response.status,
+      );
+    }
+    if (response.status !== 200) throw new MetadataError('ERR_METADATA_HTTP', `${path}: HTTP ${response.status}`, response.status);
+    const etag = response.headers.etag;
+    return { value: response.body.trim(), etag: typeof etag === 'string' && etag !== '' ? etag : undefined };
+  }
+
+  /** Best effort, fetched once and cached once the instance id is known; never throws. */
+  instanceFacts(signal: AbortSignal): Promise<InstanceFacts> {
+    return this.facts.get(signal);
+  }
+
+  private async fetchFacts(signal: AbortSignal): Promise<InstanceFacts> {
+    const get = (path: string) =>
+      this.read(path, this.options.requestTimeoutMs, signal).then(
+        (answer) => answer.value || undefined,
+        () => undefined,
+      );
+    const [id, name, zonePath, machineType, hostname, preemptible, model] = await Promise.all(
+      ['instance/id', 'instance/name', 'instance/zone', 'instance/machine-type', 'instance/hostname', 'instance/scheduling/preemptible', 'instance/scheduling/provisioning-model'].map(get),
+    );
+    const zone = zonePath?.split('/').pop();
+    const facts: InstanceFacts = {
+      id,
+      name,
+      zone,
+      // A zone is its region plus a one-letter suffix: us-central1-a → us-central1.
+      region: zone?.replace(/-[a-z]$/, ''),
+      type: machineType?.split('/').pop(),
+      hostname,
+      lifecycle: model === 'SPOT' ? 'spot' : preemptible === 'TRUE' ? 'preemptible' : preemptible === 'FALSE' ? 'standard' : undefined,
+    };
+    for (const key of Object.keys(facts) as (keyof InstanceFacts)[]) if (facts[key] === undefined) delete facts[key];
+    return facts;
+  }
+
+  watch(context: WatchContext): AsyncIterable<ProviderEvent> {
+    return this.run(context);
+  }
+
+  private async *run(context: WatchContext): AsyncGenerator<ProviderEvent> {
+    void this.instanceFacts(context.signal);
+    try {
+      yield* mergeLoops(context.signal, [preemptedKey(), maintenanceKey()].map((key) => this.watchLoop(key, context)));
+    } finally {
+      this.client.close();
+    }
+  }
+
+  private watchLoop(key: WatchedKey, context: WatchContext): SourceLoop {
+    const hangSeconds = this.options.gcp.hangTimeoutSeconds;
+    return async (emit, signal) => {
+      const report = new SourceReport(key.path, context);
+      // No ETag yet: the first read answers at once with the current value.
+      let etag: string | undefined;
+      while (!signal.aborted) {
+        const started = performance.now();
+        let delay = 0;
+        try {
+          const answer =
+            etag === undefined
+              ? await this.read(key.path, this.options.requestTimeoutMs, signal)
+              : await this.read(
+                  `${key.path}?wait_for_change=true&last_etag=${encodeURIComponent(etag)}&timeout_sec=${hangSeconds}`,
+                  hangSeconds * 1000 + HANG_SLACK_MS,
+                  signal,
+                );
+          const detectedAt = new Date();
+          const facts = await this.instanceFacts(signal);
+          const findings = key.interpret(answer.value, answer.etag, facts);
+          report.ok(performance.now() - started, 200);
+          for (const finding of findings) emit(toEvent(finding, detectedAt, facts));
+          etag = answer.etag;
+          // Without an ETag there is nothing to hang on: poll instead.
+          if (etag === undefined) delay = jitteredInterval(this.options.pollIntervalMs);
+        } catch (error) {
+          if (signal.aborted) break;
+          const failures = report.fail(error, performance.now() - started);
+          this.logFlavorError(error, context);
+          const status = error instanceof MetadataError ? error.status : undefined;
+          delay = status === 503 ? jitteredInterval(UNAVAILABLE_RETRY_MS) : backoffDelay(failures, METADATA_BACKOFF);
+        }
+        if (delay > 0) await sleep(delay, signal);
+      }
+    };
+  }
+
+  private logFlavorError(error: unknown, context: WatchContext): void {
+    if (this.flavorErrorLogged || !(error instanceof MetadataError) || !error.message.includes('Metadata-Flavor')) return;
+    this.flavorErrorLogged = true;
+    context.log.error({ baseUrl: this.options.baseUrl }, `${error.message}; check provider and metadataUrl in the config`);
+  }
+}
+
+function toEvent(finding: Finding, detectedAt: Date, facts: InstanceFacts): ProviderEvent {
+  if (finding.type === 'withdrawn') return finding;
+  return {
+    type: 'notice',
+    notice: {
+      id: noticeId('gcp', finding.kind, finding.identity),
+      provider: 'gcp',
+      kind: finding.kind,
+      deadline: new Date(detectedAt.getTime() + finding.budgetMs),
+      detectedAt,
+      instance: facts,
+      raw: finding.raw,
+    },
+  };
+}
+
+/**
+ * The boot this agent runs in. A VM is preempted once per boot, but a stopped Spot VM can
+ * be started and preempted again with the same instance id: the boot id tells those apart.
+ */
+function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** `instance/preempted`: TRUE or FALSE; throws ERR_METADATA_BODY on anything else. */
+export function parsePreempted(value: string): boolean {
+  if (value === 'TRUE' || value === 'FALSE') return value === 'TRUE';
+  throw new MetadataError('ERR_METADATA_BODY', `instance/preempted: expected TRUE or FALSE, got ${showValue(value)}`, 200);
+}
+
+/**
+ * NONE or an `..._ON_HOST_MAINTENANCE` value (MIGRATE, TERMINATE, SHUTDOWN on old docs).
+ * A value merely in capitals is not enough: a body cut short (`NO`, `MIGRATE_ON_HOS`) must
+ * not become a maintenance notice.
+ */
+const MAINTENANCE_VALUE = /^(?:NONE|[A-Z][A-Z_]*_ON_HOST_MAINTENANCE)$/;
+
+/** `instance/maintenance-event`: the value; throws ERR_METADATA_BODY on anything else. */
+export function parseMaintenanceEvent(value: string): string {
+  if (MAINTENANCE_VALUE.test(value)) return value;
+  throw new MetadataError('ERR_METADATA_BODY', `instance/maintenance-event: expected NONE or a value such as MIGRATE_ON_HOST_MAINTENANCE, got ${showValue(value)}`, 200);
+}
+
+function preemptedKey(): WatchedKey {
+  let shown = false;
+  const boot = bootId();
+  return {
+    path: 'instance/preempted',
+    interpret(value, etag, facts) {
+      if (!parsePreempted(value) || shown) return [];
+      shown = true;
+      return [
+        {
+          type: 'notice',
+          kind: 'preempt',
+          identity: `${facts.id ?? ''}\0${boot}\0preempted`,
+          budgetMs: PREEMPT_BUDGET_MS,
+          raw: { path: 'instance/preempted', value, etag },
+        },
+      ];
+    },
+  };
+}
+
+function maintenanceKey(): WatchedKey {
+  let shown: { value: string; noticeId: string } | undefined;
+  return {
+    path: 'instance/maintenance-event',
+    interpret(value, etag, facts) {
+      if (parseMaintenanceEvent(value) === 'NONE') {
+        if (!shown) return [];
+        const withdrawn = shown;
+        shown = undefined;
+        return [{ type: 'withdrawn', noticeId: withdrawn.noticeId, reason: `GCE maintenance-event went from ${withdrawn.value} back to NONE` }];
+      }
+      if (shown?.value === value) return [];
+      const identity = `${facts.id ?? ''}\0${value}\0${etag ?? ''}`;
+      shown = { value, noticeId: noticeId('gcp', 'maintenance', identity) };
+      return [{ type: 'notice', kind: 'maintenance', identity, budgetMs: MAINTENANCE_BUDGET_MS, raw: { path: 'instance/maintenance-event', value, etag } }];
+    },
+  };
+}

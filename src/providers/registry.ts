@@ -1,0 +1,37 @@
+import { PreemptdError } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { ProviderName } from '../notice/notice.js';
+import { ALIBABA_METADATA_URL, AlibabaProvider } from './alibaba/provider.js';
+import { AWS_METADATA_URL, AwsProvider } from './aws/provider.js';
+import { AZURE_METADATA_URL, AzureProvider } from './azure/provider.js';
+import { GCP_METADATA_URL, GcpProvider } from './gcp/provider.js';
+import type { Provider, ProviderOptions } from './types.js';
+
+interface ProviderEntry {
+  /** The metadata service address used when config sets no `metadataUrl`. */
+  defaultUrl: string;
+  create(options: ProviderOptions, log?: Logger): Provider;
+}
+
+/** Every provider, keyed by name; one line per cloud. */
+export const PROVIDERS: Partial<Record<ProviderName, ProviderEntry>> = {
+  aws: { defaultUrl: AWS_METADATA_URL, create: (options, log) => new AwsProvider(options, log) },
+  gcp: { defaultUrl: GCP_METADATA_URL, create: (options) => new GcpProvider(options) },
+  azure: { defaultUrl: AZURE_METADATA_URL, create: (options) => new AzureProvider(options) },
+  alibaba: { defaultUrl: ALIBABA_METADATA_URL, create: (options, log) => new AlibabaProvider(options, log) },
+};
+
+/** `log` receives provider warnings (token trouble); without it they go to the watch's log. */
+export function createProvider(name: ProviderName, options: ProviderOptions, log?: Logger): Provider {
+  return providerEntry(name).create(options, log);
+}
+
+export function defaultMetadataUrl(name: ProviderName): string {
+  return providerEntry(name).defaultUrl;
+}
+
+function providerEntry(name: ProviderName): ProviderEntry {
+  const entry = PROVIDERS[name];
+  if (!entry) throw new PreemptdError('ERR_USAGE', `no ${name} provider; expected one of ${Object.keys(PROVIDERS).join(', ')}`);
+  return entry;
+}

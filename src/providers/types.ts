@@ -1,0 +1,58 @@
+import type { Logger } from '../lib/log.js';
+import type { InstanceFacts, Notice, ProviderName } from '../notice/notice.js';
+
+/** The result of one metadata request, for health, metrics and logs. */
+export interface MetadataRead {
+  /** Which source was read (`spot/instance-action`, `instance/preempted`, `token`...). */
+  source: string;
+  ok: boolean;
+  ms: number;
+  /** HTTP status when one arrived. */
+  status?: number;
+  /** Short reason when not ok (timeout, connection refused, bad JSON...). */
+  error?: string;
+}
+
+export type ProviderEvent =
+  | { type: 'notice'; notice: Notice }
+  /** A notice that was shown before is gone or cancelled (AWS canceled event, Azure event gone). */
+  | { type: 'withdrawn'; noticeId: string; reason: string };
+
+export interface WatchContext {
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  /** Called after every metadata request, successful or not. */
+  onRead(read: MetadataRead): void;
+}
+
+/** Settings every provider takes; each provider file documents what it uses. */
+export interface ProviderOptions {
+  /** Base URL of the metadata service (no trailing slash), e.g. http://169.254.169.254. */
+  baseUrl: string;
+  pollIntervalMs: number;
+  requestTimeoutMs: number;
+  aws: { allowImdsV1: boolean; tokenTtlSeconds: number; tokenTimeoutMs: number };
+  gcp: { hangTimeoutSeconds: number };
+  /** Azure Scheduled Events; optional so existing callers keep compiling (defaults in azure.ts). */
+  azure?: { firstCallTimeoutMs: number };
+  /** Alibaba Cloud ECS; optional so existing callers keep compiling (defaults in alibaba.ts). */
+  alibaba?: { hardened: boolean; tokenTtlSeconds: number };
+}
+
+/**
+ * One cloud's interruption source. Knows nothing of steps: it only yields notices.
+ * `watch` runs until the signal aborts and never throws for metadata errors: it reports
+ * them through `onRead`, backs off and tries again.
+ */
+export interface Provider {
+  readonly name: ProviderName;
+  instanceFacts(signal: AbortSignal): Promise<InstanceFacts>;
+  watch(context: WatchContext): AsyncIterable<ProviderEvent>;
+  /**
+   * Tells the cloud this machine is ready, so it may proceed before the notice's deadline
+   * (Azure: a StartRequests POST). Optional: only clouds that accept an acknowledgement
+   * have it. The daemon calls it after the plan has finished, when config asks it to;
+   * it throws (PreemptdError) when the cloud refuses.
+   */
+  acknowledge?(notice: Notice, signal: AbortSignal): Promise<void>;
+}

@@ -1,0 +1,135 @@
+import { errorMessage } from '../lib/errors.js';
+import { noticeToJSON } from '../notice/notice.js';
+import { StepFailure, type StepContext, type StepDetail } from '../steps/types.js';
+import { keyFor, parseLocation } from '../stores/location.js';
+import { onePart } from '../stores/parts.js';
+import { openStore } from '../stores/store.js';
+import { uploadFiles } from './files-mode.js';
+import { MANIFEST_NAME, MANIFEST_VERSION, type Manifest } from './manifest.js';
+import type { SnapshotOptions } from './options.js';
+import { orderEntries } from './order.js';
+import { fillPlaceholders, placeholderValues } from './placeholders.js';
+import { TransferProgress } from './progress.js';
+import { FileReader } from './read.js';
+import { deadlineGate, type UploadJob, type UploadOutcome } from './upload.js';
+import { walkPaths } from './walk.js';
+
+/**
+ * Runs one snapshot: find the files, upload them in priority order until the cut-off
+ * (`reserve` before the step deadline), clean up unfinished uploads, then write the manifest
+ * of what completed. Fails (with the manifest written) when anything wanted was not stored.
+ */
+export async function runSnapshot(options: SnapshotOptions, context: StepContext): Promise<StepDetail> {
+  const startedAt = Date.now();
+  const location = parseLocation(fillPlaceholders(options.to, placeholderValues(context.notice, context.host)));
+  // Never keep back more than a quarter of a short budget.
+  const cutoff = context.deadline - Math.min(options.reserve, Math.max(0, context.deadline - startedAt) / 4);
+
+  const found = await walkPaths(options.paths, options.exclude);
+  const entries = orderEntries(found.entries, options.priority);
+  const bytesWanted = entries.reduce((sum, entry) => sum + (entry.type === 'file' ? entry.size : 0), 0);
+  const progress = new TransferProgress(bytesWanted);
+
+  const store = await openStore(location, {
+    endpoint: options.endpoint,
+    forcePathStyle: options.forcePathStyle,
+    region: options.region ?? context.notice.instance.region,
+    partSize: options.partSize,
+    queueSize: options.queueSize,
+    concurrency: options.concurrency,
+    signal: context.signal,
+    log: context.log,
+  });
+  const cut = new AbortController();
+  const cutTimer = setTimeout(() => cut.abort(), Math.max(0, cutoff - Date.now()));
+  const onStepAbort = () => cut.abort();
+  context.signal.addEventListener('abort', onStepAbort, { once: true });
+  const report = () => {
+    const figures = progress.report(context.deadline);
+    context.log.info(figures, 'snapshot progress');
+    context.progress(figures);
+  };
+  const reporter = setInterval(report, options.progressInterval);
+  context.log.info(
+    { to: store.url, mode: options.mode, files: entries.length, bytesWanted, cutoffInMs: Math.round(cutoff - startedAt) },
+    'snapshot started',
+  );
+
+  const reader = FileReader.start();
+  let outcome: UploadOutcome;
+  let manifest: Manifest;
+  try {
+    const job: UploadJob = {
+      entries,
+      store,
+      location,
+      stop: cut.signal,
+      progress,
+      gate: deadlineGate(cut.signal, cutoff, progress),
+      concurrency: options.concurrency,
+      partSize: options.partSize,
+      reader,
+      checksum: options.checksum,
+    };
+    outcome =
+      options.mode === 'files'
+        ? await uploadFiles(job)
+        : await (await import('./archive-mode.js')).uploadArchive(job, options.compression);
+    clearTimeout(cutTimer);
+    clearInterval(reporter);
+    const left = await store.cleanup();
+    const skipped = [...found.skipped, ...outcome.skipped, ...left.map((key) => ({ path: key, reason: 'unfinished upload could not be removed' }))];
+    manifest = {
+      version: MANIFEST_VERSION,
+      mode: options.mode,
+      checksum: options.checksum,
+      archive: outcome.archive,
+      notice: noticeToJSON(context.notice),
+      host: { ...context.host },
+      startedAt: new Date(startedAt).toISOString(),
+      finishedAt: new Date().toISOString(),
+      deadline: new Date(context.deadline).toISOString(),
+      complete: skipped.length === 0,
+      bytesWanted,
+      bytesDone: outcome.bytesDone,
+      files: outcome.files.sort((a, b) => (a.path < b.path ? -1 : 1)),
+      skipped,
+      excluded: found.excluded,
+    };
+    try {
+      await store.put(keyFor(location, MANIFEST_NAME), onePart(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)));
+    } catch (error) {
+      throw new StepFailure(`snapshot to ${store.url}: could not write ${MANIFEST_NAME}: ${errorMessage(error)}`, summary(manifest));
+    }
+  } finally {
+    clearTimeout(cutTimer);
+    clearInterval(reporter);
+    context.signal.removeEventListener('abort', onStepAbort);
+    await Promise.all([store.close(), reader.close()]);
+  }
+
+  const seconds = (Date.now() - startedAt) / 1000;
+  const detail = { to: store.url, ...summary(manifest), mbPerSecond: Number((manifest.bytesDone / 1e6 / seconds).toFixed(1)) };
+  context.log.info(detail, 'snapshot finished');
+  if (!manifest.complete) {
+    const stored = manifest.files.filter((file) => file.type === 'file').length;
+    const first = manifest.skipped[0]!;
+    throw new StepFailure(
+      `snapshot to ${store.url} incomplete: stored ${stored} files, ${manifest.bytesDone} of ${manifest.bytesWanted} bytes; ` +
+        `${manifest.skipped.length} skipped (first: ${first.path}: ${first.reason})`,
+      detail,
+    );
+  }
+  return detail;
+}
+
+function summary(manifest: Manifest): StepDetail {
+  return {
+    mode: manifest.mode,
+    files: manifest.files.length,
+    skipped: manifest.skipped.length,
+    bytesDone: manifest.bytesDone,
+    bytesWanted: manifest.bytesWanted,
+    complete: manifest.complete,
+  };
+}

@@ -1,0 +1,78 @@
+import { formatDuration } from '../lib/duration.js';
+import type { ObjectStore } from '../stores/store.js';
+import type { StoreLocation } from '../stores/location.js';
+import type { ChecksumAlgorithm } from './options.js';
+import { checksumField, type Manifest, type ManifestEntry, type ManifestFile } from './manifest.js';
+import type { TransferProgress } from './progress.js';
+import type { FileReader, ReadResult } from './read.js';
+import type { FoundEntry, FoundFile, Skipped } from './walk.js';
+
+/** What a mode (files or archive) gets to work with. */
+export interface UploadJob {
+  /** In priority order. */
+  entries: FoundEntry[];
+  store: ObjectStore;
+  location: StoreLocation;
+  /** Aborts at the cut-off: stop everything, keep what completed. */
+  stop: AbortSignal;
+  progress: TransferProgress;
+  /** Says why a file of this size should not be started now, or undefined to go ahead. */
+  gate: (size: number) => string | undefined;
+  concurrency: number;
+  /** The store's part size: the reader computes each part's CRC32 for it. */
+  partSize: number;
+  /** Reads files and computes their checksums on its own thread. */
+  reader: FileReader;
+  /** What the manifest gives each file. */
+  checksum: ChecksumAlgorithm;
+}
+
+export interface UploadOutcome {
+  files: ManifestEntry[];
+  skipped: Skipped[];
+  /** File bytes now safely stored. */
+  bytesDone: number;
+  archive: Manifest['archive'];
+}
+
+/**
+ * Decides whether to start a file: not after the cut-off, and not when, at the rate so far,
+ * it could not be through before the cut-off behind the bytes already started. A refused
+ * file does not stop the others: a smaller one further down may still fit.
+ */
+export function deadlineGate(stop: AbortSignal, cutoff: number, progress: TransferProgress): (size: number) => string | undefined {
+  let started = 0;
+  return (size) => {
+    if (stop.aborted) return 'not started: the deadline was reached';
+    const now = Date.now();
+    const backlog = Math.max(0, started - progress.bytesSent);
+    const needs = progress.timeFor(backlog + size, now);
+    if (needs !== undefined && now + needs > cutoff) {
+      const rate = ((progress.rate(now) ?? 0) / 1e6).toFixed(1);
+      return `not started: needs about ${formatDuration(needs)} at ${rate} MB/s, ${formatDuration(Math.max(0, cutoff - now))} left before the deadline`;
+    }
+    progress.start(now);
+    started += size;
+    return undefined;
+  };
+}
+
+/** The manifest entry of a file stored as `result` says. */
+export function storedFile(entry: FoundFile, result: ReadResult, checksum: ChecksumAlgorithm): ManifestFile {
+  return {
+    type: 'file',
+    path: entry.name,
+    size: result.size,
+    mtime: new Date(result.mtimeMs).toISOString(),
+    mode: entry.mode,
+    ...checksumField(checksum, result.checksum),
+    ...(result.changed ? { changed: result.changed } : {}),
+  };
+}
+
+export function describeRead(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'removed before it could be read';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  return `cannot read: ${code ?? (error as Error).message}`;
+}

@@ -1,0 +1,89 @@
+import type { z } from 'zod';
+import type { PreemptdEvent, StepSummary } from '../notice/event.js';
+import type { HostFacts } from '../lib/host.js';
+import type { Logger } from '../lib/log.js';
+import type { Notice } from '../notice/notice.js';
+
+/** What a running step may use. A step knows nothing of clouds: only the notice. */
+export interface StepContext {
+  readonly stepName: string;
+  /** Which run this is: at the notice, or after the plan (finish-phase steps); undefined means notice. */
+  readonly phase?: 'notice' | 'finish';
+  readonly notice: Notice;
+  readonly host: HostFacts;
+  readonly log: Logger;
+  /** Aborted when the step's own timeout or the plan deadline is reached. */
+  readonly signal: AbortSignal;
+  /** Epoch ms by which this step must be done (the earlier of its timeout and the plan deadline). */
+  readonly deadline: number;
+  /** Epoch ms of the plan deadline; null when the notice has none. */
+  readonly planDeadline: number | null;
+  /** The versioned event for this notice; `plan.finished` carries the other steps' outcomes. */
+  event(type: PreemptdEvent['type']): PreemptdEvent;
+  /** Outcomes of the steps that finished so far (for summary webhooks). */
+  finishedSteps(): StepSummary[];
+  /** Report progress (bytes moved, pids seen); shown in status and the summary. */
+  progress(detail: Record<string, unknown>): void;
+}
+
+/** Facts a step returns on success; they land in the summary's `detail`. */
+export type StepDetail = Record<string, unknown>;
+
+/**
+ * A step failed in a way it has described itself (the message is user-facing and already
+ * free of secrets); `detail` still reaches the summary.
+ */
+export class StepFailure extends Error {
+  readonly detail: StepDetail | undefined;
+  constructor(message: string, detail?: StepDetail) {
+    super(message);
+    this.name = 'StepFailure';
+    this.detail = detail;
+  }
+}
+
+/** One line of `preemptd check`: something a step needs, and whether it is there. */
+export interface CheckResult {
+  /** What was looked at, e.g. `pidfile /run/trainer.pid`; never a secret (no full webhook URL). */
+  what: string;
+  ok: boolean;
+  /** What was found, or what is wrong and how to fix it. */
+  reason: string;
+}
+
+/** What a step's check may use. */
+export interface CheckContext {
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+}
+
+/**
+ * One step type. The executor knows only this interface; each file in steps/ exports one
+ * object checked with `satisfies StepType<...>`.
+ */
+export interface StepType<Options> {
+  /** The key that selects this type in a config step entry (`webhook:`, `signal:`...). */
+  readonly type: string;
+  /** Validates and compiles the options (durations to ms, defaults filled). */
+  readonly schema: z.ZodType<Options>;
+  /** Runs the step. Throw (StepFailure preferred) to fail it; return facts for the summary. */
+  run(options: Options, context: StepContext): Promise<StepDetail | void>;
+  /** One line for `simulate --dry-run`: what this step would do. */
+  describe(options: Options): string;
+  /** Runs when the plan has finished (e.g. summary webhooks); default: never. */
+  readonly phase?: (options: Options) => 'notice' | 'finish' | 'both';
+  /**
+   * For `preemptd check`: could this step run here, now? Looks only, never acts: no request
+   * is sent, no signal delivered, nothing uploaded. Optional: without it check lists the
+   * step with its description.
+   */
+  check?(options: Options, context: CheckContext): Promise<CheckResult[]>;
+  /**
+   * Loads what run() needs but start-up should not wait for (modules imported on first use).
+   * Called once the agent is watching, for each configured step type; optional.
+   */
+  preload?(): Promise<void>;
+}
+
+/** A step type with its options type erased, for registries. */
+export type AnyStepType = StepType<any>;
