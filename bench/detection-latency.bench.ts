@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compileConfig } from '../src/config/schema.js';
+import { STEP_TYPES } from '../src/steps/registry.js';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/lib/log.js';
 import type { NoticeKind, ProviderName } from '../src/notice/notice.js';
@@ -50,7 +51,7 @@ async function runLane(provider: ProviderName, lane: number, count: number): Pro
       const stateDir = mkdtempSync(join(tmpdir(), `preemptd-bench-${provider}-${lane}-`));
       const config = compileConfig(
         { provider, metadataUrl: simulator.url, pollInterval: '1s', stateDir, steps: [{ name: 'first', exec: { command: ['true'] } }] },
-        { file: undefined },
+        { stepTypes: STEP_TYPES },
       );
       const daemon = createDaemon({ config, log: silentLogger() });
       const running = daemon.run();

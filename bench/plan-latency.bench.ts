@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import got from 'got';
 import { compileConfig } from '../src/config/schema.js';
+import { STEP_TYPES } from '../src/steps/registry.js';
 import { flag } from './lib/args.js';
 import { runPlanForNotice } from './lib/run-plan.js';
 import { summarise } from './lib/stats.js';
@@ -101,7 +102,7 @@ async function timeAgent(services: Services, marker: string): Promise<number> {
       { name: 'drain', http: { url: services.drainUrl, until: { url: services.statusUrl, interval: '20ms', json: { path: 'in_flight', equals: 0 } } } },
       { name: 'stop', signal: { match: marker, waitExit: '5s' } },
     ],
-  });
+  }, { stepTypes: STEP_TYPES });
   services.reset();
   const started = performance.now();
   const result = await runPlanForNotice(config, marker);

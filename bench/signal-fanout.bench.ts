@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { compileConfig } from '../src/config/schema.js';
+import { STEP_TYPES } from '../src/steps/registry.js';
 import { flag } from './lib/args.js';
 import { runPlanForNotice } from './lib/run-plan.js';
 import { summarise } from './lib/stats.js';
@@ -43,7 +44,7 @@ async function startSleepers(marker: string, count: number): Promise<ChildProces
 
 async function timeStep(marker: string, count: number): Promise<number> {
   const children = await startSleepers(marker, count);
-  const config = compileConfig({ provider: 'aws', steps: [{ name: 'stop-workers', signal: { match: marker, waitExit: '10s' } }] });
+  const config = compileConfig({ provider: 'aws', steps: [{ name: 'stop-workers', signal: { match: marker, waitExit: '10s' } }] }, { stepTypes: STEP_TYPES });
   const result = await runPlanForNotice(config, marker);
   const step = result.steps[0]!;
   const exited = (step.detail?.counts as { exited?: number } | undefined)?.exited;

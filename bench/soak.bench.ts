@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseFaultSpec, formatFaultSpec } from '../src/simulator/faults.js';
+import { parseFaultSpec, formatFaultSpec } from '../src/simulator/fault-spec.js';
 import { startSimulator } from '../src/simulator/server.js';
 import { startReceiver } from '../test/helpers/receiver.js';
 import { spawnAgent, stopChildren } from './lib/agent-process.js';

@@ -1,23 +1,10 @@
 #!/usr/bin/env node
-import yargs, { type Argv } from 'yargs';
+import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ConfigError, EXIT_CONFIG, EXIT_USAGE, PreemptdError } from './lib/errors.js';
 import { AGENT_VERSION } from './lib/host.js';
+import { configOptions } from './commands/flags.js';
 import { NOTICE_KINDS, PROVIDER_NAMES } from './notice/notice.js';
-
-/** Flags shared by every command that loads a config. */
-function configOptions<T>(argv: Argv<T>) {
-  return argv
-    .option('config', { alias: 'c', type: 'string', describe: 'config file (YAML or JSON)', default: '/etc/preemptd/config.yaml' })
-    .option('provider', { type: 'string', choices: ['auto', ...PROVIDER_NAMES], describe: 'override `provider`' })
-    .option('metadata-url', { type: 'string', describe: 'override `metadataUrl` (simulators, tests)' })
-    .option('poll-interval', { type: 'string', describe: 'override `pollInterval`, e.g. 1s' })
-    .option('state-dir', { type: 'string', describe: 'override `stateDir`' })
-    .option('log-level', { type: 'string', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], describe: 'override `logLevel`' })
-    .option('set', { type: 'string', array: true, describe: 'override any key: --set aws.allowImdsV1=true (repeatable)' });
-}
-
-export type ConfigFlags = Awaited<ReturnType<typeof configOptions>['argv']>;
 
 const cli = yargs(hideBin(process.argv))
   .scriptName('preemptd')

@@ -4,7 +4,7 @@ import { silentLogger } from '../src/lib/log.js';
 import type { MetadataClient } from '../src/providers/metadata/client.js';
 import { noticeId } from '../src/notice/notice.js';
 import type { SimulatedAlibaba } from '../src/simulator/alibaba.js';
-import type { SimulatedCloudOptions } from '../src/simulator/clouds.js';
+import type { SimulatedCloudOptions } from '../src/simulator/cloud.js';
 import type { RunningSimulator } from '../src/simulator/server.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from './helpers/provider-watch.js';
 import { TestResources } from './helpers/resources.js';

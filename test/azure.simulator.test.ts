@@ -1,10 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compileConfig } from '../src/config/schema.js';
+import { compileConfig } from './helpers/config.js';
 import { createDaemon } from '../src/daemon/daemon.js';
 import { MetadataClient } from '../src/providers/metadata/client.js';
-import { AzureProvider, SCHEDULED_EVENTS_PATH } from '../src/providers/azure/provider.js';
+import { AzureProvider } from '../src/providers/azure/provider.js';
+import { SCHEDULED_EVENTS_PATH } from '../src/providers/azure/scheduled-events.js';
 import { detectProvider } from '../src/providers/detect.js';
 import { silentLogger } from '../src/lib/log.js';
 import type { SimulatedAzure } from '../src/simulator/azure.js';

@@ -1,14 +1,8 @@
 import nock from 'nock';
 import { silentLogger } from '../src/lib/log.js';
 import type { Notice } from '../src/notice/notice.js';
-import {
-  AzureProvider,
-  FIRST_CALL_MESSAGE,
-  ScheduledEventsTracker,
-  eventDeadline,
-  parseAzureInstance,
-  parseScheduledEvents,
-} from '../src/providers/azure/provider.js';
+import { AzureProvider } from '../src/providers/azure/provider.js';
+import { FIRST_CALL_MESSAGE, ScheduledEventsTracker, eventDeadline, parseAzureInstance, parseScheduledEvents } from '../src/providers/azure/scheduled-events.js';
 import { noReply } from './helpers/no-reply.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from './helpers/provider-watch.js';
 

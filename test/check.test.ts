@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { formatReport, runChecks, type CheckLine, type CheckReport } from '../src/commands/check.js';
-import { loadConfig } from '../src/config/load.js';
+import { loadConfig } from './helpers/config.js';
 import { runCli } from './helpers/cli.js';
 import { TestResources, writeConfigFile } from './helpers/resources.js';
 

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { z } from 'zod';
 import { duration, httpUrl, signalName } from '../src/config/fields.js';
-import { compileConfig, loadConfig, overridesFromEnv, overridesFromFlags, parseConfigText, type LoadOptions } from '../src/config/load.js';
+import { overridesFromEnv, overridesFromFlags, parseConfigText } from '../src/config/load.js';
+import { compileConfig, loadConfig } from './helpers/config.js';
 import { envName } from '../src/config/overrides.js';
 import { settingPaths } from '../src/config/schema.js';
 import { ConfigError } from '../src/lib/errors.js';
@@ -37,7 +38,7 @@ function writeConfig(text: string, extension = 'yaml'): string {
   return file;
 }
 
-function load(text: string, options: Omit<LoadOptions, 'file'> = {}) {
+function load(text: string, options: Omit<Parameters<typeof loadConfig>[0], 'file'> = {}) {
   return loadConfig({ env: {}, stepTypes: FAKE_TYPES, ...options, file: writeConfig(text) });
 }
 

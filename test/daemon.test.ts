@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
-import { compileConfig } from '../src/config/schema.js';
+import { compileConfig } from './helpers/config.js';
 import { createDaemon, resumable, type Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/lib/log.js';
 import { noticeId, type Notice } from '../src/notice/notice.js';

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StepFailure } from '../src/steps/types.js';
+import { StepFailure } from '../src/lib/errors.js';
 import { execStep, OUTPUT_CAP_BYTES } from '../src/steps/exec/step.js';
 import { isRunning } from '../src/steps/signal/proc.js';
 import { testNotice, testStepContext, type TestStepContext } from './helpers/step-context.js';

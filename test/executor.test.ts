@@ -7,7 +7,8 @@ import { hostFacts } from '../src/lib/host.js';
 import { silentLogger } from '../src/lib/log.js';
 import type { Notice, NoticeKind } from '../src/notice/notice.js';
 import { buildPlan, executePlan, type ExecuteDeps, type PlanConfig } from '../src/plan/executor.js';
-import { StepFailure, type AnyStepType, type StepContext } from '../src/steps/types.js';
+import type { AnyStepType, StepContext } from '../src/steps/types.js';
+import { StepFailure } from '../src/lib/errors.js';
 
 /** What happened, in order: `start:a`, `end:a`... */
 let timeline: string[];

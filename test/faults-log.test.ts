@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { compileConfig } from '../src/config/schema.js';
+import { compileConfig } from './helpers/config.js';
 import { createDaemon } from '../src/daemon/daemon.js';
 import { LogLimiter, suppressedLogLines } from '../src/lib/log-limit.js';
 import { silentLogger } from '../src/lib/log.js';

@@ -2,10 +2,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { compileConfig } from '../src/config/schema.js';
+import { compileConfig } from './helpers/config.js';
 import type { PreemptdEvent, StepSummary } from '../src/notice/event.js';
 import { hostFacts } from '../src/lib/host.js';
 import { buildPlan, executePlan, type PlanResult } from '../src/plan/executor.js';
+import { findStepType } from '../src/steps/registry.js';
 import { isRunning } from '../src/steps/signal/proc.js';
 import { startReceiver, type Receiver } from './helpers/receiver.js';
 import { S3_CREDENTIALS, startS3Server, type S3TestServer } from './helpers/s3-server.js';
@@ -68,9 +69,9 @@ describe('a plan whose steps meet failing endpoints, stubborn processes and a br
       ],
     });
     const notice = testNotice({ deadline: new Date(Date.now() + 30_000) });
-    const plan = buildPlan(notice, config, Date.now());
+    const plan = buildPlan(notice, config, Date.now(), findStepType);
     finishOrder = [];
-    result = await executePlan(plan, { log: pino({ level: 'silent' }), host: hostFacts(), onStepFinished: (step) => void finishOrder.push(step.name) });
+    result = await executePlan(plan, { log: pino({ level: 'silent' }), host: hostFacts(), lookup: findStepType, onStepFinished: (step) => void finishOrder.push(step.name) });
     const summaryRequest = receiver.requests.find((request) => request.path === '/summary');
     summary = JSON.parse(summaryRequest!.body) as PreemptdEvent;
   }, 60_000);

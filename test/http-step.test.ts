@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkCondition, type UntilCondition } from '../src/steps/http/condition.js';
-import { StepFailure } from '../src/steps/types.js';
+import { StepFailure } from '../src/lib/errors.js';
 import { httpStep } from '../src/steps/http/step.js';
 import { testNotice, testStepContext, type TestStepContext } from './helpers/step-context.js';
 

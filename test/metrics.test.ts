@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compileConfig } from '../src/config/schema.js';
+import { compileConfig } from './helpers/config.js';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
 import type { StepSummary } from '../src/notice/event.js';
 import { silentLogger } from '../src/lib/log.js';

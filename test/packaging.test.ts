@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
-import { loadConfig } from '../src/config/load.js';
+import { loadConfig } from './helpers/config.js';
 import { CONFIG_DEFAULTS } from '../src/config/schema.js';
 import { startSimulator } from '../src/simulator/server.js';
 import { freePort } from './helpers/free-port.js';

@@ -2,7 +2,7 @@ import type { BackoffPolicy } from '../src/lib/backoff.js';
 import { AlibabaProvider } from '../src/providers/alibaba/provider.js';
 import { AwsProvider } from '../src/providers/aws/provider.js';
 import type { Provider } from '../src/providers/types.js';
-import { NO_FAULTS, parseFaultSpec } from '../src/simulator/faults.js';
+import { NO_FAULTS, parseFaultSpec } from '../src/simulator/fault-spec.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from './helpers/provider-watch.js';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { compileConfig } from '../src/config/schema.js';
+import { compileConfig } from './helpers/config.js';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
 import { silentLogger, type Logger } from '../src/lib/log.js';
 import { serveDaemon, type RunningServer } from '../src/observe/server.js';

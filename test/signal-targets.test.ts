@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StepFailure } from '../src/steps/types.js';
+import { StepFailure } from '../src/lib/errors.js';
 import { signalStep } from '../src/steps/signal/step.js';
 import { testStepContext, type TestStepContext } from './helpers/step-context.js';
 import { FIXTURE_BIN, Workloads } from './helpers/workload.js';

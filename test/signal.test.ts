@@ -1,8 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StepFailure } from '../src/steps/types.js';
-import { signalStep, type SignalOptions } from '../src/steps/signal/step.js';
+import { StepFailure } from '../src/lib/errors.js';
+import type { SignalOptions } from '../src/steps/signal/options.js';
+import { signalStep } from '../src/steps/signal/step.js';
 import { selfAndAncestors } from '../src/steps/signal/proc.js';
 import { safeTargets } from '../src/steps/signal/targets.js';
 import { testStepContext, type TestStepContext } from './helpers/step-context.js';

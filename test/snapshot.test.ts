@@ -5,7 +5,7 @@ import { crc32 } from 'node:zlib';
 import { dirname, join } from 'node:path';
 import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { silentLogger } from '../src/lib/log.js';
-import { StepFailure } from '../src/steps/types.js';
+import { StepFailure } from '../src/lib/errors.js';
 import { snapshotStep } from '../src/steps/snapshot/step.js';
 import { manifestSchema, type Manifest } from '../src/snapshots/manifest.js';
 import { snapshotOptionsSchema } from '../src/snapshots/options.js';

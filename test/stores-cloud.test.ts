@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nock from 'nock';
 import { silentLogger } from '../src/lib/log.js';
-import { StepFailure } from '../src/steps/types.js';
+import { StepFailure } from '../src/lib/errors.js';
 import { snapshotStep } from '../src/steps/snapshot/step.js';
 import { restore } from '../src/snapshots/restore.js';
 import { manifestSchema } from '../src/snapshots/manifest.js';

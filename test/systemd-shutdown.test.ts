@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compileConfig } from '../src/config/schema.js';
+import { compileConfig } from './helpers/config.js';
 import { Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/lib/log.js';
 import type { Plan } from '../src/plan/executor.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { compileConfig } from '../src/config/schema.js';
+import { compileConfig } from './helpers/config.js';
 import { Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/lib/log.js';
 import type { Provider, WatchContext } from '../src/providers/types.js';

@@ -3,6 +3,7 @@ import { hostFacts } from '../../src/lib/host.js';
 import { silentLogger } from '../../src/lib/log.js';
 import { noticeId, type Notice } from '../../src/notice/notice.js';
 import { buildPlan, executePlan, type PlanResult } from '../../src/plan/executor.js';
+import { findStepType } from '../../src/steps/registry.js';
 
 /**
  * Runs `config`'s plan through the real executor for a synthetic AWS terminate notice due in
@@ -19,5 +20,5 @@ export function runPlanForNotice(config: Config, marker: string): Promise<PlanRe
     instance: {},
     raw: {},
   };
-  return executePlan(buildPlan(notice, config, now), { log: silentLogger(), host: hostFacts() });
+  return executePlan(buildPlan(notice, config, now, findStepType), { log: silentLogger(), host: hostFacts(), lookup: findStepType });
 }

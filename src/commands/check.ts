@@ -1,6 +1,5 @@
-import type { ConfigFlags } from '../cli.js';
 import type { Config } from '../config/types.js';
-import { providerOptions } from '../daemon/daemon.js';
+import { providerOptions } from '../daemon/provider-settings.js';
 import { formatDuration } from '../lib/duration.js';
 import { ConfigError, errorMessage, EXIT_CONFIG } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
@@ -13,7 +12,7 @@ import { detectProvider } from '../providers/detect.js';
 import { createProvider } from '../providers/registry.js';
 import type { MetadataRead } from '../providers/types.js';
 import { probeAwsToken, readOnce, type TokenProbe } from '../providers/metadata/read-once.js';
-import { loadConfigFromFlags } from './run.js';
+import { loadConfigFromFlags, type ConfigFlags } from './flags.js';
 
 /** One line of the report: what was checked, ✓ or ✗, and why. */
 export interface CheckLine {

@@ -1,25 +1,9 @@
-import type { ConfigFlags } from '../cli.js';
-import { loadConfig, overridesFromFlags } from '../config/load.js';
+import { loadConfigFromFlags, type ConfigFlags } from './flags.js';
 import { createDaemon } from '../daemon/daemon.js';
 import { createLogger } from '../lib/log.js';
 import { ConfigReloader } from '../daemon/reload.js';
 import { shutdownPlan } from '../daemon/shutdown-plan.js';
 import { attachSystemdNotifier } from '../observe/systemd-notifier.js';
-
-/** Loads the config the way every command does: file, then PREEMPTD_* env (applied by loadConfig), then flags. */
-export async function loadConfigFromFlags(args: ConfigFlags) {
-  return loadConfig({
-    file: args.config,
-    env: process.env,
-    overrides: overridesFromFlags(args.set ?? [], {
-      provider: args.provider,
-      metadataUrl: args.metadataUrl,
-      pollInterval: args.pollInterval,
-      stateDir: args.stateDir,
-      logLevel: args.logLevel,
-    }),
-  });
-}
 
 export async function runCommand(args: ConfigFlags): Promise<void> {
   const config = await loadConfigFromFlags(args);

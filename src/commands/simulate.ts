@@ -1,4 +1,3 @@
-import type { ConfigFlags } from '../cli.js';
 import type { Config } from '../config/types.js';
 import { formatDuration, parseDuration } from '../lib/duration.js';
 import { PreemptdError } from '../lib/errors.js';
@@ -9,7 +8,7 @@ import { NOTICE_KINDS, noticeId, noticeToJSON, type Notice, type NoticeKind } fr
 import { splitRuns, type Run } from '../plan/execute.js';
 import { buildPlan, executePlan, type Plan } from '../plan/executor.js';
 import { findStepType } from '../steps/registry.js';
-import { loadConfigFromFlags } from './run.js';
+import { loadConfigFromFlags, type ConfigFlags } from './flags.js';
 
 export type SimulateArgs = ConfigFlags & {
   kind: string;
@@ -141,7 +140,7 @@ export async function simulateCommand(args: SimulateArgs): Promise<void> {
   const config = await loadConfigFromFlags(args);
   const now = Date.now();
   const notice = syntheticNotice(kind, deadlineInMs, now);
-  const plan = buildPlan(notice, config, now);
+  const plan = buildPlan(notice, config, now, findStepType);
   if (args.dryRun) {
     process.stdout.write(args.json ? `${JSON.stringify(dryRunJSON(plan), null, 2)}\n` : formatDryRun(plan, config));
     return;
@@ -150,7 +149,7 @@ export async function simulateCommand(args: SimulateArgs): Promise<void> {
   const log = createLogger({ level: config.logLevel, destination: process.stderr });
   const host = hostFacts();
   log.warn({ noticeId: notice.id, kind, steps: plan.steps.map((step) => step.name) }, 'simulate: running the plan for real against a synthetic notice');
-  const result = await executePlan(plan, { log, host });
+  const result = await executePlan(plan, { log, host, lookup: findStepType });
   const event = buildEvent('plan.finished', notice, host, plan.planDeadline, result.steps);
   process.stdout.write(`${JSON.stringify(event, null, 2)}\n`);
   process.exitCode = result.steps.some((step) => step.status === 'failed' || step.status === 'timed_out') ? 1 : 0;

@@ -2,7 +2,7 @@ import { PreemptdError } from '../lib/errors.js';
 import { parseDuration } from '../lib/duration.js';
 import { createLogger } from '../lib/log.js';
 import type { NoticeKind, ProviderName } from '../notice/notice.js';
-import { formatFaultSpec, loadFaultSpec } from '../simulator/faults.js';
+import { formatFaultSpec, loadFaultSpec } from '../simulator/fault-spec.js';
 import { startSimulator } from '../simulator/server.js';
 
 export interface SimulatorArgs {

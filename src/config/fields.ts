@@ -1,13 +1,8 @@
 import { constants } from 'node:os';
 import { z } from 'zod';
 import { formatDuration, parseDuration } from '../lib/duration.js';
+import { showValue } from '../lib/format.js';
 import { NOTICE_KINDS } from '../notice/notice.js';
-
-/** Shows a bad value in a message, short and unambiguous. */
-export function showValue(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
 
 /**
  * The longest wait a Node.js timer holds (2^31 - 1 ms, about 24.8 days); a longer one fires

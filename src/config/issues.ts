@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { ConfigIssue } from '../lib/errors.js';
 import { REDACT_PATHS } from '../lib/log.js';
-import { showValue } from './fields.js';
+import { showValue } from '../lib/format.js';
 
 export type IssuePath = readonly PropertyKey[];
 

@@ -65,7 +65,7 @@ function isUnder(path: string, prefix: string): boolean {
  * then flag overrides, resolves `${env:..}`/`${file:..}` references, validates and
  * compiles. Throws one ConfigError listing every issue.
  */
-export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
+export async function loadConfig(options: LoadOptions): Promise<Config> {
   const { file } = options;
   const env = options.env ?? process.env;
   const raw = file === undefined ? {} : parseConfigText(await readConfigFile(file), file);

@@ -2,11 +2,10 @@ import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../lib/errors.js';
 import { scrubSecrets } from '../lib/log.js';
 import { NOTICE_KINDS, PROVIDER_NAMES } from '../notice/notice.js';
-import type { AnyStepType } from '../steps/types.js';
-import { STEP_TYPES } from '../steps/registry.js';
-import { duration, httpUrl, listenAddress, noticeKind, positiveDuration, showValue } from './fields.js';
+import { duration, httpUrl, listenAddress, noticeKind, positiveDuration } from './fields.js';
+import { showValue } from '../lib/format.js';
 import { describeIssue, zodIssues } from './issues.js';
-import { compileSteps } from './step-entries.js';
+import { compileSteps, type StepEntryType } from './step-entries.js';
 import type { Config } from './types.js';
 
 export const SHUTDOWN_SIGNAL_ACTIONS = ['exit', 'run-plan'] as const;
@@ -116,8 +115,8 @@ export function settingPaths(): string[][] {
 export interface CompileOptions {
   /** The file the config came from, named in every message. */
   file?: string;
-  /** The step type registry; defaults to STEP_TYPES. */
-  stepTypes?: readonly AnyStepType[];
+  /** The step type registry (STEP_TYPES of steps/registry.ts, or a test's own types). */
+  stepTypes: readonly StepEntryType[];
 }
 
 export const EXPECTED_TOP_LEVEL = 'expected a mapping of settings such as provider, pollInterval, stateDir and steps';
@@ -133,7 +132,7 @@ export function describeShape(value: unknown): string {
 }
 
 /** Validates and compiles; returns every issue rather than stopping at the first. */
-export function validateConfig(raw: unknown, stepTypes: readonly AnyStepType[] = STEP_TYPES): { config?: Omit<Config, 'file'>; issues: ConfigIssue[] } {
+export function validateConfig(raw: unknown, stepTypes: readonly StepEntryType[]): { config?: Omit<Config, 'file'>; issues: ConfigIssue[] } {
   if (!isMapping(raw)) return { issues: [{ path: '', message: `got ${describeShape(raw)} at the top level: ${EXPECTED_TOP_LEVEL}` }] };
   const parsed = topLevelSchema.safeParse(raw, { error: describeIssue });
   const issues = parsed.success ? [] : zodIssues(parsed.error, [], raw);
@@ -168,7 +167,7 @@ export function validateConfig(raw: unknown, stepTypes: readonly AnyStepType[] =
  * Pure: validates an already parsed (and reference-resolved) config and compiles it.
  * Throws ConfigError with every issue found.
  */
-export function compileConfig(raw: unknown, options: CompileOptions = {}): Config {
+export function compileConfig(raw: unknown, options: CompileOptions): Config {
   const { config, issues } = validateConfig(raw, options.stepTypes);
   if (!config) throw configError(options.file, issues);
   return { file: options.file, ...config };

@@ -1,9 +1,18 @@
 import { z } from 'zod';
 import type { ConfigIssue } from '../lib/errors.js';
-import type { AnyStepType } from '../steps/types.js';
-import { noticeKind, positiveDuration, showValue } from './fields.js';
+import { noticeKind, positiveDuration } from './fields.js';
+import { showValue } from '../lib/format.js';
 import { describeIssue, formatPath, unknownKeyMessage, zodIssues } from './issues.js';
 import type { StepConfig } from './types.js';
+
+/**
+ * What the config needs of a step type: the key that selects it and the schema of its
+ * options. The caller hands config the registry (steps/registry.ts); config never imports steps.
+ */
+export interface StepEntryType {
+  readonly type: string;
+  readonly schema: z.ZodType;
+}
 
 export const STEP_DEFAULTS = { timeout: '60s' } as const;
 
@@ -28,7 +37,7 @@ function isMapping(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-function typeList(stepTypes: readonly AnyStepType[]): string {
+function typeList(stepTypes: readonly StepEntryType[]): string {
   return stepTypes.length > 0 ? stepTypes.map((stepType) => stepType.type).join(', ') : '(none in this build)';
 }
 
@@ -36,7 +45,7 @@ function typeList(stepTypes: readonly AnyStepType[]): string {
 function compileStep(
   entry: unknown,
   index: number,
-  stepTypes: readonly AnyStepType[],
+  stepTypes: readonly StepEntryType[],
   issues: ConfigIssue[],
 ): StepConfig | undefined {
   const path = ['steps', index];
@@ -154,7 +163,7 @@ function checkCycles(entries: readonly unknown[], issues: ConfigIssue[]): void {
 /** Validates `steps:` against the step type registry and checks the `after:` graph. */
 export function compileSteps(
   entries: readonly unknown[],
-  stepTypes: readonly AnyStepType[],
+  stepTypes: readonly StepEntryType[],
 ): { steps: StepConfig[]; issues: ConfigIssue[] } {
   const issues: ConfigIssue[] = [];
   const steps = entries.map((entry, index) => compileStep(entry, index, stepTypes, issues));

@@ -4,88 +4,16 @@ import { errorMessage } from '../lib/errors.js';
 import { METADATA_BACKOFF, backoffDelay, sleep } from '../lib/backoff.js';
 import { buildEvent, type StepSummary } from '../notice/event.js';
 import { hostFacts, type HostFacts } from '../lib/host.js';
+import { untilAborted } from '../lib/until-aborted.js';
 import { Journal } from '../notice/journal.js';
-import type { Logger } from '../lib/log.js';
 import { noticeToJSON, type Notice, type ProviderName } from '../notice/notice.js';
-import { buildPlan, executePlan, type Plan, type PlanResult } from '../plan/executor.js';
-import { preloadStepTypes } from '../steps/registry.js';
+import { buildPlan, executePlan } from '../plan/executor.js';
+import { findStepType, preloadStepTypes } from '../steps/registry.js';
 import { detectProvider } from '../providers/detect.js';
-import { createProvider, defaultMetadataUrl } from '../providers/registry.js';
-import type { MetadataRead, Provider, ProviderOptions } from '../providers/types.js';
-
-/**
- * starting: loading the journal, detecting the provider.
- * watching: the watch loop runs; plans may be running alongside.
- * stopping: stop() was called; in-flight plans finish (they are bounded by deadlines).
- * stopped:  everything has ended.
- * failed:   start-up could not complete (no provider found); run() rejects.
- */
-export type DaemonState = 'starting' | 'watching' | 'stopping' | 'stopped' | 'failed';
-
-/** What observers (logs, metrics, systemd, the local server) can follow. */
-export interface DaemonEvents {
-  state: [state: DaemonState];
-  providerReady: [provider: ProviderName, how: string];
-  read: [read: MetadataRead];
-  notice: [notice: Notice];
-  withdrawn: [noticeId: string, reason: string];
-  /** The plan built for a notice, before its first step starts. */
-  planStarted: [plan: Plan];
-  stepStarted: [notice: Notice, stepName: string];
-  /** A running step's progress report (bytes moved, pids seen), as given to context.progress. */
-  stepProgress: [notice: Notice, stepName: string, detail: Record<string, unknown>];
-  stepFinished: [notice: Notice, summary: StepSummary];
-  planFinished: [notice: Notice, result: PlanResult];
-  /** reload() put a new config into effect. */
-  reloaded: [config: Config];
-}
-
-export interface DaemonDeps {
-  config: Config;
-  log: Logger;
-  /** Injected by tests; otherwise created from config (detected when `auto`). */
-  provider?: Provider;
-  host?: HostFacts;
-  now?: () => number;
-}
-
-/** Health facts for /healthz, status lines and the watchdog. */
-export interface DaemonHealth {
-  state: DaemonState;
-  provider: ProviderName | null;
-  lastReadAt: number | null;
-  lastSuccessAt: number | null;
-  consecutiveErrors: number;
-  activeNotices: string[];
-  /** False when the watch loop has not completed a metadata request for longer than it ever should. */
-  watchAlive: boolean;
-  stallThresholdMs: number;
-}
-
-/**
- * The longest a live watch loop can go between two completed metadata requests: a poll
- * interval, the longest backoff, a request timeout or a hanging GET (GCP), whichever is
- * longest, plus slack. Past this the loop is stalled (/healthz 503, no watchdog pings).
- */
-export function stallThresholdMs(provider: ProviderName | null, config: Config): number {
-  const waits = [config.pollIntervalMs * 1.1, METADATA_BACKOFF.maxMs, config.requestTimeoutMs, config.aws.tokenTimeoutMs];
-  if (provider === 'gcp') waits.push((config.gcp.hangTimeoutSeconds + 10) * 1000);
-  if (provider === 'azure') waits.push(config.azure.firstCallTimeoutMs);
-  return Math.max(...waits) + 5000;
-}
-
-/** The provider settings a config gives (the daemon and `preemptd check` build providers alike). */
-export function providerOptions(config: Config, name: ProviderName): ProviderOptions {
-  return {
-    baseUrl: config.metadataUrl ?? defaultMetadataUrl(name),
-    pollIntervalMs: config.pollIntervalMs,
-    requestTimeoutMs: config.requestTimeoutMs,
-    aws: config.aws,
-    gcp: config.gcp,
-    azure: config.azure,
-    alibaba: config.alibaba,
-  };
-}
+import { createProvider } from '../providers/registry.js';
+import type { MetadataRead, Provider } from '../providers/types.js';
+import { providerOptions, stallThresholdMs } from './provider-settings.js';
+import type { DaemonDeps, DaemonEvents, DaemonHealth, DaemonState } from './types.js';
 
 export class Daemon extends EventEmitter<DaemonEvents> {
   private stateValue: DaemonState = 'starting';
@@ -272,7 +200,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const resumed = journal.status(notice.id) === 'in_progress';
     if (!resumed) await journal.begin(notice);
     this.emit('notice', notice);
-    const plan = buildPlan(notice, config, this.now());
+    const plan = buildPlan(notice, config, this.now(), findStepType);
     this.emit('planStarted', plan);
     log.warn(
       {
@@ -286,6 +214,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const result = await executePlan(plan, {
       log,
       host: this.host,
+      lookup: findStepType,
       finished: journal.finishedSteps(notice.id),
       onStepStarted: (name) => this.emit('stepStarted', notice, name),
       onStepProgress: (name, detail) => this.emit('stepProgress', notice, name, detail),
@@ -311,28 +240,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.deps.log.info({ from: this.stateValue, to: state }, `daemon ${state}`);
     this.stateValue = state;
     this.emit('state', state);
-  }
-}
-
-/**
- * Iterates `events` until the signal aborts, even when the source never notices the abort
- * itself: stop() must not hang on a provider stuck in a request.
- */
-async function* untilAborted<T>(events: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
-  const iterator = events[Symbol.asyncIterator]();
-  const aborted = new Promise<'aborted'>((resolve) => {
-    if (signal.aborted) resolve('aborted');
-    else signal.addEventListener('abort', () => resolve('aborted'), { once: true });
-  });
-  try {
-    for (;;) {
-      const next = await Promise.race([iterator.next(), aborted]);
-      if (next === 'aborted' || next.done) return;
-      yield next.value;
-    }
-  } finally {
-    // Not awaited: a source stuck in a request may never settle its return().
-    void iterator.return?.()?.catch(() => undefined);
   }
 }
 

@@ -1,4 +1,5 @@
-import type { Daemon, DaemonEvents } from './daemon.js';
+import type { Daemon } from './daemon.js';
+import type { DaemonEvents } from './types.js';
 
 /** Listeners an observer (metrics, status, systemd) puts on a daemon, removed together. */
 export class DaemonSubscription {

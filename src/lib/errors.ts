@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'ERR_TOKEN_TIMEOUT'
   | 'ERR_PROVIDER_DETECT'
   | 'ERR_STEP_TIMEOUT'
+  | 'ERR_STEP_FAILED'
   | 'ERR_RESTORE'
   | 'ERR_USAGE';
 
@@ -39,6 +40,20 @@ export class ConfigError extends PreemptdError {
     this.name = 'ConfigError';
     this.file = file;
     this.issues = issues;
+  }
+}
+
+/**
+ * A step failed in a way it has described itself (the message is user-facing and already
+ * free of secrets); `detail` (facts such as the HTTP status or bytes moved) still reaches
+ * the summary.
+ */
+export class StepFailure extends PreemptdError {
+  readonly detail: Record<string, unknown> | undefined;
+  constructor(message: string, detail?: Record<string, unknown>) {
+    super('ERR_STEP_FAILED', message);
+    this.name = 'StepFailure';
+    this.detail = detail;
   }
 }
 

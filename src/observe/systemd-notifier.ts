@@ -1,4 +1,5 @@
-import type { Daemon, DaemonState } from '../daemon/daemon.js';
+import type { Daemon } from '../daemon/daemon.js';
+import type { DaemonState } from '../daemon/types.js';
 import { DaemonSubscription } from '../daemon/subscription.js';
 import type { StepSummary } from '../notice/event.js';
 import type { Logger } from '../lib/log.js';

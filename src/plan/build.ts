@@ -1,8 +1,7 @@
 import type { Config, StepConfig } from '../config/types.js';
 import { PreemptdError } from '../lib/errors.js';
 import type { Notice, NoticeKind } from '../notice/notice.js';
-import { findStepType } from '../steps/registry.js';
-import type { AnyStepType } from '../steps/types.js';
+import type { StepTypeLookup } from '../steps/types.js';
 
 /**
  * Kinds a step without `on:` does not run for: it must list them. An Azure Freeze pauses
@@ -13,9 +12,6 @@ export const OPT_IN_KINDS: readonly NoticeKind[] = ['freeze'];
 
 /** When a step runs: with the notice, after every notice-phase step, or both. */
 export type StepPhase = 'notice' | 'finish' | 'both';
-
-/** Finds a step type by its config key; tests pass their own fake types. */
-export type StepTypeLookup = (type: string) => AnyStepType | undefined;
 
 /** One step of a built plan: plain data, printed by `simulate --dry-run`. */
 export interface PlannedStep {
@@ -55,7 +51,7 @@ export type PlanConfig = Pick<Config, 'steps' | 'safetyMarginMs' | 'minimumBudge
  * A step whose `after:` names a step filtered out by `on:` still runs: that dependency
  * counts as satisfied (the step it waits for will never run for this kind of notice).
  */
-export function buildPlan(notice: Notice, config: PlanConfig, now: number, lookup: StepTypeLookup = findStepType): Plan {
+export function buildPlan(notice: Notice, config: PlanConfig, now: number, lookup: StepTypeLookup): Plan {
   const applies = (step: StepConfig) => (step.on === null ? !OPT_IN_KINDS.includes(notice.kind) : step.on.includes(notice.kind));
   const included = config.steps.filter(applies);
   const includedNames = new Set(included.map((step) => step.name));

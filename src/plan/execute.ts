@@ -1,10 +1,9 @@
 import { buildEvent, type StepStatus, type StepSummary } from '../notice/event.js';
-import { errorMessage, PreemptdError } from '../lib/errors.js';
+import { errorMessage, PreemptdError, StepFailure } from '../lib/errors.js';
 import type { HostFacts } from '../lib/host.js';
 import { scrubSecrets, type Logger } from '../lib/log.js';
-import type { Plan, PlannedStep, StepTypeLookup } from './build.js';
-import { StepFailure, type StepContext, type StepDetail } from '../steps/types.js';
-import { findStepType } from '../steps/registry.js';
+import type { Plan, PlannedStep } from './build.js';
+import type { StepContext, StepDetail, StepTypeLookup } from '../steps/types.js';
 
 export interface ExecuteDeps {
   log: Logger;
@@ -18,7 +17,8 @@ export interface ExecuteDeps {
   onStepStarted?(name: string): void;
   onStepFinished?(summary: StepSummary): void;
   onStepProgress?(name: string, detail: Record<string, unknown>): void;
-  lookup?: StepTypeLookup;
+  /** Finds a step type by its config key (steps/registry.ts findStepType; tests pass their own). */
+  lookup: StepTypeLookup;
 }
 
 export interface PlanResult {
@@ -142,7 +142,7 @@ async function runStep(run: Run, plan: Plan, deps: ExecuteDeps, finishedSoFar: (
     ...(detail === undefined ? {} : { detail }),
   });
 
-  const stepType = (deps.lookup ?? findStepType)(step.type);
+  const stepType = deps.lookup(step.type);
   if (!stepType) return finishWith('skipped', `unknown step type ${step.type}`);
   if (plan.planDeadline !== null && started >= plan.planDeadline) {
     return finishWith('skipped', 'plan deadline passed before the step could start');

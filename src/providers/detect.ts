@@ -5,7 +5,8 @@ import type { Logger } from '../lib/log.js';
 import type { ProviderName } from '../notice/notice.js';
 import { ALIBABA_METADATA_URL, probeAlibaba } from './alibaba/provider.js';
 import { AWS_METADATA_URL } from './aws/provider.js';
-import { AZURE_METADATA_URL, probeAzure } from './azure/provider.js';
+import { probeAzure } from './azure/provider.js';
+import { AZURE_METADATA_URL } from './azure/scheduled-events.js';
 import { GCP_METADATA_URL } from './gcp/provider.js';
 import { MetadataClient } from './metadata/client.js';
 

@@ -3,7 +3,8 @@ import type { Logger } from '../lib/log.js';
 import type { ProviderName } from '../notice/notice.js';
 import { ALIBABA_METADATA_URL, AlibabaProvider } from './alibaba/provider.js';
 import { AWS_METADATA_URL, AwsProvider } from './aws/provider.js';
-import { AZURE_METADATA_URL, AzureProvider } from './azure/provider.js';
+import { AzureProvider } from './azure/provider.js';
+import { AZURE_METADATA_URL } from './azure/scheduled-events.js';
 import { GCP_METADATA_URL, GcpProvider } from './gcp/provider.js';
 import type { Provider, ProviderOptions } from './types.js';
 

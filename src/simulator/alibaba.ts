@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { SimulatedCloud, TriggerSpec } from './cloud.js';
-import type { SimulatedCloudOptions } from './clouds.js';
+import type { SimulatedCloud, SimulatedCloudOptions, TriggerSpec } from './cloud.js';
 
 const TOKEN_PATH = '/latest/api/token';
 const META_DATA_PREFIX = '/latest/meta-data/';

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PreemptdError } from '../lib/errors.js';
-import type { SimulatedCloud, TriggerSpec } from './cloud.js';
-import type { SimulatedCloudOptions } from './clouds.js';
+import type { SimulatedCloud, SimulatedCloudOptions, TriggerSpec } from './cloud.js';
 
 const MAX_TOKEN_TTL_SECONDS = 21_600;
 const DEFAULT_LEAD_MS = 120_000;

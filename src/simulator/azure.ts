@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NoticeKind } from '../notice/notice.js';
-import type { SimulatedCloud, TriggerSpec } from './cloud.js';
-import type { SimulatedCloudOptions } from './clouds.js';
+import type { SimulatedCloud, SimulatedCloudOptions, TriggerSpec } from './cloud.js';
 
 const EVENTS_PATH = '/metadata/scheduledevents';
 const INSTANCE_PATH = '/metadata/instance';

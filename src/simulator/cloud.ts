@@ -26,3 +26,14 @@ export interface SimulatedCloud {
   /** Answers any hanging requests so the server can close at once. */
   close(): void;
 }
+
+export interface SimulatedCloudOptions {
+  instanceId?: string;
+  /** The VM's name (Azure `compute.name`, which Scheduled Events list in `Resources`). */
+  instanceName?: string;
+  /**
+   * Session tokens (Alibaba hardened mode): `optional` (default) accepts plain GETs too,
+   * `required` refuses them with 401, `unavailable` answers the token PUT with 404.
+   */
+  metadataTokens?: 'optional' | 'required' | 'unavailable';
+}

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PreemptdError } from '../lib/errors.js';
-import type { SimulatedCloud, TriggerSpec } from './cloud.js';
-import type { SimulatedCloudOptions } from './clouds.js';
+import type { SimulatedCloud, SimulatedCloudOptions, TriggerSpec } from './cloud.js';
 
 const BASE_PATH = '/computeMetadata/v1/';
 /** The real server caps how long a hanging GET may wait. */

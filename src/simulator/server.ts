@@ -4,8 +4,10 @@ import { PreemptdError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { ProviderName } from '../notice/notice.js';
 import type { SimulatedCloud, TriggerSpec } from './cloud.js';
-import { SIMULATED_CLOUDS, type SimulatedCloudOptions } from './clouds.js';
-import { FaultLayer, formatFaultSpec, parseFaultSpec, type FaultSpec } from './faults.js';
+import type { SimulatedCloudOptions } from './cloud.js';
+import { SIMULATED_CLOUDS } from './clouds.js';
+import { FaultLayer } from './faults.js';
+import { formatFaultSpec, parseFaultSpec, type FaultSpec } from './fault-spec.js';
 
 export interface SimulatorOptions extends SimulatedCloudOptions {
   provider: ProviderName;

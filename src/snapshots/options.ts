@@ -1,6 +1,7 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
-import { duration, httpUrl, showValue } from '../config/fields.js';
+import { duration, httpUrl } from '../config/fields.js';
+import { showValue } from '../lib/format.js';
 import { parseLocation } from '../stores/location.js';
 import { PLACEHOLDERS, fillPlaceholders } from './placeholders.js';
 

@@ -11,7 +11,8 @@ import { measuringStream } from './checksum.js';
 import type { ChecksumAlgorithm } from './options.js';
 import { MANIFEST_NAME, manifestSchema, type Manifest, type ManifestFile } from './manifest.js';
 import { formatLocation, keyFor, parseLocation, type StoreLocation } from '../stores/location.js';
-import { openStore, type ObjectStore } from '../stores/store.js';
+import { openStore } from '../stores/registry.js';
+import type { ObjectStore } from '../stores/types.js';
 
 export interface RestoreOptions {
   /** The snapshot's location (the step's `to:` with placeholders filled), or its manifest.json URL. */

@@ -1,9 +1,11 @@
-import { errorMessage } from '../lib/errors.js';
+import { errorMessage, StepFailure } from '../lib/errors.js';
 import { noticeToJSON } from '../notice/notice.js';
-import { StepFailure, type StepContext, type StepDetail } from '../steps/types.js';
+import type { HostFacts } from '../lib/host.js';
+import type { Logger } from '../lib/log.js';
+import type { Notice } from '../notice/notice.js';
 import { keyFor, parseLocation } from '../stores/location.js';
 import { onePart } from '../stores/parts.js';
-import { openStore } from '../stores/store.js';
+import { openStore } from '../stores/registry.js';
 import { uploadFiles } from './files-mode.js';
 import { MANIFEST_NAME, MANIFEST_VERSION, type Manifest } from './manifest.js';
 import type { SnapshotOptions } from './options.js';
@@ -14,12 +16,26 @@ import { FileReader } from './read.js';
 import { deadlineGate, type UploadJob, type UploadOutcome } from './upload.js';
 import { walkPaths } from './walk.js';
 
+/** What a snapshot needs of the step running it (a step's context has all of it). */
+export interface SnapshotContext {
+  readonly notice: Notice;
+  readonly host: HostFacts;
+  readonly log: Logger;
+  /** Aborted at the step deadline: every transfer stops. */
+  readonly signal: AbortSignal;
+  /** Epoch ms by which the snapshot must be done. */
+  readonly deadline: number;
+  progress(detail: Record<string, unknown>): void;
+}
+
+type SnapshotDetail = Record<string, unknown>;
+
 /**
  * Runs one snapshot: find the files, upload them in priority order until the cut-off
  * (`reserve` before the step deadline), clean up unfinished uploads, then write the manifest
  * of what completed. Fails (with the manifest written) when anything wanted was not stored.
  */
-export async function runSnapshot(options: SnapshotOptions, context: StepContext): Promise<StepDetail> {
+export async function runSnapshot(options: SnapshotOptions, context: SnapshotContext): Promise<SnapshotDetail> {
   const startedAt = Date.now();
   const location = parseLocation(fillPlaceholders(options.to, placeholderValues(context.notice, context.host)));
   // Never keep back more than a quarter of a short budget.
@@ -123,7 +139,7 @@ export async function runSnapshot(options: SnapshotOptions, context: StepContext
   return detail;
 }
 
-function summary(manifest: Manifest): StepDetail {
+function summary(manifest: Manifest): SnapshotDetail {
   return {
     mode: manifest.mode,
     files: manifest.files.length,

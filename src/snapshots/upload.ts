@@ -1,5 +1,5 @@
 import { formatDuration } from '../lib/duration.js';
-import type { ObjectStore } from '../stores/store.js';
+import type { ObjectStore } from '../stores/types.js';
 import type { StoreLocation } from '../stores/location.js';
 import type { ChecksumAlgorithm } from './options.js';
 import { checksumField, type Manifest, type ManifestEntry, type ManifestFile } from './manifest.js';

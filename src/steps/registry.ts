@@ -1,5 +1,4 @@
-import type { StepTypeLookup } from '../plan/build.js';
-import type { AnyStepType } from './types.js';
+import type { AnyStepType, StepTypeLookup } from './types.js';
 import { execStep } from './exec/step.js';
 import { httpStep } from './http/step.js';
 import { signalStep } from './signal/step.js';

@@ -29,19 +29,6 @@ export interface StepContext {
 /** Facts a step returns on success; they land in the summary's `detail`. */
 export type StepDetail = Record<string, unknown>;
 
-/**
- * A step failed in a way it has described itself (the message is user-facing and already
- * free of secrets); `detail` still reaches the summary.
- */
-export class StepFailure extends Error {
-  readonly detail: StepDetail | undefined;
-  constructor(message: string, detail?: StepDetail) {
-    super(message);
-    this.name = 'StepFailure';
-    this.detail = detail;
-  }
-}
-
 /** One line of `preemptd check`: something a step needs, and whether it is there. */
 export interface CheckResult {
   /** What was looked at, e.g. `pidfile /run/trainer.pid`; never a secret (no full webhook URL). */
@@ -87,3 +74,6 @@ export interface StepType<Options> {
 
 /** A step type with its options type erased, for registries. */
 export type AnyStepType = StepType<any>;
+
+/** Finds a step type by its config key; tests pass their own fake types. */
+export type StepTypeLookup = (type: string) => AnyStepType | undefined;

@@ -3,7 +3,7 @@ import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential } fr
 import { countBytes } from './count.js';
 import { formatLocation, type AzureLocation } from './location.js';
 import { streamOfParts } from './parts.js';
-import { abortError, type ObjectStore, type StoreOptions } from './store.js';
+import { abortError, type ObjectStore, type StoreOptions } from './types.js';
 
 /**
  * Azure Blob Storage, block blobs. Credentials, first found: AZURE_STORAGE_CONNECTION_STRING,

@@ -2,7 +2,7 @@ import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { formatLocation, type DirectoryLocation } from './location.js';
-import { abortError, type ObjectStore, type StoreOptions } from './store.js';
+import { abortError, type ObjectStore, type StoreOptions } from './types.js';
 
 /**
  * A directory (local disk, NFS, a mounted bucket). Each object is written to a hidden

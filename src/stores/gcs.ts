@@ -4,7 +4,7 @@ import { Storage } from '@google-cloud/storage';
 import { countBytes } from './count.js';
 import { formatLocation, type BucketLocation } from './location.js';
 import { streamOfParts } from './parts.js';
-import { abortError, type ObjectStore, type StoreOptions } from './store.js';
+import { abortError, type ObjectStore, type StoreOptions } from './types.js';
 
 /**
  * Google Cloud Storage through its JSON API. Credentials come from the SDK's default chain:

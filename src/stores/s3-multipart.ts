@@ -8,7 +8,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { Part, Parts } from './parts.js';
-import { abortError } from './store.js';
+import { abortError } from './types.js';
 
 /**
  * How long an AbortMultipartUpload may take. It runs at the cut-off, inside the step's

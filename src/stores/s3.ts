@@ -7,7 +7,7 @@ import type { FinalizeHandler, FinalizeHandlerArguments, MetadataBearer } from '
 import { errorMessage } from '../lib/errors.js';
 import { formatLocation, type BucketLocation } from './location.js';
 import { abortUpload, uploadParts } from './s3-multipart.js';
-import { abortError, type ObjectStore, type StoreOptions } from './store.js';
+import { abortError, type ObjectStore, type StoreOptions } from './types.js';
 
 /**
  * Throughput settings. Figures: the 2 GiB bench (bench/snapshot-throughput.bench.ts) to a

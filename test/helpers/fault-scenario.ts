@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { compileConfig } from '../../src/config/schema.js';
+import { compileConfig } from './config.js';
 import { createDaemon } from '../../src/daemon/daemon.js';
 import type { NoticeKind, ProviderName } from '../../src/notice/notice.js';
-import { NO_FAULTS, parseFaultSpec } from '../../src/simulator/faults.js';
+import { NO_FAULTS, parseFaultSpec } from '../../src/simulator/fault-spec.js';
 import { startSimulator } from '../../src/simulator/server.js';
 import { startReceiver } from './receiver.js';
 

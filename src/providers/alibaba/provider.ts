@@ -1,5 +1,5 @@
 import { METADATA_BACKOFF, jitteredInterval, type BackoffPolicy } from '../../lib/backoff.js';
-import { showValue } from '../../config/fields.js';
+import { showValue } from '../../lib/format.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import { noticeId, type InstanceFacts, type Notice } from '../../notice/notice.js';
 import { isTokenText } from '../metadata/token-session.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { showValue } from '../../config/fields.js';
+import { showValue } from '../../lib/format.js';
 import { MetadataError } from '../metadata/source-report.js';
 
 /** Parsers for the IMDS interruption payloads. Each throws ERR_METADATA_BODY on garbage. */

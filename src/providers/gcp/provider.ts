@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep } from '../../lib/backoff.js';
-import { showValue } from '../../config/fields.js';
+import { showValue } from '../../lib/format.js';
 import { noticeId, type InstanceFacts, type NoticeKind } from '../../notice/notice.js';
 import { mergeLoops, type SourceLoop } from '../metadata/merge-loops.js';
 import { FactsCache } from '../metadata/facts-cache.js';

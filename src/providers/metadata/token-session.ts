@@ -1,5 +1,5 @@
 import { METADATA_BACKOFF, backoffDelay, type BackoffPolicy } from '../../lib/backoff.js';
-import { showValue } from '../../config/fields.js';
+import { showValue } from '../../lib/format.js';
 import type { Logger } from '../../lib/log.js';
 import { MetadataRequestError, type MetadataClient } from './client.js';
 import type { MetadataRead } from '../types.js';

@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { z } from 'zod';
-import { showValue } from '../../config/fields.js';
-import { errorMessage } from '../../lib/errors.js';
+import { showValue } from '../../lib/format.js';
+import { errorMessage, StepFailure } from '../../lib/errors.js';
 import type { Notice } from '../../notice/notice.js';
 import { stopGroup } from './process-group.js';
 import { CappedLines } from './output.js';
 import { directoryExists, programFound } from '../checks.js';
-import { StepFailure, type StepContext, type StepType } from '../types.js';
+import type { StepContext, StepType } from '../types.js';
 
 export interface ExecOptions {
   /** argv: the program, then its arguments; no shell ever sees them. */

@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
-import { regex, showValue } from '../../config/fields.js';
+import { regex } from '../../config/fields.js';
+import { showValue } from '../../lib/format.js';
 import { describeStatuses, statusList, statusMatches, type StatusRange } from './status-range.js';
 
 /** What a polled response must show for an `until:` to hold; exactly one per poll. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { showValue } from '../../config/fields.js';
+import { showValue } from '../../lib/format.js';
 
 /** Accepted HTTP statuses, inclusive; `label` is how the user wrote it. */
 export interface StatusRange {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { sleep } from '../../lib/backoff.js';
-import { httpUrl, positiveDuration, showValue } from '../../config/fields.js';
+import { httpUrl, positiveDuration } from '../../config/fields.js';
+import { showValue } from '../../lib/format.js';
 import { formatDuration } from '../../lib/duration.js';
 import type { PreemptdEvent } from '../../notice/event.js';
 import { AGENT_VERSION } from '../../lib/host.js';
@@ -16,7 +17,8 @@ import { loadGot, preloadGot } from '../../lib/load-got.js';
 import { describeStatuses, statusList, statusMatches, SUCCESS, type StatusRange } from './status-range.js';
 import { renderTemplate, validateTemplate } from '../webhook/render.js';
 import { hostResolves } from '../checks.js';
-import { StepFailure, type StepContext, type StepDetail, type StepType } from '../types.js';
+import type { StepContext, StepDetail, StepType } from '../types.js';
+import { StepFailure } from '../../lib/errors.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 type Method = (typeof METHODS)[number];

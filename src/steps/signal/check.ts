@@ -4,7 +4,7 @@ import { isRunning } from './proc.js';
 import { unitSignaller } from './systemd-unit.js';
 import { cgroupDirectory, cgroupProcesses, gpuProcesses, matchProcesses, readPidfile, safeTargets } from './targets.js';
 import type { CheckContext, CheckResult } from '../types.js';
-import type { SignalOptions, SignalTarget } from './step.js';
+import type { SignalOptions, SignalTarget } from './options.js';
 
 /** Time limit of one systemctl / nvidia-smi call during a check. */
 const TOOL_TIMEOUT_MS = 5_000;

@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
-import { showValue } from '../../config/fields.js';
+import { showValue } from '../../lib/format.js';
 import { CommandNotFound, runCommand } from '../../lib/run-command.js';
 import { listProcesses, selfAndAncestors } from './proc.js';
 

@@ -5,7 +5,7 @@ import { sleep } from '../../lib/backoff.js';
 import { loadGot } from '../../lib/load-got.js';
 import { AGENT_VERSION } from '../../lib/host.js';
 import type { Logger } from '../../lib/log.js';
-import { StepFailure } from '../types.js';
+import { StepFailure } from '../../lib/errors.js';
 import { decideRetry, type AttemptOutcome, type RetryPolicy } from './retry.js';
 
 export interface WebhookRequest {

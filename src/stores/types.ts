@@ -1,6 +1,5 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from '../lib/log.js';
-import type { StoreLocation } from './location.js';
 import type { Parts } from './parts.js';
 
 /** Settings a store may use; each store file says which ones it reads. */
@@ -50,23 +49,6 @@ export interface ObjectStore {
    */
   cleanup(): Promise<string[]>;
   close(): Promise<void>;
-}
-
-/**
- * Opens the store for a location. Each cloud SDK is imported here, on first use only, so
- * an agent without snapshot steps never loads them.
- */
-export async function openStore(location: StoreLocation, options: StoreOptions): Promise<ObjectStore> {
-  switch (location.scheme) {
-    case 's3':
-      return (await import('./s3.js')).openS3Store(location, options);
-    case 'gs':
-      return (await import('./gcs.js')).openGcsStore(location, options);
-    case 'az':
-      return (await import('./azure.js')).openAzureStore(location, options);
-    case 'file':
-      return (await import('./file.js')).openFileStore(location, options);
-  }
 }
 
 /** The error a store's `put` rejects with once its signal aborted. */
