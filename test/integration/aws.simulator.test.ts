@@ -1,0 +1,77 @@
+import { AwsProvider } from '../../src/providers/aws/provider.js';
+import type { ProviderEvent } from '../../src/providers/types.js';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from '../helpers/provider-watch.js';
+import { freePort } from '../helpers/free-port.js';
+
+const FAST = { rebalanceMinMs: 20, maintenanceMs: 20, backoff: { baseMs: 20, maxMs: 100 } };
+
+describe('AWS provider against the simulator', () => {
+  let simulator: RunningSimulator | undefined;
+  afterEach(async () => {
+    await simulator?.close();
+    simulator = undefined;
+  });
+
+  test('a triggered terminate notice is yielded with its deadline and instance facts', async () => {
+    simulator = await startSimulator({ provider: 'aws', instanceId: 'i-0feedfacecafe0001' });
+    const recorder = watchRecorder();
+    const time = new Date(Date.now() + 120_000);
+    time.setUTCMilliseconds(0);
+    const watching = collectEvents(new AwsProvider(testProviderOptions(simulator.url)), recorder, 1);
+    // Shown only after the provider has seen "nothing" at least once.
+    await recorder.readMatching((read) => read.source === 'spot/instance-action');
+    simulator.trigger({ kind: 'terminate', time: time.toISOString() });
+    const notice = noticeOf((await watching)[0]);
+    expect(notice.kind).toBe('terminate');
+    expect(notice.deadline?.getTime()).toBe(time.getTime());
+    expect(notice.instance).toMatchObject({ id: 'i-0feedfacecafe0001', type: 'g5.xlarge', zone: 'us-east-1a', region: 'us-east-1', lifecycle: 'spot' });
+    expect(notice.id).toMatch(/^aws-terminate-[0-9a-f]{16}$/);
+    expect(recorder.reads.some((read) => read.source === 'spot/instance-action' && read.status === 404)).toBe(true);
+    expect(recorder.reads.every((read) => read.ok)).toBe(true);
+  });
+
+  test('a notice polled many times by fresh providers keeps one id (stable across restarts)', async () => {
+    simulator = await startSimulator({ provider: 'aws' });
+    simulator.trigger({ kind: 'stop' });
+    const ids = new Set<string>();
+    for (let restart = 0; restart < 3; restart += 1) {
+      const recorder = watchRecorder();
+      const events: ProviderEvent[] = [];
+      const check = setInterval(() => recorder.reads.filter((read) => read.source === 'spot/instance-action').length >= 20 && recorder.abort(), 5);
+      for await (const event of new AwsProvider(testProviderOptions(simulator.url), undefined, FAST).watch(recorder.context)) events.push(event);
+      clearInterval(check);
+      expect(events).toHaveLength(1);
+      ids.add(noticeOf(events[0]).id);
+    }
+    expect(ids.size).toBe(1);
+  });
+
+  test('scheduled maintenance from the simulator is a notice, and clearing it withdraws the notice', async () => {
+    simulator = await startSimulator({ provider: 'aws' });
+    simulator.trigger({ kind: 'maintenance', time: '2026-12-24T18:00:00Z' });
+    const sim = simulator;
+    const recorder = watchRecorder();
+    const events: ProviderEvent[] = [];
+    for await (const event of new AwsProvider(testProviderOptions(simulator.url), undefined, FAST).watch(recorder.context)) {
+      events.push(event);
+      if (event.type === 'notice') sim.clear();
+      else break;
+    }
+    const notice = noticeOf(events[0]);
+    expect(notice.kind).toBe('maintenance');
+    expect(notice.deadline?.toISOString()).toBe('2026-12-24T18:00:00.000Z');
+    expect(events[1]).toEqual({ type: 'withdrawn', noticeId: notice.id, reason: expect.stringContaining('canceled') });
+  });
+
+  test('a metadata service that refuses connections is retried until it comes up, then the notice arrives', async () => {
+    const port = await freePort();
+    const recorder = watchRecorder();
+    const watching = collectEvents(new AwsProvider(testProviderOptions(`http://127.0.0.1:${port}`), undefined, FAST), recorder, 1);
+    await recorder.readMatching((read) => read.source === 'token' && read.error?.includes('connection refused') === true);
+    simulator = await startSimulator({ provider: 'aws', port });
+    simulator.trigger({ kind: 'terminate' });
+    expect(noticeOf((await watching)[0]).kind).toBe('terminate');
+    expect(recorder.logs.filter((line) => String(line.error).includes('connection refused') && line.source === 'spot/instance-action')).toHaveLength(1);
+  });
+});

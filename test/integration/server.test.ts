@@ -1,0 +1,256 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { compileConfig } from '../helpers/config.js';
+import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
+import { silentLogger, type Logger } from '../../src/lib/log.js';
+import { serveDaemon, type RunningServer } from '../../src/observe/server.js';
+import { ScriptedProvider, scriptedNotice } from '../helpers/scripted-provider.js';
+import { until } from '../helpers/until.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+/** Held requests are released first, so plans can end and daemons stop at once. */
+const releases: Array<() => void> = [];
+afterEach(async () => {
+  for (const release of releases.splice(0)) release();
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A drain endpoint that holds every request until the test releases it: a plan that is still running. */
+async function startGate(): Promise<{ url: string; release(): void; waiting(): number }> {
+  const held: ServerResponse[] = [];
+  let open = false;
+  const server: Server = createServer((request, response) => {
+    request.resume();
+    if (open) response.writeHead(204).end();
+    else held.push(response);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const release = () => held.splice(0).forEach((response) => response.writeHead(204).end());
+  releases.push(() => {
+    open = true;
+    release();
+  });
+  cleanups.push(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/drain`, release, waiting: () => held.length };
+}
+
+interface Stack {
+  daemon: Daemon;
+  provider: ScriptedProvider;
+  server: RunningServer;
+  get(path: string, init?: RequestInit): Promise<{ status: number; body: any; text: string; type: string | null }>;
+}
+
+async function startStack(raw: Record<string, unknown>, options: { now?: () => number; log?: Logger } = {}): Promise<Stack> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'preemptd-server-'));
+  cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
+  const config = compileConfig({ provider: 'aws', stateDir, server: { listen: '127.0.0.1:0' }, ...raw });
+  const provider = new ScriptedProvider();
+  const log = options.log ?? silentLogger();
+  const daemon = createDaemon({ config, log, provider, ...(options.now ? { now: options.now } : {}) });
+  const server = await serveDaemon(daemon, config, log);
+  if (!server) throw new Error('the server did not start');
+  const running = daemon.run();
+  cleanups.push(async () => {
+    await daemon.stop();
+    await running;
+    await server.close();
+  });
+  await until(() => provider.watching);
+  return {
+    daemon,
+    provider,
+    server,
+    async get(path, init) {
+      const response = await fetch(server.url + path, init);
+      const text = await response.text();
+      const type = response.headers.get('content-type');
+      return { status: response.status, text, type, body: type?.startsWith('application/json') && text ? JSON.parse(text) : undefined };
+    },
+  };
+}
+
+function planFinished(daemon: Daemon): Promise<void> {
+  return new Promise((resolve) => daemon.once('planFinished', () => resolve()));
+}
+
+describe('/healthz', () => {
+  test('answers 200 with the provider, last successful read, consecutive errors and notice state while the watch reads', async () => {
+    const stack = await startStack({});
+    stack.provider.read();
+    stack.provider.read({ ok: false, error: 'no complete answer within 2000 ms' });
+    stack.provider.read({ ok: false, status: 500, error: 'HTTP 500' });
+    const { status, body } = await stack.get('/healthz');
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ status: 'ok', state: 'watching', provider: 'aws', consecutiveErrors: 2, notice: { state: 'idle', active: [], ready: true } });
+    expect(Date.parse(body.lastSuccessfulRead)).toBeLessThanOrEqual(Date.parse(body.lastRead));
+  });
+
+  test('goes 503 when the watch loop has stalled: a provider whose watch never reads', async () => {
+    let clock = Date.now();
+    const stack = await startStack({}, { now: () => clock });
+    const fresh = await stack.get('/healthz');
+    expect(fresh.status).toBe(200);
+    expect(fresh.body.lastRead).toBeNull();
+
+    clock += fresh.body.stallThresholdMs + 1;
+    const stalled = await stack.get('/healthz');
+    expect(stalled.status).toBe(503);
+    expect(stalled.body).toMatchObject({ status: 'stalled', state: 'watching', lastSuccessfulRead: null });
+  });
+
+  test('comes back to 200 once the watch loop reads again', async () => {
+    let clock = Date.now();
+    const stack = await startStack({}, { now: () => clock });
+    stack.provider.read();
+    clock += 60 * 60_000;
+    expect((await stack.get('/healthz')).status).toBe(503);
+    stack.provider.read();
+    expect((await stack.get('/healthz')).status).toBe(200);
+  });
+});
+
+describe('/readyz', () => {
+  test('turns 503 as soon as a terminate notice is handled, and stays so after the plan until the deadline', async () => {
+    const gate = await startGate();
+    const stack = await startStack({ steps: [{ name: 'drain', http: { url: gate.url, method: 'POST' } }] });
+    expect((await stack.get('/readyz')).status).toBe(200);
+
+    const notice = scriptedNotice('terminate', 120_000);
+    const finished = planFinished(stack.daemon);
+    stack.provider.notice(notice);
+    await until(() => gate.waiting() === 1);
+    const during = await stack.get('/readyz');
+    expect(during.status).toBe(503);
+    expect(during.body.reason).toContain(notice.id);
+
+    gate.release();
+    await finished;
+    // The machine is still going away: traffic must stay off.
+    expect((await stack.get('/readyz')).status).toBe(503);
+  });
+
+  test('a rebalance notice leaves it at 200 by default', async () => {
+    const gate = await startGate();
+    const stack = await startStack({ steps: [{ name: 'drain', http: { url: gate.url, method: 'POST' } }] });
+    stack.provider.notice(scriptedNotice('rebalance', null));
+    await until(() => gate.waiting() === 1);
+    expect((await stack.get('/readyz')).status).toBe(200);
+    expect((await stack.get('/v1/status')).body.notices[0].state).toBe('running');
+  });
+
+  test('readiness.notReadyOn chooses the kinds; a notice without deadline holds it down only while its plan runs', async () => {
+    const gate = await startGate();
+    const stack = await startStack({
+      readiness: { notReadyOn: ['rebalance'] },
+      steps: [{ name: 'drain', http: { url: gate.url, method: 'POST' } }],
+    });
+    const finished = planFinished(stack.daemon);
+    stack.provider.notice(scriptedNotice('rebalance', null));
+    await until(() => gate.waiting() === 1);
+    expect((await stack.get('/readyz')).status).toBe(503);
+    gate.release();
+    await finished;
+    expect((await stack.get('/readyz')).status).toBe(200);
+
+    const second = planFinished(stack.daemon);
+    stack.provider.notice(scriptedNotice('terminate', 120_000));
+    await until(() => gate.waiting() === 1);
+    gate.release();
+    await second;
+    expect((await stack.get('/readyz')).status).toBe(200);
+  });
+
+  test('a notice the cloud withdraws gives readiness back', async () => {
+    const stack = await startStack({});
+    const notice = scriptedNotice('maintenance', 3 * 24 * 3600_000);
+    const finished = planFinished(stack.daemon);
+    stack.provider.notice(notice);
+    await finished;
+    expect((await stack.get('/readyz')).status).toBe(503);
+    const withdrawn = new Promise((resolve) => stack.daemon.once('withdrawn', resolve));
+    stack.provider.emit({ type: 'withdrawn', noticeId: notice.id, reason: 'AWS maintenance event canceled' });
+    await withdrawn;
+    expect((await stack.get('/readyz')).status).toBe(200);
+    expect((await stack.get('/v1/status')).body.notices[0].withdrawn).toBe('AWS maintenance event canceled');
+  });
+});
+
+describe('/v1/status', () => {
+  test('shows the current notice and plan progress: finished, running and pending steps', async () => {
+    const gate = await startGate();
+    const stack = await startStack({
+      steps: [
+        { name: 'drain', http: { url: gate.url, method: 'POST' } },
+        { name: 'after-drain', after: ['drain'], http: { url: gate.url, method: 'POST' } },
+        { name: 'quick', signal: { pidfile: '/nonexistent/preemptd-test.pid' } },
+      ],
+    });
+    const notice = scriptedNotice('terminate', 120_000);
+    const quickDone = new Promise<void>((resolve) => stack.daemon.on('stepFinished', (_notice, summary) => summary.name === 'quick' && resolve()));
+    stack.provider.notice(notice);
+    await until(() => gate.waiting() === 1);
+    await quickDone;
+    const status = await stack.get('/v1/status');
+    const [current] = status.body.notices;
+    expect(current.notice.id).toBe(notice.id);
+    expect(current.state).toBe('running');
+    expect(current.planDeadline).not.toBeNull();
+    const states = Object.fromEntries(current.steps.map((step: any) => [step.name, step.state]));
+    expect(states).toEqual({ drain: 'running', 'after-drain': 'pending', quick: 'ok' });
+    expect(status.body.readiness.ready).toBe(false);
+  });
+});
+
+describe('the server', () => {
+  test('serves Prometheus text on /metrics, 404 for unknown paths, 405 for other methods, no body for HEAD', async () => {
+    const stack = await startStack({});
+    const metrics = await stack.get('/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.type).toContain('text/plain');
+    expect(metrics.text).toContain('# TYPE preemptd_notices_total counter');
+
+    const missing = await stack.get('/nope');
+    expect(missing.status).toBe(404);
+    expect(missing.body.endpoints).toEqual(['/healthz', '/readyz', '/metrics', '/v1/status']);
+    const post = await fetch(`${stack.server.url}/readyz`, { method: 'POST' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET, HEAD');
+    const head = await stack.get('/healthz', { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.text).toBe('');
+  });
+
+  test('listens on loopback by default', () => {
+    const config = compileConfig({});
+    expect(config.server).toEqual({ enabled: true, host: '127.0.0.1', port: 9464 });
+  });
+
+  test('when its address is taken the agent runs on without it, saying why', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+    const port = (blocker.address() as AddressInfo).port;
+    const lines: Array<Record<string, unknown>> = [];
+    const log = pino(
+      new Writable({
+        write(chunk, _encoding, done) {
+          lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
+          done();
+        },
+      }),
+    );
+    const config = compileConfig({ server: { listen: `127.0.0.1:${port}` } });
+    const daemon = createDaemon({ config, log, provider: new ScriptedProvider() });
+    expect(await serveDaemon(daemon, config, log)).toBeUndefined();
+    expect(lines.find((line) => line.level === 50)?.msg).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use`));
+  });
+});

@@ -1,0 +1,128 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCli } from '../helpers/cli.js';
+import { TestResources, writeAgentConfig } from '../helpers/resources.js';
+
+const resources = new TestResources('preemptd-cli-');
+
+test('--help lists every command and --version prints the version', async () => {
+  const help = await runCli(['--help']);
+  expect(help.code).toBe(0);
+  for (const command of ['run', 'simulator']) expect(help.stdout).toContain(command);
+  const version = await runCli(['--version']);
+  expect(version.code).toBe(0);
+  expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+});
+
+test('each command has its own --help', async () => {
+  const run = await runCli(['run', '--help']);
+  expect(run.code).toBe(0);
+  expect(run.stdout).toContain('--config');
+  expect(run.stdout).toContain('--set');
+  const simulator = await runCli(['simulator', '--help']);
+  expect(simulator.code).toBe(0);
+  expect(simulator.stdout).toContain('--notice-after');
+});
+
+test('an unknown command exits 64 with a pointer to --help', async () => {
+  const result = await runCli(['wobble']);
+  expect(result.code).toBe(64);
+  expect(result.stderr).toMatch(/Unknown argument: wobble/i);
+  expect(result.stderr).toContain('preemptd --help');
+});
+
+test('an invalid config exits 78 naming the file, the field and what was expected; nothing starts', async () => {
+  const dir = resources.tempDir();
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, 'pollInterval: 5 minutes\nsteps: []\n');
+  const result = await runCli(['run', '--config', file]);
+  expect(result.code).toBe(78);
+  expect(result.stderr).toContain(file);
+  expect(result.stderr).toContain('pollInterval');
+  expect(result.stderr).toContain('"5 minutes"');
+  expect(result.stderr).toMatch(/expected a duration/);
+  expect(result.stdout).not.toContain('daemon watching');
+});
+
+test('a missing config file exits 78 and says which file', async () => {
+  const file = join(resources.tempDir(), 'absent.yaml');
+  const result = await runCli(['run', '--config', file]);
+  expect(result.code).toBe(78);
+  expect(result.stderr).toContain(file);
+});
+
+test('a webhook URL taken from ${env:...} is used but never appears in the logs', async () => {
+  const metadata = await resources.simulator({ provider: 'aws' });
+  const hooks = await resources.receiver({ status: 204 });
+  const secretPath = '/services/T000/B000/sEcReT-tOkEn-8f2a91';
+  const file = writeAgentConfig(resources.tempDir(), {
+    metadataUrl: metadata.url,
+    steps: ['  - name: tell-ops', '    webhook: { url: "${env:HOOK_URL}", send: both }'],
+  });
+  const running = resources.agent(['--config', file, '--log-level', 'trace'], { HOOK_URL: hooks.url(secretPath) });
+  await running.waitForLog((line) => line.msg === 'daemon watching');
+  metadata.trigger({ kind: 'terminate', leadMs: 120_000 });
+  await running.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('plan finished'));
+  running.child.kill('SIGTERM');
+  expect(await running.exited).toBe(0);
+
+  expect(hooks.requests.map((request) => request.path)).toEqual([secretPath, secretPath]);
+  expect(running.output()).not.toContain('sEcReT-tOkEn-8f2a91');
+  expect(running.output()).not.toContain(hooks.url(secretPath));
+});
+
+test('PREEMPTD_* environment variables and flags override the file, flags last', async () => {
+  const metadata = await resources.simulator({ provider: 'aws' });
+  const dir = resources.tempDir();
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, `provider: gcp\nmetadataUrl: http://127.0.0.1:9\nserver: { enabled: false }\nstateDir: ${join(dir, 'state')}\nsteps: []\n`);
+  const running = resources.agent(['--config', file, '--metadata-url', metadata.url, '--set', 'pollInterval=100ms'], { PREEMPTD_PROVIDER: 'aws', PREEMPTD_METADATA_URL: 'http://127.0.0.1:10' });
+  await running.waitForLog((line) => line.msg === 'daemon watching');
+  // Polls reach the simulator: provider came from the env, the URL from the flag.
+  const polls = () => metadata.requests.get('/latest/meta-data/spot/instance-action') ?? 0;
+  const started = Date.now();
+  while (polls() < 3 && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 50));
+  expect(polls()).toBeGreaterThanOrEqual(3);
+  running.child.kill('SIGTERM');
+  expect(await running.exited).toBe(0);
+});
+
+test('a restart in the middle of a plan does not repeat finished steps and runs the unfinished ones', async () => {
+  const metadata = await resources.simulator({ provider: 'aws' });
+  const hooks = await resources.receiver({ status: 204 });
+  const dir = resources.tempDir();
+  const file = writeAgentConfig(dir, {
+    metadataUrl: metadata.url,
+    steps: [
+      `  - { name: tell-ops, webhook: { url: "${hooks.url('/notice')}" } }`,
+      '  - { name: long-drain, exec: { command: [sleep, "3"] } }',
+      `  - { name: after-drain, after: [long-drain], webhook: { url: "${hooks.url('/after-drain')}" } }`,
+    ],
+  });
+  metadata.trigger({ kind: 'terminate', leadMs: 120_000 });
+  const first = resources.agent(['--config', file]);
+  await hooks.waitFor(1);
+  // Wait until the journal holds tell-ops as finished, then kill the agent mid-plan.
+  const journalFile = join(dir, 'state', 'journal.json');
+  const started = Date.now();
+  while (!safeRead(journalFile).includes('tell-ops') && Date.now() - started < 10_000) await new Promise((resolve) => setTimeout(resolve, 25));
+  first.child.kill('SIGKILL');
+  await first.exited;
+  expect(hooks.requests.map((request) => request.path)).toEqual(['/notice']);
+
+  const second = resources.agent(['--config', file]);
+  await second.waitForLog((line) => line.msg === 'resuming a plan interrupted by a restart');
+  await hooks.waitFor(2, 15_000);
+  await second.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('plan finished'));
+  expect(hooks.requests.map((request) => request.path)).toEqual(['/notice', '/after-drain']);
+  second.child.kill('SIGTERM');
+  expect(await second.exited).toBe(0);
+});
+
+function safeRead(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}

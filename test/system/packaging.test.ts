@@ -1,0 +1,266 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parseAllDocuments } from 'yaml';
+import { loadConfig } from '../helpers/config.js';
+import { CONFIG_DEFAULTS } from '../../src/config/schema.js';
+import { startSimulator } from '../../src/simulator/server.js';
+import { freePort } from '../helpers/free-port.js';
+
+const execFileAsync = promisify(execFile);
+const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+const DEFAULT_PORT = Number(CONFIG_DEFAULTS.server.listen.split(':').at(-1));
+
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `preemptd-${prefix}-`));
+}
+
+// ---------------------------------------------------------------------------------------
+// Dockerfile: no Docker engine here, so the instructions are read and the production
+// install it copies (packaging/install-production.sh) is built and run for real.
+
+interface Instruction {
+  keyword: string;
+  args: string;
+}
+
+function dockerfile(): Instruction[] {
+  const text = readFileSync('packaging/Dockerfile', 'utf8').replace(/\\\n/g, ' ');
+  return text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith('#'))
+    .map((line) => {
+      const [keyword, ...rest] = line.split(/\s+/);
+      return { keyword: keyword!.toUpperCase(), args: rest.join(' ') };
+    });
+}
+
+/** The runtime stage: everything after the last FROM. */
+function runtimeStage(): Instruction[] {
+  const all = dockerfile();
+  const lastFrom = all.map((instruction) => instruction.keyword).lastIndexOf('FROM');
+  return all.slice(lastFrom);
+}
+
+function jsonArgs(keyword: string, from = runtimeStage()): string[] {
+  const instruction = from.find((entry) => entry.keyword === keyword);
+  if (!instruction) throw new Error(`no ${keyword} in packaging/Dockerfile`);
+  return JSON.parse(instruction.args.replace(/^.*?CMD\s+/, '')) as string[];
+}
+
+describe('packaging/Dockerfile', () => {
+  test('builds in one stage and runs on a Node.js 24 image in another', () => {
+    const instructions = dockerfile();
+    const nodeImage = instructions.find((entry) => entry.keyword === 'ARG' && entry.args.startsWith('NODE_IMAGE='))!.args.split('=')[1];
+    expect(nodeImage).toMatch(/^node:24[-.]/);
+    const froms = instructions.filter((entry) => entry.keyword === 'FROM').map((entry) => entry.args);
+    expect(froms).toEqual(['${NODE_IMAGE} AS build', '${NODE_IMAGE}']);
+    expect(runtimeStage().some((entry) => entry.keyword === 'COPY' && entry.args === '--from=build /opt/preemptd /opt/preemptd')).toBe(true);
+    // The production install (npm ci --omit=dev) is what the runtime stage copies.
+    expect(instructions.some((entry) => entry.keyword === 'RUN' && entry.args === 'sh packaging/install-production.sh /opt/preemptd')).toBe(true);
+  });
+
+  test('runs as a numeric non-root user under tini, with a HEALTHCHECK on /healthz', () => {
+    const user = runtimeStage().find((entry) => entry.keyword === 'USER')!.args;
+    expect(user).toMatch(/^[1-9]\d*:[1-9]\d*$/);
+    expect(jsonArgs('ENTRYPOINT')).toEqual(['tini', '-s', '--', 'node', '/opt/preemptd/dist/src/cli.js']);
+    expect(jsonArgs('CMD')).toEqual(['run', '--config', '/etc/preemptd/config.yaml']);
+    expect(jsonArgs('HEALTHCHECK').join(' ')).toContain(`http://127.0.0.1:${DEFAULT_PORT}/healthz`);
+  });
+
+  test('every file it copies from the repository exists and passes its .dockerignore', () => {
+    const allowed = readFileSync('packaging/Dockerfile.dockerignore', 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('!'))
+      .map((line) => line.slice(1).replace(/\/$/, ''));
+    const copied = dockerfile()
+      .filter((entry) => entry.keyword === 'COPY' && !entry.args.startsWith('--from'))
+      .flatMap((entry) => entry.args.split(/\s+/).slice(0, -1));
+    expect(copied.length).toBeGreaterThan(0);
+    for (const path of copied) {
+      expect(existsSync(path)).toBe(true);
+      expect(allowed.some((entry) => path === entry || path.startsWith(`${entry}/`))).toBe(true);
+    }
+  });
+});
+
+describe('the production install the image and the .deb carry', () => {
+  let dir: string;
+  beforeAll(async () => {
+    if (!existsSync('dist/src/cli.js')) throw new Error('dist/ is missing: build first (npx tsc -p tsconfig.build.json; npm test does)');
+    dir = tempDir('production');
+    await execFileAsync('sh', ['packaging/install-production.sh', dir], { maxBuffer: 16 * 1024 * 1024 });
+  }, 240_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('holds the compiled agent and production dependencies, and nothing for development', async () => {
+    expect(existsSync(join(dir, 'dist/src/cli.js'))).toBe(true);
+    for (const dependency of ['pino', 'yargs', 'zod', 'got', 'systemd-notify']) expect(existsSync(join(dir, 'node_modules', dependency))).toBe(true);
+    for (const devDependency of ['typescript', 'jest', 'nock', '@swc/core', 'node']) expect(existsSync(join(dir, 'node_modules', devDependency))).toBe(false);
+    expect(existsSync(join(dir, 'dist/bench'))).toBe(false);
+    const { stdout } = await execFileAsync('find', [join(dir, 'node_modules'), '-name', '*.map', '-o', '-name', '*.ts']);
+    expect(stdout).toBe('');
+  });
+
+  test('its entrypoint runs on the pinned Node.js 24', async () => {
+    const { stdout } = await execFileAsync(process.execPath, ['dist/src/cli.js', '--version'], { cwd: dir });
+    expect(stdout.trim()).toBe(VERSION);
+    expect(process.versions.node.split('.')[0]).toBe('24');
+  });
+
+  test('the image\'s compile-cache warm-up runs on it and fills the cache', async () => {
+    const build = dockerfile().slice(0, dockerfile().map((entry) => entry.keyword).lastIndexOf('FROM'));
+    const cacheDir = build.find((entry) => entry.keyword === 'ENV' && entry.args.startsWith('NODE_COMPILE_CACHE='))!.args.split('=')[1]!;
+    const warmUp = build.find((entry) => entry.keyword === 'RUN' && entry.args.startsWith('node --input-type=module -e '))!;
+    const script = /^node --input-type=module -e "(.*)"$/.exec(warmUp.args)![1]!;
+    const here = (text: string) => text.replaceAll('/opt/preemptd', dir);
+    await execFileAsync(process.execPath, ['--input-type=module', '-e', here(script)], { env: { ...process.env, NODE_COMPILE_CACHE: here(cacheDir) } });
+    const { stdout } = await execFileAsync('find', [here(cacheDir), '-type', 'f']);
+    expect(stdout.trim().split('\n').length).toBeGreaterThan(50);
+  });
+
+  test('the agent runs from it with the default config, and the image\'s HEALTHCHECK command passes', async () => {
+    const simulator = await startSimulator({ provider: 'aws' });
+    cleanups.push(() => simulator.close());
+    const port = await freePort();
+    const stateDir = tempDir('production-state');
+    cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
+    const agent = spawn(
+      process.execPath,
+      ['dist/src/cli.js', 'run', '--config', join(process.cwd(), 'packaging/config.yaml'), '--provider', 'aws', '--metadata-url', simulator.url, '--state-dir', stateDir],
+      { cwd: dir, env: { ...process.env, PREEMPTD_SERVER__LISTEN: `127.0.0.1:${port}` }, stdio: 'ignore' },
+    );
+    const exited = new Promise((resolve) => agent.once('exit', resolve));
+    cleanups.push(async () => {
+      if (agent.exitCode === null) agent.kill('SIGKILL');
+      await exited;
+    });
+
+    // The HEALTHCHECK command exactly as the image runs it, on this test's port.
+    const [command, ...args] = jsonArgs('HEALTHCHECK').map((arg) => arg.replace(`:${DEFAULT_PORT}/`, `:${port}/`));
+    expect(command).toBe('node');
+    const healthcheck = () => execFileAsync(process.execPath, args).then(() => 0, (error: { code: number }) => error.code);
+    const until = Date.now() + 15_000;
+    let code = await healthcheck();
+    while (code !== 0 && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      code = await healthcheck();
+    }
+    expect(code).toBe(0);
+
+    agent.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    // Stopped: the same command now fails, so a dead agent is reported unhealthy.
+    expect(await healthcheck()).not.toBe(0);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// Kubernetes examples: parsed, and the fields that make them work checked.
+
+/** Manifests are read as plain JSON: the checks below name the fields they need. */
+type Manifest = Record<string, any>;
+
+function manifests(file: string): Manifest[] {
+  const documents = parseAllDocuments(readFileSync(file, 'utf8'));
+  for (const document of documents) expect(document.errors).toEqual([]);
+  return documents.map((document) => document.toJSON() as Manifest);
+}
+
+/** The agent config a ConfigMap carries must load (references resolved from `env`). */
+async function checkEmbeddedConfig(configMap: Manifest): Promise<void> {
+  const dir = tempDir('k8s-config');
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, configMap.data['config.yaml']);
+  const config = await loadConfig({ file, env: { SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T0/B0/x' } });
+  expect(config.steps.length).toBeGreaterThan(0);
+}
+
+function probePort(container: Manifest, probe: string): number {
+  const port = container[probe].httpGet.port;
+  return typeof port === 'number' ? port : container.ports.find((entry: Manifest) => entry.name === port).containerPort;
+}
+
+describe('packaging/kubernetes/sidecar-gpu-training.yaml', () => {
+  const [configMap, job] = manifests('packaging/kubernetes/sidecar-gpu-training.yaml');
+  const pod = job!.spec.template.spec;
+  const sidecar = pod.initContainers[0];
+
+  test('runs preemptd as a native sidecar sharing the trainer\'s process namespace', () => {
+    expect(job!.kind).toBe('Job');
+    expect(sidecar.restartPolicy).toBe('Always');
+    expect(pod.shareProcessNamespace).toBe(true);
+    // Same user for both containers: signals need no capability.
+    expect(pod.securityContext.runAsNonRoot).toBe(true);
+    expect(pod.securityContext.runAsUser).toBeGreaterThan(0);
+    expect(sidecar.securityContext.capabilities.drop).toEqual(['ALL']);
+  });
+
+  test('shares the checkpoint emptyDir with the trainer, read-only for the agent', () => {
+    const volume = pod.volumes.find((entry: Manifest) => entry.name === 'checkpoints');
+    expect(volume.emptyDir).toBeDefined();
+    const trainerMount = pod.containers[0].volumeMounts.find((mount: Manifest) => mount.name === 'checkpoints');
+    const sidecarMount = sidecar.volumeMounts.find((mount: Manifest) => mount.name === 'checkpoints');
+    expect(sidecarMount).toMatchObject({ mountPath: trainerMount.mountPath, readOnly: true });
+  });
+
+  test('probes /readyz (readiness) and /healthz (startup, liveness) on the port the agent listens on', () => {
+    const listen = sidecar.env.find((entry: Manifest) => entry.name === 'PREEMPTD_SERVER__LISTEN').value;
+    expect(listen).toBe(`0.0.0.0:${DEFAULT_PORT}`);
+    expect(sidecar.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(sidecar.startupProbe.httpGet.path).toBe('/healthz');
+    expect(sidecar.livenessProbe.httpGet.path).toBe('/healthz');
+    for (const probe of ['readinessProbe', 'startupProbe', 'livenessProbe']) expect(probePort(sidecar, probe)).toBe(DEFAULT_PORT);
+  });
+
+  test('sizes the grace period to the notice window and explains the IMDSv2 hop limit', () => {
+    // AWS takes the node 120 s after the notice: a longer grace period is never used.
+    expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(30);
+    expect(pod.terminationGracePeriodSeconds).toBeLessThanOrEqual(120);
+    const text = readFileSync('packaging/kubernetes/sidecar-gpu-training.yaml', 'utf8');
+    expect(text).toContain('--http-put-response-hop-limit 2');
+    expect(text).toContain('hostNetwork');
+  });
+
+  test('carries a config that loads', async () => {
+    expect(configMap!.kind).toBe('ConfigMap');
+    expect(pod.volumes.find((entry: Manifest) => entry.name === 'config').configMap.name).toBe(configMap!.metadata.name);
+    await checkEmbeddedConfig(configMap!);
+  });
+});
+
+describe('packaging/kubernetes/daemonset.yaml', () => {
+  const [configMap, daemonSet] = manifests('packaging/kubernetes/daemonset.yaml');
+  const pod = daemonSet!.spec.template.spec;
+  const container = pod.containers[0];
+
+  test('runs on the host network and PID namespace with CAP_KILL as its only capability', () => {
+    expect(daemonSet!.kind).toBe('DaemonSet');
+    expect(pod.hostNetwork).toBe(true);
+    expect(pod.hostPID).toBe(true);
+    expect(container.securityContext.capabilities).toEqual({ drop: ['ALL'], add: ['KILL'] });
+    expect(container.securityContext.allowPrivilegeEscalation).toBe(false);
+    expect(pod.tolerations).toContainEqual({ operator: 'Exists' });
+  });
+
+  test('probes /readyz and /healthz on the port the agent listens on, and keeps its journal on the node', () => {
+    expect(container.env.find((entry: Manifest) => entry.name === 'PREEMPTD_SERVER__LISTEN').value).toBe(`$(HOST_IP):${DEFAULT_PORT}`);
+    expect(container.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(container.livenessProbe.httpGet.path).toBe('/healthz');
+    expect(probePort(container, 'readinessProbe')).toBe(DEFAULT_PORT);
+    expect(pod.volumes.find((entry: Manifest) => entry.name === 'state').hostPath.path).toBe('/var/lib/preemptd');
+  });
+
+  test('carries a config that loads', async () => {
+    await checkEmbeddedConfig(configMap!);
+  });
+});

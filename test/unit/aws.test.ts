@@ -1,0 +1,362 @@
+import nock from 'nock';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { HOP_LIMIT_WARNING, ImdsSession } from '../../src/providers/metadata/token-session.js';
+import { parseAwsEventDate, parseMaintenance } from '../../src/providers/aws/payloads.js';
+import { AwsProvider, type AwsCadence } from '../../src/providers/aws/provider.js';
+import { MetadataClient } from '../../src/providers/metadata/client.js';
+import type { MetadataError } from '../../src/providers/metadata/source-report.js';
+import type { Provider, ProviderEvent } from '../../src/providers/types.js';
+import { noticeId } from '../../src/notice/notice.js';
+import { noReply } from '../helpers/no-reply.js';
+import { collectEvents, noticeOf, testProviderOptions, watchRecorder, type WatchRecorder } from '../helpers/provider-watch.js';
+
+// A name nock answers for: nothing here can reach a real metadata service.
+const BASE = 'http://imds.test';
+const META = '/latest/meta-data/';
+const NOT_FOUND = '<?xml version="1.0" encoding="iso-8859-1"?>\n<html><head><title>404 - Not Found</title></head></html>\n';
+/** Fast cadence and backoff so tests see many reads in little time. */
+const FAST: Partial<AwsCadence> = { rebalanceMinMs: 20, maintenanceMs: 20, backoff: { baseMs: 10, maxMs: 40 } };
+
+type Reply = [number, string];
+
+/**
+ * A scripted IMDS: each path answers its replies in order (the last one repeats), 404
+ * otherwise; facts answer at once. Counts requests per path.
+ */
+function fakeImds(script: Record<string, Reply[]> = {}, token = 'token-1') {
+  const counts: Record<string, number> = {};
+  const scope = nock(BASE).persist();
+  scope.put('/latest/api/token').matchHeader('x-aws-ec2-metadata-token-ttl-seconds', '21600').reply(200, token);
+  const facts: Record<string, string> = { 'instance-id': 'i-0abc', 'instance-type': 'm5.large', 'placement/region': 'eu-west-1' };
+  scope
+    .get((path) => path.startsWith(META))
+    .matchHeader('x-aws-ec2-metadata-token', token)
+    .reply((request: unknown) => {
+      // nock 15 hands the reply callback a fetch Request, whatever its typings say.
+      const path = new URL((request as Request).url).pathname.slice(META.length);
+      counts[path] = (counts[path] ?? 0) + 1;
+      if (facts[path]) return [200, facts[path]];
+      const replies = script[path];
+      if (!replies || replies.length === 0) return [404, NOT_FOUND];
+      return replies.length > 1 ? replies.shift()! : replies[0]!;
+    });
+  return { counts };
+}
+
+/** Watches until `done()` holds (checked every few ms), then returns every event seen. */
+async function eventsUntil(provider: Provider, recorder: WatchRecorder, done: () => boolean, limitMs = 10_000): Promise<ProviderEvent[]> {
+  const events: ProviderEvent[] = [];
+  const check = setInterval(() => done() && recorder.abort(), 5);
+  const limit = setTimeout(() => recorder.abort(), limitMs);
+  try {
+    for await (const event of provider.watch(recorder.context)) events.push(event);
+  } finally {
+    clearInterval(check);
+    clearTimeout(limit);
+  }
+  expect(done()).toBe(true);
+  return events;
+}
+
+const readsOf = (recorder: WatchRecorder, source: string) => recorder.reads.filter((read) => read.source === source);
+
+beforeAll(() => {
+  nock.disableNetConnect();
+});
+afterEach(() => {
+  nock.cleanAll();
+});
+afterAll(() => {
+  nock.enableNetConnect();
+});
+
+describe('AWS interruption sources', () => {
+  test.each([
+    ['terminate', '2026-11-22T04:02:00Z'],
+    ['stop', '2026-11-22T04:03:00Z'],
+    ['hibernate', '2026-11-22T04:04:00Z'],
+  ] as const)('spot/instance-action %s (time %s) becomes a notice of that kind due at its time', async (action, time) => {
+    fakeImds({ 'spot/instance-action': [[200, JSON.stringify({ action, time })]] });
+    const recorder = watchRecorder();
+    const [event] = await collectEvents(new AwsProvider(testProviderOptions(BASE), undefined, FAST), recorder, 1);
+    const notice = noticeOf(event);
+    expect(notice).toMatchObject({ provider: 'aws', kind: action, raw: { action, time } });
+    expect(notice.deadline?.toISOString()).toBe(new Date(time).toISOString());
+    expect(notice.id).toBe(noticeId('aws', action, `${action}\0${time}`));
+    expect(notice.instance).toMatchObject({ id: 'i-0abc', type: 'm5.large', region: 'eu-west-1' });
+  });
+
+  test('a notice polled many times is yielded once, with the same id', async () => {
+    const imds = fakeImds({ 'spot/instance-action': [[200, '{"action":"terminate","time":"2026-11-22T04:02:00Z"}']] });
+    const recorder = watchRecorder();
+    const events = await eventsUntil(new AwsProvider(testProviderOptions(BASE), undefined, FAST), recorder, () => (imds.counts['spot/instance-action'] ?? 0) >= 10);
+    expect(events.filter((event) => event.type === 'notice' && event.notice.kind === 'terminate')).toHaveLength(1);
+  });
+
+  test('404 on every source means no notice, and every read counts as healthy', async () => {
+    const imds = fakeImds();
+    const recorder = watchRecorder();
+    const events = await eventsUntil(new AwsProvider(testProviderOptions(BASE), undefined, FAST), recorder, () => (imds.counts['spot/instance-action'] ?? 0) >= 5);
+    expect(events).toEqual([]);
+    expect(readsOf(recorder, 'spot/instance-action').every((read) => read.ok && read.status === 404)).toBe(true);
+    expect(readsOf(recorder, 'events/maintenance/scheduled').length).toBeGreaterThan(0);
+  });
+
+  test('a notice that disappears again (404) yields nothing more: AWS does not cancel spot notices', async () => {
+    const imds = fakeImds({ 'spot/instance-action': [[200, '{"action":"stop","time":"2026-11-22T04:02:00Z"}'], [404, NOT_FOUND]] });
+    const recorder = watchRecorder();
+    const events = await eventsUntil(new AwsProvider(testProviderOptions(BASE), undefined, FAST), recorder, () => (imds.counts['spot/instance-action'] ?? 0) >= 5);
+    expect(events.map((event) => event.type)).toEqual(['notice']);
+  });
+
+  test('a rebalance recommendation is an advisory notice without a deadline', async () => {
+    fakeImds({ 'events/recommendations/rebalance': [[200, '{"noticeTime":"2026-11-22T03:50:00Z"}']] });
+    const [event] = await collectEvents(new AwsProvider(testProviderOptions(BASE), undefined, FAST), watchRecorder(), 1);
+    expect(noticeOf(event)).toMatchObject({ kind: 'rebalance', deadline: null, id: noticeId('aws', 'rebalance', '2026-11-22T03:50:00Z') });
+  });
+
+  test('a scheduled maintenance event is a notice due at NotBefore, and its cancellation withdraws it', async () => {
+    const event = {
+      NotBefore: '21 Jan 2019 09:00:43 GMT',
+      Code: 'system-reboot',
+      Description: 'scheduled reboot',
+      EventId: 'instance-event-0d59937288b749b32',
+      NotAfter: '21 Jan 2019 09:17:23 GMT',
+      State: 'active',
+    };
+    fakeImds({
+      'events/maintenance/scheduled': [
+        [200, JSON.stringify([event])],
+        [200, JSON.stringify([event])],
+        [200, JSON.stringify([{ ...event, State: 'canceled' }])],
+      ],
+    });
+    const [shown, withdrawn] = await collectEvents(new AwsProvider(testProviderOptions(BASE), undefined, FAST), watchRecorder(), 2);
+    const notice = noticeOf(shown);
+    expect(notice.kind).toBe('maintenance');
+    expect(notice.deadline?.toISOString()).toBe('2019-01-21T09:00:43.000Z');
+    expect(notice.id).toBe(noticeId('aws', 'maintenance', 'instance-event-0d59937288b749b32'));
+    expect(notice.raw).toEqual(event);
+    expect(withdrawn).toEqual({ type: 'withdrawn', noticeId: notice.id, reason: expect.stringContaining('canceled') });
+  });
+
+  test('a maintenance event first seen as completed, and an empty list, yield nothing', async () => {
+    const imds = fakeImds({
+      'events/maintenance/scheduled': [
+        [200, '[]'],
+        [200, '[{"NotBefore":"21 Jan 2019 09:00:43 GMT","EventId":"instance-event-1","State":"completed"}]'],
+      ],
+    });
+    const recorder = watchRecorder();
+    const events = await eventsUntil(new AwsProvider(testProviderOptions(BASE), undefined, FAST), recorder, () => (imds.counts['events/maintenance/scheduled'] ?? 0) >= 4);
+    expect(events).toEqual([]);
+  });
+
+  test.each([
+    ['a body that is not JSON', 'spot/instance-action', '<html>oops</html>', 'is not JSON'],
+    ['JSON of the wrong shape', 'spot/instance-action', '{"action":"explode","time":"2026-11-22T04:02:00Z"}', 'expected {"action"'],
+    ['an unparseable time', 'spot/instance-action', '{"action":"terminate","time":"soon"}', 'ISO 8601'],
+    ['a rebalance without noticeTime', 'events/recommendations/rebalance', '{"when":"now"}', 'noticeTime'],
+    ['a maintenance date in ISO form', 'events/maintenance/scheduled', '[{"NotBefore":"2019-01-21T09:00:43Z","EventId":"e-1"}]', '21 Jan 2019 09:00:43 GMT'],
+  ])('%s yields no notice, is reported as a failed read, and the watch goes on to the next notice', async (_name, path, body, message) => {
+    const good = '{"action":"terminate","time":"2026-11-22T04:02:00Z"}';
+    fakeImds(path === 'spot/instance-action' ? { [path]: [[200, body], [200, body], [200, good]] } : { [path]: [[200, body]], 'spot/instance-action': [[404, NOT_FOUND], [404, NOT_FOUND], [200, good]] });
+    const recorder = watchRecorder();
+    const events = await collectEvents(new AwsProvider(testProviderOptions(BASE), undefined, FAST), recorder, 1);
+    expect(events.map((event) => event.type === 'notice' && event.notice.kind)).toEqual(['terminate']);
+    const failures = readsOf(recorder, path).filter((read) => !read.ok);
+    expect(failures.length).toBeGreaterThan(0);
+    expect(failures[0]).toMatchObject({ status: 200, error: expect.stringContaining(message) });
+  });
+
+  test.each([500, 503, 429])('HTTP %i is backed off, logged once for the run, and recovery is logged', async (status) => {
+    const good = '{"action":"terminate","time":"2026-11-22T04:02:00Z"}';
+    fakeImds({ 'spot/instance-action': [[status, 'busy'], [status, 'busy'], [status, 'busy'], [status, 'busy'], [200, good]] });
+    const recorder = watchRecorder();
+    const [event] = await collectEvents(new AwsProvider(testProviderOptions(BASE), undefined, FAST), recorder, 1);
+    expect(noticeOf(event).kind).toBe('terminate');
+    expect(readsOf(recorder, 'spot/instance-action').filter((read) => !read.ok)).toHaveLength(4);
+    expect(readsOf(recorder, 'spot/instance-action').find((read) => !read.ok)).toMatchObject({ status, error: `spot/instance-action: HTTP ${status}` });
+    const warnings = recorder.logs.filter((line) => line.source === 'spot/instance-action' && line.level === 40);
+    expect(warnings).toHaveLength(1);
+    expect(recorder.logs.some((line) => String(line.msg).includes('answering again after 4 failed reads'))).toBe(true);
+  });
+});
+
+describe('IMDSv2 token handling', () => {
+  test('a watch whose token PUT hangs warns once about the hop limit in its log, reports token reads, and keeps trying', async () => {
+    nock(BASE).persist().put('/latest/api/token').reply(noReply);
+    const options = testProviderOptions(BASE, { aws: { allowImdsV1: false, tokenTtlSeconds: 21600, tokenTimeoutMs: 30 } });
+    const recorder = watchRecorder();
+    const events = await eventsUntil(new AwsProvider(options, undefined, FAST), recorder, () => readsOf(recorder, 'token').length >= 3);
+    expect(events).toEqual([]);
+    expect(readsOf(recorder, 'token').every((read) => !read.ok && read.error?.includes('hop limit'))).toBe(true);
+    expect(readsOf(recorder, 'spot/instance-action').every((read) => !read.ok)).toBe(true);
+    const warnings = recorder.logs.filter((line) => String(line.msg).includes('IMDSv2 hop limit'));
+    expect(warnings).toHaveLength(1);
+  });
+
+  function captureLog() {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line) as { level: number; msg: string });
+        done();
+      },
+    });
+    return { log: pino({ level: 'info' }, sink), lines };
+  }
+
+  function session(overrides: Partial<ConstructorParameters<typeof ImdsSession>[0]> = {}) {
+    const client = new MetadataClient(BASE);
+    const { log, lines } = captureLog();
+    let clock = 1_000_000;
+    const imds = new ImdsSession({ client, log, requestTimeoutMs: 500, tokenTtlSeconds: 100, tokenTimeoutMs: 500, allowImdsV1: false, now: () => clock, ...overrides });
+    return { imds, lines, advance: (ms: number) => (clock += ms), close: () => client.close() };
+  }
+  const signal = new AbortController().signal;
+
+  test('one token serves many reads until 80 % of its TTL, then a new one is fetched', async () => {
+    const s = session();
+    const tokens = nock(BASE).put('/latest/api/token').matchHeader('x-aws-ec2-metadata-token-ttl-seconds', '100').reply(200, 'first');
+    nock(BASE).get(`${META}instance-id`).matchHeader('x-aws-ec2-metadata-token', 'first').times(3).reply(200, 'i-1');
+    for (let i = 0; i < 3; i += 1) await expect(s.imds.get('instance-id', signal)).resolves.toBe('i-1');
+    expect(tokens.isDone()).toBe(true);
+    s.advance(79_000);
+    nock(BASE).get(`${META}instance-id`).matchHeader('x-aws-ec2-metadata-token', 'first').reply(200, 'i-1');
+    await expect(s.imds.get('instance-id', signal)).resolves.toBe('i-1');
+    s.advance(2_000);
+    const refresh = nock(BASE).put('/latest/api/token').reply(200, 'second');
+    nock(BASE).get(`${META}instance-id`).matchHeader('x-aws-ec2-metadata-token', 'second').reply(200, 'i-1');
+    await expect(s.imds.get('instance-id', signal)).resolves.toBe('i-1');
+    expect(refresh.isDone()).toBe(true);
+    s.close();
+  });
+
+  test('concurrent reads share one token request', async () => {
+    const s = session();
+    nock(BASE).put('/latest/api/token').delay(30).reply(200, 'shared');
+    nock(BASE).get((path) => path.startsWith(META)).matchHeader('x-aws-ec2-metadata-token', 'shared').times(3).reply(404, NOT_FOUND);
+    await expect(Promise.all(['a', 'b', 'c'].map((path) => s.imds.get(path, signal)))).resolves.toEqual([null, null, null]);
+    expect(nock.pendingMocks()).toEqual([]);
+    s.close();
+  });
+
+  test('a 401 gets a new token and retries once', async () => {
+    const s = session();
+    nock(BASE).put('/latest/api/token').reply(200, 'stale').put('/latest/api/token').reply(200, 'fresh');
+    nock(BASE).get(`${META}instance-id`).matchHeader('x-aws-ec2-metadata-token', 'stale').reply(401, 'Unauthorized');
+    nock(BASE).get(`${META}instance-id`).matchHeader('x-aws-ec2-metadata-token', 'fresh').reply(200, 'i-1');
+    await expect(s.imds.get('instance-id', signal)).resolves.toBe('i-1');
+    expect(nock.pendingMocks()).toEqual([]);
+    s.close();
+  });
+
+  test('a second 401 in a row is an error, not a loop', async () => {
+    const s = session();
+    nock(BASE).put('/latest/api/token').times(2).reply(200, 'token');
+    const gets = nock(BASE).get(`${META}instance-id`).times(2).reply(401, 'Unauthorized');
+    await expect(s.imds.get('instance-id', signal)).rejects.toMatchObject({ code: 'ERR_METADATA_HTTP', status: 401 });
+    expect(gets.isDone()).toBe(true);
+    s.close();
+  });
+
+  test('a token PUT that times out logs one hop-limit warning however often it is retried', async () => {
+    const s = session({ tokenTimeoutMs: 30 });
+    nock(BASE).put('/latest/api/token').times(3).reply(noReply);
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      await expect(s.imds.get('instance-id', signal)).rejects.toMatchObject({ code: 'ERR_TOKEN_TIMEOUT' });
+      // Within the backoff window no new PUT is made: the same error comes back at once.
+      await expect(s.imds.get('instance-id', signal)).rejects.toMatchObject({ code: 'ERR_TOKEN_TIMEOUT' });
+      s.advance(60_000);
+    }
+    const warnings = s.lines.filter((line) => line.msg.includes('hop limit'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.msg).toBe(HOP_LIMIT_WARNING);
+    expect(warnings[0]!.msg).toContain('--http-put-response-hop-limit 2');
+    expect(warnings[0]!.msg).toContain('host networking');
+    s.close();
+  });
+
+  test('a failed token PUT says when the next may go, and the first read after that asks for a new token', async () => {
+    const s = session();
+    nock(BASE).put('/latest/api/token').reply(500, 'busy');
+    const failure = (await s.imds.get('instance-id', signal).then(
+      () => new Error('expected the read to fail'),
+      (error: unknown) => error,
+    )) as MetadataError;
+    expect(failure).toMatchObject({ code: 'ERR_METADATA_HTTP', status: 500 });
+    let allowed = false;
+    void failure.retryReady?.then(() => (allowed = true));
+    // Within the backoff the same failure comes back at once, and the retry is not allowed yet.
+    await expect(s.imds.get('instance-id', signal)).rejects.toBe(failure);
+    expect(allowed).toBe(false);
+    s.advance(60_000);
+    await failure.retryReady;
+    nock(BASE).put('/latest/api/token').reply(200, 'back');
+    nock(BASE).get(`${META}instance-id`).matchHeader('x-aws-ec2-metadata-token', 'back').reply(200, 'i-1');
+    await expect(s.imds.get('instance-id', signal)).resolves.toBe('i-1');
+    s.close();
+  });
+
+  test('without allowImdsV1 a failed token PUT never leads to a token-less GET', async () => {
+    const s = session();
+    nock(BASE).put('/latest/api/token').reply(403, 'Forbidden');
+    // No GET interceptor: a GET would fail with a nock "no match" error instead.
+    await expect(s.imds.get('instance-id', signal)).rejects.toMatchObject({ code: 'ERR_METADATA_HTTP', message: 'IMDSv2 token PUT answered HTTP 403', status: 403 });
+    s.close();
+  });
+
+  test('with allowImdsV1 a failed token PUT falls back to IMDSv1 GETs, said once', async () => {
+    const s = session({ allowImdsV1: true, tokenTimeoutMs: 30 });
+    nock(BASE).put('/latest/api/token').reply(noReply);
+    const v1 = nock(BASE, { badheaders: ['x-aws-ec2-metadata-token'] }).get(`${META}instance-id`).times(3).reply(200, 'i-1');
+    for (let i = 0; i < 3; i += 1) await expect(s.imds.get('instance-id', signal)).resolves.toBe('i-1');
+    expect(v1.isDone()).toBe(true);
+    expect(s.lines.filter((line) => line.msg.includes('falling back to IMDSv1'))).toHaveLength(1);
+    s.close();
+  });
+
+  test('after the IMDSv1 fallback, a token that can be had again is used again', async () => {
+    const s = session({ allowImdsV1: true });
+    nock(BASE).put('/latest/api/token').reply(500, 'oops').put('/latest/api/token').reply(200, 'back');
+    nock(BASE, { badheaders: ['x-aws-ec2-metadata-token'] }).get(`${META}instance-id`).times(2).reply(200, 'v1');
+    await expect(s.imds.get('instance-id', signal)).resolves.toBe('v1');
+    s.advance(60_000);
+    let tokenObtained!: () => void;
+    const backgroundToken = new Promise<void>((resolve) => (tokenObtained = resolve));
+    // This read starts the token request in the background and still goes out as IMDSv1.
+    await expect(s.imds.get('instance-id', signal, (read) => read.source === 'token' && read.ok && tokenObtained())).resolves.toBe('v1');
+    await backgroundToken;
+    nock(BASE).get(`${META}instance-id`).matchHeader('x-aws-ec2-metadata-token', 'back').reply(200, 'v2');
+    await expect(s.imds.get('instance-id', signal)).resolves.toBe('v2');
+    expect(s.lines.some((line) => line.msg.includes('using IMDSv2 again'))).toBe(true);
+    s.close();
+  });
+});
+
+describe('AWS payload parsing', () => {
+  test('maintenance dates in the "21 Jan 2019 09:00:43 GMT" form parse as UTC, and impossible dates do not', () => {
+    expect(parseAwsEventDate('21 Jan 2019 09:00:43 GMT')?.toISOString()).toBe('2019-01-21T09:00:43.000Z');
+    expect(parseAwsEventDate('1 Mar 2026 00:00:00 GMT')?.toISOString()).toBe('2026-03-01T00:00:00.000Z');
+    expect(parseAwsEventDate('31 Feb 2026 09:00:00 GMT')).toBeUndefined();
+    expect(parseAwsEventDate('21 Foo 2019 09:00:43 GMT')).toBeUndefined();
+    expect(parseAwsEventDate('2019-01-21T09:00:43Z')).toBeUndefined();
+  });
+
+  test('a maintenance list marks canceled and completed events as ended', () => {
+    const events = parseMaintenance(
+      JSON.stringify([
+        { NotBefore: '21 Jan 2019 09:00:43 GMT', EventId: 'a', State: 'active', Code: 'system-reboot' },
+        { NotBefore: '21 Jan 2019 09:00:43 GMT', EventId: 'b', State: 'canceled' },
+        { NotBefore: '21 Jan 2019 09:00:43 GMT', EventId: 'c', State: 'completed' },
+      ]),
+    );
+    expect(events.map((event) => [event.eventId, event.ended])).toEqual([
+      ['a', false],
+      ['b', true],
+      ['c', true],
+    ]);
+  });
+});
