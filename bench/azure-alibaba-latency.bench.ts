@@ -3,7 +3,7 @@ import { silentLogger } from '../src/lib/log.js';
 import type { NoticeKind, ProviderName } from '../src/notice/notice.js';
 import { createProvider } from '../src/providers/registry.js';
 import type { ProviderOptions } from '../src/providers/types.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import { startSimulator, type RunningSimulator } from '../src/simulator/metadata-server.js';
 import { flag } from './lib/args.js';
 import { runInLanes } from './lib/lanes.js';
 import { summarise } from './lib/stats.js';

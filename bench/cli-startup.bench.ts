@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startSimulator } from '../src/simulator/server.js';
+import { startSimulator } from '../src/simulator/metadata-server.js';
 import { formatMs, summarise } from './lib/stats.js';
 
 /**

@@ -6,7 +6,7 @@ import { STEP_TYPES } from '../src/steps/registry.js';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/lib/log.js';
 import type { NoticeKind, ProviderName } from '../src/notice/notice.js';
-import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import { startSimulator, type RunningSimulator } from '../src/simulator/metadata-server.js';
 import { flag } from './lib/args.js';
 import { runInLanes } from './lib/lanes.js';
 import { summarise } from './lib/stats.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import { startSimulator, type RunningSimulator } from '../src/simulator/metadata-server.js';
 import { spawnAgent, stopChildren } from './lib/agent-process.js';
 import { flag } from './lib/args.js';
 import { processCpuSeconds, processRssMb } from './lib/stats.js';

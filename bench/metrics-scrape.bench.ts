@@ -4,7 +4,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startSimulator } from '../src/simulator/server.js';
+import { startSimulator } from '../src/simulator/metadata-server.js';
 import { formatMs, processCpuSeconds, processRssMb, summarise } from './lib/stats.js';
 
 /**

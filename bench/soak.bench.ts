@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseFaultSpec, formatFaultSpec } from '../src/simulator/fault-spec.js';
-import { startSimulator } from '../src/simulator/server.js';
+import { startSimulator } from '../src/simulator/metadata-server.js';
 import { startReceiver } from '../test/helpers/receiver.js';
 import { spawnAgent, stopChildren } from './lib/agent-process.js';
 import { flag } from './lib/args.js';

@@ -10,7 +10,7 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   const log = createLogger({ level: config.logLevel });
   const daemon = createDaemon({ config, log });
   // Loaded only when enabled: prom-client and the server cost nothing otherwise.
-  const server = config.server.enabled ? await (await import('../observe/server.js')).serveDaemon(daemon, config, log) : undefined;
+  const server = config.server.enabled ? await (await import('../observe/local-server.js')).serveDaemon(daemon, config, log) : undefined;
   const systemd = attachSystemdNotifier({ daemon, log });
   const shutdown = shutdownPlan({ daemon, config, log });
   const reloader = new ConfigReloader({

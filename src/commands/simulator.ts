@@ -3,7 +3,7 @@ import { parseDuration } from '../lib/duration.js';
 import { createLogger } from '../lib/log.js';
 import type { NoticeKind, ProviderName } from '../notice/notice.js';
 import { formatFaultSpec, loadFaultSpec } from '../simulator/fault-spec.js';
-import { startSimulator } from '../simulator/server.js';
+import { startSimulator } from '../simulator/metadata-server.js';
 
 export interface SimulatorArgs {
   provider: string;

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startSimulator } from '../simulator/server.js';
+import { startSimulator } from '../simulator/metadata-server.js';
 import type { NoticeKind, ProviderName } from '../notice/notice.js';
 
 /**

@@ -14,7 +14,7 @@ export interface TriggerSpec {
   resources?: string[];
 }
 
-/** One simulated metadata service. The HTTP server and control API live in server.ts. */
+/** One simulated metadata service. The HTTP server and control API live in metadata-server.ts. */
 export interface SimulatedCloud {
   readonly provider: ProviderName;
   /** Serves one metadata request exactly as the real service would. */

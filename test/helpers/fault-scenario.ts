@@ -7,7 +7,7 @@ import { compileConfig } from './config.js';
 import { createDaemon } from '../../src/daemon/daemon.js';
 import type { NoticeKind, ProviderName } from '../../src/notice/notice.js';
 import { NO_FAULTS, parseFaultSpec } from '../../src/simulator/fault-spec.js';
-import { startSimulator } from '../../src/simulator/server.js';
+import { startSimulator } from '../../src/simulator/metadata-server.js';
 import { startReceiver } from './receiver.js';
 
 /**

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Daemon } from '../../src/daemon/daemon.js';
 import { MetadataClient } from '../../src/providers/metadata/client.js';
-import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../src/simulator/server.js';
+import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../../src/simulator/metadata-server.js';
 import { startAgent, type AgentProcess } from './cli.js';
 import { startReceiver, type Receiver, type ReceiverReply } from './receiver.js';
 import { Workloads } from './workload.js';

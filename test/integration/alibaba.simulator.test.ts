@@ -5,7 +5,7 @@ import type { MetadataClient } from '../../src/providers/metadata/client.js';
 import { noticeId } from '../../src/notice/notice.js';
 import type { SimulatedAlibaba } from '../../src/simulator/alibaba.js';
 import type { SimulatedCloudOptions } from '../../src/simulator/cloud.js';
-import type { RunningSimulator } from '../../src/simulator/server.js';
+import type { RunningSimulator } from '../../src/simulator/metadata-server.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from '../helpers/provider-watch.js';
 import { TestResources } from '../helpers/resources.js';
 

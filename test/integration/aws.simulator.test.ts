@@ -1,6 +1,6 @@
 import { AwsProvider } from '../../src/providers/aws/provider.js';
 import type { ProviderEvent } from '../../src/providers/types.js';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/metadata-server.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from '../helpers/provider-watch.js';
 import { freePort } from '../helpers/free-port.js';
 

@@ -9,7 +9,7 @@ import { SCHEDULED_EVENTS_PATH } from '../../src/providers/azure/scheduled-event
 import { detectProvider } from '../../src/providers/detect.js';
 import { silentLogger } from '../../src/lib/log.js';
 import type { SimulatedAzure } from '../../src/simulator/azure.js';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/metadata-server.js';
 import { noticeId, type NoticeKind } from '../../src/notice/notice.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from '../helpers/provider-watch.js';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/lib/log.js';
 import { detectProvider } from '../../src/providers/detect.js';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/metadata-server.js';
 
 /** Each cloud's world-readable DMI files, as read on real machines. */
 const MACHINES: Record<string, Record<string, string>> = {

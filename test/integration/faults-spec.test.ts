@@ -10,7 +10,7 @@ import { GcpProvider } from '../../src/providers/gcp/provider.js';
 import { MetadataRequestError, type MetadataClient, type MetadataResponse } from '../../src/providers/metadata/client.js';
 import { withWrongTypes } from '../../src/simulator/faults.js';
 import { formatFaultSpec, loadFaultSpec, NO_FAULTS, parseFaultSpec } from '../../src/simulator/fault-spec.js';
-import type { RunningSimulator } from '../../src/simulator/server.js';
+import type { RunningSimulator } from '../../src/simulator/metadata-server.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from '../helpers/provider-watch.js';
 import { TestResources } from '../helpers/resources.js';
 

@@ -1,7 +1,7 @@
 import { GcpProvider } from '../../src/providers/gcp/provider.js';
 import type { MetadataRead, ProviderEvent, WatchContext } from '../../src/providers/types.js';
 import { silentLogger } from '../../src/lib/log.js';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/metadata-server.js';
 import { testProviderOptions } from '../helpers/provider-watch.js';
 
 // A poll interval far longer than the tests: a notice can only arrive through the hanging GET.

@@ -3,7 +3,7 @@ import { AlibabaProvider } from '../../src/providers/alibaba/provider.js';
 import { AwsProvider } from '../../src/providers/aws/provider.js';
 import type { Provider } from '../../src/providers/types.js';
 import { NO_FAULTS, parseFaultSpec } from '../../src/simulator/fault-spec.js';
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/metadata-server.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from '../helpers/provider-watch.js';
 
 /** Small, so an outage reaches the cap in a few tries; the same for the token and the polls. */

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { compileConfig } from '../helpers/config.js';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { silentLogger, type Logger } from '../../src/lib/log.js';
-import { serveDaemon, type RunningServer } from '../../src/observe/server.js';
+import { serveDaemon, type RunningServer } from '../../src/observe/local-server.js';
 import { ScriptedProvider, scriptedNotice } from '../helpers/scripted-provider.js';
 import { until } from '../helpers/until.js';
 

@@ -1,4 +1,4 @@
-import { startSimulator, type RunningSimulator } from '../../src/simulator/server.js';
+import { startSimulator, type RunningSimulator } from '../../src/simulator/metadata-server.js';
 import { parseAwsEventDate } from '../../src/providers/aws/payloads.js';
 
 describe('AWS metadata simulator', () => {

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig } from '../helpers/config.js';
 import { CONFIG_DEFAULTS } from '../../src/config/schema.js';
-import { startSimulator } from '../../src/simulator/server.js';
+import { startSimulator } from '../../src/simulator/metadata-server.js';
 import { freePort } from '../helpers/free-port.js';
 
 const execFileAsync = promisify(execFile);

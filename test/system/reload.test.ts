@@ -11,7 +11,7 @@ import type { Config } from '../../src/config/types.js';
 import { createDaemon } from '../../src/daemon/daemon.js';
 import { silentLogger } from '../../src/lib/log.js';
 import { ConfigReloader, diffConfig, keepStartupSettings } from '../../src/daemon/reload.js';
-import { startSimulator } from '../../src/simulator/server.js';
+import { startSimulator } from '../../src/simulator/metadata-server.js';
 import { startAgent, type AgentProcess } from '../helpers/cli.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { ScriptedProvider, scriptedNotice } from '../helpers/scripted-provider.js';
