@@ -169,7 +169,21 @@ function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/**
+ * Uploads in progress. s3rver removes a completed upload's folder after it has answered
+ * CompleteMultipartUpload, so a folder listed here may be gone a moment later: that upload
+ * is over, not in progress (reading its key used to fail the whole listing with a 500).
+ */
 async function listUploads(dir: string): Promise<{ key: string; uploadId: string }[]> {
   const ids = await readdir(dir).catch(() => [] as string[]);
-  return Promise.all(ids.map(async (uploadId) => ({ uploadId, key: await readFile(join(dir, uploadId, 'key'), 'utf8') })));
+  const uploads = await Promise.all(
+    ids.map(async (uploadId) => {
+      const key = await readFile(join(dir, uploadId, 'key'), 'utf8').catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return undefined;
+        throw error;
+      });
+      return key === undefined ? [] : [{ uploadId, key }];
+    }),
+  );
+  return uploads.flat();
 }
