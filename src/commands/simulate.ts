@@ -5,8 +5,8 @@ import { buildEvent } from '../notice/event.js';
 import { hostFacts } from '../lib/host.js';
 import { createLogger } from '../lib/log.js';
 import { NOTICE_KINDS, noticeId, noticeToJSON, type Notice, type NoticeKind } from '../notice/notice.js';
-import { splitRuns, type Run } from '../plan/execute.js';
 import { buildPlan, executePlan, type Plan } from '../plan/executor.js';
+import { schedulePlan, type ScheduledRun } from '../plan/schedule.js';
 import { findStepType } from '../steps/registry.js';
 import { loadConfigFromFlags, type ConfigFlags } from './flags.js';
 
@@ -31,52 +31,6 @@ export function syntheticNotice(kind: NoticeKind, deadlineInMs: number | null, n
   };
 }
 
-/** One run of a step in a dry run: when it would start at the latest, and what time it gets. */
-export interface ScheduledRun {
-  name: string;
-  type: string;
-  phase: Run['phase'];
-  after: string[];
-  /** Latest start, ms after the plan starts, if every step before it used its whole budget. */
-  latestStartMs: number;
-  /** The time it gets when it starts then: its timeout, cut by the plan deadline. */
-  budgetMs: number;
-  /** True when the plan deadline may pass before it can start (the executor then skips it). */
-  mayNotStart: boolean;
-  does: string;
-}
-
-/**
- * The worst-case timetable of a plan, following the executor's rules: a run starts when the
- * runs it waits for have ended, finish-phase runs after every notice-phase run, and no run
- * goes past the plan deadline.
- */
-export function schedulePlan(plan: Plan): ScheduledRun[] {
-  const { noticeRuns, finishRuns } = splitRuns(plan);
-  const remaining = plan.planDeadline === null ? Infinity : plan.planDeadline - plan.builtAt;
-  const endOf = new Map<string, number>();
-  const schedule = (runs: Run[], phaseStart: number) =>
-    runs.map((run): ScheduledRun => {
-      const latestStartMs = Math.max(phaseStart, ...run.after.map((name) => endOf.get(name) ?? phaseStart));
-      const budgetMs = Math.max(0, Math.min(run.step.timeoutMs, remaining - latestStartMs));
-      endOf.set(run.name, latestStartMs + budgetMs);
-      const stepType = findStepType(run.step.type);
-      return {
-        name: run.name,
-        type: run.step.type,
-        phase: run.phase,
-        after: run.after,
-        latestStartMs,
-        budgetMs,
-        mayNotStart: latestStartMs >= remaining,
-        does: stepType ? stepType.describe(run.step.options) : `unknown step type ${run.step.type}: would be skipped`,
-      };
-    });
-  const noticePhase = schedule(noticeRuns, 0);
-  const finishStart = Math.max(0, ...noticePhase.map((run) => endOf.get(run.name)!));
-  return [...noticePhase, ...schedule(finishRuns, finishStart)];
-}
-
 function describeStart(run: ScheduledRun): string {
   if (run.mayNotStart) return 'may not start: the plan deadline can pass first';
   const waits = run.phase === 'finish' ? ['the notice steps', ...run.after] : run.after;
@@ -87,7 +41,7 @@ function describeStart(run: ScheduledRun): string {
 /** The dry-run report: plan deadline, then one row per run in DAG order. */
 export function formatDryRun(plan: Plan, config: Pick<Config, 'safetyMarginMs'>): string {
   const { notice } = plan;
-  const runs = schedulePlan(plan);
+  const runs = schedulePlan(plan, findStepType);
   const lines: string[] = [];
   const deadline = notice.deadline === null ? 'no deadline (advisory)' : `deadline in ${formatDuration(notice.deadline.getTime() - plan.builtAt)}`;
   const planDeadline =
@@ -114,7 +68,7 @@ function dryRunJSON(plan: Plan) {
     notice: noticeToJSON(plan.notice),
     planDeadline: plan.planDeadline === null ? null : new Date(plan.planDeadline).toISOString(),
     floorBudget: plan.floorBudget,
-    runs: schedulePlan(plan),
+    runs: schedulePlan(plan, findStepType),
     excluded: plan.excluded,
   };
 }

@@ -211,17 +211,16 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       },
       `interruption notice: ${notice.kind}${notice.deadline ? ` at ${notice.deadline.toISOString()}` : ''}`,
     );
+    // Every step outcome, journaled ones of a resumed plan included, is recorded by the
+    // executor's recorder (src/plan/recorder.ts): it writes the journal and tells us here.
     const result = await executePlan(plan, {
       log,
       host: this.host,
       lookup: findStepType,
-      finished: journal.finishedSteps(notice.id),
+      journal,
       onStepStarted: (name) => this.emit('stepStarted', notice, name),
       onStepProgress: (name, detail) => this.emit('stepProgress', notice, name, detail),
-      onStepFinished: async (summary) => {
-        await journal.recordStep(notice.id, summary);
-        this.emit('stepFinished', notice, summary);
-      },
+      onStepFinished: (summary) => this.emit('stepFinished', notice, summary),
     });
     await journal.finish(notice.id, result);
     const event = buildEvent('plan.finished', notice, this.host, plan.planDeadline, result.steps);

@@ -22,11 +22,15 @@ export interface DaemonEvents {
   read: [read: MetadataRead];
   notice: [notice: Notice];
   withdrawn: [noticeId: string, reason: string];
-  /** The plan built for a notice, before its first step starts. */
+  /** The plan built for a notice (with its runs), before its first step starts. */
   planStarted: [plan: Plan];
   stepStarted: [notice: Notice, stepName: string];
   /** A running step's progress report (bytes moved, pids seen), as given to context.progress. */
   stepProgress: [notice: Notice, stepName: string, detail: Record<string, unknown>];
+  /**
+   * A run's outcome. A resumed plan first reports the runs the journal had as finished
+   * before the restart, with `detail.fromJournal: true` (fromJournal() in plan/recorder.ts).
+   */
   stepFinished: [notice: Notice, summary: StepSummary];
   planFinished: [notice: Notice, result: PlanResult];
   /** reload() put a new config into effect. */

@@ -4,7 +4,7 @@ import { DaemonSubscription } from '../daemon/subscription.js';
 import { suppressedLogLines } from '../lib/log-limit.js';
 import type { StepSummary } from '../notice/event.js';
 import type { Notice } from '../notice/notice.js';
-import type { Plan } from '../plan/executor.js';
+import { fromJournal, type Plan } from '../plan/executor.js';
 import { registerProcessMetrics } from './process-metrics.js';
 import type { MetadataRead } from '../providers/types.js';
 
@@ -204,7 +204,7 @@ export class DaemonMetrics {
   }
 
   private recordPlan(plan: Plan): void {
-    this.stepTypes.set(plan.noticeId, new Map(plan.steps.map((step) => [step.name, step.type])));
+    this.stepTypes.set(plan.noticeId, new Map(plan.runs.map((run) => [run.name, run.step.type])));
   }
 
   private recordStepStarted(notice: Notice, name: string): void {
@@ -216,6 +216,10 @@ export class DaemonMetrics {
   }
 
   private recordStep(notice: Notice, summary: StepSummary): void {
+    // A run a resumed plan had finished before the restart is no new outcome: the agent that
+    // ran it counted it (Prometheus sees that counter reset with the restart), so counting it
+    // again here would report one failure, or one upload's bytes, twice.
+    if (fromJournal(summary)) return;
     this.stepRuns.record({ step: summary.name, type: summary.type }, summary.status, summary.ms / 1000);
     this.stepStartedAt.delete(`${notice.id}\0${summary.name}`);
     const bytes = summary.type === SNAPSHOT_TYPE ? bytesOf(summary.detail) : undefined;

@@ -2,7 +2,7 @@ import type { Daemon } from '../daemon/daemon.js';
 import { DaemonSubscription } from '../daemon/subscription.js';
 import type { StepStatus, StepSummary } from '../notice/event.js';
 import { noticeToJSON, type Notice, type NoticeKind } from '../notice/notice.js';
-import { finishRunName, type Plan, type PlanResult } from '../plan/executor.js';
+import type { Plan, PlanResult } from '../plan/executor.js';
 
 export type StepState = 'pending' | 'running' | StepStatus;
 
@@ -163,11 +163,8 @@ export class StatusTracker {
     const entry = this.tracked.get(plan.noticeId);
     if (!entry) return;
     entry.planDeadline = plan.planDeadline;
-    for (const step of plan.steps) {
-      const names = step.phase === 'both' ? [step.name, finishRunName(step.name)] : [step.name];
-      for (const name of names) {
-        if (!entry.steps.has(name)) entry.steps.set(name, { name, type: step.type, state: 'pending', startedAt: null, ms: null });
-      }
+    for (const { name, step } of plan.runs) {
+      if (!entry.steps.has(name)) entry.steps.set(name, { name, type: step.type, state: 'pending', startedAt: null, ms: null });
     }
   }
 

@@ -78,12 +78,11 @@ export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdN
     log.info({ status: lastStatus }, 'ready: telling systemd');
     void sd.ready(lastStatus);
   };
-  const onPlanStarted = ({ notice, steps }: Plan) => {
-    // A step that runs in both phases reports twice (`name` and `name:finish`).
-    const runs = steps.length + steps.filter((step) => step.phase === 'both').length;
-    running.set(notice.id, { kind: notice.kind, deadline: notice.deadline, steps: runs, done: 0, failed: 0 });
+  const onPlanStarted = ({ notice, runs }: Plan) => {
+    running.set(notice.id, { kind: notice.kind, deadline: notice.deadline, steps: runs.length, done: 0, failed: 0 });
     updateStatus();
   };
+  // Runs a resumed plan had finished before a restart are reported finished too: counted here.
   const onStepFinished = (notice: Notice, summary: StepSummary) => {
     const progress = running.get(notice.id);
     if (!progress) return;

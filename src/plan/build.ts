@@ -41,6 +41,25 @@ export interface Plan {
   steps: PlannedStep[];
   /** Steps whose `on:` does not include this notice kind. */
   excluded: string[];
+  /**
+   * What runs, in order: every notice-phase run, then every finish-phase run. The executor,
+   * the dry-run schedule and every observer (status, systemd) read these; none works them out.
+   */
+  runs: Run[];
+}
+
+/** One run of a step: a `both` step has two, the second named `<name>:finish`. */
+export interface Run {
+  name: string;
+  step: PlannedStep;
+  phase: 'notice' | 'finish';
+  /** Runs (by run name) this one waits for, within its own phase. */
+  after: string[];
+}
+
+/** The name a `both` step's finish run is reported and journaled under. */
+export function finishRunName(stepName: string): string {
+  return `${stepName}:finish`;
 }
 
 export type PlanConfig = Pick<Config, 'steps' | 'safetyMarginMs' | 'minimumBudgetMs'>;
@@ -80,7 +99,33 @@ export function buildPlan(notice: Notice, config: PlanConfig, now: number, looku
     floorBudget: planDeadline.floor,
     steps,
     excluded: config.steps.filter((step) => !applies(step)).map((step) => step.name),
+    runs: planRuns(steps),
   };
+}
+
+/**
+ * Notice-phase runs wait only for notice-phase runs: a dependency on a finish-only step
+ * could never be met before the finish phase, so it counts as satisfied there.
+ * Finish-phase runs wait for the finish runs of the steps they name (notice runs are done).
+ */
+function planRuns(steps: PlannedStep[]): Run[] {
+  const phaseOf = new Map(steps.map((step) => [step.name, step.phase]));
+  const noticeRuns: Run[] = [];
+  const finishRuns: Run[] = [];
+  for (const step of steps) {
+    if (step.phase !== 'finish') {
+      const after = step.after.filter((name) => phaseOf.get(name) !== 'finish');
+      noticeRuns.push({ name: step.name, step, phase: 'notice', after });
+    }
+    if (step.phase !== 'notice') {
+      const finishName = step.phase === 'both' ? finishRunName(step.name) : step.name;
+      const after = step.after
+        .filter((name) => phaseOf.get(name) !== 'notice')
+        .map((name) => (phaseOf.get(name) === 'both' ? finishRunName(name) : name));
+      finishRuns.push({ name: finishName, step, phase: 'finish', after });
+    }
+  }
+  return [...noticeRuns, ...finishRuns];
 }
 
 function computePlanDeadline(notice: Notice, config: PlanConfig, now: number): { at: number | null; floor: boolean } {

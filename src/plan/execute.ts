@@ -1,22 +1,13 @@
 import { buildEvent, type StepStatus, type StepSummary } from '../notice/event.js';
 import { errorMessage, PreemptdError, StepFailure } from '../lib/errors.js';
 import type { HostFacts } from '../lib/host.js';
-import { scrubSecrets, type Logger } from '../lib/log.js';
-import type { Plan, PlannedStep } from './build.js';
+import { scrubSecrets } from '../lib/log.js';
+import type { Plan, Run } from './build.js';
+import { StepRecorder, type RecorderDeps } from './recorder.js';
 import type { StepContext, StepDetail, StepTypeLookup } from '../steps/types.js';
 
-export interface ExecuteDeps {
-  log: Logger;
+export interface ExecuteDeps extends RecorderDeps {
   host: HostFacts;
-  /** Steps already finished before a restart (from the journal): reported, not run again. */
-  finished?: ReadonlyMap<string, StepSummary>;
-  /**
-   * Cross-cutting effects (journal, metrics, status lines). They may return a promise: it is
-   * not awaited (a slow disk must not hold the plan past its deadline) and a failure is logged.
-   */
-  onStepStarted?(name: string): void;
-  onStepFinished?(summary: StepSummary): void;
-  onStepProgress?(name: string, detail: Record<string, unknown>): void;
   /** Finds a step type by its config key (steps/registry.ts findStepType; tests pass their own). */
   lookup: StepTypeLookup;
 }
@@ -33,18 +24,6 @@ export interface PlanResult {
   slackMs: number | null;
 }
 
-/** The name a `both` step's finish run is reported and journaled under. */
-export function finishRunName(stepName: string): string {
-  return `${stepName}:finish`;
-}
-
-export interface Run {
-  name: string;
-  step: PlannedStep;
-  phase: 'notice' | 'finish';
-  after: string[];
-}
-
 /**
  * Runs a plan. Steps without pending `after:` start at once; a step starts as soon as every
  * step it waits for has finished, whatever that step's status: a failing step never stops
@@ -55,31 +34,27 @@ export interface Run {
  */
 export async function executePlan(plan: Plan, deps: ExecuteDeps): Promise<PlanResult> {
   const startedAt = Date.now();
-  const { noticeRuns, finishRuns } = splitRuns(plan);
-  const outcomes = new Map<string, StepSummary>();
-  const order = [...noticeRuns, ...finishRuns].map((run) => run.name);
-  const finishedSoFar = () => order.flatMap((name) => outcomes.get(name) ?? []);
+  const recorder = new StepRecorder(plan, deps);
+  recorder.replayJournal();
 
   const runPhase = async (runs: Run[]) => {
-    const pending = new Map<string, Promise<StepSummary>>();
+    const pending = new Map<string, Promise<void>>();
     for (const run of runs) {
       const waitFor = run.after.flatMap((name) => pending.get(name) ?? []);
-      const outcome = Promise.all(waitFor).then(async () => {
-        const summary = await settleRun(run, plan, deps, finishedSoFar);
-        outcomes.set(run.name, summary);
-        return summary;
+      const settled = Promise.all(waitFor).then(async () => {
+        if (!recorder.outcome(run.name)) recorder.finished(await runStep(run, plan, deps, recorder));
       });
-      pending.set(run.name, outcome);
+      pending.set(run.name, settled);
     }
     await Promise.all(pending.values());
   };
 
-  await runPhase(noticeRuns);
-  await runPhase(finishRuns);
+  await runPhase(plan.runs.filter((run) => run.phase === 'notice'));
+  await runPhase(plan.runs.filter((run) => run.phase === 'finish'));
   const finishedAt = Date.now();
   return {
     noticeId: plan.noticeId,
-    steps: finishedSoFar(),
+    steps: recorder.finishedRuns(),
     startedAt,
     finishedAt,
     planDeadline: plan.planDeadline,
@@ -87,50 +62,7 @@ export async function executePlan(plan: Plan, deps: ExecuteDeps): Promise<PlanRe
   };
 }
 
-/**
- * Notice-phase runs wait only for notice-phase runs: a dependency on a finish-only step
- * could never be met before the finish phase, so it counts as satisfied there.
- * Finish-phase runs wait for the finish runs of the steps they name (notice runs are done).
- */
-export function splitRuns(plan: Plan): { noticeRuns: Run[]; finishRuns: Run[] } {
-  const phaseOf = new Map(plan.steps.map((step) => [step.name, step.phase]));
-  const noticeRuns: Run[] = [];
-  const finishRuns: Run[] = [];
-  for (const step of plan.steps) {
-    if (step.phase !== 'finish') {
-      const after = step.after.filter((name) => phaseOf.get(name) !== 'finish');
-      noticeRuns.push({ name: step.name, step, phase: 'notice', after });
-    }
-    if (step.phase !== 'notice') {
-      const finishName = step.phase === 'both' ? finishRunName(step.name) : step.name;
-      const after = step.after
-        .filter((name) => phaseOf.get(name) !== 'notice')
-        .map((name) => (phaseOf.get(name) === 'both' ? finishRunName(name) : name));
-      finishRuns.push({ name: finishName, step, phase: 'finish', after });
-    }
-  }
-  return { noticeRuns, finishRuns };
-}
-
-async function settleRun(
-  run: Run,
-  plan: Plan,
-  deps: ExecuteDeps,
-  finishedSoFar: () => StepSummary[],
-): Promise<StepSummary> {
-  const recorded = deps.finished?.get(run.name);
-  if (recorded) {
-    deps.log.info({ step: run.name, status: recorded.status }, 'step already finished before restart, not run again');
-    return { ...recorded, detail: { ...recorded.detail, fromJournal: true } };
-  }
-  const summary = await runStep(run, plan, deps, finishedSoFar);
-  const { name, type, status, ms, error } = summary;
-  deps.log[status === 'ok' ? 'info' : 'warn']({ step: name, type, status, ms, error, detail: summary.detail }, 'step finished');
-  callSafely(deps.log, () => deps.onStepFinished?.(summary));
-  return summary;
-}
-
-async function runStep(run: Run, plan: Plan, deps: ExecuteDeps, finishedSoFar: () => StepSummary[]): Promise<StepSummary> {
+async function runStep(run: Run, plan: Plan, deps: ExecuteDeps, recorder: StepRecorder): Promise<StepSummary> {
   const { step } = run;
   const started = Date.now();
   const finishWith = (status: StepStatus, error?: string, detail?: StepDetail): StepSummary => ({
@@ -164,16 +96,15 @@ async function runStep(run: Run, plan: Plan, deps: ExecuteDeps, finishedSoFar: (
     deadline,
     planDeadline: plan.planDeadline,
     event: (type) =>
-      buildEvent(type, plan.notice, deps.host, plan.planDeadline, type === 'plan.finished' ? finishedSoFar() : []),
-    finishedSteps: finishedSoFar,
+      buildEvent(type, plan.notice, deps.host, plan.planDeadline, type === 'plan.finished' ? recorder.finishedRuns() : []),
+    finishedSteps: () => recorder.finishedRuns(),
     progress: (detail) => {
       progress = { ...progress, ...detail };
-      callSafely(deps.log, () => deps.onStepProgress?.(run.name, detail));
+      recorder.progress(run, detail);
     },
   };
 
-  deps.log.debug({ step: run.name, type: step.type, deadlineInMs: deadline - started }, 'step started');
-  callSafely(deps.log, () => deps.onStepStarted?.(run.name));
+  recorder.started(run, deadline - started);
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timed_out'>((resolve) => {
     timer = setTimeout(() => {
@@ -200,15 +131,4 @@ async function runStep(run: Run, plan: Plan, deps: ExecuteDeps, finishedSoFar: (
 
 function mergeDetail(a: StepDetail | undefined, b: StepDetail | undefined): StepDetail | undefined {
   return a === undefined && b === undefined ? undefined : { ...a, ...b };
-}
-
-/** Callbacks (journal, metrics, status) must never break or hold up the plan. */
-function callSafely(log: Logger, callback: () => unknown): void {
-  const report = (error: unknown) => log.error({ err: errorMessage(error) }, 'plan callback failed');
-  try {
-    const result = callback();
-    if (result instanceof Promise) result.catch(report);
-  } catch (error) {
-    report(error);
-  }
 }

@@ -136,7 +136,7 @@ describe('metrics from daemon events', () => {
   test('snapshot bytes are counted once from cumulative progress and the final detail, with the upload rate', async () => {
     const { daemon, metrics } = scripted();
     const notice = scriptedNotice('terminate', 120_000);
-    const plan = { noticeId: notice.id, notice, steps: [{ name: 'save', type: 'snapshot' }, { name: 'drain', type: 'http' }] } as unknown as Plan;
+    const plan = { noticeId: notice.id, notice, runs: [{ name: 'save', step: { type: 'snapshot' } }, { name: 'drain', step: { type: 'http' } }] } as unknown as Plan;
     daemon.emit('notice', notice);
     daemon.emit('planStarted', plan);
     daemon.emit('stepStarted', notice, 'save');
@@ -150,6 +150,19 @@ describe('metrics from daemon events', () => {
     expect(valueOf(samples, 'preemptd_snapshot_bytes_total', { step: 'save' })).toBe(10_000);
     expect(valueOf(samples, 'preemptd_snapshot_bytes_total', { step: 'drain' })).toBeUndefined();
     expect(valueOf(samples, 'preemptd_snapshot_throughput_bytes_per_second', { step: 'save' })).toBe(5000);
+  });
+
+  test('a run a resumed plan had finished before the restart is not counted again', async () => {
+    const { daemon, metrics } = scripted();
+    const notice = scriptedNotice('terminate', 120_000);
+    daemon.emit('notice', notice);
+    const replayed: StepSummary = { name: 'save', type: 'snapshot', status: 'failed', ms: 2000, error: 'earlier', detail: { bytesDone: 500, fromJournal: true } };
+    daemon.emit('stepFinished', notice, replayed);
+    daemon.emit('stepFinished', notice, { name: 'drain', type: 'http', status: 'ok', ms: 5 });
+    const samples = parseSamples(await metrics.render());
+    expect(valueOf(samples, 'preemptd_step_outcomes_total', { step: 'save', type: 'snapshot', status: 'failed' })).toBeUndefined();
+    expect(valueOf(samples, 'preemptd_snapshot_bytes_total', { step: 'save' })).toBeUndefined();
+    expect(valueOf(samples, 'preemptd_step_outcomes_total', { step: 'drain', type: 'http', status: 'ok' })).toBe(1);
   });
 
   test('close() stops following the daemon', async () => {

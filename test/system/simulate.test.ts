@@ -1,9 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { schedulePlan, syntheticNotice } from '../../src/commands/simulate.js';
+import { syntheticNotice } from '../../src/commands/simulate.js';
 import { compileConfig } from '../helpers/config.js';
 import type { PreemptdEvent } from '../../src/notice/event.js';
 import { buildPlan } from '../../src/plan/executor.js';
+import { schedulePlan } from '../../src/plan/schedule.js';
 import { findStepType } from '../../src/steps/registry.js';
 import { runCli } from '../helpers/cli.js';
 import type { Receiver } from '../helpers/receiver.js';
@@ -41,7 +42,7 @@ test('the worst-case timetable follows the DAG and cuts budgets at the plan dead
   const config = compileConfig(runbook(hooks, '/run/none.pid'));
   const now = Date.now();
   const plan = buildPlan(syntheticNotice('terminate', 120_000, now), config, now, findStepType);
-  const byName = Object.fromEntries(schedulePlan(plan).map((run) => [run.name, run]));
+  const byName = Object.fromEntries(schedulePlan(plan, findStepType).map((run) => [run.name, run]));
   // Plan deadline: 120 s - 5 s safety margin = 115 s.
   expect(byName['tell-ops']).toMatchObject({ latestStartMs: 0, budgetMs: 60_000, phase: 'notice' });
   expect(byName['checkpoint']).toMatchObject({ latestStartMs: 0, budgetMs: 20_000 });

@@ -6,7 +6,7 @@ import type { PreemptdEvent, StepSummary } from '../../src/notice/event.js';
 import { hostFacts } from '../../src/lib/host.js';
 import { silentLogger } from '../../src/lib/log.js';
 import type { Notice, NoticeKind } from '../../src/notice/notice.js';
-import { buildPlan, executePlan, type ExecuteDeps, type PlanConfig } from '../../src/plan/executor.js';
+import { buildPlan, executePlan, fromJournal, type ExecuteDeps, type PlanConfig } from '../../src/plan/executor.js';
 import type { AnyStepType, StepContext } from '../../src/steps/types.js';
 import { StepFailure } from '../../src/lib/errors.js';
 
@@ -85,6 +85,16 @@ function notice(deadlineInMs: number | null, kind: NoticeKind = 'terminate'): No
 
 function config(steps: StepConfig[], more: Partial<PlanConfig> = {}): PlanConfig {
   return { steps, safetyMarginMs: 0, minimumBudgetMs: 1000, ...more };
+}
+
+/** A journal that had `finished` before a restart and keeps what is recorded now. */
+function fakeJournal(finished: Map<string, StepSummary>) {
+  const recorded: StepSummary[] = [];
+  return {
+    recorded,
+    finishedSteps: () => finished,
+    recordStep: async (_noticeId: string, summary: StepSummary) => void recorded.push(summary),
+  };
 }
 
 function deps(more: Partial<ExecuteDeps> = {}): ExecuteDeps {
@@ -222,13 +232,33 @@ describe('executePlan', () => {
   test('does not run steps the journal says finished and reports their recorded outcome', async () => {
     const recorded: StepSummary = { name: 'a', type: 'fake', status: 'failed', ms: 12, error: 'earlier' };
     const started: string[] = [];
+    const finished: StepSummary[] = [];
+    const journal = fakeJournal(new Map([['a', recorded]]));
     const { byName } = await run([step('a'), step('b', {}, { after: ['a'] })], {
-      deps: { finished: new Map([['a', recorded]]), onStepStarted: (name) => started.push(name) },
+      deps: { journal, onStepStarted: (name) => started.push(name), onStepFinished: (summary) => finished.push(summary) },
     });
     expect(timeline).toEqual(['start:b', 'end:b']);
     expect(started).toEqual(['b']);
     expect(byName.get('a')).toEqual({ ...recorded, detail: { fromJournal: true } });
     expect(byName.get('b')!.status).toBe('ok');
+    // Observers hear of the journaled run as finished, first; only the new outcome is journaled.
+    expect(finished.map((summary) => [summary.name, fromJournal(summary)])).toEqual([
+      ['a', true],
+      ['b', false],
+    ]);
+    expect(journal.recorded.map((summary) => summary.name)).toEqual(['b']);
+  });
+
+  test('journals every outcome and logs it once, without waiting for a journal that never answers', async () => {
+    const lines: Array<{ msg: string; step?: string }> = [];
+    const log = pino({ level: 'debug' }, new Writable({ write: (chunk, _encoding, done) => (lines.push(JSON.parse(String(chunk))), done()) }));
+    const journal = { ...fakeJournal(new Map()), recordStep: () => new Promise<void>(() => undefined) };
+    const { byName } = await run([step('a'), step('b', { fail: 'x' }, { after: ['a'] }), { ...step('tell'), type: 'report', options: { phase: 'both' } }], {
+      deps: { log, journal },
+    });
+    expect([...byName].map(([name, summary]) => `${name}:${summary.status}`)).toEqual(['a:ok', 'b:failed', 'tell:ok', 'tell:finish:ok']);
+    const finishedLines = lines.filter((line) => line.msg === 'step finished').map((line) => line.step);
+    expect(finishedLines.sort()).toEqual(['a', 'b', 'tell', 'tell:finish']);
   });
 
   test('finish-phase steps run after every notice step and see their outcomes', async () => {
