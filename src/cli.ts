@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { ConfigError, EXIT_CONFIG, EXIT_USAGE, PreemptdError } from './lib/errors.js';
+import { EXIT_USAGE, exitCodeFor } from './lib/errors.js';
 import { AGENT_VERSION } from './lib/host.js';
 import { configOptions } from './commands/flags.js';
 import { NOTICE_KINDS, PROVIDER_NAMES } from './notice/notice.js';
@@ -80,10 +80,4 @@ try {
 } catch (error) {
   process.exitCode = exitCodeFor(error);
   process.stderr.write(`preemptd: ${error instanceof Error ? error.message : String(error)}\n`);
-}
-
-function exitCodeFor(error: unknown): number {
-  if (error instanceof ConfigError) return EXIT_CONFIG;
-  if (error instanceof PreemptdError && error.code === 'ERR_USAGE') return EXIT_USAGE;
-  return 1;
 }

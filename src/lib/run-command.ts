@@ -1,17 +1,10 @@
 import { execFile } from 'node:child_process';
+import { CommandNotFound, PreemptdError } from './errors.js';
 
 export interface CommandResult {
   exitCode: number;
   stdout: string;
   stderr: string;
-}
-
-/** The program is not installed (not on PATH). */
-export class CommandNotFound extends Error {
-  constructor(readonly command: string) {
-    super(`${command} not found on PATH`);
-    this.name = 'CommandNotFound';
-  }
 }
 
 /**
@@ -40,7 +33,7 @@ export function runCommand(
         if (error.code === 'ENOENT') return reject(new CommandNotFound(command));
         if (typeof error.code === 'number') return resolve({ exitCode: error.code, stdout, stderr });
         const reason = error.killed ? `timed out after ${options.timeoutMs} ms` : error.message;
-        reject(new Error(`${command} ${args.join(' ')}: ${reason}`, { cause: error }));
+        reject(new PreemptdError('ERR_COMMAND', `${command} ${args.join(' ')}: ${reason}`, { cause: error }));
       },
     );
   });

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/types.js';
 import type { Daemon } from '../daemon/daemon.js';
-import { errorMessage } from '../lib/errors.js';
+import { PreemptdError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
 import { StatusTracker } from './plan-status.js';
@@ -116,7 +116,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
       const reason = error.code === 'EADDRINUSE' ? 'the address is in use (another preemptd?)' : error.code === 'EACCES' ? 'permission denied' : error.message;
-      reject(new Error(`cannot listen on ${hostPort(options.host, options.port)}: ${reason}`, { cause: error }));
+      reject(new PreemptdError('ERR_LISTEN', `cannot listen on ${hostPort(options.host, options.port)}: ${reason}`, { cause: error }));
     });
     server.listen(options.port, options.host, () => resolve());
   });
@@ -151,7 +151,8 @@ export async function serveDaemon(daemon: Daemon, config: Pick<Config, 'server' 
   } catch (error) {
     metrics.close();
     status.close();
-    log.error({ err: errorMessage(error) }, `local server not started (server.listen): ${errorMessage(error)}; the agent runs on without /healthz, /readyz and /metrics`);
+    const code = error instanceof PreemptdError ? error.code : undefined;
+    log.error({ err: errorMessage(error), code }, `local server not started (server.listen): ${errorMessage(error)}; the agent runs on without /healthz, /readyz and /metrics`);
     return undefined;
   }
   log.info({ url: server.url, endpoints: ENDPOINTS }, `local server on ${server.url}`);

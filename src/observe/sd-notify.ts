@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { PreemptdError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 
 /**
@@ -85,7 +86,7 @@ function runSystemdNotify(args: string[]): Promise<void> {
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
     child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(stderr.trim() || `${SYSTEMD_NOTIFY} exited with code ${code}`))));
+    child.once('close', (code) => (code === 0 ? resolve() : reject(new PreemptdError('ERR_COMMAND', stderr.trim() || `${SYSTEMD_NOTIFY} exited with code ${code}`))));
   });
 }
 

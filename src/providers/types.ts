@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { InstanceFacts, Notice, ProviderName } from '../notice/notice.js';
 
@@ -11,6 +12,8 @@ export interface MetadataRead {
   status?: number;
   /** Short reason when not ok (timeout, connection refused, bad JSON...). */
   error?: string;
+  /** The error's code when not ok, such as ERR_METADATA_TIMEOUT (docs/errors.md). */
+  code?: ErrorCode;
 }
 
 export type ProviderEvent =

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PreemptdError } from '../lib/errors.js';
 import type { SimulatedCloud, SimulatedCloudOptions, TriggerSpec } from './cloud.js';
 
 const TOKEN_PATH = '/latest/api/token';
@@ -51,9 +52,9 @@ export class SimulatedAlibaba implements SimulatedCloud {
   }
 
   trigger(spec: TriggerSpec): void {
-    if (spec.kind !== 'terminate') throw new Error(`Alibaba spot instances only get terminate notices, not ${spec.kind}`);
+    if (spec.kind !== 'terminate') throw new PreemptdError('ERR_USAGE', `Alibaba spot instances only get terminate notices, not ${spec.kind}`);
     const time = spec.time ? new Date(spec.time) : new Date(Date.now() + (spec.leadMs ?? DEFAULT_LEAD_MS));
-    if (Number.isNaN(time.getTime())) throw new Error(`trigger time ${JSON.stringify(spec.time)} is not a date; expected ISO 8601`);
+    if (Number.isNaN(time.getTime())) throw new PreemptdError('ERR_USAGE', `trigger time ${JSON.stringify(spec.time)} is not a date; expected ISO 8601`);
     // Alibaba writes whole seconds: 2015-01-05T18:02:00Z.
     this.terminationTime = time.toISOString().replace(/\.\d{3}Z$/, 'Z');
   }

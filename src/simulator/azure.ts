@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PreemptdError } from '../lib/errors.js';
 import type { NoticeKind } from '../notice/notice.js';
 import type { SimulatedCloud, SimulatedCloudOptions, TriggerSpec } from './cloud.js';
 
@@ -78,10 +79,10 @@ export class SimulatedAzure implements SimulatedCloud {
   trigger(spec: TriggerSpec): void {
     const eventType = EVENT_TYPES[spec.kind];
     if (!eventType) {
-      throw new Error(`Azure Scheduled Events have no ${spec.kind} event; expected kind one of ${Object.keys(EVENT_TYPES).join(', ')}`);
+      throw new PreemptdError('ERR_USAGE', `Azure Scheduled Events have no ${spec.kind} event; expected kind one of ${Object.keys(EVENT_TYPES).join(', ')}`);
     }
     const notBefore = spec.time ? new Date(spec.time) : new Date(Date.now() + (spec.leadMs ?? eventType.leadMs));
-    if (Number.isNaN(notBefore.getTime())) throw new Error(`trigger time ${JSON.stringify(spec.time)} is not a date; expected ISO 8601`);
+    if (Number.isNaN(notBefore.getTime())) throw new PreemptdError('ERR_USAGE', `trigger time ${JSON.stringify(spec.time)} is not a date; expected ISO 8601`);
     this.events = [
       {
         EventId: randomUUID().toUpperCase(),
@@ -156,7 +157,7 @@ function parseStartRequests(body: string): Array<{ EventId: string }> {
   const parsed = JSON.parse(body) as { StartRequests?: unknown };
   const list = parsed?.StartRequests;
   if (!Array.isArray(list) || !list.every((entry) => typeof (entry as { EventId?: unknown })?.EventId === 'string')) {
-    throw new Error('expected {"StartRequests":[{"EventId":"..."}]}');
+    throw new PreemptdError('ERR_USAGE', 'expected {"StartRequests":[{"EventId":"..."}]}');
   }
   return list.map((entry: { EventId: string }) => ({ EventId: entry.EventId }));
 }

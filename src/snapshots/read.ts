@@ -153,6 +153,7 @@ export class FileReader {
   }
 }
 
+/** Shaped like the node:fs error it reports (errno `code`), not coded: callers test the errno. */
 function readError(message: ReadReply): Error {
   const text = message.type === 'error' ? message.message : `unexpected reply ${message.type}`;
   return Object.assign(new Error(text), { code: message.type === 'error' ? message.code : undefined });

@@ -1,6 +1,7 @@
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { PreemptdError } from '../lib/errors.js';
 import { formatLocation, type DirectoryLocation } from './location.js';
 import { abortError, type ObjectStore, type StoreOptions } from './types.js';
 
@@ -15,7 +16,7 @@ export function openFileStore(location: DirectoryLocation, options: StoreOptions
 
   const pathOf = (key: string): string => {
     const path = resolve(join(root, key));
-    if (!path.startsWith(root + sep)) throw new Error(`object key ${JSON.stringify(key)} leaves the directory ${root}`);
+    if (!path.startsWith(root + sep)) throw new PreemptdError('ERR_STORE', `object key ${JSON.stringify(key)} leaves the directory ${root}`);
     return path;
   };
 

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Storage } from '@google-cloud/storage';
+import { PreemptdError } from '../lib/errors.js';
 import { countBytes } from './count.js';
 import { formatLocation, type BucketLocation } from './location.js';
 import { streamOfParts } from './parts.js';
@@ -46,7 +47,7 @@ export function openGcsStore(location: BucketLocation, options: StoreOptions): O
     async get(key) {
       const file = bucket.file(key);
       const [exists] = await file.exists();
-      if (!exists) throw new Error(`${formatLocation(location)}${key.slice(location.prefix.length)} does not exist`);
+      if (!exists) throw new PreemptdError('ERR_STORE', `${formatLocation(location)}${key.slice(location.prefix.length)} does not exist`);
       return file.createReadStream({ validation: false }) as Readable;
     },
     async cleanup() {

@@ -1,3 +1,5 @@
+import { PreemptdError } from '../lib/errors.js';
+
 /**
  * Where a snapshot goes or comes from: `s3://bucket/prefix/`, `gs://bucket/prefix/`,
  * `az://account/container/prefix/` or `file:///dir/prefix/`. Keys inside it are
@@ -25,34 +27,34 @@ export const STORE_SCHEMES = ['s3', 'gs', 'az', 'file'] as const;
 
 const EXPECTED = 'expected s3://bucket/prefix/, gs://bucket/prefix/, az://account/container/prefix/ or file:///directory/';
 
-/** Parses a location URL; throws an Error whose message says what was wrong. */
+/** Parses a location URL; throws ERR_LOCATION with a message that says what was wrong. */
 export function parseLocation(text: string): StoreLocation {
   const match = /^([a-z0-9]+):\/\/(.*)$/i.exec(text.trim());
-  if (!match) throw new Error(`${EXPECTED}`);
+  if (!match) throw new PreemptdError('ERR_LOCATION', `${EXPECTED}`);
   const scheme = match[1]!.toLowerCase();
   const rest = match[2]!;
   if (scheme === 'file') {
-    if (!rest.startsWith('/')) throw new Error('a file:// location needs an absolute path, as in file:///mnt/nfs/snapshots/');
+    if (!rest.startsWith('/')) throw new PreemptdError('ERR_LOCATION', 'a file:// location needs an absolute path, as in file:///mnt/nfs/snapshots/');
     let directory: string;
     try {
       directory = decodeURIComponent(rest.replace(/\/+$/, '')) || '/';
     } catch {
-      throw new Error(`path ${JSON.stringify(rest)} has a % not followed by two hex digits (write %25 for a %): ${EXPECTED}`);
+      throw new PreemptdError('ERR_LOCATION', `path ${JSON.stringify(rest)} has a % not followed by two hex digits (write %25 for a %): ${EXPECTED}`);
     }
     return { scheme: 'file', directory, prefix: '' };
   }
   const [first = '', ...others] = rest.split('/');
   if (scheme === 's3' || scheme === 'gs') {
-    if (!/^[a-z0-9][a-z0-9._-]{2,62}$/i.test(first)) throw new Error(`bucket name ${JSON.stringify(first)} is not valid: ${EXPECTED}`);
+    if (!/^[a-z0-9][a-z0-9._-]{2,62}$/i.test(first)) throw new PreemptdError('ERR_LOCATION', `bucket name ${JSON.stringify(first)} is not valid: ${EXPECTED}`);
     return { scheme, bucket: first, prefix: normalisePrefix(others.join('/')) };
   }
   if (scheme === 'az') {
     const [container = '', ...path] = others;
-    if (!/^[a-z0-9]{3,24}$/.test(first)) throw new Error(`storage account ${JSON.stringify(first)} is not valid (3-24 lowercase letters and digits): ${EXPECTED}`);
-    if (!/^[a-z0-9$][a-z0-9-]{1,62}$/.test(container)) throw new Error(`container ${JSON.stringify(container)} is not valid: ${EXPECTED}`);
+    if (!/^[a-z0-9]{3,24}$/.test(first)) throw new PreemptdError('ERR_LOCATION', `storage account ${JSON.stringify(first)} is not valid (3-24 lowercase letters and digits): ${EXPECTED}`);
+    if (!/^[a-z0-9$][a-z0-9-]{1,62}$/.test(container)) throw new PreemptdError('ERR_LOCATION', `container ${JSON.stringify(container)} is not valid: ${EXPECTED}`);
     return { scheme: 'az', account: first, container, prefix: normalisePrefix(path.join('/')) };
   }
-  throw new Error(`scheme ${JSON.stringify(`${scheme}://`)} is not supported: ${EXPECTED}`);
+  throw new PreemptdError('ERR_LOCATION', `scheme ${JSON.stringify(`${scheme}://`)} is not supported: ${EXPECTED}`);
 }
 
 function normalisePrefix(path: string): string {

@@ -8,6 +8,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { Part, Parts } from './parts.js';
+import { PreemptdError } from '../lib/errors.js';
 import { abortError } from './types.js';
 
 /**
@@ -54,7 +55,7 @@ export async function uploadParts(client: S3Client, target: MultipartTarget, par
     }
     const created = await client.send(new CreateMultipartUploadCommand({ ...target, ChecksumAlgorithm: 'CRC32' }), { abortSignal: signal });
     const uploadId = created.UploadId;
-    if (!uploadId) throw new Error(`CreateMultipartUpload for ${target.Key} answered without an UploadId`);
+    if (!uploadId) throw new PreemptdError('ERR_STORE', `CreateMultipartUpload for ${target.Key} answered without an UploadId`);
     options.open.set(uploadId, target.Key);
     await uploadEachPart(client, { ...target, uploadId }, [first.value!, second.value], iterator, options);
   } catch (error) {

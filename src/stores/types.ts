@@ -51,7 +51,10 @@ export interface ObjectStore {
   close(): Promise<void>;
 }
 
-/** The error a store's `put` rejects with once its signal aborted. */
+/**
+ * The error a store's `put` rejects with once its signal aborted. It has no preemptd code on
+ * purpose: it stands for the platform's AbortError, which callers already tell apart by name.
+ */
 export function abortError(): Error {
   return Object.assign(new Error('transfer stopped'), { name: 'AbortError' });
 }

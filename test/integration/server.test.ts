@@ -251,6 +251,8 @@ describe('the server', () => {
     const config = compileConfig({ server: { listen: `127.0.0.1:${port}` } });
     const daemon = createDaemon({ config, log, provider: new ScriptedProvider() });
     expect(await serveDaemon(daemon, config, log)).toBeUndefined();
-    expect(lines.find((line) => line.level === 50)?.msg).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use`));
+    const line = lines.find((candidate) => candidate.level === 50);
+    expect(line?.msg).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use`));
+    expect(line?.code).toBe('ERR_LISTEN');
   });
 });

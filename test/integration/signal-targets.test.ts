@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StepFailure } from '../../src/lib/errors.js';
+import { CommandNotFound, StepFailure } from '../../src/lib/errors.js';
+import { runCommand } from '../../src/lib/run-command.js';
 import { signalStep } from '../../src/steps/signal/step.js';
 import { testStepContext, type TestStepContext } from '../helpers/step-context.js';
 import { FIXTURE_BIN, Workloads } from '../helpers/workload.js';
@@ -110,6 +111,21 @@ describe('gpu target', () => {
     expect((await failure({ gpu: true, missingOk: false })).message).toBe(
       'nvidia-smi not found on PATH: no GPU processes to signal',
     );
+  });
+});
+
+describe('helper programs', () => {
+  const limits = () => ({ signal: new AbortController().signal, timeoutMs: 200 });
+
+  test('one that is not installed is CommandNotFound, coded ERR_COMMAND', async () => {
+    process.env.PATH = dir;
+    const run = runCommand('nvidia-smi', [], limits());
+    await expect(run).rejects.toBeInstanceOf(CommandNotFound);
+    await expect(run).rejects.toMatchObject({ code: 'ERR_COMMAND', message: 'nvidia-smi not found on PATH' });
+  });
+
+  test('one that outlives its time limit is ERR_COMMAND', async () => {
+    await expect(runCommand('sleep', ['30'], limits())).rejects.toMatchObject({ code: 'ERR_COMMAND', message: 'sleep 30: timed out after 200 ms' });
   });
 });
 

@@ -5,7 +5,7 @@ import { HOP_LIMIT_WARNING, ImdsSession } from '../../src/providers/metadata/tok
 import { parseAwsEventDate, parseMaintenance } from '../../src/providers/aws/payloads.js';
 import { AwsProvider, type AwsCadence } from '../../src/providers/aws/provider.js';
 import { MetadataClient } from '../../src/providers/metadata/client.js';
-import type { MetadataError } from '../../src/providers/metadata/source-report.js';
+import type { MetadataError } from '../../src/lib/errors.js';
 import type { Provider, ProviderEvent } from '../../src/providers/types.js';
 import { noticeId } from '../../src/notice/notice.js';
 import { noReply } from '../helpers/no-reply.js';

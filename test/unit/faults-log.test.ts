@@ -5,7 +5,8 @@ import { createDaemon } from '../../src/daemon/daemon.js';
 import { LogLimiter, suppressedLogLines } from '../../src/lib/log-limit.js';
 import { silentLogger } from '../../src/lib/log.js';
 import { createMetrics } from '../../src/observe/metrics.js';
-import { MetadataError, SourceReport } from '../../src/providers/metadata/source-report.js';
+import { MetadataError } from '../../src/lib/errors.js';
+import { SourceReport } from '../../src/providers/metadata/source-report.js';
 
 /** Repeated error lines under faults: limited in the log, counted in metrics. */
 

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { parseConfigText } from '../../src/config/load.js';
 import { compileConfig } from '../helpers/config.js';
 import { parseDuration } from '../../src/lib/duration.js';
-import { ConfigError, PreemptdError } from '../../src/lib/errors.js';
+import { ConfigError, MetadataError, PreemptdError } from '../../src/lib/errors.js';
 import { buildEvent, type PreemptdEvent } from '../../src/notice/event.js';
 import { hostFacts } from '../../src/lib/host.js';
 import { checkCondition } from '../../src/steps/http/condition.js';
@@ -17,7 +17,6 @@ import { parseTerminationTime } from '../../src/providers/alibaba/provider.js';
 import { parseAwsEventDate, parseInstanceAction, parseIsoTime, parseMaintenance, parseRebalance } from '../../src/providers/aws/payloads.js';
 import { parseAzureInstance, parseScheduledEvents, ScheduledEventsTracker } from '../../src/providers/azure/scheduled-events.js';
 import { parseMaintenanceEvent, parsePreempted } from '../../src/providers/gcp/provider.js';
-import { MetadataError } from '../../src/providers/metadata/source-report.js';
 import { parseFaultSpec } from '../../src/simulator/fault-spec.js';
 import { awsEventDate } from '../../src/simulator/aws.js';
 import { parseLocation } from '../../src/stores/location.js';
@@ -449,13 +448,14 @@ describe('answers of the things steps talk to', () => {
     );
   });
 
-  test('snapshot locations: any text is a location or an Error that says what was expected', () => {
+  test('snapshot locations: any text is a location or an ERR_LOCATION that says what was expected', () => {
     fc.assert(
       fc.property(fc.oneof(fc.string(), fc.constantFrom('file:///%', 'file:///a%zz/', 's3://', 'az://acct/'), fc.webUrl()), (text) => {
         try {
           parseLocation(text);
         } catch (error) {
-          expect(error).toBeInstanceOf(Error);
+          expect(error).toBeInstanceOf(PreemptdError);
+          expect((error as PreemptdError).code).toBe('ERR_LOCATION');
           expect((error as Error).message).toMatch(/expected|valid|needs|supported/);
         }
       }),
@@ -474,6 +474,7 @@ describe('answers of the things steps talk to', () => {
             const pid = await readPidfile(file);
             expect(Number.isSafeInteger(pid) && pid! > 1).toBe(true);
           } catch (error) {
+            expect(error).toMatchObject({ code: 'ERR_SIGNAL_TARGET' });
             expect((error as Error).message).toContain('expected one process id greater than 1');
           }
         }),

@@ -1,7 +1,8 @@
 import { silentLogger } from '../../src/lib/log.js';
 import { pollSource } from '../../src/providers/metadata/poll-loop.js';
 import type { MetadataRead } from '../../src/providers/types.js';
-import { MetadataError, SourceReport } from '../../src/providers/metadata/source-report.js';
+import { MetadataError } from '../../src/lib/errors.js';
+import { SourceReport } from '../../src/providers/metadata/source-report.js';
 
 /** A backoff no test could sit through: a read that comes again came for another reason. */
 const NEVER_WAITED_OUT = { baseMs: 600_000, maxMs: 600_000 };

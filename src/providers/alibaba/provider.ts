@@ -1,14 +1,15 @@
 import { METADATA_BACKOFF, jitteredInterval, type BackoffPolicy } from '../../lib/backoff.js';
+import { MetadataError, MetadataRequestError, errorMessage } from '../../lib/errors.js';
 import { showValue } from '../../lib/format.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import { noticeId, type InstanceFacts, type Notice } from '../../notice/notice.js';
 import { isTokenText } from '../metadata/token-session.js';
 import { FactsCache, readFactItems, type FactItems } from '../metadata/facts-cache.js';
 import { parseIsoTime } from '../aws/payloads.js';
-import { MetadataClient, MetadataRequestError, type MetadataResponse } from '../metadata/client.js';
+import { MetadataClient, type MetadataResponse } from '../metadata/client.js';
 import { pollSource } from '../metadata/poll-loop.js';
 import type { MetadataRead, Provider, ProviderEvent, ProviderOptions, WatchContext } from '../types.js';
-import { MetadataError, SourceReport } from '../metadata/source-report.js';
+import { SourceReport } from '../metadata/source-report.js';
 
 export const ALIBABA_METADATA_URL = 'http://100.100.100.200';
 export const ALIBABA_DEFAULTS = { hardened: true, tokenTtlSeconds: 21_600 } as const;
@@ -101,8 +102,8 @@ export class AlibabaSession {
   private async fetchToken(signal: AbortSignal, onRead?: OnRead): Promise<string | undefined> {
     const started = performance.now();
     const ttl = this.options.tokenTtlSeconds;
-    const report = (ok: boolean, status?: number, error?: string) =>
-      onRead?.({ source: 'token', ok, ms: performance.now() - started, ...(status === undefined ? {} : { status }), ...(error ? { error } : {}) });
+    const report = (ok: boolean, status?: number, failure?: MetadataError) =>
+      onRead?.({ source: 'token', ok, ms: performance.now() - started, ...(status === undefined ? {} : { status }), ...(failure ? { error: failure.message, code: failure.code } : {}) });
     let response: MetadataResponse;
     try {
       response = await this.options.client.request({
@@ -116,8 +117,8 @@ export class AlibabaSession {
       const failure =
         error instanceof MetadataRequestError && error.kind === 'timeout'
           ? new MetadataError('ERR_TOKEN_TIMEOUT', `hardened-mode token PUT got no answer within ${this.options.requestTimeoutMs} ms`)
-          : new MetadataError('ERR_METADATA_HTTP', `hardened-mode token PUT failed: ${(error as Error).message}`);
-      report(false, undefined, failure.message);
+          : new MetadataError(error instanceof MetadataRequestError ? error.code : 'ERR_METADATA_HTTP', `hardened-mode token PUT failed: ${errorMessage(error)}`);
+      report(false, undefined, failure);
       throw failure;
     }
     const value = response.body.trim();
@@ -137,7 +138,7 @@ export class AlibabaSession {
       `hardened-mode token PUT answered HTTP ${response.status}${response.status === 200 ? ` with a body that is not a token (got ${showValue(value)})` : ''}`,
       response.status,
     );
-    report(false, response.status, failure.message);
+    report(false, response.status, failure);
     throw failure;
   }
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
+import { MetadataError } from '../../lib/errors.js';
 import { showValue } from '../../lib/format.js';
-import { MetadataError } from '../metadata/source-report.js';
 
 /** Parsers for the IMDS interruption payloads. Each throws ERR_METADATA_BODY on garbage. */
 

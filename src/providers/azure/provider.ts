@@ -1,10 +1,10 @@
 import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep } from '../../lib/backoff.js';
-import { PreemptdError, errorMessage } from '../../lib/errors.js';
+import { MetadataError, MetadataRequestError, PreemptdError, errorMessage } from '../../lib/errors.js';
 import { type InstanceFacts, type Notice } from '../../notice/notice.js';
-import { MetadataClient, MetadataRequestError, type MetadataResponse } from '../metadata/client.js';
+import { MetadataClient, type MetadataResponse } from '../metadata/client.js';
 import { pollSource } from '../metadata/poll-loop.js';
 import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from '../types.js';
-import { MetadataError, SourceReport } from '../metadata/source-report.js';
+import { SourceReport } from '../metadata/source-report.js';
 import {
   ACK_ATTEMPTS,
   AZURE_FIRST_CALL_TIMEOUT_MS,
@@ -92,7 +92,7 @@ export class AzureProvider implements Provider {
         if (response.status === 400) throw failure;
       } catch (error) {
         if (error instanceof MetadataError || signal.aborted) throw error;
-        const code = error instanceof MetadataRequestError && error.kind === 'timeout' ? 'ERR_METADATA_TIMEOUT' : 'ERR_METADATA_HTTP';
+        const code = error instanceof MetadataRequestError ? error.code : 'ERR_METADATA_HTTP';
         failure = new PreemptdError(code, `acknowledging event ${eventId}: ${errorMessage(error)}`, { cause: error });
       }
       if (attempt >= ACK_ATTEMPTS) throw failure;

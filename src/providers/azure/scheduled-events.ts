@@ -1,9 +1,9 @@
 import { z } from 'zod';
+import { MetadataError } from '../../lib/errors.js';
 import { showValue } from '../../lib/format.js';
 import type { Logger } from '../../lib/log.js';
 import { noticeId, type InstanceFacts, type Notice, type NoticeKind } from '../../notice/notice.js';
 import type { ProviderEvent } from '../types.js';
-import { MetadataError } from '../metadata/source-report.js';
 
 export const AZURE_METADATA_URL = 'http://169.254.169.254';
 export const SCHEDULED_EVENTS_PATH = '/metadata/scheduledevents?api-version=2020-07-01';

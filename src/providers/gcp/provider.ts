@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep } from '../../lib/backoff.js';
+import { MetadataError } from '../../lib/errors.js';
 import { showValue } from '../../lib/format.js';
 import { noticeId, type InstanceFacts, type NoticeKind } from '../../notice/notice.js';
 import { mergeLoops, type SourceLoop } from '../metadata/merge-loops.js';
 import { FactsCache } from '../metadata/facts-cache.js';
 import { MetadataClient } from '../metadata/client.js';
 import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from '../types.js';
-import { MetadataError, SourceReport } from '../metadata/source-report.js';
+import { SourceReport } from '../metadata/source-report.js';
 
 export const GCP_METADATA_URL = 'http://169.254.169.254';
 const BASE_PATH = '/computeMetadata/v1/';

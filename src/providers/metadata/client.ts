@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { MetadataRequestError } from '../../lib/errors.js';
 
 export interface MetadataRequest {
   method?: 'GET' | 'PUT' | 'POST';
@@ -15,18 +16,6 @@ export interface MetadataResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
   body: string;
-}
-
-/** Why a request produced no response; providers turn these into health and log lines. */
-export type MetadataFailureKind = 'timeout' | 'connection_refused' | 'connection_reset' | 'body_too_large' | 'aborted' | 'network';
-
-export class MetadataRequestError extends Error {
-  readonly kind: MetadataFailureKind;
-  constructor(kind: MetadataFailureKind, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'MetadataRequestError';
-    this.kind = kind;
-  }
 }
 
 /** Metadata bodies are a few hundred bytes; anything this large is garbage, not a notice. */

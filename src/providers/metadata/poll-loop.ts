@@ -1,5 +1,6 @@
 import { METADATA_BACKOFF, backoffDelay, sleep, type BackoffPolicy } from '../../lib/backoff.js';
-import { MetadataError, type SourceReport } from './source-report.js';
+import { MetadataError } from '../../lib/errors.js';
+import type { SourceReport } from './source-report.js';
 
 /** One metadata source read on a schedule. */
 export interface PolledSource<T> {

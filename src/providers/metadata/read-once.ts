@@ -1,9 +1,9 @@
+import { MetadataError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { InstanceFacts } from '../../notice/notice.js';
 import { ImdsSession } from './token-session.js';
 import { MetadataClient } from './client.js';
 import type { MetadataRead, Provider, ProviderEvent, ProviderOptions } from '../types.js';
-import { MetadataError } from './source-report.js';
 
 export interface ReadOnceOptions {
   /** Give up after this long even when nothing answered. */

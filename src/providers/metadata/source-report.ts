@@ -1,22 +1,6 @@
-import { PreemptdError, errorMessage } from '../../lib/errors.js';
+import { MetadataError, PreemptdError, errorMessage } from '../../lib/errors.js';
 import { LogLimiter } from '../../lib/log-limit.js';
-import { MetadataRequestError } from './client.js';
 import type { WatchContext } from '../types.js';
-
-/** A metadata read that failed in a way the provider understands (HTTP status, bad body). */
-export class MetadataError extends PreemptdError {
-  readonly status: number | undefined;
-  /**
-   * Settles when a retry can succeed, for a failure that already has its own schedule (a
-   * token request backing off): the poll loop waits for it instead of its own backoff.
-   */
-  retryReady: Promise<void> | undefined;
-  constructor(code: 'ERR_METADATA_HTTP' | 'ERR_METADATA_BODY' | 'ERR_METADATA_TIMEOUT' | 'ERR_TOKEN_TIMEOUT', message: string, status?: number) {
-    super(code, message);
-    this.name = 'MetadataError';
-    this.status = status;
-  }
-}
 
 /** After the first of a run of identical failures, log only every this many. */
 const REPEAT_LOG_EVERY = 60;
@@ -61,18 +45,19 @@ export class SourceReport {
   fail(error: unknown, ms: number): number {
     const message = describeFailure(error);
     const status = error instanceof MetadataError ? error.status : undefined;
-    this.context.onRead({ source: this.source, ok: false, ms, error: message, ...(status === undefined ? {} : { status }) });
+    const code = error instanceof PreemptdError ? error.code : undefined;
+    this.context.onRead({ source: this.source, ok: false, ms, error: message, ...(code === undefined ? {} : { code }), ...(status === undefined ? {} : { status }) });
     this.failures += 1;
     if (message !== this.lastError) {
       this.lastError = message;
       this.repeats = 1;
-      this.log('warn', { source: this.source, error: message, status }, `metadata ${this.source}: ${message}; retrying with backoff`);
+      this.log('warn', { source: this.source, error: message, code, status }, `metadata ${this.source}: ${message}; retrying with backoff`);
     } else {
       this.repeats += 1;
       if (this.repeats % REPEAT_LOG_EVERY === 0) {
         this.log(
           'warn',
-          { source: this.source, error: message, status, repeats: this.repeats },
+          { source: this.source, error: message, code, status, repeats: this.repeats },
           `metadata ${this.source}: still failing (${this.repeats} times in a row): ${message}`,
         );
       }
@@ -82,6 +67,6 @@ export class SourceReport {
 }
 
 export function describeFailure(error: unknown): string {
-  if (error instanceof MetadataRequestError || error instanceof PreemptdError) return error.message;
+  if (error instanceof PreemptdError) return error.message;
   return `unexpected error: ${errorMessage(error)}`;
 }

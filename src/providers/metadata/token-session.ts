@@ -1,9 +1,9 @@
 import { METADATA_BACKOFF, backoffDelay, type BackoffPolicy } from '../../lib/backoff.js';
+import { MetadataError, MetadataRequestError, errorMessage } from '../../lib/errors.js';
 import { showValue } from '../../lib/format.js';
 import type { Logger } from '../../lib/log.js';
-import { MetadataRequestError, type MetadataClient } from './client.js';
+import type { MetadataClient } from './client.js';
 import type { MetadataRead } from '../types.js';
-import { MetadataError } from './source-report.js';
 
 const TOKEN_PATH = '/latest/api/token';
 const META_DATA_PATH = '/latest/meta-data/';
@@ -133,7 +133,7 @@ export class ImdsSession {
       return value;
     } catch (error) {
       const failure = tokenFailure(error, this.options.tokenTimeoutMs);
-      onRead?.({ source: 'token', ok: false, ms: performance.now() - started, error: failure.message, ...(failure.status ? { status: failure.status } : {}) });
+      onRead?.({ source: 'token', ok: false, ms: performance.now() - started, error: failure.message, code: failure.code, ...(failure.status ? { status: failure.status } : {}) });
       this.tokenFailures += 1;
       this.retryTokenAt = this.now() + backoffDelay(this.tokenFailures, this.options.backoff ?? METADATA_BACKOFF);
       // Reads that fail for want of a token wait for this, not for a backoff of their own.
@@ -180,6 +180,5 @@ function tokenFailure(error: unknown, timeoutMs: number): MetadataError {
   if (error instanceof MetadataRequestError && error.kind === 'timeout') {
     return new MetadataError('ERR_TOKEN_TIMEOUT', `IMDSv2 token PUT got no answer within ${timeoutMs} ms (hop limit?)`);
   }
-  const reason = error instanceof Error ? error.message : String(error);
-  return new MetadataError('ERR_METADATA_HTTP', `IMDSv2 token PUT failed: ${reason}`);
+  return new MetadataError(error instanceof MetadataRequestError ? error.code : 'ERR_METADATA_HTTP', `IMDSv2 token PUT failed: ${errorMessage(error)}`);
 }

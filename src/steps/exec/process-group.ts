@@ -1,9 +1,11 @@
+import { PreemptdError } from '../../lib/errors.js';
+
 /**
  * Signals a whole process group (a detached child and everything it started), ignoring a
  * group that is already gone.
  */
 export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
-  if (pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
+  if (pgid <= 1) throw new PreemptdError('ERR_SIGNAL_TARGET', `refusing to signal process group ${pgid}`);
   try {
     process.kill(-pgid, signal);
     return true;

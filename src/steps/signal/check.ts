@@ -1,5 +1,4 @@
-import { errorMessage } from '../../lib/errors.js';
-import { CommandNotFound } from '../../lib/run-command.js';
+import { CommandNotFound, errorMessage } from '../../lib/errors.js';
 import { isRunning } from './proc.js';
 import { unitSignaller } from './systemd-unit.js';
 import { cgroupDirectory, cgroupProcesses, gpuProcesses, matchProcesses, readPidfile, safeTargets } from './targets.js';

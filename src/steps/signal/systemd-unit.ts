@@ -1,3 +1,4 @@
+import { PreemptdError } from '../../lib/errors.js';
 import { runCommand, type CommandResult } from '../../lib/run-command.js';
 import type { SendResult, Signaller } from './terminate.js';
 
@@ -12,9 +13,9 @@ function unitMissing(result: CommandResult): boolean {
   return /not loaded|not found|does not exist/i.test(result.stderr);
 }
 
-function failure(args: string[], result: CommandResult): Error {
+function failure(args: string[], result: CommandResult): PreemptdError {
   const said = result.stderr.trim() || result.stdout.trim() || 'no output';
-  return new Error(`systemctl ${args.join(' ')} exited with code ${result.exitCode}: ${said}`);
+  return new PreemptdError('ERR_COMMAND', `systemctl ${args.join(' ')} exited with code ${result.exitCode}: ${said}`);
 }
 
 /** `systemctl kill --signal=SIG unit` for each send; `is-active` tells whether it still runs. */

@@ -1,7 +1,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { showValue } from '../../lib/format.js';
-import { CommandNotFound, runCommand } from '../../lib/run-command.js';
+import { CommandNotFound, PreemptdError } from '../../lib/errors.js';
+import { runCommand } from '../../lib/run-command.js';
 import { listProcesses, selfAndAncestors } from './proc.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -22,12 +23,12 @@ export async function readPidfile(path: string): Promise<number | undefined> {
     text = await readFile(path, 'utf8');
   } catch (error) {
     if (isMissing(error)) return undefined;
-    throw new Error(`cannot read pidfile ${path}: ${(error as Error).message}`);
+    throw new PreemptdError('ERR_SIGNAL_TARGET', `cannot read pidfile ${path}: ${(error as Error).message}`);
   }
   const content = text.trim();
   const pid = /^\d+$/.test(content) ? Number(content) : NaN;
   if (!Number.isSafeInteger(pid) || pid <= 1) {
-    throw new Error(`pidfile ${path} holds ${showValue(content)}: expected one process id greater than 1`);
+    throw new PreemptdError('ERR_SIGNAL_TARGET', `pidfile ${path} holds ${showValue(content)}: expected one process id greater than 1`);
   }
   return pid;
 }
@@ -54,7 +55,7 @@ export async function cgroupProcesses(path: string): Promise<number[]> {
     ]);
   } catch (error) {
     if (isMissing(error)) return [];
-    throw new Error(`cannot read cgroup ${directory}: ${(error as Error).message}`);
+    throw new PreemptdError('ERR_SIGNAL_TARGET', `cannot read cgroup ${directory}: ${(error as Error).message}`);
   }
   const own = procs.split('\n').filter(Boolean).map(Number);
   const children = await Promise.all(
@@ -73,7 +74,7 @@ export async function gpuProcesses(options: { signal: AbortSignal; timeoutMs: nu
     throw error;
   }
   if (result.exitCode !== 0) {
-    throw new Error(`nvidia-smi exited with code ${result.exitCode}: ${result.stderr.trim() || result.stdout.trim()}`);
+    throw new PreemptdError('ERR_COMMAND', `nvidia-smi exited with code ${result.exitCode}: ${result.stderr.trim() || result.stdout.trim()}`);
   }
   return result.stdout
     .split('\n')

@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { errorMessage } from '../../lib/errors.js';
+import { PreemptdError, errorMessage } from '../../lib/errors.js';
 import type { SnapshotOptions } from '../../snapshots/options.js';
 import { fillPlaceholders, PLACEHOLDERS, type PlaceholderValues } from '../../snapshots/placeholders.js';
 import { parseLocation, type StoreLocation } from '../../stores/location.js';
@@ -25,7 +25,7 @@ async function pathExists(path: string): Promise<CheckResult> {
 function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${CREDENTIALS_TIMEOUT_MS / 1000} s`)), CREDENTIALS_TIMEOUT_MS);
+    timer = setTimeout(() => reject(new PreemptdError('ERR_STORE', `${what}: no answer within ${CREDENTIALS_TIMEOUT_MS / 1000} s`)), CREDENTIALS_TIMEOUT_MS);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
