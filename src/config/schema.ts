@@ -41,14 +41,16 @@ export const CONFIG_DEFAULTS = {
 /** When a changed setting takes effect on a reload (SIGHUP). */
 export type TakesEffect = 'reload' | 'restart';
 
-/** A TakesEffect for every top-level setting; a section is classified whole or key by key. */
-export type SettingEffects<T> = { readonly [K in keyof T]: TakesEffect | { readonly [S in keyof T[K]]: TakesEffect } };
+/** A TakesEffect for every top-level setting; a section (a mapping) is classified whole or key by key. */
+export type SettingEffects<T> = { readonly [K in keyof T]: TakesEffect | SectionEffects<T[K]> };
+type SectionEffects<V> = V extends readonly unknown[] ? never : V extends object ? { readonly [S in keyof V]: TakesEffect } : never;
 
 /**
  * When a change to each setting takes effect: `reload` from the next notice on (logLevel at
  * once), `restart` only when the agent starts, because what reads it is set up once: the
  * provider and its watch loop, the journal, the local server. A reload keeps the running
- * value of a `restart` setting. The compiler insists on every key of the schema.
+ * value of a `restart` setting. The compiler insists on every key of the schema; a test holds
+ * docs/operations.md to this list.
  */
 export const TAKES_EFFECT = {
   provider: 'restart',
