@@ -6,7 +6,7 @@ import { duration, httpUrl, listenAddress, noticeKind, positiveDuration } from '
 import { showValue } from '../lib/format.js';
 import { describeIssue, zodIssues } from './issues.js';
 import { compileSteps, type StepEntryType } from './step-entries.js';
-import type { Config } from './types.js';
+import type { Config, StepConfig } from './types.js';
 
 export const SHUTDOWN_SIGNAL_ACTIONS = ['exit', 'run-plan'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -37,6 +37,39 @@ export const CONFIG_DEFAULTS = {
   readiness: { notReadyOn: NOTICE_KINDS.filter((kind) => kind !== 'rebalance') },
   steps: [],
 } as const;
+
+/** When a changed setting takes effect on a reload (SIGHUP). */
+export type TakesEffect = 'reload' | 'restart';
+
+/** A TakesEffect for every top-level setting; a section (a mapping) is classified whole or key by key. */
+export type SettingEffects<T> = { readonly [K in keyof T]: TakesEffect | SectionEffects<T[K]> };
+type SectionEffects<V> = V extends readonly unknown[] ? never : V extends object ? { readonly [S in keyof V]: TakesEffect } : never;
+
+/**
+ * When a change to each setting takes effect: `reload` from the next notice on (logLevel at
+ * once), `restart` only when the agent starts, because what reads it is set up once: the
+ * provider and its watch loop, the journal, the local server. A reload keeps the running
+ * value of a `restart` setting. The compiler insists on every key of the schema; a test holds
+ * docs/operations.md to this list.
+ */
+export const TAKES_EFFECT = {
+  provider: 'restart',
+  metadataUrl: 'restart',
+  pollInterval: 'restart',
+  requestTimeout: 'restart',
+  stateDir: 'restart',
+  safetyMargin: 'reload',
+  minimumBudget: 'reload',
+  logLevel: 'reload',
+  onShutdownSignal: 'reload',
+  aws: 'restart',
+  gcp: 'restart',
+  azure: { ackWhenDone: 'reload', firstCallTimeout: 'restart' },
+  alibaba: 'restart',
+  server: 'restart',
+  readiness: 'reload',
+  steps: 'reload',
+} as const satisfies SettingEffects<Settings>;
 
 function wholeSeconds(max: number) {
   return z.number().int().min(1).max(max);
@@ -97,6 +130,53 @@ export const topLevelSchema = z.strictObject({
   steps: z.array(z.unknown()).prefault([]),
 });
 
+/** Every setting in config-file form after validation (durations in ms), with the steps compiled. */
+export type Settings = Omit<z.output<typeof topLevelSchema>, 'steps'> & { steps: StepConfig[] };
+
+/** Settings → Config: `pollInterval` becomes `pollIntervalMs`, `server.listen` becomes `server.host` and `server.port`. */
+export function compileSettings(settings: Settings): Omit<Config, 'file'> {
+  return {
+    provider: settings.provider,
+    metadataUrl: settings.metadataUrl,
+    pollIntervalMs: settings.pollInterval,
+    requestTimeoutMs: settings.requestTimeout,
+    stateDir: settings.stateDir,
+    safetyMarginMs: settings.safetyMargin,
+    minimumBudgetMs: settings.minimumBudget,
+    logLevel: settings.logLevel,
+    onShutdownSignal: settings.onShutdownSignal,
+    aws: { allowImdsV1: settings.aws.allowImdsV1, tokenTtlSeconds: settings.aws.tokenTtl, tokenTimeoutMs: settings.aws.tokenTimeout },
+    gcp: { hangTimeoutSeconds: settings.gcp.hangTimeout },
+    azure: { ackWhenDone: settings.azure.ackWhenDone, firstCallTimeoutMs: settings.azure.firstCallTimeout },
+    alibaba: { hardened: settings.alibaba.hardened, tokenTtlSeconds: settings.alibaba.tokenTtl },
+    server: { enabled: settings.server.enabled, ...settings.server.listen },
+    readiness: { notReadyOn: [...new Set(settings.readiness.notReadyOn)] },
+    steps: settings.steps,
+  };
+}
+
+/** Config → Settings, the inverse of compileSettings: what a reload compares, under config-file names. */
+export function settingsOf(config: Config): Settings {
+  return {
+    provider: config.provider,
+    metadataUrl: config.metadataUrl,
+    pollInterval: config.pollIntervalMs,
+    requestTimeout: config.requestTimeoutMs,
+    stateDir: config.stateDir,
+    safetyMargin: config.safetyMarginMs,
+    minimumBudget: config.minimumBudgetMs,
+    logLevel: config.logLevel,
+    onShutdownSignal: config.onShutdownSignal,
+    aws: { allowImdsV1: config.aws.allowImdsV1, tokenTtl: config.aws.tokenTtlSeconds, tokenTimeout: config.aws.tokenTimeoutMs },
+    gcp: { hangTimeout: config.gcp.hangTimeoutSeconds },
+    azure: { ackWhenDone: config.azure.ackWhenDone, firstCallTimeout: config.azure.firstCallTimeoutMs },
+    alibaba: { hardened: config.alibaba.hardened, tokenTtl: config.alibaba.tokenTtlSeconds },
+    server: { enabled: config.server.enabled, listen: { host: config.server.host, port: config.server.port } },
+    readiness: { notReadyOn: config.readiness.notReadyOn },
+    steps: config.steps,
+  };
+}
+
 
 /** Dotted paths of every setting that is a single value (what env and flags may override). */
 export function settingPaths(): string[][] {
@@ -139,28 +219,7 @@ export function validateConfig(raw: unknown, stepTypes: readonly StepEntryType[]
   const steps = compileSteps(Array.isArray(raw.steps) ? raw.steps : [], stepTypes);
   issues.push(...steps.issues);
   if (!parsed.success || issues.length > 0) return { issues };
-  const top = parsed.data;
-  return {
-    issues,
-    config: {
-      provider: top.provider,
-      metadataUrl: top.metadataUrl,
-      pollIntervalMs: top.pollInterval,
-      requestTimeoutMs: top.requestTimeout,
-      stateDir: top.stateDir,
-      safetyMarginMs: top.safetyMargin,
-      minimumBudgetMs: top.minimumBudget,
-      logLevel: top.logLevel,
-      onShutdownSignal: top.onShutdownSignal,
-      aws: { allowImdsV1: top.aws.allowImdsV1, tokenTtlSeconds: top.aws.tokenTtl, tokenTimeoutMs: top.aws.tokenTimeout },
-      gcp: { hangTimeoutSeconds: top.gcp.hangTimeout },
-      azure: { ackWhenDone: top.azure.ackWhenDone, firstCallTimeoutMs: top.azure.firstCallTimeout },
-      alibaba: { hardened: top.alibaba.hardened, tokenTtlSeconds: top.alibaba.tokenTtl },
-      server: { enabled: top.server.enabled, ...top.server.listen },
-      readiness: { notReadyOn: [...new Set(top.readiness.notReadyOn)] },
-      steps: steps.steps,
-    },
-  };
+  return { issues, config: compileSettings({ ...parsed.data, steps: steps.steps }) };
 }
 
 /**

@@ -143,7 +143,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /**
    * Puts a new config into effect for notices that arrive from now on; a plan already
    * running keeps the config it was built with. The provider, its watch loop and the
-   * journal were set up at start and keep their settings (src/daemon/reload.ts says which).
+   * journal were set up at start and keep their settings (TAKES_EFFECT in src/config/schema.ts says which).
    */
   reload(config: Config): void {
     this.deps.config = config;

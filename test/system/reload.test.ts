@@ -10,7 +10,7 @@ import { compileConfig } from '../helpers/config.js';
 import type { Config } from '../../src/config/types.js';
 import { createDaemon } from '../../src/daemon/daemon.js';
 import { silentLogger } from '../../src/lib/log.js';
-import { ConfigReloader, diffConfig, keepStartupSettings } from '../../src/daemon/reload.js';
+import { ConfigReloader } from '../../src/daemon/reload.js';
 import { startSimulator } from '../../src/simulator/metadata-server.js';
 import { startAgent, type AgentProcess } from '../helpers/cli.js';
 import { startReceiver } from '../helpers/receiver.js';
@@ -42,42 +42,6 @@ function capturingLogger(): { log: pino.Logger; lines: Array<Record<string, unkn
   return { log: pino(sink), lines };
 }
 
-describe('diffConfig', () => {
-  const base = { stateDir: '/var/lib/preemptd', steps: [{ name: 'by-name', signal: { match: 'trainer' } }] };
-
-  test('splits changes into what applies from the next notice and what needs a restart, in config-file names', () => {
-    const before = compileConfig(base);
-    const after = compileConfig({
-      ...base,
-      safetyMargin: '9s',
-      pollInterval: '3s',
-      aws: { tokenTimeout: '5s' },
-      azure: { ackWhenDone: true, firstCallTimeout: '1m' },
-      server: { listen: '127.0.0.1:9999' },
-      readiness: { notReadyOn: ['terminate'] },
-    });
-    const changes = diffConfig(before, after);
-    expect(changes.applied.sort()).toEqual(['azure.ackWhenDone', 'readiness.notReadyOn', 'safetyMargin']);
-    expect(changes.restartNeeded.sort()).toEqual(['aws.tokenTimeout', 'azure.firstCallTimeout', 'pollInterval', 'server.listen']);
-  });
-
-  test('sees a changed regular expression inside step options', () => {
-    const before = compileConfig(base);
-    const after = compileConfig({ ...base, steps: [{ name: 'by-name', signal: { match: 'trainer-v2' } }] });
-    expect(diffConfig(before, after)).toEqual({ applied: ['steps'], restartNeeded: [] });
-    expect(diffConfig(before, compileConfig(base))).toEqual({ applied: [], restartNeeded: [] });
-  });
-
-  test('keepStartupSettings takes the new steps but keeps the running provider, poll and server settings', () => {
-    const running = compileConfig({ ...base, provider: 'aws', pollInterval: '1s', azure: { firstCallTimeout: '2m' } });
-    const next = compileConfig({ provider: 'gcp', pollInterval: '5s', azure: { ackWhenDone: true, firstCallTimeout: '10s' }, server: { listen: '0.0.0.0:1' } });
-    const merged = keepStartupSettings(running, next);
-    expect(merged).toMatchObject({ provider: 'aws', pollIntervalMs: 1000, steps: [], server: running.server });
-    expect(merged.azure).toEqual({ ackWhenDone: true, firstCallTimeoutMs: 120_000 });
-    expect(next.provider).toBe('gcp');
-  });
-});
-
 describe('ConfigReloader', () => {
   test('applies a good config and refuses a bad one with a clear log line, keeping the old config', async () => {
     const dir = tempDir();
@@ -103,6 +67,30 @@ describe('ConfigReloader', () => {
     expect(await reloader.reload()).toBe('refused');
     writeConfig(file, { stateDir: dir, safetyMargin: '8s' });
     expect(await reloader.reload()).toBe('unchanged');
+  });
+
+  test('a changed setting read only at start keeps its running value, with a warning naming it', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'config.yaml');
+    writeConfig(file, { stateDir: dir, pollInterval: '1s', aws: { tokenTimeout: '2s' } });
+    const { log, lines } = capturingLogger();
+    const applied: Config[] = [];
+    const load = () => loadConfig({ file, env: {} });
+    const running = await load();
+    const reloader = new ConfigReloader({ load, apply: (config) => applied.push(config), log, current: running });
+
+    writeConfig(file, { stateDir: join(dir, 'elsewhere'), pollInterval: '3s', aws: { tokenTimeout: '5s' }, minimumBudget: '30s' });
+    expect(await reloader.reload()).toBe('applied');
+    expect(applied).toHaveLength(1);
+    expect(applied[0]).toEqual({ ...running, minimumBudgetMs: 30_000 });
+    expect(reloader.current).toBe(applied[0]);
+    const warning = lines.at(-1)!;
+    expect(warning.level).toBe(40);
+    expect(warning.restartNeeded).toEqual(['pollInterval', 'stateDir', 'aws.tokenTimeout']);
+    expect(warning.msg).toBe(
+      'config reloaded, but pollInterval, stateDir, aws.tokenTimeout changed: these take effect only after a restart and keep their running values until then',
+    );
+    expect(lines.at(-2)?.msg).toMatch(/^config reloaded: minimumBudget changed/);
   });
 });
 
