@@ -3,7 +3,7 @@
 class SummaryReporter {
   onRunComplete(_contexts, results) {
     const failed = results.numFailedTests > 0 || results.numFailedTestSuites > 0 || results.numRuntimeErrorTestSuites > 0;
-    const seed = process.env.PREEMPTD_TEST_SEED;
+    const seed = process.env.TEST_RUN_SEED; // fixed by test/helpers/seed.ts
     const rerun = failed && seed ? `seed: ${seed} (rerun with PREEMPTD_TEST_SEED=${seed})\n` : '';
     process.stdout.write(`\n${results.numPassedTests} passed, ${results.numFailedTests} failed\n${rerun}`);
   }

@@ -9,6 +9,11 @@ import fc from 'fast-check';
  * seed). Rerun a failure with PREEMPTD_TEST_SEED=<seed>. Unique temp names stay random.
  */
 export const SEED_ENV = 'PREEMPTD_TEST_SEED';
+/**
+ * Where the run's seed is kept once fixed: not under PREEMPTD_, because the agents that tests
+ * start inherit the env and refuse a PREEMPTD_* variable that names no setting.
+ */
+export const RUN_SEED_ENV = 'TEST_RUN_SEED';
 
 /** The seed from the env's text, or a new one when there is none. */
 export function parseSeed(text: string | undefined, pick: () => number = () => randomInt(2 ** 31)): number {
@@ -22,8 +27,9 @@ export function parseSeed(text: string | undefined, pick: () => number = () => r
 
 /** Reads the run's seed, picking one if none is set, and leaves it in the env for whoever runs next. */
 export default function fixRunSeed(): number {
-  const seed = parseSeed(process.env[SEED_ENV]);
-  process.env[SEED_ENV] = String(seed);
+  const seed = parseSeed(process.env[RUN_SEED_ENV] ?? process.env[SEED_ENV]);
+  process.env[RUN_SEED_ENV] = String(seed);
+  delete process.env[SEED_ENV];
   return seed;
 }
 

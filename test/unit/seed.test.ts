@@ -1,7 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { jest } from '@jest/globals';
 import fc from 'fast-check';
-import { parseSeed, SEED_ENV, seededRandom, TEST_SEED, testBytes, testRandom } from '../helpers/seed.js';
+import { parseSeed, RUN_SEED_ENV, SEED_ENV, seededRandom, TEST_SEED, testBytes, testRandom } from '../helpers/seed.js';
 
 /** The seeded randomness of the tests (test/helpers/seed.ts): one seed reproduces a run's data. */
 
@@ -38,11 +39,17 @@ describe('seeded test data', () => {
 });
 
 describe("the run's seed", () => {
-  test('comes from PREEMPTD_TEST_SEED, which jest fixed for every worker, and seeds fast-check', () => {
-    expect(process.env[SEED_ENV]).toBe(String(TEST_SEED));
+  test('is fixed for every worker by jest, and seeds fast-check', () => {
+    expect(process.env[RUN_SEED_ENV]).toBe(String(TEST_SEED));
     expect(fc.readConfigureGlobal().seed).toBe(TEST_SEED);
     const arbitrary = fc.array(fc.integer(), { minLength: 5 });
     expect(fc.sample(arbitrary, 3)).toEqual(fc.sample(arbitrary, { seed: TEST_SEED, numRuns: 3 }));
+  });
+
+  test('stays out of the env of child processes: an agent refuses a PREEMPTD_* variable that names no setting', () => {
+    expect(process.env[SEED_ENV]).toBeUndefined();
+    const child = spawnSync(process.execPath, ['-p', "Object.keys(process.env).filter((name) => name.startsWith('PREEMPTD_')).join()"], { encoding: 'utf8' });
+    expect(child.stdout.trim()).toBe('');
   });
 
   test('is read from the env text, picked when there is none, and refused with the expected form when malformed', () => {
