@@ -6,8 +6,11 @@
  */
 const shared = {
   testEnvironment: 'node',
-  // Gives node:net and node:http back after each file that used nock (see the file).
-  setupFilesAfterEnv: ['<rootDir>/test/helpers/restore-http.ts'],
+  // One seed for all test randomness, fixed once per run (test/helpers/seed.ts); the summary
+  // reporter prints it when something failed.
+  globalSetup: '<rootDir>/test/helpers/seed.ts',
+  // Gives node:net and node:http back after each file that used nock (see the file); seeds fast-check.
+  setupFilesAfterEnv: ['<rootDir>/test/helpers/restore-http.ts', '<rootDir>/test/helpers/seed.ts'],
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2023' } }] },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },

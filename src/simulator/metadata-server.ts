@@ -18,6 +18,8 @@ export interface SimulatorOptions extends SimulatedCloudOptions {
   trigger?: TriggerSpec;
   /** Fault mode (faults.ts); none when undefined. */
   faults?: FaultSpec;
+  /** What the fault mode draws its chances from; Math.random when undefined (tests pass a seeded one). */
+  random?: () => number;
   log?: Logger;
 }
 
@@ -49,7 +51,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
   }
   const cloud = createCloud(options);
   const requests = new Map<string, number>();
-  const faults = new FaultLayer(options.provider, options.faults);
+  const faults = new FaultLayer(options.provider, options.faults, options.random);
   const showNotice = (spec: TriggerSpec) => {
     const shown = faults.adjustTrigger(spec);
     cloud.trigger(shown);

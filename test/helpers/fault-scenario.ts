@@ -32,6 +32,8 @@ export interface FaultScenario {
   settleMs: number;
   /** How long the notice may take to be acted on once shown. */
   detectLimitMs: number;
+  /** What the simulator's fault draws use; Math.random when undefined (tests pass a seeded one). */
+  random?: () => number;
 }
 
 export interface FaultOutcome {
@@ -62,7 +64,7 @@ const POLL: Record<ProviderName, string> = { aws: '100ms', gcp: '100ms', azure: 
 export async function runFaultScenario(scenario: FaultScenario): Promise<FaultOutcome> {
   const { provider } = scenario;
   const stateDir = mkdtempSync(join(tmpdir(), `preemptd-faults-${provider}-`));
-  const simulator = await startSimulator({ provider, faults: parseFaultSpec(scenario.spec) });
+  const simulator = await startSimulator({ provider, faults: parseFaultSpec(scenario.spec), random: scenario.random });
   const receiver = await startReceiver();
   let logLines = 0;
   let problemLines = 0;

@@ -1,5 +1,6 @@
 import type { InstanceFacts, Notice } from '../../src/notice/notice.js';
 import type { MetadataRead, Provider, ProviderEvent, WatchContext } from '../../src/providers/types.js';
+import { testBytes } from './seed.js';
 
 /**
  * A provider the test drives by hand: its watch loop reads only when told (`read`), and
@@ -52,7 +53,7 @@ export class ScriptedProvider implements Provider {
 }
 
 /** A notice as a provider would yield it; the deadline is `deadlineInMs` from now (null: advisory). */
-export function scriptedNotice(kind: Notice['kind'], deadlineInMs: number | null, id = `aws-${kind}-${Math.random().toString(16).slice(2, 18)}`): Notice {
+export function scriptedNotice(kind: Notice['kind'], deadlineInMs: number | null, id = `aws-${kind}-${testBytes(8).toString('hex')}`): Notice {
   const now = Date.now();
   return {
     id,

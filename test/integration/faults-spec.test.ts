@@ -106,6 +106,20 @@ describe('the simulator in fault mode', () => {
     expect(simulator.faults.applied.get(spec as '500')).toBe(1);
   });
 
+  test('a fault with a rate hits the requests whose draw falls below it, drawn from the random source it was given', async () => {
+    const draws = [0.9, 0.1, 0.5, 0.49];
+    ({ simulator, client } = await resources.simulatorWithClient({
+      provider: 'aws',
+      faults: parseFaultSpec('500:0.5'),
+      metadataTokens: 'optional',
+      random: () => draws.shift() ?? 1,
+    }));
+    const statuses = [];
+    for (let index = 0; index < 4; index++) statuses.push((await awsGet(client, 'instance-id')).status);
+    expect(statuses).toEqual([200, 500, 200, 500]);
+    expect(simulator.faults.applied.get('500')).toBe(2);
+  });
+
   test('429-retry-after carries Retry-After in whole seconds', async () => {
     const response = await awsGet(await start('aws', '429-retry-after=2500ms'), 'instance-id');
     expect(response.status).toBe(429);

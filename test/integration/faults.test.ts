@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { backoffDelay, METADATA_BACKOFF } from '../../src/lib/backoff.js';
 import { PROVIDER_NAMES } from '../../src/notice/notice.js';
 import { runFaultScenario, scenariosFor, type FaultOutcome } from '../helpers/fault-scenario.js';
+import { seededRandom, TEST_SEED } from '../helpers/seed.js';
 
 /**
  * The short fault suite: for each cloud, every fault alone, two mixes (cleared before the
@@ -26,7 +27,9 @@ function describeOutcome(outcome: FaultOutcome): string {
 
 describe.each(PROVIDER_NAMES)('the agent on %s under metadata faults', (provider) => {
   test('detects the notice after every fault and mix and runs the plan exactly once, without crashing or flooding the log', async () => {
-    const outcomes = await Promise.all(scenariosFor(provider, TIMING).map(runFaultScenario));
+    // Each scenario draws its faults from its own seeded stream: the scenarios run side by side.
+    const scenarios = scenariosFor(provider, TIMING).map((scenario) => ({ ...scenario, random: seededRandom(TEST_SEED, `faults ${provider} ${scenario.name}`).float }));
+    const outcomes = await Promise.all(scenarios.map(runFaultScenario));
     const report = outcomes.map(describeOutcome).join('\n');
     for (const outcome of outcomes) {
       expect({ scenario: outcome.name, deliveries: outcome.deliveries, stillWatching: outcome.stillWatching, runError: outcome.runError }).toEqual({

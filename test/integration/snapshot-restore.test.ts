@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { crc32 } from 'node:zlib';
@@ -11,6 +11,7 @@ import { manifestSchema } from '../../src/snapshots/manifest.js';
 import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
 import { S3_CREDENTIALS, startS3Server, testS3Client, type S3TestServer } from '../helpers/s3-server.js';
 import { testStepContext, type TestStepContext } from '../helpers/step-context.js';
+import { testBytes } from '../helpers/seed.js';
 
 const MIB = 1024 * 1024;
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -43,8 +44,8 @@ const s3 = () => ({ endpoint: server.endpoint, forcePathStyle: true, region: 'us
 /** A checkpoint tree: one multipart-sized file, small ones, a nested dir, an internal link. */
 async function writeCheckpoint(): Promise<Record<string, Buffer>> {
   const files: Record<string, Buffer> = {
-    'ckpt/model.pt': randomBytes(6 * MIB),
-    'ckpt/optim.pt': randomBytes(70_000),
+    'ckpt/model.pt': testBytes(6 * MIB),
+    'ckpt/optim.pt': testBytes(70_000),
     'ckpt/logs/train.log': Buffer.from('step 1 loss 0.5\n'.repeat(1000)),
     'ckpt/empty': Buffer.alloc(0),
   };
@@ -105,7 +106,7 @@ describe('restore', () => {
   test('detects an object whose bytes no longer match the manifest and leaves no file for it', async () => {
     await writeCheckpoint();
     await snapshot({ to: 's3://snapshots/bad/' });
-    await testS3Client(server).send(new PutObjectCommand({ Bucket: server.bucket, Key: 'bad/ckpt/optim.pt', Body: randomBytes(70_000) }));
+    await testS3Client(server).send(new PutObjectCommand({ Bucket: server.bucket, Key: 'bad/ckpt/optim.pt', Body: testBytes(70_000) }));
 
     const run = restore({ from: 's3://snapshots/bad/', to: join(dir, 'out'), log: silentLogger(), signal: new AbortController().signal, ...s3() });
 

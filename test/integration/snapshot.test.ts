@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { crc32 } from 'node:zlib';
@@ -13,6 +13,7 @@ import { openFileStore } from '../../src/stores/file.js';
 import { onePart } from '../../src/stores/parts.js';
 import { S3_CREDENTIALS, startS3Server, testS3Client, type S3ServerOptions, type S3TestServer } from '../helpers/s3-server.js';
 import { testNotice, testStepContext, type TestStepContext } from '../helpers/step-context.js';
+import { testBytes } from '../helpers/seed.js';
 
 const MIB = 1024 * 1024;
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -70,7 +71,7 @@ async function runS3Snapshot(raw: Record<string, unknown>, options: { timeoutMs?
 
 describe('snapshot step, files mode on S3', () => {
   test('stores one object per file under the prefix and writes a manifest with sizes, times and CRC32 checksums', async () => {
-    const weights = randomBytes(300_000);
+    const weights = testBytes(300_000);
     await writeTree({ 'ckpt/model.pt': weights, 'ckpt/optim/state.pt': 'optimizer', 'train.log': 'step 1\n' });
     await utimes(join(dir, 'ckpt/model.pt'), new Date('2030-01-02T03:04:05Z'), new Date('2030-01-02T03:04:05Z'));
 
@@ -116,7 +117,7 @@ describe('snapshot step, files mode on S3', () => {
   });
 
   test('uploads a file larger than the part size in parts, each with its CRC32, and it arrives whole', async () => {
-    const big = randomBytes(12 * MIB + 12345);
+    const big = testBytes(12 * MIB + 12345);
     await writeTree({ 'big.bin': big });
 
     await runS3Snapshot({ paths: [join(dir, 'big.bin')], to: 's3://snapshots/mp/', partSize: '5MiB' });
@@ -136,7 +137,7 @@ describe('snapshot step, files mode on S3', () => {
   });
 
   test('retries part uploads the server failed, and the object is still whole', async () => {
-    const big = randomBytes(11 * MIB);
+    const big = testBytes(11 * MIB);
     await writeTree({ 'big.bin': big });
 
     await runS3Snapshot(
@@ -149,7 +150,7 @@ describe('snapshot step, files mode on S3', () => {
   });
 
   test('a part the server keeps refusing fails only its file: that upload is aborted, the other files are stored', async () => {
-    await writeTree({ 'bad.bin': randomBytes(11 * MIB), 'good.bin': randomBytes(11 * MIB) });
+    await writeTree({ 'bad.bin': testBytes(11 * MIB), 'good.bin': testBytes(11 * MIB) });
 
     const run = runS3Snapshot(
       { paths: [join(dir, 'bad.bin'), join(dir, 'good.bin')], to: 's3://snapshots/refused/', partSize: '5MiB' },
@@ -196,7 +197,7 @@ describe('snapshot step, files mode on S3', () => {
   });
 
   test('at the deadline it cancels unfinished uploads, leaves no multipart upload behind and lists what completed', async () => {
-    await writeTree({ 'small.txt': 'done in time', 'big.bin': randomBytes(11 * MIB) });
+    await writeTree({ 'small.txt': 'done in time', 'big.bin': testBytes(11 * MIB) });
 
     const run = runS3Snapshot(
       { paths: [dir], to: 's3://snapshots/cut/', partSize: '5MiB', priority: 'smallest', reserve: '1s' },
@@ -216,7 +217,7 @@ describe('snapshot step, files mode on S3', () => {
   });
 
   test('logs progress with bytes, rate and time to the deadline, and reports it to the executor', async () => {
-    await writeTree({ 'big.bin': randomBytes(11 * MIB) });
+    await writeTree({ 'big.bin': testBytes(11 * MIB) });
 
     await runS3Snapshot(
       { paths: [join(dir, 'big.bin')], to: 's3://snapshots/progress/', partSize: '5MiB', progressInterval: '100ms' },
@@ -232,7 +233,7 @@ describe('snapshot step, files mode on S3', () => {
 
 describe('snapshot step, file:// destination', () => {
   test('copies files into the directory with a manifest and leaves no partial files', async () => {
-    await writeTree({ 'src/ckpt/a.bin': randomBytes(1000), 'src/ckpt/b/c.txt': 'c' });
+    await writeTree({ 'src/ckpt/a.bin': testBytes(1000), 'src/ckpt/b/c.txt': 'c' });
     const target = join(dir, 'nfs');
     const parsed = snapshotOptionsSchema.parse({ paths: [join(dir, 'src/ckpt')], to: `file://${target}/{kind}/` });
     step = testStepContext();

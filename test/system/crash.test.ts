@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { crashTrial } from '../helpers/crash-run.js';
+import { testRandom } from '../helpers/seed.js';
 
 /**
  * kill -9 during a plan, against the built CLI (npm test builds dist first). The full
@@ -20,7 +21,7 @@ describe('crash safety of the real agent', () => {
   test.each([50, 450, 900])(
     'killed with SIGKILL %i ms into a plan, the restarted agent repeats no journaled step and runs every other one',
     async (killAfterMs) => {
-      const trial = await crashTrial({ cli: CLI, workDir, killAfterMs: killAfterMs + Math.round(Math.random() * 100) });
+      const trial = await crashTrial({ cli: CLI, workDir, killAfterMs: killAfterMs + testRandom().int(0, 100) });
       expect(trial.problems).toEqual([]);
       expect(trial.journalAtKill).not.toBe('corrupt');
       expect(trial.finalStatus).toBe('done');

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { crc32 } from 'node:zlib';
@@ -13,6 +13,7 @@ import { deadlineGate } from '../../src/snapshots/upload.js';
 import { walkPaths, type FoundFile } from '../../src/snapshots/walk.js';
 import { parseLocation } from '../../src/stores/location.js';
 import { cutIntoParts, type Part } from '../../src/stores/parts.js';
+import { testBytes } from '../helpers/seed.js';
 
 const messages = (raw: unknown): string[] => {
   const result = snapshotOptionsSchema.safeParse(raw);
@@ -122,7 +123,7 @@ describe('parts', () => {
   const MIB = 1024 * 1024;
 
   test('a file is read in parts of partSize, each with the CRC32 of its bytes, and the memory of a released part is read into again', async () => {
-    const bytes = randomBytes(12 * MIB + 5);
+    const bytes = testBytes(12 * MIB + 5);
     await writeFile(join(dir, 'model.pt'), bytes);
     const [file] = (await walkPaths([join(dir, 'model.pt')], [])).entries as FoundFile[];
     const reader = FileReader.start();
@@ -148,7 +149,7 @@ describe('parts', () => {
   });
 
   test('leaving a file part-way closes it, and the reader goes on with the next file', async () => {
-    await writeFile(join(dir, 'a'), randomBytes(11 * MIB));
+    await writeFile(join(dir, 'a'), testBytes(11 * MIB));
     await writeFile(join(dir, 'b'), 'second');
     const [a, b] = (await walkPaths([join(dir, 'a'), join(dir, 'b')], [])).entries as FoundFile[];
     const reader = FileReader.start();
@@ -168,7 +169,7 @@ describe('parts', () => {
   });
 
   test('a stream is cut into parts of partSize with their CRC32s; an empty one gives no part', async () => {
-    const bytes = randomBytes(2 * MIB + 100);
+    const bytes = testBytes(2 * MIB + 100);
     const chunks = [bytes.subarray(0, 700_000), bytes.subarray(700_000, 1_500_000), bytes.subarray(1_500_000)];
     const parts: Part[] = [];
     for await (const part of cutIntoParts(Readable.from(chunks), MIB)) parts.push(part);

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { restore } from '../../src/snapshots/restore.js';
 import { manifestSchema } from '../../src/snapshots/manifest.js';
 import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
 import { testStepContext, type TestStepContext } from '../helpers/step-context.js';
+import { testBytes } from '../helpers/seed.js';
 
 /**
  * GCS and Azure through their own SDKs against nock: no emulator can run here (fake-gcs-server
@@ -30,7 +31,7 @@ const savedEnv = { ...process.env };
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'stores-cloud-'));
   await mkdir(join(dir, 'ckpt'));
-  await writeFile(join(dir, 'ckpt/model.pt'), randomBytes(6 * MIB));
+  await writeFile(join(dir, 'ckpt/model.pt'), testBytes(6 * MIB));
   await writeFile(join(dir, 'ckpt/config.json'), '{"lr": 0.1}');
   nock.disableNetConnect();
 });
