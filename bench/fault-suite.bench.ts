@@ -2,7 +2,7 @@ import { PROVIDER_NAMES, type ProviderName } from '../src/notice/notice.js';
 import { runFaultScenario, scenariosFor, type FaultOutcome } from '../test/helpers/fault-scenario.js';
 
 /**
- * The long fault suite: the scenarios of test/faults.test.ts with longer fault phases
+ * The long fault suite: the scenarios of test/integration/faults.test.ts with longer fault phases
  * (default 10 s, so backoff reaches its longer delays) and a longer watch for duplicates.
  * Prints one line per scenario and, per cloud, notices detected and plans run exactly once.
  *
