@@ -7,11 +7,11 @@ import type { InstanceFacts, ProviderName } from '../notice/notice.js';
 import { directoryWritable } from '../steps/checks.js';
 import type { CheckResult } from '../steps/types.js';
 import { findStepType } from '../steps/registry.js';
-import { HOP_LIMIT_WARNING } from '../providers/metadata/token-session.js';
+import { HOP_LIMIT_WARNING, probeAwsToken, type TokenProbe } from '../providers/aws/imds.js';
 import { detectProvider } from '../providers/detect.js';
 import { createProvider } from '../providers/registry.js';
 import type { MetadataRead } from '../providers/types.js';
-import { probeAwsToken, readOnce, type TokenProbe } from '../providers/metadata/read-once.js';
+import { readOnce } from '../providers/metadata/read-once.js';
 import { loadConfigFromFlags, type ConfigFlags } from './flags.js';
 
 /** One line of the report: what was checked, ✓ or ✗, and why. */

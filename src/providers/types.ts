@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../lib/errors.js';
+import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
 import type { InstanceFacts, Notice, ProviderName } from '../notice/notice.js';
 
@@ -40,6 +41,8 @@ export interface ProviderOptions {
   azure?: { firstCallTimeoutMs: number };
   /** Alibaba Cloud ECS; optional so existing callers keep compiling (defaults in alibaba.ts). */
   alibaba?: { hardened: boolean; tokenTtlSeconds: number };
+  /** What every wait and token lifetime is measured on; REAL_CLOCK unless a test hands in its own. */
+  clock?: Clock;
 }
 
 /**

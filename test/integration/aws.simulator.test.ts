@@ -2,9 +2,8 @@ import { AwsProvider } from '../../src/providers/aws/provider.js';
 import type { ProviderEvent } from '../../src/providers/types.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/metadata-server.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from '../helpers/provider-watch.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { freePort } from '../helpers/free-port.js';
-
-const FAST = { rebalanceMinMs: 20, maintenanceMs: 20, backoff: { baseMs: 20, maxMs: 100 } };
 
 describe('AWS provider against the simulator', () => {
   let simulator: RunningSimulator | undefined;
@@ -39,7 +38,7 @@ describe('AWS provider against the simulator', () => {
       const recorder = watchRecorder();
       const events: ProviderEvent[] = [];
       const check = setInterval(() => recorder.reads.filter((read) => read.source === 'spot/instance-action').length >= 20 && recorder.abort(), 5);
-      for await (const event of new AwsProvider(testProviderOptions(simulator.url), undefined, FAST).watch(recorder.context)) events.push(event);
+      for await (const event of new AwsProvider(testProviderOptions(simulator.url, { clock: new FakeClock() })).watch(recorder.context)) events.push(event);
       clearInterval(check);
       expect(events).toHaveLength(1);
       ids.add(noticeOf(events[0]).id);
@@ -53,7 +52,8 @@ describe('AWS provider against the simulator', () => {
     const sim = simulator;
     const recorder = watchRecorder();
     const events: ProviderEvent[] = [];
-    for await (const event of new AwsProvider(testProviderOptions(simulator.url), undefined, FAST).watch(recorder.context)) {
+    // On a fake clock at a one-minute poll, so the minute-long maintenance interval takes no real time.
+    for await (const event of new AwsProvider(testProviderOptions(simulator.url, { pollIntervalMs: 60_000, clock: new FakeClock() })).watch(recorder.context)) {
       events.push(event);
       if (event.type === 'notice') sim.clear();
       else break;
@@ -67,10 +67,13 @@ describe('AWS provider against the simulator', () => {
   test('a metadata service that refuses connections is retried until it comes up, then the notice arrives', async () => {
     const port = await freePort();
     const recorder = watchRecorder();
-    const watching = collectEvents(new AwsProvider(testProviderOptions(`http://127.0.0.1:${port}`), undefined, FAST), recorder, 1);
-    await recorder.readMatching((read) => read.source === 'token' && read.error?.includes('connection refused') === true);
+    // Stopped: the token backoff ends only once the simulator is up.
+    const clock = new FakeClock({ running: false });
+    const watching = collectEvents(new AwsProvider(testProviderOptions(`http://127.0.0.1:${port}`, { clock })), recorder, 1);
+    await recorder.readMatching((read) => read.source === 'spot/instance-action' && read.error?.includes('connection refused') === true);
     simulator = await startSimulator({ provider: 'aws', port });
     simulator.trigger({ kind: 'terminate' });
+    clock.advance(5_000);
     expect(noticeOf((await watching)[0]).kind).toBe('terminate');
     expect(recorder.logs.filter((line) => String(line.error).includes('connection refused') && line.source === 'spot/instance-action')).toHaveLength(1);
   });

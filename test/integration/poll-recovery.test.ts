@@ -1,24 +1,24 @@
-import type { BackoffPolicy } from '../../src/lib/backoff.js';
 import { AlibabaProvider } from '../../src/providers/alibaba/provider.js';
 import { AwsProvider } from '../../src/providers/aws/provider.js';
 import type { Provider } from '../../src/providers/types.js';
 import { NO_FAULTS, parseFaultSpec } from '../../src/simulator/fault-spec.js';
 import { startSimulator, type RunningSimulator } from '../../src/simulator/metadata-server.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from '../helpers/provider-watch.js';
 
-/** Small, so an outage reaches the cap in a few tries; the same for the token and the polls. */
-const BACKOFF: BackoffPolicy = { baseMs: 100, maxMs: 200 };
-/** How long a token PUT that gets no answer is waited for. */
+/** How long a token PUT that gets no answer is waited for (real time: the request's own limit). */
 const TOKEN_TIMEOUT_MS = 300;
 
+/** On a fake clock, so an outage reaches the backoff cap (5 s) in a few tries that take no real time. */
 const CLOUDS = {
   aws: {
     polled: 'spot/instance-action',
-    provider: (url: string): Provider => new AwsProvider(testProviderOptions(url, { aws: { allowImdsV1: false, tokenTtlSeconds: 21600, tokenTimeoutMs: TOKEN_TIMEOUT_MS } }), undefined, { rebalanceMinMs: 20, maintenanceMs: 20, backoff: BACKOFF }),
+    provider: (url: string): Provider =>
+      new AwsProvider(testProviderOptions(url, { aws: { allowImdsV1: false, tokenTtlSeconds: 21600, tokenTimeoutMs: TOKEN_TIMEOUT_MS }, clock: new FakeClock() })),
   },
   alibaba: {
     polled: 'instance/spot/termination-time',
-    provider: (url: string): Provider => new AlibabaProvider(testProviderOptions(url, { requestTimeoutMs: TOKEN_TIMEOUT_MS }), undefined, BACKOFF),
+    provider: (url: string): Provider => new AlibabaProvider(testProviderOptions(url, { requestTimeoutMs: TOKEN_TIMEOUT_MS, clock: new FakeClock() })),
   },
 } as const;
 

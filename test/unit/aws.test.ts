@@ -1,13 +1,15 @@
 import nock from 'nock';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { HOP_LIMIT_WARNING, ImdsSession } from '../../src/providers/metadata/token-session.js';
+import { TokenSession } from '../../src/providers/metadata/token-session.js';
+import { HOP_LIMIT_WARNING, IMDS_TOKENS } from '../../src/providers/aws/imds.js';
 import { parseAwsEventDate, parseMaintenance } from '../../src/providers/aws/payloads.js';
-import { AwsProvider, type AwsCadence } from '../../src/providers/aws/provider.js';
+import { AwsProvider } from '../../src/providers/aws/provider.js';
 import { MetadataClient } from '../../src/providers/metadata/client.js';
 import type { MetadataError } from '../../src/lib/errors.js';
 import type { Provider, ProviderEvent } from '../../src/providers/types.js';
 import { noticeId } from '../../src/notice/notice.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { noReply } from '../helpers/no-reply.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder, type WatchRecorder } from '../helpers/provider-watch.js';
 
@@ -15,8 +17,12 @@ import { collectEvents, noticeOf, testProviderOptions, watchRecorder, type Watch
 const BASE = 'http://imds.test';
 const META = '/latest/meta-data/';
 const NOT_FOUND = '<?xml version="1.0" encoding="iso-8859-1"?>\n<html><head><title>404 - Not Found</title></head></html>\n';
-/** Fast cadence and backoff so tests see many reads in little time. */
-const FAST: Partial<AwsCadence> = { rebalanceMinMs: 20, maintenanceMs: 20, backoff: { baseMs: 10, maxMs: 40 } };
+/** A provider on a fake clock: its intervals and backoffs take no real time. */
+function aws(overrides: Parameters<typeof testProviderOptions>[1] = {}) {
+  return new AwsProvider(testProviderOptions(BASE, { clock: new FakeClock(), ...overrides }));
+}
+/** Every source at one cadence, so the minute-long maintenance interval is no rarer than the rest. */
+const MINUTE_POLL = { pollIntervalMs: 60_000 };
 
 type Reply = [number, string];
 
@@ -79,7 +85,7 @@ describe('AWS interruption sources', () => {
   ] as const)('spot/instance-action %s (time %s) becomes a notice of that kind due at its time', async (action, time) => {
     fakeImds({ 'spot/instance-action': [[200, JSON.stringify({ action, time })]] });
     const recorder = watchRecorder();
-    const [event] = await collectEvents(new AwsProvider(testProviderOptions(BASE), undefined, FAST), recorder, 1);
+    const [event] = await collectEvents(aws(), recorder, 1);
     const notice = noticeOf(event);
     expect(notice).toMatchObject({ provider: 'aws', kind: action, raw: { action, time } });
     expect(notice.deadline?.toISOString()).toBe(new Date(time).toISOString());
@@ -90,14 +96,14 @@ describe('AWS interruption sources', () => {
   test('a notice polled many times is yielded once, with the same id', async () => {
     const imds = fakeImds({ 'spot/instance-action': [[200, '{"action":"terminate","time":"2026-11-22T04:02:00Z"}']] });
     const recorder = watchRecorder();
-    const events = await eventsUntil(new AwsProvider(testProviderOptions(BASE), undefined, FAST), recorder, () => (imds.counts['spot/instance-action'] ?? 0) >= 10);
+    const events = await eventsUntil(aws(), recorder, () => (imds.counts['spot/instance-action'] ?? 0) >= 10);
     expect(events.filter((event) => event.type === 'notice' && event.notice.kind === 'terminate')).toHaveLength(1);
   });
 
   test('404 on every source means no notice, and every read counts as healthy', async () => {
     const imds = fakeImds();
     const recorder = watchRecorder();
-    const events = await eventsUntil(new AwsProvider(testProviderOptions(BASE), undefined, FAST), recorder, () => (imds.counts['spot/instance-action'] ?? 0) >= 5);
+    const events = await eventsUntil(aws(), recorder, () => (imds.counts['spot/instance-action'] ?? 0) >= 5);
     expect(events).toEqual([]);
     expect(readsOf(recorder, 'spot/instance-action').every((read) => read.ok && read.status === 404)).toBe(true);
     expect(readsOf(recorder, 'events/maintenance/scheduled').length).toBeGreaterThan(0);
@@ -106,13 +112,13 @@ describe('AWS interruption sources', () => {
   test('a notice that disappears again (404) yields nothing more: AWS does not cancel spot notices', async () => {
     const imds = fakeImds({ 'spot/instance-action': [[200, '{"action":"stop","time":"2026-11-22T04:02:00Z"}'], [404, NOT_FOUND]] });
     const recorder = watchRecorder();
-    const events = await eventsUntil(new AwsProvider(testProviderOptions(BASE), undefined, FAST), recorder, () => (imds.counts['spot/instance-action'] ?? 0) >= 5);
+    const events = await eventsUntil(aws(), recorder, () => (imds.counts['spot/instance-action'] ?? 0) >= 5);
     expect(events.map((event) => event.type)).toEqual(['notice']);
   });
 
   test('a rebalance recommendation is an advisory notice without a deadline', async () => {
     fakeImds({ 'events/recommendations/rebalance': [[200, '{"noticeTime":"2026-11-22T03:50:00Z"}']] });
-    const [event] = await collectEvents(new AwsProvider(testProviderOptions(BASE), undefined, FAST), watchRecorder(), 1);
+    const [event] = await collectEvents(aws(), watchRecorder(), 1);
     expect(noticeOf(event)).toMatchObject({ kind: 'rebalance', deadline: null, id: noticeId('aws', 'rebalance', '2026-11-22T03:50:00Z') });
   });
 
@@ -132,7 +138,7 @@ describe('AWS interruption sources', () => {
         [200, JSON.stringify([{ ...event, State: 'canceled' }])],
       ],
     });
-    const [shown, withdrawn] = await collectEvents(new AwsProvider(testProviderOptions(BASE), undefined, FAST), watchRecorder(), 2);
+    const [shown, withdrawn] = await collectEvents(aws(MINUTE_POLL), watchRecorder(), 2);
     const notice = noticeOf(shown);
     expect(notice.kind).toBe('maintenance');
     expect(notice.deadline?.toISOString()).toBe('2019-01-21T09:00:43.000Z');
@@ -149,7 +155,7 @@ describe('AWS interruption sources', () => {
       ],
     });
     const recorder = watchRecorder();
-    const events = await eventsUntil(new AwsProvider(testProviderOptions(BASE), undefined, FAST), recorder, () => (imds.counts['events/maintenance/scheduled'] ?? 0) >= 4);
+    const events = await eventsUntil(aws(MINUTE_POLL), recorder, () => (imds.counts['events/maintenance/scheduled'] ?? 0) >= 4);
     expect(events).toEqual([]);
   });
 
@@ -163,7 +169,7 @@ describe('AWS interruption sources', () => {
     const good = '{"action":"terminate","time":"2026-11-22T04:02:00Z"}';
     fakeImds(path === 'spot/instance-action' ? { [path]: [[200, body], [200, body], [200, good]] } : { [path]: [[200, body]], 'spot/instance-action': [[404, NOT_FOUND], [404, NOT_FOUND], [200, good]] });
     const recorder = watchRecorder();
-    const events = await collectEvents(new AwsProvider(testProviderOptions(BASE), undefined, FAST), recorder, 1);
+    const events = await collectEvents(aws(), recorder, 1);
     expect(events.map((event) => event.type === 'notice' && event.notice.kind)).toEqual(['terminate']);
     const failures = readsOf(recorder, path).filter((read) => !read.ok);
     expect(failures.length).toBeGreaterThan(0);
@@ -174,7 +180,7 @@ describe('AWS interruption sources', () => {
     const good = '{"action":"terminate","time":"2026-11-22T04:02:00Z"}';
     fakeImds({ 'spot/instance-action': [[status, 'busy'], [status, 'busy'], [status, 'busy'], [status, 'busy'], [200, good]] });
     const recorder = watchRecorder();
-    const [event] = await collectEvents(new AwsProvider(testProviderOptions(BASE), undefined, FAST), recorder, 1);
+    const [event] = await collectEvents(aws(), recorder, 1);
     expect(noticeOf(event).kind).toBe('terminate');
     expect(readsOf(recorder, 'spot/instance-action').filter((read) => !read.ok)).toHaveLength(4);
     expect(readsOf(recorder, 'spot/instance-action').find((read) => !read.ok)).toMatchObject({ status, error: `spot/instance-action: HTTP ${status}` });
@@ -187,9 +193,8 @@ describe('AWS interruption sources', () => {
 describe('IMDSv2 token handling', () => {
   test('a watch whose token PUT hangs warns once about the hop limit in its log, reports token reads, and keeps trying', async () => {
     nock(BASE).persist().put('/latest/api/token').reply(noReply);
-    const options = testProviderOptions(BASE, { aws: { allowImdsV1: false, tokenTtlSeconds: 21600, tokenTimeoutMs: 30 } });
     const recorder = watchRecorder();
-    const events = await eventsUntil(new AwsProvider(options, undefined, FAST), recorder, () => readsOf(recorder, 'token').length >= 3);
+    const events = await eventsUntil(aws({ aws: { allowImdsV1: false, tokenTtlSeconds: 21600, tokenTimeoutMs: 30 } }), recorder, () => readsOf(recorder, 'token').length >= 3);
     expect(events).toEqual([]);
     expect(readsOf(recorder, 'token').every((read) => !read.ok && read.error?.includes('hop limit'))).toBe(true);
     expect(readsOf(recorder, 'spot/instance-action').every((read) => !read.ok)).toBe(true);
@@ -208,12 +213,21 @@ describe('IMDSv2 token handling', () => {
     return { log: pino({ level: 'info' }, sink), lines };
   }
 
-  function session(overrides: Partial<ConstructorParameters<typeof ImdsSession>[0]> = {}) {
+  /** An IMDS session on a stopped clock: the test moves time itself. */
+  function session(overrides: Partial<ConstructorParameters<typeof TokenSession>[0]> = {}) {
     const client = new MetadataClient(BASE);
     const { log, lines } = captureLog();
-    let clock = 1_000_000;
-    const imds = new ImdsSession({ client, log, requestTimeoutMs: 500, tokenTtlSeconds: 100, tokenTimeoutMs: 500, allowImdsV1: false, now: () => clock, ...overrides });
-    return { imds, lines, advance: (ms: number) => (clock += ms), close: () => client.close() };
+    const clock = new FakeClock({ running: false });
+    const imds = new TokenSession({ client, log, clock, protocol: IMDS_TOKENS, plainGets: 'never', requestTimeoutMs: 500, tokenTtlSeconds: 100, tokenTimeoutMs: 500, ...overrides });
+    return {
+      imds,
+      lines,
+      advance: (ms: number) => clock.advance(ms),
+      close: () => {
+        imds.close();
+        client.close();
+      },
+    };
   }
   const signal = new AbortController().signal;
 
@@ -300,6 +314,26 @@ describe('IMDSv2 token handling', () => {
     s.close();
   });
 
+  test('closing the session ends a token backoff under way, and the next read asks for a token at once', async () => {
+    const s = session();
+    nock(BASE).put('/latest/api/token').reply(500, 'busy');
+    const failure = (await s.imds.get('instance-id', signal).then(
+      () => new Error('expected the read to fail'),
+      (error: unknown) => error,
+    )) as MetadataError;
+    let allowed = false;
+    void failure.retryReady?.then(() => (allowed = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(allowed).toBe(false);
+    // The clock never moves here: only closing can end the wait (whose timer would hold the process open).
+    s.imds.close();
+    await failure.retryReady;
+    nock(BASE).put('/latest/api/token').reply(200, 'back');
+    nock(BASE).get(`${META}instance-id`).matchHeader('x-aws-ec2-metadata-token', 'back').reply(200, 'i-1');
+    await expect(s.imds.get('instance-id', signal)).resolves.toBe('i-1');
+    s.close();
+  });
+
   test('without allowImdsV1 a failed token PUT never leads to a token-less GET', async () => {
     const s = session();
     nock(BASE).put('/latest/api/token').reply(403, 'Forbidden');
@@ -309,7 +343,7 @@ describe('IMDSv2 token handling', () => {
   });
 
   test('with allowImdsV1 a failed token PUT falls back to IMDSv1 GETs, said once', async () => {
-    const s = session({ allowImdsV1: true, tokenTimeoutMs: 30 });
+    const s = session({ plainGets: 'token-fails', tokenTimeoutMs: 30 });
     nock(BASE).put('/latest/api/token').reply(noReply);
     const v1 = nock(BASE, { badheaders: ['x-aws-ec2-metadata-token'] }).get(`${META}instance-id`).times(3).reply(200, 'i-1');
     for (let i = 0; i < 3; i += 1) await expect(s.imds.get('instance-id', signal)).resolves.toBe('i-1');
@@ -319,7 +353,7 @@ describe('IMDSv2 token handling', () => {
   });
 
   test('after the IMDSv1 fallback, a token that can be had again is used again', async () => {
-    const s = session({ allowImdsV1: true });
+    const s = session({ plainGets: 'token-fails' });
     nock(BASE).put('/latest/api/token').reply(500, 'oops').put('/latest/api/token').reply(200, 'back');
     nock(BASE, { badheaders: ['x-aws-ec2-metadata-token'] }).get(`${META}instance-id`).times(2).reply(200, 'v1');
     await expect(s.imds.get('instance-id', signal)).resolves.toBe('v1');

@@ -3,6 +3,7 @@ import { silentLogger } from '../../src/lib/log.js';
 import type { Notice } from '../../src/notice/notice.js';
 import { AzureProvider } from '../../src/providers/azure/provider.js';
 import { FIRST_CALL_MESSAGE, ScheduledEventsTracker, eventDeadline, parseAzureInstance, parseScheduledEvents } from '../../src/providers/azure/scheduled-events.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { noReply } from '../helpers/no-reply.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from '../helpers/provider-watch.js';
 
@@ -51,8 +52,9 @@ function serveDocuments(...documents: Array<[number, unknown]>) {
 
 const doc = (incarnation: number, ...events: unknown[]) => ({ DocumentIncarnation: incarnation, Events: events });
 
+/** A provider on a fake clock: its intervals and backoffs take no real time. */
 function provider(overrides: Parameters<typeof testProviderOptions>[1] = {}) {
-  return new AzureProvider(testProviderOptions(BASE, { azure: { firstCallTimeoutMs: 2000 }, ...overrides }));
+  return new AzureProvider(testProviderOptions(BASE, { azure: { firstCallTimeoutMs: 2000 }, clock: new FakeClock(), ...overrides }));
 }
 
 beforeAll(() => {
@@ -105,31 +107,18 @@ describe('Azure Scheduled Events provider (protocol edge cases)', () => {
 
   test('after 429 the provider backs off instead of polling at its interval, then yields the notice', async () => {
     serveInstance();
-    const times: number[] = [];
-    const scope = azure();
-    scope
-      .get(EVENTS.path)
-      .query(EVENTS.query)
-      .times(2)
-      .reply(() => {
-        times.push(performance.now());
-        return [429, { error: 'Too many requests' }];
-      });
-    scope
-      .get(EVENTS.path)
-      .query(EVENTS.query)
-      .times(50)
-      .reply(() => {
-        times.push(performance.now());
-        return [200, doc(1, event())];
-      });
+    serveDocuments([429, { error: 'Too many requests' }], [429, { error: 'Too many requests' }], [200, doc(1, event())]);
+    const clock = new FakeClock();
     const recorder = watchRecorder();
-    const [found] = await collectEvents(provider(), recorder, 1);
+    const [found] = await collectEvents(provider({ clock }), recorder, 1);
     expect(noticeOf(found).kind).toBe('preempt');
     expect(recorder.reads.filter((read) => read.status === 429)).toHaveLength(2);
-    // Poll interval is 20 ms; backoff waits at least 250 ms, then at least 500 ms.
-    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(240);
-    expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(490);
+    // Poll interval is 20 ms; the backoff waits 250 to 500 ms, then 500 to 1000 ms.
+    expect(clock.sleeps).toHaveLength(2);
+    expect(clock.sleeps[0]).toBeGreaterThanOrEqual(250);
+    expect(clock.sleeps[0]).toBeLessThanOrEqual(500);
+    expect(clock.sleeps[1]).toBeGreaterThanOrEqual(500);
+    expect(clock.sleeps[1]).toBeLessThanOrEqual(1000);
     // One warning for the run of identical 429s, not one per request.
     expect(recorder.logs.filter((line) => String(line.msg).includes('HTTP 429'))).toHaveLength(1);
   });

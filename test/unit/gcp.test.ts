@@ -2,13 +2,15 @@ import nock from 'nock';
 import { GcpProvider } from '../../src/providers/gcp/provider.js';
 import type { ProviderEvent } from '../../src/providers/types.js';
 import { noticeId } from '../../src/notice/notice.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder, type WatchRecorder } from '../helpers/provider-watch.js';
 
 // A name nock answers for: nothing here can reach a real metadata service.
 const BASE = 'http://gce.test';
 const V1 = '/computeMetadata/v1/';
 const FLAVOR = { 'Metadata-Flavor': 'Google' };
-const options = testProviderOptions(BASE, { gcp: { hangTimeoutSeconds: 5 } });
+/** A provider on a fake clock: its backoffs and retries take no real time. */
+const gcp = (clock = new FakeClock()) => new GcpProvider(testProviderOptions(BASE, { gcp: { hangTimeoutSeconds: 5 }, clock }));
 
 /** A GCE metadata server that insists on the flavor header; facts answer at once. */
 function gce() {
@@ -60,7 +62,7 @@ describe('GCP provider', () => {
     gce();
     first('preempted', 200, 'TRUE', 'p1');
     quietMaintenance();
-    const notice = noticeOf((await collectEvents(new GcpProvider(options), watchRecorder(), 1))[0]);
+    const notice = noticeOf((await collectEvents(gcp(), watchRecorder(), 1))[0]);
     expect(notice).toMatchObject({ provider: 'gcp', kind: 'preempt', instance: { id: '42', zone: 'europe-west4-b', region: 'europe-west4' } });
     expect(notice.deadline!.getTime() - notice.detectedAt.getTime()).toBe(30_000);
   });
@@ -71,7 +73,7 @@ describe('GCP provider', () => {
     change('preempted', 'p1', 'TRUE', 'p2');
     quietMaintenance();
     const recorder = watchRecorder();
-    const notice = noticeOf((await collectEvents(new GcpProvider(options), recorder, 1))[0]);
+    const notice = noticeOf((await collectEvents(gcp(), recorder, 1))[0]);
     expect(notice.kind).toBe('preempt');
     expect(notice.raw).toEqual({ path: 'instance/preempted', value: 'TRUE', etag: 'p2' });
     expect(readsOf(recorder, 'instance/preempted').map((read) => read.ok)).toEqual([true, true]);
@@ -85,7 +87,7 @@ describe('GCP provider', () => {
     change('maintenance-event', 'm1', 'MIGRATE_ON_HOST_MAINTENANCE', 'm2');
     change('maintenance-event', 'm2', 'NONE', 'm3');
     unchanged('maintenance-event', 'NONE', 'm3');
-    const [shown, withdrawn] = await collectEvents(new GcpProvider(options), watchRecorder(), 2);
+    const [shown, withdrawn] = await collectEvents(gcp(), watchRecorder(), 2);
     const notice = noticeOf(shown);
     expect(notice.kind).toBe('maintenance');
     expect(notice.deadline!.getTime() - notice.detectedAt.getTime()).toBe(60_000);
@@ -99,9 +101,14 @@ describe('GCP provider', () => {
     first('preempted', 200, 'TRUE', 'p1');
     quietMaintenance();
     const recorder = watchRecorder();
-    const notice = noticeOf((await collectEvents(new GcpProvider(options), recorder, 1))[0]);
+    const clock = new FakeClock();
+    const notice = noticeOf((await collectEvents(gcp(clock), recorder, 1))[0]);
     expect(notice.kind).toBe('preempt');
     expect(readsOf(recorder, 'instance/preempted')[0]).toMatchObject({ ok: false, status: 503, error: 'instance/preempted: HTTP 503' });
+    // The only wait: about a second (±2 %), not the backoff's 250 to 500 ms; hanging GETs need none.
+    expect(clock.sleeps).toHaveLength(1);
+    expect(clock.sleeps[0]).toBeGreaterThanOrEqual(980);
+    expect(clock.sleeps[0]).toBeLessThanOrEqual(1020);
   });
 
   test('a value that is neither TRUE nor FALSE is a failed read, not a notice, and the watch goes on', async () => {
@@ -110,7 +117,7 @@ describe('GCP provider', () => {
     first('preempted', 200, 'TRUE', 'p2');
     quietMaintenance();
     const recorder = watchRecorder();
-    const events: ProviderEvent[] = await collectEvents(new GcpProvider(options), recorder, 1);
+    const events: ProviderEvent[] = await collectEvents(gcp(), recorder, 1);
     expect(noticeOf(events[0]).raw).toMatchObject({ value: 'TRUE' });
     expect(readsOf(recorder, 'instance/preempted')[0]).toMatchObject({ ok: false, error: expect.stringContaining('expected TRUE or FALSE, got "MAYBE"') });
   });
@@ -121,7 +128,7 @@ describe('GCP provider', () => {
     const recorder = watchRecorder();
     const check = setInterval(() => readsOf(recorder, 'instance/maintenance-event').length >= 1 && readsOf(recorder, 'instance/preempted').length >= 1 && recorder.abort(), 5);
     const events: ProviderEvent[] = [];
-    for await (const event of new GcpProvider(options).watch(recorder.context)) events.push(event);
+    for await (const event of gcp().watch(recorder.context)) events.push(event);
     clearInterval(check);
     expect(events).toEqual([]);
     expect(readsOf(recorder, 'instance/preempted')[0]).toMatchObject({ ok: false, error: expect.stringContaining('is not a GCE metadata server') });

@@ -1,8 +1,10 @@
-import { METADATA_BACKOFF, jitteredInterval, type BackoffPolicy } from '../../lib/backoff.js';
+import { jitteredInterval } from '../../lib/backoff.js';
+import { REAL_CLOCK, type Clock } from '../../lib/clock.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
 import { noticeId, type InstanceFacts, type Notice, type NoticeKind } from '../../notice/notice.js';
 import { parseInstanceAction, parseMaintenance, parseRebalance } from './payloads.js';
-import { ImdsSession } from '../metadata/token-session.js';
+import { imdsSession } from './imds.js';
+import type { TokenSession } from '../metadata/token-session.js';
 import { mergeLoops, type SourceLoop } from '../metadata/merge-loops.js';
 import { FactsCache, readFactItems, type FactItems } from '../metadata/facts-cache.js';
 import { MetadataClient } from '../metadata/client.js';
@@ -11,17 +13,10 @@ import { pollSource } from '../metadata/poll-loop.js';
 import { SourceReport } from '../metadata/source-report.js';
 
 export const AWS_METADATA_URL = 'http://169.254.169.254';
-
-/** How often the slower sources are read, and how failed reads back off. */
-export interface AwsCadence {
-  /** Rebalance recommendations are advisory: every 5 s (or the poll interval if longer). */
-  rebalanceMinMs: number;
-  /** Scheduled maintenance is announced days ahead: once a minute is plenty. */
-  maintenanceMs: number;
-  backoff: BackoffPolicy;
-}
-
-export const AWS_CADENCE: AwsCadence = { rebalanceMinMs: 5_000, maintenanceMs: 60_000, backoff: METADATA_BACKOFF };
+/** Rebalance recommendations are advisory: every 5 s (or the poll interval if longer). */
+const REBALANCE_MIN_MS = 5_000;
+/** Scheduled maintenance is announced days ahead: once a minute is plenty. */
+const MAINTENANCE_MS = 60_000;
 
 /** Where each instance fact lives under /latest/meta-data/ (EC2 has no separate name). */
 const FACT_ITEMS: FactItems = [
@@ -54,24 +49,20 @@ interface AwsSource {
 export class AwsProvider implements Provider {
   readonly name = 'aws' as const;
   private readonly client: MetadataClient;
-  private readonly session: ImdsSession;
+  private readonly session: TokenSession;
   private readonly facts = new FactsCache((signal, learn) => readFactItems(FACT_ITEMS, (path) => this.session.get(path, signal), learn));
   private readonly hasOwnLog: boolean;
-  private readonly cadence: AwsCadence;
+  private readonly clock: Clock;
 
-  /**
-   * `log` receives token warnings; without it they go to the log of the first watch.
-   * `cadence` is for tests and benchmarks; the defaults are AWS_CADENCE.
-   */
+  /** `log` receives token warnings; without it they go to the log of the first watch. */
   constructor(
     private readonly options: ProviderOptions,
     log?: Logger,
-    cadence: Partial<AwsCadence> = {},
   ) {
-    this.cadence = { ...AWS_CADENCE, ...cadence };
+    this.clock = options.clock ?? REAL_CLOCK;
     this.client = new MetadataClient(options.baseUrl);
     this.hasOwnLog = log !== undefined;
-    this.session = new ImdsSession({ client: this.client, log: log ?? silentLogger(), requestTimeoutMs: options.requestTimeoutMs, backoff: this.cadence.backoff, ...options.aws });
+    this.session = imdsSession(this.client, options, log ?? silentLogger(), options.aws.allowImdsV1 ? 'token-fails' : 'never');
   }
 
   /** Best effort, fetched once and cached once the instance id is known; never throws. */
@@ -88,14 +79,15 @@ export class AwsProvider implements Provider {
     const poll = this.options.pollIntervalMs;
     const sources: AwsSource[] = [
       instanceActionSource(() => jitteredInterval(poll)),
-      rebalanceSource(() => jitteredInterval(Math.max(poll, this.cadence.rebalanceMinMs))),
-      maintenanceSource(() => jitteredInterval(this.cadence.maintenanceMs)),
+      rebalanceSource(() => jitteredInterval(Math.max(poll, REBALANCE_MIN_MS))),
+      maintenanceSource(() => jitteredInterval(MAINTENANCE_MS)),
     ];
     // Fetched now so that a notice found later carries the facts without waiting for them.
     void this.instanceFacts(context.signal);
     try {
       yield* mergeLoops(context.signal, sources.map((source) => this.pollLoop(source, context)));
     } finally {
+      this.session.close();
       this.client.close();
     }
   }
@@ -105,8 +97,8 @@ export class AwsProvider implements Provider {
       const findings = pollSource(
         {
           report: new SourceReport(source.path, context),
+          clock: this.clock,
           nextIntervalMs: source.nextDelayMs,
-          backoff: this.cadence.backoff,
           read: async (readSignal) => {
             const body = await this.session.get(source.path, readSignal, context.onRead);
             return { status: body === null ? 404 : 200, found: source.interpret(body) };

@@ -1,5 +1,6 @@
-import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep } from '../../lib/backoff.js';
 import { MetadataError, MetadataRequestError, PreemptdError, errorMessage } from '../../lib/errors.js';
+import { METADATA_BACKOFF, backoffDelay, jitteredInterval } from '../../lib/backoff.js';
+import { REAL_CLOCK, type Clock } from '../../lib/clock.js';
 import { type InstanceFacts, type Notice } from '../../notice/notice.js';
 import { MetadataClient, type MetadataResponse } from '../metadata/client.js';
 import { pollSource } from '../metadata/poll-loop.js';
@@ -53,15 +54,17 @@ export class AzureProvider implements Provider {
   readonly name = 'azure' as const;
   private readonly client: MetadataClient;
   private readonly firstCallTimeoutMs: number;
+  private readonly clock: Clock;
   private facts: (InstanceFacts & { name: string }) | undefined;
 
   constructor(private readonly options: ProviderOptions) {
     this.client = new MetadataClient(options.baseUrl);
     this.firstCallTimeoutMs = options.azure?.firstCallTimeoutMs ?? AZURE_FIRST_CALL_TIMEOUT_MS;
+    this.clock = options.clock ?? REAL_CLOCK;
   }
 
   /** Cached once read; throws MetadataError / MetadataRequestError when it cannot be read. */
-  async instanceFacts(signal: AbortSignal): Promise<InstanceFacts> {
+  async instanceFacts(signal: AbortSignal): Promise<InstanceFacts & { name: string }> {
     this.facts ??= parseAzureInstance(await this.get('instance', AZURE_INSTANCE_PATH, this.options.requestTimeoutMs, signal));
     return this.facts;
   }
@@ -96,7 +99,7 @@ export class AzureProvider implements Provider {
         failure = new PreemptdError(code, `acknowledging event ${eventId}: ${errorMessage(error)}`, { cause: error });
       }
       if (attempt >= ACK_ATTEMPTS) throw failure;
-      await sleep(backoffDelay(attempt, METADATA_BACKOFF), signal);
+      await this.clock.sleep(backoffDelay(attempt, METADATA_BACKOFF), signal);
     }
   }
 
@@ -112,18 +115,16 @@ export class AzureProvider implements Provider {
 
   /** The VM's name is needed to tell our events from our neighbours': retry until it is known. */
   private async waitForFacts(context: WatchContext): Promise<(InstanceFacts & { name: string }) | undefined> {
-    const report = new SourceReport('instance', context);
-    while (!context.signal.aborted) {
-      const started = performance.now();
-      try {
-        await this.instanceFacts(context.signal);
-        report.ok(performance.now() - started, 200);
-        return this.facts;
-      } catch (error) {
-        if (context.signal.aborted) break;
-        await sleep(backoffDelay(report.fail(error, performance.now() - started), METADATA_BACKOFF), context.signal);
-      }
-    }
+    const answers = pollSource(
+      {
+        report: new SourceReport('instance', context),
+        clock: this.clock,
+        nextIntervalMs: () => 0,
+        read: async (signal) => ({ status: 200, found: [await this.instanceFacts(signal)] }),
+      },
+      context.signal,
+    );
+    for await (const facts of answers) return facts;
     return undefined;
   }
 
@@ -133,6 +134,7 @@ export class AzureProvider implements Provider {
     return pollSource(
       {
         report: new SourceReport('scheduledevents', context),
+        clock: this.clock,
         nextIntervalMs: () => jitteredInterval(this.options.pollIntervalMs),
         read: async (signal) => {
           const started = performance.now();

@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { METADATA_BACKOFF, backoffDelay, jitteredInterval, sleep } from '../../lib/backoff.js';
 import { MetadataError } from '../../lib/errors.js';
+import { jitteredInterval } from '../../lib/backoff.js';
+import { REAL_CLOCK, type Clock } from '../../lib/clock.js';
 import { showValue } from '../../lib/format.js';
 import { noticeId, type InstanceFacts, type NoticeKind } from '../../notice/notice.js';
 import { mergeLoops, type SourceLoop } from '../metadata/merge-loops.js';
 import { FactsCache } from '../metadata/facts-cache.js';
 import { MetadataClient } from '../metadata/client.js';
+import { pollSource } from '../metadata/poll-loop.js';
 import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from '../types.js';
 import { SourceReport } from '../metadata/source-report.js';
 
@@ -46,10 +48,12 @@ export class GcpProvider implements Provider {
   readonly name = 'gcp' as const;
   private readonly client: MetadataClient;
   private readonly facts = new FactsCache((signal) => this.fetchFacts(signal));
+  private readonly clock: Clock;
   private flavorErrorLogged = false;
 
   constructor(private readonly options: ProviderOptions) {
     this.client = new MetadataClient(options.baseUrl);
+    this.clock = options.clock ?? REAL_CLOCK;
   }
 
   /** GETs one value; throws MetadataError on any status but 200 or a missing flavor header. */
@@ -110,41 +114,44 @@ export class GcpProvider implements Provider {
     }
   }
 
+  /**
+   * Polls with hanging GETs: the server holds each read until the value changes (or
+   * timeout_sec passes), so the loop needs no interval of its own while it has an ETag.
+   */
   private watchLoop(key: WatchedKey, context: WatchContext): SourceLoop {
     const hangSeconds = this.options.gcp.hangTimeoutSeconds;
     return async (emit, signal) => {
-      const report = new SourceReport(key.path, context);
       // No ETag yet: the first read answers at once with the current value.
       let etag: string | undefined;
-      while (!signal.aborted) {
-        const started = performance.now();
-        let delay = 0;
-        try {
-          const answer =
-            etag === undefined
-              ? await this.read(key.path, this.options.requestTimeoutMs, signal)
-              : await this.read(
-                  `${key.path}?wait_for_change=true&last_etag=${encodeURIComponent(etag)}&timeout_sec=${hangSeconds}`,
-                  hangSeconds * 1000 + HANG_SLACK_MS,
-                  signal,
-                );
-          const detectedAt = new Date();
-          const facts = await this.instanceFacts(signal);
-          const findings = key.interpret(answer.value, answer.etag, facts);
-          report.ok(performance.now() - started, 200);
-          for (const finding of findings) emit(toEvent(finding, detectedAt, facts));
-          etag = answer.etag;
+      const events = pollSource<ProviderEvent>(
+        {
+          report: new SourceReport(key.path, context),
+          clock: this.clock,
           // Without an ETag there is nothing to hang on: poll instead.
-          if (etag === undefined) delay = jitteredInterval(this.options.pollIntervalMs);
-        } catch (error) {
-          if (signal.aborted) break;
-          const failures = report.fail(error, performance.now() - started);
-          this.logFlavorError(error, context);
-          const status = error instanceof MetadataError ? error.status : undefined;
-          delay = status === 503 ? jitteredInterval(UNAVAILABLE_RETRY_MS) : backoffDelay(failures, METADATA_BACKOFF);
-        }
-        if (delay > 0) await sleep(delay, signal);
-      }
+          nextIntervalMs: () => (etag === undefined ? jitteredInterval(this.options.pollIntervalMs) : 0),
+          read: async (readSignal) => {
+            const answer =
+              etag === undefined
+                ? await this.read(key.path, this.options.requestTimeoutMs, readSignal)
+                : await this.read(
+                    `${key.path}?wait_for_change=true&last_etag=${encodeURIComponent(etag)}&timeout_sec=${hangSeconds}`,
+                    hangSeconds * 1000 + HANG_SLACK_MS,
+                    readSignal,
+                  );
+            const detectedAt = new Date();
+            const facts = await this.instanceFacts(readSignal);
+            const findings = key.interpret(answer.value, answer.etag, facts);
+            etag = answer.etag;
+            return { status: 200, found: findings.map((finding) => toEvent(finding, detectedAt, facts)) };
+          },
+          failed: (error) => {
+            this.logFlavorError(error, context);
+            return error instanceof MetadataError && error.status === 503 ? jitteredInterval(UNAVAILABLE_RETRY_MS) : undefined;
+          },
+        },
+        signal,
+      );
+      for await (const event of events) emit(event);
     };
   }
 

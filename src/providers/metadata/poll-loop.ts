@@ -1,15 +1,24 @@
-import { METADATA_BACKOFF, backoffDelay, sleep, type BackoffPolicy } from '../../lib/backoff.js';
 import { MetadataError } from '../../lib/errors.js';
+import { METADATA_BACKOFF, backoffDelay } from '../../lib/backoff.js';
+import type { Clock } from '../../lib/clock.js';
 import type { SourceReport } from './source-report.js';
 
 /** One metadata source read on a schedule. */
 export interface PolledSource<T> {
   report: SourceReport;
-  /** The wait between the starts of two reads (jitter included). */
+  clock: Clock;
+  /**
+   * The wait between the starts of two reads (jitter included); 0 when the read itself
+   * waits for a change (a hanging GET).
+   */
   nextIntervalMs(): number;
   /** One read and its interpretation; throws (MetadataError) on a failed or bad answer. */
   read(signal: AbortSignal): Promise<{ status: number; found: T[] }>;
-  backoff?: BackoffPolicy;
+  /**
+   * Called once a failed read is reported, for what only this source knows about the
+   * failure; may return a wait of its own to use instead of the backoff.
+   */
+  failed?(error: unknown): number | undefined;
 }
 
 /**
@@ -19,26 +28,30 @@ export interface PolledSource<T> {
  * retry schedule (`MetadataError.retryReady`: the shared token request backing off) is
  * retried as soon as that allows, with no backoff of this loop on top: two backoffs in a
  * row would keep the source blind for up to twice the cap after the service is back.
- * Never throws.
+ * Waits are on the source's clock; reported durations are real time. Never throws.
  */
 export async function* pollSource<T>(source: PolledSource<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const { clock } = source;
   while (!signal.aborted) {
-    const started = performance.now();
+    const started = clock.now();
+    const requestStarted = performance.now();
     let found: T[] = [];
     /** How long to wait before the next read, or what to wait for. */
     let wait: number | Promise<void>;
     try {
       const answer = await source.read(signal);
-      source.report.ok(performance.now() - started, answer.status);
+      source.report.ok(performance.now() - requestStarted, answer.status);
       found = answer.found;
-      wait = source.nextIntervalMs() - (performance.now() - started);
+      wait = source.nextIntervalMs() - (clock.now() - started);
     } catch (error) {
       if (signal.aborted) break;
-      const failures = source.report.fail(error, performance.now() - started);
-      wait = (error instanceof MetadataError ? error.retryReady : undefined) ?? backoffDelay(failures, source.backoff ?? METADATA_BACKOFF);
+      const failures = source.report.fail(error, performance.now() - requestStarted);
+      const ownWait = source.failed?.(error);
+      wait = (error instanceof MetadataError ? error.retryReady : undefined) ?? ownWait ?? backoffDelay(failures, METADATA_BACKOFF);
     }
     yield* found;
-    await (typeof wait === 'number' ? sleep(Math.max(wait, 0), signal) : until(wait, signal));
+    if (typeof wait !== 'number') await until(wait, signal);
+    else if (wait > 0) await clock.sleep(wait, signal);
   }
 }
 

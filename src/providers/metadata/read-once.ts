@@ -1,9 +1,6 @@
-import { MetadataError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { InstanceFacts } from '../../notice/notice.js';
-import { ImdsSession } from './token-session.js';
-import { MetadataClient } from './client.js';
-import type { MetadataRead, Provider, ProviderEvent, ProviderOptions } from '../types.js';
+import type { MetadataRead, Provider, ProviderEvent } from '../types.js';
 
 export interface ReadOnceOptions {
   /** Give up after this long even when nothing answered. */
@@ -56,32 +53,4 @@ export async function readOnce(provider: Provider, options: ReadOnceOptions): Pr
     controller.abort();
   }
   return { reads, events, facts: await facts, timedOut: !answered };
-}
-
-export interface TokenProbe {
-  /** The token PUT as the provider reports it; undefined when it never ran. */
-  read: MetadataRead | undefined;
-  /** The PUT got no answer within aws.tokenTimeout: the IMDSv2 hop-limit symptom. */
-  timedOut: boolean;
-}
-
-/**
- * Asks IMDS for one IMDSv2 token through the provider's own session code, so the failure
- * keeps its kind (a timeout is told apart from a refusal). Never falls back to IMDSv1.
- */
-export async function probeAwsToken(options: ProviderOptions, log: Logger, signal: AbortSignal): Promise<TokenProbe> {
-  const client = new MetadataClient(options.baseUrl);
-  const session = new ImdsSession({ client, log, requestTimeoutMs: options.requestTimeoutMs, ...options.aws, allowImdsV1: false });
-  let read: MetadataRead | undefined;
-  const onRead = (report: MetadataRead) => {
-    if (report.source === 'token') read ??= report;
-  };
-  try {
-    await session.get('instance-id', signal, onRead);
-    return { read, timedOut: false };
-  } catch (error) {
-    return { read, timedOut: error instanceof MetadataError && error.code === 'ERR_TOKEN_TIMEOUT' };
-  } finally {
-    client.close();
-  }
 }
