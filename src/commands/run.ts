@@ -3,15 +3,18 @@ import { createDaemon } from '../daemon/daemon.js';
 import { createLogger } from '../lib/log.js';
 import { ConfigReloader } from '../daemon/reload.js';
 import { shutdownPlan } from '../daemon/shutdown-plan.js';
+import { StatusTracker } from '../observe/plan-status.js';
 import { attachSystemdNotifier } from '../observe/systemd-notifier.js';
 
 export async function runCommand(args: ConfigFlags): Promise<void> {
   const config = await loadConfigFromFlags(args);
   const log = createLogger({ level: config.logLevel });
   const daemon = createDaemon({ config, log });
+  // One view of plan progress for /v1/status, /readyz and the systemd status line alike.
+  const status = new StatusTracker(daemon, { notReadyOn: config.readiness.notReadyOn });
   // Loaded only when enabled: prom-client and the server cost nothing otherwise.
-  const server = config.server.enabled ? await (await import('../observe/local-server.js')).serveDaemon(daemon, config, log) : undefined;
-  const systemd = attachSystemdNotifier({ daemon, log });
+  const server = config.server.enabled ? await (await import('../observe/local-server.js')).serveDaemon(daemon, config, log, status) : undefined;
+  const systemd = attachSystemdNotifier({ daemon, log, status });
   const shutdown = shutdownPlan({ daemon, config, log });
   const reloader = new ConfigReloader({
     load: () => loadConfigFromFlags(args),
@@ -44,6 +47,7 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
     process.off('SIGINT', stop);
     await server?.close();
     await systemd?.close();
+    status.close();
     log.info('preemptd stopped');
     await new Promise<void>((resolve) => log.flush(() => resolve()));
   }

@@ -142,15 +142,21 @@ export function hostPort(host: string, port: number): string {
  * server answers from them. Returns undefined (after logging why) when the address cannot
  * be had: the agent must still protect the workload without its local server.
  */
-export async function serveDaemon(daemon: Daemon, config: Pick<Config, 'server' | 'readiness'>, log: Logger): Promise<RunningServer | undefined> {
+export async function serveDaemon(
+  daemon: Daemon,
+  config: Pick<Config, 'server' | 'readiness'>,
+  log: Logger,
+  shared?: StatusTracker,
+): Promise<RunningServer | undefined> {
   const metrics = createMetrics(daemon);
-  const status = new StatusTracker(daemon, { notReadyOn: config.readiness.notReadyOn });
+  const status = shared ?? new StatusTracker(daemon, { notReadyOn: config.readiness.notReadyOn });
+  const closeStatus = () => (shared ? undefined : status.close());
   let server: RunningServer;
   try {
     server = await startServer({ host: config.server.host, port: config.server.port, daemon, status, metrics, log });
   } catch (error) {
     metrics.close();
-    status.close();
+    closeStatus();
     const code = error instanceof PreemptdError ? error.code : undefined;
     log.error({ err: errorMessage(error), code }, `local server not started (server.listen): ${errorMessage(error)}; the agent runs on without /healthz, /readyz and /metrics`);
     return undefined;
@@ -161,7 +167,7 @@ export async function serveDaemon(daemon: Daemon, config: Pick<Config, 'server' 
     close: async () => {
       await server.close();
       metrics.close();
-      status.close();
+      closeStatus();
     },
   };
 }

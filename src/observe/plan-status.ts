@@ -31,6 +31,18 @@ export interface NoticeView {
   steps: StepView[];
 }
 
+/** How far one notice's plan has got: what the one-line systemd status shows. */
+export interface PlanProgress {
+  kind: NoticeKind;
+  deadline: Date | null;
+  /** Runs in the plan (a step that runs in both phases counts twice). */
+  steps: number;
+  /** Runs finished, however they ended (a run a resumed plan had finished before a restart included). */
+  done: number;
+  /** Runs that failed or timed out. */
+  failed: number;
+}
+
 export interface Readiness {
   ready: boolean;
   reason: string;
@@ -50,6 +62,8 @@ interface Tracked {
   notice: Notice;
   startedAt: number;
   planDeadline: number | null;
+  /** Set once the plan is built: its runs are listed (until then its progress is unknown). */
+  planned: boolean;
   result: PlanResult | null;
   withdrawn: string | null;
   steps: Map<string, TrackedStep>;
@@ -73,6 +87,7 @@ export class StatusTracker {
   private readonly tracked = new Map<string, Tracked>();
   private readonly now: () => number;
   private readonly subscription: DaemonSubscription;
+  private readonly progressListeners = new Set<() => void>();
 
   constructor(
     private readonly daemon: Daemon,
@@ -82,14 +97,23 @@ export class StatusTracker {
     this.now = options.now ?? Date.now;
     this.subscription = new DaemonSubscription(daemon);
     this.subscription.on('notice', (notice) => this.track(notice));
-    this.subscription.on('planStarted', (plan) => this.recordPlan(plan));
+    this.subscription.on('planStarted', (plan) => {
+      this.recordPlan(plan);
+      this.progressChanged();
+    });
     this.subscription.on('stepStarted', (notice, name) => this.updateStep(notice.id, name, { state: 'running', startedAt: this.now() }));
     this.subscription.on('stepProgress', (notice, name, detail) => {
       const step = this.tracked.get(notice.id)?.steps.get(name);
       if (step) step.detail = { ...step.detail, ...detail };
     });
-    this.subscription.on('stepFinished', (notice, summary) => this.finishStep(notice.id, summary));
-    this.subscription.on('planFinished', (notice, result) => this.finishPlan(notice.id, result));
+    this.subscription.on('stepFinished', (notice, summary) => {
+      this.finishStep(notice.id, summary);
+      this.progressChanged();
+    });
+    this.subscription.on('planFinished', (notice, result) => {
+      this.finishPlan(notice.id, result);
+      this.progressChanged();
+    });
     this.subscription.on('withdrawn', (noticeId, reason) => {
       const entry = this.tracked.get(noticeId);
       if (entry) entry.withdrawn = reason;
@@ -145,15 +169,37 @@ export class StatusTracker {
     }));
   }
 
+  /**
+   * Plans running now (oldest first) and the last one that finished, counted from the same
+   * step states /v1/status shows, so the systemd status line can never disagree with it.
+   */
+  progress(): { running: PlanProgress[]; lastFinished: PlanProgress | null } {
+    const entries = [...this.tracked.values()];
+    const finished = entries.filter((entry) => entry.result !== null);
+    const last = finished.reduce<Tracked | undefined>((latest, entry) => (latest && latest.result!.finishedAt > entry.result!.finishedAt ? latest : entry), undefined);
+    return { running: entries.filter((entry) => entry.planned && entry.result === null).map(progressOf), lastFinished: last ? progressOf(last) : null };
+  }
+
+  /** Calls `listener` after every change to a plan's progress; returns a function that stops it. */
+  onProgress(listener: () => void): () => void {
+    this.progressListeners.add(listener);
+    return () => this.progressListeners.delete(listener);
+  }
+
   /** Stops following the daemon. */
   close(): void {
     this.subscription.close();
+    this.progressListeners.clear();
+  }
+
+  private progressChanged(): void {
+    for (const listener of this.progressListeners) listener();
   }
 
 
   private track(notice: Notice): void {
     this.tracked.delete(notice.id);
-    this.tracked.set(notice.id, { notice, startedAt: this.now(), planDeadline: null, result: null, withdrawn: null, steps: new Map() });
+    this.tracked.set(notice.id, { notice, startedAt: this.now(), planDeadline: null, planned: false, result: null, withdrawn: null, steps: new Map() });
     const finished = [...this.tracked.values()].filter((entry) => entry.result !== null);
     for (const entry of finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED))) this.tracked.delete(entry.notice.id);
   }
@@ -163,6 +209,7 @@ export class StatusTracker {
     const entry = this.tracked.get(plan.noticeId);
     if (!entry) return;
     entry.planDeadline = plan.planDeadline;
+    entry.planned = true;
     for (const { name, step } of plan.runs) {
       if (!entry.steps.has(name)) entry.steps.set(name, { name, type: step.type, state: 'pending', startedAt: null, ms: null });
     }
@@ -191,6 +238,17 @@ export class StatusTracker {
     entry.result = result;
     entry.planDeadline = result.planDeadline;
   }
+}
+
+function progressOf({ notice, steps }: Tracked): PlanProgress {
+  const states = [...steps.values()].map((step) => step.state);
+  return {
+    kind: notice.kind,
+    deadline: notice.deadline,
+    steps: states.length,
+    done: states.filter((state) => state !== 'pending' && state !== 'running').length,
+    failed: states.filter((state) => state === 'failed' || state === 'timed_out').length,
+  };
 }
 
 function isoOrNull(epochMs: number | null): string | null {

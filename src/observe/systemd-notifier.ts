@@ -1,13 +1,11 @@
 import type { Daemon } from '../daemon/daemon.js';
 import type { DaemonState } from '../daemon/types.js';
 import { DaemonSubscription } from '../daemon/subscription.js';
-import type { StepSummary } from '../notice/event.js';
 import type { Logger } from '../lib/log.js';
-import type { Notice } from '../notice/notice.js';
-import type { Plan } from '../plan/executor.js';
 import type { MetadataRead } from '../providers/types.js';
+import { StatusTracker } from './plan-status.js';
 import { createSdNotify, watchdogIntervalMs, type SdNotify } from './sd-notify.js';
-import { describeStatus, type PlanProgress } from './systemd-status-line.js';
+import { describeStatus } from './systemd-status-line.js';
 
 /** Consecutive failed metadata reads before the status says the metadata service is failing. */
 const FAILING_AFTER_ERRORS = 3;
@@ -19,6 +17,8 @@ export interface SystemdNotifierOptions {
   env?: NodeJS.ProcessEnv;
   /** Injected by tests; otherwise created from NOTIFY_SOCKET (null outside systemd). */
   sd?: SdNotify | null;
+  /** Where plan progress is read (the one /v1/status shows); one of its own when not given. */
+  status?: StatusTracker;
 }
 
 export interface SystemdNotifier {
@@ -43,8 +43,7 @@ export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdN
   const sd = options.sd === undefined ? createSdNotify(log) : options.sd;
   if (!sd) return null;
 
-  const running = new Map<string, PlanProgress>();
-  let lastFinished: PlanProgress | null = null;
+  const status = options.status ?? new StatusTracker(daemon, { notReadyOn: [] });
   let metadataError: string | null = null;
   let ready = false;
   let lastStatus = '';
@@ -53,16 +52,15 @@ export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdN
     describeStatus({
       provider: daemon.health().provider,
       metadataError,
-      running: [...running.values()],
-      lastFinished,
+      ...status.progress(),
       stopping: daemon.state === 'stopping' || daemon.state === 'stopped',
     });
   const updateStatus = () => {
     if (!ready) return;
-    const status = currentStatus();
-    if (status === lastStatus) return;
-    lastStatus = status;
-    void sd.status(status);
+    const line = currentStatus();
+    if (line === lastStatus) return;
+    lastStatus = line;
+    void sd.status(line);
   };
 
   const onRead = (read: MetadataRead) => {
@@ -78,35 +76,14 @@ export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdN
     log.info({ status: lastStatus }, 'ready: telling systemd');
     void sd.ready(lastStatus);
   };
-  const onPlanStarted = ({ notice, runs }: Plan) => {
-    running.set(notice.id, { kind: notice.kind, deadline: notice.deadline, steps: runs.length, done: 0, failed: 0 });
-    updateStatus();
-  };
-  // Runs a resumed plan had finished before a restart are reported finished too: counted here.
-  const onStepFinished = (notice: Notice, summary: StepSummary) => {
-    const progress = running.get(notice.id);
-    if (!progress) return;
-    progress.done += 1;
-    if (summary.status === 'failed' || summary.status === 'timed_out') progress.failed += 1;
-    updateStatus();
-  };
-  const onPlanFinished = (notice: Notice) => {
-    lastFinished = running.get(notice.id) ?? lastFinished;
-    running.delete(notice.id);
-    updateStatus();
-  };
   const onState = (state: DaemonState) => {
     if (state !== 'stopping') return;
     lastStatus = currentStatus();
     void sd.stopping(lastStatus);
   };
 
-  const subscription = new DaemonSubscription(daemon)
-    .on('read', onRead)
-    .on('planStarted', onPlanStarted)
-    .on('stepFinished', onStepFinished)
-    .on('planFinished', onPlanFinished)
-    .on('state', onState);
+  const subscription = new DaemonSubscription(daemon).on('read', onRead).on('state', onState);
+  const stopFollowingProgress = status.onProgress(updateStatus);
 
   const intervalMs = watchdogIntervalMs(env, process.pid);
   let stalled = false;
@@ -133,6 +110,8 @@ export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdN
     async close() {
       if (timer) clearInterval(timer);
       subscription.close();
+      stopFollowingProgress();
+      if (!options.status) status.close();
       await sd.flush();
     },
   };

@@ -1,13 +1,4 @@
-import type { NoticeKind } from '../notice/notice.js';
-
-/** How far one notice's plan has got. */
-export interface PlanProgress {
-  kind: NoticeKind;
-  deadline: Date | null;
-  steps: number;
-  done: number;
-  failed: number;
-}
+import type { PlanProgress } from './plan-status.js';
 
 /** What the one-line status shown by `systemctl status` is made of. */
 export interface StatusFacts {

@@ -12,7 +12,8 @@ import { attachSystemdNotifier } from '../../src/observe/systemd-notifier.js';
 import { watchdogIntervalMs, type SdNotify } from '../../src/observe/sd-notify.js';
 import { describeStatus } from '../../src/observe/systemd-status-line.js';
 import { startNotifySocket, type NotifySocket } from '../../bench/lib/notify-socket.js';
-import { quietProvider } from '../helpers/scripted-provider.js';
+import { quietProvider, ScriptedProvider, scriptedNotice } from '../helpers/scripted-provider.js';
+import { StatusTracker } from '../../src/observe/plan-status.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -183,6 +184,45 @@ describe('attachSystemdNotifier', () => {
       await notifier.close();
     }
     expect(sd.sent.at(-1)).toBe('STOPPING stopping');
+  });
+});
+
+describe('the STATUS line and /v1/status', () => {
+  test('count the same plan progress: the notifier reads the status tracker it is handed', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'preemptd-systemd-'));
+    const provider = new ScriptedProvider();
+    const config = compileConfig({
+      provider: 'aws',
+      stateDir,
+      steps: [
+        { name: 'works', exec: { command: ['true'] } },
+        { name: 'breaks', exec: { command: ['false'] } },
+        { name: 'later', after: ['works'], exec: { command: ['true'] } },
+      ],
+    });
+    const daemon = new Daemon({ config, log: silentLogger(), provider });
+    const status = new StatusTracker(daemon, { notReadyOn: [] });
+    const sd = recordingSd();
+    const notifier = attachSystemdNotifier({ daemon, log: silentLogger(), sd, env: {}, status })!;
+    const running = daemon.run();
+    try {
+      await waitUntil(() => provider.watching);
+      provider.read();
+      provider.notice(scriptedNotice('terminate', 120_000));
+      await waitUntil(() => status.notices()[0]?.state === 'finished');
+      const steps = status.notices()[0]!.steps;
+      const done = steps.filter((step) => step.state !== 'pending' && step.state !== 'running').length;
+      const failed = steps.filter((step) => step.state === 'failed' || step.state === 'timed_out').length;
+      expect([done, failed, steps.length]).toEqual([3, 1, 3]);
+      expect(status.progress().running).toEqual([]);
+      expect(sd.sent.at(-1)).toMatch(new RegExp(`^STATUS watching aws, handled terminate at [0-9:]{8}: ${done}/${steps.length} steps done, ${failed} failed$`));
+    } finally {
+      await daemon.stop();
+      await running;
+      await notifier.close();
+      status.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
   });
 });
 
