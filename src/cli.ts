@@ -23,13 +23,15 @@ const cli = yargs(hideBin(process.argv))
   )
   .command(
     'simulate',
-    'run the plan against a synthetic notice (for real, or --dry-run to print order, timing and budgets)',
+    'rehearse the plan against a synthetic notice: prints order, timing and budgets and does nothing, unless --run',
     (argv) =>
       configOptions(argv)
         .option('kind', { type: 'string', choices: [...NOTICE_KINDS], default: 'terminate', describe: 'notice kind' })
         .option('deadline', { type: 'string', default: '120s', describe: 'time until the notice deadline, e.g. 30s, 2m, or none' })
-        .option('dry-run', { type: 'boolean', default: false, describe: 'print what each step would do and when; do nothing' })
-        .option('json', { type: 'boolean', default: false, describe: 'with --dry-run: print the plan as JSON' }),
+        .option('advisory', { type: 'boolean', describe: 'with --kind maintenance: a maintenance the VM survives (a live migration)' })
+        .option('dry-run', { type: 'boolean', describe: 'print what each step would do and when; do nothing (the default); exit 1 if the plan does not fit' })
+        .option('run', { type: 'boolean', default: false, describe: 'run the steps for real: send webhooks, signal processes, upload snapshots' })
+        .option('json', { type: 'boolean', default: false, describe: 'print JSON: the dry run as JSON (with --run stdout is always the summary event)' }),
     async (args) => (await import('./commands/simulate.js')).simulateCommand(args),
   )
   .command(

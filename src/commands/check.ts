@@ -4,6 +4,7 @@ import { formatDuration } from '../lib/duration.js';
 import { ConfigError, errorMessage, EXIT_CONFIG } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import type { InstanceFacts, ProviderName } from '../notice/notice.js';
+import { describeStepKinds, stepKinds } from '../plan/kinds.js';
 import { directoryWritable } from '../steps/checks.js';
 import type { CheckResult } from '../steps/types.js';
 import { findStepType } from '../steps/registry.js';
@@ -139,14 +140,15 @@ async function checkSteps(config: Config, log: Logger): Promise<CheckLine[]> {
       const check = `step ${step.name}`;
       const stepType = findStepType(step.type);
       if (!stepType) return [line(check, false, `unknown step type ${step.type}`)];
-      if (!stepType.check) return [line(check, true, `${stepType.describe(step.options)} (nothing to check for ${step.type} steps)`)];
+      const kinds = line(check, true, `runs on ${describeStepKinds(stepKinds(step, findStepType))}`);
+      if (!stepType.check) return [line(check, true, `${stepType.describe(step.options)} (nothing to check for ${step.type} steps)`), kinds];
       let results: CheckResult[];
       try {
         results = await stepType.check(step.options, { signal: controller.signal, log });
       } catch (error) {
-        return [line(check, false, `could not check: ${errorMessage(error)}`)];
+        return [line(check, false, `could not check: ${errorMessage(error)}`), kinds];
       }
-      return results.map((result) => line(check, result.ok, `${result.what}: ${result.reason}`));
+      return [...results.map((result) => line(check, result.ok, `${result.what}: ${result.reason}`)), kinds];
     }),
   );
   return perStep.flat();

@@ -12,9 +12,12 @@ import type { StepConfig } from './types.js';
 export interface StepEntryType {
   readonly type: string;
   readonly schema: z.ZodType;
+  /** The timeout (ms) a step of this type gets without `timeout:`, given its parsed options. */
+  defaultTimeoutMs?(options: unknown): number;
 }
 
-export const STEP_DEFAULTS = { timeout: '60s' } as const;
+/** The timeout of a step whose type names no default of its own. */
+export const STEP_DEFAULTS = { timeoutMs: 60_000 } as const;
 
 const STEP_NAME = /^[A-Za-z0-9_.-]+$/;
 
@@ -29,7 +32,7 @@ const commonSchema = z.strictObject({
   name: stepName(),
   after: z.array(stepName()).prefault([]),
   on: z.array(noticeKind()).min(1).optional(),
-  timeout: positiveDuration().prefault(STEP_DEFAULTS.timeout),
+  timeout: positiveDuration().optional(),
 });
 const COMMON_KEYS = Object.keys(commonSchema.shape);
 
@@ -93,7 +96,7 @@ function compileStep(
     options,
     after: [...new Set(parsed.data.after)],
     on: parsed.data.on ? [...new Set(parsed.data.on)] : null,
-    timeoutMs: parsed.data.timeout,
+    timeoutMs: parsed.data.timeout ?? stepType.defaultTimeoutMs?.(options) ?? STEP_DEFAULTS.timeoutMs,
   };
 }
 

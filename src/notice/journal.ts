@@ -48,6 +48,7 @@ const entrySchema = z.object({
     detectedAt: isoDate,
     instance: z.record(z.string(), z.unknown()),
     raw: z.unknown(),
+    advisory: z.boolean().optional(),
   }),
   status: z.enum(['in_progress', 'done']),
   begunAt: z.number(),
@@ -240,5 +241,7 @@ function noticeFromJSON(json: Entry['notice']): Notice {
     detectedAt: new Date(json.detectedAt),
     instance: json.instance,
     raw: json.raw,
+    // A resumed plan must keep sparing destructive steps on an advisory notice.
+    ...(json.advisory === true ? { advisory: true } : {}),
   };
 }

@@ -15,6 +15,9 @@ export const NOTICE_KINDS = [
 ] as const;
 export type NoticeKind = (typeof NOTICE_KINDS)[number];
 
+/** Kinds that warn of an interruption but never end the VM themselves (DESIGN.md "Notice kinds"). */
+export const ADVISORY_KINDS: readonly NoticeKind[] = ['rebalance', 'freeze'];
+
 export const PROVIDER_NAMES = ['aws', 'gcp', 'azure', 'alibaba'] as const;
 export type ProviderName = (typeof PROVIDER_NAMES)[number];
 
@@ -43,6 +46,16 @@ export interface Notice {
   readonly instance: InstanceFacts;
   /** The payload exactly as the metadata service returned it. */
   readonly raw: unknown;
+  /**
+   * Set by the provider when a notice of a kind that may end the VM says it will not: a GCP
+   * live migration, AWS `system-maintenance`. Rebalance and freeze are advisory by kind.
+   */
+  readonly advisory?: boolean;
+}
+
+/** True when the VM outlives the event: destructive steps then run only if their `on:` names the kind. */
+export function isAdvisory(notice: Pick<Notice, 'kind' | 'advisory'>): boolean {
+  return notice.advisory === true || ADVISORY_KINDS.includes(notice.kind);
 }
 
 /**
@@ -64,5 +77,6 @@ export function noticeToJSON(notice: Notice): Record<string, unknown> {
     detectedAt: notice.detectedAt.toISOString(),
     instance: notice.instance,
     raw: notice.raw,
+    ...(notice.advisory === true ? { advisory: true } : {}),
   };
 }

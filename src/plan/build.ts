@@ -1,14 +1,8 @@
 import type { Config, StepConfig } from '../config/types.js';
 import { PreemptdError } from '../lib/errors.js';
-import type { Notice, NoticeKind } from '../notice/notice.js';
+import type { Notice } from '../notice/notice.js';
 import type { StepTypeLookup } from '../steps/types.js';
-
-/**
- * Kinds a step without `on:` does not run for: it must list them. An Azure Freeze pauses
- * the VM for a few seconds; draining services or stopping workloads for that would do far
- * more harm than the pause (docs/providers.md).
- */
-export const OPT_IN_KINDS: readonly NoticeKind[] = ['freeze'];
+import { skipReason } from './kinds.js';
 
 /** When a step runs: with the notice, after every notice-phase step, or both. */
 export type StepPhase = 'notice' | 'finish' | 'both';
@@ -39,7 +33,7 @@ export interface Plan {
   floorBudget: boolean;
   /** Steps in dependency order (config order among steps that do not depend on each other). */
   steps: PlannedStep[];
-  /** Steps whose `on:` does not include this notice kind. */
+  /** Steps that do not run for this notice (kinds.ts: `on:`, opt-in kinds, advisory notices). */
   excluded: string[];
   /**
    * What runs, in order: every notice-phase run, then every finish-phase run. The executor,
@@ -67,11 +61,11 @@ export type PlanConfig = Pick<Config, 'steps' | 'safetyMarginMs' | 'minimumBudge
 /**
  * Builds the plan for one notice. Pure: the same inputs give the same plan.
  *
- * A step whose `after:` names a step filtered out by `on:` still runs: that dependency
+ * A step whose `after:` names a step left out (kinds.ts) still runs: that dependency
  * counts as satisfied (the step it waits for will never run for this kind of notice).
  */
 export function buildPlan(notice: Notice, config: PlanConfig, now: number, lookup: StepTypeLookup): Plan {
-  const applies = (step: StepConfig) => (step.on === null ? !OPT_IN_KINDS.includes(notice.kind) : step.on.includes(notice.kind));
+  const applies = (step: StepConfig) => skipReason(step, notice, lookup) === undefined;
   const included = config.steps.filter(applies);
   const includedNames = new Set(included.map((step) => step.name));
   const planDeadline = computePlanDeadline(notice, config, now);

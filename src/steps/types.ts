@@ -57,6 +57,17 @@ export interface StepType<Options> {
   run(options: Options, context: StepContext): Promise<StepDetail | void>;
   /** One line for `simulate --dry-run`: what this step would do. */
   describe(options: Options): string;
+  /**
+   * True when running it for a notice that does not end the VM would do harm (stopping a
+   * workload, draining a service, a user's command). Such a step runs on an advisory notice
+   * (rebalance, live migration, freeze) only when its `on:` names that kind.
+   */
+  readonly destructive: boolean;
+  /**
+   * The timeout (ms) when the step sets no `timeout:`: what this step needs with these
+   * options, so a default never eats a short notice window (30 s on GCP). Without it: 60 s.
+   */
+  defaultTimeoutMs?(options: Options): number;
   /** Runs when the plan has finished (e.g. summary webhooks); default: never. */
   readonly phase?: (options: Options) => 'notice' | 'finish' | 'both';
   /**

@@ -214,6 +214,7 @@ describe('webhook in a plan', () => {
     // Runs until the test lets it end, however long the webhook takes to arrive.
     const slow: AnyStepType = {
       type: 'slow',
+      destructive: false,
       schema: z.any(),
       describe: () => 'slow',
       run: async () => {

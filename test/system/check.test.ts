@@ -45,6 +45,11 @@ test('passes on a working setup, and sends nothing and signals no one while chec
   expect(linesFor(report, 'instance')[0]?.reason).toContain('i-0123456789abcdef0');
   expect(linesFor(report, 'step stop-trainer')[0]?.reason).toBe(`pidfile ${join(dir, 'trainer.pid')}: names pid ${workload.pid}, which is running`);
   expect(linesFor(report, 'step by-name')[0]?.reason).toContain(`1 process: ${workload.pid}`);
+  // Which notices each step runs for: destructive steps without on: sit out advisory notices.
+  expect(linesFor(report, 'step tell-ops').at(-1)?.reason).toBe('runs on every kind but freeze');
+  for (const name of ['drain', 'stop-trainer']) {
+    expect(linesFor(report, `step ${name}`).at(-1)?.reason).toBe('runs on every kind but rebalance, advisory maintenance, freeze');
+  }
   expect(linesFor(report, 'stateDir')[0]?.reason).toContain('will be created');
   // The webhook line names the host only: the rest of a webhook URL is a credential.
   expect(JSON.stringify(report)).not.toContain('secret-path');
@@ -194,6 +199,7 @@ describe('step checks for exec and snapshot', () => {
       [true, `path ${dir}: directory exists`],
       [false, `path ${join(dir, 'ckpt-not-yet')}: does not exist (yet?)`],
       [true, `destination file://${dir}/snapshots/{instanceId}/: does not exist yet; it will be created under ${dir}`],
+      [true, 'runs on every kind but freeze'],
     ]);
 
     const toS3 = await check(writeConfigFile(resources.tempDir(), { provider: 'aws', metadataUrl, stateDir: dir, steps: steps('s3://my-bucket/ckpt/{noticeId}/') }));

@@ -4,7 +4,7 @@ import type { Notice, NoticeKind } from '../../src/notice/notice.js';
 import { buildPlan } from '../../src/plan/build.js';
 import type { AnyStepType } from '../../src/steps/types.js';
 
-const noop: AnyStepType = { type: 'noop', schema: z.any(), describe: () => 'noop', run: async () => undefined };
+const noop: AnyStepType = { type: 'noop', schema: z.any(), destructive: false, describe: () => 'noop', run: async () => undefined };
 
 function step(name: string, on: NoticeKind[] | null, after: string[] = []): StepConfig {
   return { name, type: 'noop', options: {}, after, on, timeoutMs: 10_000 };

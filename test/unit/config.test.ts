@@ -15,7 +15,7 @@ import { STEP_TYPES } from '../../src/steps/registry.js';
 
 /** Small step types of our own, so these tests do not depend on the real registry. */
 function fakeType(type: string, schema: z.ZodType): AnyStepType {
-  return { type, schema, run: async () => undefined, describe: () => type };
+  return { type, schema, destructive: false, run: async () => undefined, describe: () => type };
 }
 const FAKE_TYPES = [
   fakeType('notify', z.strictObject({ url: httpUrl(), wait: duration().prefault('1s'), chat: z.union([z.string().min(1), z.number().int()]).optional() })),

@@ -29,6 +29,7 @@ interface FakeOptions {
 /** Waits `ms` (honouring its signal), then succeeds or fails. */
 const fakeStep: AnyStepType = {
   type: 'fake',
+  destructive: false,
   schema: z.any(),
   describe: () => 'fake',
   async run(options: FakeOptions, context: StepContext) {
@@ -52,6 +53,7 @@ const fakeStep: AnyStepType = {
 const seen = new Map<string, { steps: StepSummary[]; event: PreemptdEvent }>();
 const reportStep: AnyStepType = {
   type: 'report',
+  destructive: false,
   schema: z.any(),
   describe: () => 'report',
   phase: (options: { phase: 'finish' | 'both' }) => options.phase,

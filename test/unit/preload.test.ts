@@ -6,7 +6,7 @@ import { preloadGot } from '../../src/lib/load-got.js';
 
 /** A step type that only counts its preloads (the registry's own types load real modules). */
 function countingType(type: string, preload?: () => Promise<void>): AnyStepType {
-  return { type, schema: undefined as never, run: async () => undefined, describe: () => type, ...(preload ? { preload } : {}) };
+  return { type, schema: undefined as never, destructive: false, run: async () => undefined, describe: () => type, ...(preload ? { preload } : {}) };
 }
 
 test('each step type named is preloaded once, types without a preload are passed over, and failures come back with their type', async () => {

@@ -30,7 +30,7 @@ const FACT_ITEMS: FactItems = [
 
 /** What a source found in one read, before instance facts are attached. */
 type Finding =
-  | { type: 'notice'; kind: NoticeKind; identity: string; deadline: Date | null; raw: unknown }
+  | { type: 'notice'; kind: NoticeKind; identity: string; deadline: Date | null; raw: unknown; advisory?: boolean }
   | { type: 'withdrawn'; noticeId: string; reason: string };
 
 interface AwsSource {
@@ -121,6 +121,7 @@ export class AwsProvider implements Provider {
       detectedAt,
       instance: await this.facts.forNotice(signal),
       raw: finding.raw,
+      ...(finding.advisory === true ? { advisory: true } : {}),
     };
     return { type: 'notice', notice };
   }
@@ -160,6 +161,12 @@ function rebalanceSource(nextDelayMs: () => number): AwsSource {
   });
 }
 
+/**
+ * Scheduled events that leave the instance running (network or power work on the host):
+ * their notices are advisory. Reboots, stops and retirement end what runs on it.
+ */
+const VM_KEEPING_MAINTENANCE_CODES: readonly string[] = ['system-maintenance'];
+
 function maintenanceSource(nextDelayMs: () => number): AwsSource {
   /** EventId → notice id of events yielded and not yet withdrawn. */
   const shown = new Map<string, string>();
@@ -180,7 +187,8 @@ function maintenanceSource(nextDelayMs: () => number): AwsSource {
           findings.push({ type: 'withdrawn', noticeId: id, reason: `AWS maintenance event ${event.eventId} (${event.code}) is ${event.state}` });
         } else if (id === undefined) {
           shown.set(event.eventId, noticeId('aws', 'maintenance', event.eventId));
-          findings.push({ type: 'notice', kind: 'maintenance', identity: event.eventId, deadline: event.notBefore, raw: event.raw });
+          const advisory = VM_KEEPING_MAINTENANCE_CODES.includes(event.code);
+          findings.push({ type: 'notice', kind: 'maintenance', identity: event.eventId, deadline: event.notBefore, raw: event.raw, advisory });
         }
       }
       return findings;

@@ -30,7 +30,7 @@ interface GcpValue {
 
 /** What a watched key's new value means, before instance facts are attached. */
 type Finding =
-  | { type: 'notice'; kind: NoticeKind; identity: string; budgetMs: number; raw: unknown }
+  | { type: 'notice'; kind: NoticeKind; identity: string; budgetMs: number; raw: unknown; advisory?: boolean }
   | { type: 'withdrawn'; noticeId: string; reason: string };
 
 interface WatchedKey {
@@ -174,6 +174,7 @@ function toEvent(finding: Finding, detectedAt: Date, facts: InstanceFacts): Prov
       detectedAt,
       instance: facts,
       raw: finding.raw,
+      ...(finding.advisory === true ? { advisory: true } : {}),
     },
   };
 }
@@ -244,7 +245,9 @@ function maintenanceKey(): WatchedKey {
       if (shown?.value === value) return [];
       const identity = `${facts.id ?? ''}\0${value}\0${etag ?? ''}`;
       shown = { value, noticeId: noticeId('gcp', 'maintenance', identity) };
-      return [{ type: 'notice', kind: 'maintenance', identity, budgetMs: MAINTENANCE_BUDGET_MS, raw: { path: 'instance/maintenance-event', value, etag } }];
+      // A live migration moves the running VM: nothing on it ends.
+      const advisory = value === 'MIGRATE_ON_HOST_MAINTENANCE';
+      return [{ type: 'notice', kind: 'maintenance', identity, budgetMs: MAINTENANCE_BUDGET_MS, raw: { path: 'instance/maintenance-event', value, etag }, advisory }];
     },
   };
 }

@@ -76,6 +76,8 @@ function logLines(context: StepContext, stream: 'stdout' | 'stderr'): CappedLine
 export const execStep = {
   type: 'exec',
   schema: execSchema,
+  destructive: true,
+  defaultTimeoutMs: () => 30_000,
   async run(options, context) {
     const [program, ...args] = options.command as [string, ...string[]];
     const child = spawn(program, args, {

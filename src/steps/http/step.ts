@@ -203,6 +203,9 @@ async function pollUntil(options: HttpOptions, event: PreemptdEvent, context: St
  */
 export const httpStep = {
   type: 'http',
+  destructive: true,
+  // One request and a margin; polling `until` a drain is done gets 30 s.
+  defaultTimeoutMs: (options) => (options.until === null ? options.timeoutMs + 2_000 : 30_000),
   schema: httpSchema,
   async run(options, context) {
     const event = context.event('notice');

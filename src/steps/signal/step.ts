@@ -16,6 +16,8 @@ import { signalSchema, type SignalOptions, type SignalTarget } from './options.j
 
 /** Time limit of one systemctl / nvidia-smi call. */
 const TOOL_TIMEOUT_MS = 10_000;
+/** Finding the targets and sending: a default timeout's share besides the waits the options ask for. */
+const SEND_MS = 5_000;
 
 function describeTarget(target: SignalTarget): string {
   switch (target.kind) {
@@ -146,6 +148,9 @@ async function signalProcesses(
 export const signalStep = {
   type: 'signal',
   schema: signalSchema,
+  destructive: true,
+  defaultTimeoutMs: ({ target, waitExitMs, killAfterMs }) =>
+    (target.kind === 'unit' || target.kind === 'gpu' ? TOOL_TIMEOUT_MS : 0) + SEND_MS + waitExitMs + (killAfterMs ?? 0),
   async run(options, context) {
     try {
       const { target } = options;

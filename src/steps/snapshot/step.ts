@@ -9,6 +9,9 @@ import { checkSnapshotStep } from './check.js';
 export const snapshotStep = {
   type: 'snapshot',
   schema: snapshotOptionsSchema,
+  // Uploading is worth doing on an advisory notice too; it takes what the window gives.
+  destructive: false,
+  defaultTimeoutMs: () => 60_000,
   async run(options, context) {
     const { runSnapshot } = await import('../../snapshots/run.js');
     return runSnapshot(options, context);

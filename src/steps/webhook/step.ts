@@ -82,6 +82,10 @@ function targetUrl(options: WebhookOptions): string {
 export const webhookStep = {
   type: 'webhook',
   schema: webhookSchema,
+  destructive: false,
+  // Two attempts: a notification that has not landed by then rarely helps, and a longer
+  // default would hold back the finish phase (summary webhooks) in a 30 s window.
+  defaultTimeoutMs: (options) => 2 * options.timeout,
   phase: (options) => options.send,
   describe: (options) =>
     `POST ${options.format} ${options.send === 'both' ? 'at notice and after the plan' : options.send === 'finish' ? 'after the plan' : 'at notice'} to ${new URL(targetUrl(options)).host} (${options.retries} retries)`,
