@@ -176,7 +176,7 @@ describe('step checks for exec and snapshot', () => {
       ],
     });
     const report = await check(file);
-    expect(linesFor(report, 'step ok').map((line) => line.ok)).toEqual([true, true]);
+    expect(linesFor(report, 'step ok').map((line) => line.ok)).toEqual([true, true, true]);
     expect(linesFor(report, 'step ok')[0]?.reason).toMatch(/^program sh: found at \/.*\/sh$/);
     expect(linesFor(report, 'step absent')[0]).toMatchObject({ ok: false, reason: 'program no-such-program-for-preemptd: not found on PATH' });
     expect(linesFor(report, 'step bad-cwd')[1]).toMatchObject({ ok: false, reason: `directory ${join(dir, 'missing')}: does not exist` });

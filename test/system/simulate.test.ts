@@ -44,7 +44,8 @@ test('the worst-case timetable follows the DAG and cuts budgets at the plan dead
   const plan = buildPlan(syntheticNotice('terminate', 120_000, now), config, now, findStepType);
   const byName = Object.fromEntries(schedulePlan(plan, findStepType).map((run) => [run.name, run]));
   // Plan deadline: 120 s - 5 s safety margin = 115 s.
-  expect(byName['tell-ops']).toMatchObject({ latestStartMs: 0, budgetMs: 60_000, phase: 'notice' });
+  // A webhook without timeout: gets two attempts' worth (2 x 5 s), not a flat 60 s.
+  expect(byName['tell-ops']).toMatchObject({ latestStartMs: 0, budgetMs: 10_000, phase: 'notice' });
   expect(byName['checkpoint']).toMatchObject({ latestStartMs: 0, budgetMs: 20_000 });
   expect(byName['stop-trainer']).toMatchObject({ latestStartMs: 20_000, budgetMs: 90_000, after: ['checkpoint'] });
   // The finish phase starts when every notice step may have ended (110 s), and only 5 s remain.
@@ -55,12 +56,14 @@ test('simulate --dry-run prints the DAG order, when each step starts and its bud
   const { hooks, workload, pidfile, file } = await runbookFile();
 
   const terminate = await runCli(['simulate', '--config', file, '--dry-run', '--kind', 'terminate', '--deadline', '30s']);
-  expect(terminate.code).toBe(0);
+  // summary may not start within 30 s: the plan does not fit, and the exit code says so.
+  expect(terminate.code).toBe(1);
+  expect(terminate.stdout).toContain('Does not fit: summary may not start before the plan deadline.');
   const rows = terminate.stdout.split('\n');
   expect(rows[0]).toBe('Dry run of the plan for a simulated terminate notice: deadline in 30s; plan deadline in 25s (safetyMargin 5s).');
   const table = rows.filter((row) => /^\d+ /.test(row));
   expect(table.map((row) => row.split(/\s{2,}/).slice(0, 5))).toEqual([
-    ['1', 'tell-ops', 'webhook', 'at once', '25s'],
+    ['1', 'tell-ops', 'webhook', 'at once', '10s'],
     ['2', 'checkpoint', 'signal', 'at once', '20s'],
     ['3', 'stop-trainer', 'signal', 'after checkpoint (by +20s)', '5s'],
     ['4', 'summary', 'webhook', 'may not start: the plan deadline can pass first', '0ms'],
@@ -68,8 +71,11 @@ test('simulate --dry-run prints the DAG order, when each step starts and its bud
   expect(table[2]).toContain(`send SIGTERM to the pid in ${pidfile}`);
 
   const rebalance = await runCli(['simulate', '--config', file, '--dry-run', '--kind', 'rebalance', '--deadline', 'none']);
+  expect(rebalance.code).toBe(0);
   expect(rebalance.stdout).toContain('no deadline (advisory)');
-  expect(rebalance.stdout).toContain('Not run for rebalance (on:): stop-trainer');
+  expect(rebalance.stdout).toMatch(/Not run for this rebalance notice:\n {2}checkpoint +the rebalance notice is advisory \(the VM keeps running\): a signal step runs for it only when its on: lists rebalance\n {2}stop-trainer +its on: does not list rebalance\n/);
+  expect(rebalance.stdout).toMatch(/Kinds each step runs on:\n {2}tell-ops +every kind but freeze\n {2}checkpoint +every kind but rebalance, advisory maintenance, freeze\n {2}stop-trainer +terminate, preempt\n/);
+  expect(rebalance.stdout).toContain('Fits: every step can start before the plan deadline.');
 
   expect(hooks.requests).toEqual([]);
   expect(workload.received()).toEqual([]);
@@ -78,7 +84,7 @@ test('simulate --dry-run prints the DAG order, when each step starts and its bud
 test('simulate runs the plan for real against a synthetic notice and prints the summary event', async () => {
   const { hooks, workload, file } = await runbookFile({ logLevel: 'debug' });
 
-  const result = await runCli(['simulate', '--config', file, '--kind', 'preempt', '--deadline', '60s']);
+  const result = await runCli(['simulate', '--config', file, '--run', '--kind', 'preempt', '--deadline', '60s']);
 
   expect(result.code).toBe(0);
   const event = JSON.parse(result.stdout) as PreemptdEvent;
@@ -109,4 +115,39 @@ test('a bad --deadline is a usage error naming the flag', async () => {
   const result = await runCli(['simulate', '--config', '/nonexistent.yaml', '--dry-run', '--deadline', 'soon']);
   expect(result.code).toBe(64);
   expect(result.stderr).toContain('--deadline: got "soon"');
+});
+
+test('simulate is dry unless --run is given: without flags it only prints, and --json prints the dry run as JSON', async () => {
+  const { hooks, workload, file } = await runbookFile();
+
+  const plain = await runCli(['simulate', '--config', file, '--kind', 'preempt', '--deadline', '120s']);
+  expect(plain.code).toBe(0);
+  expect(plain.stdout).toContain('Nothing is sent, signalled or uploaded.');
+
+  const json = await runCli(['simulate', '--config', file, '--json', '--kind', 'maintenance', '--advisory', '--deadline', '60s']);
+  expect(json.code).toBe(0);
+  const dry = JSON.parse(json.stdout) as { advisory: boolean; fits: boolean; runs: { name: string }[]; excluded: { name: string; reason: string }[]; steps: { name: string; runsOn: string[]; notOn: string[] }[] };
+  expect(dry).toMatchObject({ advisory: true, fits: true });
+  expect(dry.runs.map((run) => run.name)).toEqual(['tell-ops', 'summary']);
+  expect(dry.excluded.map((step) => step.name)).toEqual(['checkpoint', 'stop-trainer']);
+  expect(dry.steps.find((step) => step.name === 'checkpoint')).toMatchObject({ notOn: ['rebalance', 'advisory maintenance', 'freeze'] });
+
+  expect(hooks.requests).toEqual([]);
+  expect(workload.received()).toEqual([]);
+});
+
+test('every simulate flag works or is refused: --no-dry-run without --run, --run with --dry-run, --advisory with a kind that cannot be', async () => {
+  const { hooks, workload, file } = await runbookFile();
+  const refused = [
+    [['--no-dry-run'], '--no-dry-run: a rehearsal is dry unless --run is given'],
+    [['--run', '--dry-run'], '--run and --dry-run contradict each other'],
+    [['--advisory', '--kind', 'terminate'], '--advisory: only a maintenance notice may or may not end the VM (a terminate notice ends the VM)'],
+  ] as const;
+  for (const [flags, message] of refused) {
+    const result = await runCli(['simulate', '--config', file, ...flags]);
+    expect(result.code).toBe(64);
+    expect(result.stderr).toContain(message);
+  }
+  expect(hooks.requests).toEqual([]);
+  expect(workload.received()).toEqual([]);
 });

@@ -156,3 +156,10 @@ test('a step recorded for an unknown notice is ignored with a warning, not a cra
   expect(journal.status('ghost')).toBe('new');
   expect(lines.some((line) => line.level === 40)).toBe(true);
 });
+
+test('an advisory notice resumed after a restart is still advisory, so its plan keeps sparing destructive steps', async () => {
+  const first = await Journal.open(stateDir, silentLogger());
+  await first.begin({ ...notice('m'), kind: 'maintenance', advisory: true });
+  const second = await Journal.open(stateDir, silentLogger());
+  expect(second.unfinished()[0]?.notice).toMatchObject({ id: 'm', kind: 'maintenance', advisory: true });
+});
