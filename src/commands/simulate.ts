@@ -69,7 +69,7 @@ export function formatDryRun(plan: Plan, config: Pick<Config, 'safetyMarginMs' |
     const steps = config.steps.filter((step) => plan.excluded.includes(step.name));
     lines.push('', `Not run for this ${notice.kind} notice:`, ...table(null, steps.map((step) => [`  ${step.name}`, skipReason(step, notice, findStepType) ?? ''])));
   }
-  lines.push('', 'Kinds each step runs on:', ...table(null, config.steps.map((step) => [`  ${step.name}`, describeStepKinds(stepKinds(step, findStepType))])));
+  if (config.steps.length > 0) lines.push('', 'Kinds each step runs on:', ...table(null, config.steps.map((step) => [`  ${step.name}`, describeStepKinds(stepKinds(step, findStepType))])));
   const late = lateRuns(runs);
   lines.push(
     '',

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startSimulator } from '../simulator/metadata-server.js';
 import type { NoticeKind, ProviderName } from '../notice/notice.js';
+import { demoConfig } from './config.js';
 
 /**
  * `npm run demo`: the simulator, a sample workload, a local webhook receiver and the agent
@@ -59,24 +60,7 @@ createInterface({ input: workload.stdout }).on('line', (line) => {
 });
 
 const configFile = join(workDir, 'config.yaml');
-writeFileSync(
-  configFile,
-  `# The demo's config: the same shape you would put in /etc/preemptd/config.yaml
-provider: ${provider}
-metadataUrl: ${simulator.url}
-pollInterval: 1s
-stateDir: ${join(workDir, 'state')}
-safetyMargin: 5s
-steps:
-  - name: tell-ops
-    webhook: { url: "${receiverUrl}", send: both }
-  - name: checkpoint
-    signal: { pidfile: ${pidfile}, signal: SIGUSR1 }
-  - name: stop-trainer
-    after: [checkpoint]
-    signal: { pidfile: ${pidfile}, signal: SIGTERM, waitExit: 2s, killAfter: 10s }
-`,
-);
+writeFileSync(configFile, demoConfig({ provider, metadataUrl: simulator.url, stateDir: join(workDir, 'state'), receiverUrl, pidfile }));
 say('demo', 36, `config written to ${configFile}`);
 
 const agent = spawn(process.execPath, [join(here, '..', 'cli.js'), 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
