@@ -6,6 +6,7 @@ import { createDaemon } from '../../src/daemon/daemon.js';
 import { silentLogger } from '../../src/lib/log.js';
 import type { Notice, ProviderName } from '../../src/notice/notice.js';
 import { TestResources } from '../helpers/resources.js';
+import { until } from '../helpers/until.js';
 
 const resources = new TestResources('preemptd-advisory-');
 
@@ -42,6 +43,8 @@ async function runPlanFor(provider: ProviderName, trigger: TriggerSpec) {
   metadata.trigger(trigger);
   await hooks.waitFor(1, 20_000);
   const event = JSON.parse(hooks.requests[0]!.body) as { notice: Record<string, unknown>; steps: { name: string }[] };
+  // The workload logs a signal a moment after it arrives: wait for one line per signal step that ran.
+  await until(() => workload.received().length >= event.steps.length);
   return { notice: notices[0]!, event, signals: workload.received(), alive: workload.child.exitCode === null && workload.child.signalCode === null };
 }
 

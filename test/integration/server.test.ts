@@ -140,7 +140,8 @@ describe('/readyz', () => {
 
   test('a rebalance notice leaves it at 200 by default', async () => {
     const gate = await startGate();
-    const stack = await startStack({ steps: [{ name: 'drain', http: { url: gate.url, method: 'POST' } }] });
+    // A drain (destructive) runs for an advisory rebalance only when on: lists it.
+    const stack = await startStack({ steps: [{ name: 'drain', on: ['rebalance'], http: { url: gate.url, method: 'POST' } }] });
     stack.provider.notice(scriptedNotice('rebalance', null));
     await until(() => gate.waiting() === 1);
     expect((await stack.get('/readyz')).status).toBe(200);
@@ -151,7 +152,7 @@ describe('/readyz', () => {
     const gate = await startGate();
     const stack = await startStack({
       readiness: { notReadyOn: ['rebalance'] },
-      steps: [{ name: 'drain', http: { url: gate.url, method: 'POST' } }],
+      steps: [{ name: 'drain', on: ['rebalance', 'terminate'], http: { url: gate.url, method: 'POST' } }],
     });
     const finished = planFinished(stack.daemon);
     stack.provider.notice(scriptedNotice('rebalance', null));
