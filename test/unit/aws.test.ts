@@ -19,7 +19,7 @@ const META = '/latest/meta-data/';
 const NOT_FOUND = '<?xml version="1.0" encoding="iso-8859-1"?>\n<html><head><title>404 - Not Found</title></head></html>\n';
 /** A provider on a fake clock: its intervals and backoffs take no real time. */
 function aws(overrides: Parameters<typeof testProviderOptions>[1] = {}) {
-  return new AwsProvider(testProviderOptions(BASE, { clock: new FakeClock(), ...overrides }));
+  return new AwsProvider(testProviderOptions(BASE, { clock: new FakeClock(), bootId: 'boot-1', ...overrides }));
 }
 /** Every source at one cadence, so the minute-long maintenance interval is no rarer than the rest. */
 const MINUTE_POLL = { pollIntervalMs: 60_000 };
@@ -89,7 +89,7 @@ describe('AWS interruption sources', () => {
     const notice = noticeOf(event);
     expect(notice).toMatchObject({ provider: 'aws', kind: action, raw: { action, time } });
     expect(notice.deadline?.toISOString()).toBe(new Date(time).toISOString());
-    expect(notice.id).toBe(noticeId('aws', action, `${action}\0${time}`));
+    expect(notice.id).toBe(noticeId('aws', action, 'boot-1\0spot/instance-action'));
     expect(notice.instance).toMatchObject({ id: 'i-0abc', type: 'm5.large', region: 'eu-west-1' });
   });
 
@@ -119,7 +119,7 @@ describe('AWS interruption sources', () => {
   test('a rebalance recommendation is an advisory notice without a deadline', async () => {
     fakeImds({ 'events/recommendations/rebalance': [[200, '{"noticeTime":"2026-11-22T03:50:00Z"}']] });
     const [event] = await collectEvents(aws(), watchRecorder(), 1);
-    expect(noticeOf(event)).toMatchObject({ kind: 'rebalance', deadline: null, id: noticeId('aws', 'rebalance', '2026-11-22T03:50:00Z') });
+    expect(noticeOf(event)).toMatchObject({ kind: 'rebalance', deadline: null, id: noticeId('aws', 'rebalance', 'boot-1\0events/recommendations/rebalance') });
   });
 
   test('a scheduled maintenance event is a notice due at NotBefore, and its cancellation withdraws it', async () => {
