@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { compileConfig } from '../helpers/config.js';
 import { TestResources } from '../helpers/resources.js';
 import { testProviderOptions } from '../helpers/provider-watch.js';
+import { ScriptedProvider, scriptedNotice } from '../helpers/scripted-provider.js';
 import { until } from '../helpers/until.js';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import type { Notice } from '../../src/notice/notice.js';
@@ -92,3 +93,25 @@ test('a GCP maintenance-event that flaps between a value and NONE runs one plan'
   expect(receiver.requests).toHaveLength(1);
   expect(run.logs.filter((line) => line.msg === 'notice withdrawn').length).toBeGreaterThan(1);
 }, 20_000);
+
+test('at most one plan runs per kind: a second notice of that kind waits for the first plan to end', async () => {
+  const provider = new ScriptedProvider();
+  const run = startDaemon(provider, resources.tempDir(), [{ name: 'hold', exec: { command: ['sleep', '0.5'] } }]);
+  const order: string[] = [];
+  run.daemon.on('planStarted', (plan) => order.push(`started ${plan.noticeId}`));
+  run.daemon.on('planFinished', (notice) => order.push(`finished ${notice.id}`));
+  await until(() => provider.watching);
+  provider.notice(scriptedNotice('terminate', 60_000, 'aws-terminate-first'));
+  provider.notice(scriptedNotice('terminate', 60_000, 'aws-terminate-second'));
+  provider.notice(scriptedNotice('rebalance', null, 'aws-rebalance-other-kind'));
+  await until(() => order.length === 6);
+  expect(order.filter((entry) => entry.includes('terminate'))).toEqual([
+    'started aws-terminate-first',
+    'finished aws-terminate-first',
+    'started aws-terminate-second',
+    'finished aws-terminate-second',
+  ]);
+  // Another kind does not wait.
+  expect(order.indexOf('started aws-rebalance-other-kind')).toBeLessThan(order.indexOf('finished aws-terminate-first'));
+  expect(run.logs.some((line) => line.noticeId === 'aws-terminate-second' && line.runningNoticeId === 'aws-terminate-first')).toBe(true);
+});

@@ -122,6 +122,23 @@ describe('AWS interruption sources', () => {
     expect(noticeOf(event)).toMatchObject({ kind: 'rebalance', deadline: null, id: noticeId('aws', 'rebalance', 'boot-1\0events/recommendations/rebalance') });
   });
 
+  test('a rebalance whose noticeTime moves on every answer is one notice', async () => {
+    const { counts } = fakeImds({
+      'events/recommendations/rebalance': ['03:50:00', '03:50:05', '03:50:10'].map((time): Reply => [200, `{"noticeTime":"2026-11-22T${time}Z"}`]),
+    });
+    const events = await eventsUntil(aws(), watchRecorder(), () => (counts['events/recommendations/rebalance'] ?? 0) >= 4);
+    expect(events.map((event) => noticeOf(event).kind)).toEqual(['rebalance']);
+  });
+
+  test('a spot action whose time moves keeps its id: it is shown again only with the new deadline', async () => {
+    const times = ['04:02:00', '04:02:00', '04:02:07', '04:02:07'];
+    const { counts } = fakeImds({ 'spot/instance-action': times.map((time): Reply => [200, `{"action":"terminate","time":"2026-11-22T${time}Z"}`]) });
+    const events = await eventsUntil(aws(), watchRecorder(), () => (counts['spot/instance-action'] ?? 0) >= 5);
+    const notices = events.map(noticeOf);
+    expect(notices.map((notice) => notice.deadline?.toISOString())).toEqual(['2026-11-22T04:02:00.000Z', '2026-11-22T04:02:07.000Z']);
+    expect(new Set(notices.map((notice) => notice.id)).size).toBe(1);
+  });
+
   test('a scheduled maintenance event is a notice due at NotBefore, and its cancellation withdraws it', async () => {
     const event = {
       NotBefore: '21 Jan 2019 09:00:43 GMT',
