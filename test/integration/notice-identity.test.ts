@@ -8,6 +8,7 @@ import { until } from '../helpers/until.js';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import type { Notice } from '../../src/notice/notice.js';
 import { AwsProvider } from '../../src/providers/aws/provider.js';
+import { AlibabaProvider } from '../../src/providers/alibaba/provider.js';
 import { GcpProvider } from '../../src/providers/gcp/provider.js';
 import type { Provider } from '../../src/providers/types.js';
 import { parseFaultSpec } from '../../src/simulator/fault-spec.js';
@@ -72,6 +73,21 @@ test('an AWS notice whose time is recomputed on every answer runs one plan, move
   expect(second.started).toHaveLength(0);
   expect(receiver.requests).toHaveLength(1);
 }, 30_000);
+
+test('an Alibaba termination time recomputed on every answer runs one plan', async () => {
+  const simulator = await resources.simulator({ provider: 'alibaba', faults: parseFaultSpec('retime') });
+  simulator.trigger({ kind: 'terminate' });
+  const receiver = await resources.receiver();
+  const alibaba = new AlibabaProvider(testProviderOptions(simulator.url, { pollIntervalMs: 100, bootId: 'boot-a' }));
+  const run = startDaemon(alibaba, resources.tempDir(), [{ name: 'tell-ops', webhook: { url: receiver.url('/hook'), retries: 0 } }]);
+  const polls = () => simulator.requests.get('/latest/meta-data/instance/spot/termination-time') ?? 0;
+  await until(() => receiver.requests.length === 1);
+  const afterPlan = polls();
+  // Past at least two whole seconds, so the time served has moved.
+  await until(() => polls() >= afterPlan + 25);
+  expect(run.started).toHaveLength(1);
+  expect(receiver.requests).toHaveLength(1);
+}, 20_000);
 
 test('a GCP maintenance-event that flaps between a value and NONE runs one plan', async () => {
   const simulator = await resources.simulator({ provider: 'gcp' });
