@@ -5,10 +5,13 @@ import { ConfigReloader } from '../daemon/reload.js';
 import { shutdownPlan } from '../daemon/shutdown-plan.js';
 import { StatusTracker } from '../observe/plan-status.js';
 import { attachSystemdNotifier } from '../observe/systemd-notifier.js';
+import { StateLock } from '../notice/state-lock.js';
 
 export async function runCommand(args: ConfigFlags): Promise<void> {
   const config = await loadConfigFromFlags(args);
   const log = createLogger({ level: config.logLevel });
+  // Before anything else starts: a second agent on this stateDir exits 78 naming the first.
+  const lock = await StateLock.acquire(config.stateDir);
   const daemon = createDaemon({ config, log });
   // One view of plan progress for /v1/status, /readyz and the systemd status line alike.
   const status = new StatusTracker(daemon, { notReadyOn: config.readiness.notReadyOn });
@@ -48,6 +51,7 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
     await server?.close();
     await systemd?.close();
     status.close();
+    await lock.release();
     log.info('preemptd stopped');
     await new Promise<void>((resolve) => log.flush(() => resolve()));
   }

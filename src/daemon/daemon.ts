@@ -7,18 +7,19 @@ import { hostFacts, type HostFacts } from '../lib/host.js';
 import { untilAborted } from '../lib/until-aborted.js';
 import { Journal } from '../notice/journal.js';
 import { noticeToJSON, type Notice, type ProviderName } from '../notice/notice.js';
-import { buildPlan, executePlan } from '../plan/executor.js';
+import { buildPlan, executePlan, movePlanDeadline } from '../plan/executor.js';
 import { findStepType, preloadStepTypes } from '../steps/registry.js';
 import { detectProvider } from '../providers/detect.js';
 import { createProvider } from '../providers/registry.js';
 import type { MetadataRead, Provider } from '../providers/types.js';
 import { providerOptions, stallThresholdMs } from './provider-settings.js';
+import { RunningPlans, type RunningPlan } from './running-plans.js';
 import type { DaemonDeps, DaemonEvents, DaemonHealth, DaemonState } from './types.js';
 
 export class Daemon extends EventEmitter<DaemonEvents> {
   private stateValue: DaemonState = 'starting';
   private readonly abort = new AbortController();
-  private readonly running = new Map<string, Promise<void>>();
+  private readonly running = new RunningPlans();
   /** Set once run() has opened the journal and created the provider. */
   private started: { journal: Journal; provider: Provider } | null = null;
   private providerName: ProviderName | null = null;
@@ -48,7 +49,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       lastReadAt: this.lastReadAt,
       lastSuccessAt: this.lastSuccessAt,
       consecutiveErrors: this.consecutiveErrors,
-      activeNotices: [...this.running.keys()],
+      activeNotices: this.running.ids(),
       watchAlive: this.stateValue === 'watching' && lastSign !== null && this.now() - lastSign <= threshold,
       stallThresholdMs: threshold,
     };
@@ -82,7 +83,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         continue;
       }
       log.info({ notice: noticeToJSON(notice), finishedSteps: [...finishedSteps.keys()] }, 'resuming a plan interrupted by a restart');
-      this.startPlan(notice, journal, provider);
+      this.startOrWait(notice, journal, provider);
     }
 
     // Providers report metadata errors and never end on their own; should one throw or
@@ -100,7 +101,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       }
       await sleep(backoffDelay(failures, METADATA_BACKOFF), this.abort.signal);
     }
-    await Promise.allSettled(this.running.values());
+    await Promise.allSettled(this.running.all());
     this.setState('stopped');
   }
 
@@ -114,8 +115,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         continue;
       }
       const { notice } = event;
-      if (this.running.has(notice.id) || journal.status(notice.id) !== 'new') continue;
-      this.startPlan(notice, journal, provider);
+      const running = this.running.get(notice.id);
+      if (running) this.moveDeadline(running, notice);
+      else if (journal.status(notice.id) === 'new') this.startOrWait(notice, journal, provider);
     }
   }
 
@@ -128,8 +130,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   raiseNotice(notice: Notice): boolean {
     if (this.stateValue !== 'watching' || !this.started) return false;
     const { journal, provider } = this.started;
-    if (this.running.has(notice.id) || journal.status(notice.id) !== 'new') return false;
-    this.startPlan(notice, journal, provider);
+    if (this.running.get(notice.id) || journal.status(notice.id) !== 'new') return false;
+    this.startOrWait(notice, journal, provider);
     return true;
   }
 
@@ -188,19 +190,50 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.emit('read', read);
   }
 
-  private startPlan(notice: Notice, journal: Journal, provider: Provider): void {
-    const run = this.handleNotice(notice, journal, provider)
-      .catch((error: unknown) => this.deps.log.error({ err: error, noticeId: notice.id }, 'plan crashed; other notices are unaffected'))
-      .finally(() => this.running.delete(notice.id));
-    this.running.set(notice.id, run);
+  /** Starts the notice's plan, or holds it until the plan already running for its kind ends. */
+  private startOrWait(notice: Notice, journal: Journal, provider: Provider): void {
+    const busy = this.running.ofKind(notice);
+    if (!busy) return this.startPlan(notice, journal, provider);
+    this.running.wait(notice);
+    this.deps.log.warn(
+      { noticeId: notice.id, runningNoticeId: busy.notice.id },
+      `a ${notice.kind} plan is already running; notice ${notice.id} waits for it to end (one plan per kind at a time)`,
+    );
   }
 
-  private async handleNotice(notice: Notice, journal: Journal, provider: Provider): Promise<void> {
+  private startPlan(notice: Notice, journal: Journal, provider: Provider): void {
+    this.running.add(notice, (entry) =>
+      this.handleNotice(entry, journal, provider)
+        .catch((error: unknown) => this.deps.log.error({ err: error, noticeId: notice.id }, 'plan crashed; other notices are unaffected'))
+        .finally(() => {
+          const next = this.running.end(notice.id);
+          if (next && !this.abort.signal.aborted && journal.status(next.id) === 'new') this.startPlan(next, journal, provider);
+        }),
+    );
+  }
+
+  /** The same notice with another time (a re-timed event): the running plan takes the new deadline. */
+  private moveDeadline(running: RunningPlan, notice: Notice): void {
+    const from = running.notice.deadline;
+    if (from?.getTime() === notice.deadline?.getTime()) return;
+    running.notice = notice;
+    if (running.plan) movePlanDeadline(running.plan, notice, this.deps.config, this.now());
+    const planDeadline = running.plan?.planDeadline;
+    this.deps.log.warn(
+      { noticeId: notice.id, from: from?.toISOString() ?? null, to: notice.deadline?.toISOString() ?? null, planDeadline: planDeadline ? new Date(planDeadline).toISOString() : null },
+      `the notice time moved to ${notice.deadline?.toISOString() ?? 'none'}: same event, the running plan keeps going with the new deadline`,
+    );
+  }
+
+  private async handleNotice(running: RunningPlan, journal: Journal, provider: Provider): Promise<void> {
     const { config, log } = this.deps;
-    const resumed = journal.status(notice.id) === 'in_progress';
-    if (!resumed) await journal.begin(notice);
+    const resumed = journal.status(running.notice.id) === 'in_progress';
+    if (!resumed) await journal.begin(running.notice);
+    // The notice may have moved its time while the journal was written.
+    const { notice } = running;
     this.emit('notice', notice);
     const plan = buildPlan(notice, config, this.now(), findStepType);
+    running.plan = plan;
     this.emit('planStarted', plan);
     log.warn(
       {
@@ -223,7 +256,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       onStepFinished: (summary) => this.emit('stepFinished', notice, summary),
     });
     await journal.finish(notice.id, result);
-    const event = buildEvent('plan.finished', notice, this.host, plan.planDeadline, result.steps);
+    // plan.notice: the notice as last seen, with a time moved since the plan began.
+    const event = buildEvent('plan.finished', plan.notice, this.host, plan.planDeadline, result.steps);
     const failed = result.steps.filter((step) => step.status !== 'ok' && step.status !== 'skipped');
     log[failed.length ? 'error' : 'info']({ event }, `plan finished: ${summarise(result.steps)}`);
     this.emit('planFinished', notice, result);

@@ -3,6 +3,7 @@ import type { Config } from '../config/types.js';
 import type { Daemon } from './daemon.js';
 import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { bootId as kernelBootId } from '../lib/boot-id.js';
 import { noticeId, type Notice } from '../notice/notice.js';
 import { runCommand } from '../lib/run-command.js';
 
@@ -71,7 +72,9 @@ export function systemdShutdownProbe(): ShutdownProbe {
       return result.exitCode === 0 ? parseTimespan(result.stdout) : null;
     },
     async bootId() {
-      return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+      const id = kernelBootId();
+      if (id === '') throw new Error('this kernel has no boot id');
+      return id;
     },
   };
 }

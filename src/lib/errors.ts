@@ -23,7 +23,8 @@ export type ErrorCode =
   | 'ERR_LOCATION'
   | 'ERR_STORE'
   | 'ERR_RESTORE'
-  | 'ERR_LISTEN';
+  | 'ERR_LISTEN'
+  | 'ERR_STATE_LOCKED';
 
 export class PreemptdError extends Error {
   readonly code: ErrorCode;
@@ -122,7 +123,7 @@ export const EXIT_USAGE = 64;
 
 /** The exit status of a command that ended with `error` (docs/errors.md lists them). */
 export function exitCodeFor(error: unknown): number {
-  if (error instanceof PreemptdError && error.code === 'ERR_CONFIG') return EXIT_CONFIG;
+  if (error instanceof PreemptdError && (error.code === 'ERR_CONFIG' || error.code === 'ERR_STATE_LOCKED')) return EXIT_CONFIG;
   if (error instanceof PreemptdError && error.code === 'ERR_USAGE') return EXIT_USAGE;
   return 1;
 }

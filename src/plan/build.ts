@@ -122,6 +122,18 @@ function planRuns(steps: PlannedStep[]): Run[] {
   return [...noticeRuns, ...finishRuns];
 }
 
+/**
+ * The notice of a running plan moved its time (same event, new deadline): steps that start
+ * from now on are held to the new plan deadline and events carry the new notice. Steps
+ * already running keep the time they were given when they started.
+ */
+export function movePlanDeadline(plan: Plan, notice: Notice, config: PlanConfig, now: number): void {
+  const planDeadline = computePlanDeadline(notice, config, now);
+  plan.notice = notice;
+  plan.planDeadline = planDeadline.at;
+  plan.floorBudget = planDeadline.floor;
+}
+
 function computePlanDeadline(notice: Notice, config: PlanConfig, now: number): { at: number | null; floor: boolean } {
   if (notice.deadline === null) return { at: null, floor: false };
   const wanted = notice.deadline.getTime() - config.safetyMarginMs;

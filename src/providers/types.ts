@@ -43,6 +43,8 @@ export interface ProviderOptions {
   alibaba?: { hardened: boolean; tokenTtlSeconds: number };
   /** What every wait and token lifetime is measured on; REAL_CLOCK unless a test hands in its own. */
   clock?: Clock;
+  /** The boot notice ids are built on (lib/boot-id.ts) unless a test hands in its own. */
+  bootId?: string;
 }
 
 /**

@@ -26,7 +26,7 @@ function errorPage(status: number, title: string): string {
 }
 
 /** `2017-09-18T08:22:00Z`: IMDS times carry no milliseconds. */
-function isoSeconds(date: Date): string {
+export function isoSeconds(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 

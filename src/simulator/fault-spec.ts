@@ -23,6 +23,8 @@ export const FAULT_NAMES = [
   'flicker',
   'notice-past',
   'notice-future',
+  'retime',
+  'early-return',
 ] as const;
 
 export type FaultName = (typeof FAULT_NAMES)[number];
@@ -44,6 +46,8 @@ export const FAULTS: Record<FaultName, string> = {
   flicker: 'an answer that shows a notice is replaced by the cloud\'s "nothing pending" answer: the notice disappears and comes back',
   'notice-past': 'a notice shown by trigger gets a time in the past (=how far, default 10m)',
   'notice-future': 'a notice shown by trigger gets a time far ahead (=how far, default 87600h, 10 years)',
+  retime: "an answer showing a notice gets its time recomputed as request time + D (=D, default 2m), as AWS's own metadata mock does (AWS, Alibaba)",
+  'early-return': 'a hanging GET (wait_for_change) is answered at once with the value and ETag unchanged, as a proxy that ignores it does (GCP)',
 };
 
 /** Faults whose `=value` is a duration, with its default in ms. */
@@ -52,6 +56,7 @@ export const PARAMETERS: Partial<Record<FaultName, number>> = {
   drip: 200,
   'notice-past': 10 * 60_000,
   'notice-future': 87_600 * 3_600_000,
+  retime: 2 * 60_000,
 };
 
 /** Faults that shape a triggered notice rather than a request. */

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { ProviderName } from '../notice/notice.js';
 import type { TriggerSpec } from './cloud.js';
+import { isoSeconds } from './aws.js';
 import { NO_FAULTS, NOTICE_FAULTS, type FaultEntry, type FaultName, type FaultSpec } from './fault-spec.js';
 
 /** One answer as the cloud gave it (or as a fault rewrote it). */
@@ -94,6 +95,25 @@ const QUIET: Record<ProviderName, Transform> = {
     return { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body };
   },
 };
+
+/**
+ * A notice's time recomputed on every answer, `aheadMs` after the request (a rebalance's
+ * noticeTime: the request time itself); undefined when the answer shows no notice.
+ */
+function retime(aheadMs: number, now = Date.now()): Transform {
+  return (answer, path) => {
+    if (answer.status !== 200) return undefined;
+    if (path.endsWith('/spot/termination-time')) return { ...answer, body: isoSeconds(new Date(now + aheadMs)) };
+    const field = path.endsWith('/spot/instance-action') ? 'time' : path.endsWith('/events/recommendations/rebalance') ? 'noticeTime' : undefined;
+    if (field === undefined) return undefined;
+    try {
+      const document = JSON.parse(answer.body) as Record<string, unknown>;
+      return { ...answer, body: JSON.stringify({ ...document, [field]: isoSeconds(new Date(field === 'time' ? now + aheadMs : now)) }) };
+    } catch {
+      return undefined;
+    }
+  };
+}
 
 /** Runs the cloud's handler with `end` caught, so a fault can rewrite the answer before it leaves. */
 function captureAnswer(response: ServerResponse, handle: () => void, deliver: (answer: Answer) => void): void {
@@ -220,6 +240,10 @@ export class FaultLayer {
         return rewrite(wrongTypes);
       case 'flicker':
         return rewrite(QUIET[this.provider]);
+      case 'retime':
+        return rewrite(retime(fault.paramMs ?? 0));
+      case 'early-return':
+        return this.withoutWait(request, handle);
       default:
         return handle();
     }
@@ -234,6 +258,17 @@ export class FaultLayer {
       return { ...trigger, time: new Date(now + offset).toISOString() };
     }
     return trigger;
+  }
+
+  /** A hanging GET served as a plain GET: the current value at once, whatever `last_etag` says. */
+  private withoutWait(request: IncomingMessage, handle: () => void): void {
+    const url = new URL(request.url ?? '/', 'http://simulator');
+    if (url.searchParams.get('wait_for_change') === 'true') {
+      this.count('early-return');
+      url.searchParams.delete('wait_for_change');
+      request.url = url.pathname + url.search;
+    }
+    handle();
   }
 
   private draw(request: IncomingMessage): FaultEntry | undefined {

@@ -64,7 +64,7 @@ describe('Alibaba simulator and provider', () => {
   for (const tokens of ['optional', 'required', 'unavailable'] as const) {
     test(`the provider yields a terminate notice with the time as deadline and a stable id (tokens ${tokens})`, async () => {
       const running = await start(tokens);
-      const provider = new AlibabaProvider(testProviderOptions(running.url, { pollIntervalMs: 100, alibaba: { hardened: true, tokenTtlSeconds: 21600 } }));
+      const provider = new AlibabaProvider(testProviderOptions(running.url, { pollIntervalMs: 100, alibaba: { hardened: true, tokenTtlSeconds: 21600 }, bootId: 'boot-1' }));
       const recorder = watchRecorder();
       const deadline = new Date(Date.now() + 300_000);
       deadline.setUTCMilliseconds(0);
@@ -72,7 +72,7 @@ describe('Alibaba simulator and provider', () => {
       const notice = noticeOf((await collectEvents(provider, recorder, 1))[0]);
       expect(notice.kind).toBe('terminate');
       expect(notice.deadline?.getTime()).toBe(deadline.getTime());
-      expect(notice.id).toBe(noticeId('alibaba', 'terminate', deadline.toISOString().replace('.000Z', 'Z')));
+      expect(notice.id).toBe(noticeId('alibaba', 'terminate', 'boot-1\0instance/spot/termination-time'));
       expect(notice.instance).toMatchObject({ id: 'i-bp1testsim', type: 'ecs.gn7i-c8g1.2xlarge', zone: 'cn-hangzhou-h', region: 'cn-hangzhou' });
       expect(recorder.reads.filter((read) => read.source === 'instance/spot/termination-time').every((read) => read.ok)).toBe(true);
       expect((running.cloud as SimulatedAlibaba).tokensIssued).toBe(tokens === 'unavailable' ? 0 : 1);

@@ -19,7 +19,7 @@ const META = '/latest/meta-data/';
 const NOT_FOUND = '<?xml version="1.0" encoding="iso-8859-1"?>\n<html><head><title>404 - Not Found</title></head></html>\n';
 /** A provider on a fake clock: its intervals and backoffs take no real time. */
 function aws(overrides: Parameters<typeof testProviderOptions>[1] = {}) {
-  return new AwsProvider(testProviderOptions(BASE, { clock: new FakeClock(), ...overrides }));
+  return new AwsProvider(testProviderOptions(BASE, { clock: new FakeClock(), bootId: 'boot-1', ...overrides }));
 }
 /** Every source at one cadence, so the minute-long maintenance interval is no rarer than the rest. */
 const MINUTE_POLL = { pollIntervalMs: 60_000 };
@@ -89,7 +89,7 @@ describe('AWS interruption sources', () => {
     const notice = noticeOf(event);
     expect(notice).toMatchObject({ provider: 'aws', kind: action, raw: { action, time } });
     expect(notice.deadline?.toISOString()).toBe(new Date(time).toISOString());
-    expect(notice.id).toBe(noticeId('aws', action, `${action}\0${time}`));
+    expect(notice.id).toBe(noticeId('aws', action, 'boot-1\0spot/instance-action'));
     expect(notice.instance).toMatchObject({ id: 'i-0abc', type: 'm5.large', region: 'eu-west-1' });
   });
 
@@ -119,7 +119,24 @@ describe('AWS interruption sources', () => {
   test('a rebalance recommendation is an advisory notice without a deadline', async () => {
     fakeImds({ 'events/recommendations/rebalance': [[200, '{"noticeTime":"2026-11-22T03:50:00Z"}']] });
     const [event] = await collectEvents(aws(), watchRecorder(), 1);
-    expect(noticeOf(event)).toMatchObject({ kind: 'rebalance', deadline: null, id: noticeId('aws', 'rebalance', '2026-11-22T03:50:00Z') });
+    expect(noticeOf(event)).toMatchObject({ kind: 'rebalance', deadline: null, id: noticeId('aws', 'rebalance', 'boot-1\0events/recommendations/rebalance') });
+  });
+
+  test('a rebalance whose noticeTime moves on every answer is one notice', async () => {
+    const { counts } = fakeImds({
+      'events/recommendations/rebalance': ['03:50:00', '03:50:05', '03:50:10'].map((time): Reply => [200, `{"noticeTime":"2026-11-22T${time}Z"}`]),
+    });
+    const events = await eventsUntil(aws(), watchRecorder(), () => (counts['events/recommendations/rebalance'] ?? 0) >= 4);
+    expect(events.map((event) => noticeOf(event).kind)).toEqual(['rebalance']);
+  });
+
+  test('a spot action whose time moves keeps its id: it is shown again only with the new deadline', async () => {
+    const times = ['04:02:00', '04:02:00', '04:02:07', '04:02:07'];
+    const { counts } = fakeImds({ 'spot/instance-action': times.map((time): Reply => [200, `{"action":"terminate","time":"2026-11-22T${time}Z"}`]) });
+    const events = await eventsUntil(aws(), watchRecorder(), () => (counts['spot/instance-action'] ?? 0) >= 5);
+    const notices = events.map(noticeOf);
+    expect(notices.map((notice) => notice.deadline?.toISOString())).toEqual(['2026-11-22T04:02:00.000Z', '2026-11-22T04:02:07.000Z']);
+    expect(new Set(notices.map((notice) => notice.id)).size).toBe(1);
   });
 
   test('a scheduled maintenance event is a notice due at NotBefore, and its cancellation withdraws it', async () => {

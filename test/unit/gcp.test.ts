@@ -10,7 +10,7 @@ const BASE = 'http://gce.test';
 const V1 = '/computeMetadata/v1/';
 const FLAVOR = { 'Metadata-Flavor': 'Google' };
 /** A provider on a fake clock: its backoffs and retries take no real time. */
-const gcp = (clock = new FakeClock()) => new GcpProvider(testProviderOptions(BASE, { gcp: { hangTimeoutSeconds: 5 }, clock }));
+const gcp = (clock = new FakeClock()) => new GcpProvider(testProviderOptions(BASE, { gcp: { hangTimeoutSeconds: 5 }, clock, bootId: 'boot-1' }));
 
 /** A GCE metadata server that insists on the flavor header; facts answer at once. */
 function gce() {
@@ -91,7 +91,7 @@ describe('GCP provider', () => {
     const notice = noticeOf(shown);
     expect(notice.kind).toBe('maintenance');
     expect(notice.deadline!.getTime() - notice.detectedAt.getTime()).toBe(60_000);
-    expect(notice.id).toBe(noticeId('gcp', 'maintenance', '42\0MIGRATE_ON_HOST_MAINTENANCE\0m2'));
+    expect(notice.id).toBe(noticeId('gcp', 'maintenance', `boot-1\0MIGRATE_ON_HOST_MAINTENANCE\0${notice.detectedAt.toISOString()}`));
     expect(withdrawn).toEqual({ type: 'withdrawn', noticeId: notice.id, reason: expect.stringContaining('back to NONE') });
   });
 

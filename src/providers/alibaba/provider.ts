@@ -2,6 +2,7 @@ import { jitteredInterval } from '../../lib/backoff.js';
 import { REAL_CLOCK, type Clock } from '../../lib/clock.js';
 import { showValue } from '../../lib/format.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
+import { bootId } from '../../lib/boot-id.js';
 import { noticeId, type InstanceFacts, type Notice } from '../../notice/notice.js';
 import { META_DATA_PATH, TOKEN_PATH, TokenSession, type TokenProtocol } from '../metadata/token-session.js';
 import { FactsCache, readFactItems, type FactItems } from '../metadata/facts-cache.js';
@@ -67,7 +68,9 @@ export function parseTerminationTime(body: string | null): { text: string; time:
 /**
  * Alibaba Cloud ECS spot: polls `instance/spot/termination-time` every poll interval
  * (±jitter), backing off on failures. A time there is a terminate notice with that time as
- * its deadline, yielded once per process. In hardened mode every GET carries a session
+ * its deadline. Its id is the boot's, never the time's (which a metadata service may
+ * recompute on every answer): it is yielded once per process, and again only with a moved
+ * deadline, which the daemon applies to the running plan. In hardened mode every GET carries a session
  * token; where the token PUT answers 403 or 404 (no hardened mode offered) plain GETs are
  * used until one is refused.
  */
@@ -115,7 +118,9 @@ export class AlibabaProvider implements Provider {
     const { signal } = context;
     if (!this.hasOwnLog) this.session.log = context.log;
     this.reportRead = context.onRead;
-    const seen = new Set<string>();
+    const boot = this.options.bootId ?? bootId();
+    /** The termination time last yielded. */
+    let yielded: string | undefined;
     const warned = new Set<string>();
     // Fetched now so that a notice found later carries the facts without waiting for them.
     void this.instanceFacts(signal);
@@ -133,9 +138,9 @@ export class AlibabaProvider implements Provider {
               warned.add(termination.text);
               context.log.warn({ source: TERMINATION_TIME, value: termination.text }, `${TERMINATION_TIME} holds ${showValue(termination.text)}, not a time such as 2015-01-05T18:02:00Z; treating it as no notice`);
             }
-            if (!termination?.time || seen.has(termination.text)) return { status, found: [] };
-            seen.add(termination.text);
-            return { status, found: [{ type: 'notice', notice: await this.notice(termination.text, termination.time, readSignal) }] };
+            if (!termination?.time || termination.time.toISOString() === yielded) return { status, found: [] };
+            yielded = termination.time.toISOString();
+            return { status, found: [{ type: 'notice', notice: await this.notice(boot, termination.text, termination.time, readSignal) }] };
           },
         },
         signal,
@@ -146,9 +151,9 @@ export class AlibabaProvider implements Provider {
     }
   }
 
-  private async notice(text: string, time: Date, signal: AbortSignal): Promise<Notice> {
+  private async notice(boot: string, text: string, time: Date, signal: AbortSignal): Promise<Notice> {
     return {
-      id: noticeId('alibaba', 'terminate', text),
+      id: noticeId('alibaba', 'terminate', `${boot}\0${TERMINATION_TIME}`),
       provider: 'alibaba',
       kind: 'terminate',
       deadline: time,

@@ -58,8 +58,6 @@ export type SpotAction = (typeof SPOT_ACTIONS)[number];
 
 export interface InstanceAction {
   action: SpotAction;
-  /** The time exactly as IMDS gave it: part of the notice id. */
-  timeText: string;
   time: Date;
   raw: unknown;
 }
@@ -69,11 +67,10 @@ const instanceActionShape = z.object({ action: z.enum(SPOT_ACTIONS), time: z.str
 export function parseInstanceAction(body: string): InstanceAction {
   const source = 'spot/instance-action';
   const { data, raw } = parseShaped(source, body, instanceActionShape, '{"action": "terminate"|"stop"|"hibernate", "time": "<ISO time>"}');
-  return { action: data.action, timeText: data.time, time: isoTimeField(source, 'time', data.time, '2017-09-18T08:22:00Z'), raw };
+  return { action: data.action, time: isoTimeField(source, 'time', data.time, '2017-09-18T08:22:00Z'), raw };
 }
 
 export interface RebalanceRecommendation {
-  noticeTimeText: string;
   noticeTime: Date;
   raw: unknown;
 }
@@ -83,7 +80,7 @@ const rebalanceShape = z.object({ noticeTime: z.string() });
 export function parseRebalance(body: string): RebalanceRecommendation {
   const source = 'events/recommendations/rebalance';
   const { data, raw } = parseShaped(source, body, rebalanceShape, '{"noticeTime": "<ISO time>"}');
-  return { noticeTimeText: data.noticeTime, noticeTime: isoTimeField(source, 'noticeTime', data.noticeTime, '2020-10-27T08:22:00Z'), raw };
+  return { noticeTime: isoTimeField(source, 'noticeTime', data.noticeTime, '2020-10-27T08:22:00Z'), raw };
 }
 
 export interface MaintenanceEvent {

@@ -1,6 +1,7 @@
 import { jitteredInterval } from '../../lib/backoff.js';
 import { REAL_CLOCK, type Clock } from '../../lib/clock.js';
 import { silentLogger, type Logger } from '../../lib/log.js';
+import { bootId } from '../../lib/boot-id.js';
 import { noticeId, type InstanceFacts, type Notice, type NoticeKind } from '../../notice/notice.js';
 import { parseInstanceAction, parseMaintenance, parseRebalance } from './payloads.js';
 import { imdsSession } from './imds.js';
@@ -44,7 +45,7 @@ interface AwsSource {
  * AWS EC2 IMDSv2: polls `spot/instance-action` every poll interval (±2 % jitter),
  * `events/recommendations/rebalance` every max(poll interval, 5 s) and
  * `events/maintenance/scheduled` every 60 s, each in its own loop so one never delays
- * another. Each notice id is yielded once per process.
+ * another. Each notice id is yielded once per process (again when its deadline moves).
  */
 export class AwsProvider implements Provider {
   readonly name = 'aws' as const;
@@ -77,9 +78,10 @@ export class AwsProvider implements Provider {
   private async *run(context: WatchContext): AsyncGenerator<ProviderEvent> {
     if (!this.hasOwnLog) this.session.log = context.log;
     const poll = this.options.pollIntervalMs;
+    const boot = this.options.bootId ?? bootId();
     const sources: AwsSource[] = [
-      instanceActionSource(() => jitteredInterval(poll)),
-      rebalanceSource(() => jitteredInterval(Math.max(poll, REBALANCE_MIN_MS))),
+      instanceActionSource(boot, () => jitteredInterval(poll)),
+      rebalanceSource(boot, () => jitteredInterval(Math.max(poll, REBALANCE_MIN_MS))),
       maintenanceSource(() => jitteredInterval(MAINTENANCE_MS)),
     ];
     // Fetched now so that a notice found later carries the facts without waiting for them.
@@ -128,36 +130,41 @@ export class AwsProvider implements Provider {
 }
 
 /**
- * A source whose item holds at most one notice: 404 is nothing, and each notice (by its
- * identity) is yielded once per process. A notice that disappears again is not a
- * cancellation: AWS never cancels spot notices or rebalance recommendations.
+ * A source whose item holds at most one notice: 404 is nothing. The notice's identity is
+ * the boot and the item (see "Notice identity" in DESIGN.md), never its time, which some
+ * metadata services recompute on every answer: it is yielded once per process, and again
+ * only when its deadline moved (same id, so the daemon moves the running plan's deadline).
+ * A notice that disappears again is not a cancellation: AWS never cancels spot notices or
+ * rebalance recommendations.
  */
 function oneNoticeSource(path: string, nextDelayMs: () => number, read: (body: string) => Finding & { type: 'notice' }): AwsSource {
-  const seen = new Set<string>();
+  /** Identity → the deadline last yielded for it (epoch ms, null for none). */
+  const yielded = new Map<string, number | null>();
   return {
     path,
     nextDelayMs,
     interpret(body) {
       if (body === null) return [];
       const finding = read(body);
-      if (seen.has(finding.identity)) return [];
-      seen.add(finding.identity);
+      const deadline = finding.deadline?.getTime() ?? null;
+      if (yielded.has(finding.identity) && yielded.get(finding.identity) === deadline) return [];
+      yielded.set(finding.identity, deadline);
       return [finding];
     },
   };
 }
 
-function instanceActionSource(nextDelayMs: () => number): AwsSource {
+function instanceActionSource(boot: string, nextDelayMs: () => number): AwsSource {
   return oneNoticeSource('spot/instance-action', nextDelayMs, (body) => {
     const action = parseInstanceAction(body);
-    return { type: 'notice', kind: action.action, identity: `${action.action}\0${action.timeText}`, deadline: action.time, raw: action.raw };
+    return { type: 'notice', kind: action.action, identity: `${boot}\0spot/instance-action`, deadline: action.time, raw: action.raw };
   });
 }
 
-function rebalanceSource(nextDelayMs: () => number): AwsSource {
+function rebalanceSource(boot: string, nextDelayMs: () => number): AwsSource {
   return oneNoticeSource('events/recommendations/rebalance', nextDelayMs, (body) => {
     const recommendation = parseRebalance(body);
-    return { type: 'notice', kind: 'rebalance', identity: recommendation.noticeTimeText, deadline: null, raw: recommendation.raw };
+    return { type: 'notice', kind: 'rebalance', identity: `${boot}\0events/recommendations/rebalance`, deadline: null, raw: recommendation.raw };
   });
 }
 

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { MetadataError } from '../../lib/errors.js';
 import { jitteredInterval } from '../../lib/backoff.js';
 import { REAL_CLOCK, type Clock } from '../../lib/clock.js';
 import { showValue } from '../../lib/format.js';
+import { bootId } from '../../lib/boot-id.js';
 import { noticeId, type InstanceFacts, type NoticeKind } from '../../notice/notice.js';
 import { mergeLoops, type SourceLoop } from '../metadata/merge-loops.js';
 import { FactsCache } from '../metadata/facts-cache.js';
@@ -22,6 +22,11 @@ const MAINTENANCE_BUDGET_MS = 60_000;
 const UNAVAILABLE_RETRY_MS = 1_000;
 /** A hanging GET's client timeout is its timeout_sec plus this much. */
 const HANG_SLACK_MS = 10_000;
+/**
+ * A hanging GET answered with nothing new sooner than this share of its timeout_sec did not
+ * hang (a proxy, a server that ignores wait_for_change): the next read waits a poll interval.
+ */
+const EARLY_RETURN_SHARE = 0.5;
 
 interface GcpValue {
   value: string;
@@ -30,19 +35,20 @@ interface GcpValue {
 
 /** What a watched key's new value means, before instance facts are attached. */
 type Finding =
-  | { type: 'notice'; kind: NoticeKind; identity: string; budgetMs: number; raw: unknown; advisory?: boolean }
+  | { type: 'notice'; kind: NoticeKind; identity: string; deadline: Date; raw: unknown; advisory?: boolean }
   | { type: 'withdrawn'; noticeId: string; reason: string };
 
 interface WatchedKey {
   path: string;
   /** Throws MetadataError on a value it does not understand. */
-  interpret(value: string, etag: string | undefined, facts: InstanceFacts): Finding[];
+  interpret(value: string, etag: string | undefined, now: Date): Finding[];
 }
 
 /**
  * GCE metadata server: reads `instance/preempted` and `instance/maintenance-event` once,
  * then watches each with hanging GETs (`wait_for_change`, `last_etag`, `timeout_sec`), so
- * a change arrives within milliseconds without polling.
+ * a change arrives within milliseconds without polling. Hanging GETs that return at once
+ * with nothing new are followed by a poll interval's wait, so they never spin.
  */
 export class GcpProvider implements Provider {
   readonly name = 'gcp' as const;
@@ -107,8 +113,9 @@ export class GcpProvider implements Provider {
 
   private async *run(context: WatchContext): AsyncGenerator<ProviderEvent> {
     void this.instanceFacts(context.signal);
+    const boot = this.options.bootId ?? bootId();
     try {
-      yield* mergeLoops(context.signal, [preemptedKey(), maintenanceKey()].map((key) => this.watchLoop(key, context)));
+      yield* mergeLoops(context.signal, [preemptedKey(boot), maintenanceKey(boot)].map((key) => this.watchLoop(key, context)));
     } finally {
       this.client.close();
     }
@@ -116,20 +123,24 @@ export class GcpProvider implements Provider {
 
   /**
    * Polls with hanging GETs: the server holds each read until the value changes (or
-   * timeout_sec passes), so the loop needs no interval of its own while it has an ETag.
+   * timeout_sec passes), so the loop needs no interval of its own while it has an ETag and
+   * the server really holds the reads.
    */
   private watchLoop(key: WatchedKey, context: WatchContext): SourceLoop {
     const hangSeconds = this.options.gcp.hangTimeoutSeconds;
     return async (emit, signal) => {
       // No ETag yet: the first read answers at once with the current value.
       let etag: string | undefined;
+      let hangsReturnEarly = false;
       const events = pollSource<ProviderEvent>(
         {
           report: new SourceReport(key.path, context),
           clock: this.clock,
-          // Without an ETag there is nothing to hang on: poll instead.
-          nextIntervalMs: () => (etag === undefined ? jitteredInterval(this.options.pollIntervalMs) : 0),
+          // Without an ETag, or with a server that does not hold reads, there is nothing to hang on: poll instead.
+          nextIntervalMs: () => (etag === undefined || hangsReturnEarly ? jitteredInterval(this.options.pollIntervalMs) : 0),
           read: async (readSignal) => {
+            // A real duration, like every reported one: how long the server held the read.
+            const started = performance.now();
             const answer =
               etag === undefined
                 ? await this.read(key.path, this.options.requestTimeoutMs, readSignal)
@@ -138,10 +149,19 @@ export class GcpProvider implements Provider {
                     hangSeconds * 1000 + HANG_SLACK_MS,
                     readSignal,
                   );
+            const early = etag !== undefined && answer.etag === etag && performance.now() - started < hangSeconds * 1000 * EARLY_RETURN_SHARE;
+            if (early && !hangsReturnEarly) {
+              context.log.warn(
+                { source: key.path, pollIntervalMs: this.options.pollIntervalMs },
+                `metadata ${key.path}: a hanging GET returned at once with nothing new (a proxy or a server that ignores wait_for_change?); polling every poll interval until one hangs again`,
+              );
+            }
+            hangsReturnEarly = early;
             const detectedAt = new Date();
-            const facts = await this.instanceFacts(readSignal);
-            const findings = key.interpret(answer.value, answer.etag, facts);
+            const findings = key.interpret(answer.value, answer.etag, detectedAt);
             etag = answer.etag;
+            // Facts only decorate a notice: wait for them no longer than every cloud does.
+            const facts = findings.some((finding) => finding.type === 'notice') ? await this.facts.forNotice(readSignal) : {};
             return { status: 200, found: findings.map((finding) => toEvent(finding, detectedAt, facts)) };
           },
           failed: (error) => {
@@ -170,25 +190,13 @@ function toEvent(finding: Finding, detectedAt: Date, facts: InstanceFacts): Prov
       id: noticeId('gcp', finding.kind, finding.identity),
       provider: 'gcp',
       kind: finding.kind,
-      deadline: new Date(detectedAt.getTime() + finding.budgetMs),
+      deadline: finding.deadline,
       detectedAt,
       instance: facts,
       raw: finding.raw,
       ...(finding.advisory === true ? { advisory: true } : {}),
     },
   };
-}
-
-/**
- * The boot this agent runs in. A VM is preempted once per boot, but a stopped Spot VM can
- * be started and preempted again with the same instance id: the boot id tells those apart.
- */
-function bootId(): string {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return '';
-  }
 }
 
 /** `instance/preempted`: TRUE or FALSE; throws ERR_METADATA_BODY on anything else. */
@@ -210,20 +218,20 @@ export function parseMaintenanceEvent(value: string): string {
   throw new MetadataError('ERR_METADATA_BODY', `instance/maintenance-event: expected NONE or a value such as MIGRATE_ON_HOST_MAINTENANCE, got ${showValue(value)}`, 200);
 }
 
-function preemptedKey(): WatchedKey {
+/** A VM is preempted once per boot: the boot and the key are the whole identity. */
+function preemptedKey(boot: string): WatchedKey {
   let shown = false;
-  const boot = bootId();
   return {
     path: 'instance/preempted',
-    interpret(value, etag, facts) {
+    interpret(value, etag, now) {
       if (!parsePreempted(value) || shown) return [];
       shown = true;
       return [
         {
           type: 'notice',
           kind: 'preempt',
-          identity: `${facts.id ?? ''}\0${boot}\0preempted`,
-          budgetMs: PREEMPT_BUDGET_MS,
+          identity: `${boot}\0preempted`,
+          deadline: new Date(now.getTime() + PREEMPT_BUDGET_MS),
           raw: { path: 'instance/preempted', value, etag },
         },
       ];
@@ -231,23 +239,38 @@ function preemptedKey(): WatchedKey {
   };
 }
 
-function maintenanceKey(): WatchedKey {
-  let shown: { value: string; noticeId: string } | undefined;
+/** Only a live migration leaves the VM running, so only it can come again within one boot. */
+const RECURRING_MAINTENANCE = 'MIGRATE_ON_HOST_MAINTENANCE';
+
+/**
+ * `instance/maintenance-event`. GCE gives no event id, so an event is an episode: a value
+ * shown again within MAINTENANCE_BUDGET_MS of going back to NONE is the same event (a flap),
+ * with the same id and deadline, never a new plan. A value that ends the boot (terminate)
+ * is identified by the boot and the value; a live migration, which may come again in the
+ * same boot, also by when this process first saw its episode.
+ */
+function maintenanceKey(boot: string): WatchedKey {
+  let episode: { value: string; identity: string; deadline: Date; endedAt: number | undefined } | undefined;
   return {
     path: 'instance/maintenance-event',
-    interpret(value, etag, facts) {
+    interpret(value, etag, now) {
+      const raw = { path: 'instance/maintenance-event', value, etag };
       if (parseMaintenanceEvent(value) === 'NONE') {
-        if (!shown) return [];
-        const withdrawn = shown;
-        shown = undefined;
-        return [{ type: 'withdrawn', noticeId: withdrawn.noticeId, reason: `GCE maintenance-event went from ${withdrawn.value} back to NONE` }];
+        if (!episode || episode.endedAt !== undefined) return [];
+        episode.endedAt = now.getTime();
+        return [{ type: 'withdrawn', noticeId: noticeId('gcp', 'maintenance', episode.identity), reason: `GCE maintenance-event went from ${episode.value} back to NONE` }];
       }
-      if (shown?.value === value) return [];
-      const identity = `${facts.id ?? ''}\0${value}\0${etag ?? ''}`;
-      shown = { value, noticeId: noticeId('gcp', 'maintenance', identity) };
+      const flap = episode?.value === value && (episode.endedAt === undefined || now.getTime() - episode.endedAt < MAINTENANCE_BUDGET_MS);
+      if (episode && flap) {
+        if (episode.endedAt === undefined) return [];
+        episode.endedAt = undefined;
+      } else {
+        const identity = value === RECURRING_MAINTENANCE ? `${boot}\0${value}\0${now.toISOString()}` : `${boot}\0${value}`;
+        episode = { value, identity, deadline: new Date(now.getTime() + MAINTENANCE_BUDGET_MS), endedAt: undefined };
+      }
       // A live migration moves the running VM: nothing on it ends.
-      const advisory = value === 'MIGRATE_ON_HOST_MAINTENANCE';
-      return [{ type: 'notice', kind: 'maintenance', identity, budgetMs: MAINTENANCE_BUDGET_MS, raw: { path: 'instance/maintenance-event', value, etag }, advisory }];
+      const advisory = value === RECURRING_MAINTENANCE;
+      return [{ type: 'notice', kind: 'maintenance', identity: episode.identity, deadline: episode.deadline, raw, advisory }];
     },
   };
 }

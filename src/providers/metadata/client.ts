@@ -34,8 +34,9 @@ export class MetadataClient {
 
   constructor(baseUrl: string) {
     this.baseUrl = new URL(baseUrl);
-    // One socket is plenty: requests to one metadata service are sequential per source.
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 4, maxFreeSockets: 4, keepAliveMsecs: 10_000 });
+    // Requests are sequential per source, but every source (hanging GETs included) and every
+    // instance fact may be in flight at once: a slow fact read must never queue a notice read.
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 16, maxFreeSockets: 4, keepAliveMsecs: 10_000 });
   }
 
   request(request: MetadataRequest): Promise<MetadataResponse> {
