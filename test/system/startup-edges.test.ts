@@ -1,0 +1,72 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { runCli } from '../helpers/cli.js';
+import { freePort } from '../helpers/free-port.js';
+import { TestResources, writeAgentConfig } from '../helpers/resources.js';
+
+const resources = new TestResources('preemptd-startup-edges-');
+
+/**
+ * A metadata service whose IMDSv2 token PUT is never answered (`hang`: the hop-limit case)
+ * or has its connection dropped (`reset`); every GET is refused a token-less read.
+ */
+async function failingTokenService(mode: 'hang' | 'reset'): Promise<{ url: string; tokenRequests: () => number }> {
+  const held: ServerResponse[] = [];
+  let tokenRequests = 0;
+  const server = createServer((request, response) => {
+    request.resume();
+    if (request.method !== 'PUT') return void response.writeHead(401).end();
+    tokenRequests += 1;
+    if (mode === 'hang') held.push(response);
+    else request.socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  resources.defer(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, tokenRequests: () => tokenRequests };
+}
+
+describe('AWS with the local server disabled keeps retrying a failing IMDSv2 token', () => {
+  test.each([
+    ['never answered', 'hang', 'ERR_TOKEN_TIMEOUT'],
+    ['dropped', 'reset', 'ERR_METADATA_UNREACHABLE'],
+  ] as const)('a token PUT that is %s: still running and retrying after several seconds, the failure logged', async (_, mode, code) => {
+    const metadata = await failingTokenService(mode);
+    const dir = resources.tempDir();
+    const config = writeAgentConfig(dir, { metadataUrl: metadata.url, steps: ['  []'], settings: ['aws: { tokenTimeout: 200ms }'] });
+    const agent = resources.agent(['--config', config]);
+    await agent.waitForLog((line) => line.level === 'warn' && line.code === code);
+    const before = metadata.tokenRequests();
+    await delay(4000);
+    expect(agent.child.exitCode).toBeNull();
+    expect(metadata.tokenRequests()).toBeGreaterThan(before);
+  });
+});
+
+describe('a state dir the journal cannot use stops start-up with the path and exit 78', () => {
+  test('journal.json is a directory', async () => {
+    const dir = resources.tempDir();
+    const config = writeAgentConfig(dir, { metadataUrl: `http://127.0.0.1:${await freePort()}`, steps: ['  []'] });
+    const journal = join(dir, 'state', 'journal.json');
+    mkdirSync(journal, { recursive: true });
+    const result = await runCli(['run', '--config', config]);
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain(journal);
+    expect(result.stderr).toMatch(/is a directory/);
+  });
+
+  test('the state dir lies under a regular file', async () => {
+    const dir = resources.tempDir();
+    writeFileSync(join(dir, 'plain'), '');
+    const stateDir = join(dir, 'plain', 'state');
+    const config = writeAgentConfig(dir, { metadataUrl: `http://127.0.0.1:${await freePort()}`, steps: ['  []'], settings: [] });
+    const result = await runCli(['run', '--config', config, '--state-dir', stateDir]);
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain(stateDir);
+  });
+});
