@@ -1,9 +1,10 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { runCli } from '../helpers/cli.js';
+import { CLI, runCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/free-port.js';
 import { TestResources, writeAgentConfig } from '../helpers/resources.js';
 
@@ -68,5 +69,24 @@ describe('a state dir the journal cannot use stops start-up with the path and ex
     const result = await runCli(['run', '--config', config, '--state-dir', stateDir]);
     expect(result.code).toBe(78);
     expect(result.stderr).toContain(stateDir);
+  });
+
+  // Root writes anywhere: as root the agent runs as nobody, in directories root owns.
+  const asNobody = process.getuid?.() === 0 ? { uid: 65_534, gid: 65_534 } : {};
+
+  test.each([
+    ['cannot be created', false],
+    ['exists but cannot be written', true],
+  ])('the state dir %s', async (_, exists) => {
+    const dir = resources.tempDir();
+    const stateDir = join(dir, 'state');
+    const config = writeAgentConfig(dir, { metadataUrl: `http://127.0.0.1:${await freePort()}`, steps: ['  []'] });
+    if (exists) mkdirSync(stateDir, { mode: 0o555 });
+    chmodSync(dir, 0o555);
+    resources.defer(() => chmodSync(dir, 0o700));
+    const result = spawnSync(process.execPath, [CLI, 'run', '--config', config], { ...asNobody, encoding: 'utf8', timeout: 20_000 });
+    expect(result.status).toBe(78);
+    expect(result.stderr).toContain(`state dir ${stateDir} cannot hold the journal`);
+    expect(result.stderr).toMatch(/permission denied/);
   });
 });
