@@ -90,3 +90,37 @@ describe('a state dir the journal cannot use stops start-up with the path and ex
     expect(result.stderr).toMatch(/permission denied/);
   });
 });
+
+describe('a ${file:} reference that is not a regular file is refused at once (exit 78), at start and on SIGHUP', () => {
+  function fifo(dir: string): string {
+    const path = join(dir, 'secret.fifo');
+    expect(spawnSync('mkfifo', [path]).status).toBe(0);
+    return path;
+  }
+
+  test.each([
+    ['/dev/zero', () => '/dev/zero', 'a character device'],
+    ['a FIFO', fifo, 'a FIFO (named pipe)'],
+  ])('check with ${file:%s}', async (_, path, kind) => {
+    const dir = resources.tempDir();
+    const ref = path(dir);
+    const config = writeAgentConfig(dir, { metadataUrl: `http://127.0.0.1:${await freePort()}`, steps: ['  []'], settings: [`logLevel: "\${file:${ref}}"`] });
+    const result = await runCli(['check', '--config', config], {}, 15_000);
+    expect(result.code).toBe(78);
+    expect(result.stdout + result.stderr).toContain(`logLevel: \${file:${ref}}: cannot read ${ref}: ${kind}; expected a regular file holding the value`);
+  });
+
+  test('a reload that meets a FIFO is refused and the agent keeps running', async () => {
+    const dir = resources.tempDir();
+    const metadataUrl = `http://127.0.0.1:${await freePort()}`;
+    const config = writeAgentConfig(dir, { metadataUrl, steps: ['  []'] });
+    const agent = resources.agent(['--config', config]);
+    await agent.waitForLog((line) => line.msg === 'daemon watching');
+    writeAgentConfig(dir, { metadataUrl, steps: ['  []'], settings: [`logLevel: "\${file:${fifo(dir)}}"`] });
+    agent.child.kill('SIGHUP');
+    const refused = await agent.waitForLog((line) => String(line.msg).startsWith('config reload refused'));
+    expect(String(refused.msg)).toContain('a FIFO (named pipe)');
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+  });
+});

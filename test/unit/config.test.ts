@@ -400,6 +400,16 @@ describe('references', () => {
     expect(error.issues).toEqual([{ path: 'stateDir', message: `\${file:${missing}}: cannot read ${missing}: no such file` }]);
   });
 
+  test('a ${file:...} over 1 MiB or that is a directory is refused, naming why', async () => {
+    const big = join(dir, 'big-secret');
+    writeFileSync(big, 'x'.repeat(1024 * 1024 + 1));
+    const error = await failure(load(`stateDir: "\${file:${big}}"\nmetadataUrl: "\${file:${dir}}"\n`));
+    expect(issueAt(error, 'stateDir')).toBe(`\${file:${big}}: cannot read ${big}: larger than 1 MiB, the most a reference reads; expected a small file holding the value`);
+    expect(issueAt(error, 'metadataUrl')).toBe(`\${file:${dir}}: cannot read ${dir}: a directory; expected a regular file holding the value`);
+    writeFileSync(big, 'x'.repeat(1024 * 1024));
+    expect((await load(`stateDir: "\${file:${big}}"\n`)).stateDir).toHaveLength(1024 * 1024);
+  });
+
   test('an unknown reference form is rejected and $${ stays a literal ${', async () => {
     const error = await failure(load('stateDir: "/data/${HOME}"\n'));
     expect(issueAt(error, 'stateDir')).toBe('got ${HOME}: expected ${env:NAME} or ${file:/path} (write $${ for a literal ${)');
