@@ -124,3 +124,23 @@ describe('a ${file:} reference that is not a regular file is refused at once (ex
     expect(await agent.exited).toBe(0);
   });
 });
+
+describe('a bare number is not a duration on the command line either', () => {
+  test.each([
+    ['simulate --dry-run --config /nonexistent.yaml --deadline 10', 64, '--deadline: got "10": a duration needs a unit: write 10s'],
+    ['simulator --port 0 --lead 5', 64, '--lead: got "5": a duration needs a unit: write 5s'],
+    ['simulator --port 0 --notice-after 3', 64, '--notice-after: got "3": a duration needs a unit: write 3s'],
+  ])('preemptd %s', async (command, code, message) => {
+    const result = await runCli(command.split(' '), {}, 15_000);
+    expect(result.code).toBe(code);
+    expect(result.stdout + result.stderr).toContain(message);
+  });
+
+  test('preemptd check --poll-interval 3', async () => {
+    const dir = resources.tempDir();
+    const config = writeAgentConfig(dir, { metadataUrl: `http://127.0.0.1:${await freePort()}`, steps: ['  []'] });
+    const result = await runCli(['check', '--config', config, '--poll-interval', '3'], {}, 15_000);
+    expect(result.code).toBe(78);
+    expect(result.stdout).toContain('pollInterval: got 3: a duration needs a unit: write 3s for seconds (or 3ms, 3m, 3h); only 0 stands alone (from --poll-interval)');
+  });
+});

@@ -160,6 +160,19 @@ describe('top-level settings', () => {
     expect(issueAt(error, 'pollInterval')).toBe('got "5 minutes": expected a duration such as 500ms, 5s, 2m or 1h');
   });
 
+  test('a bare number is not a duration anywhere (only 0 stands alone), and the message suggests a unit', async () => {
+    const error = await failure(load('pollInterval: 5\nsafetyMargin: "7"\nsteps:\n  - name: a\n    notify: { url: "http://127.0.0.1:9/", wait: 20 }\n'));
+    expect(issueAt(error, 'pollInterval')).toBe('got 5: a duration needs a unit: write 5s for seconds (or 5ms, 5m, 5h); only 0 stands alone');
+    expect(issueAt(error, 'safetyMargin')).toContain('got "7": a duration needs a unit: write 7s');
+    expect(issueAt(error, 'steps[0].notify.wait')).toContain('got 20: a duration needs a unit: write 20s');
+    const fromEnv = await failure(load('provider: aws\n', { env: { PREEMPTD_POLL_INTERVAL: '3' } }));
+    expect(issueAt(fromEnv, 'pollInterval')).toContain('write 3s for seconds (or 3ms, 3m, 3h); only 0 stands alone (from PREEMPTD_POLL_INTERVAL)');
+    const fromFlag = await failure(load('provider: aws\n', { overrides: overridesFromFlags([], { pollInterval: '3' }) }));
+    expect(issueAt(fromFlag, 'pollInterval')).toContain('write 3s for seconds (or 3ms, 3m, 3h); only 0 stands alone (from --poll-interval)');
+    const zero = await load('safetyMargin: 0\nminimumBudget: 1.5s\n', { env: { PREEMPTD_SAFETY_MARGIN: '0' } });
+    expect(zero.safetyMarginMs).toBe(0);
+  });
+
   test('a negative interval is rejected, not clamped', async () => {
     const error = await failure(load('pollInterval: -1s\n'));
     expect(issueAt(error, 'pollInterval')).toContain('got "-1s": a duration cannot be negative');
