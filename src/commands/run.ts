@@ -1,5 +1,6 @@
 import { loadConfigFromFlags, type ConfigFlags } from './flags.js';
 import { createDaemon } from '../daemon/daemon.js';
+import type { ConfigIssue } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { ConfigReloader } from '../daemon/reload.js';
 import { shutdownPlan } from '../daemon/shutdown-plan.js';
@@ -7,8 +8,10 @@ import { StatusTracker } from '../observe/plan-status.js';
 import { attachSystemdNotifier } from '../observe/systemd-notifier.js';
 
 export async function runCommand(args: ConfigFlags): Promise<void> {
-  const config = await loadConfigFromFlags(args);
+  const warnings: ConfigIssue[] = [];
+  const config = await loadConfigFromFlags(args, (warning) => warnings.push(warning));
   const log = createLogger({ level: config.logLevel });
+  for (const warning of warnings) log.warn({ variable: warning.path }, `${warning.path}: ${warning.message}`);
   const daemon = createDaemon({ config, log });
   // One view of plan progress for /v1/status, /readyz and the systemd status line alike.
   const status = new StatusTracker(daemon, { notReadyOn: config.readiness.notReadyOn });
@@ -17,7 +20,8 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   const systemd = attachSystemdNotifier({ daemon, log, status });
   const shutdown = shutdownPlan({ daemon, config, log });
   const reloader = new ConfigReloader({
-    load: () => loadConfigFromFlags(args),
+    // The environment cannot change under a running process: its warnings were logged at start.
+    load: () => loadConfigFromFlags(args, () => undefined),
     apply: (next) => {
       daemon.reload(next);
       log.level = next.logLevel;

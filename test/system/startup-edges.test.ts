@@ -144,3 +144,35 @@ describe('a bare number is not a duration on the command line either', () => {
     expect(result.stdout).toContain('pollInterval: got 3: a duration needs a unit: write 3s for seconds (or 3ms, 3m, 3h); only 0 stands alone (from --poll-interval)');
   });
 });
+
+describe('PREEMPTD_* variables that are no setting', () => {
+  test('Kubernetes service links are ignored and a user variable is a warning: the agent runs', async () => {
+    const dir = resources.tempDir();
+    const config = writeAgentConfig(dir, { metadataUrl: `http://127.0.0.1:${await freePort()}`, steps: ['  []'] });
+    const agent = resources.agent(['--config', config], {
+      PREEMPTD_SERVICE_HOST: '10.96.0.7',
+      PREEMPTD_SERVICE_PORT: '9464',
+      PREEMPTD_PORT: 'tcp://10.96.0.7:9464',
+      PREEMPTD_PORT_9464_TCP: 'tcp://10.96.0.7:9464',
+      PREEMPTD_PORT_9464_TCP_ADDR: '10.96.0.7',
+      PREEMPTD_SLACK_URL: 'https://hooks.example/x',
+    });
+    const warning = await agent.waitForLog((line) => line.variable === 'PREEMPTD_SLACK_URL');
+    expect(warning.level).toBe('warn');
+    expect(String(warning.msg)).toContain('PREEMPTD_SLACK_URL: not a setting, ignored');
+    await agent.waitForLog((line) => line.msg === 'daemon watching');
+    expect(agent.lines().filter((line) => line.variable !== undefined)).toHaveLength(1);
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+  });
+
+  test('PREEMPTD_CONFIG names the config file; --config beats it', async () => {
+    const dir = resources.tempDir();
+    const config = writeAgentConfig(dir, { metadataUrl: `http://127.0.0.1:${await freePort()}`, steps: ['  []'], settings: ['logLevel: loud'] });
+    const fromEnv = await runCli(['check'], { PREEMPTD_CONFIG: config }, 15_000);
+    expect(fromEnv.code).toBe(78);
+    expect(fromEnv.stdout).toContain(`invalid config ${config}`);
+    const flagWins = await runCli(['check', '--config', join(dir, 'missing.yaml')], { PREEMPTD_CONFIG: config }, 15_000);
+    expect(flagWins.stdout).toContain(`cannot read ${join(dir, 'missing.yaml')}`);
+  });
+});

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { duration, httpUrl, signalName } from '../../src/config/fields.js';
 import { overridesFromEnv, overridesFromFlags, parseConfigText } from '../../src/config/load.js';
 import { compileConfig, loadConfig } from '../helpers/config.js';
-import { envName } from '../../src/config/overrides.js';
+import { envName, envOverrides } from '../../src/config/overrides.js';
 import { settingPaths } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/lib/errors.js';
 import { createLogger } from '../../src/lib/log.js';
@@ -505,14 +505,42 @@ describe('overrides', () => {
     expect(issueAt(error, 'pollInterval')).toBe('got "often": expected a duration such as 500ms, 5s, 2m or 1h (from PREEMPTD_POLL_INTERVAL)');
   });
 
-  test('overriding an unknown key names the variable or flag', async () => {
-    expect(() => overridesFromEnv({ PREEMPTD_POLL_INTERVALL: '2s' })).toThrow(/PREEMPTD_POLL_INTERVALL: not a setting: expected one of PREEMPTD_PROVIDER/);
+  test('overriding an unknown key names the flag', async () => {
     expect(() => overridesFromFlags(['aws.allowImdsV2=true'], {})).toThrow(/--set aws\.allowImdsV2: got aws\.allowImdsV2: not a setting/);
     expect(() => overridesFromFlags([], { pollEvery: '2s' })).toThrow(/--poll-every: not a setting flag/);
     expect(() => overridesFromFlags(['pollInterval'], {})).toThrow(/--set pollInterval: expected key=value/);
     expect(() => overridesFromFlags(['aws=1'], {})).toThrow(/aws is a section: set one of aws\.allowImdsV1/);
-    const error = await failure(load('provider: aws\n', { env: { PREEMPTD_GCP__HANG: '5' } }));
-    expect(issueAt(error, 'PREEMPTD_GCP__HANG')).toContain('not a setting');
+  });
+
+  test('a PREEMPTD_* variable that is no setting is a warning with a suggestion, never an error', async () => {
+    const warnings: Array<{ path: string; message: string }> = [];
+    const config = await load('provider: aws\n', {
+      env: { PREEMPTD_POLL_INTERVALL: '2s', PREEMPTD_SLACK_URL: 'https://hooks.example/x', PREEMPTD_GCP__HANG: '5' },
+      onWarning: (warning) => warnings.push(warning),
+    });
+    expect(config.pollIntervalMs).toBe(1000);
+    expect(warnings).toEqual([
+      { path: 'PREEMPTD_POLL_INTERVALL', message: 'not a setting, ignored; did you mean PREEMPTD_POLL_INTERVAL?' },
+      { path: 'PREEMPTD_SLACK_URL', message: expect.stringMatching(/^not a setting, ignored; the settings are PREEMPTD_PROVIDER, .*PREEMPTD_CONFIG$/) },
+      { path: 'PREEMPTD_GCP__HANG', message: expect.stringMatching(/^not a setting, ignored; the settings are /) },
+    ]);
+    expect(overridesFromEnv({ PREEMPTD_POLL_INTERVALL: '2s' })).toEqual([]);
+  });
+
+  test('Kubernetes service links of a Service named preemptd (or preemptd-*) are left alone', () => {
+    const links = {
+      PREEMPTD_SERVICE_HOST: '10.0.0.7',
+      PREEMPTD_SERVICE_PORT: '9464',
+      PREEMPTD_SERVICE_PORT_METRICS: '9464',
+      PREEMPTD_PORT: 'tcp://10.0.0.7:9464',
+      PREEMPTD_PORT_9464_TCP: 'tcp://10.0.0.7:9464',
+      PREEMPTD_PORT_9464_TCP_PROTO: 'tcp',
+      PREEMPTD_PORT_9464_TCP_PORT: '9464',
+      PREEMPTD_PORT_9464_TCP_ADDR: '10.0.0.7',
+      PREEMPTD_METRICS_SERVICE_HOST: '10.0.0.8',
+      PREEMPTD_METRICS_PORT_9464_UDP: 'udp://10.0.0.8:9464',
+    };
+    expect(envOverrides(links)).toEqual({ overrides: [], issues: [], warnings: [] });
   });
 
   test('steps cannot be overridden from env or flags, and the message says so', () => {
