@@ -516,7 +516,7 @@ describe('overrides', () => {
     const warnings: Array<{ path: string; message: string }> = [];
     const config = await load('provider: aws\n', {
       env: { PREEMPTD_POLL_INTERVALL: '2s', PREEMPTD_SLACK_URL: 'https://hooks.example/x', PREEMPTD_GCP__HANG: '5' },
-      onWarning: (warning) => warnings.push(warning),
+      onWarning: (warning: { path: string; message: string }) => warnings.push(warning),
     });
     expect(config.pollIntervalMs).toBe(1000);
     expect(warnings).toEqual([
