@@ -1,10 +1,13 @@
 import type { Argv } from 'yargs';
+import type { ConfigIssue } from '../lib/errors.js';
 import { PROVIDER_NAMES } from '../notice/notice.js';
+
+const DEFAULT_CONFIG_FILE = '/etc/preemptd/config.yaml';
 
 /** Flags shared by every command that loads a config. */
 export function configOptions<T>(argv: Argv<T>) {
   return argv
-    .option('config', { alias: 'c', type: 'string', describe: 'config file (YAML or JSON)', default: '/etc/preemptd/config.yaml' })
+    .option('config', { alias: 'c', type: 'string', describe: 'config file (YAML or JSON)', defaultDescription: `$PREEMPTD_CONFIG, else ${DEFAULT_CONFIG_FILE}` })
     .option('provider', { type: 'string', choices: ['auto', ...PROVIDER_NAMES], describe: 'override `provider`' })
     .option('metadata-url', { type: 'string', describe: 'override `metadataUrl` (simulators, tests)' })
     .option('poll-interval', { type: 'string', describe: 'override `pollInterval`, e.g. 1s' })
@@ -15,17 +18,29 @@ export function configOptions<T>(argv: Argv<T>) {
 
 export type ConfigFlags = Awaited<ReturnType<typeof configOptions>['argv']>;
 
+/** The config file: --config, else $PREEMPTD_CONFIG, else the default path. */
+function configFile(args: Pick<ConfigFlags, 'config'>, env: NodeJS.ProcessEnv = process.env): string {
+  return args.config ?? (env.PREEMPTD_CONFIG || DEFAULT_CONFIG_FILE);
+}
+
+/** A config warning as a command without a JSON log shows it. */
+function warnOnStderr(warning: ConfigIssue): void {
+  process.stderr.write(`preemptd: warning: ${warning.path}: ${warning.message}\n`);
+}
+
 /**
  * Loads the config the way every command does: file, then PREEMPTD_* env (applied by
  * loadConfig), then flags, checked against every step type. Imported on use, so `--help`
- * never loads the schema.
+ * never loads the schema. Warnings (PREEMPTD_* variables that are no setting) go to
+ * `onWarning`, by default to stderr.
  */
-export async function loadConfigFromFlags(args: ConfigFlags) {
+export async function loadConfigFromFlags(args: ConfigFlags, onWarning: (warning: ConfigIssue) => void = warnOnStderr) {
   const [{ loadConfig, overridesFromFlags }, { STEP_TYPES }] = await Promise.all([import('../config/load.js'), import('../steps/registry.js')]);
   return loadConfig({
-    file: args.config,
+    file: configFile(args),
     env: process.env,
     stepTypes: STEP_TYPES,
+    onWarning,
     overrides: overridesFromFlags(args.set ?? [], {
       provider: args.provider,
       metadataUrl: args.metadataUrl,

@@ -1,5 +1,6 @@
 import { loadConfigFromFlags, type ConfigFlags } from './flags.js';
 import { createDaemon } from '../daemon/daemon.js';
+import type { ConfigIssue } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { ConfigReloader } from '../daemon/reload.js';
 import { shutdownPlan } from '../daemon/shutdown-plan.js';
@@ -8,8 +9,10 @@ import { attachSystemdNotifier } from '../observe/systemd-notifier.js';
 import { StateLock } from '../notice/state-lock.js';
 
 export async function runCommand(args: ConfigFlags): Promise<void> {
-  const config = await loadConfigFromFlags(args);
+  const warnings: ConfigIssue[] = [];
+  const config = await loadConfigFromFlags(args, (warning) => warnings.push(warning));
   const log = createLogger({ level: config.logLevel });
+  for (const warning of warnings) log.warn({ variable: warning.path }, `${warning.path}: ${warning.message}`);
   // Before anything else starts: a second agent on this stateDir exits 78 naming the first.
   const lock = await StateLock.acquire(config.stateDir);
   const daemon = createDaemon({ config, log });
@@ -20,7 +23,8 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   const systemd = attachSystemdNotifier({ daemon, log, status });
   const shutdown = shutdownPlan({ daemon, config, log });
   const reloader = new ConfigReloader({
-    load: () => loadConfigFromFlags(args),
+    // The environment cannot change under a running process: its warnings were logged at start.
+    load: () => loadConfigFromFlags(args, () => undefined),
     apply: (next) => {
       daemon.reload(next);
       log.level = next.logLevel;

@@ -1,5 +1,5 @@
 import type { Config } from '../config/types.js';
-import { formatDuration, parseDuration } from '../lib/duration.js';
+import { durationProblem, formatDuration, parseDuration } from '../lib/duration.js';
 import { PreemptdError } from '../lib/errors.js';
 import { buildEvent } from '../notice/event.js';
 import { hostFacts } from '../lib/host.js';
@@ -122,7 +122,7 @@ function parseArgs(args: SimulateArgs): { kind: NoticeKind; deadlineInMs: number
   if (args.deadline === 'none') return { kind, deadlineInMs: null, advisory };
   const deadlineInMs = parseDuration(args.deadline);
   if (deadlineInMs === undefined) {
-    throw new PreemptdError('ERR_USAGE', `--deadline: got "${args.deadline}": expected a duration such as 120s or 2m, or none`);
+    throw new PreemptdError('ERR_USAGE', `--deadline: got "${args.deadline}": ${durationProblem(args.deadline)}, or none`);
   }
   return { kind, deadlineInMs, advisory };
 }

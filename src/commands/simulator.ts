@@ -1,5 +1,5 @@
 import { PreemptdError } from '../lib/errors.js';
-import { parseDuration } from '../lib/duration.js';
+import { durationProblem, parseDuration } from '../lib/duration.js';
 import { createLogger } from '../lib/log.js';
 import type { NoticeKind, ProviderName } from '../notice/notice.js';
 import { formatFaultSpec, loadFaultSpec } from '../simulator/fault-spec.js';
@@ -25,9 +25,9 @@ export async function simulatorCommand(args: SimulatorArgs): Promise<void> {
   const noticeAfterMs = args.noticeAfter === undefined ? undefined : parseDuration(args.noticeAfter);
   const leadMs = parseDuration(args.lead);
   if (args.noticeAfter !== undefined && noticeAfterMs === undefined) {
-    throw new PreemptdError('ERR_USAGE', `--notice-after: got "${args.noticeAfter}": expected a duration such as 10s`);
+    throw new PreemptdError('ERR_USAGE', `--notice-after: got "${args.noticeAfter}": ${durationProblem(args.noticeAfter)}`);
   }
-  if (leadMs === undefined) throw new PreemptdError('ERR_USAGE', `--lead: got "${args.lead}": expected a duration such as 2m`);
+  if (leadMs === undefined) throw new PreemptdError('ERR_USAGE', `--lead: got "${args.lead}": ${durationProblem(args.lead)}`);
   const log = createLogger({ level: args.logLevel as 'info' });
   const kind = (args.kind as NoticeKind | undefined) ?? DEFAULT_KIND[provider];
   const faults = args.faults === undefined ? undefined : await loadFaultSpec(args.faults);

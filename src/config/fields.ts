@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { z } from 'zod';
-import { formatDuration, parseDuration } from '../lib/duration.js';
+import { durationProblem, formatDuration, parseDuration } from '../lib/duration.js';
 import { showValue } from '../lib/format.js';
 import { NOTICE_KINDS } from '../notice/notice.js';
 
@@ -11,7 +11,7 @@ import { NOTICE_KINDS } from '../notice/notice.js';
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** A duration such as `500ms`, `5s`, `2m`, `1h`, compiled to milliseconds. */
+/** A duration such as `500ms`, `5s`, `2m`, `1h` (or 0), compiled to milliseconds; a bare number is refused. */
 export function duration() {
   return z.union([z.string(), z.number()]).transform((value, ctx) => {
     const ms = parseDuration(value);
@@ -20,13 +20,7 @@ export function duration() {
       return z.NEVER;
     }
     if (ms === undefined) {
-      const negative = (typeof value === 'number' && value < 0) || (typeof value === 'string' && value.trim().startsWith('-'));
-      ctx.addIssue({
-        code: 'custom',
-        message: negative
-          ? `got ${showValue(value)}: a duration cannot be negative`
-          : `got ${showValue(value)}: expected a duration such as 500ms, 5s, 2m or 1h`,
-      });
+      ctx.addIssue({ code: 'custom', message: `got ${showValue(value)}: ${durationProblem(value)}` });
       return z.NEVER;
     }
     return ms;

@@ -58,7 +58,7 @@ function editDistance(a: string, b: string): number {
 }
 
 /** The known key a typo most likely meant, if one is close enough. */
-function closest(key: string, known: readonly string[]): string | undefined {
+export function closest(key: string, known: readonly string[]): string | undefined {
   let best: { key: string; distance: number } | undefined;
   for (const candidate of known) {
     const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import YAML from 'yaml';
+import type { ConfigIssue } from '../lib/errors.js';
 import { readFailure } from './issues.js';
 import { applyOverrides, envOverrides, type ConfigOverride } from './overrides.js';
 import { resolveReferences } from './refs.js';
@@ -15,6 +16,8 @@ export interface LoadOptions extends CompileOptions {
   env?: NodeJS.ProcessEnv;
   /** Flag overrides (overridesFromFlags), applied after the environment's. */
   overrides?: readonly ConfigOverride[];
+  /** Told of each problem that does not stop the load (a PREEMPTD_* variable that is no setting). */
+  onWarning?: (warning: ConfigIssue) => void;
 }
 
 /** Parses YAML (JSON is YAML) into the top-level mapping; syntax errors carry line and column. */
@@ -70,6 +73,7 @@ export async function loadConfig(options: LoadOptions): Promise<Config> {
   const env = options.env ?? process.env;
   const raw = file === undefined ? {} : parseConfigText(await readConfigFile(file), file);
   const fromEnv = envOverrides(env);
+  for (const warning of fromEnv.warnings) options.onWarning?.(warning);
   const overridden = applyOverrides(raw, [...fromEnv.overrides, ...(options.overrides ?? [])]);
   const references = resolveReferences(overridden.value, { env, baseDir: file === undefined ? process.cwd() : dirname(file) });
   const { config, issues } = validateConfig(references.value, options.stepTypes);

@@ -1,5 +1,6 @@
 import YAML from 'yaml';
 import { ConfigError, type ConfigIssue } from '../lib/errors.js';
+import { closest } from './issues.js';
 import { settingPaths } from './schema.js';
 
 /** One setting replaced from outside the file; `origin` names where (env var or flag). */
@@ -10,7 +11,7 @@ export interface ConfigOverride {
 }
 
 export const ENV_PREFIX = 'PREEMPTD_';
-/** PREEMPTD_* variables that are not settings (read by the CLI itself). */
+/** PREEMPTD_* variables that are not settings (read by the CLI itself: the config file's path). */
 export const NON_SETTING_ENV = ['PREEMPTD_CONFIG'] as const;
 
 /** Flags the CLI offers for the most common settings, by flag name. */
@@ -69,24 +70,42 @@ function throwIfProblems(issues: ConfigIssue[]): void {
   if (issues.length > 0) throw new ConfigError(undefined, issues);
 }
 
-/** The PREEMPTD_* settings in `env`, and the PREEMPTD_* variables that name no setting. */
-export function envOverrides(env: NodeJS.ProcessEnv): { overrides: ConfigOverride[]; issues: ConfigIssue[] } {
+/**
+ * What Kubernetes injects for a Service named `preemptd` (or `preemptd-<anything>`) in the
+ * pod's namespace: `PREEMPTD_SERVICE_HOST`, `PREEMPTD_SERVICE_PORT[_<name>]`, `PREEMPTD_PORT`,
+ * `PREEMPTD_PORT_9464_TCP[_PROTO|_PORT|_ADDR]`. No setting has such a name.
+ */
+const SERVICE_LINK = /^PREEMPTD_(?:[A-Z0-9_]+_)?(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?|PORT(?:_\d+_(?:TCP|UDP|SCTP)(?:_PROTO|_PORT|_ADDR)?)?)$/;
+
+const KNOWN_ENV = [...SETTING_BY_ENV.keys(), ...NON_SETTING_ENV];
+
+/**
+ * The PREEMPTD_* settings in `env`; `issues` (steps, which cannot be set so) stop the load,
+ * `warnings` name the variables that are no setting: a user's own `PREEMPTD_SLACK_URL` or a
+ * typo must not stop the agent. Kubernetes service links are left alone.
+ */
+export function envOverrides(env: NodeJS.ProcessEnv): { overrides: ConfigOverride[]; issues: ConfigIssue[]; warnings: ConfigIssue[] } {
   const overrides: ConfigOverride[] = [];
   const issues: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
   for (const [name, text] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || text === undefined || (NON_SETTING_ENV as readonly string[]).includes(name)) continue;
+    if (!name.startsWith(ENV_PREFIX) || text === undefined || (NON_SETTING_ENV as readonly string[]).includes(name) || SERVICE_LINK.test(name)) continue;
     const path = SETTING_BY_ENV.get(name);
     if (path) overrides.push({ path, value: parseValue(text), origin: name });
     else if (name === `${ENV_PREFIX}STEPS` || name.startsWith(`${ENV_PREFIX}STEPS__`)) issues.push({ path: name, message: STEPS_MESSAGE });
-    else issues.push({ path: name, message: `not a setting: expected one of ${[...SETTING_BY_ENV.keys(), ...NON_SETTING_ENV].join(', ')}` });
+    else {
+      const suggestion = closest(name, KNOWN_ENV);
+      const hint = suggestion ? `did you mean ${suggestion}?` : `the settings are ${KNOWN_ENV.join(', ')}`;
+      warnings.push({ path: name, message: `not a setting, ignored; ${hint}` });
+    }
   }
-  return { overrides, issues };
+  return { overrides, issues, warnings };
 }
 
 /**
  * `PREEMPTD_POLL_INTERVAL=2s`, `PREEMPTD_AWS__ALLOW_IMDS_V1=true`: the SCREAMING_SNAKE of
- * each key, sections joined by a double underscore. Throws ConfigError naming any
- * PREEMPTD_* variable that is not a setting.
+ * each key, sections joined by a double underscore. Throws ConfigError for PREEMPTD_STEPS*;
+ * other variables that name no setting are skipped (envOverrides reports them).
  */
 export function overridesFromEnv(env: NodeJS.ProcessEnv): ConfigOverride[] {
   const { overrides, issues } = envOverrides(env);

@@ -58,9 +58,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** Runs until stop(); resolves once the watch loop and every plan have ended. */
   async run(): Promise<void> {
     const { config, log } = this.deps;
-    const journal = await Journal.open(config.stateDir, log);
+    let journal: Journal;
     let provider: Provider;
     try {
+      journal = await Journal.open(config.stateDir, log);
       provider = this.deps.provider ?? (await this.createConfiguredProvider());
     } catch (error) {
       this.setState('failed');

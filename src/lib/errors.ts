@@ -8,6 +8,7 @@
  */
 export type ErrorCode =
   | 'ERR_CONFIG'
+  | 'ERR_STATE_DIR'
   | 'ERR_USAGE'
   | 'ERR_PROVIDER_DETECT'
   | 'ERR_METADATA_HTTP'
@@ -123,7 +124,7 @@ export const EXIT_USAGE = 64;
 
 /** The exit status of a command that ended with `error` (docs/errors.md lists them). */
 export function exitCodeFor(error: unknown): number {
-  if (error instanceof PreemptdError && (error.code === 'ERR_CONFIG' || error.code === 'ERR_STATE_LOCKED')) return EXIT_CONFIG;
+  if (error instanceof PreemptdError && (error.code === 'ERR_CONFIG' || error.code === 'ERR_STATE_LOCKED' || error.code === 'ERR_STATE_DIR')) return EXIT_CONFIG;
   if (error instanceof PreemptdError && error.code === 'ERR_USAGE') return EXIT_USAGE;
   return 1;
 }

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { errorMessage } from '../lib/errors.js';
+import { errorMessage, PreemptdError } from '../lib/errors.js';
 import type { StepSummary } from './event.js';
 import type { Logger } from '../lib/log.js';
 import { NOTICE_KINDS, noticeToJSON, PROVIDER_NAMES, type Notice } from './notice.js';
@@ -84,11 +84,26 @@ export class Journal {
     return join(this.stateDir, JOURNAL_FILE);
   }
 
-  /** Opens (creating `stateDir` with mode 0700) and loads the journal; a corrupt file is moved aside. */
+  /**
+   * Opens (creating `stateDir` with mode 0700) and loads the journal; a corrupt file is moved
+   * aside. Throws ERR_STATE_DIR (exit 78), naming the path, when the directory cannot hold it.
+   */
   static async open(stateDir: string, log: Logger): Promise<Journal> {
-    await mkdir(stateDir, { recursive: true, mode: 0o700 });
-    await removeTempFiles(stateDir, log);
-    return new Journal(stateDir, log, await load(stateDir, log));
+    try {
+      await mkdir(stateDir, { recursive: true, mode: 0o700 });
+      await removeTempFiles(stateDir, log);
+      // Unwritable now means every write of the plan would fail later, one log line each.
+      await writeFile(join(stateDir, `${TEMP_PREFIX}probe`), '', { mode: 0o600 });
+      await unlink(join(stateDir, `${TEMP_PREFIX}probe`));
+    } catch (error) {
+      throw stateDirError(stateDir, error, stateDir);
+    }
+    try {
+      return new Journal(stateDir, log, await load(stateDir, log));
+    } catch (error) {
+      // A read error carries no path of its own.
+      throw stateDirError(stateDir, error, join(stateDir, JOURNAL_FILE));
+    }
   }
 
   status(noticeId: string): NoticeStatus {
@@ -199,6 +214,27 @@ async function load(stateDir: string, log: Logger): Promise<Entry[]> {
     'journal is corrupt: moved aside, starting with an empty journal (notices handled before may run again)',
   );
   return [];
+}
+
+const STATE_DIR_FAILURES: Record<string, string> = {
+  EISDIR: 'is a directory, where the journal file belongs',
+  ENOTDIR: 'a part of the path is a file, not a directory',
+  EEXIST: 'exists and is not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on the device',
+};
+
+/** What is wrong with the state dir, at which path, and how to fix it. */
+function stateDirError(stateDir: string, error: unknown, at: string): PreemptdError {
+  const { code, path = at } = error as NodeJS.ErrnoException;
+  const reason = (code && STATE_DIR_FAILURES[code]) ?? errorMessage(error);
+  return new PreemptdError(
+    'ERR_STATE_DIR',
+    `state dir ${stateDir} cannot hold the journal: ${path}: ${reason}; expected a directory preemptd can create and write (fix that path, or set stateDir / --state-dir to another directory)`,
+    { cause: error },
+  );
 }
 
 async function writeAtomically(dir: string, text: string): Promise<void> {

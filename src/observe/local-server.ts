@@ -4,6 +4,7 @@ import type { Config } from '../config/types.js';
 import type { Daemon } from '../daemon/daemon.js';
 import { PreemptdError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { capConnections } from './connection-cap.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
 import { StatusTracker } from './plan-status.js';
 
@@ -103,16 +104,16 @@ async function respond(options: ServerOptions, request: http.IncomingMessage, re
  * daemon's state: nothing here can change what the agent does.
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
-  const server = http.createServer((request, response) => {
+  // A probe or scraper that stalls must not hold a socket for long: the timeouts are
+  // checked every second (Node's default is 30 s).
+  const timeouts = { headersTimeout: 5_000, requestTimeout: 10_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000 };
+  const server = http.createServer(timeouts, (request, response) => {
     // The body of a GET is never read; drain it so the connection can be reused.
     request.resume();
     void respond(options, request, response);
   });
-  // A probe or scraper that stalls must not hold a socket for long.
-  server.headersTimeout = 5_000;
-  server.requestTimeout = 10_000;
-  server.keepAliveTimeout = 5_000;
-  server.maxConnections = 64;
+  // Slow clients give way to new ones, so a liveness probe always gets in.
+  capConnections(server, 64);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
       const reason = error.code === 'EADDRINUSE' ? 'the address is in use (another preemptd?)' : error.code === 'EACCES' ? 'permission denied' : error.message;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { showValue } from '../lib/format.js';
-import { formatDuration, parseDuration } from '../lib/duration.js';
+import { durationProblem, formatDuration, parseDuration } from '../lib/duration.js';
 import { PreemptdError, errorMessage } from '../lib/errors.js';
 
 /**
@@ -118,7 +118,7 @@ export function parseFaultSpec(text: string): FaultSpec {
     if (value !== undefined) {
       if (defaultParam === undefined) throw specError(piece, `fault ${name} takes no =value`);
       paramMs = parseDuration(value);
-      if (paramMs === undefined) throw specError(piece, `${showValue(value)} is not a duration such as 250ms, 5s or 10m`);
+      if (paramMs === undefined) throw specError(piece, `got ${showValue(value)}: ${durationProblem(value)}`);
     }
     entries.push({ name, rate, ...(paramMs === undefined ? {} : { paramMs }) });
   }

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { duration, httpUrl, signalName } from '../../src/config/fields.js';
 import { overridesFromEnv, overridesFromFlags, parseConfigText } from '../../src/config/load.js';
 import { compileConfig, loadConfig } from '../helpers/config.js';
-import { envName } from '../../src/config/overrides.js';
+import { envName, envOverrides } from '../../src/config/overrides.js';
 import { settingPaths } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/lib/errors.js';
 import { createLogger } from '../../src/lib/log.js';
@@ -158,6 +158,19 @@ describe('top-level settings', () => {
   test('a duration in words is rejected with the value and the expected form', async () => {
     const error = await failure(load('pollInterval: 5 minutes\n'));
     expect(issueAt(error, 'pollInterval')).toBe('got "5 minutes": expected a duration such as 500ms, 5s, 2m or 1h');
+  });
+
+  test('a bare number is not a duration anywhere (only 0 stands alone), and the message suggests a unit', async () => {
+    const error = await failure(load('pollInterval: 5\nsafetyMargin: "7"\nsteps:\n  - name: a\n    notify: { url: "http://127.0.0.1:9/", wait: 20 }\n'));
+    expect(issueAt(error, 'pollInterval')).toBe('got 5: a duration needs a unit: write 5s for seconds (or 5ms, 5m, 5h); only 0 stands alone');
+    expect(issueAt(error, 'safetyMargin')).toContain('got "7": a duration needs a unit: write 7s');
+    expect(issueAt(error, 'steps[0].notify.wait')).toContain('got 20: a duration needs a unit: write 20s');
+    const fromEnv = await failure(load('provider: aws\n', { env: { PREEMPTD_POLL_INTERVAL: '3' } }));
+    expect(issueAt(fromEnv, 'pollInterval')).toContain('write 3s for seconds (or 3ms, 3m, 3h); only 0 stands alone (from PREEMPTD_POLL_INTERVAL)');
+    const fromFlag = await failure(load('provider: aws\n', { overrides: overridesFromFlags([], { pollInterval: '3' }) }));
+    expect(issueAt(fromFlag, 'pollInterval')).toContain('write 3s for seconds (or 3ms, 3m, 3h); only 0 stands alone (from --poll-interval)');
+    const zero = await load('safetyMargin: 0\nminimumBudget: 1.5s\n', { env: { PREEMPTD_SAFETY_MARGIN: '0' } });
+    expect(zero.safetyMarginMs).toBe(0);
   });
 
   test('a negative interval is rejected, not clamped', async () => {
@@ -400,6 +413,16 @@ describe('references', () => {
     expect(error.issues).toEqual([{ path: 'stateDir', message: `\${file:${missing}}: cannot read ${missing}: no such file` }]);
   });
 
+  test('a ${file:...} over 1 MiB or that is a directory is refused, naming why', async () => {
+    const big = join(dir, 'big-secret');
+    writeFileSync(big, 'x'.repeat(1024 * 1024 + 1));
+    const error = await failure(load(`stateDir: "\${file:${big}}"\nmetadataUrl: "\${file:${dir}}"\n`));
+    expect(issueAt(error, 'stateDir')).toBe(`\${file:${big}}: cannot read ${big}: larger than 1 MiB, the most a reference reads; expected a small file holding the value`);
+    expect(issueAt(error, 'metadataUrl')).toBe(`\${file:${dir}}: cannot read ${dir}: a directory; expected a regular file holding the value`);
+    writeFileSync(big, 'x'.repeat(1024 * 1024));
+    expect((await load(`stateDir: "\${file:${big}}"\n`)).stateDir).toHaveLength(1024 * 1024);
+  });
+
   test('an unknown reference form is rejected and $${ stays a literal ${', async () => {
     const error = await failure(load('stateDir: "/data/${HOME}"\n'));
     expect(issueAt(error, 'stateDir')).toBe('got ${HOME}: expected ${env:NAME} or ${file:/path} (write $${ for a literal ${)');
@@ -482,14 +505,42 @@ describe('overrides', () => {
     expect(issueAt(error, 'pollInterval')).toBe('got "often": expected a duration such as 500ms, 5s, 2m or 1h (from PREEMPTD_POLL_INTERVAL)');
   });
 
-  test('overriding an unknown key names the variable or flag', async () => {
-    expect(() => overridesFromEnv({ PREEMPTD_POLL_INTERVALL: '2s' })).toThrow(/PREEMPTD_POLL_INTERVALL: not a setting: expected one of PREEMPTD_PROVIDER/);
+  test('overriding an unknown key names the flag', async () => {
     expect(() => overridesFromFlags(['aws.allowImdsV2=true'], {})).toThrow(/--set aws\.allowImdsV2: got aws\.allowImdsV2: not a setting/);
     expect(() => overridesFromFlags([], { pollEvery: '2s' })).toThrow(/--poll-every: not a setting flag/);
     expect(() => overridesFromFlags(['pollInterval'], {})).toThrow(/--set pollInterval: expected key=value/);
     expect(() => overridesFromFlags(['aws=1'], {})).toThrow(/aws is a section: set one of aws\.allowImdsV1/);
-    const error = await failure(load('provider: aws\n', { env: { PREEMPTD_GCP__HANG: '5' } }));
-    expect(issueAt(error, 'PREEMPTD_GCP__HANG')).toContain('not a setting');
+  });
+
+  test('a PREEMPTD_* variable that is no setting is a warning with a suggestion, never an error', async () => {
+    const warnings: Array<{ path: string; message: string }> = [];
+    const config = await load('provider: aws\n', {
+      env: { PREEMPTD_POLL_INTERVALL: '2s', PREEMPTD_SLACK_URL: 'https://hooks.example/x', PREEMPTD_GCP__HANG: '5' },
+      onWarning: (warning: { path: string; message: string }) => warnings.push(warning),
+    });
+    expect(config.pollIntervalMs).toBe(1000);
+    expect(warnings).toEqual([
+      { path: 'PREEMPTD_POLL_INTERVALL', message: 'not a setting, ignored; did you mean PREEMPTD_POLL_INTERVAL?' },
+      { path: 'PREEMPTD_SLACK_URL', message: expect.stringMatching(/^not a setting, ignored; the settings are PREEMPTD_PROVIDER, .*PREEMPTD_CONFIG$/) },
+      { path: 'PREEMPTD_GCP__HANG', message: expect.stringMatching(/^not a setting, ignored; the settings are /) },
+    ]);
+    expect(overridesFromEnv({ PREEMPTD_POLL_INTERVALL: '2s' })).toEqual([]);
+  });
+
+  test('Kubernetes service links of a Service named preemptd (or preemptd-*) are left alone', () => {
+    const links = {
+      PREEMPTD_SERVICE_HOST: '10.0.0.7',
+      PREEMPTD_SERVICE_PORT: '9464',
+      PREEMPTD_SERVICE_PORT_METRICS: '9464',
+      PREEMPTD_PORT: 'tcp://10.0.0.7:9464',
+      PREEMPTD_PORT_9464_TCP: 'tcp://10.0.0.7:9464',
+      PREEMPTD_PORT_9464_TCP_PROTO: 'tcp',
+      PREEMPTD_PORT_9464_TCP_PORT: '9464',
+      PREEMPTD_PORT_9464_TCP_ADDR: '10.0.0.7',
+      PREEMPTD_METRICS_SERVICE_HOST: '10.0.0.8',
+      PREEMPTD_METRICS_PORT_9464_UDP: 'udp://10.0.0.8:9464',
+    };
+    expect(envOverrides(links)).toEqual({ overrides: [], issues: [], warnings: [] });
   });
 
   test('steps cannot be overridden from env or flags, and the message says so', () => {
