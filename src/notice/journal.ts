@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { errorMessage, PreemptdError } from '../lib/errors.js';
+import { errorMessage } from '../lib/errors.js';
 import type { StepSummary } from './event.js';
+import { stateDirError } from './state-dir-error.js';
 import type { Logger } from '../lib/log.js';
 import { NOTICE_KINDS, noticeToJSON, PROVIDER_NAMES, type Notice } from './notice.js';
 
@@ -214,27 +215,6 @@ async function load(stateDir: string, log: Logger): Promise<Entry[]> {
     'journal is corrupt: moved aside, starting with an empty journal (notices handled before may run again)',
   );
   return [];
-}
-
-const STATE_DIR_FAILURES: Record<string, string> = {
-  EISDIR: 'is a directory, where the journal file belongs',
-  ENOTDIR: 'a part of the path is a file, not a directory',
-  EEXIST: 'exists and is not a directory',
-  EACCES: 'permission denied',
-  EPERM: 'operation not permitted',
-  EROFS: 'read-only file system',
-  ENOSPC: 'no space left on the device',
-};
-
-/** What is wrong with the state dir, at which path, and how to fix it. */
-function stateDirError(stateDir: string, error: unknown, at: string): PreemptdError {
-  const { code, path = at } = error as NodeJS.ErrnoException;
-  const reason = (code && STATE_DIR_FAILURES[code]) ?? errorMessage(error);
-  return new PreemptdError(
-    'ERR_STATE_DIR',
-    `state dir ${stateDir} cannot hold the journal: ${path}: ${reason}; expected a directory preemptd can create and write (fix that path, or set stateDir / --state-dir to another directory)`,
-    { cause: error },
-  );
 }
 
 async function writeAtomically(dir: string, text: string): Promise<void> {

@@ -1,6 +1,7 @@
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { bootId } from '../lib/boot-id.js';
+import { stateDirError } from './state-dir-error.js';
 import { PreemptdError } from '../lib/errors.js';
 
 const LOCK_FILE = 'preemptd.lock';
@@ -55,7 +56,9 @@ export class StateLock {
   /** Takes the lock; throws ERR_STATE_LOCKED naming the holder when another agent has it. */
   static async acquire(stateDir: string): Promise<StateLock> {
     const dir = resolve(stateDir);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await mkdir(dir, { recursive: true, mode: 0o700 }).catch((error: unknown) => {
+      throw stateDirError(dir, error, dir);
+    });
     const path = join(dir, LOCK_FILE);
     const text = `${JSON.stringify({ pid: process.pid, boot: bootId(), since: new Date().toISOString() })}\n`;
     for (;;) {
@@ -66,7 +69,7 @@ export class StateLock {
         heldHere.add(dir);
         return new StateLock(dir, text);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw stateDirError(dir, error, path);
       }
       const found = await readFile(path, 'utf8').catch(() => undefined);
       if (found === undefined) continue;

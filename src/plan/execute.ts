@@ -107,10 +107,18 @@ async function runStep(run: Run, plan: Plan, deps: ExecuteDeps, recorder: StepRe
   recorder.started(run, deadline - started);
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timed_out'>((resolve) => {
-    timer = setTimeout(() => {
+    // A timer can fire a millisecond before Date.now() shows its time: armed again until the
+    // deadline has really passed, so a step after this one sees it passed and is skipped.
+    const expire = () => {
+      const left = deadline - Date.now();
+      if (left > 0) {
+        timer = setTimeout(expire, left);
+        return;
+      }
       controller.abort(new PreemptdError('ERR_STEP_TIMEOUT', `step ${run.name} reached ${limit}`));
       resolve('timed_out');
-    }, Math.max(0, deadline - started));
+    };
+    timer = setTimeout(expire, Math.max(0, deadline - started));
   });
   // Wrapped so a step that throws synchronously is a failure like any other.
   const running = Promise.resolve().then(() => stepType.run(step.options, context));
