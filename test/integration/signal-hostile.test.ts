@@ -6,6 +6,7 @@ import { runCommand } from '../../src/lib/run-command.js';
 import { signalStep } from '../../src/steps/signal/step.js';
 import { cgroupProcesses, readPidfile } from '../../src/steps/signal/targets.js';
 import { testStepContext, type TestStepContext } from '../helpers/step-context.js';
+import { Workloads } from '../helpers/workload.js';
 
 // Pidfiles and cgroup files that anyone may write or replace: a FIFO, a huge file, or the
 // agent's own pid must never stall or harm the agent.
@@ -13,6 +14,7 @@ import { testStepContext, type TestStepContext } from '../helpers/step-context.j
 let dir: string;
 let step: TestStepContext | undefined;
 const fifos: string[] = [];
+const workloads = new Workloads();
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'preemptd-signal-hostile-'));
@@ -20,6 +22,7 @@ beforeEach(() => {
 afterEach(() => {
   step?.dispose();
   step = undefined;
+  workloads.killAll();
   // On the unfixed code a read is still parked on the FIFO: a writer that opens and closes releases it.
   for (const fifo of fifos.splice(0)) {
     try {
@@ -103,5 +106,32 @@ describe('a pid or pidfile naming preemptd or an ancestor', () => {
     writeFileSync(pidfile, `${process.pid}\n`);
     const results = await signalStep.check(signalStep.schema.parse({ pidfile }), { signal: new AbortController().signal } as never);
     expect(results).toEqual([{ what: 'pidfile target', ok: false, reason: expect.stringContaining('which is preemptd itself') }]);
+  });
+});
+
+describe('a match pattern against command lines any local user can set', () => {
+  // A backtracking engine takes 2^n steps for `(a+)+$` on n a's and a `!`: with 5000 a's in
+  // a command line the unfixed agent never finishes listing processes, and no timer fires.
+  test('a catastrophic pattern runs in linear time and ordinary matching still works', async () => {
+    const tag = `preemptd-redos-${process.pid}-${Date.now()}`;
+    const hostile = await workloads.start(join(dir, 'hostile.log'), [tag, `${'a'.repeat(5000)}!`]);
+    const target = await workloads.start(join(dir, 'target.log'), [tag, 'aaaa']);
+    let ticks = 0;
+    const ticker = setInterval(() => (ticks += 1), 10);
+    try {
+      step = testStepContext({ timeoutMs: 10_000 });
+      const detail = await signalStep.run(signalStep.schema.parse({ match: `${tag} (a+)+$`, waitExit: '5s' }), step.context);
+      expect(detail).toMatchObject({ processes: [{ pid: target.pid, outcome: 'exited' }] });
+      expect(hostile.received()).toEqual([]);
+      expect(ticks).toBeGreaterThan(0);
+    } finally {
+      clearInterval(ticker);
+    }
+  });
+
+  test('config validation names the accepted syntax', () => {
+    const result = signalStep.schema.safeParse({ match: '(?<=python )train' });
+    expect(result.success).toBe(false);
+    expect(result.error!.issues[0]!.message).toMatch(/not a valid regular expression in RE2 syntax \(as in Go\): no backreferences \(\\1\) and no lookaround/);
   });
 });

@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { regex } from '../../config/fields.js';
 import { showValue } from '../../lib/format.js';
+import type { Pattern } from '../../lib/pattern.js';
 import { describeStatuses, statusList, statusMatches, type StatusRange } from './status-range.js';
 
 /** What a polled response must show for an `until:` to hold; exactly one per poll. */
@@ -9,7 +10,7 @@ export type UntilCondition =
   | { kind: 'status'; statuses: StatusRange[] }
   | { kind: 'bodyEquals'; text: string }
   | { kind: 'bodyContains'; text: string }
-  | { kind: 'bodyMatches'; pattern: RegExp }
+  | { kind: 'bodyMatches'; pattern: Pattern }
   | { kind: 'json'; path: string; compare: JsonComparison };
 
 export type JsonComparison =

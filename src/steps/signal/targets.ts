@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { showValue } from '../../lib/format.js';
+import type { Pattern } from '../../lib/pattern.js';
 import { CommandNotFound, PreemptdError } from '../../lib/errors.js';
 import { readRegularFile } from '../../lib/read-regular-file.js';
 import { runCommand } from '../../lib/run-command.js';
@@ -39,7 +40,7 @@ export async function readPidfile(path: string): Promise<number | undefined> {
 }
 
 /** Processes whose command line (argv joined with spaces) matches. */
-export async function matchProcesses(pattern: RegExp): Promise<number[]> {
+export async function matchProcesses(pattern: Pattern): Promise<number[]> {
   const processes = await listProcesses();
   return processes.filter((info) => pattern.test(info.command)).map((info) => info.pid);
 }
