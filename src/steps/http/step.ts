@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { sleep } from '../../lib/backoff.js';
 import { httpUrl, positiveDuration } from '../../config/fields.js';
 import { showValue } from '../../lib/format.js';
+import { scrubSecrets } from '../../lib/log.js';
 import { formatDuration } from '../../lib/duration.js';
 import type { PreemptdEvent } from '../../notice/event.js';
 import { AGENT_VERSION } from '../../lib/host.js';
@@ -248,7 +249,8 @@ export const httpStep = {
       const redirect = answer.crossOrigin ? ` (a redirect to ${answer.crossOrigin}, not followed: only same-origin redirects are)` : '';
       throw new StepFailure(
         `${base.request} answered HTTP ${answer.status}${redirect}: expected ${describeStatuses(options.expectStatus)}`,
-        { ...detail, body: showValue(answer.body) },
+        // Scrubbed before showValue cuts it: a secret cut in half is no longer recognised later.
+        { ...detail, body: showValue(scrubSecrets(answer.body)) },
       );
     }
     if (options.until === null) return { ...detail, outcome: 'ok' };
