@@ -51,7 +51,8 @@ export async function requestBounded(url: string, options: OptionsInit, limitByt
       if (size > limitBytes) finish(false);
     });
     stream.once('end', () => finish(true));
-    stream.once('error', (error) => {
+    // `on`, not `once`: a late second error must not become an uncaught exception.
+    stream.on('error', (error) => {
       if (settled) return;
       settled = true;
       reject(error);
