@@ -3,7 +3,7 @@ import { durationProblem, formatDuration, parseDuration } from '../lib/duration.
 import { PreemptdError } from '../lib/errors.js';
 import { buildEvent } from '../notice/event.js';
 import { hostFacts } from '../lib/host.js';
-import { createLogger } from '../lib/log.js';
+import { createLogger, scrubSecrets, scrubValue } from '../lib/log.js';
 import { ADVISORY_KINDS, isAdvisory, NOTICE_KINDS, noticeId, noticeToJSON, type Notice, type NoticeKind } from '../notice/notice.js';
 import { buildPlan, executePlan, type Plan } from '../plan/executor.js';
 import { describeStepKinds, skipReason, stepKinds } from '../plan/kinds.js';
@@ -139,7 +139,8 @@ export async function simulateCommand(args: SimulateArgs): Promise<void> {
   const notice = syntheticNotice(kind, deadlineInMs, now, advisory);
   const plan = buildPlan(notice, config, now, findStepType);
   if (!args.run) {
-    process.stdout.write(args.json ? `${JSON.stringify(dryRunJSON(plan, config), null, 2)}\n` : formatDryRun(plan, config));
+    // What steps would do can name a resolved secret (a token in a URL path): scrubbed as logs are.
+    process.stdout.write(args.json ? `${JSON.stringify(scrubValue(dryRunJSON(plan, config)), null, 2)}\n` : scrubSecrets(formatDryRun(plan, config)));
     process.exitCode = lateRuns(schedulePlan(plan, findStepType)).length === 0 ? 0 : 1;
     return;
   }
@@ -149,6 +150,6 @@ export async function simulateCommand(args: SimulateArgs): Promise<void> {
   log.warn({ noticeId: notice.id, kind, steps: plan.steps.map((step) => step.name) }, 'simulate: running the plan for real against a synthetic notice');
   const result = await executePlan(plan, { log, host, lookup: findStepType });
   const event = buildEvent('plan.finished', notice, host, plan.planDeadline, result.steps);
-  process.stdout.write(`${JSON.stringify(event, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(scrubValue(event), null, 2)}\n`);
   process.exitCode = result.steps.some((step) => step.status === 'failed' || step.status === 'timed_out') ? 1 : 0;
 }

@@ -2,6 +2,7 @@ import { constants } from 'node:os';
 import { z } from 'zod';
 import { durationProblem, formatDuration, parseDuration } from '../lib/duration.js';
 import { showValue } from '../lib/format.js';
+import { Pattern, PATTERN_SYNTAX } from '../lib/pattern.js';
 import { NOTICE_KINDS } from '../notice/notice.js';
 
 /**
@@ -72,13 +73,13 @@ export function noticeKind() {
   return z.enum(NOTICE_KINDS, { error: (issue) => `got ${showValue(issue.input)}: expected one of ${NOTICE_KINDS.join(', ')}` });
 }
 
-/** A regular expression (JavaScript syntax), compiled. */
+/** A regular expression in RE2 syntax, compiled to a linear-time matcher. */
 export function regex() {
   return z.string().transform((value, ctx) => {
     try {
-      return new RegExp(value);
+      return new Pattern(value);
     } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `got ${showValue(value)}: not a valid regular expression (${(error as Error).message})` });
+      ctx.addIssue({ code: 'custom', message: `got ${showValue(value)}: not a valid regular expression in ${PATTERN_SYNTAX} (${(error as Error).message})` });
       return z.NEVER;
     }
   });

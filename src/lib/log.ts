@@ -3,23 +3,79 @@ import { pino, type Logger, type LevelWithSilent } from 'pino';
 export type { Logger };
 
 const REDACTED = '[REDACTED]';
-/** Values resolved from ${env:..}/${file:..} references; scrubbed from every log line. */
-const secretValues = new Set<string>();
+/**
+ * Secrets at least this long are scrubbed wherever they appear. Shorter ones (a PIN, a
+ * two-letter region given as a reference) are scrubbed too, but only as whole tokens, not
+ * next to a letter or digit: scrubbing `ab` inside every word would garble every line, while
+ * a short secret standing alone (`/pin/123/`, `key=ab`) is exactly what must not leak.
+ */
+const SUBSTRING_MIN = 4;
 
-/** Remember a secret so no log line can ever carry it, whatever field it ends up in. */
-export function registerSecret(value: string): void {
-  // Very short values would scrub ordinary words out of every line.
-  if (value.length >= 4) secretValues.add(value);
+/** Every form a secret can take on its way out, longest first; short ones as token patterns. */
+let substrings: string[] = [];
+let tokens: RegExp[] = [];
+const registered = new Set<string>();
+
+/**
+ * The forms a secret takes in text we produce: as is, URL-encoded (a path segment as the
+ * WHATWG URL parser writes it, encodeURI/encodeURIComponent, a form-encoded query value),
+ * and each of those escaped as inside a JSON string.
+ */
+function secretForms(value: string): string[] {
+  const path = value.replace(/[\0-\x20"#<>?`{}\x7f-\u{10ffff}]/gu, (char) => encodeURIComponent(char));
+  const encoded = [value, path, encodeURI(value), encodeURIComponent(value), new URLSearchParams({ v: value }).toString().slice(2)];
+  return [...new Set(encoded.flatMap((form) => [form, JSON.stringify(form).slice(1, -1)]))];
 }
 
-export function scrubSecrets(text: string): string {
-  let scrubbed = text;
-  for (const secret of secretValues) {
-    if (scrubbed.includes(secret)) scrubbed = scrubbed.split(secret).join(REDACTED);
-    const escaped = JSON.stringify(secret).slice(1, -1);
-    if (escaped !== secret && scrubbed.includes(escaped)) scrubbed = scrubbed.split(escaped).join(REDACTED);
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Remember a secret so nothing that leaves the process carries it, whatever field it ends up in. */
+export function registerSecret(value: string): void {
+  if (value.length === 0 || registered.has(value)) return;
+  registered.add(value);
+  const forms = secretForms(value);
+  if (value.length >= SUBSTRING_MIN) {
+    substrings = [...substrings, ...forms].sort((a, b) => b.length - a.length);
+  } else {
+    const alternatives = forms.sort((a, b) => b.length - a.length).map(escapeRegExp).join('|');
+    tokens = [...tokens, new RegExp(`(?<![A-Za-z0-9])(?:${alternatives})(?![A-Za-z0-9])`, 'g')];
   }
+}
+
+function scrubTokens(text: string): string {
+  let scrubbed = text;
+  for (const token of tokens) scrubbed = scrubbed.replace(token, REDACTED);
   return scrubbed;
+}
+
+function scrubSubstrings(text: string): string {
+  let scrubbed = text;
+  for (const form of substrings) if (scrubbed.includes(form)) scrubbed = scrubbed.split(form).join(REDACTED);
+  return scrubbed;
+}
+
+/** Plain text (a message, a report): every registered secret, in every form, is replaced. */
+export function scrubSecrets(text: string): string {
+  return scrubTokens(scrubSubstrings(text));
+}
+
+/**
+ * A JSON log line: short secrets are scrubbed inside string literals only, so a one-digit
+ * secret cannot turn `"attempts":1` into a line that is no longer JSON.
+ */
+function scrubJsonLine(line: string): string {
+  const scrubbed = scrubSubstrings(line);
+  return tokens.length === 0 ? scrubbed : scrubbed.replace(/"(?:[^"\\]|\\.)*"/g, scrubTokens);
+}
+
+/** A copy of a JSON-like value (a step's detail) with every string scrubbed. */
+export function scrubValue<T>(value: T): T {
+  if (typeof value === 'string') return scrubSecrets(value) as T;
+  if (Array.isArray(value)) return value.map(scrubValue) as T;
+  if (value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, scrubValue(entry)])) as T;
+  }
+  return value;
 }
 
 /** Field paths that carry secrets by their nature, whatever their value. */
@@ -53,7 +109,7 @@ export function createLogger(options: LogOptions = {}): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: REDACTED },
-      hooks: { streamWrite: scrubSecrets },
+      hooks: { streamWrite: scrubJsonLine },
     },
     destination as pino.DestinationStream,
   );

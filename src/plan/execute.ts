@@ -1,7 +1,6 @@
 import { buildEvent, type StepStatus, type StepSummary } from '../notice/event.js';
 import { errorMessage, PreemptdError, StepFailure } from '../lib/errors.js';
 import type { HostFacts } from '../lib/host.js';
-import { scrubSecrets } from '../lib/log.js';
 import type { Plan, Run } from './build.js';
 import { StepRecorder, type RecorderDeps } from './recorder.js';
 import type { StepContext, StepDetail, StepTypeLookup } from '../steps/types.js';
@@ -70,7 +69,7 @@ async function runStep(run: Run, plan: Plan, deps: ExecuteDeps, recorder: StepRe
     type: step.type,
     status,
     ms: Date.now() - started,
-    ...(error === undefined ? {} : { error: scrubSecrets(error) }),
+    ...(error === undefined ? {} : { error }),
     ...(detail === undefined ? {} : { detail }),
   });
 

@@ -1,5 +1,5 @@
 import { errorMessage } from '../lib/errors.js';
-import type { Logger } from '../lib/log.js';
+import { scrubSecrets, scrubValue, type Logger } from '../lib/log.js';
 import type { StepSummary } from '../notice/event.js';
 import type { Journal } from '../notice/journal.js';
 import type { Plan, Run } from './build.js';
@@ -23,12 +23,21 @@ export function fromJournal(summary: StepSummary): boolean {
   return summary.detail?.fromJournal === true;
 }
 
+/** The free text of an outcome (error, detail) without secrets; name, type and status are ours. */
+function scrubSummary(summary: StepSummary): StepSummary {
+  const { error, detail } = summary;
+  return { ...summary, ...(error === undefined ? {} : { error: scrubSecrets(error) }), ...(detail === undefined ? {} : { detail: scrubValue(detail) }) };
+}
+
 /**
  * The one place a step outcome is recorded. The executor reports every run here (started,
  * progress, finished) and nothing else records one: from here each outcome goes to the log,
  * the journal and the listener, and into the list of finished runs that finish-phase steps
  * (summary webhooks) read. Runs the journal had as finished before a restart are reported
  * finished at once, marked `fromJournal`, and are not run again.
+ * Every outcome and progress report is scrubbed of registered secrets here, once, before it
+ * reaches the log, the journal, /v1/status or the plan.finished webhook: a step's detail can
+ * hold a URL path with a token in it, or a service's error body that echoes one.
  * What it feeds never holds up or breaks the plan: a slow disk must not keep a plan past its
  * deadline, so nothing is awaited and a failure is logged.
  */
@@ -46,7 +55,7 @@ export class StepRecorder {
     for (const run of this.plan.runs) {
       const recorded = journaled?.get(run.name);
       if (!recorded) continue;
-      const summary: StepSummary = { ...recorded, detail: { ...recorded.detail, fromJournal: true } };
+      const summary = scrubSummary({ ...recorded, detail: { ...recorded.detail, fromJournal: true } });
       this.outcomes.set(run.name, summary);
       this.deps.log.info({ step: run.name, status: summary.status }, 'step already finished before restart, not run again');
       this.notify(() => this.deps.onStepFinished?.(summary));
@@ -64,10 +73,12 @@ export class StepRecorder {
   }
 
   progress(run: Run, detail: Record<string, unknown>): void {
-    this.notify(() => this.deps.onStepProgress?.(run.name, detail));
+    const scrubbed = scrubValue(detail);
+    this.notify(() => this.deps.onStepProgress?.(run.name, scrubbed));
   }
 
-  finished(summary: StepSummary): void {
+  finished(outcome: StepSummary): void {
+    const summary = scrubSummary(outcome);
     this.outcomes.set(summary.name, summary);
     const { name, type, status, ms, error, detail } = summary;
     this.deps.log[status === 'ok' ? 'info' : 'warn']({ step: name, type, status, ms, error, detail }, 'step finished');

@@ -177,9 +177,9 @@ describe('signal step against real processes', () => {
   });
 
   test('killAfter escalates to SIGKILL for a process that ignores SIGTERM', async () => {
-    const polite = await workloads.start(join(dir, 'polite.log'), ['escalate-test']);
-    const stubborn = await workloads.start(join(dir, 'stubborn.log'), ['--ignore', 'SIGTERM', 'escalate-test']);
-    const detail = await run({ match: 'escalate-test', killAfter: '300ms' });
+    const polite = await workloads.start(join(dir, 'polite.log'), [`escalate-test-${process.pid}`]);
+    const stubborn = await workloads.start(join(dir, 'stubborn.log'), ['--ignore', 'SIGTERM', `escalate-test-${process.pid}`]);
+    const detail = await run({ match: `escalate-test-${process.pid}`, killAfter: '300ms' });
     expect(detail).toMatchObject({ counts: { exited: 1, killed: 1 } });
     const outcomes = Object.fromEntries(
       (detail as { processes: Array<{ pid: number; outcome: string }> }).processes.map((e) => [e.pid, e.outcome]),
@@ -191,10 +191,10 @@ describe('signal step against real processes', () => {
   });
 
   test('waitExit reports exited and still_alive separately and fails the step', async () => {
-    const polite = await workloads.start(join(dir, 'polite.log'), ['wait-test']);
-    const stubborn = await workloads.start(join(dir, 'stubborn.log'), ['--ignore', 'SIGTERM', 'wait-test']);
-    const failure = await runFailing({ match: 'wait-test', waitExit: '300ms' });
-    expect(failure.message).toBe('1 of 2 still alive after 300ms: processes matching /wait-test/');
+    const polite = await workloads.start(join(dir, 'polite.log'), [`wait-test-${process.pid}`]);
+    const stubborn = await workloads.start(join(dir, 'stubborn.log'), ['--ignore', 'SIGTERM', `wait-test-${process.pid}`]);
+    const failure = await runFailing({ match: `wait-test-${process.pid}`, waitExit: '300ms' });
+    expect(failure.message).toBe(`1 of 2 still alive after 300ms: processes matching /wait-test-${process.pid}/`);
     const processes = (failure.detail as { processes: Array<{ pid: number; outcome: string }> }).processes;
     expect(Object.fromEntries(processes.map((e) => [e.pid, e.outcome]))).toEqual({
       [polite.pid]: 'exited',

@@ -22,6 +22,7 @@ import { awsEventDate } from '../../src/simulator/aws.js';
 import { parseLocation } from '../../src/stores/location.js';
 import { renderTemplate, renderWebhook, validateTemplate, WEBHOOK_FORMATS } from '../../src/steps/webhook/render.js';
 import { parseRetryAfter } from '../../src/steps/webhook/retry.js';
+import { Pattern } from '../../src/lib/pattern.js';
 
 /**
  * Property tests for every parser of outside input: metadata bodies, config files,
@@ -435,7 +436,7 @@ describe('answers of the things steps talk to', () => {
     const conditions = [
       { kind: 'status', statuses: [{ min: 200, max: 299 }] },
       { kind: 'bodyContains', text: 'drained' },
-      { kind: 'bodyMatches', pattern: /^ok$/ },
+      { kind: 'bodyMatches', pattern: new Pattern('^ok$') },
       { kind: 'json', path: 'state.0.__proto__', compare: { op: 'equals', value: 'drained' } },
       { kind: 'json', path: 'inflight', compare: { op: 'lessThan', value: 1 } },
     ] as const;

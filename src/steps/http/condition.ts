@@ -2,6 +2,8 @@ import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { regex } from '../../config/fields.js';
 import { showValue } from '../../lib/format.js';
+import { scrubSecrets } from '../../lib/log.js';
+import type { Pattern } from '../../lib/pattern.js';
 import { describeStatuses, statusList, statusMatches, type StatusRange } from './status-range.js';
 
 /** What a polled response must show for an `until:` to hold; exactly one per poll. */
@@ -9,7 +11,7 @@ export type UntilCondition =
   | { kind: 'status'; statuses: StatusRange[] }
   | { kind: 'bodyEquals'; text: string }
   | { kind: 'bodyContains'; text: string }
-  | { kind: 'bodyMatches'; pattern: RegExp }
+  | { kind: 'bodyMatches'; pattern: Pattern }
   | { kind: 'json'; path: string; compare: JsonComparison };
 
 export type JsonComparison =
@@ -81,7 +83,8 @@ function compare(actual: unknown, comparison: JsonComparison): boolean {
 }
 
 export function checkCondition(condition: UntilCondition, response: PolledResponse): ConditionCheck {
-  const body = showValue(response.body);
+  // Scrubbed before showValue cuts it: a secret cut in half is no longer recognised later.
+  const body = showValue(scrubSecrets(response.body));
   switch (condition.kind) {
     case 'status':
       return { holds: statusMatches(condition.statuses, response.status), seen: `HTTP ${response.status}` };

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { sleep } from '../../lib/backoff.js';
 import { httpUrl, positiveDuration } from '../../config/fields.js';
 import { showValue } from '../../lib/format.js';
+import { scrubSecrets } from '../../lib/log.js';
 import { formatDuration } from '../../lib/duration.js';
 import type { PreemptdEvent } from '../../notice/event.js';
 import { AGENT_VERSION } from '../../lib/host.js';
@@ -14,6 +15,7 @@ import {
   type UntilCondition,
 } from './condition.js';
 import { loadGot, preloadGot } from '../../lib/load-got.js';
+import { BODY_LIMIT_BYTES, requestBounded } from '../bounded-request.js';
 import { describeStatuses, statusList, statusMatches, SUCCESS, type StatusRange } from './status-range.js';
 import { renderTemplate, validateTemplate } from '../webhook/render.js';
 import { hostResolves } from '../checks.js';
@@ -139,25 +141,49 @@ function fill(source: string, event: PreemptdEvent): string {
   return renderTemplate(source, event);
 }
 
-type Answer = { kind: 'response'; status: number; body: string } | { kind: 'refused' } | { kind: 'error'; reason: string };
+type Answer =
+  | { kind: 'response'; status: number; body: string; truncated: boolean; crossOrigin?: string }
+  | { kind: 'refused' }
+  | { kind: 'error'; reason: string };
+
+/**
+ * Redirects are followed within the origin of the configured URL only: a service must not
+ * be able to send the step's credential headers and body to another host.
+ */
+function sameOrigin(request: HttpRequestOptions) {
+  const origin = new URL(request.url).origin;
+  return (response: { url: string; headers: { location?: string } }) => redirectTarget(response)?.origin === origin;
+}
+
+function redirectTarget(response: { url: string; headers: { location?: string } }): URL | undefined {
+  const location = response.headers.location;
+  return URL.canParse(location ?? '', response.url) ? new URL(location!, response.url) : undefined;
+}
 
 async function send(request: HttpRequestOptions, options: HttpOptions, event: PreemptdEvent, context: StepContext): Promise<Answer> {
   const body = request.body;
-  const { default: got, RequestError } = await loadGot();
+  const { RequestError } = await loadGot();
   try {
-    const response = await got(request.url, {
-      method: request.method,
-      headers: {
-        'user-agent': `preemptd/${AGENT_VERSION}`,
-        ...Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, fill(value, event)])),
+    const response = await requestBounded(
+      request.url,
+      {
+        method: request.method,
+        headers: {
+          'user-agent': `preemptd/${AGENT_VERSION}`,
+          ...Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, fill(value, event)])),
+        },
+        ...(body === undefined ? {} : 'text' in body ? { body: fill(body.text, event) } : { json: body.json }),
+        timeout: { request: Math.max(1, Math.min(options.timeoutMs, context.deadline - Date.now())) },
+        retry: { limit: 0 },
+        throwHttpErrors: false,
+        followRedirect: sameOrigin(request),
+        signal: context.signal,
       },
-      ...(body === undefined ? {} : 'text' in body ? { body: fill(body.text, event) } : { json: body.json }),
-      timeout: { request: Math.max(1, Math.min(options.timeoutMs, context.deadline - Date.now())) },
-      retry: { limit: 0 },
-      throwHttpErrors: false,
-      signal: context.signal,
-    });
-    return { kind: 'response', status: response.statusCode, body: response.body };
+      BODY_LIMIT_BYTES,
+    );
+    const target = response.status >= 300 && response.status < 400 ? redirectTarget({ url: request.url, headers: response.headers }) : undefined;
+    const crossOrigin = target !== undefined && target.origin !== new URL(request.url).origin ? target.host : undefined;
+    return { kind: 'response', status: response.status, body: response.body, truncated: response.truncated, ...(crossOrigin ? { crossOrigin } : {}) };
   } catch (error) {
     if (context.signal.aborted) throw error;
     if (error instanceof RequestError && error.code === 'ECONNREFUSED') return { kind: 'refused' };
@@ -166,6 +192,11 @@ async function send(request: HttpRequestOptions, options: HttpOptions, event: Pr
     }
     return { kind: 'error', reason: error instanceof RequestError ? error.code : 'request error' };
   }
+}
+
+/** Said in the result when a body went past the limit, so a failed `until:` is understood. */
+function truncation(truncated: boolean): StepDetail {
+  return truncated ? { bodyTruncated: `only the first ${BODY_LIMIT_BYTES} bytes were read` } : {};
 }
 
 function refused(options: HttpOptions, request: HttpRequestOptions, detail: StepDetail): StepDetail {
@@ -179,6 +210,7 @@ async function pollUntil(options: HttpOptions, event: PreemptdEvent, context: St
   const until = options.until!;
   const goal = describeCondition(until.condition);
   let last: ConditionCheck = { holds: false, seen: 'nothing yet' };
+  let truncated = false;
   for (let polls = 1; ; polls++) {
     const answer = await send(until.request, options, event, context).catch((error: unknown) => {
       if (context.signal.aborted) return undefined;
@@ -187,7 +219,8 @@ async function pollUntil(options: HttpOptions, event: PreemptdEvent, context: St
     if (answer?.kind === 'refused') return refused(options, until.request, { ...base, polls });
     if (answer?.kind === 'response') last = checkCondition(until.condition, answer);
     if (answer?.kind === 'error') last = { holds: false, seen: answer.reason };
-    const detail = { ...base, polls, until: goal, seen: last.seen };
+    if (answer?.kind === 'response' && answer.truncated) truncated = true;
+    const detail = { ...base, polls, until: goal, seen: last.seen, ...truncation(truncated) };
     if (last.holds) return { ...detail, outcome: 'ok' };
     context.progress({ polls, seen: last.seen });
     if (answer !== undefined) await sleep(until.intervalMs, context.signal);
@@ -214,11 +247,13 @@ export const httpStep = {
     const answer = await send(request, options, event, context);
     if (answer.kind === 'refused') return refused(options, request, base);
     if (answer.kind === 'error') throw new StepFailure(`${base.request} failed: ${answer.reason}`, base);
-    const detail = { ...base, status: answer.status };
+    const detail = { ...base, status: answer.status, ...truncation(answer.truncated) };
     if (!statusMatches(options.expectStatus, answer.status)) {
+      const redirect = answer.crossOrigin ? ` (a redirect to ${answer.crossOrigin}, not followed: only same-origin redirects are)` : '';
       throw new StepFailure(
-        `${base.request} answered HTTP ${answer.status}: expected ${describeStatuses(options.expectStatus)}`,
-        { ...detail, body: showValue(answer.body) },
+        `${base.request} answered HTTP ${answer.status}${redirect}: expected ${describeStatuses(options.expectStatus)}`,
+        // Scrubbed before showValue cuts it: a secret cut in half is no longer recognised later.
+        { ...detail, body: showValue(scrubSecrets(answer.body)) },
       );
     }
     if (options.until === null) return { ...detail, outcome: 'ok' };

@@ -1,7 +1,15 @@
 import { CommandNotFound, errorMessage } from '../../lib/errors.js';
 import { isRunning } from './proc.js';
 import { unitSignaller } from './systemd-unit.js';
-import { cgroupDirectory, cgroupProcesses, gpuProcesses, matchProcesses, readPidfile, safeTargets } from './targets.js';
+import {
+  cgroupDirectory,
+  cgroupProcesses,
+  gpuProcesses,
+  matchProcesses,
+  readPidfile,
+  refuseSelfAndAncestors,
+  safeTargets,
+} from './targets.js';
 import type { CheckContext, CheckResult } from '../types.js';
 import type { SignalOptions, SignalTarget } from './options.js';
 
@@ -51,6 +59,7 @@ async function checkTarget(target: SignalTarget, context: CheckContext): Promise
   switch (target.kind) {
     case 'pid': {
       const what = `pid ${target.pid}`;
+      await refuseSelfAndAncestors(target.pid);
       const state = await pidState(target.pid);
       if (state === 'running') return { what, ok: true, reason: 'is running' };
       return { what, ok: false, reason: state === 'denied' ? `runs, but ${DENIED}` : 'is not running' };
@@ -59,6 +68,7 @@ async function checkTarget(target: SignalTarget, context: CheckContext): Promise
       const what = `pidfile ${target.path}`;
       const pid = await readPidfile(target.path);
       if (pid === undefined) return { what, ok: false, reason: 'does not exist: is the workload running, and does it write this file?' };
+      await refuseSelfAndAncestors(pid, target.path);
       const state = await pidState(pid);
       if (state === 'running') return { what, ok: true, reason: `names pid ${pid}, which is running` };
       return { what, ok: false, reason: state === 'denied' ? `names pid ${pid}, but ${DENIED}` : `names pid ${pid}, which is not running (stale pidfile)` };

@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { duration, regex, signalName } from '../../config/fields.js';
 import { showValue } from '../../lib/format.js';
+import type { Pattern } from '../../lib/pattern.js';
 
 /** Which processes to signal; exactly one per step. */
 export type SignalTarget =
   | { kind: 'pid'; pid: number }
   | { kind: 'pidfile'; path: string }
-  | { kind: 'match'; pattern: RegExp }
+  | { kind: 'match'; pattern: Pattern }
   | { kind: 'unit'; unit: string; action: 'kill' | 'stop' }
   | { kind: 'cgroup'; path: string }
   | { kind: 'gpu' };

@@ -7,6 +7,7 @@ import {
   gpuProcesses,
   matchProcesses,
   readPidfile,
+  refuseSelfAndAncestors,
   safeTargets,
 } from './targets.js';
 import { processSignaller, terminate, type ProcessOutcome } from './terminate.js';
@@ -43,9 +44,11 @@ async function findPids(
 ): Promise<number[] | { skipped: string }> {
   switch (target.kind) {
     case 'pid':
+      await refuseSelfAndAncestors(target.pid);
       return [target.pid];
     case 'pidfile': {
       const pid = await readPidfile(target.path);
+      if (pid !== undefined) await refuseSelfAndAncestors(pid, target.path);
       return pid === undefined ? [] : [pid];
     }
     case 'match':

@@ -1,11 +1,17 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { showValue } from '../../lib/format.js';
+import type { Pattern } from '../../lib/pattern.js';
 import { CommandNotFound, PreemptdError } from '../../lib/errors.js';
+import { readRegularFile } from '../../lib/read-regular-file.js';
 import { runCommand } from '../../lib/run-command.js';
 import { listProcesses, selfAndAncestors } from './proc.js';
 
 export const CGROUP_ROOT = '/sys/fs/cgroup';
+/** A pid and a newline, with room for whitespace; anything longer is not a pidfile. */
+const PIDFILE_MAX_BYTES = 4096;
+/** cgroup.procs of a cgroup with a few hundred thousand processes. */
+const CGROUP_PROCS_MAX_BYTES = 4 * 1024 * 1024;
 
 function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
@@ -15,12 +21,12 @@ function isMissing(error: unknown): boolean {
 /**
  * The pid a pidfile names, or undefined when the file does not exist (the service is not
  * running). Anything but a single number above 1 is refused: signalling 0 or 1 would hit
- * our own process group or init.
+ * our own process group or init. Only a regular file is read (see readRegularFile).
  */
 export async function readPidfile(path: string): Promise<number | undefined> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readRegularFile(path, PIDFILE_MAX_BYTES);
   } catch (error) {
     if (isMissing(error)) return undefined;
     throw new PreemptdError('ERR_SIGNAL_TARGET', `cannot read pidfile ${path}: ${(error as Error).message}`);
@@ -34,7 +40,7 @@ export async function readPidfile(path: string): Promise<number | undefined> {
 }
 
 /** Processes whose command line (argv joined with spaces) matches. */
-export async function matchProcesses(pattern: RegExp): Promise<number[]> {
+export async function matchProcesses(pattern: Pattern): Promise<number[]> {
   const processes = await listProcesses();
   return processes.filter((info) => pattern.test(info.command)).map((info) => info.pid);
 }
@@ -50,7 +56,7 @@ export async function cgroupProcesses(path: string): Promise<number[]> {
   let entries;
   try {
     [procs, entries] = await Promise.all([
-      readFile(join(directory, 'cgroup.procs'), 'utf8'),
+      readRegularFile(join(directory, 'cgroup.procs'), CGROUP_PROCS_MAX_BYTES),
       readdir(directory, { withFileTypes: true }),
     ]);
   } catch (error) {
@@ -81,6 +87,18 @@ export async function gpuProcesses(options: { signal: AbortSignal; timeoutMs: nu
     .map((line) => line.trim())
     .filter((line) => /^\d+$/.test(line))
     .map(Number);
+}
+
+/**
+ * Refuses a pid named outright (`pid`, `pidfile`) that is preemptd itself or one of its
+ * ancestors: a pidfile anyone can write must not make the agent kill itself or its shell.
+ */
+export async function refuseSelfAndAncestors(pid: number, pidfile?: string): Promise<void> {
+  const protectedPids = await selfAndAncestors();
+  if (!protectedPids.has(pid)) return;
+  const who = pid === process.pid ? 'preemptd itself' : 'an ancestor of preemptd (its parent, or a parent of that)';
+  const subject = pidfile === undefined ? `pid ${pid} is` : `pidfile ${pidfile} names pid ${pid}, which is`;
+  throw new PreemptdError('ERR_SIGNAL_TARGET', `${subject} ${who}: refusing to signal it`);
 }
 
 /**

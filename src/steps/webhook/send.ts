@@ -3,6 +3,7 @@ import type { Agent as HttpsAgent } from 'node:https';
 import type { RequestError } from 'got';
 import { sleep } from '../../lib/backoff.js';
 import { loadGot } from '../../lib/load-got.js';
+import { requestBounded } from '../bounded-request.js';
 import { AGENT_VERSION } from '../../lib/host.js';
 import type { Logger } from '../../lib/log.js';
 import { StepFailure } from '../../lib/errors.js';
@@ -58,26 +59,32 @@ export async function postWebhook(request: WebhookRequest): Promise<WebhookResul
 
 type Outcome = AttemptOutcome & { error: string };
 
+/** The answer's body is never read: a receiver that streams one without end costs nothing. */
 async function attemptOnce(request: WebhookRequest, agent: Agents | undefined, now: number): Promise<Outcome> {
   const remaining = request.deadline - now;
-  const { default: got, RequestError } = await loadGot();
+  const { RequestError } = await loadGot();
   try {
-    const response = await got.post(request.url, {
-      body: request.body,
-      headers: {
-        'user-agent': `preemptd/${AGENT_VERSION}`,
-        ...request.headers,
-        ...request.headersForAttempt?.(request.body, now),
+    const response = await requestBounded(
+      request.url,
+      {
+        method: 'POST',
+        body: request.body,
+        headers: {
+          'user-agent': `preemptd/${AGENT_VERSION}`,
+          ...request.headers,
+          ...request.headersForAttempt?.(request.body, now),
+        },
+        timeout: { request: Math.max(1, Math.min(request.attemptTimeoutMs, remaining)) },
+        retry: { limit: 0 },
+        throwHttpErrors: false,
+        followRedirect: false,
+        signal: request.signal,
+        ...(agent ? { agent } : {}),
       },
-      timeout: { request: Math.max(1, Math.min(request.attemptTimeoutMs, remaining)) },
-      retry: { limit: 0 },
-      throwHttpErrors: false,
-      followRedirect: false,
-      signal: request.signal,
-      ...(agent ? { agent } : {}),
-    });
+      0,
+    );
     const retryAfter = response.headers['retry-after'];
-    return { status: response.statusCode, error: '', ...(retryAfter === undefined ? {} : { retryAfter }) };
+    return { status: response.status, error: '', ...(retryAfter === undefined ? {} : { retryAfter }) };
   } catch (error) {
     return { error: describeNetworkError(error, RequestError) };
   }
