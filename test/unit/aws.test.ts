@@ -310,13 +310,18 @@ describe('IMDSv2 token handling', () => {
     s.close();
   });
 
-  test('a failed token PUT says when the next may go, and the first read after that asks for a new token', async () => {
-    const s = session();
+  /** A read while the token PUT answers 500: it fails with the session's token error. */
+  async function readWhileTokenPutFails(s: ReturnType<typeof session>): Promise<MetadataError> {
     nock(BASE).put('/latest/api/token').reply(500, 'busy');
-    const failure = (await s.imds.get('instance-id', signal).then(
+    return (await s.imds.get('instance-id', signal).then(
       () => new Error('expected the read to fail'),
       (error: unknown) => error,
     )) as MetadataError;
+  }
+
+  test('a failed token PUT says when the next may go, and the first read after that asks for a new token', async () => {
+    const s = session();
+    const failure = await readWhileTokenPutFails(s);
     expect(failure).toMatchObject({ code: 'ERR_METADATA_HTTP', status: 500 });
     let allowed = false;
     void failure.retryReady?.then(() => (allowed = true));
@@ -333,11 +338,7 @@ describe('IMDSv2 token handling', () => {
 
   test('closing the session ends a token backoff under way, and the next read asks for a token at once', async () => {
     const s = session();
-    nock(BASE).put('/latest/api/token').reply(500, 'busy');
-    const failure = (await s.imds.get('instance-id', signal).then(
-      () => new Error('expected the read to fail'),
-      (error: unknown) => error,
-    )) as MetadataError;
+    const failure = await readWhileTokenPutFails(s);
     let allowed = false;
     void failure.retryReady?.then(() => (allowed = true));
     await new Promise((resolve) => setImmediate(resolve));

@@ -1,15 +1,7 @@
 import { CommandNotFound, errorMessage } from '../../lib/errors.js';
 import { isRunning } from './proc.js';
 import { unitSignaller } from './systemd-unit.js';
-import {
-  cgroupDirectory,
-  cgroupProcesses,
-  gpuProcesses,
-  matchProcesses,
-  readPidfile,
-  refuseSelfAndAncestors,
-  safeTargets,
-} from './targets.js';
+import { cgroupDirectory, cgroupProcesses, gpuProcesses, matchProcesses, readPidfile, refuseSelfAndAncestors, safeTargets } from './targets.js';
 import type { CheckContext, CheckResult } from '../types.js';
 import type { SignalOptions, SignalTarget } from './options.js';
 

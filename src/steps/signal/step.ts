@@ -1,15 +1,7 @@
 import { formatDuration } from '../../lib/duration.js';
 import { errorMessage, StepFailure } from '../../lib/errors.js';
 import { stopUnit, unitSignaller } from './systemd-unit.js';
-import {
-  cgroupDirectory,
-  cgroupProcesses,
-  gpuProcesses,
-  matchProcesses,
-  readPidfile,
-  refuseSelfAndAncestors,
-  safeTargets,
-} from './targets.js';
+import { cgroupDirectory, cgroupProcesses, gpuProcesses, matchProcesses, readPidfile, refuseSelfAndAncestors, safeTargets } from './targets.js';
 import { processSignaller, terminate, type ProcessOutcome } from './terminate.js';
 import type { StepContext, StepDetail, StepType } from '../types.js';
 import { checkSignalStep } from './check.js';
