@@ -42,12 +42,15 @@ export interface WalkResult {
  * absolute path or the name in the snapshot (`/data/ckpt/tmp/**`, `ckpt/tmp/**`).
  * A listed path that is itself a symlink is followed (the user named it); links inside are
  * recorded as links and never descended into, so nothing outside the roots is read.
+ * Listing stops when `stop` aborts (the cut-off): a root not listed whole is reported skipped.
  */
-export async function walkPaths(paths: readonly string[], exclude: readonly string[]): Promise<WalkResult> {
+export async function walkPaths(paths: readonly string[], exclude: readonly string[], stop: AbortSignal): Promise<WalkResult> {
   const isExcluded = excludeMatcher(exclude);
   const result: WalkResult = { entries: [], skipped: [], excluded: 0 };
   const seenSources = new Set<string>();
   const nameOwners = new Map<string, string>();
+  /** Set once the cut-off left something unlisted. */
+  let cut = false;
 
   const add = (entry: FoundEntry) => {
     if (seenSources.has(entry.source)) return;
@@ -63,6 +66,10 @@ export async function walkPaths(paths: readonly string[], exclude: readonly stri
 
   /** `follow` is true for a listed root only: a root that is a link is followed. */
   const visit = async (path: string, name: string, follow: boolean, accept: (path: string) => boolean): Promise<void> => {
+    if (stop.aborted) {
+      cut = true;
+      return;
+    }
     if (isExcluded(path, name)) {
       result.excluded += 1;
       return;
@@ -89,12 +96,17 @@ export async function walkPaths(paths: readonly string[], exclude: readonly stri
   };
 
   for (const root of paths) {
+    if (stop.aborted) {
+      result.skipped.push({ path: root, reason: 'not listed: the cut-off came first' });
+      continue;
+    }
     const scan = picomatch.scan(root);
     if (scan.isGlob) {
       await visit(scan.base, baseName(scan.base), true, picomatch(root, { dot: true }));
     } else {
       await visit(root, baseName(root), true, () => true);
     }
+    if (cut) result.skipped.push({ path: root, reason: 'listing stopped at the cut-off: not every file below it was looked at' });
   }
   return result;
 }
