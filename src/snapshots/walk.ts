@@ -1,4 +1,4 @@
-import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { lstat, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import picomatch from 'picomatch';
 
@@ -12,6 +12,9 @@ export interface FoundFile {
   size: number;
   mtimeMs: number;
   mode: number;
+  /** Device and inode: the reader opens this very file or none (a swapped path is refused). */
+  dev: number;
+  ino: number;
 }
 
 /** A symbolic link, stored as a link; never followed. */
@@ -86,7 +89,9 @@ export async function walkPaths(paths: readonly string[], exclude: readonly stri
       } else if (!accept(path)) {
         return;
       } else if (info.isFile()) {
-        add({ type: 'file', source: path, name, size: info.size, mtimeMs: info.mtimeMs, mode: info.mode & 0o7777 });
+        // A listed link is read through its real path: the reader never follows links.
+        const source = follow ? await realpath(path) : path;
+        add({ type: 'file', source, name, size: info.size, mtimeMs: info.mtimeMs, mode: info.mode & 0o7777, dev: info.dev, ino: info.ino });
       } else {
         result.skipped.push({ path, reason: 'not a regular file, directory or symlink' });
       }

@@ -1,12 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { closeSync, constants, existsSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StepFailure } from '../../src/lib/errors.js';
 import { snapshotStep } from '../../src/steps/snapshot/step.js';
 import { manifestSchema, type Manifest } from '../../src/snapshots/manifest.js';
 import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
+import { FileReader } from '../../src/snapshots/read.js';
+import { describeRead } from '../../src/snapshots/upload.js';
+import { walkPaths, type FoundFile } from '../../src/snapshots/walk.js';
 import { testStepContext, type TestStepContext } from '../helpers/step-context.js';
 
 let dir: string;
@@ -50,5 +53,76 @@ describe('snapshot walk and the deadline', () => {
     expect(manifest.skipped).toContainEqual({ path: join(dir, 'big'), reason: expect.stringContaining('listing stopped at the cut-off') });
     expect(Date.parse(manifest.finishedAt)).toBeLessThanOrEqual(step.context.deadline);
     expect((await allFiles(join(dir, 'store'))).filter((path) => path.endsWith('.partial'))).toEqual([]);
+  });
+});
+
+describe('a walked file swapped before it is read', () => {
+  /** Walks `ckpt/model.pt`, lets `swap` replace it, then opens it as the snapshot would. */
+  async function openAfterSwap(swap: (path: string) => Promise<void>, release?: (path: string) => void): Promise<unknown> {
+    await mkdir(join(dir, 'ckpt'));
+    await writeFile(join(dir, 'ckpt/model.pt'), 'weights');
+    const [file] = (await walkPaths([join(dir, 'ckpt')], [], new AbortController().signal)).entries as FoundFile[];
+    await swap(file!.source);
+    const reader = FileReader.start();
+    let bound: NodeJS.Timeout | undefined;
+    try {
+      // Bounded: before the fix a FIFO blocked the reading thread for good.
+      const opened = reader.open(file!, { exactSize: false, partSize: 5 * 1024 * 1024, checksum: 'crc32' });
+      const blocked = new Promise((resolve) => (bound = setTimeout(resolve, 5_000, 'still blocked after 5 s')));
+      return await Promise.race([opened.then(() => 'opened', (error: unknown) => error), blocked]);
+    } finally {
+      clearTimeout(bound);
+      release?.(file!.source);
+      await reader.close();
+    }
+  }
+
+  test('a FIFO in its place is refused at once, naming what happened', async () => {
+    const outcome = await openAfterSwap(
+      async (path) => {
+        await unlink(path);
+        execFileSync('mkfifo', [path]);
+      },
+      (path) => {
+        // A reading thread blocked on the FIFO (before the fix) is let go, so that it can be stopped.
+        try {
+          closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK));
+        } catch {
+          // ENXIO: nobody has it open for reading, nothing to let go.
+        }
+      },
+    );
+
+    expect(outcome).toMatchObject({ code: 'EREPLACED' });
+    expect(describeRead(outcome)).toBe('no longer a regular file (a FIFO, device or directory took its place): not read');
+  });
+
+  test('a symlink in its place is not followed: the file outside the paths is not read', async () => {
+    await writeFile(join(dir, 'secret'), 'not in paths');
+    const outcome = await openAfterSwap(async (path) => {
+      await unlink(path);
+      await symlink(join(dir, 'secret'), path);
+    });
+
+    expect(outcome).toMatchObject({ code: 'ELOOP' });
+    expect(describeRead(outcome)).toBe('replaced by a symlink after it was found: not followed');
+  });
+
+  test('another file renamed onto its path is refused: not the device and inode walked', async () => {
+    await writeFile(join(dir, 'secret'), 'not in paths');
+    const outcome = await openAfterSwap((path) => rename(join(dir, 'secret'), path));
+
+    expect(outcome).toMatchObject({ code: 'EREPLACED' });
+    expect(describeRead(outcome)).toBe('replaced by another file after it was found: not read');
+  });
+
+  test('a listed path that is a link to a file is still stored, read through its real path', async () => {
+    await writeFile(join(dir, 'model-900.pt'), 'weights');
+    await symlink(join(dir, 'model-900.pt'), join(dir, 'latest.pt'));
+    step = testStepContext();
+
+    await snapshotStep.run(snapshotOptionsSchema.parse({ paths: [join(dir, 'latest.pt')], to: `file://${dir}/store/` }), step.context);
+
+    expect(await readFile(join(dir, 'store/latest.pt'), 'utf8')).toBe('weights');
   });
 });
