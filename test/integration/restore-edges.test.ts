@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/lib/log.js';
@@ -65,7 +65,6 @@ describe('restore stays inside --to', () => {
     const to = join(dir, 'out');
     await mkdir(join(dir, 'elsewhere'), { recursive: true });
     await mkdir(to);
-    const { symlink } = await import('node:fs/promises');
     await symlink(join(dir, 'elsewhere'), join(to, 'ckpt'));
 
     const run = restoreFrom(manifestOf([{ path: 'ckpt/model.pt', content: 'weights' }]), { 'ckpt/model.pt': 'weights' }, to);
