@@ -61,6 +61,7 @@ const cli = yargs(hideBin(process.argv))
         .option('force-path-style', { type: 'boolean', describe: 'S3: path-style URLs (most S3-compatible servers)' })
         .option('region', { type: 'string', describe: "S3: the bucket's region" })
         .option('concurrency', { type: 'number', default: 4, describe: 'files downloaded at once' })
+        .option('keep-setuid', { type: 'boolean', default: false, describe: 'restore setuid and setgid bits as stored (dropped by default)' })
         .option('log-level', { type: 'string', default: 'info' }),
     async (args) => (await import('./commands/restore.js')).restoreCommand(args),
   )

@@ -8,16 +8,25 @@ export interface RestoreArgs {
   forcePathStyle?: boolean;
   region?: string;
   concurrency: number;
+  keepSetuid: boolean;
   logLevel: string;
 }
 
-/** `preemptd restore`: downloads a snapshot and verifies every checksum; Ctrl-C stops it. */
+/**
+ * `preemptd restore`: downloads a snapshot and verifies every checksum. The first Ctrl-C
+ * (or SIGTERM) stops every download and removes the partial files; the handlers stay until
+ * that is done, so a second one cannot cut the clean-up short.
+ */
 export async function restoreCommand(args: RestoreArgs): Promise<void> {
   const log = createLogger({ level: args.logLevel as 'info' });
   const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const stop = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) return;
+    log.warn({ signal }, 'restore interrupted: stopping downloads and removing partial files');
+    controller.abort();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   try {
     await restore({
       from: args.from,
@@ -28,6 +37,7 @@ export async function restoreCommand(args: RestoreArgs): Promise<void> {
       forcePathStyle: args.forcePathStyle,
       region: args.region,
       concurrency: args.concurrency,
+      keepSetuid: args.keepSetuid,
     });
   } finally {
     process.off('SIGINT', stop);

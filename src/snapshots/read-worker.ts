@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parentPort } from 'node:worker_threads';
@@ -15,7 +15,8 @@ const { runningChecksum } = (await import(`./checksum${extname(fileURLToPath(imp
  * the main thread sends from (no copy). Blocking reads are fine: this thread does nothing else.
  */
 export type ReadRequest =
-  | { type: 'open'; id: number; path: string; padToSize: boolean; partSize: number; checksum: ChecksumAlgorithm }
+  /** `dev`/`ino`: the file as walked; a path now naming another file is refused. */
+  | { type: 'open'; id: number; path: string; dev: number; ino: number; padToSize: boolean; partSize: number; checksum: ChecksumAlgorithm }
   /** `into`: a buffer the main thread is done with, to read into again; without it, a new one. */
   | { type: 'read'; id: number; into: SharedArrayBuffer | undefined }
   | { type: 'finish'; id: number }
@@ -45,10 +46,26 @@ interface OpenFile {
 const files = new Map<number, OpenFile>();
 const reply = (message: ReadReply) => parentPort!.postMessage(message);
 
+/**
+ * Opens the walked file itself, never what took its place: O_NOFOLLOW refuses a link
+ * (ELOOP), O_NONBLOCK keeps a FIFO from blocking this thread for good (a FIFO without a
+ * writer would), and fstat checks it is a regular file with the walked device and inode.
+ */
+function openWalked(request: Extract<ReadRequest, { type: 'open' }>): { fd: number; info: Stats } {
+  const fd = openSync(request.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  const info = fstatSync(fd);
+  let refusal: string | undefined;
+  if (!info.isFile()) refusal = 'no longer a regular file (a FIFO, device or directory took its place): not read';
+  else if (info.dev !== request.dev || info.ino !== request.ino) refusal = 'replaced by another file after it was found: not read';
+  if (refusal === undefined) return { fd, info };
+  closeSync(fd);
+  // Errno-like, so describeRead (upload.ts) can tell it apart and show the message.
+  throw Object.assign(new Error(refusal), { code: 'EREPLACED' });
+}
+
 function handle(request: ReadRequest): void {
   if (request.type === 'open') {
-    const fd = openSync(request.path, 'r');
-    const info = fstatSync(fd);
+    const { fd, info } = openWalked(request);
     files.set(request.id, {
       fd,
       path: request.path,

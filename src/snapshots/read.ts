@@ -91,7 +91,7 @@ export class FileReader {
       return replies.shift()!;
     };
 
-    const opened = await next({ type: 'open', id, path: file.source, padToSize: options.exactSize, partSize: options.partSize, checksum: options.checksum });
+    const opened = await next({ type: 'open', id, path: file.source, dev: file.dev, ino: file.ino, padToSize: options.exactSize, partSize: options.partSize, checksum: options.checksum });
     if (opened.type !== 'opened') {
       this.listeners.delete(id);
       throw readError(opened);

@@ -1,18 +1,19 @@
-import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, rename, rm, symlink, utimes } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import { mkdir, realpath } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { PreemptdError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { measuringStream } from './checksum.js';
-import type { ChecksumAlgorithm } from './options.js';
 import { MANIFEST_NAME, manifestSchema, type Manifest, type ManifestFile } from './manifest.js';
+import { insideTarget, restoreLinks, writeVerified, type EntryWriter, type Failure } from './restore-entries.js';
 import { formatLocation, keyFor, parseLocation, type StoreLocation } from '../stores/location.js';
 import { openStore } from '../stores/registry.js';
 import type { ObjectStore } from '../stores/types.js';
+
+/** A manifest.json larger than this is refused unread: even 100,000 entries take ~20 MB. */
+export const MANIFEST_MAX_BYTES = 64 * 1024 * 1024;
 
 export interface RestoreOptions {
   /** The snapshot's location (the step's `to:` with placeholders filled), or its manifest.json URL. */
@@ -26,6 +27,8 @@ export interface RestoreOptions {
   region?: string | undefined;
   /** Files downloaded at once (files mode). */
   concurrency?: number;
+  /** Restore setuid and setgid bits as stored; dropped by default. */
+  keepSetuid?: boolean;
 }
 
 export interface RestoreResult {
@@ -37,20 +40,15 @@ export interface RestoreResult {
   manifest: Manifest;
 }
 
-/** A file that failed verification: wrong size or checksum, missing, unreadable. */
-interface Failure {
-  path: string;
-  reason: string;
-}
-
 /**
  * Downloads a snapshot into `to` and verifies every file's size and checksum against the
  * manifest. A file is renamed into place only once verified; a mismatch fails the restore
- * (ERR_RESTORE) naming every bad file. Links are recreated when they stay inside `to`.
+ * (ERR_RESTORE) naming every bad file. Links are recreated when they stay inside `to`;
+ * no entry is ever written through a link. Aborting `signal` stops every download, removes
+ * the partial files and rejects with ERR_RESTORE.
  */
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const location = parseLocation(options.from.replace(new RegExp(`${MANIFEST_NAME}$`), ''));
-  const target = resolve(options.to);
   const store = await openStore(location, {
     endpoint: options.endpoint,
     forcePathStyle: options.forcePathStyle,
@@ -67,32 +65,44 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     if (!manifest.complete) {
       options.log.warn({ from: where, skipped: manifest.skipped.length }, `the snapshot is incomplete: ${manifest.skipped.length} files were not stored when it was taken`);
     }
-    for (const entry of manifest.files) insideTarget(target, entry.path);
-    await mkdir(target, { recursive: true });
+    for (const entry of manifest.files) insideTarget(resolve(options.to), entry.path);
+    await mkdir(options.to, { recursive: true });
+    // `--to` itself may be a link (the user named it); below it, nothing is followed.
+    const target = await realpath(options.to);
+    const writer: EntryWriter = { target, checksum: manifest.checksum, keepSetuid: options.keepSetuid ?? false, signal: options.signal };
 
     const files = manifest.files.filter((entry): entry is ManifestFile => entry.type === 'file');
     const failures =
       manifest.mode === 'files'
-        ? await restoreFiles(store, location, manifest.checksum, files, target, options.concurrency ?? 4)
-        : await restoreArchive(store, location, manifest, target);
-    const linksSkipped = await restoreLinks(manifest, target);
+        ? await restoreFiles(store, location, files, writer, options.concurrency ?? 4)
+        : await restoreArchive(store, location, manifest, writer);
+    const links = await restoreLinks(manifest, target);
+    const linksSkipped = links.outside;
     for (const path of linksSkipped) options.log.warn({ path }, 'link not restored: it points outside the restore directory');
-    if (failures.length) {
-      const list = failures.map((failure) => `  ${failure.path}: ${failure.reason}`).join('\n');
-      throw new PreemptdError('ERR_RESTORE', `restore from ${where}: ${failures.length} of ${files.length} files failed verification:\n${list}`);
-    }
+    const problems = [
+      ...(failures.length ? [`${failures.length} of ${files.length} files failed verification:`, ...listed(failures)] : []),
+      ...(links.refused.length ? [`${links.refused.length} links refused:`, ...listed(links.refused)] : []),
+    ];
+    if (problems.length) throw new PreemptdError('ERR_RESTORE', `restore from ${where}: ${problems.join('\n')}`);
     const result = {
       files: files.length,
-      links: manifest.files.length - files.length - linksSkipped.length,
+      links: manifest.files.length - files.length - linksSkipped.length - links.refused.length,
       bytes: files.reduce((sum, file) => sum + file.size, 0),
       linksSkipped,
       manifest,
     };
     options.log.info({ from: where, to: target, files: result.files, links: result.links, bytes: result.bytes }, 'restore finished; every checksum verified');
     return result;
+  } catch (error) {
+    if (!options.signal.aborted) throw error;
+    throw new PreemptdError('ERR_RESTORE', `restore into ${options.to} interrupted: downloads stopped, partial files removed; files already verified are kept`, { cause: error });
   } finally {
     await store.close();
   }
+}
+
+function listed(failures: Failure[]): string[] {
+  return failures.map((failure) => `  ${failure.path}: ${failure.reason}`);
 }
 
 async function readManifest(store: ObjectStore, location: StoreLocation): Promise<Manifest> {
@@ -100,9 +110,15 @@ async function readManifest(store: ObjectStore, location: StoreLocation): Promis
   let text: string;
   try {
     const chunks: Buffer[] = [];
-    for await (const chunk of await store.get(keyFor(location, MANIFEST_NAME))) chunks.push(chunk as Buffer);
+    let bytes = 0;
+    for await (const chunk of await store.get(keyFor(location, MANIFEST_NAME))) {
+      bytes += (chunk as Buffer).length;
+      if (bytes > MANIFEST_MAX_BYTES) throw new PreemptdError('ERR_RESTORE', `${where} is larger than ${MANIFEST_MAX_BYTES / 1024 / 1024} MiB: not a preemptd manifest`);
+      chunks.push(chunk as Buffer);
+    }
     text = Buffer.concat(chunks).toString('utf8');
   } catch (error) {
+    if (error instanceof PreemptdError) throw error;
     throw new PreemptdError('ERR_RESTORE', `cannot read ${where}: ${errorMessage(error)}`, { cause: error });
   }
   let parsed;
@@ -118,62 +134,27 @@ async function readManifest(store: ObjectStore, location: StoreLocation): Promis
   return parsed.data;
 }
 
-/** The absolute path of a manifest path under `target`; refuses anything that would leave it. */
-function insideTarget(target: string, path: string): string {
-  const full = resolve(target, path);
-  if (path.startsWith('/') || path.split('/').includes('..') || !full.startsWith(target + sep)) {
-    throw new PreemptdError('ERR_RESTORE', `manifest path ${JSON.stringify(path)} would leave the restore directory`);
-  }
-  return full;
-}
-
-async function restoreFiles(
-  store: ObjectStore,
-  location: StoreLocation,
-  checksum: ChecksumAlgorithm,
-  files: ManifestFile[],
-  target: string,
-  concurrency: number,
-): Promise<Failure[]> {
+async function restoreFiles(store: ObjectStore, location: StoreLocation, files: ManifestFile[], writer: EntryWriter, concurrency: number): Promise<Failure[]> {
   const failures: Failure[] = [];
   let next = 0;
   const worker = async () => {
-    while (next < files.length) {
+    while (next < files.length && !writer.signal.aborted) {
       const file = files[next++]!;
       try {
-        const failure = await writeVerified(await store.get(keyFor(location, file.path)), file, checksum, target);
+        const failure = await writeVerified(await store.get(keyFor(location, file.path)), file, writer);
         if (failure) failures.push(failure);
       } catch (error) {
+        if (writer.signal.aborted) throw error;
         failures.push({ path: file.path, reason: `download failed: ${errorMessage(error)}` });
       }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, files.length)) }, worker));
+  writer.signal.throwIfAborted();
   return failures;
 }
 
-/** Writes `body` next to its destination, checks size and checksum, then renames it into place. */
-async function writeVerified(body: Readable | AsyncIterable<Buffer>, file: ManifestFile, checksum: ChecksumAlgorithm, target: string): Promise<Failure | undefined> {
-  const destination = insideTarget(target, file.path);
-  await mkdir(dirname(destination), { recursive: true });
-  const partial = join(dirname(destination), `.${randomBytes(4).toString('hex')}.partial`);
-  const measure = measuringStream(checksum);
-  try {
-    await pipeline(body, measure.stream, createWriteStream(partial));
-    const got = measure.digest();
-    const size = measure.bytes();
-    if (size !== file.size) return { path: file.path, reason: `size ${size}, manifest says ${file.size}` };
-    if (got !== file[checksum]) return { path: file.path, reason: `${checksum} ${got}, manifest says ${file[checksum]}` };
-    await chmod(partial, file.mode);
-    await utimes(partial, new Date(file.mtime), new Date(file.mtime));
-    await rename(partial, destination);
-    return undefined;
-  } finally {
-    await rm(partial, { force: true });
-  }
-}
-
-async function restoreArchive(store: ObjectStore, location: StoreLocation, manifest: Manifest, target: string): Promise<Failure[]> {
+async function restoreArchive(store: ObjectStore, location: StoreLocation, manifest: Manifest, writer: EntryWriter): Promise<Failure[]> {
   const archive = manifest.archive;
   if (!archive) return [];
   const tar = await import('tar-stream');
@@ -183,7 +164,7 @@ async function restoreArchive(store: ObjectStore, location: StoreLocation, manif
   const extract = tar.extract();
   const body = await store.get(keyFor(location, archive.key));
   const decompress = archive.compression === 'gzip' ? createGunzip() : archive.compression === 'zstd' ? createZstdDecompress() : new PassThrough();
-  const unpacking = pipeline(body, measure.stream, decompress, extract);
+  const unpacking = pipeline(body, measure.stream, decompress, extract, { signal: writer.signal });
   // Its error also ends the loop below; it is awaited after.
   unpacking.catch(() => undefined);
   for await (const entry of extract) {
@@ -193,30 +174,18 @@ async function restoreArchive(store: ObjectStore, location: StoreLocation, manif
       continue;
     }
     wanted.delete(file.path);
+    if (entry.header.size !== file.size) {
+      // Not one byte of it is written: the header says how much would come.
+      failures.push({ path: file.path, reason: `archive entry of ${entry.header.size} bytes, manifest says ${file.size}: not written` });
+      entry.resume();
+      continue;
+    }
     // A streamx stream: async iterable at runtime, though its types do not say so.
-    const failure = await writeVerified(entry as unknown as AsyncIterable<Buffer>, file, manifest.checksum, target);
+    const failure = await writeVerified(entry as unknown as AsyncIterable<Buffer>, file, writer);
     if (failure) failures.push(failure);
   }
   await unpacking;
   if (measure.digest() !== archive[manifest.checksum]) failures.push({ path: archive.key, reason: `archive ${manifest.checksum} does not match the manifest` });
   for (const path of wanted.keys()) failures.push({ path, reason: 'missing from the archive' });
   return failures;
-}
-
-/** Recreates links whose target stays inside `target`; returns the paths of the others. */
-async function restoreLinks(manifest: Manifest, target: string): Promise<string[]> {
-  const skipped: string[] = [];
-  for (const entry of manifest.files) {
-    if (entry.type !== 'symlink') continue;
-    const path = insideTarget(target, entry.path);
-    const pointsTo = resolve(dirname(path), entry.target);
-    if (entry.target.startsWith('/') || !pointsTo.startsWith(target + sep)) {
-      skipped.push(entry.path);
-      continue;
-    }
-    await mkdir(dirname(path), { recursive: true });
-    await rm(path, { force: true });
-    await symlink(entry.target, path);
-  }
-  return skipped;
 }

@@ -6,6 +6,7 @@ import type { Notice } from '../notice/notice.js';
 import { keyFor, parseLocation } from '../stores/location.js';
 import { onePart } from '../stores/parts.js';
 import { openStore } from '../stores/registry.js';
+import type { ObjectStore } from '../stores/types.js';
 import { uploadFiles } from './files-mode.js';
 import { MANIFEST_NAME, MANIFEST_VERSION, type Manifest } from './manifest.js';
 import type { SnapshotOptions } from './options.js';
@@ -41,25 +42,39 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
   // Never keep back more than a quarter of a short budget.
   const cutoff = context.deadline - Math.min(options.reserve, Math.max(0, context.deadline - startedAt) / 4);
 
-  const found = await walkPaths(options.paths, options.exclude);
-  const entries = orderEntries(found.entries, options.priority);
-  const bytesWanted = entries.reduce((sum, entry) => sum + (entry.type === 'file' ? entry.size : 0), 0);
-  const progress = new TransferProgress(bytesWanted);
-
-  const store = await openStore(location, {
-    endpoint: options.endpoint,
-    forcePathStyle: options.forcePathStyle,
-    region: options.region ?? context.notice.instance.region,
-    partSize: options.partSize,
-    queueSize: options.queueSize,
-    concurrency: options.concurrency,
-    signal: context.signal,
-    log: context.log,
-  });
   const cut = new AbortController();
   const cutTimer = setTimeout(() => cut.abort(), Math.max(0, cutoff - Date.now()));
   const onStepAbort = () => cut.abort();
   context.signal.addEventListener('abort', onStepAbort, { once: true });
+  const stopCutting = () => {
+    clearTimeout(cutTimer);
+    context.signal.removeEventListener('abort', onStepAbort);
+  };
+
+  // Listing runs while the store's SDK loads; both count against the budget, and the walk
+  // stops at the cut-off so the manifest can still be written in the reserve.
+  const walking = walkPaths(options.paths, options.exclude, cut.signal);
+  let store: ObjectStore;
+  try {
+    store = await openStore(location, {
+      endpoint: options.endpoint,
+      forcePathStyle: options.forcePathStyle,
+      region: options.region ?? context.notice.instance.region,
+      partSize: options.partSize,
+      queueSize: options.queueSize,
+      concurrency: options.concurrency,
+      signal: context.signal,
+      log: context.log,
+    });
+  } catch (error) {
+    cut.abort();
+    stopCutting();
+    throw error;
+  }
+  const found = await walking;
+  const entries = orderEntries(found.entries, options.priority);
+  const bytesWanted = entries.reduce((sum, entry) => sum + (entry.type === 'file' ? entry.size : 0), 0);
+  const progress = new TransferProgress(bytesWanted);
   const report = () => {
     const figures = progress.report(context.deadline);
     context.log.info(figures, 'snapshot progress');
@@ -91,7 +106,7 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
       options.mode === 'files'
         ? await uploadFiles(job)
         : await (await import('./archive-mode.js')).uploadArchive(job, options.compression);
-    clearTimeout(cutTimer);
+    stopCutting();
     clearInterval(reporter);
     const left = await store.cleanup();
     const skipped = [...found.skipped, ...outcome.skipped, ...left.map((key) => ({ path: key, reason: 'unfinished upload could not be removed' }))];
@@ -115,12 +130,13 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
     try {
       await store.put(keyFor(location, MANIFEST_NAME), onePart(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)));
     } catch (error) {
+      // A manifest put cut by the step deadline leaves its partial upload: remove it too.
+      await store.cleanup();
       throw new StepFailure(`snapshot to ${store.url}: could not write ${MANIFEST_NAME}: ${errorMessage(error)}`, summary(manifest));
     }
   } finally {
-    clearTimeout(cutTimer);
+    stopCutting();
     clearInterval(reporter);
-    context.signal.removeEventListener('abort', onStepAbort);
     await Promise.all([store.close(), reader.close()]);
   }
 

@@ -74,5 +74,8 @@ export function describeRead(error: unknown): string {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return 'removed before it could be read';
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  // The reader opens with O_NOFOLLOW and checks the file is the one walked (read-worker.ts).
+  if (code === 'ELOOP') return 'replaced by a symlink after it was found: not followed';
+  if (code === 'EREPLACED') return (error as Error).message;
   return `cannot read: ${code ?? (error as Error).message}`;
 }

@@ -1,4 +1,4 @@
-import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { lstat, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import picomatch from 'picomatch';
 
@@ -12,6 +12,9 @@ export interface FoundFile {
   size: number;
   mtimeMs: number;
   mode: number;
+  /** Device and inode: the reader opens this very file or none (a swapped path is refused). */
+  dev: number;
+  ino: number;
 }
 
 /** A symbolic link, stored as a link; never followed. */
@@ -42,12 +45,15 @@ export interface WalkResult {
  * absolute path or the name in the snapshot (`/data/ckpt/tmp/**`, `ckpt/tmp/**`).
  * A listed path that is itself a symlink is followed (the user named it); links inside are
  * recorded as links and never descended into, so nothing outside the roots is read.
+ * Listing stops when `stop` aborts (the cut-off): a root not listed whole is reported skipped.
  */
-export async function walkPaths(paths: readonly string[], exclude: readonly string[]): Promise<WalkResult> {
+export async function walkPaths(paths: readonly string[], exclude: readonly string[], stop: AbortSignal): Promise<WalkResult> {
   const isExcluded = excludeMatcher(exclude);
   const result: WalkResult = { entries: [], skipped: [], excluded: 0 };
   const seenSources = new Set<string>();
   const nameOwners = new Map<string, string>();
+  /** Set once the cut-off left something unlisted. */
+  let cut = false;
 
   const add = (entry: FoundEntry) => {
     if (seenSources.has(entry.source)) return;
@@ -63,6 +69,10 @@ export async function walkPaths(paths: readonly string[], exclude: readonly stri
 
   /** `follow` is true for a listed root only: a root that is a link is followed. */
   const visit = async (path: string, name: string, follow: boolean, accept: (path: string) => boolean): Promise<void> => {
+    if (stop.aborted) {
+      cut = true;
+      return;
+    }
     if (isExcluded(path, name)) {
       result.excluded += 1;
       return;
@@ -79,7 +89,9 @@ export async function walkPaths(paths: readonly string[], exclude: readonly stri
       } else if (!accept(path)) {
         return;
       } else if (info.isFile()) {
-        add({ type: 'file', source: path, name, size: info.size, mtimeMs: info.mtimeMs, mode: info.mode & 0o7777 });
+        // A listed link is read through its real path: the reader never follows links.
+        const source = follow ? await realpath(path) : path;
+        add({ type: 'file', source, name, size: info.size, mtimeMs: info.mtimeMs, mode: info.mode & 0o7777, dev: info.dev, ino: info.ino });
       } else {
         result.skipped.push({ path, reason: 'not a regular file, directory or symlink' });
       }
@@ -89,12 +101,17 @@ export async function walkPaths(paths: readonly string[], exclude: readonly stri
   };
 
   for (const root of paths) {
+    if (stop.aborted) {
+      result.skipped.push({ path: root, reason: 'not listed: the cut-off came first' });
+      continue;
+    }
     const scan = picomatch.scan(root);
     if (scan.isGlob) {
       await visit(scan.base, baseName(scan.base), true, picomatch(root, { dot: true }));
     } else {
       await visit(root, baseName(root), true, () => true);
     }
+    if (cut) result.skipped.push({ path: root, reason: 'listing stopped at the cut-off: not every file below it was looked at' });
   }
   return result;
 }

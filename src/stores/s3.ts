@@ -66,7 +66,7 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
       await uploadParts(client, target, parts, { queueSize: options.queueSize, signal: stops, onBytes, open: openUploads });
     },
     async get(key) {
-      const response = await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: key }));
+      const response = await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: key }), { abortSignal: options.signal });
       return response.Body as Readable;
     },
     async cleanup() {

@@ -79,7 +79,7 @@ describe('finding files', () => {
     await writeFile(join(dir, 'step-900/model.pt'), 'w');
     await symlink(join(dir, 'step-900'), join(dir, 'latest'));
 
-    const found = await walkPaths([join(dir, 'latest')], []);
+    const found = await walkPaths([join(dir, 'latest')], [], new AbortController().signal);
 
     expect(found.entries).toEqual([expect.objectContaining({ type: 'file', name: 'latest/model.pt', source: join(dir, 'latest/model.pt') })]);
   });
@@ -90,7 +90,7 @@ describe('finding files', () => {
     await writeFile(join(dir, 'a/ckpt/x'), '1');
     await writeFile(join(dir, 'b/ckpt/x'), '2');
 
-    const found = await walkPaths([join(dir, 'a/ckpt'), join(dir, 'a/ckpt/*'), join(dir, 'b/ckpt')], []);
+    const found = await walkPaths([join(dir, 'a/ckpt'), join(dir, 'a/ckpt/*'), join(dir, 'b/ckpt')], [], new AbortController().signal);
 
     expect(found.entries.map((entry) => entry.source)).toEqual([join(dir, 'a/ckpt/x')]);
     expect(found.skipped).toEqual([{ path: join(dir, 'b/ckpt/x'), reason: `same snapshot name ckpt/x as ${join(dir, 'a/ckpt/x')}` }]);
@@ -98,7 +98,7 @@ describe('finding files', () => {
 
   test('read a file that shrinks while being read once, say so, and give the hash and part CRC32 of what was read', async () => {
     await writeFile(join(dir, 'log'), 'x'.repeat(4 << 20));
-    const [file] = (await walkPaths([join(dir, 'log')], [])).entries as FoundFile[];
+    const [file] = (await walkPaths([join(dir, 'log')], [], new AbortController().signal)).entries as FoundFile[];
     const reader = FileReader.start();
     try {
       const read = await reader.open(file!, { exactSize: false, partSize: 5 * 1024 * 1024, checksum: 'sha256' });
@@ -125,7 +125,7 @@ describe('parts', () => {
   test('a file is read in parts of partSize, each with the CRC32 of its bytes, and the memory of a released part is read into again', async () => {
     const bytes = testBytes(12 * MIB + 5);
     await writeFile(join(dir, 'model.pt'), bytes);
-    const [file] = (await walkPaths([join(dir, 'model.pt')], [])).entries as FoundFile[];
+    const [file] = (await walkPaths([join(dir, 'model.pt')], [], new AbortController().signal)).entries as FoundFile[];
     const reader = FileReader.start();
     try {
       const read = await reader.open(file!, { exactSize: false, partSize: 5 * MIB, checksum: 'crc32' });
@@ -151,7 +151,7 @@ describe('parts', () => {
   test('leaving a file part-way closes it, and the reader goes on with the next file', async () => {
     await writeFile(join(dir, 'a'), testBytes(11 * MIB));
     await writeFile(join(dir, 'b'), 'second');
-    const [a, b] = (await walkPaths([join(dir, 'a'), join(dir, 'b')], [])).entries as FoundFile[];
+    const [a, b] = (await walkPaths([join(dir, 'a'), join(dir, 'b')], [], new AbortController().signal)).entries as FoundFile[];
     const reader = FileReader.start();
     try {
       const first = await reader.open(a!, { exactSize: false, partSize: 5 * MIB, checksum: 'crc32' });

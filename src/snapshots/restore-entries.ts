@@ -1,0 +1,136 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { chmod, lstat, mkdir, rename, rm, symlink, utimes } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { PreemptdError } from '../lib/errors.js';
+import { measuringStream } from './checksum.js';
+import type { Manifest, ManifestFile } from './manifest.js';
+import type { ChecksumAlgorithm } from './options.js';
+
+/** An entry not restored: wrong size or checksum, missing, unreadable, or refused. */
+export interface Failure {
+  path: string;
+  reason: string;
+}
+
+/** How entries are written under the restore directory. */
+export interface EntryWriter {
+  /** The restore directory, its real path (no link in it). */
+  target: string;
+  checksum: ChecksumAlgorithm;
+  /** Keep setuid and setgid bits (`--keep-setuid`); dropped by default. */
+  keepSetuid: boolean;
+  /** Aborts every write (Ctrl-C); the partial file is removed. */
+  signal: AbortSignal;
+}
+
+const SETID_BITS = 0o6000;
+
+/** The absolute path of a manifest path under `target`; refuses anything that would leave it. */
+export function insideTarget(target: string, path: string): string {
+  const full = resolve(target, path);
+  if (path.startsWith('/') || path.split('/').includes('..') || !full.startsWith(target + sep)) {
+    throw new PreemptdError('ERR_RESTORE', `manifest path ${JSON.stringify(path)} would leave the restore directory`);
+  }
+  return full;
+}
+
+/** Thrown for an entry that cannot be placed without following a link; the restore goes on. */
+class Refused extends Error {}
+
+/**
+ * Creates the directories above `path` one by one, never through a link: a manifest's own
+ * links (`a/b/c -> ..`, then `a/b/c/d -> ../..`) could otherwise carry a later entry out of
+ * the restore directory. Returns the entry's absolute path.
+ */
+async function placeFor(target: string, path: string): Promise<string> {
+  const full = insideTarget(target, path);
+  let at = target;
+  for (const part of relative(target, dirname(full)).split(sep).filter(Boolean)) {
+    at = join(at, part);
+    // mkdir never follows a link in the last component; what exists already is looked at.
+    const made = await mkdir(at).then(
+      () => true,
+      (error: NodeJS.ErrnoException) => {
+        if (error.code === 'EEXIST') return false;
+        throw error;
+      },
+    );
+    if (made) continue;
+    const info = await lstat(at);
+    if (info.isSymbolicLink()) throw new Refused(`${relative(target, at)} is a symbolic link: not followed`);
+    else if (!info.isDirectory()) throw new Refused(`${relative(target, at)} is not a directory`);
+  }
+  return full;
+}
+
+/** Passes at most `max` bytes; one more fails the stream, so nothing past `size` is written. */
+function atMost(max: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length;
+      if (seen > max) callback(new Refused(`larger than the manifest's ${max} bytes: stopped there`));
+      else callback(null, chunk);
+    },
+  });
+}
+
+/** Writes `body` next to its destination, checks size and checksum, then renames it into place. */
+export async function writeVerified(body: Readable | AsyncIterable<Buffer>, file: ManifestFile, writer: EntryWriter): Promise<Failure | undefined> {
+  let destination: string;
+  try {
+    destination = await placeFor(writer.target, file.path);
+  } catch (error) {
+    if (error instanceof Refused) return { path: file.path, reason: error.message };
+    throw error;
+  }
+  const partial = join(dirname(destination), `.${randomBytes(4).toString('hex')}.partial`);
+  const measure = measuringStream(writer.checksum);
+  try {
+    try {
+      await pipeline(body, atMost(file.size), measure.stream, createWriteStream(partial, { flags: 'wx' }), { signal: writer.signal });
+    } catch (error) {
+      if (error instanceof Refused) return { path: file.path, reason: error.message };
+      throw error;
+    }
+    const got = measure.digest();
+    const size = measure.bytes();
+    if (size !== file.size) return { path: file.path, reason: `size ${size}, manifest says ${file.size}` };
+    if (got !== file[writer.checksum]) return { path: file.path, reason: `${writer.checksum} ${got}, manifest says ${file[writer.checksum]}` };
+    await chmod(partial, writer.keepSetuid ? file.mode : file.mode & ~SETID_BITS);
+    await utimes(partial, new Date(file.mtime), new Date(file.mtime));
+    await rename(partial, destination);
+    return undefined;
+  } finally {
+    await rm(partial, { force: true });
+  }
+}
+
+/** Recreates links whose target stays inside `target`; returns those pointing outside and those refused. */
+export async function restoreLinks(manifest: Manifest, target: string): Promise<{ outside: string[]; refused: Failure[] }> {
+  const outside: string[] = [];
+  const refused: Failure[] = [];
+  for (const entry of manifest.files) {
+    if (entry.type !== 'symlink') continue;
+    const path = insideTarget(target, entry.path);
+    const pointsTo = resolve(dirname(path), entry.target);
+    if (entry.target.startsWith('/') || !pointsTo.startsWith(target + sep)) {
+      outside.push(entry.path);
+      continue;
+    }
+    try {
+      await placeFor(target, entry.path);
+    } catch (error) {
+      if (!(error instanceof Refused)) throw error;
+      refused.push({ path: entry.path, reason: error.message });
+      continue;
+    }
+    // The parents are real directories inside `target`: this removes the entry itself only.
+    await rm(path, { force: true });
+    await symlink(entry.target, path);
+  }
+  return { outside, refused };
+}
