@@ -25,6 +25,8 @@ export const FAULT_NAMES = [
   'notice-future',
   'retime',
   'early-return',
+  'endless',
+  'redirect',
 ] as const;
 
 export type FaultName = (typeof FAULT_NAMES)[number];
@@ -48,6 +50,8 @@ export const FAULTS: Record<FaultName, string> = {
   'notice-future': 'a notice shown by trigger gets a time far ahead (=how far, default 87600h, 10 years)',
   retime: "an answer showing a notice gets its time recomputed as request time + D (=D, default 2m), as AWS's own metadata mock does (AWS, Alibaba)",
   'early-return': 'a hanging GET (wait_for_change) is answered at once with the value and ETag unchanged, as a proxy that ignores it does (GCP)',
+  endless: 'HTTP 200 with a body that never ends, sent as fast as the client reads it, until the client hangs up',
+  redirect: 'HTTP 302 to the same path on another host (127.0.0.2, same port), as a misrouting proxy sends; a client must not follow it',
 };
 
 /** Faults whose `=value` is a duration, with its default in ms. */

@@ -147,6 +147,18 @@ function send(response: ServerResponse, answer: Answer): void {
   response.end(body);
 }
 
+/** HTTP 200 whose body never ends: 64 KiB chunks as fast as the client reads them, until it leaves. */
+function endless(response: ServerResponse, headers: OutgoingHttpHeaders): void {
+  if (response.writableEnded || response.destroyed) return;
+  response.writeHead(200, { ...withoutLength(headers), 'Content-Type': 'text/plain' });
+  const chunk = Buffer.alloc(64 * 1024, 'x');
+  const pump = () => {
+    while (!response.destroyed && response.write(chunk));
+  };
+  response.on('drain', pump);
+  pump();
+}
+
 /** Headers at once, then the body one byte per `pauseMs`; stops when the client leaves. */
 function drip(response: ServerResponse, answer: Answer, pauseMs: number): void {
   if (response.writableEnded || response.destroyed) return;
@@ -244,6 +256,11 @@ export class FaultLayer {
         return rewrite(retime(fault.paramMs ?? 0));
       case 'early-return':
         return this.withoutWait(request, handle);
+      case 'endless':
+        this.count(fault.name);
+        return endless(response, headers);
+      case 'redirect':
+        return answer(302, errorPage(302, 'Found'), { Location: `http://127.0.0.2:${request.socket.localPort}${request.url ?? '/'}` });
       default:
         return handle();
     }

@@ -133,7 +133,7 @@ export async function runFaultScenario(scenario: FaultScenario): Promise<FaultOu
 
 /** Request faults that can hit this provider (only AWS and Alibaba ask for tokens). */
 export function requestFaultsFor(provider: ProviderName): string[] {
-  const all = ['500', '503', '429', '429-retry-after', '401', 'reset', 'hang', 'hang-token', 'drip', 'truncated', 'wrong-types', 'html'];
+  const all = ['500', '503', '429', '429-retry-after', '401', 'reset', 'hang', 'hang-token', 'drip', 'truncated', 'wrong-types', 'html', 'endless', 'redirect'];
   return provider === 'aws' || provider === 'alibaba' ? all : all.filter((fault) => fault !== 'hang-token');
 }
 

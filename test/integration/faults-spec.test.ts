@@ -154,6 +154,19 @@ describe('the simulator in fault mode', () => {
     await expect(metadata.request({ path: '/computeMetadata/v1/instance/id', headers: { 'Metadata-Flavor': 'Google' }, timeoutMs: 100 })).rejects.toMatchObject({ kind: 'timeout' });
   });
 
+  test('endless sends a body that never ends: the client stops at its 1 MiB cap', async () => {
+    const metadata = await start('aws', 'endless');
+    await expect(awsGet(metadata, 'instance-id', 5000)).rejects.toMatchObject({ kind: 'body_too_large', code: 'ERR_METADATA_BODY' });
+    expect(simulator.faults.applied.get('endless')).toBe(1);
+  });
+
+  test('redirect answers 302 to another host, which the client does not follow', async () => {
+    const metadata = await start('gcp', 'redirect');
+    const response = await metadata.request({ path: '/computeMetadata/v1/instance/preempted', headers: { 'Metadata-Flavor': 'Google' }, timeoutMs: 1000 });
+    expect(response.status).toBe(302);
+    expect(response.headers.location).toMatch(/^http:\/\/127\.0\.0\.2:\d+\/computeMetadata\/v1\/instance\/preempted$/);
+  });
+
   test('truncated, wrong-types and html answer 200 with bodies no parser should accept', async () => {
     const metadata = await start('azure', 'truncated');
     const get = () => metadata.request({ path: '/metadata/scheduledevents?api-version=2020-07-01', headers: { Metadata: 'true' }, timeoutMs: 1000 });
