@@ -1,4 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Daemon } from '../../src/daemon/daemon.js';
@@ -39,6 +41,17 @@ export class TestResources {
     const dir = mkdtempSync(join(tmpdir(), this.prefix));
     this.defer(() => rmSync(dir, { recursive: true, force: true }));
     return dir;
+  }
+
+  /** Starts `server` on a free loopback port and closes it, open connections too, after the test. */
+  async listen(server: Server): Promise<{ base: string; port: number }> {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    this.defer(() => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    });
+    const { port } = server.address() as AddressInfo;
+    return { base: `http://127.0.0.1:${port}`, port };
   }
 
   async simulator(options: SimulatorOptions): Promise<RunningSimulator> {

@@ -1,10 +1,10 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { StepFailure } from '../../src/lib/errors.js';
 import { BODY_LIMIT_BYTES } from '../../src/steps/bounded-request.js';
 import { httpStep } from '../../src/steps/http/step.js';
 import { webhookStep } from '../../src/steps/webhook/step.js';
-import { testStepContext, type TestStepContext } from '../helpers/step-context.js';
+import { TestResources } from '../helpers/resources.js';
+import { testStepContext } from '../helpers/step-context.js';
 import { until } from '../helpers/until.js';
 
 // Services that answer in ways meant to hurt the agent: bodies without end, redirects to
@@ -16,18 +16,7 @@ interface Hit {
   body: string;
 }
 
-const servers: Server[] = [];
-const contexts: TestStepContext[] = [];
-
-afterEach(async () => {
-  for (const context of contexts.splice(0)) context.dispose();
-  await Promise.all(
-    servers.splice(0).map((server) => {
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(resolve));
-    }),
-  );
-});
+const resources = new TestResources();
 
 async function serve(handler: (request: IncomingMessage, response: ServerResponse, body: string) => void) {
   const hits: Hit[] = [];
@@ -39,9 +28,8 @@ async function serve(handler: (request: IncomingMessage, response: ServerRespons
       handler(request, response, body);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  servers.push(server);
-  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, hits };
+  const { base } = await resources.listen(server);
+  return { base, hits };
 }
 
 /** Answers 200 with `head`, then 64 KiB chunks for as long as the client reads; counts whether the client hung up. */
@@ -63,7 +51,7 @@ function endless(head: string) {
 
 function context(timeoutMs: number) {
   const step = testStepContext({ timeoutMs });
-  contexts.push(step);
+  resources.defer(() => step.dispose());
   return step.context;
 }
 

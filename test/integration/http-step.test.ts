@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { checkCondition, type UntilCondition } from '../../src/steps/http/condition.js';
 import { StepFailure } from '../../src/lib/errors.js';
 import { httpStep } from '../../src/steps/http/step.js';
-import { testNotice, testStepContext, type TestStepContext } from '../helpers/step-context.js';
+import { TestResources } from '../helpers/resources.js';
+import { testNotice, testStepContext } from '../helpers/step-context.js';
 
 interface Seen {
   method: string;
@@ -37,31 +37,18 @@ async function startService(options: { inFlight?: number; stuck?: boolean } = {}
       if (request.url === '/drain-and-exit') server.close();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  services.push(server);
-  return { base, seen, port: (server.address() as AddressInfo).port };
+  const { base, port } = await resources.listen(server);
+  return { base, seen, port, server };
 }
 
-const services: Server[] = [];
-const contexts: TestStepContext[] = [];
-
-afterEach(async () => {
-  for (const context of contexts.splice(0)) context.dispose();
-  await Promise.all(
-    services.splice(0).map((server) => {
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(resolve));
-    }),
-  );
-});
+const resources = new TestResources();
 
 function run(raw: Record<string, unknown>, timeoutMs = 10_000) {
   const step = testStepContext({
     timeoutMs,
     notice: testNotice({ id: 'aws-terminate-feedbeef', kind: 'terminate', instance: { id: 'i-0drain' } }),
   });
-  contexts.push(step);
+  resources.defer(() => step.dispose());
   return { step, result: httpStep.run(httpStep.schema.parse(raw), step.context) };
 }
 
@@ -132,7 +119,7 @@ describe('http step against a real loopback service', () => {
 
   test('connection refused (the service already stopped) is ok by default and a failure with onRefused fail', async () => {
     const service = await startService();
-    await new Promise((resolve) => services.pop()!.close(resolve));
+    await new Promise((resolve) => service.server.close(resolve));
     const url = `${service.base}/drain`;
     expect(await run({ url }).result).toEqual({
       request: `POST 127.0.0.1:${service.port}/drain`,

@@ -1,49 +1,46 @@
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, constants, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StepFailure } from '../../src/lib/errors.js';
 import { runCommand } from '../../src/lib/run-command.js';
 import { signalStep } from '../../src/steps/signal/step.js';
 import { cgroupProcesses, readPidfile } from '../../src/steps/signal/targets.js';
-import { testStepContext, type TestStepContext } from '../helpers/step-context.js';
-import { Workloads } from '../helpers/workload.js';
+import { TestResources } from '../helpers/resources.js';
+import { testStepContext } from '../helpers/step-context.js';
 
 // Pidfiles and cgroup files that anyone may write or replace: a FIFO, a huge file, or the
 // agent's own pid must never stall or harm the agent.
 
+const resources = new TestResources('preemptd-signal-hostile-');
+const { workloads } = resources;
 let dir: string;
-let step: TestStepContext | undefined;
-const fifos: string[] = [];
-const workloads = new Workloads();
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'preemptd-signal-hostile-'));
+  dir = resources.tempDir();
 });
-afterEach(() => {
-  step?.dispose();
-  step = undefined;
-  workloads.killAll();
-  // On the unfixed code a read is still parked on the FIFO: a writer that opens and closes releases it.
-  for (const fifo of fifos.splice(0)) {
-    try {
-      closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
-    } catch {
-      // no reader left
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
-});
+
+/** A step context for this test, disposed after it. */
+function stepContext() {
+  const step = testStepContext({ timeoutMs: 10_000 });
+  resources.defer(() => step.dispose());
+  return step.context;
+}
 
 async function makeFifo(path: string): Promise<string> {
   const result = await runCommand('mkfifo', [path], { signal: new AbortController().signal, timeoutMs: 5000 });
   expect(result.exitCode).toBe(0);
-  fifos.push(path);
+  // On the unfixed code a read is still parked on the FIFO: a writer that opens and closes releases it.
+  resources.defer(() => {
+    try {
+      closeSync(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {
+      // no reader left
+    }
+  });
   return path;
 }
 
 async function runFailing(raw: Record<string, unknown>): Promise<StepFailure> {
-  step = testStepContext({ timeoutMs: 10_000 });
-  const error = await signalStep.run(signalStep.schema.parse(raw), step.context).then(
+  const error = await signalStep.run(signalStep.schema.parse(raw), stepContext()).then(
     () => undefined,
     (caught: unknown) => caught,
   );
@@ -119,8 +116,7 @@ describe('a match pattern against command lines any local user can set', () => {
     let ticks = 0;
     const ticker = setInterval(() => (ticks += 1), 10);
     try {
-      step = testStepContext({ timeoutMs: 10_000 });
-      const detail = await signalStep.run(signalStep.schema.parse({ match: `${tag} (a+)+$`, waitExit: '5s' }), step.context);
+      const detail = await signalStep.run(signalStep.schema.parse({ match: `${tag} (a+)+$`, waitExit: '5s' }), stepContext());
       expect(detail).toMatchObject({ processes: [{ pid: target.pid, outcome: 'exited' }] });
       expect(hostile.received()).toEqual([]);
       expect(ticks).toBeGreaterThan(0);
