@@ -1,7 +1,7 @@
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
 import type { ConfigIssue } from '../lib/errors.js';
 import { registerSecret } from '../lib/log.js';
+import { readRegularFileSync, type Refusal } from '../lib/read-regular-file.js';
 import { formatPath, readFailure, type IssuePath } from './issues.js';
 
 /** `$${` is a literal `${`; `${...}` is a reference. */
@@ -25,38 +25,19 @@ export interface ResolvedReferences {
 /** A secret or a URL fits many times over; /dev/zero or a log file never should be read whole. */
 export const MAX_REFERENCE_BYTES = 1024 * 1024;
 
-function fileKind(stats: Stats): string {
-  if (stats.isDirectory()) return 'a directory';
-  if (stats.isFIFO()) return 'a FIFO (named pipe)';
-  if (stats.isCharacterDevice()) return 'a character device';
-  if (stats.isBlockDevice()) return 'a block device';
-  if (stats.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
-
 /**
- * Reads a regular file of at most MAX_REFERENCE_BYTES. Opened without blocking and checked
- * before any read, so a FIFO or a device can neither hang the load (nor a SIGHUP reload)
- * nor fill memory.
+ * Reads a regular file of at most MAX_REFERENCE_BYTES, without blocking on a FIFO or a device
+ * (lib/read-regular-file.ts), so neither the load nor a SIGHUP reload can hang or fill memory.
  */
 function readReference(file: string): { value: string } | { problem: string } {
-  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   try {
-    const stats = fstatSync(fd);
-    if (!stats.isFile()) return { problem: `${fileKind(stats)}; expected a regular file holding the value` };
-    // Read to the end rather than to the size fstat gave: a file may grow, /proc files say 0.
-    const chunks: Buffer[] = [];
-    const chunk = Buffer.alloc(64 * 1024);
-    let total = 0;
-    for (let read = readSync(fd, chunk); read > 0; read = readSync(fd, chunk)) {
-      total += read;
-      if (total > MAX_REFERENCE_BYTES) return { problem: 'larger than 1 MiB, the most a reference reads; expected a small file holding the value' };
-      chunks.push(Buffer.from(chunk.subarray(0, read)));
-    }
     // A file written by `echo` or an editor ends with a newline that is not part of the secret.
-    return { value: Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '') };
-  } finally {
-    closeSync(fd);
+    return { value: readRegularFileSync(file, MAX_REFERENCE_BYTES).replace(/\r?\n$/, '') };
+  } catch (error) {
+    const { code, fileType } = error as Refusal;
+    if (code === 'EFTYPE') return { problem: `${fileType}; expected a regular file holding the value` };
+    if (code === 'EFBIG') return { problem: 'larger than 1 MiB, the most a reference reads; expected a small file holding the value' };
+    throw error;
   }
 }
 
