@@ -14,8 +14,9 @@ import { processRssMb } from './lib/stats.js';
 
 /**
  * Soak: the real agent (`preemptd run`, AWS provider) against the simulator at a 20 ms poll
- * (50 polls/s) with faults mixed in, for --minutes (default 10). A notice is shown once a
- * minute, with a fresh time, and cleared once its plan has run. Reports RSS every minute, its
+ * (50 polls/s) with faults mixed in, for --minutes (default 10). A scheduled maintenance
+ * event (a fresh EventId each time) is shown about once a minute and cleared once its plan
+ * has run. Reports RSS every minute, its
  * slope per 10,000 polls after warm-up (and that of the heap after a full GC, which tells a
  * leak from GC timing), open fds at start and end, event-loop delay p99 (measured inside the
  * agent by bench/lib/loop-delay-probe, preloaded with --import; an idle node process with the
@@ -84,10 +85,12 @@ export default async function main(args: string[]): Promise<void> {
       if (agent.exitCode !== null || agent.signalCode !== null) throw new Error(`the agent exited (${agent.exitCode ?? agent.signalCode})`);
       samples.push({ at: Date.now(), polls: polls(), rssMb: processRssMb(pid) });
       if (Date.now() >= nextNotice) {
-        // Each notice has its own time, so its own id: one plan each.
+        // A scheduled maintenance event: each has its own EventId, so its own id and one plan.
+        // (A spot notice shown again in the same boot is the same notice, whatever its time.)
+        // Scheduled events are read once a minute, hence the longer wait.
         noticeSerial += 1;
-        simulator.trigger({ kind: 'terminate', leadMs: 120_000 + noticeSerial * 1000 });
-        await receiver.waitFor(noticeSerial, 30_000).catch(() => console.log(`  notice ${noticeSerial}: no delivery within 30 s`));
+        simulator.trigger({ kind: 'maintenance', leadMs: 10 * 60_000 });
+        await receiver.waitFor(noticeSerial, 75_000).catch(() => console.log(`  notice ${noticeSerial}: no delivery within 75 s`));
         simulator.clear();
         nextNotice += 60_000;
       }
