@@ -78,8 +78,16 @@ function atMost(max: number): Transform {
   });
 }
 
-/** Writes `body` next to its destination, checks size and checksum, then renames it into place. */
-export async function writeVerified(body: Readable | AsyncIterable<Buffer>, file: ManifestFile, writer: EntryWriter): Promise<Failure | undefined> {
+/**
+ * Writes the file's bytes next to its destination, checks size and checksum, then renames it
+ * into place. `openBody` is called only once the destination is known to be safe: a refused
+ * entry opens nothing (an opened store object would hold a descriptor or a connection).
+ */
+export async function writeVerified(
+  openBody: () => Promise<Readable | AsyncIterable<Buffer>>,
+  file: ManifestFile,
+  writer: EntryWriter,
+): Promise<Failure | undefined> {
   let destination: string;
   try {
     destination = await placeFor(writer.target, file.path);
@@ -91,7 +99,7 @@ export async function writeVerified(body: Readable | AsyncIterable<Buffer>, file
   const measure = measuringStream(writer.checksum);
   try {
     try {
-      await pipeline(body, atMost(file.size), measure.stream, createWriteStream(partial, { flags: 'wx' }), { signal: writer.signal });
+      await pipeline(await openBody(), atMost(file.size), measure.stream, createWriteStream(partial, { flags: 'wx' }), { signal: writer.signal });
     } catch (error) {
       if (error instanceof Refused) return { path: file.path, reason: error.message };
       throw error;

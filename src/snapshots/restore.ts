@@ -141,7 +141,7 @@ async function restoreFiles(store: ObjectStore, location: StoreLocation, files: 
     while (next < files.length && !writer.signal.aborted) {
       const file = files[next++]!;
       try {
-        const failure = await writeVerified(await store.get(keyFor(location, file.path)), file, writer);
+        const failure = await writeVerified(() => store.get(keyFor(location, file.path)), file, writer);
         if (failure) failures.push(failure);
       } catch (error) {
         if (writer.signal.aborted) throw error;
@@ -181,8 +181,10 @@ async function restoreArchive(store: ObjectStore, location: StoreLocation, manif
       continue;
     }
     // A streamx stream: async iterable at runtime, though its types do not say so.
-    const failure = await writeVerified(entry as unknown as AsyncIterable<Buffer>, file, writer);
+    const failure = await writeVerified(() => Promise.resolve(entry as unknown as AsyncIterable<Buffer>), file, writer);
     if (failure) failures.push(failure);
+    // A refused entry was never read: skip its bytes so the archive goes on (a no-op once read).
+    entry.resume();
   }
   await unpacking;
   if (measure.digest() !== archive[manifest.checksum]) failures.push({ path: archive.key, reason: `archive ${manifest.checksum} does not match the manifest` });

@@ -72,6 +72,19 @@ describe('restore stays inside --to', () => {
     await expect(run).rejects.toThrow('ckpt/model.pt: ckpt is a symbolic link: not followed');
     expect(await readdir(join(dir, 'elsewhere'))).toEqual([]);
   });
+
+  test('a refused file is never opened in the store: no descriptor is left open', async () => {
+    const to = join(dir, 'out');
+    await mkdir(join(dir, 'elsewhere'), { recursive: true });
+    await mkdir(to);
+    await symlink(join(dir, 'elsewhere'), join(to, 'ckpt'));
+    const files = ['a', 'b', 'c', 'd'].map((name) => ({ path: `ckpt/${name}.pt`, content: 'weights' }));
+    const fdsBefore = (await readdir('/proc/self/fd')).length;
+
+    await expect(restoreFrom(manifestOf(files), Object.fromEntries(files.map((file) => [file.path, file.content])), to)).rejects.toThrow('is a symbolic link');
+
+    expect((await readdir('/proc/self/fd')).length).toBeLessThanOrEqual(fdsBefore);
+  });
 });
 
 describe('restore reads and writes only what the manifest declares', () => {
