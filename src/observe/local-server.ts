@@ -145,11 +145,11 @@ export function hostPort(host: string, port: number): string {
  */
 export async function serveDaemon(
   daemon: Daemon,
-  config: Pick<Config, 'server' | 'readiness'>,
+  config: Pick<Config, 'server' | 'readiness' | 'steps'>,
   log: Logger,
   shared?: StatusTracker,
 ): Promise<RunningServer | undefined> {
-  const metrics = createMetrics(daemon);
+  const metrics = createMetrics(daemon, { steps: config.steps });
   const status = shared ?? new StatusTracker(daemon, { notReadyOn: config.readiness.notReadyOn });
   const closeStatus = () => (shared ? undefined : status.close());
   let server: RunningServer;

@@ -2,8 +2,10 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Daemon } from '../daemon/daemon.js';
 import { DaemonSubscription } from '../daemon/subscription.js';
 import { suppressedLogLines } from '../lib/log-limit.js';
-import type { StepSummary } from '../notice/event.js';
-import type { Notice } from '../notice/notice.js';
+import type { StepConfig } from '../config/types.js';
+import { AGENT_VERSION } from '../lib/host.js';
+import type { StepStatus, StepSummary } from '../notice/event.js';
+import { NOTICE_KINDS, type Notice } from '../notice/notice.js';
 import { fromJournal, type Plan } from '../plan/executor.js';
 import { registerProcessMetrics } from './process-metrics.js';
 import type { MetadataRead } from '../providers/types.js';
@@ -35,7 +37,12 @@ function bytesOf(detail: Record<string, unknown> | undefined): number | undefine
 export interface MetricsOptions {
   /** Also export process metrics (CPU, memory, open fds, Node version). */
   processMetrics?: boolean;
+  /** The configured steps: their outcome series are exported at 0 before any notice. */
+  steps?: readonly Pick<StepConfig, 'name' | 'type'>[];
 }
+
+/** Every status a step run can end with: each configured step has a series for each from the start. */
+const STEP_STATUSES: readonly StepStatus[] = ['ok', 'failed', 'timed_out', 'skipped'];
 
 interface MetricName {
   name: string;
@@ -63,6 +70,15 @@ class RunMetrics<Label extends string> {
   record(labels: Record<Label, string>, outcome: string, seconds: number): void {
     this.total.inc({ ...labels, [this.outcomeLabel]: outcome });
     this.duration.observe(labels, seconds);
+  }
+
+  /**
+   * Exports these series at 0 (a series already counting keeps its value). An alert on
+   * `increase(...) > 0` cannot see the first increase of a series that did not exist before
+   * it: on a dying VM the first failure is often the only one.
+   */
+  zero(labels: Record<Label, string>, outcomes: readonly string[]): void {
+    for (const outcome of outcomes) this.total.inc({ ...labels, [this.outcomeLabel]: outcome }, 0);
   }
 }
 
@@ -162,10 +178,17 @@ export class DaemonMetrics {
       labelNames: ['step'],
       registers,
     });
+    new Gauge({ name: 'preemptd_build_info', help: 'The running build: always 1, labelled with the agent and Node.js versions.', labelNames: ['version', 'node'], registers }).set(
+      { version: AGENT_VERSION, node: process.version },
+      1,
+    );
+    for (const kind of NOTICE_KINDS) this.notices.inc({ kind }, 0);
+    this.zeroSteps(options.steps ?? []);
     if (options.processMetrics ?? true) registerProcessMetrics(registers);
 
     this.subscription.on('state', () => (this.provider = this.daemon.health().provider ?? 'unknown'));
     this.subscription.on('providerReady', (provider) => (this.provider = provider));
+    this.subscription.on('reloaded', (config) => this.zeroSteps(config.steps));
     this.subscription.on('read', (read) => this.recordRead(read));
     this.subscription.on('notice', (notice) => this.recordNotice(notice));
     this.subscription.on('planStarted', (plan) => this.recordPlan(plan));
@@ -192,6 +215,10 @@ export class DaemonMetrics {
     this.subscription.close();
   }
 
+
+  private zeroSteps(steps: readonly Pick<StepConfig, 'name' | 'type'>[]): void {
+    for (const step of steps) this.stepRuns.zero({ step: step.name, type: step.type }, STEP_STATUSES);
+  }
 
   private recordRead(read: MetadataRead): void {
     this.metadataRequests.record({ provider: this.provider, source: read.source }, readOutcome(read), read.ms / 1000);

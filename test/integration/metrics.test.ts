@@ -80,7 +80,12 @@ test('after a simulated AWS notice the scrape shows the notice, the reads, each 
   const scrape = async () => parseSamples(await (await fetch(`${server!.url}/metrics`)).text());
   await until(() => daemon.health().lastSuccessAt !== null);
   const before = await scrape();
-  expect(valueOf(before, 'preemptd_notices_total', { kind: 'terminate' })).toBeUndefined();
+  // Every series an alert watches exists at 0 before anything happens: the first failure is an increase.
+  expect(valueOf(before, 'preemptd_notices_total', { kind: 'terminate' })).toBe(0);
+  for (const status of ['ok', 'failed', 'timed_out', 'skipped']) {
+    expect(valueOf(before, 'preemptd_step_outcomes_total', { step: 'drain', type: 'http', status })).toBe(0);
+  }
+  expect(valueOf(before, 'preemptd_build_info', { version: '0.1.0', node: process.version })).toBe(1);
 
   const finished = new Promise<void>((resolve) => daemon.once('planFinished', () => resolve()));
   metadata.trigger({ kind: 'terminate', leadMs: 120_000 });
@@ -169,6 +174,15 @@ describe('metrics from daemon events', () => {
     const { daemon, metrics } = scripted();
     metrics.close();
     daemon.emit('notice', scriptedNotice('preempt', 30_000));
-    expect(valueOf(parseSamples(await metrics.render()), 'preemptd_notices_total', { kind: 'preempt' })).toBeUndefined();
+    expect(valueOf(parseSamples(await metrics.render()), 'preemptd_notices_total', { kind: 'preempt' })).toBe(0);
+  });
+
+  test('a step added by a reload has its outcome series at 0 at once', async () => {
+    const { daemon, metrics } = scripted();
+    const config = compileConfig({ provider: 'aws', stateDir: tempDir(), steps: [{ name: 'stop-workers', exec: { command: ['true'] } }] });
+    daemon.emit('reloaded', config);
+    const samples = parseSamples(await metrics.render());
+    expect(valueOf(samples, 'preemptd_step_outcomes_total', { step: 'stop-workers', type: 'exec', status: 'failed' })).toBe(0);
+    expect(valueOf(samples, 'preemptd_step_outcomes_total', { step: 'stop-workers', type: 'exec', status: 'timed_out' })).toBe(0);
   });
 });
