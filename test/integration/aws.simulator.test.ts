@@ -28,6 +28,8 @@ describe('AWS provider against the simulator', () => {
     expect(notice.id).toMatch(/^aws-terminate-[0-9a-f]{16}$/);
     expect(recorder.reads.some((read) => read.source === 'spot/instance-action' && read.status === 404)).toBe(true);
     expect(recorder.reads.every((read) => read.ok)).toBe(true);
+    // The token PUT at start (set off by the instance facts) is reported like every request.
+    expect(recorder.reads.some((read) => read.source === 'token' && read.status === 200)).toBe(true);
   });
 
   test('a notice polled many times by fresh providers keeps one id (stable across restarts)', async () => {

@@ -9,7 +9,7 @@ import type { TokenSession } from '../metadata/token-session.js';
 import { mergeLoops, type SourceLoop } from '../metadata/merge-loops.js';
 import { FactsCache, readFactItems, type FactItems } from '../metadata/facts-cache.js';
 import { MetadataClient } from '../metadata/client.js';
-import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from '../types.js';
+import type { Provider, ProviderEvent, ProviderOptions, WatchContext, MetadataRead } from '../types.js';
 import { pollSource } from '../metadata/poll-loop.js';
 import { SourceReport } from '../metadata/source-report.js';
 
@@ -51,7 +51,9 @@ export class AwsProvider implements Provider {
   readonly name = 'aws' as const;
   private readonly client: MetadataClient;
   private readonly session: TokenSession;
-  private readonly facts = new FactsCache((signal, learn) => readFactItems(FACT_ITEMS, (path) => this.session.get(path, signal), learn));
+  private readonly facts = new FactsCache((signal, learn) => readFactItems(FACT_ITEMS, (path) => this.session.get(path, signal, this.reportRead), learn));
+  /** The watch's `onRead`: the token request the facts reads set off at start is reported there too. */
+  private reportRead: ((read: MetadataRead) => void) | undefined;
   private readonly hasOwnLog: boolean;
   private readonly clock: Clock;
 
@@ -77,6 +79,7 @@ export class AwsProvider implements Provider {
 
   private async *run(context: WatchContext): AsyncGenerator<ProviderEvent> {
     if (!this.hasOwnLog) this.session.log = context.log;
+    this.reportRead = context.onRead;
     const poll = this.options.pollIntervalMs;
     const boot = this.options.bootId ?? bootId();
     const sources: AwsSource[] = [
