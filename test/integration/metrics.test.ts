@@ -78,8 +78,11 @@ test('after a simulated AWS notice the scrape shows the notice, the reads, each 
     await server?.close();
   });
   const scrape = async () => parseSamples(await (await fetch(`${server!.url}/metrics`)).text());
-  await until(() => daemon.health().lastSuccessAt !== null);
+  // The token PUT is reported first on AWS: wait for a read of the notice path itself.
+  const instanceActionReads = (samples: Sample[]) => valueOf(samples, 'preemptd_metadata_requests_total', { provider: 'aws', source: 'spot/instance-action', outcome: 'ok' });
+  await until(async () => instanceActionReads(await scrape()) !== undefined);
   const before = await scrape();
+  expect(valueOf(before, 'preemptd_metadata_requests_total', { provider: 'aws', source: 'token', outcome: 'ok' })).toBeGreaterThanOrEqual(1);
   // Every series an alert watches exists at 0 before anything happens: the first failure is an increase.
   expect(valueOf(before, 'preemptd_notices_total', { kind: 'terminate' })).toBe(0);
   for (const status of ['ok', 'failed', 'timed_out', 'skipped']) {
@@ -93,8 +96,8 @@ test('after a simulated AWS notice the scrape shows the notice, the reads, each 
   const after = await scrape();
 
   expect(valueOf(after, 'preemptd_notices_total', { kind: 'terminate' })).toBe(1);
-  const polls = valueOf(after, 'preemptd_metadata_requests_total', { provider: 'aws', source: 'spot/instance-action', outcome: 'ok' })!;
-  expect(polls).toBeGreaterThan(valueOf(before, 'preemptd_metadata_requests_total', { provider: 'aws', source: 'spot/instance-action', outcome: 'ok' })!);
+  const polls = instanceActionReads(after)!;
+  expect(polls).toBeGreaterThan(instanceActionReads(before)!);
   expect(valueOf(after, 'preemptd_metadata_request_duration_seconds_count', { provider: 'aws', source: 'spot/instance-action' })).toBe(polls);
   expect(valueOf(after, 'preemptd_metadata_request_duration_seconds_bucket', { source: 'spot/instance-action', le: '+Inf' })).toBe(polls);
 
