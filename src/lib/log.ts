@@ -1,4 +1,5 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { severityOf, withJournalPriority, writesToJournal } from './log-levels.js';
 
 export type { Logger };
 
@@ -97,19 +98,23 @@ export const REDACT_PATHS = [
 export interface LogOptions {
   level?: LevelWithSilent;
   destination?: NodeJS.WritableStream | { write(chunk: string): void };
+  /** Prefix each line with its syslog priority; by default when stdout is the journal (JOURNAL_STREAM). */
+  journal?: boolean;
 }
 
 /** pino JSON lines on stdout, as journald and kubectl read them. */
 export function createLogger(options: LogOptions = {}): Logger {
   const destination = options.destination ?? pino.destination({ dest: 1, sync: false });
+  const journal = options.journal ?? (options.destination === undefined && writesToJournal(process.env, 1));
   return pino(
     {
       level: options.level ?? 'info',
       base: { name: 'preemptd' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      // `severity` beside `level` (added, never renamed): cloud logging agents read that one.
+      formatters: { level: (label) => ({ level: label, severity: severityOf(label) }) },
       redact: { paths: REDACT_PATHS, censor: REDACTED },
-      hooks: { streamWrite: scrubJsonLine },
+      hooks: { streamWrite: journal ? (line) => withJournalPriority(scrubJsonLine(line)) : scrubJsonLine },
     },
     destination as pino.DestinationStream,
   );
