@@ -3,7 +3,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { EXIT_USAGE, exitCodeFor } from './lib/errors.js';
 import { AGENT_VERSION } from './lib/host.js';
-import { configOptions } from './commands/flags.js';
+import { configOptions, LOG_LEVEL_CHOICES, usageMessage } from './commands/flags.js';
 import { NOTICE_KINDS, PROVIDER_NAMES } from './notice/notice.js';
 
 const cli = yargs(hideBin(process.argv))
@@ -47,7 +47,7 @@ const cli = yargs(hideBin(process.argv))
         .option('action', { type: 'string', choices: ['terminate', 'stop', 'hibernate'], describe: 'AWS instance-action' })
         .option('lead', { type: 'string', default: '2m', describe: 'how far ahead the notice time lies' })
         .option('faults', { type: 'string', describe: 'fault mode: a spec such as 500:0.1,reset:0.05,hang-token, or @file (docs/robustness.md)' })
-        .option('log-level', { type: 'string', default: 'info' }),
+        .option('log-level', { type: 'string', choices: LOG_LEVEL_CHOICES, default: 'info', describe: 'how much to log' }),
     async (args) => (await import('./commands/simulator.js')).simulatorCommand(args),
   )
   .command(
@@ -62,7 +62,7 @@ const cli = yargs(hideBin(process.argv))
         .option('region', { type: 'string', describe: "S3: the bucket's region" })
         .option('concurrency', { type: 'number', default: 4, describe: 'files downloaded at once' })
         .option('keep-setuid', { type: 'boolean', default: false, describe: 'restore setuid and setgid bits as stored (dropped by default)' })
-        .option('log-level', { type: 'string', default: 'info' }),
+        .option('log-level', { type: 'string', choices: LOG_LEVEL_CHOICES, default: 'info', describe: 'how much to log' }),
     async (args) => (await import('./commands/restore.js')).restoreCommand(args),
   )
   .demandCommand(1, 'name a command: run, check, simulate, simulator (see --help)')
@@ -74,7 +74,7 @@ const cli = yargs(hideBin(process.argv))
   .epilog('Docs: README.md and docs/ in the repository. Exit codes: 0 ok, 1 failure, 64 usage, 78 invalid config.')
   .fail((message, error) => {
     if (error) throw error;
-    process.stderr.write(`preemptd: ${message}\n\nRun "preemptd --help" for usage.\n`);
+    process.stderr.write(`preemptd: ${usageMessage(message)}\n\nRun "preemptd --help" for usage.\n`);
     process.exit(EXIT_USAGE);
   });
 

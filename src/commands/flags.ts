@@ -4,6 +4,9 @@ import { PROVIDER_NAMES } from '../notice/notice.js';
 
 const DEFAULT_CONFIG_FILE = '/etc/preemptd/config.yaml';
 
+/** pino's levels, as `--log-level` takes them on every command. */
+export const LOG_LEVEL_CHOICES = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
 /** Flags shared by every command that loads a config. */
 export function configOptions<T>(argv: Argv<T>) {
   return argv
@@ -12,7 +15,7 @@ export function configOptions<T>(argv: Argv<T>) {
     .option('metadata-url', { type: 'string', describe: 'override `metadataUrl` (simulators, tests)' })
     .option('poll-interval', { type: 'string', describe: 'override `pollInterval`, e.g. 1s' })
     .option('state-dir', { type: 'string', describe: 'override `stateDir`' })
-    .option('log-level', { type: 'string', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], describe: 'override `logLevel`' })
+    .option('log-level', { type: 'string', choices: LOG_LEVEL_CHOICES, describe: 'override `logLevel`' })
     .option('set', { type: 'string', array: true, describe: 'override any key: --set aws.allowImdsV1=true (repeatable)' });
 }
 
@@ -49,4 +52,15 @@ export async function loadConfigFromFlags(args: ConfigFlags, onWarning: (warning
       logLevel: args.logLevel,
     }),
   });
+}
+
+const camelCase = (name: string) => name.replace(/-([a-z])/g, (_dash, letter: string) => letter.toUpperCase());
+
+/** yargs names an unknown `--bogus-flag` twice (`bogus-flag, bogusFlag`): say each once, as typed. */
+export function usageMessage(message: string): string {
+  const unknown = /^Unknown arguments?: (.*)$/.exec(message);
+  if (!unknown) return message;
+  const names = unknown[1]!.split(', ');
+  const typed = names.filter((name) => !names.some((other) => other !== name && camelCase(other) === name));
+  return `Unknown argument${typed.length === 1 ? '' : 's'}: ${typed.join(', ')}`;
 }

@@ -1,5 +1,7 @@
+import { PreemptdError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { restore } from '../snapshots/restore.js';
+import { parseLocation } from '../stores/location.js';
 
 export interface RestoreArgs {
   from: string;
@@ -18,6 +20,13 @@ export interface RestoreArgs {
  * that is done, so a second one cannot cut the clean-up short.
  */
 export async function restoreCommand(args: RestoreArgs): Promise<void> {
+  try {
+    parseLocation(args.from);
+  } catch (error) {
+    // A bad --from is a usage error (exit 64), caught before anything starts.
+    if (error instanceof PreemptdError && error.code === 'ERR_LOCATION') throw new PreemptdError('ERR_USAGE', `--from: ${error.message}`, { cause: error });
+    throw error;
+  }
   const log = createLogger({ level: args.logLevel as 'info' });
   const controller = new AbortController();
   const stop = (signal: NodeJS.Signals) => {

@@ -31,6 +31,26 @@ test('an unknown command exits 64 with a pointer to --help', async () => {
   expect(result.stderr).toContain('preemptd --help');
 });
 
+test('an unknown flag is named once, as typed, and exits 64', async () => {
+  const result = await runCli(['run', '--bogus-flag', '--other-thing']);
+  expect(result.code).toBe(64);
+  expect(result.stderr).toContain('Unknown arguments: bogus-flag, other-thing\n');
+});
+
+test('a bad --log-level on simulator and restore exits 64 listing the choices', async () => {
+  for (const args of [['simulator', '--port', '0'], ['restore', '--from', 'file:///tmp/x/', '--to', '/tmp/y']]) {
+    const result = await runCli([...args, '--log-level', 'bogus']);
+    expect(result.code).toBe(64);
+    expect(result.stderr).toContain('Choices: "trace", "debug", "info", "warn", "error", "fatal", "silent"');
+  }
+});
+
+test('restore --from without a scheme is a usage error (64) that names the flag', async () => {
+  const result = await runCli(['restore', '--from', '/dir', '--to', '/tmp/preemptd-never']);
+  expect(result.code).toBe(64);
+  expect(result.stderr).toMatch(/^preemptd: --from: expected s3:\/\/bucket\/prefix\//);
+});
+
 test('an invalid config exits 78 naming the file, the field and what was expected; nothing starts', async () => {
   const dir = resources.tempDir();
   const file = join(dir, 'config.yaml');
