@@ -65,7 +65,7 @@ const cli = yargs(hideBin(process.argv))
         .option('log-level', { type: 'string', choices: LOG_LEVEL_CHOICES, default: 'info', describe: 'how much to log' }),
     async (args) => (await import('./commands/restore.js')).restoreCommand(args),
   )
-  .demandCommand(1, 'name a command: run, check, simulate, simulator (see --help)')
+  .demandCommand(1, 'name a command: run, check, simulate, simulator, restore (see --help)')
   .strict()
   .recommendCommands()
   .version(AGENT_VERSION)

@@ -31,6 +31,12 @@ test('an unknown command exits 64 with a pointer to --help', async () => {
   expect(result.stderr).toContain('preemptd --help');
 });
 
+test('no command at all exits 64 naming every command, restore included', async () => {
+  const result = await runCli([]);
+  expect(result.code).toBe(64);
+  expect(result.stderr).toContain('name a command: run, check, simulate, simulator, restore');
+});
+
 test('an unknown flag is named once, as typed, and exits 64', async () => {
   const result = await runCli(['run', '--bogus-flag', '--other-thing']);
   expect(result.code).toBe(64);
