@@ -379,7 +379,8 @@ describe('IMDSv2 token handling', () => {
     let tokenObtained!: () => void;
     const backgroundToken = new Promise<void>((resolve) => (tokenObtained = resolve));
     // This read starts the token request in the background and still goes out as IMDSv1.
-    await expect(s.imds.get('instance-id', signal, (read) => read.source === 'token' && read.ok && tokenObtained())).resolves.toBe('v1');
+    s.imds.reportTo = (read) => read.source === 'token' && read.ok && tokenObtained();
+    await expect(s.imds.get('instance-id', signal)).resolves.toBe('v1');
     await backgroundToken;
     nock(BASE).get(`${META}instance-id`).matchHeader('x-aws-ec2-metadata-token', 'back').reply(200, 'v2');
     await expect(s.imds.get('instance-id', signal)).resolves.toBe('v2');

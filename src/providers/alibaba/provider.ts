@@ -9,7 +9,7 @@ import { FactsCache, readFactItems, type FactItems } from '../metadata/facts-cac
 import { parseIsoTime } from '../aws/payloads.js';
 import { MetadataClient } from '../metadata/client.js';
 import { pollSource } from '../metadata/poll-loop.js';
-import type { MetadataRead, Provider, ProviderEvent, ProviderOptions, WatchContext } from '../types.js';
+import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from '../types.js';
 import { SourceReport } from '../metadata/source-report.js';
 
 export const ALIBABA_METADATA_URL = 'http://100.100.100.200';
@@ -79,10 +79,8 @@ export class AlibabaProvider implements Provider {
   private readonly client: MetadataClient;
   private readonly session: TokenSession;
   private readonly clock: Clock;
-  private readonly facts = new FactsCache((signal, learn) => readFactItems(FACT_ITEMS, (path) => this.session.get(path, signal, this.reportRead), learn));
+  private readonly facts = new FactsCache((signal, learn) => readFactItems(FACT_ITEMS, (path) => this.session.get(path, signal), learn));
   private readonly hasOwnLog: boolean;
-  /** The watch's `onRead`: a token request made while reading facts is reported there too. */
-  private reportRead: ((read: MetadataRead) => void) | undefined;
 
   /** `log` receives token messages; without it they go to the log of the first watch. */
   constructor(
@@ -117,7 +115,7 @@ export class AlibabaProvider implements Provider {
   private async *run(context: WatchContext): AsyncGenerator<ProviderEvent> {
     const { signal } = context;
     if (!this.hasOwnLog) this.session.log = context.log;
-    this.reportRead = context.onRead;
+    this.session.reportTo = context.onRead;
     const boot = this.options.bootId ?? bootId();
     /** The termination time last yielded. */
     let yielded: string | undefined;
@@ -131,7 +129,7 @@ export class AlibabaProvider implements Provider {
           clock: this.clock,
           nextIntervalMs: () => jitteredInterval(this.options.pollIntervalMs),
           read: async (readSignal) => {
-            const body = await this.session.get(TERMINATION_TIME, readSignal, context.onRead);
+            const body = await this.session.get(TERMINATION_TIME, readSignal);
             const status = body === null ? 404 : 200;
             const termination = parseTerminationTime(body);
             if (termination && termination.time === undefined && !warned.has(termination.text)) {

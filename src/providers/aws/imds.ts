@@ -47,11 +47,11 @@ export async function probeAwsToken(options: ProviderOptions, log: Logger, signa
   const client = new MetadataClient(options.baseUrl);
   const session = imdsSession(client, options, log, 'never');
   let read: MetadataRead | undefined;
-  const onRead = (report: MetadataRead) => {
+  session.reportTo = (report) => {
     if (report.source === 'token') read ??= report;
   };
   try {
-    await session.get('instance-id', signal, onRead);
+    await session.get('instance-id', signal);
     return { read, timedOut: false };
   } catch (error) {
     return { read, timedOut: error instanceof MetadataError && error.code === 'ERR_TOKEN_TIMEOUT' };

@@ -9,7 +9,7 @@ import type { TokenSession } from '../metadata/token-session.js';
 import { mergeLoops, type SourceLoop } from '../metadata/merge-loops.js';
 import { FactsCache, readFactItems, type FactItems } from '../metadata/facts-cache.js';
 import { MetadataClient } from '../metadata/client.js';
-import type { Provider, ProviderEvent, ProviderOptions, WatchContext, MetadataRead } from '../types.js';
+import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from '../types.js';
 import { pollSource } from '../metadata/poll-loop.js';
 import { SourceReport } from '../metadata/source-report.js';
 
@@ -51,9 +51,7 @@ export class AwsProvider implements Provider {
   readonly name = 'aws' as const;
   private readonly client: MetadataClient;
   private readonly session: TokenSession;
-  private readonly facts = new FactsCache((signal, learn) => readFactItems(FACT_ITEMS, (path) => this.session.get(path, signal, this.reportRead), learn));
-  /** The watch's `onRead`: the token request the facts reads set off at start is reported there too. */
-  private reportRead: ((read: MetadataRead) => void) | undefined;
+  private readonly facts = new FactsCache((signal, learn) => readFactItems(FACT_ITEMS, (path) => this.session.get(path, signal), learn));
   private readonly hasOwnLog: boolean;
   private readonly clock: Clock;
 
@@ -79,7 +77,7 @@ export class AwsProvider implements Provider {
 
   private async *run(context: WatchContext): AsyncGenerator<ProviderEvent> {
     if (!this.hasOwnLog) this.session.log = context.log;
-    this.reportRead = context.onRead;
+    this.session.reportTo = context.onRead;
     const poll = this.options.pollIntervalMs;
     const boot = this.options.bootId ?? bootId();
     const sources: AwsSource[] = [
@@ -105,7 +103,7 @@ export class AwsProvider implements Provider {
           clock: this.clock,
           nextIntervalMs: source.nextDelayMs,
           read: async (readSignal) => {
-            const body = await this.session.get(source.path, readSignal, context.onRead);
+            const body = await this.session.get(source.path, readSignal);
             return { status: body === null ? 404 : 200, found: source.interpret(body) };
           },
         },

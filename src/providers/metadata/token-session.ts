@@ -75,6 +75,12 @@ export class TokenSession {
   private readonly protocol: TokenProtocol;
   /** Where token messages go; the provider points it at the watch's log. */
   log: Logger;
+  /**
+   * Where token requests are reported as reads; the provider points it at the watch's
+   * `onRead`. One place for all: a token PUT is shared by whichever reads need it (a
+   * source's poll, the instance facts), and is counted once whoever set it off.
+   */
+  reportTo: OnRead | undefined;
 
   constructor(private readonly options: TokenSessionOptions) {
     this.protocol = options.protocol;
@@ -86,16 +92,16 @@ export class TokenSession {
    * GETs `/latest/meta-data/<path>`: the body on 200, null on 404 (nothing here).
    * Throws MetadataRequestError / MetadataError for everything else.
    */
-  async get(path: string, signal: AbortSignal, onRead?: OnRead): Promise<string | null> {
+  async get(path: string, signal: AbortSignal): Promise<string | null> {
     const refused = (response: MetadataResponse) => this.protocol.refusedStatuses.includes(response.status);
-    let token = await this.currentToken(onRead);
+    let token = await this.currentToken();
     let response = await this.send(path, token, signal);
     if (refused(response) && this.options.plainGets !== 'always') {
       // An expired or revoked token, or tokens enforced since plain GETs were chosen.
       const hadToken = token !== null;
       if (this.token?.value === token) this.token = undefined;
       this.offered = true;
-      token = await this.currentToken(onRead);
+      token = await this.currentToken();
       if (token !== null || hadToken) response = await this.send(path, token, signal);
     }
     if (response.status === 200) return response.body;
@@ -121,20 +127,20 @@ export class TokenSession {
   }
 
   /** A valid token, or null to go without (as `plainGets` allows). Concurrent callers share one PUT. */
-  private currentToken(onRead?: OnRead): Promise<string | null> {
+  private currentToken(): Promise<string | null> {
     if (!this.offered) return Promise.resolve(null);
     const now = this.options.clock.now();
     if (this.token && now < this.token.refreshAt) return Promise.resolve(this.token.value);
     if (now < this.retryTokenAt) return this.fallenBack ? Promise.resolve(null) : Promise.reject(this.lastTokenError);
-    this.fetching ??= this.fetchToken(onRead).finally(() => (this.fetching = undefined));
+    this.fetching ??= this.fetchToken().finally(() => (this.fetching = undefined));
     // Fallen back, reads go on without a token meanwhile (fetchToken resolves null rather than throwing then).
     return this.fallenBack ? Promise.resolve(null) : this.fetching;
   }
 
   /** Never passed a reader's signal: the PUT is shared, and one reader stopping must not end it for all. */
-  private async fetchToken(onRead?: OnRead): Promise<string | null> {
+  private async fetchToken(): Promise<string | null> {
     const started = performance.now();
-    const report = (read: Omit<MetadataRead, 'source' | 'ms'>) => onRead?.({ source: 'token', ms: performance.now() - started, ...read });
+    const report = (read: Omit<MetadataRead, 'source' | 'ms'>) => this.reportTo?.({ source: 'token', ms: performance.now() - started, ...read });
     const { name } = this.protocol;
     const ttl = this.options.tokenTtlSeconds;
     try {
