@@ -6,6 +6,7 @@ import type { ProviderEvent } from '../../src/providers/types.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { noReply } from '../helpers/no-reply.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from '../helpers/provider-watch.js';
+import { nockOnly } from '../helpers/nock-only.js';
 
 // A name that never resolves: with net connect disabled nothing can leave the machine.
 const BASE = 'http://alibaba-meta.test';
@@ -25,15 +26,7 @@ function serveFacts() {
   for (const [item, value] of Object.entries(facts)) nock(BASE).persist().get(`/latest/meta-data/${item}`).reply(200, value);
 }
 
-beforeAll(() => {
-  nock.disableNetConnect();
-});
-afterEach(() => {
-  nock.cleanAll();
-});
-afterAll(() => {
-  nock.enableNetConnect();
-});
+nockOnly();
 
 describe('Alibaba Cloud spot provider (protocol edge cases)', () => {
   test('404 and an empty body are no notice; a UTC time is a terminate notice with that deadline', async () => {

@@ -12,6 +12,7 @@ import { noticeId } from '../../src/notice/notice.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { noReply } from '../helpers/no-reply.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder, type WatchRecorder } from '../helpers/provider-watch.js';
+import { nockOnly } from '../helpers/nock-only.js';
 
 // A name nock answers for: nothing here can reach a real metadata service.
 const BASE = 'http://imds.test';
@@ -67,15 +68,7 @@ async function eventsUntil(provider: Provider, recorder: WatchRecorder, done: ()
 
 const readsOf = (recorder: WatchRecorder, source: string) => recorder.reads.filter((read) => read.source === source);
 
-beforeAll(() => {
-  nock.disableNetConnect();
-});
-afterEach(() => {
-  nock.cleanAll();
-});
-afterAll(() => {
-  nock.enableNetConnect();
-});
+nockOnly();
 
 describe('AWS interruption sources', () => {
   test.each([

@@ -6,6 +6,7 @@ import { FIRST_CALL_MESSAGE, ScheduledEventsTracker, eventDeadline, parseAzureIn
 import { FakeClock } from '../helpers/fake-clock.js';
 import { noReply } from '../helpers/no-reply.js';
 import { collectEvents, noticeOf, testProviderOptions, watchRecorder } from '../helpers/provider-watch.js';
+import { nockOnly } from '../helpers/nock-only.js';
 
 // A name that never resolves: with net connect disabled nothing can leave the machine.
 const BASE = 'http://azure-imds.test';
@@ -57,15 +58,7 @@ function provider(overrides: Parameters<typeof testProviderOptions>[1] = {}) {
   return new AzureProvider(testProviderOptions(BASE, { azure: { firstCallTimeoutMs: 2000 }, clock: new FakeClock(), ...overrides }));
 }
 
-beforeAll(() => {
-  nock.disableNetConnect();
-});
-afterEach(() => {
-  nock.cleanAll();
-});
-afterAll(() => {
-  nock.enableNetConnect();
-});
+nockOnly();
 
 describe('Azure Scheduled Events provider (protocol edge cases)', () => {
   test('a Preempt event for this VM becomes a preempt notice with NotBefore as its deadline and a stable id', async () => {
