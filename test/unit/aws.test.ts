@@ -7,6 +7,7 @@ import { parseAwsEventDate, parseMaintenance } from '../../src/providers/aws/pay
 import { AwsProvider } from '../../src/providers/aws/provider.js';
 import { MetadataClient } from '../../src/providers/metadata/client.js';
 import type { MetadataError } from '../../src/lib/errors.js';
+import { silentLogger } from '../../src/lib/log.js';
 import type { Provider, ProviderEvent } from '../../src/providers/types.js';
 import { noticeId } from '../../src/notice/notice.js';
 import { FakeClock } from '../helpers/fake-clock.js';
@@ -372,7 +373,7 @@ describe('IMDSv2 token handling', () => {
     let tokenObtained!: () => void;
     const backgroundToken = new Promise<void>((resolve) => (tokenObtained = resolve));
     // This read starts the token request in the background and still goes out as IMDSv1.
-    s.imds.reportTo = (read) => read.source === 'token' && read.ok && tokenObtained();
+    s.imds.attach({ log: silentLogger(), onRead: (read) => read.source === 'token' && read.ok && tokenObtained() });
     await expect(s.imds.get('instance-id', signal)).resolves.toBe('v1');
     await backgroundToken;
     nock(BASE).get(`${META}instance-id`).matchHeader('x-aws-ec2-metadata-token', 'back').reply(200, 'v2');

@@ -1,7 +1,7 @@
 import { jitteredInterval } from '../../lib/backoff.js';
 import { REAL_CLOCK, type Clock } from '../../lib/clock.js';
 import { showValue } from '../../lib/format.js';
-import { silentLogger, type Logger } from '../../lib/log.js';
+import { type Logger } from '../../lib/log.js';
 import { bootId } from '../../lib/boot-id.js';
 import { noticeId, type InstanceFacts, type Notice } from '../../notice/notice.js';
 import { META_DATA_PATH, TOKEN_PATH, TokenSession, type TokenProtocol } from '../metadata/token-session.js';
@@ -80,7 +80,6 @@ export class AlibabaProvider implements Provider {
   private readonly session: TokenSession;
   private readonly clock: Clock;
   private readonly facts = new FactsCache((signal, learn) => readFactItems(FACT_ITEMS, (path) => this.session.get(path, signal), learn));
-  private readonly hasOwnLog: boolean;
 
   /** `log` receives token messages; without it they go to the log of the first watch. */
   constructor(
@@ -89,11 +88,10 @@ export class AlibabaProvider implements Provider {
   ) {
     this.clock = options.clock ?? REAL_CLOCK;
     this.client = new MetadataClient(options.baseUrl);
-    this.hasOwnLog = log !== undefined;
     const { hardened, tokenTtlSeconds } = options.alibaba ?? ALIBABA_DEFAULTS;
     this.session = new TokenSession({
       client: this.client,
-      log: log ?? silentLogger(),
+      log,
       clock: this.clock,
       protocol: hardenedModeTokens(hardened),
       plainGets: hardened ? 'unoffered' : 'always',
@@ -114,8 +112,7 @@ export class AlibabaProvider implements Provider {
 
   private async *run(context: WatchContext): AsyncGenerator<ProviderEvent> {
     const { signal } = context;
-    if (!this.hasOwnLog) this.session.log = context.log;
-    this.session.reportTo = context.onRead;
+    this.session.attach(context);
     const boot = this.options.bootId ?? bootId();
     /** The termination time last yielded. */
     let yielded: string | undefined;

@@ -27,7 +27,7 @@ export const IMDS_TOKENS: TokenProtocol = {
 };
 
 /** IMDS access as the provider and `preemptd check` make it; IMDSv1 only where `plainGets` allows. */
-export function imdsSession(client: MetadataClient, options: ProviderOptions, log: Logger, plainGets: PlainGets): TokenSession {
+export function imdsSession(client: MetadataClient, options: ProviderOptions, log: Logger | undefined, plainGets: PlainGets): TokenSession {
   const { tokenTtlSeconds, tokenTimeoutMs } = options.aws;
   return new TokenSession({ client, log, clock: options.clock ?? REAL_CLOCK, protocol: IMDS_TOKENS, plainGets, requestTimeoutMs: options.requestTimeoutMs, tokenTtlSeconds, tokenTimeoutMs });
 }
@@ -47,9 +47,12 @@ export async function probeAwsToken(options: ProviderOptions, log: Logger, signa
   const client = new MetadataClient(options.baseUrl);
   const session = imdsSession(client, options, log, 'never');
   let read: MetadataRead | undefined;
-  session.reportTo = (report) => {
-    if (report.source === 'token') read ??= report;
-  };
+  session.attach({
+    log,
+    onRead: (report) => {
+      if (report.source === 'token') read ??= report;
+    },
+  });
   try {
     await session.get('instance-id', signal);
     return { read, timedOut: false };

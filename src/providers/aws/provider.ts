@@ -1,6 +1,6 @@
 import { jitteredInterval } from '../../lib/backoff.js';
 import { REAL_CLOCK, type Clock } from '../../lib/clock.js';
-import { silentLogger, type Logger } from '../../lib/log.js';
+import { type Logger } from '../../lib/log.js';
 import { bootId } from '../../lib/boot-id.js';
 import { noticeId, type InstanceFacts, type Notice, type NoticeKind } from '../../notice/notice.js';
 import { parseInstanceAction, parseMaintenance, parseRebalance } from './payloads.js';
@@ -52,7 +52,6 @@ export class AwsProvider implements Provider {
   private readonly client: MetadataClient;
   private readonly session: TokenSession;
   private readonly facts = new FactsCache((signal, learn) => readFactItems(FACT_ITEMS, (path) => this.session.get(path, signal), learn));
-  private readonly hasOwnLog: boolean;
   private readonly clock: Clock;
 
   /** `log` receives token warnings; without it they go to the log of the first watch. */
@@ -62,8 +61,7 @@ export class AwsProvider implements Provider {
   ) {
     this.clock = options.clock ?? REAL_CLOCK;
     this.client = new MetadataClient(options.baseUrl);
-    this.hasOwnLog = log !== undefined;
-    this.session = imdsSession(this.client, options, log ?? silentLogger(), options.aws.allowImdsV1 ? 'token-fails' : 'never');
+    this.session = imdsSession(this.client, options, log, options.aws.allowImdsV1 ? 'token-fails' : 'never');
   }
 
   /** Best effort, fetched once and cached once the instance id is known; never throws. */
@@ -76,8 +74,7 @@ export class AwsProvider implements Provider {
   }
 
   private async *run(context: WatchContext): AsyncGenerator<ProviderEvent> {
-    if (!this.hasOwnLog) this.session.log = context.log;
-    this.session.reportTo = context.onRead;
+    this.session.attach(context);
     const poll = this.options.pollIntervalMs;
     const boot = this.options.bootId ?? bootId();
     const sources: AwsSource[] = [

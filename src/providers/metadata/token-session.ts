@@ -2,7 +2,7 @@ import { MetadataError, MetadataRequestError, errorMessage } from '../../lib/err
 import { METADATA_BACKOFF, backoffDelay } from '../../lib/backoff.js';
 import { sleepUntil, type Clock } from '../../lib/clock.js';
 import { showValue } from '../../lib/format.js';
-import type { Logger } from '../../lib/log.js';
+import { silentLogger, type Logger } from '../../lib/log.js';
 import type { MetadataClient, MetadataResponse } from './client.js';
 import type { MetadataRead } from '../types.js';
 
@@ -40,7 +40,8 @@ export type PlainGets = 'never' | 'token-fails' | 'unoffered' | 'always';
 
 export interface TokenSessionOptions {
   client: MetadataClient;
-  log: Logger;
+  /** Where token messages go; without one they go to the log of the watch that uses the session. */
+  log?: Logger;
   clock: Clock;
   protocol: TokenProtocol;
   plainGets: PlainGets;
@@ -73,19 +74,24 @@ export class TokenSession {
   /** Ends backoff waits on close: their timers would hold the process open. */
   private closing = new AbortController();
   private readonly protocol: TokenProtocol;
-  /** Where token messages go; the provider points it at the watch's log. */
-  log: Logger;
+  private log: Logger;
   /**
-   * Where token requests are reported as reads; the provider points it at the watch's
-   * `onRead`. One place for all: a token PUT is shared by whichever reads need it (a
-   * source's poll, the instance facts), and is counted once whoever set it off.
+   * Where token requests are reported as reads. One place for all: a token PUT is shared by
+   * whichever reads need it (a source's poll, the instance facts), and is counted once
+   * whoever set it off.
    */
-  reportTo: OnRead | undefined;
+  private reportTo: OnRead | undefined;
 
   constructor(private readonly options: TokenSessionOptions) {
     this.protocol = options.protocol;
-    this.log = options.log;
+    this.log = options.log ?? silentLogger();
     this.offered = options.plainGets !== 'always';
+  }
+
+  /** The watch using this session: token requests are reported to it, and logged to its log unless the session has its own. */
+  attach(watch: { log: Logger; onRead?: OnRead }): void {
+    if (!this.options.log) this.log = watch.log;
+    this.reportTo = watch.onRead;
   }
 
   /**
