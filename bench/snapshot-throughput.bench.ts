@@ -221,6 +221,7 @@ function benchContext(onProgress: (figures: Record<string, unknown>) => void): S
     signal: new AbortController().signal,
     deadline: Date.now() + 600_000,
     planDeadline: null,
+    followsStartedAt: notice.detectedAt.getTime(),
     event: (type) => buildEvent(type, notice, host, null),
     finishedSteps: () => [],
     progress: onProgress,

@@ -36,12 +36,14 @@ export async function executePlan(plan: Plan, deps: ExecuteDeps): Promise<PlanRe
   const recorder = new StepRecorder(plan, deps);
   recorder.replayJournal();
 
+  /** When each run started, so a step can tell what happened since the ones it follows began. */
+  const runStarts = new Map<string, number>();
   const runPhase = async (runs: Run[]) => {
     const pending = new Map<string, Promise<void>>();
     for (const run of runs) {
       const waitFor = run.after.flatMap((name) => pending.get(name) ?? []);
       const settled = Promise.all(waitFor).then(async () => {
-        if (!recorder.outcome(run.name)) recorder.finished(await runStep(run, plan, deps, recorder));
+        if (!recorder.outcome(run.name)) recorder.finished(await runStep(run, plan, deps, recorder, runStarts));
       });
       pending.set(run.name, settled);
     }
@@ -61,9 +63,11 @@ export async function executePlan(plan: Plan, deps: ExecuteDeps): Promise<PlanRe
   };
 }
 
-async function runStep(run: Run, plan: Plan, deps: ExecuteDeps, recorder: StepRecorder): Promise<StepSummary> {
+async function runStep(run: Run, plan: Plan, deps: ExecuteDeps, recorder: StepRecorder, runStarts: Map<string, number>): Promise<StepSummary> {
   const { step } = run;
   const started = Date.now();
+  runStarts.set(run.name, started);
+  const followed = run.after.flatMap((name) => runStarts.get(name) ?? []);
   const finishWith = (status: StepStatus, error?: string, detail?: StepDetail): StepSummary => ({
     name: run.name,
     type: step.type,
@@ -94,6 +98,7 @@ async function runStep(run: Run, plan: Plan, deps: ExecuteDeps, recorder: StepRe
     signal: controller.signal,
     deadline,
     planDeadline: plan.planDeadline,
+    followsStartedAt: followed.length ? Math.max(...followed) : plan.notice.detectedAt.getTime(),
     event: (type) =>
       buildEvent(type, plan.notice, deps.host, plan.planDeadline, type === 'plan.finished' ? recorder.finishedRuns() : []),
     finishedSteps: () => recorder.finishedRuns(),

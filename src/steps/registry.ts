@@ -3,13 +3,14 @@ import { execStep } from './exec/step.js';
 import { httpStep } from './http/step.js';
 import { signalStep } from './signal/step.js';
 import { snapshotStep } from './snapshot/step.js';
+import { waitStep } from './wait/step.js';
 import { webhookStep } from './webhook/step.js';
 
 /**
  * Every step type, keyed by the config key that selects it. The config schema and the
  * executor read this registry; adding a step type means adding one line here.
  */
-export const STEP_TYPES: readonly AnyStepType[] = [signalStep, httpStep, execStep, webhookStep, snapshotStep];
+export const STEP_TYPES: readonly AnyStepType[] = [signalStep, httpStep, execStep, webhookStep, waitStep, snapshotStep];
 
 export function findStepType(type: string): AnyStepType | undefined {
   return STEP_TYPES.find((stepType) => stepType.type === type);

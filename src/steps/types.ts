@@ -18,6 +18,12 @@ export interface StepContext {
   readonly deadline: number;
   /** Epoch ms of the plan deadline; null when the notice has none. */
   readonly planDeadline: number | null;
+  /**
+   * Epoch ms when the latest of the steps this one waits for (`after:`) started: what "new"
+   * means to a step that waits for their effect. The notice's detection time when it waits for
+   * none, or they ran before a restart.
+   */
+  readonly followsStartedAt: number;
   /** The versioned event for this notice; `plan.finished` carries the other steps' outcomes. */
   event(type: PreemptdEvent['type']): PreemptdEvent;
   /** Outcomes of the steps that finished so far (for summary webhooks). */

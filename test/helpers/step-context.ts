@@ -33,7 +33,7 @@ export interface TestStepContext {
  * deadline when earlier), and log lines are captured for assertions.
  */
 export function testStepContext(
-  options: { timeoutMs?: number; planDeadline?: number | null; notice?: Notice } = {},
+  options: { timeoutMs?: number; planDeadline?: number | null; notice?: Notice; followsStartedAt?: number } = {},
 ): TestStepContext {
   const notice = options.notice ?? testNotice();
   const planDeadline = options.planDeadline === undefined ? null : options.planDeadline;
@@ -58,6 +58,7 @@ export function testStepContext(
     signal: controller.signal,
     deadline,
     planDeadline,
+    followsStartedAt: options.followsStartedAt ?? notice.detectedAt.getTime(),
     event: (type) => buildEvent(type, notice, host, planDeadline),
     finishedSteps: () => [],
     progress: (detail) => progress.push(detail),

@@ -13,10 +13,13 @@ import { StepFailure } from '../../src/lib/errors.js';
 /** What happened, in order: `start:a`, `end:a`... */
 let timeline: string[];
 let contexts: Map<string, StepContext>;
+/** Date.now() as each fake step began and ended its work. */
+let clockAt: Map<string, number>;
 
 beforeEach(() => {
   timeline = [];
   contexts = new Map();
+  clockAt = new Map();
 });
 
 interface FakeOptions {
@@ -34,6 +37,7 @@ const fakeStep: AnyStepType = {
   describe: () => 'fake',
   async run(options: FakeOptions, context: StepContext) {
     contexts.set(context.stepName, context);
+    clockAt.set(`start:${context.stepName}`, Date.now());
     timeline.push(`start:${context.stepName}`);
     if (options.hang) return new Promise(() => undefined);
     await new Promise<void>((resolve, reject) => {
@@ -44,6 +48,7 @@ const fakeStep: AnyStepType = {
       });
     });
     timeline.push(`end:${context.stepName}`);
+    clockAt.set(`end:${context.stepName}`, Date.now());
     if (options.fail) throw new StepFailure(options.fail, { tried: true });
     return { waited: options.ms ?? 0 };
   },
@@ -174,6 +179,17 @@ describe('executePlan', () => {
       ['c', 'ok'],
     ]);
     expect(result.steps[0]!.detail).toEqual({ waited: 60 });
+  });
+
+  test('tells each step when the latest of the steps it follows started (the notice time without any)', async () => {
+    const theNotice = notice(120_000);
+    await run([step('a', { ms: 30 }), step('b', {}, { after: ['a'] }), step('c', {}, { after: ['a', 'b'] })], { notice: theNotice });
+    expect(contexts.get('a')!.followsStartedAt).toBe(theNotice.detectedAt.getTime());
+    // c follows b, which started after a ended: b's start, not a's.
+    const follows = contexts.get('c')!.followsStartedAt;
+    expect(follows).toBeGreaterThanOrEqual(clockAt.get('end:a')!);
+    expect(follows).toBeLessThanOrEqual(clockAt.get('start:b')!);
+    expect(contexts.get('b')!.followsStartedAt).toBeLessThanOrEqual(clockAt.get('start:a')!);
   });
 
   test('runs a step that waits for a step filtered out by on:', async () => {
