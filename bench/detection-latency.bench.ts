@@ -17,15 +17,15 @@ import { summarise } from './lib/stats.js';
  * so 200 trials at a 1 s poll take under a minute; each trial shows a fresh notice at a
  * random moment relative to the agent's poll phase.
  *
- * npm run bench -- detection-latency [aws gcp azure alibaba] [--trials N] [--lanes N]
+ * npm run bench -- detection-latency [aws aws-asg aws-hibernate gcp azure alibaba tencent] [--trials N] [--lanes N]
  */
-const KINDS: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate' };
+const KINDS: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate', tencent: 'terminate' };
 /**
  * Agents measured side by side in this one process. Polling clouds need lanes to finish
  * 200 trials at 1 s in reasonable time; GCP's hanging GET answers in milliseconds, where
  * other lanes' start-up work on the shared event loop would be measured as latency.
  */
-const DEFAULT_LANES: Record<ProviderName, number> = { aws: 10, gcp: 1, azure: 10, alibaba: 10 };
+const DEFAULT_LANES: Record<ProviderName, number> = { aws: 10, gcp: 1, azure: 10, alibaba: 10, tencent: 10 };
 const GOALS: Partial<Record<ProviderName, string>> = { aws: 'p50 <= 550 ms, p99 <= 1050 ms', gcp: 'p99 <= 50 ms' };
 
 export default async function main(args: string[]): Promise<void> {

@@ -13,7 +13,8 @@ import { checkCondition } from '../../src/steps/http/condition.js';
 import { Journal } from '../../src/notice/journal.js';
 import type { Notice } from '../../src/notice/notice.js';
 import { readPidfile } from '../../src/steps/signal/targets.js';
-import { parseTerminationTime } from '../../src/providers/alibaba/provider.js';
+import { ALIBABA_TERMINATION_TIME } from '../../src/providers/alibaba/provider.js';
+import { parseTerminationTime } from '../../src/providers/metadata/termination-time.js';
 import { parseAwsEventDate, parseInstanceAction, parseIsoTime, parseMaintenance, parseRebalance } from '../../src/providers/aws/payloads.js';
 import { parseAzureInstance, parseScheduledEvents, ScheduledEventsTracker } from '../../src/providers/azure/scheduled-events.js';
 import { parseMaintenanceEvent, parsePreempted } from '../../src/providers/gcp/provider.js';
@@ -206,7 +207,7 @@ describe('Alibaba termination time', () => {
   test('any body is no notice, or a notice with a real time', () => {
     fc.assert(
       fc.property(fc.oneof(isoTime, nearText, fc.constant(null)), (body) => {
-        const termination = parseTerminationTime(body);
+        const termination = parseTerminationTime(ALIBABA_TERMINATION_TIME, body);
         if (termination?.time) expect(Number.isNaN(termination.time.getTime())).toBe(false);
       }),
       options,
