@@ -17,7 +17,7 @@ import { summarise } from './lib/stats.js';
  *
  * npm run bench -- azure-alibaba-latency [provider...] [--trials N] [--lanes N]
  */
-const KINDS: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate' };
+const KINDS: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate', tencent: 'terminate' };
 const POLL_MS = 1000;
 
 export default async function main(args: string[]): Promise<void> {

@@ -6,7 +6,7 @@ import { runFaultScenario, scenariosFor, type FaultOutcome } from '../test/helpe
  * (default 10 s, so backoff reaches its longer delays) and a longer watch for duplicates.
  * Prints one line per scenario and, per cloud, notices detected and plans run exactly once.
  *
- * npm run bench -- fault-suite [aws gcp azure alibaba] [--fault-seconds 10]
+ * npm run bench -- fault-suite [aws gcp azure alibaba tencent] [--fault-seconds 10]
  */
 export default async function main(args: string[]): Promise<void> {
   const faultSeconds = Number(args[args.indexOf('--fault-seconds') + 1] || 10);

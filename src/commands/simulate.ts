@@ -56,10 +56,12 @@ export function formatDryRun(plan: Plan, config: Pick<Config, 'safetyMarginMs' |
   const runs = schedulePlan(plan, findStepType);
   const lines: string[] = [];
   const deadline = notice.deadline === null ? 'no deadline (advisory)' : `deadline in ${formatDuration(notice.deadline.getTime() - plan.builtAt)}`;
-  const planDeadline =
-    plan.planDeadline === null
-      ? 'steps are bounded by their own timeouts only'
-      : `plan deadline in ${formatDuration(plan.planDeadline - plan.builtAt)}${plan.floorBudget ? ' (minimumBudget: the notice left less)' : ` (safetyMargin ${formatDuration(config.safetyMarginMs)})`}`;
+  const why = plan.floorBudget
+    ? 'minimumBudget: the notice left less'
+    : notice.kind === 'hibernate'
+      ? 'a hibernate gets no warning: no safetyMargin, quickest steps first; on AWS its deadline is aws.hibernateBudget'
+      : `safetyMargin ${formatDuration(config.safetyMarginMs)}`;
+  const planDeadline = plan.planDeadline === null ? 'steps are bounded by their own timeouts only' : `plan deadline in ${formatDuration(plan.planDeadline - plan.builtAt)} (${why})`;
   lines.push(`Dry run of the plan for a simulated ${notice.kind} notice: ${deadline}; ${planDeadline}.`);
   if (isAdvisory(notice)) lines.push(`The notice is advisory (the VM keeps running): destructive steps run only when their on: lists ${notice.kind}.`);
   lines.push('Nothing is sent, signalled or uploaded.', '');

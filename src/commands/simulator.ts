@@ -18,7 +18,7 @@ export interface SimulatorArgs {
 }
 
 /** The spot interruption kind of each cloud, shown when --kind is not given. */
-const DEFAULT_KIND: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate' };
+const DEFAULT_KIND: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate', tencent: 'terminate' };
 
 export async function simulatorCommand(args: SimulatorArgs): Promise<void> {
   const provider = args.provider as ProviderName;

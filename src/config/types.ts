@@ -39,6 +39,10 @@ export interface Config {
     allowImdsV1: boolean;
     tokenTtlSeconds: number;
     tokenTimeoutMs: number;
+    /** Deadline of an Auto Scaling termination, from when it is seen: the lifecycle hook's timeout. */
+    lifecycleTimeoutMs: number;
+    /** What a hibernate notice leaves the plan: the instance starts hibernating at once. */
+    hibernateBudgetMs: number;
   };
   gcp: {
     /** `timeout_sec` of a hanging GET. */

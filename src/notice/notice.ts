@@ -18,7 +18,7 @@ export type NoticeKind = (typeof NOTICE_KINDS)[number];
 /** Kinds that warn of an interruption but never end the VM themselves (DESIGN.md "Notice kinds"). */
 export const ADVISORY_KINDS: readonly NoticeKind[] = ['rebalance', 'freeze'];
 
-export const PROVIDER_NAMES = ['aws', 'gcp', 'azure', 'alibaba'] as const;
+export const PROVIDER_NAMES = ['aws', 'gcp', 'azure', 'alibaba', 'tencent'] as const;
 export type ProviderName = (typeof PROVIDER_NAMES)[number];
 
 /** What the metadata service told us about this machine; every field is best effort. */

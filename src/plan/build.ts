@@ -71,7 +71,7 @@ export function buildPlan(notice: Notice, config: PlanConfig, now: number, looku
   const planDeadline = computePlanDeadline(notice, config, now);
   const remaining = planDeadline.at === null ? Infinity : planDeadline.at - now;
 
-  const steps = dependencyOrder(included).map((step): PlannedStep => {
+  const steps = dependencyOrder(included, notice.kind === 'hibernate').map((step): PlannedStep => {
     const phase = lookup(step.type)?.phase?.(step.options) ?? 'notice';
     return {
       name: step.name,
@@ -134,8 +134,14 @@ export function movePlanDeadline(plan: Plan, notice: Notice, config: PlanConfig,
   plan.floorBudget = planDeadline.floor;
 }
 
+/**
+ * A hibernate notice's deadline is already the budget the plan gets (aws.hibernateBudget
+ * after it was seen: the instance starts hibernating at once), so neither the safety margin
+ * nor the minimum budget applies to it: the minimum budget would promise time there is not.
+ */
 function computePlanDeadline(notice: Notice, config: PlanConfig, now: number): { at: number | null; floor: boolean } {
   if (notice.deadline === null) return { at: null, floor: false };
+  if (notice.kind === 'hibernate') return { at: notice.deadline.getTime(), floor: false };
   const wanted = notice.deadline.getTime() - config.safetyMarginMs;
   const floor = now + config.minimumBudgetMs;
   return wanted < floor ? { at: floor, floor: true } : { at: wanted, floor: false };
@@ -143,15 +149,19 @@ function computePlanDeadline(notice: Notice, config: PlanConfig, now: number): {
 
 /**
  * Topological order (Kahn), keeping config order among ready steps so plans read like the
- * config. The config schema rejects cycles and unknown names; this check only guards
- * against a plan built from an unchecked config.
+ * config; `quickFirst` (a hibernate, with seconds to go) takes the ready step with the
+ * shortest timeout first instead: the executor starts runs in plan order, so a quick
+ * webhook is under way before a step that spends its first moments on CPU work.
+ * The config schema rejects cycles and unknown names; this check only guards against a
+ * plan built from an unchecked config.
  */
-function dependencyOrder(steps: StepConfig[]): StepConfig[] {
+function dependencyOrder(steps: StepConfig[], quickFirst: boolean): StepConfig[] {
   const names = new Set(steps.map((step) => step.name));
   const placed = new Set<string>();
   const ordered: StepConfig[] = [];
+  const candidates = quickFirst ? [...steps].sort((a, b) => a.timeoutMs - b.timeoutMs) : steps;
   while (ordered.length < steps.length) {
-    const ready = steps.find(
+    const ready = candidates.find(
       (step) => !placed.has(step.name) && step.after.every((name) => !names.has(name) || placed.has(name)),
     );
     if (!ready) {

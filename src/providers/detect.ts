@@ -2,13 +2,14 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PreemptdError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import type { ProviderName } from '../notice/notice.js';
+import { PROVIDER_NAMES, type ProviderName } from '../notice/notice.js';
 import { ALIBABA_METADATA_URL, probeAlibaba } from './alibaba/provider.js';
 import { AWS_METADATA_URL } from './aws/provider.js';
 import { probeAzure } from './azure/provider.js';
 import { AZURE_METADATA_URL } from './azure/scheduled-events.js';
 import { GCP_METADATA_URL } from './gcp/provider.js';
 import { MetadataClient } from './metadata/client.js';
+import { probeTencent, TENCENT_METADATA_URL } from './tencent/provider.js';
 
 /** One DMI signal: a world-readable file under /sys/class/dmi/id and what it says. */
 interface DmiRule {
@@ -35,6 +36,8 @@ export const DMI_RULES: DmiRule[] = [
   { provider: 'azure', file: 'chassis_asset_tag', matches: equals('7783-7084-3265-9085-8269-3286-77') },
   { provider: 'alibaba', file: 'product_name', matches: equals('Alibaba Cloud ECS') },
   { provider: 'alibaba', file: 'sys_vendor', matches: equals('Alibaba Cloud') },
+  { provider: 'tencent', file: 'sys_vendor', matches: equals('Tencent Cloud') },
+  { provider: 'tencent', file: 'product_name', matches: equals('Tencent Cloud') },
 ];
 
 /** A short metadata request that only the named cloud's service answers this way. */
@@ -65,6 +68,7 @@ export const PROBES: Probe[] = [
   },
   { provider: 'azure', defaultUrl: AZURE_METADATA_URL, run: probeAzure },
   { provider: 'alibaba', defaultUrl: ALIBABA_METADATA_URL, run: probeAlibaba },
+  { provider: 'tencent', defaultUrl: TENCENT_METADATA_URL, run: probeTencent },
 ];
 
 export const PROBE_TIMEOUT_MS = 300;
@@ -107,7 +111,7 @@ export async function detectProvider(options: DetectOptions): Promise<Detection>
   }
   throw new PreemptdError(
     'ERR_PROVIDER_DETECT',
-    `could not tell which cloud this machine is on; tried ${tried.join('; ')}. Set provider: to one of aws, gcp, azure, alibaba in the config`,
+    `could not tell which cloud this machine is on; tried ${tried.join('; ')}. Set provider: to one of ${PROVIDER_NAMES.join(', ')} in the config`,
   );
 }
 

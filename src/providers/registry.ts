@@ -6,6 +6,7 @@ import { AWS_METADATA_URL, AwsProvider } from './aws/provider.js';
 import { AzureProvider } from './azure/provider.js';
 import { AZURE_METADATA_URL } from './azure/scheduled-events.js';
 import { GCP_METADATA_URL, GcpProvider } from './gcp/provider.js';
+import { TENCENT_METADATA_URL, TencentProvider } from './tencent/provider.js';
 import type { Provider, ProviderOptions } from './types.js';
 
 interface ProviderEntry {
@@ -20,6 +21,7 @@ export const PROVIDERS: Partial<Record<ProviderName, ProviderEntry>> = {
   gcp: { defaultUrl: GCP_METADATA_URL, create: (options) => new GcpProvider(options) },
   azure: { defaultUrl: AZURE_METADATA_URL, create: (options) => new AzureProvider(options) },
   alibaba: { defaultUrl: ALIBABA_METADATA_URL, create: (options, log) => new AlibabaProvider(options, log) },
+  tencent: { defaultUrl: TENCENT_METADATA_URL, create: (options) => new TencentProvider(options) },
 };
 
 /** `log` receives provider warnings (token trouble); without it they go to the watch's log. */

@@ -35,7 +35,8 @@ export interface ProviderOptions {
   baseUrl: string;
   pollIntervalMs: number;
   requestTimeoutMs: number;
-  aws: { allowImdsV1: boolean; tokenTtlSeconds: number; tokenTimeoutMs: number };
+  /** `lifecycleTimeoutMs` and `hibernateBudgetMs` are optional so existing callers keep compiling (defaults in aws/provider.ts). */
+  aws: { allowImdsV1: boolean; tokenTtlSeconds: number; tokenTimeoutMs: number; lifecycleTimeoutMs?: number; hibernateBudgetMs?: number };
   gcp: { hangTimeoutSeconds: number };
   /** Azure Scheduled Events; optional so existing callers keep compiling (defaults in azure.ts). */
   azure?: { firstCallTimeoutMs: number };

@@ -5,6 +5,9 @@ import type { SimulatedCloud, SimulatedCloudOptions, TriggerSpec } from './cloud
 
 const MAX_TOKEN_TTL_SECONDS = 21_600;
 const DEFAULT_LEAD_MS = 120_000;
+const LIFECYCLE_ITEM = 'autoscaling/target-lifecycle-state';
+/** Trigger actions of a terminate: the spot instance-action ones, and an Auto Scaling termination. */
+export const AWS_ACTIONS = ['terminate', 'stop', 'hibernate', 'autoscaling'] as const;
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 /** IMDS answers errors with small XHTML pages, not JSON. */
@@ -78,6 +81,8 @@ export class SimulatedAws implements SimulatedCloud {
       'local-ipv4': '10.0.1.23',
       'placement/availability-zone': 'us-east-1a',
       'placement/region': 'us-east-1',
+      // In an Auto Scaling group, as ec2-metadata-mock shows it; `--action autoscaling` terminates it.
+      [LIFECYCLE_ITEM]: 'InService',
     };
     for (const [path, value] of Object.entries(facts)) this.values.set(path, value);
   }
@@ -163,10 +168,15 @@ export class SimulatedAws implements SimulatedCloud {
       case 'stop':
       case 'hibernate': {
         const action = spec.action ?? spec.kind;
-        if (!['terminate', 'stop', 'hibernate'].includes(action)) {
-          throw new PreemptdError('ERR_USAGE', `AWS spot action ${JSON.stringify(action)} is not one of terminate, stop, hibernate`);
+        if (!(AWS_ACTIONS as readonly string[]).includes(action)) {
+          throw new PreemptdError('ERR_USAGE', `AWS action ${JSON.stringify(action)} is not one of ${AWS_ACTIONS.join(', ')}`);
         }
-        const time = isoSeconds(noticeTime(spec));
+        if (action === 'autoscaling') {
+          this.values.set(LIFECYCLE_ITEM, 'Terminated');
+          return;
+        }
+        // A hibernation starts as the notice appears: its time is now unless one is given.
+        const time = isoSeconds(action === 'hibernate' && spec.time === undefined ? new Date() : noticeTime(spec));
         this.values.set('spot/instance-action', JSON.stringify({ action, time }));
         this.values.set('spot/termination-time', time);
         return;
@@ -198,6 +208,7 @@ export class SimulatedAws implements SimulatedCloud {
     this.values.delete('spot/instance-action');
     this.values.delete('spot/termination-time');
     this.values.delete('events/recommendations/rebalance');
+    this.values.set(LIFECYCLE_ITEM, 'InService');
     // AWS keeps a cancelled event listed with its state until it moves to history.
     for (const event of this.maintenance) event.State = 'canceled';
   }

@@ -48,7 +48,7 @@ export const FAULTS: Record<FaultName, string> = {
   flicker: 'an answer that shows a notice is replaced by the cloud\'s "nothing pending" answer: the notice disappears and comes back',
   'notice-past': 'a notice shown by trigger gets a time in the past (=how far, default 10m)',
   'notice-future': 'a notice shown by trigger gets a time far ahead (=how far, default 87600h, 10 years)',
-  retime: "an answer showing a notice gets its time recomputed as request time + D (=D, default 2m), as AWS's own metadata mock does (AWS, Alibaba)",
+  retime: "an answer showing a notice gets its time recomputed as request time + D (=D, default 2m), as AWS's own metadata mock does (AWS, Alibaba, Tencent)",
   'early-return': 'a hanging GET (wait_for_change) is answered at once with the value and ETag unchanged, as a proxy that ignores it does (GCP)',
   endless: 'HTTP 200 with a body that never ends, sent as fast as the client reads it, until the client hangs up',
   redirect: 'HTTP 302 to the same path on another host (127.0.0.2, same port), as a misrouting proxy sends; a client must not follow it',

@@ -3,6 +3,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { ProviderName } from '../notice/notice.js';
 import type { TriggerSpec } from './cloud.js';
 import { isoSeconds } from './aws.js';
+import { tencentTime } from './tencent.js';
 import { captureAnswer, drip, endless, send, type Answer } from './fault-delivery.js';
 import { NO_FAULTS, NOTICE_FAULTS, type FaultEntry, type FaultName, type FaultSpec } from './fault-spec.js';
 
@@ -27,6 +28,7 @@ const SERVICE_HEADERS: Record<ProviderName, OutgoingHttpHeaders> = {
   gcp: { 'Metadata-Flavor': 'Google', Server: 'Metadata Server for VM' },
   azure: {},
   alibaba: {},
+  tencent: {},
 };
 
 /** Cut short: never valid JSON, never a whole value. */
@@ -59,6 +61,11 @@ function wrongTypes(answer: Answer): Answer {
 /** Far from any real DocumentIncarnation, so a flicker document never collides with a real one. */
 const FLICKER_INCARNATION_OFFSET = 1_000_000;
 
+/** Alibaba's and Tencent's termination-time item with no reclaim scheduled. */
+function quietTermination(answer: Answer, path: string): Answer | undefined {
+  return answer.status === 200 && path.endsWith('/spot/termination-time') ? { status: 404, headers: { 'content-type': 'text/plain' }, body: 'Not Found' } : undefined;
+}
+
 /**
  * The cloud's "nothing pending" answer for an answer that shows a notice; undefined when
  * the answer shows none (then there is nothing to hide).
@@ -68,8 +75,8 @@ const QUIET: Record<ProviderName, Transform> = {
     answer.status === 200 && /\/meta-data\/(spot\/|events\/)/.test(path)
       ? { status: 404, headers: { 'Content-Type': 'text/html' }, body: errorPage(404, 'Not Found') }
       : undefined,
-  alibaba: (answer, path) =>
-    answer.status === 200 && path.endsWith('/spot/termination-time') ? { status: 404, headers: { 'content-type': 'text/plain' }, body: 'Not Found' } : undefined,
+  alibaba: quietTermination,
+  tencent: quietTermination,
   gcp: (answer, path) => {
     const quiet = path.endsWith('/instance/preempted') ? 'FALSE' : path.endsWith('/instance/maintenance-event') ? 'NONE' : undefined;
     if (answer.status !== 200 || quiet === undefined || answer.body === quiet) return undefined;
@@ -94,10 +101,13 @@ const QUIET: Record<ProviderName, Transform> = {
  * A notice's time recomputed on every answer, `aheadMs` after the request (a rebalance's
  * noticeTime: the request time itself); undefined when the answer shows no notice.
  */
-function retime(aheadMs: number, now = Date.now()): Transform {
+function retime(provider: ProviderName, aheadMs: number, now = Date.now()): Transform {
   return (answer, path) => {
     if (answer.status !== 200) return undefined;
-    if (path.endsWith('/spot/termination-time')) return { ...answer, body: isoSeconds(new Date(now + aheadMs)) };
+    if (path.endsWith('/spot/termination-time')) {
+      const time = new Date(now + aheadMs);
+      return { ...answer, body: provider === 'tencent' ? tencentTime(time) : isoSeconds(time) };
+    }
     const field = path.endsWith('/spot/instance-action') ? 'time' : path.endsWith('/events/recommendations/rebalance') ? 'noticeTime' : undefined;
     if (field === undefined) return undefined;
     try {
@@ -185,7 +195,7 @@ export class FaultLayer {
       case 'flicker':
         return rewrite(QUIET[this.provider]);
       case 'retime':
-        return rewrite(retime(fault.paramMs ?? 0));
+        return rewrite(retime(this.provider, fault.paramMs ?? 0));
       case 'early-return':
         return this.withoutWait(request, handle);
       case 'endless':

@@ -16,7 +16,7 @@ import { startReceiver } from './receiver.js';
  * notice shown. The plan's one webhook step posts to a loopback receiver, so deliveries
  * count plan runs. Shared by test/faults.test.ts and bench/fault-suite.
  */
-export const SPOT_KIND: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate' };
+export const SPOT_KIND: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate', tencent: 'terminate' };
 
 export interface FaultScenario {
   provider: ProviderName;
@@ -59,7 +59,7 @@ export interface FaultOutcome {
  * Poll intervals: fast enough for a short suite, slow enough that some 20 agents side by side
  * leave CPU for the rest of npm test; Azure allows 5 requests per second per VM.
  */
-const POLL: Record<ProviderName, string> = { aws: '100ms', gcp: '100ms', azure: '250ms', alibaba: '100ms' };
+const POLL: Record<ProviderName, string> = { aws: '100ms', gcp: '100ms', azure: '250ms', alibaba: '100ms', tencent: '100ms' };
 
 export async function runFaultScenario(scenario: FaultScenario): Promise<FaultOutcome> {
   const { provider } = scenario;

@@ -66,6 +66,42 @@ describe('AWS provider against the simulator', () => {
     expect(events[1]).toEqual({ type: 'withdrawn', noticeId: notice.id, reason: expect.stringContaining('canceled') });
   });
 
+  test('an Auto Scaling termination (--action autoscaling) is a terminate notice due aws.lifecycleTimeout later; clearing it (InService again) withdraws it', async () => {
+    simulator = await startSimulator({ provider: 'aws' });
+    const sim = simulator;
+    const recorder = watchRecorder();
+    const events: ProviderEvent[] = [];
+    const options = testProviderOptions(simulator.url, { aws: { allowImdsV1: false, tokenTtlSeconds: 21600, tokenTimeoutMs: 1000, lifecycleTimeoutMs: 900_000 } });
+    const watching = (async () => {
+      for await (const event of new AwsProvider(options).watch(recorder.context)) {
+        events.push(event);
+        if (event.type === 'notice') sim.clear();
+        else break;
+      }
+    })();
+    await recorder.readMatching((read) => read.source === 'autoscaling/target-lifecycle-state' && read.status === 200);
+    sim.trigger({ kind: 'terminate', action: 'autoscaling' });
+    await watching;
+    const notice = noticeOf(events[0]);
+    expect(notice).toMatchObject({ kind: 'terminate', raw: 'Terminated' });
+    expect(notice.deadline!.getTime() - notice.detectedAt.getTime()).toBeGreaterThanOrEqual(899_000);
+    expect(notice.deadline!.getTime() - notice.detectedAt.getTime()).toBeLessThanOrEqual(900_000);
+    expect(events[1]).toEqual({ type: 'withdrawn', noticeId: notice.id, reason: 'the Auto Scaling target lifecycle state is InService again' });
+    // The spot item never showed anything: this was the group's doing, not a spot interruption.
+    expect(recorder.reads.filter((read) => read.source === 'spot/instance-action').every((read) => read.status === 404)).toBe(true);
+  });
+
+  test('a hibernate from the simulator comes with no lead time, and the notice is due aws.hibernateBudget after it was seen', async () => {
+    simulator = await startSimulator({ provider: 'aws' });
+    simulator.trigger({ kind: 'hibernate', leadMs: 120_000 });
+    const options = testProviderOptions(simulator.url, { aws: { allowImdsV1: false, tokenTtlSeconds: 21600, tokenTimeoutMs: 1000, hibernateBudgetMs: 1500 } });
+    const notice = noticeOf((await collectEvents(new AwsProvider(options), watchRecorder(), 1))[0]);
+    expect(notice.kind).toBe('hibernate');
+    expect(Date.parse((notice.raw as { time: string }).time)).toBeLessThanOrEqual(Date.now());
+    expect(notice.deadline!.getTime() - notice.detectedAt.getTime()).toBeLessThanOrEqual(1500);
+    expect(notice.deadline!.getTime() - notice.detectedAt.getTime()).toBeGreaterThan(1000);
+  });
+
   test('a metadata service that refuses connections is retried until it comes up, then the notice arrives', async () => {
     const port = await freePort();
     const recorder = watchRecorder();

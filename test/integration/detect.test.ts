@@ -13,6 +13,7 @@ const MACHINES: Record<string, Record<string, string>> = {
   gcp: { sys_vendor: 'Google\n', product_name: 'Google Compute Engine\n', bios_vendor: 'Google\n' },
   azure: { sys_vendor: 'Microsoft Corporation\n', product_name: 'Virtual Machine\n', chassis_asset_tag: '7783-7084-3265-9085-8269-3286-77\n' },
   alibaba: { sys_vendor: 'Alibaba Cloud\n', product_name: 'Alibaba Cloud ECS\n' },
+  tencent: { sys_vendor: 'Tencent Cloud\n', product_name: 'CVM\n' },
 };
 
 function captureLog() {
@@ -48,6 +49,7 @@ describe('detectProvider', () => {
     ['gcp', 'gcp', 'DMI product_name is "Google Compute Engine"'],
     ['azure', 'azure', 'DMI chassis_asset_tag is "7783-7084-3265-9085-8269-3286-77"'],
     ['alibaba', 'alibaba', 'DMI product_name is "Alibaba Cloud ECS"'],
+    ['tencent', 'tencent', 'DMI sys_vendor is "Tencent Cloud"'],
   ])('recognises %s from its DMI files without any network call', async (machine, provider, how) => {
     await fakeDmi(MACHINES[machine]!);
     const { log, lines } = captureLog();
@@ -74,7 +76,7 @@ describe('detectProvider', () => {
     const attempt = detectProvider({ dmiDir: dir, probe: true, metadataUrl: 'http://127.0.0.1:9', log: captureLog().log });
     await expect(attempt).rejects.toMatchObject({ code: 'ERR_PROVIDER_DETECT' });
     await expect(attempt).rejects.toThrow(`DMI files in ${dir}`);
-    await expect(attempt).rejects.toThrow('metadata probes (gcp, aws, azure, alibaba) against http://127.0.0.1:9: no cloud answered');
+    await expect(attempt).rejects.toThrow('metadata probes (gcp, aws, azure, alibaba, tencent) against http://127.0.0.1:9: no cloud answered');
     await expect(attempt).rejects.toThrow('Set provider:');
   });
 

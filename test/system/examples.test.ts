@@ -16,6 +16,7 @@ const WINDOWS: Record<ProviderName, { kind: string; deadline: string }> = {
   gcp: { kind: 'preempt', deadline: '30s' },
   azure: { kind: 'preempt', deadline: '30s' },
   alibaba: { kind: 'terminate', deadline: '120s' },
+  tencent: { kind: 'terminate', deadline: '120s' },
 };
 
 /** The config a Kubernetes example mounts: `config.yaml` of its ConfigMap. */
@@ -31,7 +32,7 @@ const EXAMPLES: { name: string; clouds: ProviderName[]; text: () => string }[] =
   { name: 'packaging/config.yaml', clouds: ['aws', 'gcp', 'azure', 'alibaba'], text: () => readFileSync(join(ROOT, 'packaging/config.yaml'), 'utf8') },
   { name: 'packaging/kubernetes/sidecar-gpu-training.yaml', clouds: ['aws', 'gcp'], text: () => configMapConfig('packaging/kubernetes/sidecar-gpu-training.yaml') },
   { name: 'packaging/kubernetes/daemonset.yaml', clouds: ['aws', 'gcp'], text: () => configMapConfig('packaging/kubernetes/daemonset.yaml') },
-  ...(['aws', 'gcp', 'azure', 'alibaba'] as const).map((provider) => ({
+  ...(['aws', 'gcp', 'azure', 'alibaba', 'tencent'] as const).map((provider) => ({
     name: `the demo's config (${provider})`,
     clouds: [provider],
     text: () => demoConfig({ provider, metadataUrl: 'http://127.0.0.1:9', stateDir: '/nonexistent/state', receiverUrl: 'http://127.0.0.1:9/hooks/ops', pidfile: '/nonexistent/trainer.pid' }),

@@ -1,7 +1,8 @@
 import nock from 'nock';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AlibabaProvider, parseTerminationTime } from '../../src/providers/alibaba/provider.js';
+import { ALIBABA_TERMINATION_TIME, AlibabaProvider } from '../../src/providers/alibaba/provider.js';
+import { parseTerminationTime } from '../../src/providers/metadata/termination-time.js';
 import type { ProviderEvent } from '../../src/providers/types.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { noReply } from '../helpers/no-reply.js';
@@ -187,9 +188,9 @@ describe('Alibaba instance facts on a notice', () => {
 
 describe('parseTerminationTime', () => {
   test('reads a UTC time and treats nothing, blanks and non-times as no notice', () => {
-    expect(parseTerminationTime(null)).toBeUndefined();
-    expect(parseTerminationTime(' \n')).toBeUndefined();
-    expect(parseTerminationTime('2015-01-05T18:02:00Z\n')).toEqual({ text: '2015-01-05T18:02:00Z', time: new Date('2015-01-05T18:02:00Z') });
-    expect(parseTerminationTime('soon')).toEqual({ text: 'soon', time: undefined });
+    expect(parseTerminationTime(ALIBABA_TERMINATION_TIME, null)).toBeUndefined();
+    expect(parseTerminationTime(ALIBABA_TERMINATION_TIME, ' \n')).toBeUndefined();
+    expect(parseTerminationTime(ALIBABA_TERMINATION_TIME, '2015-01-05T18:02:00Z\n')).toEqual({ text: '2015-01-05T18:02:00Z', time: new Date('2015-01-05T18:02:00Z') });
+    expect(parseTerminationTime(ALIBABA_TERMINATION_TIME, 'soon')).toEqual({ text: 'soon', time: undefined });
   });
 });

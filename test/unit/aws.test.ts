@@ -75,7 +75,6 @@ describe('AWS interruption sources', () => {
   test.each([
     ['terminate', '2026-11-22T04:02:00Z'],
     ['stop', '2026-11-22T04:03:00Z'],
-    ['hibernate', '2026-11-22T04:04:00Z'],
   ] as const)('spot/instance-action %s (time %s) becomes a notice of that kind due at its time', async (action, time) => {
     fakeImds({ 'spot/instance-action': [[200, JSON.stringify({ action, time })]] });
     const recorder = watchRecorder();
@@ -85,6 +84,18 @@ describe('AWS interruption sources', () => {
     expect(notice.deadline?.toISOString()).toBe(new Date(time).toISOString());
     expect(notice.id).toBe(noticeId('aws', action, 'boot-1\0spot/instance-action'));
     expect(notice.instance).toMatchObject({ id: 'i-0abc', type: 'm5.large', region: 'eu-west-1' });
+  });
+
+  test('a hibernate gets no warning: its deadline is aws.hibernateBudget after it was first seen, whatever its time says, and stays put', async () => {
+    const imds = fakeImds({ 'spot/instance-action': [[200, '{"action":"hibernate","time":"2026-11-22T04:04:00Z"}']] });
+    const recorder = watchRecorder();
+    const seenFrom = Date.now();
+    const events = await eventsUntil(aws({ aws: { allowImdsV1: false, tokenTtlSeconds: 21600, tokenTimeoutMs: 1000, hibernateBudgetMs: 3000 } }), recorder, () => (imds.counts['spot/instance-action'] ?? 0) >= 5);
+    expect(events).toHaveLength(1);
+    const notice = noticeOf(events[0]);
+    expect(notice).toMatchObject({ kind: 'hibernate', id: noticeId('aws', 'hibernate', 'boot-1\0spot/instance-action') });
+    expect(notice.deadline!.getTime()).toBeGreaterThanOrEqual(seenFrom + 3000);
+    expect(notice.deadline!.getTime()).toBeLessThanOrEqual(notice.detectedAt.getTime() + 3000);
   });
 
   test('a notice polled many times is yielded once, with the same id', async () => {
@@ -170,7 +181,38 @@ describe('AWS interruption sources', () => {
     expect(events).toEqual([]);
   });
 
+  test('Auto Scaling: Terminated is a terminate notice due aws.lifecycleTimeout after it was seen; InService again withdraws it; a second termination is a new notice', async () => {
+    const states = ['InService', 'Terminated', 'Terminated', 'InService', 'InService', 'Terminated'];
+    const { counts } = fakeImds({ 'autoscaling/target-lifecycle-state': states.map((state): Reply => [200, `${state}\n`]) });
+    const seenFrom = Date.now();
+    const events = await eventsUntil(
+      aws({ aws: { allowImdsV1: false, tokenTtlSeconds: 21600, tokenTimeoutMs: 1000, lifecycleTimeoutMs: 600_000 } }),
+      watchRecorder(),
+      () => (counts['autoscaling/target-lifecycle-state'] ?? 0) >= 8,
+    );
+    const [first, withdrawn, second] = events;
+    const notice = noticeOf(first);
+    expect(notice).toMatchObject({ provider: 'aws', kind: 'terminate', raw: 'Terminated', id: noticeId('aws', 'terminate', 'boot-1\0autoscaling/target-lifecycle-state') });
+    expect(notice.deadline!.getTime()).toBeGreaterThanOrEqual(seenFrom + 600_000);
+    expect(notice.deadline!.getTime()).toBeLessThanOrEqual(notice.detectedAt.getTime() + 600_000);
+    expect(withdrawn).toEqual({ type: 'withdrawn', noticeId: notice.id, reason: 'the Auto Scaling target lifecycle state is InService again' });
+    expect(noticeOf(second).id).not.toBe(notice.id);
+    expect(events).toHaveLength(3);
+  });
+
+  test('Auto Scaling: a 404 (no group) is quiet and the item is then read once a minute', async () => {
+    const clock = new FakeClock();
+    const { counts } = fakeImds();
+    const recorder = watchRecorder();
+    const events = await eventsUntil(aws({ clock, pollIntervalMs: 1000 }), recorder, () => (counts['spot/instance-action'] ?? 0) >= 120);
+    expect(events).toEqual([]);
+    expect(readsOf(recorder, 'autoscaling/target-lifecycle-state').every((read) => read.ok && read.status === 404)).toBe(true);
+    // About 120 s of fake time at a 1 s poll: two or three lifecycle reads, not 120.
+    expect(counts['autoscaling/target-lifecycle-state']).toBeLessThanOrEqual(4);
+  });
+
   test.each([
+    ['a lifecycle state that is not a state name', 'autoscaling/target-lifecycle-state', '<html>oops</html>', 'expected a lifecycle state such as InService'],
     ['a body that is not JSON', 'spot/instance-action', '<html>oops</html>', 'is not JSON'],
     ['JSON of the wrong shape', 'spot/instance-action', '{"action":"explode","time":"2026-11-22T04:02:00Z"}', 'expected {"action"'],
     ['an unparseable time', 'spot/instance-action', '{"action":"terminate","time":"soon"}', 'ISO 8601'],

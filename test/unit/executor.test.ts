@@ -148,6 +148,19 @@ describe('buildPlan', () => {
     expect(plan.steps[0]!.budgetMs).toBe(3000);
   });
 
+  test('a hibernate keeps its own deadline (no safety margin, no floor) and puts the quickest ready steps first', () => {
+    const now = Date.now();
+    const steps = [step('snapshot', {}, { timeoutMs: 60_000 }), step('tell', {}, { timeoutMs: 1000 }), step('drain', {}, { timeoutMs: 5000 }), step('after-tell', {}, { timeoutMs: 500, after: ['snapshot'] })];
+    const hibernate = buildPlan(notice(2000, 'hibernate'), config(steps, { minimumBudgetMs: 10_000, safetyMarginMs: 5000 }), now, lookup);
+    expect(hibernate.floorBudget).toBe(false);
+    expect(hibernate.planDeadline).toBe(hibernate.notice.deadline!.getTime());
+    expect(hibernate.steps.map((planned) => planned.name)).toEqual(['tell', 'drain', 'snapshot', 'after-tell']);
+    // Every other kind keeps config order.
+    const terminate = buildPlan(notice(2000, 'terminate'), config(steps, { minimumBudgetMs: 10_000, safetyMarginMs: 5000 }), now, lookup);
+    expect(terminate).toMatchObject({ floorBudget: true, planDeadline: now + 10_000 });
+    expect(terminate.steps.map((planned) => planned.name)).toEqual(['snapshot', 'tell', 'drain', 'after-tell']);
+  });
+
   test('leaves out steps whose on: does not include the notice kind and treats waiting on them as satisfied', () => {
     const plan = buildPlan(
       notice(120_000, 'rebalance'),

@@ -13,7 +13,11 @@ import { checkCondition } from '../../src/steps/http/condition.js';
 import { Journal } from '../../src/notice/journal.js';
 import type { Notice } from '../../src/notice/notice.js';
 import { readPidfile } from '../../src/steps/signal/targets.js';
-import { parseTerminationTime } from '../../src/providers/alibaba/provider.js';
+import { ALIBABA_TERMINATION_TIME } from '../../src/providers/alibaba/provider.js';
+import { parseTerminationTime } from '../../src/providers/metadata/termination-time.js';
+import { parseTencentTime, TENCENT_TERMINATION_TIME } from '../../src/providers/tencent/provider.js';
+import { LifecycleTracker, parseLifecycleState } from '../../src/providers/aws/lifecycle.js';
+import { tencentTime } from '../../src/simulator/tencent.js';
 import { parseAwsEventDate, parseInstanceAction, parseIsoTime, parseMaintenance, parseRebalance } from '../../src/providers/aws/payloads.js';
 import { parseAzureInstance, parseScheduledEvents, ScheduledEventsTracker } from '../../src/providers/azure/scheduled-events.js';
 import { parseMaintenanceEvent, parsePreempted } from '../../src/providers/gcp/provider.js';
@@ -206,8 +210,51 @@ describe('Alibaba termination time', () => {
   test('any body is no notice, or a notice with a real time', () => {
     fc.assert(
       fc.property(fc.oneof(isoTime, nearText, fc.constant(null)), (body) => {
-        const termination = parseTerminationTime(body);
+        const termination = parseTerminationTime(ALIBABA_TERMINATION_TIME, body);
         if (termination?.time) expect(Number.isNaN(termination.time.getTime())).toBe(false);
+      }),
+      options,
+    );
+  });
+});
+
+describe('Tencent termination time', () => {
+  test('any body is no notice, or a notice with a real time; every time Tencent can write reads back exactly', () => {
+    const tencentText = validDate.filter((date) => date.getUTCFullYear() < 9999).map(tencentTime);
+    fc.assert(
+      fc.property(fc.oneof(tencentText, isoTime, nearText, fc.constant(null)), (body) => {
+        const termination = parseTerminationTime(TENCENT_TERMINATION_TIME, body);
+        if (termination?.time) expect(Number.isNaN(termination.time.getTime())).toBe(false);
+      }),
+      options,
+    );
+    fc.assert(
+      fc.property(validDate.filter((date) => date.getUTCFullYear() < 9999), (date) => {
+        const whole = new Date(Math.floor(date.getTime() / 1000) * 1000);
+        expect(parseTencentTime(tencentTime(date))?.getTime()).toBe(whole.getTime());
+      }),
+      options,
+    );
+  });
+});
+
+describe('AWS Auto Scaling target lifecycle state', () => {
+  const states = fc.constantFrom('InService', 'Terminated', 'Standby', 'Detached', 'Warmed:Terminated', 'Warmed:Running');
+  test('any body is a state name or ERR_METADATA_BODY; any run of states alternates termination and withdrawal', () => {
+    fc.assert(
+      fc.property(fc.oneof(states, nearText), (body) => {
+        const state = metadataParser(parseLifecycleState)(body);
+        if (state !== undefined) expect(state).toMatch(/^[A-Za-z]+(:[A-Za-z]+)*$/);
+      }),
+      options,
+    );
+    fc.assert(
+      fc.property(fc.array(fc.oneof(states, fc.constant(null))), (bodies) => {
+        const tracker = new LifecycleTracker('boot');
+        const changes = bodies.map((body) => tracker.read(body)).filter((change) => change !== undefined);
+        changes.forEach((change, index) => expect(change.type).toBe(index % 2 === 0 ? 'terminating' : 'withdrawn'));
+        const ids = changes.filter((change) => change.type === 'terminating').map((change) => change.identity);
+        expect(new Set(ids).size).toBe(ids.length);
       }),
       options,
     );

@@ -1,21 +1,17 @@
-import { jitteredInterval } from '../../lib/backoff.js';
 import { REAL_CLOCK, type Clock } from '../../lib/clock.js';
-import { showValue } from '../../lib/format.js';
 import { type Logger } from '../../lib/log.js';
 import { bootId } from '../../lib/boot-id.js';
-import { noticeId, type InstanceFacts, type Notice } from '../../notice/notice.js';
+import type { InstanceFacts } from '../../notice/notice.js';
 import { META_DATA_PATH, TOKEN_PATH, TokenSession, type TokenProtocol } from '../metadata/token-session.js';
 import { FactsCache, readFactItems, type FactItems } from '../metadata/facts-cache.js';
 import { parseIsoTime } from '../aws/payloads.js';
 import { MetadataClient } from '../metadata/client.js';
-import { pollSource } from '../metadata/poll-loop.js';
+import { watchTerminationTime, type TerminationTimeItem } from '../metadata/termination-time.js';
 import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from '../types.js';
-import { SourceReport } from '../metadata/source-report.js';
 
 export const ALIBABA_METADATA_URL = 'http://100.100.100.200';
 export const ALIBABA_DEFAULTS = { hardened: true, tokenTtlSeconds: 21_600 } as const;
 
-const TERMINATION_TIME = 'instance/spot/termination-time';
 const TTL_HEADER = 'x-aliyun-ecs-metadata-token-ttl-seconds';
 const TOKEN_HEADER = 'x-aliyun-ecs-metadata-token';
 
@@ -54,24 +50,17 @@ export async function probeAlibaba(client: MetadataClient, timeoutMs: number, si
   return zoneId === '' ? undefined : `GET /latest/meta-data/zone-id answered ${JSON.stringify(zoneId)}`;
 }
 
-/**
- * Reads the termination-time item: undefined when no reclaim is scheduled (404, empty).
- * A value that is not a time is treated as no notice, as with the AWS legacy item of the
- * same name where such values stand for "nothing scheduled".
- */
-export function parseTerminationTime(body: string | null): { text: string; time: Date | undefined } | undefined {
-  const text = body?.trim();
-  if (!text) return undefined;
-  return { text, time: parseIsoTime(text) };
-}
+/** Alibaba writes an ISO 8601 UTC time: `2015-01-05T18:02:00Z`. */
+export const ALIBABA_TERMINATION_TIME: TerminationTimeItem = {
+  provider: 'alibaba',
+  path: 'instance/spot/termination-time',
+  parseTime: parseIsoTime,
+  example: '2015-01-05T18:02:00Z',
+};
 
 /**
- * Alibaba Cloud ECS spot: polls `instance/spot/termination-time` every poll interval
- * (±jitter), backing off on failures. A time there is a terminate notice with that time as
- * its deadline. Its id is the boot's, never the time's (which a metadata service may
- * recompute on every answer): it is yielded once per process, and again only with a moved
- * deadline, which the daemon applies to the running plan. In hardened mode every GET carries a session
- * token; where the token PUT answers 403 or 404 (no hardened mode offered) plain GETs are
+ * Alibaba Cloud ECS spot: watches `instance/spot/termination-time` (metadata/termination-time.ts).
+ * In hardened mode every GET carries a session token; where the token PUT answers 403 or 404 (no hardened mode offered) plain GETs are
  * used until one is refused.
  */
 export class AlibabaProvider implements Provider {
@@ -111,50 +100,24 @@ export class AlibabaProvider implements Provider {
   }
 
   private async *run(context: WatchContext): AsyncGenerator<ProviderEvent> {
-    const { signal } = context;
     this.session.attach(context);
-    const boot = this.options.bootId ?? bootId();
-    /** The termination time last yielded. */
-    let yielded: string | undefined;
-    const warned = new Set<string>();
     // Fetched now so that a notice found later carries the facts without waiting for them.
-    void this.instanceFacts(signal);
+    void this.instanceFacts(context.signal);
     try {
-      yield* pollSource<ProviderEvent>(
+      yield* watchTerminationTime(
         {
-          report: new SourceReport(TERMINATION_TIME, context),
+          item: ALIBABA_TERMINATION_TIME,
           clock: this.clock,
-          nextIntervalMs: () => jitteredInterval(this.options.pollIntervalMs),
-          read: async (readSignal) => {
-            const body = await this.session.get(TERMINATION_TIME, readSignal);
-            const status = body === null ? 404 : 200;
-            const termination = parseTerminationTime(body);
-            if (termination && termination.time === undefined && !warned.has(termination.text)) {
-              warned.add(termination.text);
-              context.log.warn({ source: TERMINATION_TIME, value: termination.text }, `${TERMINATION_TIME} holds ${showValue(termination.text)}, not a time such as 2015-01-05T18:02:00Z; treating it as no notice`);
-            }
-            if (!termination?.time || termination.time.toISOString() === yielded) return { status, found: [] };
-            yielded = termination.time.toISOString();
-            return { status, found: [{ type: 'notice', notice: await this.notice(boot, termination.text, termination.time, readSignal) }] };
-          },
+          pollIntervalMs: this.options.pollIntervalMs,
+          boot: this.options.bootId ?? bootId(),
+          get: (path, signal) => this.session.get(path, signal),
+          facts: (signal) => this.facts.forNotice(signal),
         },
-        signal,
+        context,
       );
     } finally {
       this.session.close();
       this.client.close();
     }
-  }
-
-  private async notice(boot: string, text: string, time: Date, signal: AbortSignal): Promise<Notice> {
-    return {
-      id: noticeId('alibaba', 'terminate', `${boot}\0${TERMINATION_TIME}`),
-      provider: 'alibaba',
-      kind: 'terminate',
-      deadline: time,
-      detectedAt: new Date(),
-      instance: await this.facts.forNotice(signal),
-      raw: text,
-    };
   }
 }

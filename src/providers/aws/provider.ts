@@ -5,6 +5,7 @@ import { bootId } from '../../lib/boot-id.js';
 import { noticeId, type InstanceFacts, type Notice, type NoticeKind } from '../../notice/notice.js';
 import { parseInstanceAction, parseMaintenance, parseRebalance } from './payloads.js';
 import { imdsSession } from './imds.js';
+import { LIFECYCLE_PATH, LifecycleTracker } from './lifecycle.js';
 import type { TokenSession } from '../metadata/token-session.js';
 import { mergeLoops, type SourceLoop } from '../metadata/merge-loops.js';
 import { FactsCache, readFactItems, type FactItems } from '../metadata/facts-cache.js';
@@ -18,6 +19,13 @@ export const AWS_METADATA_URL = 'http://169.254.169.254';
 const REBALANCE_MIN_MS = 5_000;
 /** Scheduled maintenance is announced days ahead: once a minute is plenty. */
 const MAINTENANCE_MS = 60_000;
+/**
+ * An instance whose lifecycle item answered 404 is in no Auto Scaling group; it may be
+ * attached to one later, so the item is still read, once a minute.
+ */
+const NO_GROUP_MS = 60_000;
+/** Defaults of the aws settings the config may leave out (docs/config.md). */
+export const AWS_NOTICE_DEFAULTS = { lifecycleTimeoutMs: 3_600_000, hibernateBudgetMs: 2_000 } as const;
 
 /** Where each instance fact lives under /latest/meta-data/ (EC2 has no separate name). */
 const FACT_ITEMS: FactItems = [
@@ -43,9 +51,10 @@ interface AwsSource {
 
 /**
  * AWS EC2 IMDSv2: polls `spot/instance-action` every poll interval (±2 % jitter),
- * `events/recommendations/rebalance` every max(poll interval, 5 s) and
- * `events/maintenance/scheduled` every 60 s, each in its own loop so one never delays
- * another. Each notice id is yielded once per process (again when its deadline moves).
+ * `events/recommendations/rebalance` every max(poll interval, 5 s),
+ * `events/maintenance/scheduled` every 60 s and `autoscaling/target-lifecycle-state` every
+ * poll interval (every 60 s while it answers 404), each in its own loop so one never
+ * delays another. Each notice id is yielded once per process (again when its deadline moves).
  */
 export class AwsProvider implements Provider {
   readonly name = 'aws' as const;
@@ -77,10 +86,12 @@ export class AwsProvider implements Provider {
     this.session.attach(context);
     const poll = this.options.pollIntervalMs;
     const boot = this.options.bootId ?? bootId();
+    const { lifecycleTimeoutMs, hibernateBudgetMs } = { ...AWS_NOTICE_DEFAULTS, ...this.options.aws };
     const sources: AwsSource[] = [
-      instanceActionSource(boot, () => jitteredInterval(poll)),
+      instanceActionSource(boot, () => jitteredInterval(poll), hibernateBudgetMs),
       rebalanceSource(boot, () => jitteredInterval(Math.max(poll, REBALANCE_MIN_MS))),
       maintenanceSource(() => jitteredInterval(MAINTENANCE_MS)),
+      lifecycleSource(boot, poll, lifecycleTimeoutMs),
     ];
     // Fetched now so that a notice found later carries the facts without waiting for them.
     void this.instanceFacts(context.signal);
@@ -152,11 +163,38 @@ function oneNoticeSource(path: string, nextDelayMs: () => number, read: (body: s
   };
 }
 
-function instanceActionSource(boot: string, nextDelayMs: () => number): AwsSource {
+/**
+ * A hibernating instance gets no warning: it starts hibernating as the notice appears,
+ * whatever `time` says. Its deadline is when it was first seen plus `hibernateBudgetMs`.
+ */
+function instanceActionSource(boot: string, nextDelayMs: () => number, hibernateBudgetMs: number): AwsSource {
+  let hibernateSeenAt: number | undefined;
   return oneNoticeSource('spot/instance-action', nextDelayMs, (body) => {
     const action = parseInstanceAction(body);
-    return { type: 'notice', kind: action.action, identity: `${boot}\0spot/instance-action`, deadline: action.time, raw: action.raw };
+    if (action.action === 'hibernate') hibernateSeenAt ??= Date.now();
+    const deadline = action.action === 'hibernate' ? new Date(hibernateSeenAt! + hibernateBudgetMs) : action.time;
+    return { type: 'notice', kind: action.action, identity: `${boot}\0spot/instance-action`, deadline, raw: action.raw };
   });
+}
+
+/**
+ * Auto Scaling termination (lifecycle.ts): a terminate notice whose deadline is the
+ * lifecycle hook's timeout from when it was seen; withdrawn when the target state changes again.
+ */
+function lifecycleSource(boot: string, pollIntervalMs: number, lifecycleTimeoutMs: number): AwsSource {
+  const tracker = new LifecycleTracker(boot);
+  return {
+    path: LIFECYCLE_PATH,
+    nextDelayMs: () => jitteredInterval(tracker.inGroup ? pollIntervalMs : Math.max(pollIntervalMs, NO_GROUP_MS)),
+    interpret(body) {
+      const change = tracker.read(body);
+      if (change === undefined) return [];
+      if (change.type === 'withdrawn') {
+        return [{ type: 'withdrawn', noticeId: noticeId('aws', 'terminate', change.identity), reason: `the Auto Scaling target lifecycle state is ${change.state} again` }];
+      }
+      return [{ type: 'notice', kind: 'terminate', identity: change.identity, deadline: new Date(Date.now() + lifecycleTimeoutMs), raw: change.state }];
+    },
+  };
 }
 
 function rebalanceSource(boot: string, nextDelayMs: () => number): AwsSource {
