@@ -54,12 +54,21 @@ export async function runChecks(deps: CheckDeps): Promise<CheckReport> {
   }
   const steps = config.steps.length;
   const checks = [line('config', true, `${config.file ?? 'defaults and overrides (no file)'}: valid, ${steps} step${steps === 1 ? '' : 's'}`)];
-  const [metadata, stateDir, stepLines] = await Promise.all([checkMetadata(config, deps.dmiDir, log), checkStateDir(config.stateDir), checkSteps(config, log)]);
-  checks.push(...metadata, stateDir, ...stepLines);
+  const metadata = checkMetadata(config, deps.dmiDir, log);
+  // Steps run alongside the metadata check; one that needs the instance's facts waits for them.
+  const instance = metadata.then((result) => result.facts);
+  const [{ lines }, stateDir, stepLines] = await Promise.all([metadata, checkStateDir(config.stateDir), checkSteps(config, log, instance)]);
+  checks.push(...lines, stateDir, ...stepLines);
   return { ok: checks.every((entry) => entry.ok), configValid: true, checks };
 }
 
-async function checkMetadata(config: Config, dmiDir: string | undefined, log: Logger): Promise<CheckLine[]> {
+interface MetadataCheck {
+  lines: CheckLine[];
+  /** What the metadata service said of this instance; undefined when it could not be read. */
+  facts?: InstanceFacts;
+}
+
+async function checkMetadata(config: Config, dmiDir: string | undefined, log: Logger): Promise<MetadataCheck> {
   let name: ProviderName;
   const lines: CheckLine[] = [];
   if (config.provider === 'auto') {
@@ -68,7 +77,7 @@ async function checkMetadata(config: Config, dmiDir: string | undefined, log: Lo
       name = detected.provider;
       lines.push(line('provider', true, `${name}, detected: ${detected.how}`));
     } catch (error) {
-      return [line('provider', false, errorMessage(error))];
+      return { lines: [line('provider', false, errorMessage(error))] };
     }
   } else {
     name = config.provider;
@@ -85,7 +94,7 @@ async function checkMetadata(config: Config, dmiDir: string | undefined, log: Lo
       name === 'aws' ? probeAwsToken(options, log, controller.signal) : undefined,
     ]);
   } catch (error) {
-    return [...lines, line('metadata', false, `reading ${options.baseUrl} failed: ${errorMessage(error)}`)];
+    return { lines: [...lines, line('metadata', false, `reading ${options.baseUrl} failed: ${errorMessage(error)}`)] };
   } finally {
     controller.abort();
   }
@@ -104,7 +113,7 @@ async function checkMetadata(config: Config, dmiDir: string | undefined, log: Lo
   }
   const facts = describeFacts(result.facts);
   if (facts) lines.push(line('instance', true, facts));
-  return lines;
+  return { lines, facts: result.facts };
 }
 
 function describeRead(read: MetadataRead): CheckLine {
@@ -133,7 +142,7 @@ async function checkStateDir(stateDir: string): Promise<CheckLine> {
   return line('stateDir', result.ok, result.ok ? `${stateDir} ${result.reason}` : `${result.reason}: the journal of handled notices lives in ${stateDir}`);
 }
 
-async function checkSteps(config: Config, log: Logger): Promise<CheckLine[]> {
+async function checkSteps(config: Config, log: Logger, instance: Promise<InstanceFacts | undefined>): Promise<CheckLine[]> {
   const controller = new AbortController();
   const perStep = await Promise.all(
     config.steps.map(async (step): Promise<CheckLine[]> => {
@@ -144,7 +153,7 @@ async function checkSteps(config: Config, log: Logger): Promise<CheckLine[]> {
       if (!stepType.check) return [line(check, true, `${stepType.describe(step.options)} (nothing to check for ${step.type} steps)`), kinds];
       let results: CheckResult[];
       try {
-        results = await stepType.check(step.options, { signal: controller.signal, log });
+        results = await stepType.check(step.options, { signal: controller.signal, log, instance });
       } catch (error) {
         return [line(check, false, `could not check: ${errorMessage(error)}`), kinds];
       }
