@@ -22,6 +22,12 @@ const cli = yargs(hideBin(process.argv))
     async (args) => (await import('./commands/check.js')).checkCommand(args),
   )
   .command(
+    'health',
+    "ask the running agent's /healthz at the configured listen address (exit 0 when healthy; for container HEALTHCHECKs)",
+    (argv) => configOptions(argv),
+    async (args) => (await import('./commands/health.js')).healthCommand(args),
+  )
+  .command(
     'simulate',
     'rehearse the plan against a synthetic notice: prints order, timing and budgets and does nothing, unless --run',
     (argv) =>
@@ -65,7 +71,7 @@ const cli = yargs(hideBin(process.argv))
         .option('log-level', { type: 'string', choices: LOG_LEVEL_CHOICES, default: 'info', describe: 'how much to log' }),
     async (args) => (await import('./commands/restore.js')).restoreCommand(args),
   )
-  .demandCommand(1, 'name a command: run, check, simulate, simulator, restore (see --help)')
+  .demandCommand(1, 'name a command: run, check, health, simulate, simulator, restore (see --help)')
   .strict()
   .recommendCommands()
   .version(AGENT_VERSION)
