@@ -18,7 +18,14 @@ const cli = yargs(hideBin(process.argv))
   .command(
     'check',
     'check that the agent could work here (config, provider, metadata, state dir, each step) without acting',
-    (argv) => configOptions(argv).option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' }),
+    (argv) =>
+      configOptions(argv)
+        .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
+        .option('as-user', {
+          type: 'string',
+          describe: "check files, pidfiles and credentials as this user, with CAP_KILL as the unit grants (needs root; setpriv)",
+          defaultDescription: "as root: the unit's User=, else preemptd when that user exists",
+        }),
     async (args) => (await import('./commands/check.js')).checkCommand(args),
   )
   .command(

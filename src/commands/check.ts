@@ -13,6 +13,7 @@ import { detectProvider } from '../providers/detect.js';
 import { createProvider } from '../providers/registry.js';
 import type { MetadataRead } from '../providers/types.js';
 import { readOnce } from '../providers/metadata/read-once.js';
+import { checkAsServiceUser, describeCheckingUser } from './check-user.js';
 import { loadConfigFromFlags, type ConfigFlags } from './flags.js';
 
 /** One line of the report: what was checked, ✓ or ✗, and why. */
@@ -45,15 +46,17 @@ const line = (check: string, ok: boolean, reason: string): CheckLine => ({ check
  */
 export async function runChecks(deps: CheckDeps): Promise<CheckReport> {
   const log = deps.log ?? silentLogger();
+  // Files, pidfiles and credentials are looked at with this process's access: say whose.
+  const checkedAs = line('checked as', true, describeCheckingUser());
   let config: Config;
   try {
     config = await deps.loadConfig();
   } catch (error) {
     const reason = error instanceof ConfigError ? error.message : `cannot load: ${errorMessage(error)}`;
-    return { ok: false, configValid: false, checks: [line('config', false, reason)] };
+    return { ok: false, configValid: false, checks: [line('config', false, reason), checkedAs] };
   }
   const steps = config.steps.length;
-  const checks = [line('config', true, `${config.file ?? 'defaults and overrides (no file)'}: valid, ${steps} step${steps === 1 ? '' : 's'}`)];
+  const checks = [line('config', true, `${config.file ?? 'defaults and overrides (no file)'}: valid, ${steps} step${steps === 1 ? '' : 's'}`), checkedAs];
   const metadata = checkMetadata(config, deps.dmiDir, log);
   // Steps run alongside the metadata check; one that needs the instance's facts waits for them.
   const instance = metadata.then((result) => result.facts);
@@ -176,10 +179,18 @@ export function formatReport(report: CheckReport): string {
   return `${rows.join('\n')}\n\n${verdict}\n`;
 }
 
-export type CheckArgs = ConfigFlags & { json?: boolean };
+export type CheckArgs = ConfigFlags & { json?: boolean; asUser?: string | undefined };
 
-/** `preemptd check`: exit 0 when every check passes, 78 when the config is invalid, 1 otherwise. */
+/**
+ * `preemptd check`: exit 0 when every check passes, 78 when the config is invalid, 1
+ * otherwise. As root, it checks as the service's user (`--as-user`, else the unit's User=).
+ */
 export async function checkCommand(args: CheckArgs): Promise<void> {
+  const asService = await checkAsServiceUser(args.asUser);
+  if (asService !== undefined) {
+    process.exitCode = asService;
+    return;
+  }
   const report = await runChecks({ loadConfig: () => loadConfigFromFlags(args) });
   process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
   process.exitCode = report.ok ? 0 : report.configValid ? 1 : EXIT_CONFIG;
