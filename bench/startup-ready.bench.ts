@@ -10,7 +10,8 @@ import { processCpuSeconds, summarise } from './lib/stats.js';
 /**
  * Start-up to READY=1: from spawning `preemptd run` (the built CLI, as systemd starts it)
  * to READY=1 reaching a notification socket, against the AWS simulator: config loaded,
- * provider set up, journal opened, local server listening, first metadata read done.
+ * provider set up, journal opened, local server listening, watch started (READY=1 does not
+ * wait for the first metadata answer).
  * Side by side in the same run: the agent with Node's compile cache (as the systemd unit
  * and the image run it, the cache warmed by the first start), the agent without it, and a
  * bare `node -e 0` (start and exit), so the ratio shows what the agent adds to Node's own

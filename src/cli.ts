@@ -18,8 +18,21 @@ const cli = yargs(hideBin(process.argv))
   .command(
     'check',
     'check that the agent could work here (config, provider, metadata, state dir, each step) without acting',
-    (argv) => configOptions(argv).option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' }),
+    (argv) =>
+      configOptions(argv)
+        .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
+        .option('as-user', {
+          type: 'string',
+          describe: "check files, pidfiles and credentials as this user, with CAP_KILL as the unit grants (needs root; setpriv)",
+          defaultDescription: "as root: the unit's User=, else preemptd when that user exists",
+        }),
     async (args) => (await import('./commands/check.js')).checkCommand(args),
+  )
+  .command(
+    'health',
+    "ask the running agent's /healthz at the configured listen address (exit 0 when healthy; for container HEALTHCHECKs)",
+    (argv) => configOptions(argv),
+    async (args) => (await import('./commands/health.js')).healthCommand(args),
   )
   .command(
     'simulate',
@@ -65,7 +78,7 @@ const cli = yargs(hideBin(process.argv))
         .option('log-level', { type: 'string', choices: LOG_LEVEL_CHOICES, default: 'info', describe: 'how much to log' }),
     async (args) => (await import('./commands/restore.js')).restoreCommand(args),
   )
-  .demandCommand(1, 'name a command: run, check, simulate, simulator, restore (see --help)')
+  .demandCommand(1, 'name a command: run, check, health, simulate, simulator, restore (see --help)')
   .strict()
   .recommendCommands()
   .version(AGENT_VERSION)

@@ -13,6 +13,7 @@ import { detectProvider } from '../providers/detect.js';
 import { createProvider } from '../providers/registry.js';
 import type { MetadataRead } from '../providers/types.js';
 import { readOnce } from '../providers/metadata/read-once.js';
+import { checkAsServiceUser, describeCheckingUser } from './check-user.js';
 import { loadConfigFromFlags, type ConfigFlags } from './flags.js';
 
 /** One line of the report: what was checked, ✓ or ✗, and why. */
@@ -45,21 +46,32 @@ const line = (check: string, ok: boolean, reason: string): CheckLine => ({ check
  */
 export async function runChecks(deps: CheckDeps): Promise<CheckReport> {
   const log = deps.log ?? silentLogger();
+  // Files, pidfiles and credentials are looked at with this process's access: say whose.
+  const checkedAs = line('checked as', true, describeCheckingUser());
   let config: Config;
   try {
     config = await deps.loadConfig();
   } catch (error) {
     const reason = error instanceof ConfigError ? error.message : `cannot load: ${errorMessage(error)}`;
-    return { ok: false, configValid: false, checks: [line('config', false, reason)] };
+    return { ok: false, configValid: false, checks: [line('config', false, reason), checkedAs] };
   }
   const steps = config.steps.length;
-  const checks = [line('config', true, `${config.file ?? 'defaults and overrides (no file)'}: valid, ${steps} step${steps === 1 ? '' : 's'}`)];
-  const [metadata, stateDir, stepLines] = await Promise.all([checkMetadata(config, deps.dmiDir, log), checkStateDir(config.stateDir), checkSteps(config, log)]);
-  checks.push(...metadata, stateDir, ...stepLines);
+  const checks = [line('config', true, `${config.file ?? 'defaults and overrides (no file)'}: valid, ${steps} step${steps === 1 ? '' : 's'}`), checkedAs];
+  const metadata = checkMetadata(config, deps.dmiDir, log);
+  // Steps run alongside the metadata check; one that needs the instance's facts waits for them.
+  const instance = metadata.then((result) => result.facts);
+  const [{ lines }, stateDir, stepLines] = await Promise.all([metadata, checkStateDir(config.stateDir), checkSteps(config, log, instance)]);
+  checks.push(...lines, stateDir, ...stepLines);
   return { ok: checks.every((entry) => entry.ok), configValid: true, checks };
 }
 
-async function checkMetadata(config: Config, dmiDir: string | undefined, log: Logger): Promise<CheckLine[]> {
+interface MetadataCheck {
+  lines: CheckLine[];
+  /** What the metadata service said of this instance; undefined when it could not be read. */
+  facts?: InstanceFacts;
+}
+
+async function checkMetadata(config: Config, dmiDir: string | undefined, log: Logger): Promise<MetadataCheck> {
   let name: ProviderName;
   const lines: CheckLine[] = [];
   if (config.provider === 'auto') {
@@ -68,7 +80,7 @@ async function checkMetadata(config: Config, dmiDir: string | undefined, log: Lo
       name = detected.provider;
       lines.push(line('provider', true, `${name}, detected: ${detected.how}`));
     } catch (error) {
-      return [line('provider', false, errorMessage(error))];
+      return { lines: [line('provider', false, errorMessage(error))] };
     }
   } else {
     name = config.provider;
@@ -85,7 +97,7 @@ async function checkMetadata(config: Config, dmiDir: string | undefined, log: Lo
       name === 'aws' ? probeAwsToken(options, log, controller.signal) : undefined,
     ]);
   } catch (error) {
-    return [...lines, line('metadata', false, `reading ${options.baseUrl} failed: ${errorMessage(error)}`)];
+    return { lines: [...lines, line('metadata', false, `reading ${options.baseUrl} failed: ${errorMessage(error)}`)] };
   } finally {
     controller.abort();
   }
@@ -104,7 +116,7 @@ async function checkMetadata(config: Config, dmiDir: string | undefined, log: Lo
   }
   const facts = describeFacts(result.facts);
   if (facts) lines.push(line('instance', true, facts));
-  return lines;
+  return { lines, facts: result.facts };
 }
 
 function describeRead(read: MetadataRead): CheckLine {
@@ -133,7 +145,7 @@ async function checkStateDir(stateDir: string): Promise<CheckLine> {
   return line('stateDir', result.ok, result.ok ? `${stateDir} ${result.reason}` : `${result.reason}: the journal of handled notices lives in ${stateDir}`);
 }
 
-async function checkSteps(config: Config, log: Logger): Promise<CheckLine[]> {
+async function checkSteps(config: Config, log: Logger, instance: Promise<InstanceFacts | undefined>): Promise<CheckLine[]> {
   const controller = new AbortController();
   const perStep = await Promise.all(
     config.steps.map(async (step): Promise<CheckLine[]> => {
@@ -144,7 +156,7 @@ async function checkSteps(config: Config, log: Logger): Promise<CheckLine[]> {
       if (!stepType.check) return [line(check, true, `${stepType.describe(step.options)} (nothing to check for ${step.type} steps)`), kinds];
       let results: CheckResult[];
       try {
-        results = await stepType.check(step.options, { signal: controller.signal, log });
+        results = await stepType.check(step.options, { signal: controller.signal, log, instance });
       } catch (error) {
         return [line(check, false, `could not check: ${errorMessage(error)}`), kinds];
       }
@@ -167,10 +179,18 @@ export function formatReport(report: CheckReport): string {
   return `${rows.join('\n')}\n\n${verdict}\n`;
 }
 
-export type CheckArgs = ConfigFlags & { json?: boolean };
+export type CheckArgs = ConfigFlags & { json?: boolean; asUser?: string | undefined };
 
-/** `preemptd check`: exit 0 when every check passes, 78 when the config is invalid, 1 otherwise. */
+/**
+ * `preemptd check`: exit 0 when every check passes, 78 when the config is invalid, 1
+ * otherwise. As root, it checks as the service's user (`--as-user`, else the unit's User=).
+ */
 export async function checkCommand(args: CheckArgs): Promise<void> {
+  const asService = await checkAsServiceUser(args.asUser);
+  if (asService !== undefined) {
+    process.exitCode = asService;
+    return;
+  }
   const report = await runChecks({ loadConfig: () => loadConfigFromFlags(args) });
   process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
   process.exitCode = report.ok ? 0 : report.configValid ? 1 : EXIT_CONFIG;

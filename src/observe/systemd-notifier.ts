@@ -28,9 +28,11 @@ export interface SystemdNotifier {
 
 /**
  * Follows the daemon for systemd (Type=notify):
- * - READY=1 once the watch loop has completed its first metadata request (the config is
- *   loaded and the provider detected before that). A failed first read counts: the agent
- *   is up and retrying, and its STATUS says so once the failures go on.
+ * - READY=1 once start-up is complete: the config loaded, the state directory locked, the
+ *   local server listening, the provider known and the watch started (daemon state
+ *   `watching`). Not after the first metadata answer, which on Azure can take two minutes:
+ *   units ordered after preemptd (and boot) would wait for it. STATUS says when the first
+ *   read is still pending, and names the metadata error once failures go on.
  * - STATUS= on every change worth a glance in `systemctl status`, never per poll.
  * - STOPPING=1 when the daemon starts stopping.
  * - WATCHDOG=1 every half WATCHDOG_USEC, only while the watch loop is really alive
@@ -45,12 +47,14 @@ export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdN
 
   const status = options.status ?? new StatusTracker(daemon, { notReadyOn: [] });
   let metadataError: string | null = null;
+  let awaitingFirstRead = true;
   let ready = false;
   let lastStatus = '';
 
   const currentStatus = () =>
     describeStatus({
       provider: daemon.health().provider,
+      awaitingFirstRead,
       metadataError,
       ...status.progress(),
       stopping: daemon.state === 'stopping' || daemon.state === 'stopped',
@@ -70,13 +74,17 @@ export function attachSystemdNotifier(options: SystemdNotifierOptions): SystemdN
     else if (metadataError === null && daemon.health().consecutiveErrors >= FAILING_AFTER_ERRORS) {
       metadataError = read.error ?? (read.status ? `HTTP ${read.status}` : 'failed');
     }
-    if (ready) return updateStatus();
-    ready = true;
-    lastStatus = currentStatus();
-    log.info({ status: lastStatus }, 'ready: telling systemd');
-    void sd.ready(lastStatus);
+    awaitingFirstRead = false;
+    updateStatus();
   };
   const onState = (state: DaemonState) => {
+    if (state === 'watching' && !ready) {
+      ready = true;
+      lastStatus = currentStatus();
+      log.info({ status: lastStatus }, 'ready: telling systemd');
+      void sd.ready(lastStatus);
+      return;
+    }
     if (state !== 'stopping') return;
     lastStatus = currentStatus();
     void sd.stopping(lastStatus);

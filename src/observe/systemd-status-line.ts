@@ -3,6 +3,8 @@ import type { PlanProgress } from './plan-status.js';
 /** What the one-line status shown by `systemctl status` is made of. */
 export interface StatusFacts {
   provider: string | null;
+  /** True until the watch loop's first metadata request completes (Azure's can take 2 min). */
+  awaitingFirstRead: boolean;
   /** The last metadata error while reads keep failing; null while they succeed. */
   metadataError: string | null;
   /** Plans running now, oldest first. */
@@ -13,7 +15,7 @@ export interface StatusFacts {
 }
 
 /**
- * The STATUS= line, e.g. `watching aws, no notice` or
+ * The STATUS= line, e.g. `watching azure, first metadata read pending`, `watching aws, no notice` or
  * `notice terminate at 12:02:00, 3/5 steps done` (times in UTC, as servers keep them).
  */
 export function describeStatus(facts: StatusFacts): string {
@@ -25,7 +27,8 @@ export function describeStatus(facts: StatusFacts): string {
     parts.push(`notice ${describeNotice(current)}, ${describeProgress(current)}${others > 0 ? ` (+${others} more)` : ''}`);
   } else if (!facts.stopping) {
     parts.push(`watching ${facts.provider ?? 'metadata'}`);
-    parts.push(facts.lastFinished ? `handled ${describeNotice(facts.lastFinished)}: ${describeProgress(facts.lastFinished)}` : 'no notice');
+    if (facts.awaitingFirstRead) parts.push('first metadata read pending');
+    else parts.push(facts.lastFinished ? `handled ${describeNotice(facts.lastFinished)}: ${describeProgress(facts.lastFinished)}` : 'no notice');
   }
   if (facts.metadataError !== null && !facts.stopping) parts.push(`metadata failing: ${facts.metadataError}`);
   return parts.join(', ');

@@ -8,7 +8,7 @@ import type { CheckResult } from './types.js';
  * Whether the host of `url` resolves, as a check line. Only the host is shown: the rest of
  * a webhook URL is a credential. Resolving sends nothing to the host itself.
  */
-export async function hostResolves(url: string): Promise<CheckResult> {
+async function hostResolves(url: string): Promise<CheckResult> {
   const { hostname, host } = new URL(url);
   const what = `host ${host}`;
   try {
@@ -18,6 +18,12 @@ export async function hostResolves(url: string): Promise<CheckResult> {
     const code = (error as NodeJS.ErrnoException).code;
     return { what, ok: false, reason: `does not resolve (${code ?? errorMessage(error)}): check the name and this machine's DNS` };
   }
+}
+
+/** Whether the hosts of `urls` resolve, one line per host: URLs on one host are looked up once. */
+export function hostsResolve(urls: string[]): Promise<CheckResult[]> {
+  const byHost = new Map(urls.map((url) => [new URL(url).host, url]));
+  return Promise.all([...byHost.values()].map(hostResolves));
 }
 
 /** The nearest existing directory at or above `path`. */

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import type { PreemptdEvent, StepSummary } from '../notice/event.js';
 import type { HostFacts } from '../lib/host.js';
 import type { Logger } from '../lib/log.js';
-import type { Notice } from '../notice/notice.js';
+import type { InstanceFacts, Notice } from '../notice/notice.js';
 
 /** What a running step may use. A step knows nothing of clouds: only the notice. */
 export interface StepContext {
@@ -48,6 +48,8 @@ export interface CheckResult {
 export interface CheckContext {
   readonly signal: AbortSignal;
   readonly log: Logger;
+  /** What the metadata service says of this instance; undefined when it did not answer. */
+  readonly instance: Promise<InstanceFacts | undefined>;
 }
 
 /**

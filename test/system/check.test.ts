@@ -203,11 +203,66 @@ describe('step checks for exec and snapshot', () => {
     ]);
 
     const toS3 = await check(writeConfigFile(resources.tempDir(), { provider: 'aws', metadataUrl, stateDir: dir, steps: steps('s3://my-bucket/ckpt/{noticeId}/') }));
-    expect(linesFor(toS3, 'step save')[2]).toMatchObject({ ok: true, reason: 'destination s3://my-bucket/ckpt/{noticeId}/: AWS credentials resolve (SDK default chain), region eu-west-1' });
+    expect(linesFor(toS3, 'step save')[2]).toMatchObject({ ok: true, reason: 'destination s3://my-bucket/ckpt/{noticeId}/: AWS credentials resolve (SDK default chain), region eu-west-1 (set in the step)' });
 
     delete process.env.AWS_ACCESS_KEY_ID;
     delete process.env.AWS_SECRET_ACCESS_KEY;
     const noCredentials = await check(writeConfigFile(resources.tempDir(), { provider: 'aws', metadataUrl, stateDir: dir, steps: steps('s3://my-bucket/ckpt/') }));
     expect(linesFor(noCredentials, 'step save')[2]).toMatchObject({ ok: false, reason: expect.stringMatching(/^destination s3:\/\/my-bucket\/ckpt\/: credentials do not resolve: /) });
+  });
+});
+
+describe('no false alarms', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+    Object.assign(process.env, saved);
+  });
+
+  test("an s3:// destination without region uses the instance's, or says the notice's is used at run time", async () => {
+    const dir = resources.tempDir();
+    for (const name of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE']) delete process.env[name];
+    Object.assign(process.env, {
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-credentials'),
+      AWS_CONFIG_FILE: join(dir, 'no-config'),
+      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+    });
+    const steps = [{ name: 'save', snapshot: { paths: [dir], to: 's3://my-bucket/ckpt/', endpoint: 'http://127.0.0.1:9' } }];
+    const metadata = await resources.simulator({ provider: 'aws' });
+    const here = await check(writeConfigFile(dir, { provider: 'aws', metadataUrl: metadata.url, stateDir: dir, steps }));
+    expect(linesFor(here, 'step save')[1]).toEqual({
+      check: 'step save',
+      ok: true,
+      reason: "destination s3://my-bucket/ckpt/: AWS credentials resolve (SDK default chain), region us-east-1 (this instance's, as the notice will say)",
+    });
+
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const refusedUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const unknown = await check(writeConfigFile(resources.tempDir(), { provider: 'aws', metadataUrl: refusedUrl, stateDir: dir, steps }));
+    expect(linesFor(unknown, 'step save')[1]).toMatchObject({
+      ok: true,
+      reason: "destination s3://my-bucket/ckpt/: AWS credentials resolve (SDK default chain), no region known here: the notice's region is used at run time (or set region: in the step)",
+    });
+  });
+
+  test('a gpu signal target on a node without nvidia-smi is no failure: one config serves GPU and CPU nodes', async () => {
+    const dir = resources.tempDir();
+    process.env.PATH = dir;
+    const metadata = await resources.simulator({ provider: 'aws' });
+    const report = await check(writeConfigFile(dir, { provider: 'aws', metadataUrl: metadata.url, stateDir: dir, steps: [{ name: 'gpu', signal: { gpu: true } }] }));
+    expect(linesFor(report, 'step gpu')[0]).toEqual({ check: 'step gpu', ok: true, reason: 'GPU processes: no GPU processes here (nvidia-smi absent): on this node the step signals no one' });
+    expect(report.ok).toBe(true);
+  });
+
+  test('an http step polling `until` on the same host lists that host once', async () => {
+    const dir = resources.tempDir();
+    const metadata = await resources.simulator({ provider: 'aws' });
+    const steps = [{ name: 'drain', http: { url: 'http://127.0.0.1:8080/drain', until: { url: 'http://127.0.0.1:8080/drained', status: 200 } } }];
+    const report = await check(writeConfigFile(dir, { provider: 'aws', metadataUrl: metadata.url, stateDir: dir, steps }));
+    expect(linesFor(report, 'step drain').map((entry) => entry.reason)).toEqual(['host 127.0.0.1:8080: resolves to 127.0.0.1', expect.stringMatching(/^runs on /)]);
   });
 });

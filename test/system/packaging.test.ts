@@ -73,7 +73,26 @@ describe('packaging/Dockerfile', () => {
     expect(user).toMatch(/^[1-9]\d*:[1-9]\d*$/);
     expect(jsonArgs('ENTRYPOINT')).toEqual(['tini', '-s', '--', 'node', '/opt/preemptd/dist/src/cli.js']);
     expect(jsonArgs('CMD')).toEqual(['run', '--config', '/etc/preemptd/config.yaml']);
-    expect(jsonArgs('HEALTHCHECK').join(' ')).toContain(`http://127.0.0.1:${DEFAULT_PORT}/healthz`);
+    // `preemptd health` follows server.listen (the image sets PREEMPTD_SERVER__LISTEN), not a fixed port.
+    expect(jsonArgs('HEALTHCHECK')).toEqual(['node', '/opt/preemptd/dist/src/cli.js', 'health']);
+  });
+
+  test('carries the OCI labels, its version that of package.json', () => {
+    const labels = Object.fromEntries(
+      runtimeStage()
+        .filter((entry) => entry.keyword === 'LABEL')
+        .flatMap((entry) => [...entry.args.matchAll(/([\w.-]+)="([^"]*)"/g)].map((match) => [match[1]!, match[2]!])),
+    );
+    const args = Object.fromEntries(runtimeStage().filter((entry) => entry.keyword === 'ARG').map((entry) => entry.args.split('=')));
+    expect(Object.keys(labels).sort()).toEqual(
+      ['base.name', 'description', 'licenses', 'revision', 'title', 'version'].map((name) => `org.opencontainers.image.${name}`),
+    );
+    expect(labels['org.opencontainers.image.title']).toBe('preemptd');
+    expect(labels['org.opencontainers.image.version']).toBe('${VERSION}');
+    expect(args.VERSION).toBe(VERSION);
+    expect(labels['org.opencontainers.image.licenses']).toBe((JSON.parse(readFileSync('package.json', 'utf8')) as { license: string }).license);
+    // A build ARG declared before the first FROM is visible in a stage only once declared there again.
+    expect(Object.keys(args)).toContain('NODE_IMAGE');
   });
 
   test('every file it copies from the repository exists and passes its .dockerignore', () => {
@@ -144,10 +163,15 @@ describe('the production install the image and the .deb carry', () => {
       await exited;
     });
 
-    // The HEALTHCHECK command exactly as the image runs it, on this test's port.
-    const [command, ...args] = jsonArgs('HEALTHCHECK').map((arg) => arg.replace(`:${DEFAULT_PORT}/`, `:${port}/`));
+    // The HEALTHCHECK command as the image runs it, from this install, with the image's
+    // wildcard listen address on this test's port: it asks loopback, where the agent listens.
+    const [command, ...args] = jsonArgs('HEALTHCHECK').map((arg) => arg.replace('/opt/preemptd', dir));
     expect(command).toBe('node');
-    const healthcheck = () => execFileAsync(process.execPath, args).then(() => 0, (error: { code: number }) => error.code);
+    const listen = runtimeStage().find((entry) => entry.keyword === 'ENV' && entry.args.includes('PREEMPTD_SERVER__LISTEN='))!.args;
+    const imageListen = /PREEMPTD_SERVER__LISTEN=(\S+)/.exec(listen)![1]!;
+    expect(imageListen).toBe(`0.0.0.0:${DEFAULT_PORT}`);
+    const env = { ...process.env, PREEMPTD_CONFIG: join(process.cwd(), 'packaging/config.yaml'), PREEMPTD_SERVER__LISTEN: imageListen.replace(`:${DEFAULT_PORT}`, `:${port}`) };
+    const healthcheck = () => execFileAsync(process.execPath, args, { env }).then(() => 0, (error: { code: number }) => error.code);
     const until = Date.now() + 15_000;
     let code = await healthcheck();
     while (code !== 0 && Date.now() < until) {

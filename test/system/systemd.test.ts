@@ -18,11 +18,15 @@ import { StatusTracker } from '../../src/observe/plan-status.js';
 const execFileAsync = promisify(execFile);
 
 describe('describeStatus', () => {
-  const idle = { provider: 'aws', metadataError: null, running: [], lastFinished: null, stopping: false };
+  const idle = { provider: 'aws', awaitingFirstRead: false, metadataError: null, running: [], lastFinished: null, stopping: false };
   const terminate = { kind: 'terminate' as const, deadline: new Date('2026-04-11T12:02:00Z'), steps: 5, done: 3, failed: 0 };
 
   test('an idle agent says which cloud it watches and that no notice is pending', () => {
     expect(describeStatus(idle)).toBe('watching aws, no notice');
+  });
+
+  test('before the first metadata read completes, the status says it is pending', () => {
+    expect(describeStatus({ ...idle, provider: 'azure', awaitingFirstRead: true })).toBe('watching azure, first metadata read pending');
   });
 
   test('a running plan shows the notice kind, its deadline in UTC and the steps done', () => {
@@ -169,7 +173,7 @@ describe('attachSystemdNotifier', () => {
     const running = daemon.run();
     try {
       await waitUntil(() => sd.sent.filter((entry) => entry === 'WATCHDOG').length >= 3);
-      expect(sd.sent[0]).toBe('READY watching aws, no notice');
+      expect(sd.sent.slice(0, 2)).toEqual(['READY watching aws, first metadata read pending', 'STATUS watching aws, no notice']);
 
       // The one read was long ago: past the stall threshold the loop counts as hung.
       clock += daemon.health().stallThresholdMs + 1;
@@ -259,14 +263,38 @@ describe('the STATUS line while metadata reads fail', () => {
         scripted.read(false);
         scripted.read(true);
       }
-      expect(sd.sent).toEqual(['READY watching aws, no notice']);
+      expect(sd.sent).toEqual(['READY watching aws, first metadata read pending', 'STATUS watching aws, no notice']);
       for (let poll = 0; poll < 10; poll += 1) scripted.read(false);
       scripted.read(true);
       expect(sd.sent).toEqual([
-        'READY watching aws, no notice',
+        'READY watching aws, first metadata read pending',
+        'STATUS watching aws, no notice',
         'STATUS watching aws, no notice, metadata failing: timeout',
         'STATUS watching aws, no notice',
       ]);
+    } finally {
+      await daemon.stop();
+      await running;
+      await notifier.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('READY=1', () => {
+  test('is sent once the watch has started, while the first metadata read is still unanswered', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'preemptd-systemd-'));
+    const scripted = scriptedProvider();
+    const daemon = new Daemon({ config: compileConfig({ provider: 'azure', stateDir }), log: silentLogger(), provider: { ...scripted.provider, name: 'azure' } });
+    const sd = recordingSd();
+    const notifier = attachSystemdNotifier({ daemon, log: silentLogger(), sd, env: {} })!;
+    const running = daemon.run();
+    try {
+      await scripted.started;
+      await waitUntil(() => sd.sent.length > 0);
+      expect(sd.sent).toEqual(['READY watching azure, first metadata read pending']);
+      scripted.read(true);
+      expect(sd.sent).toEqual(['READY watching azure, first metadata read pending', 'STATUS watching azure, no notice']);
     } finally {
       await daemon.stop();
       await running;

@@ -18,7 +18,7 @@ import { loadGot, preloadGot } from '../../lib/load-got.js';
 import { BODY_LIMIT_BYTES, requestBounded } from '../bounded-request.js';
 import { describeStatuses, statusList, statusMatches, SUCCESS, type StatusRange } from './status-range.js';
 import { renderTemplate, validateTemplate } from '../webhook/render.js';
-import { hostResolves } from '../checks.js';
+import { hostsResolve } from '../checks.js';
 import type { StepContext, StepDetail, StepType } from '../types.js';
 import { StepFailure } from '../../lib/errors.js';
 
@@ -266,6 +266,6 @@ export const httpStep = {
     return `${first}, then ${describeRequest(options.until.request)} every ${every} until ${describeCondition(options.until.condition)}`;
   },
   /** The hosts of the request (and `until:` polls) resolve; nothing is sent. */
-  check: (options) => Promise.all([...new Set([options.request.url, ...(options.until ? [options.until.request.url] : [])])].map(hostResolves)),
+  check: (options) => hostsResolve([options.request.url, ...(options.until ? [options.until.request.url] : [])]),
   preload: preloadGot,
 } satisfies StepType<HttpOptions>;

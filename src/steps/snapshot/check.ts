@@ -4,7 +4,7 @@ import type { SnapshotOptions } from '../../snapshots/options.js';
 import { fillPlaceholders, PLACEHOLDERS, type PlaceholderValues } from '../../snapshots/placeholders.js';
 import { parseLocation, type StoreLocation } from '../../stores/location.js';
 import { directoryWritable } from '../checks.js';
-import type { CheckResult } from '../types.js';
+import type { CheckContext, CheckResult } from '../types.js';
 
 /** Credential chains may ask a metadata server or a token endpoint: bound each. */
 const CREDENTIALS_TIMEOUT_MS = 5_000;
@@ -30,16 +30,38 @@ function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * The region an S3 upload would use: the step's own, else the instance's (the notice
+ * carries the same), else the SDK's chain (AWS_REGION, the config file); undefined when
+ * none knows yet, for the notice's region is then used at run time.
+ */
+async function s3Region(options: SnapshotOptions, instance: CheckContext['instance']): Promise<{ region: string; from: string } | undefined> {
+  if (options.region) return { region: options.region, from: 'set in the step' };
+  const fromInstance = (await instance)?.region;
+  if (fromInstance) return { region: fromInstance, from: "this instance's, as the notice will say" };
+  const { S3Client } = await import('@aws-sdk/client-s3');
+  const client = new S3Client({});
+  try {
+    return { region: await withTimeout(client.config.region(), 'region'), from: 'from the SDK chain' };
+  } catch {
+    return undefined;
+  } finally {
+    client.destroy();
+  }
+}
+
 /** Resolves credentials the way the store will, without reading or writing any object. */
-async function credentialsResolve(location: StoreLocation, options: SnapshotOptions): Promise<string> {
+async function credentialsResolve(location: StoreLocation, options: SnapshotOptions, context: CheckContext): Promise<string> {
   switch (location.scheme) {
     case 's3': {
       const { S3Client } = await import('@aws-sdk/client-s3');
-      const client = new S3Client({ ...(options.region ? { region: options.region } : {}), ...(options.endpoint ? { endpoint: options.endpoint } : {}) });
+      const region = await s3Region(options, context.instance);
+      // Credentials resolve without a region; one is needed only to build the client.
+      const client = new S3Client({ region: region?.region ?? 'us-east-1', ...(options.endpoint ? { endpoint: options.endpoint } : {}) });
       try {
-        const region = await withTimeout(client.config.region(), 'region');
         await withTimeout(client.config.credentials(), 'AWS credentials');
-        return `AWS credentials resolve (SDK default chain), region ${region}`;
+        const where = region ? `region ${region.region} (${region.from})` : "no region known here: the notice's region is used at run time (or set region: in the step)";
+        return `AWS credentials resolve (SDK default chain), ${where}`;
       } finally {
         client.destroy();
       }
@@ -67,7 +89,7 @@ async function credentialsResolve(location: StoreLocation, options: SnapshotOpti
  * `check` of the snapshot step: its paths exist, and its destination could be written:
  * a directory is writable, a bucket's credentials resolve. Nothing is uploaded.
  */
-export async function checkSnapshotStep(options: SnapshotOptions): Promise<CheckResult[]> {
+export async function checkSnapshotStep(options: SnapshotOptions, context: CheckContext): Promise<CheckResult[]> {
   const results = await Promise.all(options.paths.map(pathExists));
   const sample = Object.fromEntries(PLACEHOLDERS.map((name) => [name, name])) as PlaceholderValues;
   const location = parseLocation(fillPlaceholders(options.to, sample));
@@ -75,7 +97,7 @@ export async function checkSnapshotStep(options: SnapshotOptions): Promise<Check
   if (location.scheme === 'file') results.push(await directoryWritable(location.directory, what));
   else {
     try {
-      results.push({ what, ok: true, reason: await credentialsResolve(location, options) });
+      results.push({ what, ok: true, reason: await credentialsResolve(location, options, context) });
     } catch (error) {
       results.push({ what, ok: false, reason: `credentials do not resolve: ${errorMessage(error)}` });
     }

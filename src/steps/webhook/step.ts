@@ -5,7 +5,7 @@ import { renderWebhook, validateTemplate, WEBHOOK_FORMATS, type WebhookFormat } 
 import { postWebhook } from './send.js';
 import { signatureHeaders } from './sign.js';
 import { preloadGot } from '../../lib/load-got.js';
-import { hostResolves } from '../checks.js';
+import { hostsResolve } from '../checks.js';
 import type { StepType } from '../types.js';
 
 const TELEGRAM_API = 'https://api.telegram.org';
@@ -108,6 +108,6 @@ export const webhookStep = {
     return { format: options.format, event: event.type, attempts: result.attempts, status: result.status };
   },
   /** The webhook (and proxy) hosts resolve; nothing is posted. */
-  check: (options) => Promise.all([targetUrl(options), ...(options.proxy === undefined ? [] : [options.proxy])].map(hostResolves)),
+  check: (options) => hostsResolve([targetUrl(options), ...(options.proxy === undefined ? [] : [options.proxy])]),
   preload: preloadGot,
 } satisfies StepType<WebhookOptions>;
