@@ -141,7 +141,8 @@ export class SimulatedAws implements SimulatedCloud {
   }
 
   private read(path: string): string | undefined {
-    if (!path.startsWith('/latest/meta-data/')) return path === '/latest/' || path === '/latest' ? 'dynamic\nmeta-data\nuser-data' : undefined;
+    if (path === '/latest/' || path === '/latest') return 'dynamic\nmeta-data\nuser-data';
+    if (path !== '/latest/meta-data' && !path.startsWith('/latest/meta-data/')) return undefined;
     const key = path.slice('/latest/meta-data/'.length);
     if (key === 'events/maintenance/scheduled') return this.maintenance.length > 0 ? JSON.stringify(this.maintenance, null, 2) : undefined;
     const value = this.values.get(key);
