@@ -5,7 +5,8 @@ import { compileConfig } from '../src/config/schema.js';
 import { STEP_TYPES } from '../src/steps/registry.js';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/lib/log.js';
-import type { NoticeKind, ProviderName } from '../src/notice/notice.js';
+import type { ProviderName } from '../src/notice/notice.js';
+import { simulatedCloud } from '../src/simulator/clouds.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/metadata-server.js';
 import { flag } from './lib/args.js';
 import { runInLanes } from './lib/lanes.js';
@@ -19,7 +20,6 @@ import { summarise } from './lib/stats.js';
  *
  * npm run bench -- detection-latency [aws gcp azure alibaba] [--trials N] [--lanes N]
  */
-const KINDS: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate' };
 /**
  * Agents measured side by side in this one process. Polling clouds need lanes to finish
  * 200 trials at 1 s in reasonable time; GCP's hanging GET answers in milliseconds, where
@@ -76,7 +76,7 @@ function oneTrial(daemon: Daemon, simulator: RunningSimulator, provider: Provide
     daemon.once('stepStarted', () => resolve(performance.now() - shownAt));
     shownAt = performance.now();
     // A distinct notice time per trial gives a distinct notice id, so dedupe never hides a trial.
-    simulator.trigger({ kind: KINDS[provider], leadMs: 120_000 + serial * 1000 });
+    simulator.trigger({ kind: simulatedCloud(provider).defaultKind, leadMs: 120_000 + serial * 1000 });
   });
 }
 

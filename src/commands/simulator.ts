@@ -2,7 +2,7 @@ import { PreemptdError } from '../lib/errors.js';
 import { durationProblem, parseDuration } from '../lib/duration.js';
 import { createLogger } from '../lib/log.js';
 import type { NoticeKind, ProviderName } from '../notice/notice.js';
-import { SIMULATED_CLOUDS } from '../simulator/clouds.js';
+import { simulatedCloud } from '../simulator/clouds.js';
 import { formatFaultSpec, loadFaultSpec } from '../simulator/fault-spec.js';
 import { startSimulator } from '../simulator/metadata-server.js';
 
@@ -27,7 +27,7 @@ export async function simulatorCommand(args: SimulatorArgs): Promise<void> {
   }
   if (leadMs === undefined) throw new PreemptdError('ERR_USAGE', `--lead: got "${args.lead}": ${durationProblem(args.lead)}`);
   const log = createLogger({ level: args.logLevel as 'info' });
-  const kind = (args.kind as NoticeKind | undefined) ?? SIMULATED_CLOUDS[provider]?.defaultKind ?? 'terminate';
+  const kind = (args.kind as NoticeKind | undefined) ?? simulatedCloud(provider).defaultKind;
   const faults = args.faults === undefined ? undefined : await loadFaultSpec(args.faults);
   const simulator = await startSimulator({
     provider,

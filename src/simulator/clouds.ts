@@ -1,3 +1,4 @@
+import { PreemptdError } from '../lib/errors.js';
 import type { ProviderName } from '../notice/notice.js';
 import { ALIBABA_KINDS, SimulatedAlibaba } from './alibaba.js';
 import { AWS_KINDS, SimulatedAws } from './aws.js';
@@ -12,3 +13,10 @@ export const SIMULATED_CLOUDS: Partial<Record<ProviderName, SimulatedCloudEntry>
   azure: { kinds: AZURE_KINDS, defaultKind: 'preempt', create: (options) => new SimulatedAzure(options) },
   alibaba: { kinds: ALIBABA_KINDS, defaultKind: 'terminate', create: (options) => new SimulatedAlibaba(options) },
 };
+
+/** The simulated cloud of a provider; a usage error naming the others when there is none. */
+export function simulatedCloud(provider: ProviderName): SimulatedCloudEntry {
+  const entry = SIMULATED_CLOUDS[provider];
+  if (!entry) throw new PreemptdError('ERR_USAGE', `the simulator has no ${provider} cloud; expected one of ${Object.keys(SIMULATED_CLOUDS).join(', ')}`);
+  return entry;
+}

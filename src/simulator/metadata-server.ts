@@ -1,10 +1,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PreemptdError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { ProviderName } from '../notice/notice.js';
 import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type TriggerSpec } from './cloud.js';
-import { SIMULATED_CLOUDS } from './clouds.js';
+import { simulatedCloud } from './clouds.js';
 import { FaultLayer } from './faults.js';
 import { formatFaultSpec, parseFaultSpec, type FaultSpec } from './fault-spec.js';
 
@@ -44,10 +43,7 @@ export const CONTROL_PREFIX = '/_simulator/';
  * `POST /_simulator/faults` with a fault spec as its body (empty: none) sets the fault mode.
  */
 export async function startSimulator(options: SimulatorOptions): Promise<RunningSimulator> {
-  const entry = SIMULATED_CLOUDS[options.provider];
-  if (!entry) {
-    throw new PreemptdError('ERR_USAGE', `the simulator has no ${options.provider} cloud; expected one of ${Object.keys(SIMULATED_CLOUDS).join(', ')}`);
-  }
+  const entry = simulatedCloud(options.provider);
   // A kind this cloud cannot show is refused now, not when the timer fires.
   const checkKind = (spec: TriggerSpec) => {
     if (entry.kinds[spec.kind] === undefined) throw cannotShow(options.provider, entry.kinds, String(spec.kind));

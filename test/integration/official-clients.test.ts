@@ -90,7 +90,7 @@ describe('GCP: gcp-metadata', () => {
 
   test('instance() recursive gives the whole instance directory as JSON with camelCase keys', async () => {
     simulator.trigger({ kind: 'maintenance', action: 'terminate' });
-    const instance = (await gcp.instance({ params: { recursive: true } })) as Record<string, unknown>;
+    const instance = (await gcp.instance({ params: { recursive: 'true' } })) as Record<string, unknown>;
     expect(instance).toMatchObject({
       preempted: 'FALSE',
       maintenanceEvent: 'TERMINATE_ON_HOST_MAINTENANCE',
@@ -102,7 +102,7 @@ describe('GCP: gcp-metadata', () => {
   });
 
   test('a hanging GET through gcp-metadata returns when the VM is preempted', async () => {
-    const answer = gcp.instance({ property: 'preempted', params: { wait_for_change: true, timeout_sec: 30 } });
+    const answer = gcp.instance({ property: 'preempted', params: { wait_for_change: 'true', timeout_sec: '30' } });
     while (!simulator.requests.has('/computeMetadata/v1/instance/preempted')) await new Promise((resolve) => setTimeout(resolve, 5));
     simulator.trigger({ kind: 'preempt' });
     expect(await answer).toBe('TRUE');
