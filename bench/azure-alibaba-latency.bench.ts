@@ -1,8 +1,9 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { silentLogger } from '../src/lib/log.js';
-import type { NoticeKind, ProviderName } from '../src/notice/notice.js';
+import type { ProviderName } from '../src/notice/notice.js';
 import { createProvider } from '../src/providers/registry.js';
 import type { ProviderOptions } from '../src/providers/types.js';
+import { simulatedCloud } from '../src/simulator/clouds.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/metadata-server.js';
 import { flag } from './lib/args.js';
 import { runInLanes } from './lib/lanes.js';
@@ -17,7 +18,6 @@ import { summarise } from './lib/stats.js';
  *
  * npm run bench -- azure-alibaba-latency [provider...] [--trials N] [--lanes N]
  */
-const KINDS: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate', tencent: 'terminate' };
 const POLL_MS = 1000;
 
 export default async function main(args: string[]): Promise<void> {
@@ -92,7 +92,7 @@ async function oneTrial(
   const arrived = new Promise<void>((resolve) => onArrival(resolve));
   const shownAt = performance.now();
   // A distinct notice time per trial: a distinct notice (Alibaba ids come from the time).
-  simulator.trigger({ kind: KINDS[provider], leadMs: 300_000 + serial * 1000 });
+  simulator.trigger({ kind: simulatedCloud(provider).defaultKind, leadMs: 300_000 + serial * 1000 });
   if (arrivals.length === before) await arrived;
   return arrivals[before]! - shownAt;
 }

@@ -5,8 +5,9 @@ import { compileConfig } from '../src/config/schema.js';
 import { STEP_TYPES } from '../src/steps/registry.js';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/lib/log.js';
-import type { NoticeKind, ProviderName } from '../src/notice/notice.js';
+import type { ProviderName } from '../src/notice/notice.js';
 import type { TriggerSpec } from '../src/simulator/cloud.js';
+import { simulatedCloud } from '../src/simulator/clouds.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/metadata-server.js';
 import { flag } from './lib/args.js';
 import { runInLanes } from './lib/lanes.js';
@@ -20,7 +21,6 @@ import { summarise } from './lib/stats.js';
  *
  * npm run bench -- detection-latency [aws aws-asg aws-hibernate gcp azure alibaba tencent] [--trials N] [--lanes N]
  */
-const KINDS: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate', tencent: 'terminate' };
 /**
  * Agents measured side by side in this one process. Polling clouds need lanes to finish
  * 200 trials at 1 s in reasonable time; GCP's hanging GET answers in milliseconds, where
@@ -45,7 +45,7 @@ const EXTRA_SOURCES: Record<string, Source> = {
 
 function sourceNamed(name: string): Source {
   // A distinct notice time per trial gives a distinct notice id, so dedupe never hides a trial.
-  return EXTRA_SOURCES[name] ?? { provider: name as ProviderName, trigger: (serial) => ({ kind: KINDS[name as ProviderName], leadMs: 120_000 + serial * 1000 }) };
+  return EXTRA_SOURCES[name] ?? { provider: name as ProviderName, trigger: (serial) => ({ kind: simulatedCloud(name as ProviderName).defaultKind, leadMs: 120_000 + serial * 1000 }) };
 }
 
 export default async function main(args: string[]): Promise<void> {

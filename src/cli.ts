@@ -4,6 +4,7 @@ import { hideBin } from 'yargs/helpers';
 import { EXIT_USAGE, exitCodeFor } from './lib/errors.js';
 import { AGENT_VERSION } from './lib/host.js';
 import { configOptions, LOG_LEVEL_CHOICES, usageMessage } from './commands/flags.js';
+import { SIMULATOR_KIND_CHOICES, simulatorKindsHelp } from './commands/simulator-kinds.js';
 import { NOTICE_KINDS, PROVIDER_NAMES } from './notice/notice.js';
 
 const cli = yargs(hideBin(process.argv))
@@ -56,11 +57,12 @@ const cli = yargs(hideBin(process.argv))
         .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
         .option('port', { type: 'number', default: 8169, describe: 'port to listen on (0 = any free port)' })
         .option('notice-after', { type: 'string', describe: 'show a notice after this long, e.g. 10s (never when omitted)' })
-        .option('kind', { type: 'string', choices: [...NOTICE_KINDS], describe: 'notice kind (default: the cloud\'s spot interruption)' })
+        .option('kind', { type: 'string', choices: SIMULATOR_KIND_CHOICES, describe: 'notice kind; the provider must be able to show it (list below; default: its spot interruption)' })
         .option('action', { type: 'string', choices: ['terminate', 'stop', 'hibernate', 'autoscaling'], describe: 'AWS: the spot instance-action, or autoscaling (target-lifecycle-state Terminated)' })
         .option('lead', { type: 'string', default: '2m', describe: 'how far ahead the notice time lies' })
         .option('faults', { type: 'string', describe: 'fault mode: a spec such as 500:0.1,reset:0.05,hang-token, or @file (docs/robustness.md)' })
-        .option('log-level', { type: 'string', choices: LOG_LEVEL_CHOICES, default: 'info', describe: 'how much to log' }),
+        .option('log-level', { type: 'string', choices: LOG_LEVEL_CHOICES, default: 'info', describe: 'how much to log' })
+        .epilog(simulatorKindsHelp()),
     async (args) => (await import('./commands/simulator.js')).simulatorCommand(args),
   )
   .command(

@@ -2,6 +2,7 @@ import { PreemptdError } from '../lib/errors.js';
 import { durationProblem, parseDuration } from '../lib/duration.js';
 import { createLogger } from '../lib/log.js';
 import type { NoticeKind, ProviderName } from '../notice/notice.js';
+import { simulatedCloud } from '../simulator/clouds.js';
 import { formatFaultSpec, loadFaultSpec } from '../simulator/fault-spec.js';
 import { startSimulator } from '../simulator/metadata-server.js';
 
@@ -17,9 +18,6 @@ export interface SimulatorArgs {
   logLevel: string;
 }
 
-/** The spot interruption kind of each cloud, shown when --kind is not given. */
-const DEFAULT_KIND: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate', tencent: 'terminate' };
-
 export async function simulatorCommand(args: SimulatorArgs): Promise<void> {
   const provider = args.provider as ProviderName;
   const noticeAfterMs = args.noticeAfter === undefined ? undefined : parseDuration(args.noticeAfter);
@@ -29,7 +27,7 @@ export async function simulatorCommand(args: SimulatorArgs): Promise<void> {
   }
   if (leadMs === undefined) throw new PreemptdError('ERR_USAGE', `--lead: got "${args.lead}": ${durationProblem(args.lead)}`);
   const log = createLogger({ level: args.logLevel as 'info' });
-  const kind = (args.kind as NoticeKind | undefined) ?? DEFAULT_KIND[provider];
+  const kind = (args.kind as NoticeKind | undefined) ?? simulatedCloud(provider).defaultKind;
   const faults = args.faults === undefined ? undefined : await loadFaultSpec(args.faults);
   const simulator = await startSimulator({
     provider,

@@ -7,8 +7,9 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { simulatedCloud } from '../simulator/clouds.js';
 import { startSimulator } from '../simulator/metadata-server.js';
-import type { NoticeKind, ProviderName } from '../notice/notice.js';
+import type { ProviderName } from '../notice/notice.js';
 import { demoConfig } from './config.js';
 
 /**
@@ -21,7 +22,7 @@ const { values } = parseArgs({
 });
 const provider = values.provider as ProviderName;
 const noticeAfterSeconds = Number(values['notice-after']);
-const kinds: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate', tencent: 'terminate' };
+const kind = simulatedCloud(provider).defaultKind;
 const here = dirname(fileURLToPath(import.meta.url));
 const workDir = mkdtempSync(join(tmpdir(), 'preemptd-demo-'));
 const colour = (code: number, text: string) => (process.stdout.isTTY ? `\u001b[${code}m${text}\u001b[0m` : text);
@@ -46,9 +47,9 @@ const receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port
 const simulator = await startSimulator({
   provider,
   noticeAfterMs: noticeAfterSeconds * 1000,
-  trigger: { kind: kinds[provider], leadMs: 120_000 },
+  trigger: { kind: kind, leadMs: 120_000 },
 });
-say('simulator', 33, `${provider} metadata service at ${simulator.url}; a ${kinds[provider]} notice appears in ${noticeAfterSeconds}s`);
+say('simulator', 33, `${provider} metadata service at ${simulator.url}; a ${kind} notice appears in ${noticeAfterSeconds}s`);
 
 const pidfile = join(workDir, 'trainer.pid');
 const workload = spawn(process.execPath, [join(here, 'workload.js'), pidfile, 'trainer'], { stdio: ['ignore', 'pipe', 'inherit'] });

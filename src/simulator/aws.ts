@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PreemptdError } from '../lib/errors.js';
-import type { SimulatedCloud, SimulatedCloudOptions, TriggerSpec } from './cloud.js';
+import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type SimulatedKinds, type TriggerSpec } from './cloud.js';
+import { directoryEntries } from './directory.js';
 
 const MAX_TOKEN_TTL_SECONDS = 21_600;
 const DEFAULT_LEAD_MS = 120_000;
@@ -38,6 +39,15 @@ export function awsEventDate(date: Date): string {
   const pad = (n: number) => String(n).padStart(2, '0');
   return `${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} GMT`;
 }
+
+/** What each kind shows on the simulated IMDS. */
+export const AWS_KINDS: SimulatedKinds = {
+  terminate: 'spot/instance-action "terminate" and spot/termination-time',
+  stop: 'spot/instance-action "stop" and spot/termination-time',
+  hibernate: 'spot/instance-action "hibernate" and spot/termination-time, with no lead',
+  rebalance: 'events/recommendations/rebalance',
+  maintenance: 'events/maintenance/scheduled: an active system-reboot',
+};
 
 function noticeTime(spec: TriggerSpec): Date {
   if (spec.time !== undefined) {
@@ -88,7 +98,8 @@ export class SimulatedAws implements SimulatedCloud {
   }
 
   handle(request: IncomingMessage, response: ServerResponse): void {
-    const path = (request.url ?? '/').split('?')[0]!;
+    // IMDS serves `//latest/...` as `/latest/...`; AWS's own SDK asks for the double slash.
+    const path = (request.url ?? '/').split('?')[0]!.replace(/^\/+/, '/');
     response.setHeader('Server', 'EC2ws');
     if (request.method === 'PUT') {
       this.putToken(path, request, response);
@@ -135,7 +146,8 @@ export class SimulatedAws implements SimulatedCloud {
   }
 
   private read(path: string): string | undefined {
-    if (!path.startsWith('/latest/meta-data/')) return path === '/latest/' || path === '/latest' ? 'dynamic\nmeta-data\nuser-data' : undefined;
+    if (path === '/latest/' || path === '/latest') return 'dynamic\nmeta-data\nuser-data';
+    if (path !== '/latest/meta-data' && !path.startsWith('/latest/meta-data/')) return undefined;
     const key = path.slice('/latest/meta-data/'.length);
     if (key === 'events/maintenance/scheduled') return this.maintenance.length > 0 ? JSON.stringify(this.maintenance, null, 2) : undefined;
     const value = this.values.get(key);
@@ -145,16 +157,8 @@ export class SimulatedAws implements SimulatedCloud {
 
   /** A directory path lists its entries, one per line, sub-directories with a slash. */
   private listing(key: string): string | undefined {
-    const prefix = key === '' || key.endsWith('/') ? key : `${key}/`;
     const keys = [...this.values.keys(), ...(this.maintenance.length > 0 ? ['events/maintenance/scheduled'] : [])];
-    const entries = new Set<string>();
-    for (const candidate of keys) {
-      if (!candidate.startsWith(prefix)) continue;
-      const rest = candidate.slice(prefix.length);
-      const slash = rest.indexOf('/');
-      entries.add(slash < 0 ? rest : rest.slice(0, slash + 1));
-    }
-    return entries.size > 0 ? [...entries].sort().join('\n') : undefined;
+    return directoryEntries(keys, key)?.join('\n');
   }
 
   private send(response: ServerResponse, status: number, body: string, type: string): void {
@@ -200,7 +204,7 @@ export class SimulatedAws implements SimulatedCloud {
         return;
       }
       default:
-        throw new PreemptdError('ERR_USAGE', `the AWS simulator cannot show a ${spec.kind} notice; expected terminate, stop, hibernate, rebalance or maintenance`);
+        throw cannotShow(this.provider, AWS_KINDS, spec.kind);
     }
   }
 

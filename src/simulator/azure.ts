@@ -2,13 +2,27 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PreemptdError } from '../lib/errors.js';
 import type { NoticeKind } from '../notice/notice.js';
-import type { SimulatedCloud, SimulatedCloudOptions, TriggerSpec } from './cloud.js';
+import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type SimulatedKinds, type TriggerSpec } from './cloud.js';
 
 const EVENTS_PATH = '/metadata/scheduledevents';
 const INSTANCE_PATH = '/metadata/instance';
 /** Azure's documented limit: 5 requests per second per VM, then 429. */
 const RATE_LIMIT = 5;
 const RATE_WINDOW_MS = 1000;
+
+/**
+ * The api-versions IMDS accepts per endpoint, oldest first; anything else gets 400 with the
+ * newest three, as the real service answers.
+ */
+const API_VERSIONS: Record<string, readonly string[]> = {
+  [EVENTS_PATH]: ['2017-03-01', '2017-08-01', '2017-11-01', '2019-01-01', '2019-04-01', '2019-08-01', '2020-07-01'],
+  [INSTANCE_PATH]: [
+    '2017-03-01', '2017-04-02', '2017-08-01', '2017-10-01', '2017-12-01', '2018-02-01', '2018-04-02', '2018-10-01', '2019-02-01',
+    '2019-03-11', '2019-04-30', '2019-06-01', '2019-06-04', '2019-08-01', '2019-08-15', '2019-11-01', '2020-06-01', '2020-07-15',
+    '2020-09-01', '2020-10-01', '2020-12-01', '2021-01-01', '2021-02-01', '2021-03-01', '2021-05-01', '2021-10-01', '2021-11-01',
+    '2021-11-15', '2021-12-13', '2023-07-01', '2023-11-15', '2024-03-15', '2024-07-17',
+  ],
+};
 
 /** The notice kinds Azure Scheduled Events can show, with their EventType and minimum notice. */
 const EVENT_TYPES: Partial<Record<NoticeKind, { type: string; leadMs: number; durationSeconds: number }>> = {
@@ -18,6 +32,11 @@ const EVENT_TYPES: Partial<Record<NoticeKind, { type: string; leadMs: number; du
   redeploy: { type: 'Redeploy', leadMs: 10 * 60_000, durationSeconds: -1 },
   freeze: { type: 'Freeze', leadMs: 15 * 60_000, durationSeconds: 5 },
 };
+
+/** What each kind shows: one Scheduled Events entry of that EventType. */
+export const AZURE_KINDS: SimulatedKinds = Object.fromEntries(
+  Object.entries(EVENT_TYPES).map(([kind, event]) => [kind, `Scheduled Events: a ${event.type} event for this VM`]),
+);
 
 export interface SimulatedAzureEvent {
   EventId: string;
@@ -64,7 +83,12 @@ export class SimulatedAzure implements SimulatedCloud {
       return reply(response, 400, { error: 'Bad request. Requests through a proxy (X-Forwarded-For) are refused' });
     }
     if (request.headers.metadata !== 'true') return reply(response, 400, { error: 'Bad request. Required metadata header not specified' });
-    if (!url.searchParams.get('api-version')) return reply(response, 400, { error: 'Bad request. api-version was not specified in the request' });
+    const versions = API_VERSIONS[url.pathname]!;
+    const version = url.searchParams.get('api-version');
+    if (version === null || !versions.includes(version)) {
+      const problem = version === null ? 'api-version was not specified in the request' : `api-version ${version} is invalid`;
+      return reply(response, 400, { error: `Bad request. ${problem}. For more information refer to aka.ms/azureimds`, 'newest-versions': versions.slice(-3).reverse() });
+    }
     if (!this.admit(request.socket.remoteAddress ?? 'unknown')) return reply(response, 429, { error: 'Too many requests' });
 
     if (url.pathname === INSTANCE_PATH) {
@@ -78,9 +102,7 @@ export class SimulatedAzure implements SimulatedCloud {
 
   trigger(spec: TriggerSpec): void {
     const eventType = EVENT_TYPES[spec.kind];
-    if (!eventType) {
-      throw new PreemptdError('ERR_USAGE', `Azure Scheduled Events have no ${spec.kind} event; expected kind one of ${Object.keys(EVENT_TYPES).join(', ')}`);
-    }
+    if (!eventType) throw cannotShow(this.provider, AZURE_KINDS, spec.kind);
     const notBefore = spec.time ? new Date(spec.time) : new Date(Date.now() + (spec.leadMs ?? eventType.leadMs));
     if (Number.isNaN(notBefore.getTime())) throw new PreemptdError('ERR_USAGE', `trigger time ${JSON.stringify(spec.time)} is not a date; expected ISO 8601`);
     this.events = [

@@ -1,5 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PreemptdError } from '../lib/errors.js';
 import type { NoticeKind, ProviderName } from '../notice/notice.js';
+
+/**
+ * The notice kinds one simulated cloud can show, each with what it shows, in one line.
+ * Each cloud file declares its own; `--help`, the start-time check and docs/simulator.md read them.
+ */
+export type SimulatedKinds = Partial<Record<NoticeKind, string>>;
+
+/** The refusal for a kind a cloud cannot show, listing the kinds it can. */
+export function cannotShow(provider: ProviderName, kinds: SimulatedKinds, kind: string): PreemptdError {
+  return new PreemptdError('ERR_USAGE', `the ${provider} simulator cannot show a ${kind} notice; it can show ${Object.keys(kinds).join(', ')}`);
+}
 
 /** What the simulator is asked to show; each cloud maps it onto its own endpoints. */
 export interface TriggerSpec {
@@ -25,6 +37,14 @@ export interface SimulatedCloud {
   clear(): void;
   /** Answers any hanging requests so the server can close at once. */
   close(): void;
+}
+
+/** One simulated cloud as the registry (clouds.ts) holds it. */
+export interface SimulatedCloudEntry {
+  kinds: SimulatedKinds;
+  /** What the simulator shows when no kind is named: the cloud's spot interruption. */
+  defaultKind: NoticeKind;
+  create(options: SimulatedCloudOptions): SimulatedCloud;
 }
 
 export interface SimulatedCloudOptions {

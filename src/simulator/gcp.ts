@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PreemptdError } from '../lib/errors.js';
-import type { SimulatedCloud, SimulatedCloudOptions, TriggerSpec } from './cloud.js';
+import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type SimulatedKinds, type TriggerSpec } from './cloud.js';
+import { directoryPrefix } from './directory.js';
+import { directoryAnswer, type GcpAnswer } from './gcp-directory.js';
 
 const BASE_PATH = '/computeMetadata/v1/';
 /** The real server caps how long a hanging GET may wait. */
@@ -17,7 +19,18 @@ const MISSING_FLAVOR_BODY = [
   '',
 ].join(' ');
 
+/** What each kind shows on the simulated metadata server. */
+export const GCP_KINDS: SimulatedKinds = {
+  preempt: 'instance/preempted turns TRUE',
+  maintenance: 'instance/maintenance-event MIGRATE_ON_HOST_MAINTENANCE',
+};
+
+function textAnswer(status: number, body: string): GcpAnswer {
+  return { status, body, contentType: 'application/text' };
+}
+
 interface Waiter {
+  url: URL;
   response: ServerResponse;
   timer: NodeJS.Timeout;
 }
@@ -55,10 +68,11 @@ export class SimulatedGcp implements SimulatedCloud {
     this.version += 1;
     const etag = createHash('sha256').update(`${key}\0${value}\0${this.version}`).digest('hex').slice(0, 16);
     this.values.set(key, { value, etag });
-    const waiting = this.waiters.get(key);
-    if (!waiting) return;
-    this.waiters.delete(key);
-    for (const waiter of waiting) this.answer(waiter, key);
+    for (const [watched, waiting] of this.waiters) {
+      if (watched !== key && !key.startsWith(directoryPrefix(watched))) continue;
+      this.waiters.delete(watched);
+      for (const waiter of waiting) this.release(waiter);
+    }
   }
 
   handle(request: IncomingMessage, response: ServerResponse): void {
@@ -66,74 +80,83 @@ export class SimulatedGcp implements SimulatedCloud {
     response.setHeader('Metadata-Flavor', 'Google');
     response.setHeader('Server', 'Metadata Server for VM');
     if (request.headers['metadata-flavor'] !== 'Google' || request.headers['x-forwarded-for'] !== undefined) {
-      this.send(response, 403, MISSING_FLAVOR_BODY);
+      this.send(response, textAnswer(403, MISSING_FLAVOR_BODY));
       return;
     }
     if (request.method !== 'GET') {
-      this.send(response, 405, 'Method Not Allowed\n');
+      this.send(response, textAnswer(405, 'Method Not Allowed\n'));
       return;
     }
-    if (!url.pathname.startsWith(BASE_PATH)) {
-      this.send(response, url.pathname === '/' ? 200 : 404, url.pathname === '/' ? 'computeMetadata/\n' : 'Not Found\n');
-      return;
-    }
-    const key = url.pathname.slice(BASE_PATH.length);
-    const current = this.values.get(key);
-    if (!current) {
-      this.send(response, 404, 'Not Found\n');
-      return;
-    }
-    if (url.searchParams.get('wait_for_change') !== 'true') {
-      this.sendValue(response, key);
+    const current = this.answer(url);
+    if (url.searchParams.get('wait_for_change') !== 'true' || current.status !== 200 || !url.pathname.startsWith(BASE_PATH)) {
+      this.send(response, current);
       return;
     }
     const timeoutText = url.searchParams.get('timeout_sec');
     const timeoutSeconds = timeoutText === null ? MAX_HANG_SECONDS : Number(timeoutText);
     if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) {
-      this.send(response, 400, `Bad Request: timeout_sec must be a positive integer, got ${timeoutText}\n`);
+      this.send(response, textAnswer(400, `Bad Request: timeout_sec must be a positive integer, got ${timeoutText}\n`));
       return;
     }
     const lastEtag = url.searchParams.get('last_etag');
     // A client whose last ETag is stale gets the current value at once.
     if (lastEtag !== null && lastEtag !== current.etag) {
-      this.sendValue(response, key);
+      this.send(response, current);
       return;
     }
-    this.wait(key, response, Math.min(timeoutSeconds, MAX_HANG_SECONDS));
+    this.wait(url, response, Math.min(timeoutSeconds, MAX_HANG_SECONDS));
   }
 
-  private wait(key: string, response: ServerResponse, timeoutSeconds: number): void {
+  /** What the server answers for a URL right now: a value, a directory, a move, or 404. */
+  private answer(url: URL): GcpAnswer {
+    const { pathname } = url;
+    if (pathname === BASE_PATH.slice(0, -1)) return { ...textAnswer(301, 'Moved Permanently\n'), location: BASE_PATH };
+    if (!pathname.startsWith(BASE_PATH)) {
+      const listing = pathname === '/' ? 'computeMetadata/\n' : pathname === '/computeMetadata/' ? 'v1/\n' : undefined;
+      return listing === undefined ? textAnswer(404, 'Not Found\n') : textAnswer(200, listing);
+    }
+    const key = pathname.slice(BASE_PATH.length);
+    const leaf = this.values.get(key);
+    if (leaf) {
+      const json = url.searchParams.get('alt') === 'json';
+      return { status: 200, body: json ? JSON.stringify(leaf.value) : leaf.value, contentType: json ? 'application/json' : 'application/text', etag: leaf.etag };
+    }
+    const values = new Map([...this.values].map(([name, entry]) => [name, entry.value]));
+    return directoryAnswer(values, BASE_PATH, key, url.searchParams) ?? textAnswer(404, 'Not Found\n');
+  }
+
+  /** Holds a hanging GET until the key, or anything under the directory, changes. */
+  private wait(url: URL, response: ServerResponse, timeoutSeconds: number): void {
+    const watched = url.pathname.slice(BASE_PATH.length);
     const waiter: Waiter = {
+      url,
       response,
       timer: setTimeout(() => {
-        this.waiters.get(key)?.delete(waiter);
-        this.sendValue(response, key);
+        this.waiters.get(watched)?.delete(waiter);
+        this.send(response, this.answer(url));
       }, timeoutSeconds * 1000),
     };
-    let waiting = this.waiters.get(key);
-    if (!waiting) this.waiters.set(key, (waiting = new Set()));
+    let waiting = this.waiters.get(watched);
+    if (!waiting) this.waiters.set(watched, (waiting = new Set()));
     waiting.add(waiter);
     response.on('close', () => {
       clearTimeout(waiter.timer);
-      this.waiters.get(key)?.delete(waiter);
+      this.waiters.get(watched)?.delete(waiter);
     });
   }
 
-  private answer(waiter: Waiter, key: string): void {
+  private release(waiter: Waiter): void {
     clearTimeout(waiter.timer);
-    this.sendValue(waiter.response, key);
+    this.send(waiter.response, this.answer(waiter.url));
   }
 
-  private sendValue(response: ServerResponse, key: string): void {
-    const current = this.values.get(key)!;
-    response.setHeader('ETag', current.etag);
-    this.send(response, 200, current.value);
-  }
-
-  private send(response: ServerResponse, status: number, body: string): void {
+  private send(response: ServerResponse, answer: GcpAnswer): void {
     if (response.writableEnded || response.destroyed) return;
-    response.writeHead(status, { 'Content-Type': 'application/text', 'Content-Length': Buffer.byteLength(body) });
-    response.end(body);
+    const headers: Record<string, string | number> = { 'Content-Type': answer.contentType, 'Content-Length': Buffer.byteLength(answer.body) };
+    if (answer.etag !== undefined) headers.ETag = answer.etag;
+    if (answer.location !== undefined) headers.Location = answer.location;
+    response.writeHead(answer.status, headers);
+    response.end(answer.body);
   }
 
   trigger(spec: TriggerSpec): void {
@@ -147,7 +170,7 @@ export class SimulatedGcp implements SimulatedCloud {
       }
       this.set('instance/maintenance-event', value);
     } else {
-      throw new PreemptdError('ERR_USAGE', `the GCP simulator cannot show a ${spec.kind} notice; expected preempt or maintenance`);
+      throw cannotShow(this.provider, GCP_KINDS, spec.kind);
     }
   }
 
@@ -157,7 +180,7 @@ export class SimulatedGcp implements SimulatedCloud {
   }
 
   close(): void {
-    for (const [key, waiting] of this.waiters) for (const waiter of waiting) this.answer(waiter, key);
+    for (const waiting of this.waiters.values()) for (const waiter of waiting) this.release(waiter);
     this.waiters.clear();
   }
 }

@@ -1,11 +1,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PreemptdError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { ProviderName } from '../notice/notice.js';
-import type { SimulatedCloud, TriggerSpec } from './cloud.js';
-import type { SimulatedCloudOptions } from './cloud.js';
-import { SIMULATED_CLOUDS } from './clouds.js';
+import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type TriggerSpec } from './cloud.js';
+import { simulatedCloud } from './clouds.js';
 import { FaultLayer } from './faults.js';
 import { formatFaultSpec, parseFaultSpec, type FaultSpec } from './fault-spec.js';
 
@@ -45,14 +43,17 @@ export const CONTROL_PREFIX = '/_simulator/';
  * `POST /_simulator/faults` with a fault spec as its body (empty: none) sets the fault mode.
  */
 export async function startSimulator(options: SimulatorOptions): Promise<RunningSimulator> {
-  const createCloud = SIMULATED_CLOUDS[options.provider];
-  if (!createCloud) {
-    throw new PreemptdError('ERR_USAGE', `the simulator has no ${options.provider} cloud; expected one of ${Object.keys(SIMULATED_CLOUDS).join(', ')}`);
-  }
-  const cloud = createCloud(options);
+  const entry = simulatedCloud(options.provider);
+  // A kind this cloud cannot show is refused now, not when the timer fires.
+  const checkKind = (spec: TriggerSpec) => {
+    if (entry.kinds[spec.kind] === undefined) throw cannotShow(options.provider, entry.kinds, String(spec.kind));
+  };
+  if (options.trigger) checkKind(options.trigger);
+  const cloud = entry.create(options);
   const requests = new Map<string, number>();
   const faults = new FaultLayer(options.provider, options.faults, options.random);
   const showNotice = (spec: TriggerSpec) => {
+    checkKind(spec);
     const shown = faults.adjustTrigger(spec);
     cloud.trigger(shown);
     options.log?.info({ trigger: shown }, 'simulator: notice shown');
@@ -62,7 +63,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      if (request.url?.startsWith(CONTROL_PREFIX)) handleControl(request.url.slice(CONTROL_PREFIX.length), body, response);
+      if (request.url?.startsWith(CONTROL_PREFIX)) handleControl(request.method ?? 'GET', request.url.slice(CONTROL_PREFIX.length), body, response);
       else {
         const path = (request.url ?? '/').split('?')[0]!;
         requests.set(path, (requests.get(path) ?? 0) + 1);
@@ -71,7 +72,11 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     });
   });
 
-  function handleControl(command: string, body: string, response: http.ServerResponse): void {
+  function handleControl(method: string, command: string, body: string, response: http.ServerResponse): void {
+    if (method !== 'POST') {
+      response.writeHead(405, { Allow: 'POST' }).end(`simulator commands take POST, not ${method}\n`);
+      return;
+    }
     try {
       if (command === 'trigger') {
         showNotice(JSON.parse(body || '{}') as TriggerSpec);
@@ -107,7 +112,10 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
     cloud,
     requests,
     faults,
-    trigger: (spec) => cloud.trigger(faults.adjustTrigger(spec)),
+    trigger: (spec) => {
+      checkKind(spec);
+      cloud.trigger(faults.adjustTrigger(spec));
+    },
     clear: () => cloud.clear(),
     close: async () => {
       clearTimeout(noticeTimer);

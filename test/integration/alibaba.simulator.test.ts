@@ -52,7 +52,7 @@ describe('Alibaba simulator and provider', () => {
     expect(await request('GET', TERMINATION)).toMatchObject({ status: 200, body: '2031-05-06T07:08:09Z' });
     simulator.clear();
     expect((await request('GET', TERMINATION)).status).toBe(404);
-    expect(() => simulator.trigger({ kind: 'preempt' })).toThrow(/only get terminate notices/);
+    expect(() => simulator.trigger({ kind: 'preempt' })).toThrow('the alibaba simulator cannot show a preempt notice; it can show terminate');
   });
 
   test.each(['optional', 'required'] as const)('without DMI files, the probes recognise the Alibaba simulator (tokens %s)', async (tokens) => {

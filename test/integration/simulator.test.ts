@@ -96,7 +96,7 @@ describe('AWS metadata simulator', () => {
   test('a kind AWS does not have is refused by the control API with a clear message', async () => {
     const response = await fetch(`${simulator.url}/_simulator/trigger`, { method: 'POST', body: JSON.stringify({ kind: 'preempt' }) });
     expect(response.status).toBe(400);
-    expect(await response.text()).toContain('cannot show a preempt notice; expected terminate, stop, hibernate, rebalance or maintenance');
+    expect(await response.text()).toContain('the aws simulator cannot show a preempt notice; it can show terminate, stop, hibernate, rebalance, maintenance');
   });
 });
 

@@ -25,7 +25,7 @@ describe('Tencent simulator and provider', () => {
     expect(await request('GET', TERMINATION)).toMatchObject({ status: 200, body: '2031-05-07 04:08:09' });
     simulator.clear();
     expect((await request('GET', TERMINATION)).status).toBe(404);
-    expect(() => simulator.trigger({ kind: 'preempt' })).toThrow(/only get terminate notices/);
+    expect(() => simulator.trigger({ kind: 'preempt' })).toThrow('the tencent simulator cannot show a preempt notice; it can show terminate');
     // No session tokens: a PUT is not a metadata request there.
     expect((await request('PUT', '/latest/api/token')).status).not.toBe(200);
   });

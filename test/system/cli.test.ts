@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { SIMULATED_CLOUDS } from '../../src/simulator/clouds.js';
 import { runCli } from '../helpers/cli.js';
 import { TestResources, writeAgentConfig } from '../helpers/resources.js';
 
@@ -22,6 +23,26 @@ test('each command has its own --help', async () => {
   const simulator = await runCli(['simulator', '--help']);
   expect(simulator.code).toBe(0);
   expect(simulator.stdout).toContain('--notice-after');
+});
+
+test('simulator --help names every kind each provider can show, from the clouds\' own tables', async () => {
+  const help = await runCli(['simulator', '--help']);
+  expect(help.code).toBe(0);
+  const table = help.stdout.slice(help.stdout.indexOf('Kinds each provider can show'));
+  const sections = new Map(table.split(/^  (?=\w+:$)/m).slice(1).map((section) => [section.slice(0, section.indexOf(':')), section]));
+  expect([...sections.keys()]).toEqual(Object.keys(SIMULATED_CLOUDS));
+  for (const [provider, entry] of Object.entries(SIMULATED_CLOUDS)) {
+    const listed = [...sections.get(provider)!.matchAll(/^    (\w+)\*?\s/gm)].map((match) => match[1]);
+    expect(listed).toEqual(Object.keys(entry.kinds));
+    expect(sections.get(provider)).toContain(`${entry.defaultKind}*`);
+  }
+});
+
+test('simulator with a kind its provider cannot show exits 64 at start, listing the kinds it can', async () => {
+  const result = await runCli(['simulator', '--provider', 'gcp', '--kind', 'stop', '--notice-after', '1s', '--port', '0']);
+  expect(result.code).toBe(64);
+  expect(result.stderr).toBe('preemptd: the gcp simulator cannot show a stop notice; it can show preempt, maintenance\n');
+  expect(result.stdout).not.toContain('simulated gcp metadata service');
 });
 
 test('an unknown command exits 64 with a pointer to --help', async () => {
