@@ -44,7 +44,7 @@ export function awsEventDate(date: Date): string {
 export const AWS_KINDS: SimulatedKinds = {
   terminate: 'spot/instance-action "terminate" and spot/termination-time',
   stop: 'spot/instance-action "stop" and spot/termination-time',
-  hibernate: 'spot/instance-action "hibernate" and spot/termination-time, with no lead',
+  hibernate: 'spot/instance-action "hibernate" and spot/termination-time',
   rebalance: 'events/recommendations/rebalance',
   maintenance: 'events/maintenance/scheduled: an active system-reboot',
 };
