@@ -95,6 +95,31 @@ export const REDACT_PATHS = [
   '*.headers["X-aws-ec2-metadata-token"]',
 ];
 
+/** An error as every log line carries it, under `err`: pino's err serializer shape. */
+export interface LoggedError {
+  /** The error's class, e.g. `StepFailure`, `MetadataRequestError`, `TypeError`. */
+  type: string;
+  message: string;
+  stack?: string;
+  /** A preemptd code (`ERR_STEP_FAILED`) or a platform one (`ECONNREFUSED`). */
+  code?: string | number;
+}
+
+/**
+ * The `err` field of a log line, whatever was thrown. Message and stack are scrubbed of
+ * registered secrets here as well as on the way out, as the recorder scrubs step errors.
+ */
+export function serializeError(error: unknown): LoggedError {
+  if (!(error instanceof Error)) return { type: 'Error', message: scrubSecrets(String(error)) };
+  const code = (error as { code?: unknown }).code;
+  return {
+    type: error.constructor.name || error.name,
+    message: scrubSecrets(error.message),
+    ...(error.stack === undefined ? {} : { stack: scrubSecrets(error.stack) }),
+    ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
+  };
+}
+
 export interface LogOptions {
   level?: LevelWithSilent;
   destination?: NodeJS.WritableStream | { write(chunk: string): void };
@@ -113,6 +138,8 @@ export function createLogger(options: LogOptions = {}): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       // `severity` beside `level` (added, never renamed): cloud logging agents read that one.
       formatters: { level: (label) => ({ level: label, severity: severityOf(label) }) },
+      // Every `{ err: error }` a line carries, in one shape.
+      serializers: { err: serializeError },
       redact: { paths: REDACT_PATHS, censor: REDACTED },
       hooks: { streamWrite: journal ? (line) => withJournalPriority(scrubJsonLine(line)) : scrubJsonLine },
     },
