@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { EXIT_USAGE, exitCodeFor } from './lib/errors.js';
+import { PreemptdError } from './lib/errors.js';
 import { AGENT_VERSION } from './lib/host.js';
+import { reportFailure } from './commands/fatal.js';
 import { configOptions, LOG_LEVEL_CHOICES, usageMessage } from './commands/flags.js';
 import { NOTICE_KINDS, PROVIDER_NAMES } from './notice/notice.js';
 
@@ -73,14 +74,12 @@ const cli = yargs(hideBin(process.argv))
   .alias('v', 'version')
   .epilog('Docs: README.md and docs/ in the repository. Exit codes: 0 ok, 1 failure, 64 usage, 78 invalid config.')
   .fail((message, error) => {
-    if (error) throw error;
-    process.stderr.write(`preemptd: ${usageMessage(message)}\n\nRun "preemptd --help" for usage.\n`);
-    process.exit(EXIT_USAGE);
+    throw error ?? new PreemptdError('ERR_USAGE', usageMessage(message));
   });
 
 try {
   await cli.parseAsync();
 } catch (error) {
-  process.exitCode = exitCodeFor(error);
-  process.stderr.write(`preemptd: ${error instanceof Error ? error.message : String(error)}\n`);
+  // The command named on the line, if any: the agent's failure is also a JSON log line.
+  await reportFailure(hideBin(process.argv).find((arg) => !arg.startsWith('-')), error);
 }

@@ -125,11 +125,13 @@ export interface LogOptions {
   destination?: NodeJS.WritableStream | { write(chunk: string): void };
   /** Prefix each line with its syslog priority; by default when stdout is the journal (JOURNAL_STREAM). */
   journal?: boolean;
+  /** Write each line before returning (stdout only): for a line the process may exit right after. */
+  sync?: boolean;
 }
 
 /** pino JSON lines on stdout, as journald and kubectl read them. */
 export function createLogger(options: LogOptions = {}): Logger {
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: false });
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: options.sync ?? false });
   const journal = options.journal ?? (options.destination === undefined && writesToJournal(process.env, 1));
   return pino(
     {
