@@ -1,6 +1,7 @@
 import { PreemptdError } from '../lib/errors.js';
 import { durationProblem, parseDuration } from '../lib/duration.js';
 import { createLogger } from '../lib/log.js';
+import { logFormatFor } from '../lib/log-text.js';
 import type { NoticeKind, ProviderName } from '../notice/notice.js';
 import { formatFaultSpec, loadFaultSpec } from '../simulator/fault-spec.js';
 import { startSimulator } from '../simulator/metadata-server.js';
@@ -15,6 +16,7 @@ export interface SimulatorArgs {
   lead: string;
   faults?: string;
   logLevel: string;
+  logFormat?: string;
 }
 
 /** The spot interruption kind of each cloud, shown when --kind is not given. */
@@ -28,7 +30,7 @@ export async function simulatorCommand(args: SimulatorArgs): Promise<void> {
     throw new PreemptdError('ERR_USAGE', `--notice-after: got "${args.noticeAfter}": ${durationProblem(args.noticeAfter)}`);
   }
   if (leadMs === undefined) throw new PreemptdError('ERR_USAGE', `--lead: got "${args.lead}": ${durationProblem(args.lead)}`);
-  const log = createLogger({ level: args.logLevel as 'info' });
+  const log = createLogger({ level: args.logLevel as 'info', format: logFormatFor(args.logFormat, process.stdout.isTTY === true) });
   const kind = (args.kind as NoticeKind | undefined) ?? DEFAULT_KIND[provider];
   const faults = args.faults === undefined ? undefined : await loadFaultSpec(args.faults);
   const simulator = await startSimulator({

@@ -1,5 +1,6 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
 import { severityOf, withJournalPriority, writesToJournal } from './log-levels.js';
+import { formatTextLine, type LogFormat } from './log-text.js';
 
 export type { Logger };
 
@@ -125,11 +126,19 @@ export interface LogOptions {
   destination?: NodeJS.WritableStream | { write(chunk: string): void };
   /** Prefix each line with its syslog priority; by default when stdout is the journal (JOURNAL_STREAM). */
   journal?: boolean;
+  /** `text` for a person at a terminal (simulator, restore); JSON lines by default. */
+  format?: LogFormat;
   /** Write each line before returning (stdout only): for a line the process may exit right after. */
   sync?: boolean;
 }
 
-/** pino JSON lines on stdout, as journald and kubectl read them. */
+/** Each line as it leaves: scrubbed, then as text or with its journal priority when asked. */
+function outputLine(journal: boolean, format: LogFormat): (line: string) => string {
+  if (format === 'text') return (line) => formatTextLine(scrubJsonLine(line));
+  return journal ? (line) => withJournalPriority(scrubJsonLine(line)) : scrubJsonLine;
+}
+
+/** pino JSON lines on stdout, as journald and kubectl read them (or text lines for a person). */
 export function createLogger(options: LogOptions = {}): Logger {
   const destination = options.destination ?? pino.destination({ dest: 1, sync: options.sync ?? false });
   const journal = options.journal ?? (options.destination === undefined && writesToJournal(process.env, 1));
@@ -143,7 +152,7 @@ export function createLogger(options: LogOptions = {}): Logger {
       // Every `{ err: error }` a line carries, in one shape.
       serializers: { err: serializeError },
       redact: { paths: REDACT_PATHS, censor: REDACTED },
-      hooks: { streamWrite: journal ? (line) => withJournalPriority(scrubJsonLine(line)) : scrubJsonLine },
+      hooks: { streamWrite: outputLine(journal, options.format ?? 'json') },
     },
     destination as pino.DestinationStream,
   );
