@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { EXIT_USAGE, exitCodeFor } from './lib/errors.js';
+import { PreemptdError } from './lib/errors.js';
 import { AGENT_VERSION } from './lib/host.js';
-import { configOptions, LOG_LEVEL_CHOICES, usageMessage } from './commands/flags.js';
+import { reportFailure } from './commands/fatal.js';
+import { configOptions, logFlags, usageMessage } from './commands/flags.js';
 import { SIMULATOR_KIND_CHOICES, simulatorKindsHelp } from './commands/simulator-kinds.js';
 import { NOTICE_KINDS, PROVIDER_NAMES } from './notice/notice.js';
 
@@ -52,32 +53,33 @@ const cli = yargs(hideBin(process.argv))
     'simulator',
     'serve a simulated cloud metadata service on loopback, with a notice after a delay',
     (argv) =>
-      argv
-        .option('provider', { type: 'string', choices: [...PROVIDER_NAMES], default: 'aws', describe: 'which cloud to simulate' })
-        .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
-        .option('port', { type: 'number', default: 8169, describe: 'port to listen on (0 = any free port)' })
-        .option('notice-after', { type: 'string', describe: 'show a notice after this long, e.g. 10s (never when omitted)' })
-        .option('kind', { type: 'string', choices: SIMULATOR_KIND_CHOICES, describe: 'notice kind; the provider must be able to show it (list below; default: its spot interruption)' })
-        .option('action', { type: 'string', choices: ['terminate', 'stop', 'hibernate', 'autoscaling'], describe: 'AWS: the spot instance-action, or autoscaling (target-lifecycle-state Terminated)' })
-        .option('lead', { type: 'string', default: '2m', describe: 'how far ahead the notice time lies' })
-        .option('faults', { type: 'string', describe: 'fault mode: a spec such as 500:0.1,reset:0.05,hang-token, or @file (docs/robustness.md)' })
-        .option('log-level', { type: 'string', choices: LOG_LEVEL_CHOICES, default: 'info', describe: 'how much to log' })
-        .epilog(simulatorKindsHelp()),
+      logFlags(
+        argv
+          .option('provider', { type: 'string', choices: [...PROVIDER_NAMES], default: 'aws', describe: 'which cloud to simulate' })
+          .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
+          .option('port', { type: 'number', default: 8169, describe: 'port to listen on (0 = any free port)' })
+          .option('notice-after', { type: 'string', describe: 'show a notice after this long, e.g. 10s (never when omitted)' })
+          .option('kind', { type: 'string', choices: SIMULATOR_KIND_CHOICES, describe: 'notice kind; the provider must be able to show it (list below; default: its spot interruption)' })
+          .option('action', { type: 'string', choices: ['terminate', 'stop', 'hibernate', 'autoscaling'], describe: 'AWS: the spot instance-action, or autoscaling (target-lifecycle-state Terminated)' })
+          .option('lead', { type: 'string', default: '2m', describe: 'how far ahead the notice time lies' })
+          .option('faults', { type: 'string', describe: 'fault mode: a spec such as 500:0.1,reset:0.05,hang-token, or @file (docs/robustness.md)' }),
+      ).epilog(simulatorKindsHelp()),
     async (args) => (await import('./commands/simulator.js')).simulatorCommand(args),
   )
   .command(
     'restore',
     'download a snapshot into a directory and verify every checksum against its manifest',
     (argv) =>
-      argv
-        .option('from', { type: 'string', demandOption: true, describe: 'snapshot location, e.g. s3://bucket/ckpt/i-0abc/aws-terminate-1a2b/' })
-        .option('to', { type: 'string', demandOption: true, describe: 'directory to restore into' })
-        .option('endpoint', { type: 'string', describe: 'S3-compatible, GCS or Azure endpoint (MinIO, R2, emulators)' })
-        .option('force-path-style', { type: 'boolean', describe: 'S3: path-style URLs (most S3-compatible servers)' })
-        .option('region', { type: 'string', describe: "S3: the bucket's region" })
-        .option('concurrency', { type: 'number', default: 4, describe: 'files downloaded at once' })
-        .option('keep-setuid', { type: 'boolean', default: false, describe: 'restore setuid and setgid bits as stored (dropped by default)' })
-        .option('log-level', { type: 'string', choices: LOG_LEVEL_CHOICES, default: 'info', describe: 'how much to log' }),
+      logFlags(
+        argv
+          .option('from', { type: 'string', demandOption: true, describe: 'snapshot location, e.g. s3://bucket/ckpt/i-0abc/aws-terminate-1a2b/' })
+          .option('to', { type: 'string', demandOption: true, describe: 'directory to restore into' })
+          .option('endpoint', { type: 'string', describe: 'S3-compatible, GCS or Azure endpoint (MinIO, R2, emulators)' })
+          .option('force-path-style', { type: 'boolean', describe: 'S3: path-style URLs (most S3-compatible servers)' })
+          .option('region', { type: 'string', describe: "S3: the bucket's region" })
+          .option('concurrency', { type: 'number', default: 4, describe: 'files downloaded at once' })
+          .option('keep-setuid', { type: 'boolean', default: false, describe: 'restore setuid and setgid bits as stored (dropped by default)' }),
+      ),
     async (args) => (await import('./commands/restore.js')).restoreCommand(args),
   )
   .demandCommand(1, 'name a command: run, check, health, simulate, simulator, restore (see --help)')
@@ -88,14 +90,12 @@ const cli = yargs(hideBin(process.argv))
   .alias('v', 'version')
   .epilog('Docs: README.md and docs/ in the repository. Exit codes: 0 ok, 1 failure, 64 usage, 78 invalid config.')
   .fail((message, error) => {
-    if (error) throw error;
-    process.stderr.write(`preemptd: ${usageMessage(message)}\n\nRun "preemptd --help" for usage.\n`);
-    process.exit(EXIT_USAGE);
+    throw error ?? new PreemptdError('ERR_USAGE', usageMessage(message));
   });
 
 try {
   await cli.parseAsync();
 } catch (error) {
-  process.exitCode = exitCodeFor(error);
-  process.stderr.write(`preemptd: ${error instanceof Error ? error.message : String(error)}\n`);
+  // The command named on the line, if any: the agent's failure is also a JSON log line.
+  await reportFailure(hideBin(process.argv).find((arg) => !arg.startsWith('-')), error);
 }

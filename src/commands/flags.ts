@@ -1,11 +1,19 @@
 import type { Argv } from 'yargs';
 import type { ConfigIssue } from '../lib/errors.js';
+import { LOG_FORMATS } from '../lib/log-text.js';
 import { PROVIDER_NAMES } from '../notice/notice.js';
 
 const DEFAULT_CONFIG_FILE = '/etc/preemptd/config.yaml';
 
 /** pino's levels, as `--log-level` takes them on every command. */
 export const LOG_LEVEL_CHOICES = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+/** How the commands that log for a person (simulator, restore) take their log flags. */
+export function logFlags<T>(argv: Argv<T>) {
+  return argv
+    .option('log-level', { type: 'string', choices: LOG_LEVEL_CHOICES, default: 'info', describe: 'how much to log' })
+    .option('log-format', { type: 'string', choices: LOG_FORMATS, describe: 'log lines as JSON or as text', defaultDescription: 'text on a terminal, else json' });
+}
 
 /** Flags shared by every command that loads a config. */
 export function configOptions<T>(argv: Argv<T>) {

@@ -1,5 +1,6 @@
 import { PreemptdError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
+import { logFormatFor } from '../lib/log-text.js';
 import { restore } from '../snapshots/restore.js';
 import { parseLocation } from '../stores/location.js';
 
@@ -12,6 +13,7 @@ export interface RestoreArgs {
   concurrency: number;
   keepSetuid: boolean;
   logLevel: string;
+  logFormat?: string;
 }
 
 /**
@@ -27,7 +29,7 @@ export async function restoreCommand(args: RestoreArgs): Promise<void> {
     if (error instanceof PreemptdError && error.code === 'ERR_LOCATION') throw new PreemptdError('ERR_USAGE', `--from: ${error.message}`, { cause: error });
     throw error;
   }
-  const log = createLogger({ level: args.logLevel as 'info' });
+  const log = createLogger({ level: args.logLevel as 'info', format: logFormatFor(args.logFormat, process.stdout.isTTY === true) });
   const controller = new AbortController();
   const stop = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) return;

@@ -1,6 +1,7 @@
 import { PreemptdError } from '../lib/errors.js';
 import { durationProblem, parseDuration } from '../lib/duration.js';
 import { createLogger } from '../lib/log.js';
+import { logFormatFor } from '../lib/log-text.js';
 import type { NoticeKind, ProviderName } from '../notice/notice.js';
 import { simulatedCloud } from '../simulator/clouds.js';
 import { formatFaultSpec, loadFaultSpec } from '../simulator/fault-spec.js';
@@ -16,6 +17,7 @@ export interface SimulatorArgs {
   lead: string;
   faults?: string;
   logLevel: string;
+  logFormat?: string;
 }
 
 export async function simulatorCommand(args: SimulatorArgs): Promise<void> {
@@ -26,7 +28,7 @@ export async function simulatorCommand(args: SimulatorArgs): Promise<void> {
     throw new PreemptdError('ERR_USAGE', `--notice-after: got "${args.noticeAfter}": ${durationProblem(args.noticeAfter)}`);
   }
   if (leadMs === undefined) throw new PreemptdError('ERR_USAGE', `--lead: got "${args.lead}": ${durationProblem(args.lead)}`);
-  const log = createLogger({ level: args.logLevel as 'info' });
+  const log = createLogger({ level: args.logLevel as 'info', format: logFormatFor(args.logFormat, process.stdout.isTTY === true) });
   const kind = (args.kind as NoticeKind | undefined) ?? simulatedCloud(provider).defaultKind;
   const faults = args.faults === undefined ? undefined : await loadFaultSpec(args.faults);
   const simulator = await startSimulator({

@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import type { Config } from '../config/types.js';
-import { errorMessage } from '../lib/errors.js';
 import { METADATA_BACKOFF, backoffDelay, sleep } from '../lib/backoff.js';
 import { buildEvent, type StepSummary } from '../notice/event.js';
 import { hostFacts, type HostFacts } from '../lib/host.js';
@@ -98,7 +97,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         log.error({ provider: provider.name, failures }, 'the watch loop ended on its own; starting it again');
       } catch (error) {
         failures += 1;
-        log.error({ provider: provider.name, failures, err: errorMessage(error) }, 'the watch loop failed; starting it again');
+        log.error({ provider: provider.name, failures, err: error }, 'the watch loop failed; starting it again');
       }
       await sleep(backoffDelay(failures, METADATA_BACKOFF), this.abort.signal);
     }
@@ -161,7 +160,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private async preloadSteps(): Promise<void> {
     const failed = await preloadStepTypes(this.deps.config.steps.map((step) => step.type));
     for (const { type, reason } of failed) {
-      this.deps.log.warn({ stepType: type, err: errorMessage(reason) }, 'could not load a step type ahead of notices; it loads again when the step runs');
+      this.deps.log.warn({ stepType: type, err: reason }, 'could not load a step type ahead of notices; it loads again when the step runs');
     }
   }
 
@@ -264,7 +263,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.emit('planFinished', notice, result);
     if (config.azure.ackWhenDone && provider.acknowledge && notice.provider === provider.name) {
       await provider.acknowledge(notice, this.abort.signal).catch((error: unknown) =>
-        log.error({ noticeId: notice.id, err: errorMessage(error) }, 'acknowledging the event failed'),
+        log.error({ noticeId: notice.id, err: error }, 'acknowledging the event failed'),
       );
     }
   }

@@ -46,7 +46,7 @@ export class ConfigReloader {
     try {
       config = await this.deps.load();
     } catch (error) {
-      log.error({ file, err: errorMessage(error) }, `config reload refused; still running the previous config: ${errorMessage(error)}`);
+      log.error({ file, err: error }, `config reload refused; still running the previous config: ${errorMessage(error)}`);
       return 'refused';
     }
     const changes = configChanges(this.currentConfig, config);

@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config/types.js';
 import type { Daemon } from './daemon.js';
-import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { bootId as kernelBootId } from '../lib/boot-id.js';
 import { noticeId, type Notice } from '../notice/notice.js';
@@ -133,7 +132,7 @@ export function shutdownPlan(options: ShutdownPlanOptions): ShutdownPlan {
         const notice = shutdownNotice(at, stopTimeoutMs, await probe.bootId().catch(() => String(at)), signal);
         if (!daemon.raiseNotice(notice)) log.info({ noticeId: notice.id }, 'the shutdown plan has already run for this boot');
       } catch (error) {
-        log.error({ err: errorMessage(error) }, 'could not tell whether the host is shutting down: exiting without the shutdown plan');
+        log.error({ err: error }, 'could not tell whether the host is shutting down: exiting without the shutdown plan');
       }
     },
   };

@@ -6,22 +6,29 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { simulatedCloud } from '../simulator/clouds.js';
+import { EXIT_USAGE, errorMessage } from '../lib/errors.js';
 import { startSimulator } from '../simulator/metadata-server.js';
-import type { ProviderName } from '../notice/notice.js';
 import { demoConfig } from './config.js';
+import { DEMO_USAGE, parseDemoArgs, type DemoOptions } from './options.js';
 
 /**
  * `npm run demo`: the simulator, a sample workload, a local webhook receiver and the agent
  * with an example config, wired together on loopback. A person sees the notice arrive,
  * the webhook land and the workload get its signals within about 15 seconds.
  */
-const { values } = parseArgs({
-  options: { provider: { type: 'string', default: 'aws' }, 'notice-after': { type: 'string', default: '5' } },
-});
-const provider = values.provider as ProviderName;
-const noticeAfterSeconds = Number(values['notice-after']);
+let options: DemoOptions;
+try {
+  options = parseDemoArgs(process.argv.slice(2));
+} catch (error) {
+  process.stderr.write(`demo: ${errorMessage(error)}\n\n${DEMO_USAGE}`);
+  process.exit(EXIT_USAGE);
+}
+if (options.help) {
+  process.stdout.write(DEMO_USAGE);
+  process.exit(0);
+}
+const { provider, noticeAfterSeconds } = options;
 const kind = simulatedCloud(provider).defaultKind;
 const here = dirname(fileURLToPath(import.meta.url));
 const workDir = mkdtempSync(join(tmpdir(), 'preemptd-demo-'));

@@ -1,5 +1,6 @@
 import { pino, type Logger, type LevelWithSilent } from 'pino';
 import { severityOf, withJournalPriority, writesToJournal } from './log-levels.js';
+import { formatTextLine, type LogFormat } from './log-text.js';
 
 export type { Logger };
 
@@ -95,16 +96,51 @@ export const REDACT_PATHS = [
   '*.headers["X-aws-ec2-metadata-token"]',
 ];
 
+/** An error as every log line carries it, under `err`: pino's err serializer shape. */
+export interface LoggedError {
+  /** The error's class, e.g. `StepFailure`, `MetadataRequestError`, `TypeError`. */
+  type: string;
+  message: string;
+  stack?: string;
+  /** A preemptd code (`ERR_STEP_FAILED`) or a platform one (`ECONNREFUSED`). */
+  code?: string | number;
+}
+
+/**
+ * The `err` field of a log line, whatever was thrown. Message and stack are scrubbed of
+ * registered secrets here as well as on the way out, as the recorder scrubs step errors.
+ */
+export function serializeError(error: unknown): LoggedError {
+  if (!(error instanceof Error)) return { type: 'Error', message: scrubSecrets(String(error)) };
+  const code = (error as { code?: unknown }).code;
+  return {
+    type: error.constructor.name || error.name,
+    message: scrubSecrets(error.message),
+    ...(error.stack === undefined ? {} : { stack: scrubSecrets(error.stack) }),
+    ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
+  };
+}
+
 export interface LogOptions {
   level?: LevelWithSilent;
   destination?: NodeJS.WritableStream | { write(chunk: string): void };
   /** Prefix each line with its syslog priority; by default when stdout is the journal (JOURNAL_STREAM). */
   journal?: boolean;
+  /** `text` for a person at a terminal (simulator, restore); JSON lines by default. */
+  format?: LogFormat;
+  /** Write each line before returning (stdout only): for a line the process may exit right after. */
+  sync?: boolean;
 }
 
-/** pino JSON lines on stdout, as journald and kubectl read them. */
+/** Each line as it leaves: scrubbed, then as text or with its journal priority when asked. */
+function outputLine(journal: boolean, format: LogFormat): (line: string) => string {
+  if (format === 'text') return (line) => formatTextLine(scrubJsonLine(line));
+  return journal ? (line) => withJournalPriority(scrubJsonLine(line)) : scrubJsonLine;
+}
+
+/** pino JSON lines on stdout, as journald and kubectl read them (or text lines for a person). */
 export function createLogger(options: LogOptions = {}): Logger {
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: false });
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: options.sync ?? false });
   const journal = options.journal ?? (options.destination === undefined && writesToJournal(process.env, 1));
   return pino(
     {
@@ -113,8 +149,10 @@ export function createLogger(options: LogOptions = {}): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       // `severity` beside `level` (added, never renamed): cloud logging agents read that one.
       formatters: { level: (label) => ({ level: label, severity: severityOf(label) }) },
+      // Every `{ err: error }` a line carries, in one shape.
+      serializers: { err: serializeError },
       redact: { paths: REDACT_PATHS, censor: REDACTED },
-      hooks: { streamWrite: journal ? (line) => withJournalPriority(scrubJsonLine(line)) : scrubJsonLine },
+      hooks: { streamWrite: outputLine(journal, options.format ?? 'json') },
     },
     destination as pino.DestinationStream,
   );

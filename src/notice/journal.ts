@@ -184,7 +184,7 @@ export class Journal {
       try {
         await writeAtomically(this.stateDir, text);
       } catch (error) {
-        this.log.error({ err: errorMessage(error), path: this.path }, 'journal write failed; will retry on the next change');
+        this.log.error({ err: error, path: this.path }, 'journal write failed; will retry on the next change');
       }
     });
     return this.writing;
@@ -243,7 +243,7 @@ async function removeTempFiles(dir: string, log: Logger): Promise<void> {
   for (const name of await readdir(dir)) {
     if (!name.startsWith(TEMP_PREFIX)) continue;
     await unlink(join(dir, name)).catch((error: unknown) =>
-      log.warn({ file: name, err: errorMessage(error) }, 'journal: could not remove a leftover temp file'),
+      log.warn({ file: name, err: error }, 'journal: could not remove a leftover temp file'),
     );
   }
 }

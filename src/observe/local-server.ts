@@ -88,7 +88,7 @@ async function respond(options: ServerOptions, request: http.IncomingMessage, re
     try {
       reply = await route(options);
     } catch (error) {
-      options.log.error({ path, err: errorMessage(error) }, 'local server: request failed');
+      options.log.error({ path, err: error }, 'local server: request failed');
       reply = json(500, { error: errorMessage(error) });
     }
   }
@@ -154,8 +154,7 @@ export async function serveDaemon(
   } catch (error) {
     metrics.close();
     closeStatus();
-    const code = error instanceof PreemptdError ? error.code : undefined;
-    log.error({ err: errorMessage(error), code }, `local server not started (server.listen): ${errorMessage(error)}; the agent runs on without /healthz, /readyz and /metrics`);
+    log.error({ err: error }, `local server not started (server.listen): ${errorMessage(error)}; the agent runs on without /healthz, /readyz and /metrics`);
     return undefined;
   }
   log.info({ url: server.url, endpoints: ENDPOINTS }, `local server on ${server.url}`);

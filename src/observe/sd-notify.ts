@@ -50,7 +50,7 @@ export function createSdNotify(log: Logger): SdNotify | null {
       try {
         await send();
       } catch (error) {
-        log.warn({ message: what, err: String(error).trim() }, 'could not notify systemd');
+        log.warn({ message: what, err: error }, 'could not notify systemd');
       }
     });
     return tail;

@@ -43,7 +43,9 @@ export async function executePlan(plan: Plan, deps: ExecuteDeps): Promise<PlanRe
     for (const run of runs) {
       const waitFor = run.after.flatMap((name) => pending.get(name) ?? []);
       const settled = Promise.all(waitFor).then(async () => {
-        if (!recorder.outcome(run.name)) recorder.finished(await runStep(run, plan, deps, recorder, runStarts));
+        if (recorder.outcome(run.name)) return;
+        const { summary, cause } = await runStep(run, plan, deps, recorder, runStarts);
+        recorder.finished(summary, cause);
       });
       pending.set(run.name, settled);
     }
@@ -63,18 +65,27 @@ export async function executePlan(plan: Plan, deps: ExecuteDeps): Promise<PlanRe
   };
 }
 
-async function runStep(run: Run, plan: Plan, deps: ExecuteDeps, recorder: StepRecorder, runStarts: Map<string, number>): Promise<StepSummary> {
+/** A run's outcome, and what made it fail or time out (for the log's `err`). */
+interface Finished {
+  summary: StepSummary;
+  cause?: unknown;
+}
+
+async function runStep(run: Run, plan: Plan, deps: ExecuteDeps, recorder: StepRecorder, runStarts: Map<string, number>): Promise<Finished> {
   const { step } = run;
   const started = Date.now();
   runStarts.set(run.name, started);
   const followed = run.after.flatMap((name) => runStarts.get(name) ?? []);
-  const finishWith = (status: StepStatus, error?: string, detail?: StepDetail): StepSummary => ({
-    name: run.name,
-    type: step.type,
-    status,
-    ms: Date.now() - started,
-    ...(error === undefined ? {} : { error }),
-    ...(detail === undefined ? {} : { detail }),
+  const finishWith = (status: StepStatus, error?: string, detail?: StepDetail, cause?: unknown): Finished => ({
+    summary: {
+      name: run.name,
+      type: step.type,
+      status,
+      ms: Date.now() - started,
+      ...(error === undefined ? {} : { error }),
+      ...(detail === undefined ? {} : { detail }),
+    },
+    ...(cause === undefined ? {} : { cause }),
   });
 
   const stepType = deps.lookup(step.type);
@@ -128,12 +139,12 @@ async function runStep(run: Run, plan: Plan, deps: ExecuteDeps, recorder: StepRe
   const running = Promise.resolve().then(() => stepType.run(step.options, context));
   try {
     const outcome = await Promise.race([running.then((detail) => ({ detail: detail ?? undefined })), timedOut]);
-    if (outcome === 'timed_out') return finishWith('timed_out', `timed out: reached ${limit}`, progress);
+    if (outcome === 'timed_out') return finishWith('timed_out', `timed out: reached ${limit}`, progress, controller.signal.reason);
     return finishWith('ok', undefined, mergeDetail(progress, outcome.detail));
   } catch (error) {
-    if (controller.signal.aborted) return finishWith('timed_out', `timed out: reached ${limit}`, progress);
+    if (controller.signal.aborted) return finishWith('timed_out', `timed out: reached ${limit}`, progress, controller.signal.reason);
     const detail = error instanceof StepFailure ? mergeDetail(progress, error.detail) : progress;
-    return finishWith('failed', errorMessage(error), detail);
+    return finishWith('failed', errorMessage(error), detail, error);
   } finally {
     clearTimeout(timer);
     // A step that ignored its signal may still settle later; nobody is listening then.

@@ -1,4 +1,3 @@
-import { errorMessage } from '../lib/errors.js';
 import { scrubSecrets, scrubValue, type Logger } from '../lib/log.js';
 import type { StepSummary } from '../notice/event.js';
 import type { Journal } from '../notice/journal.js';
@@ -77,11 +76,14 @@ export class StepRecorder {
     this.notify(() => this.deps.onStepProgress?.(run.name, scrubbed));
   }
 
-  finished(outcome: StepSummary): void {
+  /** `cause`: what a failed or timed-out run threw or was cancelled with; the log line carries it as `err`. */
+  finished(outcome: StepSummary, cause?: unknown): void {
     const summary = scrubSummary(outcome);
     this.outcomes.set(summary.name, summary);
     const { name, type, status, ms, error, detail } = summary;
-    this.deps.log[status === 'ok' ? 'info' : 'warn']({ step: name, type, status, ms, error, detail }, 'step finished');
+    // A skipped run has a reason, not an error: it never started.
+    const why = cause !== undefined ? { err: cause } : error === undefined ? {} : { reason: error };
+    this.deps.log[status === 'ok' ? 'info' : 'warn']({ step: name, type, status, ms, ...why, detail }, 'step finished');
     this.notify(() => this.deps.journal?.recordStep(this.plan.noticeId, summary));
     this.notify(() => this.deps.onStepFinished?.(summary));
   }
@@ -92,7 +94,7 @@ export class StepRecorder {
   }
 
   private notify(effect: () => unknown): void {
-    const report = (error: unknown) => this.deps.log.error({ err: errorMessage(error) }, 'recording a step outcome failed');
+    const report = (error: unknown) => this.deps.log.error({ err: error }, 'recording a step outcome failed');
     try {
       const result = effect();
       if (result instanceof Promise) result.catch(report);

@@ -4,7 +4,6 @@ import type { Readable } from 'node:stream';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { FinalizeHandler, FinalizeHandlerArguments, MetadataBearer } from '@smithy/types';
-import { errorMessage } from '../lib/errors.js';
 import { formatLocation, type BucketLocation } from './location.js';
 import { abortUpload, uploadParts } from './s3-multipart.js';
 import { abortError, type ObjectStore, type StoreOptions } from './types.js';
@@ -75,7 +74,7 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
       await Promise.all(
         [...openUploads].map(([uploadId, key]) =>
           abortUpload(client, { Bucket: location.bucket, Key: key }, uploadId, openUploads).catch((error: unknown) => {
-            options.log.warn({ key, err: errorMessage(error) }, 'could not abort an unfinished multipart upload');
+            options.log.warn({ key, err: error }, 'could not abort an unfinished multipart upload');
             left.push(key);
           }),
         ),

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
+import { createLogger } from '../../src/lib/log.js';
 import type { MetadataRead, Provider, ProviderEvent, ProviderOptions, WatchContext } from '../../src/providers/types.js';
 
 /** Provider options for tests: a short poll so tests run fast, everything else ordinary. */
@@ -17,7 +17,7 @@ export function testProviderOptions(baseUrl: string, overrides: Partial<Provider
 export interface WatchRecorder {
   context: WatchContext;
   reads: MetadataRead[];
-  /** Every log line, parsed. */
+  /** Every log line, parsed, as the agent's logger writes it. */
   logs: Array<Record<string, unknown>>;
   /**
    * The first read, already reported or still to come, that passes `test`: a test waits on
@@ -47,7 +47,7 @@ export function watchRecorder(): WatchRecorder {
     },
   });
   return {
-    context: { signal: controller.signal, log: pino({ level: 'debug' }, sink), onRead },
+    context: { signal: controller.signal, log: createLogger({ level: 'debug', destination: sink }), onRead },
     reads,
     logs,
     readMatching: (test) => {

@@ -113,6 +113,6 @@ describe('AWS provider against the simulator', () => {
     simulator.trigger({ kind: 'terminate' });
     clock.advance(5_000);
     expect(noticeOf((await watching)[0]).kind).toBe('terminate');
-    expect(recorder.logs.filter((line) => String(line.error).includes('connection refused') && line.source === 'spot/instance-action')).toHaveLength(1);
+    expect(recorder.logs.filter((line) => String((line.err as { message?: string } | undefined)?.message).includes('connection refused') && line.source === 'spot/instance-action')).toHaveLength(1);
   });
 });

@@ -59,7 +59,7 @@ describe('a metadata service that never answers', () => {
     const read = await recorder.readMatching((candidate) => candidate.source === 'instance/preempted' && !candidate.ok);
     await watch.stop();
     expect(read).toMatchObject({ ok: false, code: 'ERR_METADATA_TIMEOUT', error: `no complete answer within ${TIMEOUT_MS} ms` });
-    expect(recorder.logs.find((line) => line.source === 'instance/preempted')).toMatchObject({ level: 40, code: 'ERR_METADATA_TIMEOUT' });
+    expect(recorder.logs.find((line) => line.source === 'instance/preempted')).toMatchObject({ level: 'warn', err: { type: 'MetadataRequestError', code: 'ERR_METADATA_TIMEOUT' } });
   });
 
   test('an IMDSv2 token PUT that times out keeps ERR_TOKEN_TIMEOUT, and so does the read that needed it', async () => {

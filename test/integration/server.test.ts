@@ -4,10 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { compileConfig } from '../helpers/config.js';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
-import { silentLogger, type Logger } from '../../src/lib/log.js';
+import { createLogger, silentLogger, type Logger } from '../../src/lib/log.js';
 import { serveDaemon, type RunningServer } from '../../src/observe/local-server.js';
 import { ScriptedProvider, scriptedNotice } from '../helpers/scripted-provider.js';
 import { until } from '../helpers/until.js';
@@ -241,19 +240,19 @@ describe('the server', () => {
     cleanups.push(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
     const port = (blocker.address() as AddressInfo).port;
     const lines: Array<Record<string, unknown>> = [];
-    const log = pino(
-      new Writable({
+    const log = createLogger({
+      destination: new Writable({
         write(chunk, _encoding, done) {
           lines.push(JSON.parse(String(chunk)) as Record<string, unknown>);
           done();
         },
       }),
-    );
+    });
     const config = compileConfig({ server: { listen: `127.0.0.1:${port}` } });
     const daemon = createDaemon({ config, log, provider: new ScriptedProvider() });
     expect(await serveDaemon(daemon, config, log)).toBeUndefined();
-    const line = lines.find((candidate) => candidate.level === 50);
+    const line = lines.find((candidate) => candidate.level === 'error');
     expect(line?.msg).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use`));
-    expect(line?.code).toBe('ERR_LISTEN');
+    expect(line?.err).toMatchObject({ type: 'PreemptdError', code: 'ERR_LISTEN' });
   });
 });

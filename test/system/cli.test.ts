@@ -41,7 +41,7 @@ test('simulator --help names every kind each provider can show, from the clouds\
 test('simulator with a kind its provider cannot show exits 64 at start, listing the kinds it can', async () => {
   const result = await runCli(['simulator', '--provider', 'gcp', '--kind', 'stop', '--notice-after', '1s', '--port', '0']);
   expect(result.code).toBe(64);
-  expect(result.stderr).toBe('preemptd: the gcp simulator cannot show a stop notice; it can show preempt, maintenance\n');
+  expect(result.stderr).toBe('preemptd: the gcp simulator cannot show a stop notice; it can show preempt, maintenance\n\nRun "preemptd --help" for usage.\n');
   expect(result.stdout).not.toContain('simulated gcp metadata service');
 });
 

@@ -41,7 +41,7 @@ describe('AWS with the local server disabled keeps retrying a failing IMDSv2 tok
     const dir = resources.tempDir();
     const config = writeAgentConfig(dir, { metadataUrl: metadata.url, steps: ['  []'], settings: ['aws: { tokenTimeout: 200ms }'] });
     const agent = resources.agent(['--config', config]);
-    await agent.waitForLog((line) => line.level === 'warn' && line.code === code);
+    await agent.waitForLog((line) => line.level === 'warn' && (line.err as { code?: string } | undefined)?.code === code);
     const before = metadata.tokenRequests();
     await delay(4000);
     expect(agent.child.exitCode).toBeNull();

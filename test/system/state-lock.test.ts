@@ -23,6 +23,10 @@ test('a second agent on the same stateDir names the first one and exits 78; the 
   expect(await second.exited).toBe(78);
   expect(second.output()).toContain(`in use by another preemptd (pid ${first.child.pid}`);
   expect(second.output()).toContain(join(stateDir, 'preemptd.lock'));
+  // The reason is a JSON log line on stdout too, beside the human line on stderr.
+  expect(second.lines().filter((line) => line.level === 'fatal')).toEqual([
+    expect.objectContaining({ exitCode: 78, err: expect.objectContaining({ code: 'ERR_STATE_LOCKED', type: 'PreemptdError' }) }),
+  ]);
 
   expect(first.child.exitCode).toBeNull();
   first.child.kill('SIGTERM');

@@ -237,7 +237,7 @@ describe('AWS interruption sources', () => {
     expect(noticeOf(event).kind).toBe('terminate');
     expect(readsOf(recorder, 'spot/instance-action').filter((read) => !read.ok)).toHaveLength(4);
     expect(readsOf(recorder, 'spot/instance-action').find((read) => !read.ok)).toMatchObject({ status, error: `spot/instance-action: HTTP ${status}` });
-    const warnings = recorder.logs.filter((line) => line.source === 'spot/instance-action' && line.level === 40);
+    const warnings = recorder.logs.filter((line) => line.source === 'spot/instance-action' && line.level === 'warn');
     expect(warnings).toHaveLength(1);
     expect(recorder.logs.some((line) => String(line.msg).includes('answering again after 4 failed reads'))).toBe(true);
   });

@@ -86,7 +86,7 @@ describe('Azure Scheduled Events provider (protocol edge cases)', () => {
     const refused = recorder.reads.find((read) => read.status === 400);
     expect(refused).toMatchObject({ source: 'scheduledevents', ok: false });
     expect(refused?.error).toMatch(/X-Forwarded-For/);
-    expect(recorder.logs.some((line) => line.level === 40 && String(line.msg).includes('HTTP 400'))).toBe(true);
+    expect(recorder.logs.some((line) => line.level === 'warn' && String(line.msg).includes('HTTP 400'))).toBe(true);
   });
 
   test('a request without the Metadata header is never sent', async () => {

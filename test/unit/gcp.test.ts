@@ -132,6 +132,6 @@ describe('GCP provider', () => {
     clearInterval(check);
     expect(events).toEqual([]);
     expect(readsOf(recorder, 'instance/preempted')[0]).toMatchObject({ ok: false, error: expect.stringContaining('is not a GCE metadata server') });
-    expect(recorder.logs.filter((line) => line.level === 50 && String(line.msg).includes('not a GCE metadata server'))).toHaveLength(1);
+    expect(recorder.logs.filter((line) => line.level === 'error' && String(line.msg).includes('not a GCE metadata server'))).toHaveLength(1);
   });
 });

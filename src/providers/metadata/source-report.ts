@@ -51,13 +51,13 @@ export class SourceReport {
     if (message !== this.lastError) {
       this.lastError = message;
       this.repeats = 1;
-      this.log('warn', { source: this.source, error: message, code, status }, `metadata ${this.source}: ${message}; retrying with backoff`);
+      this.log('warn', { source: this.source, err: error, status }, `metadata ${this.source}: ${message}; retrying with backoff`);
     } else {
       this.repeats += 1;
       if (this.repeats % REPEAT_LOG_EVERY === 0) {
         this.log(
           'warn',
-          { source: this.source, error: message, code, status, repeats: this.repeats },
+          { source: this.source, err: error, status, repeats: this.repeats },
           `metadata ${this.source}: still failing (${this.repeats} times in a row): ${message}`,
         );
       }

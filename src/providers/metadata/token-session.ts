@@ -196,7 +196,7 @@ export class TokenSession {
       if (this.options.plainGets !== 'token-fails') throw failure;
       if (!this.fallenBack) {
         this.fallenBack = true;
-        if (this.protocol.fallbackLog) this.log.warn({ source: 'token', error: failure.message }, this.protocol.fallbackLog.started);
+        if (this.protocol.fallbackLog) this.log.warn({ source: 'token', err: failure }, this.protocol.fallbackLog.started);
       }
       return null;
     }
