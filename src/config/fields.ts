@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { z } from 'zod';
-import { durationProblem, formatDuration, parseDuration } from '../lib/duration.js';
+import { DURATION_PATTERN, durationProblem, formatDuration, parseDuration } from '../lib/duration.js';
 import { showValue } from '../lib/format.js';
 import { Pattern, PATTERN_SYNTAX } from '../lib/pattern.js';
 import { NOTICE_KINDS } from '../notice/notice.js';
@@ -18,7 +18,8 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export const jsonForms = z.registry<Record<string, unknown>>();
 
-const DURATION_TEXT = '\\s*\\d+(?:\\.\\d+)?(?:ms|s|m|h)\\s*';
+/** parseDuration's pattern, with the blanks it trims. */
+const DURATION_TEXT = `\\s*${DURATION_PATTERN.source.slice(1, -1)}\\s*`;
 const DURATION_HINT = 'a duration such as 500ms, 5s, 2m or 1h';
 
 /** A duration such as `500ms`, `5s`, `2m`, `1h` (or 0), compiled to milliseconds; a bare number is refused. */
@@ -106,10 +107,12 @@ export function regex() {
   });
 }
 
+const LISTEN_ADDRESS = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/;
+
 /** A listen address `host:port` (`127.0.0.1:9464`, `[::1]:9464`, `0.0.0.0:9464`), compiled to its parts. */
 export function listenAddress() {
   const schema = z.string().transform((value, ctx) => {
-    const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim());
+    const match = LISTEN_ADDRESS.exec(value.trim());
     const port = match ? Number(match[3]) : NaN;
     if (!match || port > 65_535) {
       ctx.addIssue({
@@ -120,6 +123,6 @@ export function listenAddress() {
     }
     return { host: (match[1] ?? match[2])!, port };
   });
-  jsonForms.add(schema, { description: 'host:port such as 127.0.0.1:9464, [::1]:9464 or 0.0.0.0:9464', type: 'string', pattern: '^\\s*(?:\\[[0-9A-Fa-f:.]+\\]|[^:[\\]]+):\\d{1,5}\\s*$' });
+  jsonForms.add(schema, { description: 'host:port such as 127.0.0.1:9464, [::1]:9464 or 0.0.0.0:9464', type: 'string', pattern: `^\\s*${LISTEN_ADDRESS.source.slice(1, -1)}\\s*$` });
   return schema;
 }

@@ -73,7 +73,8 @@ function stepAlternative(stepType: StepEntryType): JsonSchema {
 /**
  * The JSON Schema of a config file, from the same zod schemas and step type registry the
  * loader checks with. Some checks only the loader makes: unique step names, `after:` naming
- * a step and forming no cycle, the longest duration, URL schemes, signal names.
+ * a step and forming no cycle, one signal target, the longest duration, URL schemes, signal
+ * names, ports (docs/config.md lists them; test/unit/config-json-schema.test.ts holds them).
  */
 export function configJsonSchema(stepTypes: readonly StepEntryType[]): JsonSchema {
   const top = fromZod(topLevelSchema);

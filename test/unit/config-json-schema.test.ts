@@ -105,6 +105,7 @@ const LOADER_ONLY: { config: string; why: string }[] = [
   { config: 'metadataUrl: "ftp://127.0.0.1/"', why: 'URL scheme' },
   { config: 'steps:\n  - name: stop\n    signal: { pidfile: /run/x.pid, signal: SIGNOPE }', why: 'signal names' },
   { config: 'pollInterval: 600h', why: 'the longest timer' },
+  { config: 'server: { listen: "127.0.0.1:99999" }', why: 'ports up to 65535' },
 ];
 
 test('the schema has one alternative per registered step type', () => {
