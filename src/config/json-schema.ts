@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { jsonForms } from './fields.js';
+import { ENV_REFERENCE, FILE_REFERENCE } from './refs.js';
 import { topLevelSchema } from './schema.js';
 import { commonSchema, type StepEntryType } from './step-entries.js';
 
@@ -8,7 +9,7 @@ type JsonSchema = Record<string, unknown>;
 /** A string holding `${env:NAME}` or `${file:/path}`: the loader resolves it before checking the field. */
 const REFERENCE: JsonSchema = {
   type: 'string',
-  pattern: '\\$\\{(?:env:[A-Za-z_][A-Za-z0-9_]*|file:[^}]+)\\}',
+  pattern: `\\$\\{(?:${ENV_REFERENCE.source.slice(1, -1)}|${FILE_REFERENCE.source.slice(1, -1)})\\}`,
   description: 'a ${env:NAME} or ${file:/path} reference, resolved when the config is loaded',
 };
 
