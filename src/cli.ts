@@ -2,96 +2,13 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { PreemptdError } from './lib/errors.js';
-import { AGENT_VERSION } from './lib/host.js';
 import { reportFailure } from './commands/fatal.js';
-import { configOptions, logFlags, usageMessage } from './commands/flags.js';
-import { SIMULATOR_KIND_CHOICES, simulatorKindsHelp } from './commands/simulator-kinds.js';
-import { NOTICE_KINDS, PROVIDER_NAMES } from './notice/notice.js';
+import { usageMessage } from './commands/flags.js';
+import { declareProgram } from './commands/program.js';
 
-const cli = yargs(hideBin(process.argv))
-  .scriptName('preemptd')
-  .usage('$0 <command> [options]\n\nWatches cloud spot / preemptible VM interruption notices and runs a local plan inside the notice window.')
-  .command(
-    'run',
-    'watch the metadata service and run the plan on a notice (the daemon)',
-    (argv) => configOptions(argv),
-    async (args) => (await import('./commands/run.js')).runCommand(args),
-  )
-  .command(
-    'check',
-    'check that the agent could work here (config, provider, metadata, state dir, each step) without acting',
-    (argv) =>
-      configOptions(argv)
-        .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
-        .option('as-user', {
-          type: 'string',
-          describe: "check files, pidfiles and credentials as this user, with CAP_KILL as the unit grants (needs root; setpriv)",
-          defaultDescription: "as root: the unit's User=, else preemptd when that user exists",
-        }),
-    async (args) => (await import('./commands/check.js')).checkCommand(args),
-  )
-  .command(
-    'health',
-    "ask the running agent's /healthz at the configured listen address (exit 0 when healthy; for container HEALTHCHECKs)",
-    (argv) => configOptions(argv),
-    async (args) => (await import('./commands/health.js')).healthCommand(args),
-  )
-  .command(
-    'simulate',
-    'rehearse the plan against a synthetic notice: prints order, timing and budgets and does nothing, unless --run',
-    (argv) =>
-      configOptions(argv)
-        .option('kind', { type: 'string', choices: [...NOTICE_KINDS], default: 'terminate', describe: 'notice kind' })
-        .option('deadline', { type: 'string', default: '120s', describe: 'time until the notice deadline, e.g. 30s, 2m, or none' })
-        .option('advisory', { type: 'boolean', describe: 'with --kind maintenance: a maintenance the VM survives (a live migration)' })
-        .option('dry-run', { type: 'boolean', describe: 'print what each step would do and when; do nothing (the default); exit 1 if the plan does not fit' })
-        .option('run', { type: 'boolean', default: false, describe: 'run the steps for real: send webhooks, signal processes, upload snapshots' })
-        .option('json', { type: 'boolean', default: false, describe: 'print JSON: the dry run as JSON (with --run stdout is always the summary event)' }),
-    async (args) => (await import('./commands/simulate.js')).simulateCommand(args),
-  )
-  .command(
-    'simulator',
-    'serve a simulated cloud metadata service on loopback, with a notice after a delay',
-    (argv) =>
-      logFlags(
-        argv
-          .option('provider', { type: 'string', choices: [...PROVIDER_NAMES], default: 'aws', describe: 'which cloud to simulate' })
-          .option('host', { type: 'string', default: '127.0.0.1', describe: 'address to listen on' })
-          .option('port', { type: 'number', default: 8169, describe: 'port to listen on (0 = any free port)' })
-          .option('notice-after', { type: 'string', describe: 'show a notice after this long, e.g. 10s (never when omitted)' })
-          .option('kind', { type: 'string', choices: SIMULATOR_KIND_CHOICES, describe: 'notice kind; the provider must be able to show it (list below; default: its spot interruption)' })
-          .option('action', { type: 'string', choices: ['terminate', 'stop', 'hibernate', 'autoscaling'], describe: 'AWS: the spot instance-action, or autoscaling (target-lifecycle-state Terminated)' })
-          .option('lead', { type: 'string', default: '2m', describe: 'how far ahead the notice time lies' })
-          .option('faults', { type: 'string', describe: 'fault mode: a spec such as 500:0.1,reset:0.05,hang-token, or @file (docs/robustness.md)' }),
-      ).epilog(simulatorKindsHelp()),
-    async (args) => (await import('./commands/simulator.js')).simulatorCommand(args),
-  )
-  .command(
-    'restore',
-    'download a snapshot into a directory and verify every checksum against its manifest',
-    (argv) =>
-      logFlags(
-        argv
-          .option('from', { type: 'string', demandOption: true, describe: 'snapshot location, e.g. s3://bucket/ckpt/i-0abc/aws-terminate-1a2b/' })
-          .option('to', { type: 'string', demandOption: true, describe: 'directory to restore into' })
-          .option('endpoint', { type: 'string', describe: 'S3-compatible, GCS or Azure endpoint (MinIO, R2, emulators)' })
-          .option('force-path-style', { type: 'boolean', describe: 'S3: path-style URLs (most S3-compatible servers)' })
-          .option('region', { type: 'string', describe: "S3: the bucket's region" })
-          .option('concurrency', { type: 'number', default: 4, describe: 'files downloaded at once' })
-          .option('keep-setuid', { type: 'boolean', default: false, describe: 'restore setuid and setgid bits as stored (dropped by default)' }),
-      ),
-    async (args) => (await import('./commands/restore.js')).restoreCommand(args),
-  )
-  .demandCommand(1, 'name a command: run, check, health, simulate, simulator, restore (see --help)')
-  .strict()
-  .recommendCommands()
-  .version(AGENT_VERSION)
-  .alias('h', 'help')
-  .alias('v', 'version')
-  .epilog('Docs: README.md and docs/ in the repository. Exit codes: 0 ok, 1 failure, 64 usage, 78 invalid config.')
-  .fail((message, error) => {
-    throw error ?? new PreemptdError('ERR_USAGE', usageMessage(message));
-  });
+const cli = declareProgram(yargs(hideBin(process.argv))).fail((message, error) => {
+  throw error ?? new PreemptdError('ERR_USAGE', usageMessage(message));
+});
 
 try {
   await cli.parseAsync();

@@ -5,6 +5,7 @@
 #   /usr/lib/systemd/system/preemptd.service, /usr/lib/sysusers.d/preemptd.conf
 #   /etc/preemptd/config.yaml     conffile: upgrades keep the admin's edits
 #   /var/lib/preemptd             state dir (the unit's StateDirectory= hands it to the user)
+#   /usr/share/preemptd/preemptd.schema.json, bash and zsh completions, man page preemptd(1)
 # Output: packaging/deb/build/ (PREEMPTD_DEB_OUT overrides). PREEMPTD_DEB_COMPRESSION
 # (xz by default; gzip or none build faster) is passed to dpkg-deb -Z.
 set -eu
@@ -40,6 +41,12 @@ install -D -m 0644 "$repo/packaging/config.yaml" "$stage/etc/preemptd/config.yam
 install -d -m 0750 "$stage/var/lib/preemptd"
 install -D -m 0644 "$here/copyright" "$stage/usr/share/doc/preemptd/copyright"
 install -m 0644 "$repo/README.md" "$repo/docs/deploy.md" "$stage/usr/share/doc/preemptd/"
+# Generated from the code (npm run generate): the config's JSON Schema, completions, man page.
+install -D -m 0644 "$repo/schema/preemptd.schema.json" "$stage/usr/share/preemptd/preemptd.schema.json"
+install -D -m 0644 "$repo/packaging/completion/preemptd.bash" "$stage/usr/share/bash-completion/completions/preemptd"
+install -D -m 0644 "$repo/packaging/completion/_preemptd" "$stage/usr/share/zsh/vendor-completions/_preemptd"
+install -d -m 0755 "$stage/usr/share/man/man1"
+gzip -9n < "$repo/packaging/man/preemptd.1" > "$stage/usr/share/man/man1/preemptd.1.gz"
 
 installed_kb=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 cat > "$stage/DEBIAN/control" <<CONTROL

@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { z } from 'zod';
-import { durationProblem, formatDuration, parseDuration } from '../lib/duration.js';
+import { DURATION_PATTERN, durationProblem, formatDuration, parseDuration } from '../lib/duration.js';
 import { showValue } from '../lib/format.js';
 import { Pattern, PATTERN_SYNTAX } from '../lib/pattern.js';
 import { NOTICE_KINDS } from '../notice/notice.js';
@@ -12,8 +12,33 @@ import { NOTICE_KINDS } from '../notice/notice.js';
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * The JSON Schema of a field whose zod schema a JSON Schema cannot show (a transform that
+ * parses a string): config/json-schema.ts puts it in place of zod's own rendering.
+ */
+export const jsonForms = z.registry<Record<string, unknown>>();
+
+/** parseDuration's pattern, with the blanks it trims. */
+const DURATION_TEXT = `\\s*${DURATION_PATTERN.source.slice(1, -1)}\\s*`;
+const DURATION_HINT = 'a duration such as 500ms, 5s, 2m or 1h';
+
 /** A duration such as `500ms`, `5s`, `2m`, `1h` (or 0), compiled to milliseconds; a bare number is refused. */
 export function duration() {
+  const schema = durationSchema(false);
+  jsonForms.add(schema, { description: `${DURATION_HINT}, or 0`, anyOf: [{ const: 0 }, { type: 'string', pattern: `^(?:${DURATION_TEXT}|\\s*0\\s*)$` }] });
+  return schema;
+}
+
+/** A duration that must be greater than zero (intervals, timeouts). */
+export function positiveDuration() {
+  const schema = durationSchema(true);
+  // The lookahead wants a non-zero digit: 0s and 0.0ms are refused.
+  jsonForms.add(schema, { description: `${DURATION_HINT}, greater than 0`, type: 'string', pattern: `^(?=[^1-9]*[1-9])${DURATION_TEXT}$` });
+  return schema;
+}
+
+/** One transform for both (not a refinement of duration(), whose JSON form zod would merge in). */
+function durationSchema(positive: boolean) {
   return z.union([z.string(), z.number()]).transform((value, ctx) => {
     const ms = parseDuration(value);
     if (ms !== undefined && ms > MAX_TIMER_MS) {
@@ -24,14 +49,11 @@ export function duration() {
       ctx.addIssue({ code: 'custom', message: `got ${showValue(value)}: ${durationProblem(value)}` });
       return z.NEVER;
     }
+    if (positive && ms === 0) {
+      ctx.addIssue({ code: 'custom', message: `got ${showValue(formatDuration(ms))}: expected a duration greater than 0` });
+      return z.NEVER;
+    }
     return ms;
-  });
-}
-
-/** A duration that must be greater than zero (intervals, timeouts). */
-export function positiveDuration() {
-  return duration().refine((ms) => ms > 0, {
-    error: (issue) => `got ${showValue(formatDuration(Number(issue.input)))}: expected a duration greater than 0`,
   });
 }
 
@@ -85,10 +107,12 @@ export function regex() {
   });
 }
 
+const LISTEN_ADDRESS = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/;
+
 /** A listen address `host:port` (`127.0.0.1:9464`, `[::1]:9464`, `0.0.0.0:9464`), compiled to its parts. */
 export function listenAddress() {
-  return z.string().transform((value, ctx) => {
-    const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim());
+  const schema = z.string().transform((value, ctx) => {
+    const match = LISTEN_ADDRESS.exec(value.trim());
     const port = match ? Number(match[3]) : NaN;
     if (!match || port > 65_535) {
       ctx.addIssue({
@@ -99,4 +123,6 @@ export function listenAddress() {
     }
     return { host: (match[1] ?? match[2])!, port };
   });
+  jsonForms.add(schema, { description: 'host:port such as 127.0.0.1:9464, [::1]:9464 or 0.0.0.0:9464', type: 'string', pattern: `^\\s*${LISTEN_ADDRESS.source.slice(1, -1)}\\s*$` });
+  return schema;
 }

@@ -6,8 +6,8 @@ import { formatPath, readFailure, type IssuePath } from './issues.js';
 
 /** `$${` is a literal `${`; `${...}` is a reference. */
 const REFERENCE = /\$\$\{|\$\{([^}]*)\}/g;
-const ENV_REFERENCE = /^env:([A-Za-z_][A-Za-z0-9_]*)$/;
-const FILE_REFERENCE = /^file:(.+)$/;
+export const ENV_REFERENCE = /^env:([A-Za-z_][A-Za-z0-9_]*)$/;
+export const FILE_REFERENCE = /^file:(.+)$/;
 
 export interface ReferenceOptions {
   env: NodeJS.ProcessEnv;

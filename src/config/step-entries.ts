@@ -28,7 +28,7 @@ function stepName() {
 }
 
 /** The keys every step entry may have besides its one type key. */
-const commonSchema = z.strictObject({
+export const commonSchema = z.strictObject({
   name: stepName(),
   after: z.array(stepName()).prefault([]),
   on: z.array(noticeKind()).min(1).optional(),

@@ -1,14 +1,11 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
-import { demoConfig } from '../../src/demo/config.js';
 import type { ProviderName } from '../../src/notice/notice.js';
 import { runCli } from '../helpers/cli.js';
+import { EXAMPLES } from '../helpers/examples.js';
 import { TestResources } from '../helpers/resources.js';
 
 const resources = new TestResources('preemptd-examples-');
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Each cloud's spot notice and the window it leaves (DESIGN.md "Notice kinds"). */
 const WINDOWS: Record<ProviderName, { kind: string; deadline: string }> = {
@@ -18,26 +15,6 @@ const WINDOWS: Record<ProviderName, { kind: string; deadline: string }> = {
   alibaba: { kind: 'terminate', deadline: '120s' },
   tencent: { kind: 'terminate', deadline: '120s' },
 };
-
-/** The config a Kubernetes example mounts: `config.yaml` of its ConfigMap. */
-function configMapConfig(path: string): string {
-  const documents = parseAllDocuments(readFileSync(join(ROOT, path), 'utf8')).map((document) => document.toJS() as { kind?: string; data?: Record<string, string> });
-  const config = documents.find((document) => document.kind === 'ConfigMap')?.data?.['config.yaml'];
-  if (config === undefined) throw new Error(`${path}: no ConfigMap with config.yaml`);
-  return config;
-}
-
-/** Every shipped example config, with the clouds it names. */
-const EXAMPLES: { name: string; clouds: ProviderName[]; text: () => string }[] = [
-  { name: 'packaging/config.yaml', clouds: ['aws', 'gcp', 'azure', 'alibaba'], text: () => readFileSync(join(ROOT, 'packaging/config.yaml'), 'utf8') },
-  { name: 'packaging/kubernetes/sidecar-gpu-training.yaml', clouds: ['aws', 'gcp'], text: () => configMapConfig('packaging/kubernetes/sidecar-gpu-training.yaml') },
-  { name: 'packaging/kubernetes/daemonset.yaml', clouds: ['aws', 'gcp'], text: () => configMapConfig('packaging/kubernetes/daemonset.yaml') },
-  ...(['aws', 'gcp', 'azure', 'alibaba', 'tencent'] as const).map((provider) => ({
-    name: `the demo's config (${provider})`,
-    clouds: [provider],
-    text: () => demoConfig({ provider, metadataUrl: 'http://127.0.0.1:9', stateDir: '/nonexistent/state', receiverUrl: 'http://127.0.0.1:9/hooks/ops', pidfile: '/nonexistent/trainer.pid' }),
-  })),
-];
 
 test.each(EXAMPLES)('$name passes its dry run for every cloud it names', async ({ text, clouds }) => {
   const file = join(resources.tempDir(), 'config.yaml');

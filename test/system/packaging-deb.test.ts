@@ -73,6 +73,10 @@ describeWithDpkg('the .deb (packaging/deb/build.sh)', () => {
       './etc/preemptd/config.yaml',
       './var/lib/preemptd/',
       './usr/share/doc/preemptd/copyright',
+      './usr/share/preemptd/preemptd.schema.json',
+      './usr/share/bash-completion/completions/preemptd',
+      './usr/share/zsh/vendor-completions/_preemptd',
+      './usr/share/man/man1/preemptd.1.gz',
     ]) {
       expect(paths).toContain(path);
     }

@@ -1,0 +1,19 @@
+/**
+ * Writes the files generated from the code (src/commands/generated-files.ts lists them: the
+ * config's JSON Schema, the bash and zsh completions, the man page). Run `npm run generate`
+ * after changing the config schema, a step type's options or the CLI; test/unit/generated.test.ts
+ * fails while a committed file differs. Reads the built modules in dist/, as Node runs this
+ * file without a resolver for the sources' `.js` specifiers.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type * as GeneratedFiles from '../src/commands/generated-files.js';
+
+const ROOT = join(dirname(new URL(import.meta.url).pathname), '..');
+const { generatedFiles } = (await import(join(ROOT, 'dist/src/commands/generated-files.js'))) as typeof GeneratedFiles;
+
+for (const [path, text] of Object.entries(generatedFiles())) {
+  mkdirSync(dirname(join(ROOT, path)), { recursive: true });
+  writeFileSync(join(ROOT, path), text);
+  console.log(`wrote ${path}`);
+}
