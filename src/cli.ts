@@ -44,7 +44,7 @@ const cli = yargs(hideBin(process.argv))
         .option('port', { type: 'number', default: 8169, describe: 'port to listen on (0 = any free port)' })
         .option('notice-after', { type: 'string', describe: 'show a notice after this long, e.g. 10s (never when omitted)' })
         .option('kind', { type: 'string', choices: [...NOTICE_KINDS], describe: 'notice kind (default: the cloud\'s spot interruption)' })
-        .option('action', { type: 'string', choices: ['terminate', 'stop', 'hibernate'], describe: 'AWS instance-action' })
+        .option('action', { type: 'string', choices: ['terminate', 'stop', 'hibernate', 'migrate', 'upcoming'], describe: 'AWS instance-action: terminate, stop, hibernate; GCP --kind maintenance: migrate, terminate, or upcoming (instance/upcoming-maintenance, window start at --lead)' })
         .option('lead', { type: 'string', default: '2m', describe: 'how far ahead the notice time lies' })
         .option('faults', { type: 'string', describe: 'fault mode: a spec such as 500:0.1,reset:0.05,hang-token, or @file (docs/robustness.md)' })
         .option('log-level', { type: 'string', choices: LOG_LEVEL_CHOICES, default: 'info', describe: 'how much to log' }),

@@ -13,6 +13,8 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export const PROVIDER_CHOICES = ['auto', ...PROVIDER_NAMES] as const;
 export const MAX_TOKEN_TTL_SECONDS = 21_600;
 export const MAX_HANG_TIMEOUT_SECONDS = 3_600;
+/** The Spot preemption notice durations GCE accepts (`preemptionNoticeDuration`, preview): none or 120 s. */
+export const GCP_PREEMPTION_NOTICE_DURATIONS_MS: readonly number[] = [0, 120_000];
 
 /**
  * Every top-level default, in config-file form. The schema, the overridable keys and
@@ -29,7 +31,7 @@ export const CONFIG_DEFAULTS = {
   logLevel: 'info',
   onShutdownSignal: 'exit',
   aws: { allowImdsV1: false, tokenTtl: MAX_TOKEN_TTL_SECONDS, tokenTimeout: '2s' },
-  gcp: { hangTimeout: 60 },
+  gcp: { hangTimeout: 60, preemptionNoticeDuration: '0s' },
   azure: { ackWhenDone: false, firstCallTimeout: '2m' },
   alibaba: { hardened: true, tokenTtl: MAX_TOKEN_TTL_SECONDS },
   server: { enabled: true, listen: '127.0.0.1:9464' },
@@ -102,6 +104,9 @@ export const topLevelSchema = z.strictObject({
   gcp: z
     .strictObject({
       hangTimeout: wholeSeconds(MAX_HANG_TIMEOUT_SECONDS).prefault(D.gcp.hangTimeout),
+      preemptionNoticeDuration: duration()
+        .refine((ms) => GCP_PREEMPTION_NOTICE_DURATIONS_MS.includes(ms), { error: 'expected 0s or 120s, the Spot preemption notice durations GCE accepts' })
+        .prefault(D.gcp.preemptionNoticeDuration),
     })
     .prefault({}),
   azure: z
@@ -146,7 +151,7 @@ export function compileSettings(settings: Settings): Omit<Config, 'file'> {
     logLevel: settings.logLevel,
     onShutdownSignal: settings.onShutdownSignal,
     aws: { allowImdsV1: settings.aws.allowImdsV1, tokenTtlSeconds: settings.aws.tokenTtl, tokenTimeoutMs: settings.aws.tokenTimeout },
-    gcp: { hangTimeoutSeconds: settings.gcp.hangTimeout },
+    gcp: { hangTimeoutSeconds: settings.gcp.hangTimeout, preemptionNoticeDurationMs: settings.gcp.preemptionNoticeDuration },
     azure: { ackWhenDone: settings.azure.ackWhenDone, firstCallTimeoutMs: settings.azure.firstCallTimeout },
     alibaba: { hardened: settings.alibaba.hardened, tokenTtlSeconds: settings.alibaba.tokenTtl },
     server: { enabled: settings.server.enabled, ...settings.server.listen },
@@ -168,7 +173,7 @@ export function settingsOf(config: Config): Settings {
     logLevel: config.logLevel,
     onShutdownSignal: config.onShutdownSignal,
     aws: { allowImdsV1: config.aws.allowImdsV1, tokenTtl: config.aws.tokenTtlSeconds, tokenTimeout: config.aws.tokenTimeoutMs },
-    gcp: { hangTimeout: config.gcp.hangTimeoutSeconds },
+    gcp: { hangTimeout: config.gcp.hangTimeoutSeconds, preemptionNoticeDuration: config.gcp.preemptionNoticeDurationMs },
     azure: { ackWhenDone: config.azure.ackWhenDone, firstCallTimeout: config.azure.firstCallTimeoutMs },
     alibaba: { hardened: config.alibaba.hardened, tokenTtl: config.alibaba.tokenTtlSeconds },
     server: { enabled: config.server.enabled, listen: { host: config.server.host, port: config.server.port } },

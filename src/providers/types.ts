@@ -36,7 +36,8 @@ export interface ProviderOptions {
   pollIntervalMs: number;
   requestTimeoutMs: number;
   aws: { allowImdsV1: boolean; tokenTtlSeconds: number; tokenTimeoutMs: number };
-  gcp: { hangTimeoutSeconds: number };
+  /** GCP: `preemptionNoticeDurationMs` is optional so existing callers keep compiling (0 when absent). */
+  gcp: { hangTimeoutSeconds: number; preemptionNoticeDurationMs?: number };
   /** Azure Scheduled Events; optional so existing callers keep compiling (defaults in azure.ts). */
   azure?: { firstCallTimeoutMs: number };
   /** Alibaba Cloud ECS; optional so existing callers keep compiling (defaults in alibaba.ts). */

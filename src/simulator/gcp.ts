@@ -6,6 +6,12 @@ import type { SimulatedCloud, SimulatedCloudOptions, TriggerSpec } from './cloud
 const BASE_PATH = '/computeMetadata/v1/';
 /** The real server caps how long a hanging GET may wait. */
 const MAX_HANG_SECONDS = 3600;
+/** What `instance/upcoming-maintenance` shows while nothing is pending (one of GCE's three shapes). */
+const NOTHING_UPCOMING = '{}';
+/** How long a simulated upcoming maintenance window lasts. */
+const UPCOMING_WINDOW_MS = 60 * 60_000;
+/** How far ahead a simulated upcoming maintenance starts when the trigger gives no time. */
+const UPCOMING_LEAD_MS = 60 * 60_000;
 const MAINTENANCE_VALUES: Record<string, string> = {
   migrate: 'MIGRATE_ON_HOST_MAINTENANCE',
   terminate: 'TERMINATE_ON_HOST_MAINTENANCE',
@@ -44,6 +50,7 @@ export class SimulatedGcp implements SimulatedCloud {
       'instance/scheduling/provisioning-model': 'SPOT',
       'instance/preempted': 'FALSE',
       'instance/maintenance-event': 'NONE',
+      'instance/upcoming-maintenance': NOTHING_UPCOMING,
       'project/project-id': 'demo-project',
       'project/numeric-project-id': '123456789012',
     };
@@ -139,11 +146,13 @@ export class SimulatedGcp implements SimulatedCloud {
   trigger(spec: TriggerSpec): void {
     if (spec.kind === 'preempt') {
       this.set('instance/preempted', 'TRUE');
+    } else if (spec.kind === 'maintenance' && spec.action === 'upcoming') {
+      this.set('instance/upcoming-maintenance', upcomingMaintenance(spec));
     } else if (spec.kind === 'maintenance') {
       const action = spec.action ?? 'MIGRATE_ON_HOST_MAINTENANCE';
       const value = MAINTENANCE_VALUES[action.toLowerCase()] ?? action;
       if (!/^[A-Z_]+_ON_HOST_MAINTENANCE$/.test(value)) {
-        throw new PreemptdError('ERR_USAGE', `GCE maintenance action ${JSON.stringify(action)} is not migrate, terminate or a value such as MIGRATE_ON_HOST_MAINTENANCE`);
+        throw new PreemptdError('ERR_USAGE', `GCE maintenance action ${JSON.stringify(action)} is not migrate, terminate, upcoming or a value such as MIGRATE_ON_HOST_MAINTENANCE`);
       }
       this.set('instance/maintenance-event', value);
     } else {
@@ -154,10 +163,31 @@ export class SimulatedGcp implements SimulatedCloud {
   clear(): void {
     if (this.values.get('instance/preempted')?.value !== 'FALSE') this.set('instance/preempted', 'FALSE');
     if (this.values.get('instance/maintenance-event')?.value !== 'NONE') this.set('instance/maintenance-event', 'NONE');
+    if (this.values.get('instance/upcoming-maintenance')?.value !== NOTHING_UPCOMING) this.set('instance/upcoming-maintenance', NOTHING_UPCOMING);
   }
 
   close(): void {
     for (const [key, waiting] of this.waiters) for (const waiter of waiting) this.answer(waiter, key);
     this.waiters.clear();
   }
+}
+
+/**
+ * `instance/upcoming-maintenance?alt=json` for a PENDING scheduled maintenance whose window
+ * starts at the trigger's time (or lead, default an hour) and lasts an hour.
+ */
+function upcomingMaintenance(spec: TriggerSpec): string {
+  const start = spec.time === undefined ? Date.now() + (spec.leadMs ?? UPCOMING_LEAD_MS) : Date.parse(spec.time);
+  if (Number.isNaN(start)) throw new PreemptdError('ERR_USAGE', `upcoming maintenance time ${JSON.stringify(spec.time)} is not an ISO time`);
+  const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const reasons = spec.reasons ?? ['PLANNED_UPDATE'];
+  return JSON.stringify({
+    can_reschedule: !reasons.some((reason) => reason.startsWith('FAILURE_')),
+    latest_window_start_time: iso(start),
+    maintenance_reasons: reasons,
+    maintenance_status: 'PENDING',
+    type: 'SCHEDULED',
+    window_end_time: iso(start + UPCOMING_WINDOW_MS),
+    window_start_time: iso(start),
+  });
 }
