@@ -4,6 +4,7 @@ import { scrubSecrets } from '../lib/log.js';
 import { NOTICE_KINDS, PROVIDER_NAMES } from '../notice/notice.js';
 import { duration, httpUrl, listenAddress, noticeKind, positiveDuration } from './fields.js';
 import { showValue } from '../lib/format.js';
+import { formatDuration } from '../lib/duration.js';
 import { describeIssue, zodIssues } from './issues.js';
 import { compileSteps, type StepEntryType } from './step-entries.js';
 import type { Config, StepConfig } from './types.js';
@@ -105,7 +106,9 @@ export const topLevelSchema = z.strictObject({
     .strictObject({
       hangTimeout: wholeSeconds(MAX_HANG_TIMEOUT_SECONDS).prefault(D.gcp.hangTimeout),
       preemptionNoticeDuration: duration()
-        .refine((ms) => GCP_PREEMPTION_NOTICE_DURATIONS_MS.includes(ms), { error: 'expected 0s or 120s, the Spot preemption notice durations GCE accepts' })
+        .refine((ms) => GCP_PREEMPTION_NOTICE_DURATIONS_MS.includes(ms), {
+          error: (issue) => `got ${formatDuration(issue.input as number)}: expected 0s or 120s, the Spot preemption notice durations GCE accepts`,
+        })
         .prefault(D.gcp.preemptionNoticeDuration),
     })
     .prefault({}),
