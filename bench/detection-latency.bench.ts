@@ -6,6 +6,7 @@ import { STEP_TYPES } from '../src/steps/registry.js';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/lib/log.js';
 import type { NoticeKind, ProviderName } from '../src/notice/notice.js';
+import type { TriggerSpec } from '../src/simulator/cloud.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/metadata-server.js';
 import { flag } from './lib/args.js';
 import { runInLanes } from './lib/lanes.js';
@@ -17,9 +18,23 @@ import { summarise } from './lib/stats.js';
  * so 200 trials at a 1 s poll take under a minute; each trial shows a fresh notice at a
  * random moment relative to the agent's poll phase.
  *
- * npm run bench -- detection-latency [aws gcp azure alibaba] [--trials N] [--lanes N]
+ * npm run bench -- detection-latency [aws gcp gcp-upcoming azure alibaba] [--trials N] [--lanes N]
  */
-const KINDS: Record<ProviderName, NoticeKind> = { aws: 'terminate', gcp: 'preempt', azure: 'preempt', alibaba: 'terminate' };
+interface Source {
+  provider: ProviderName;
+  /** The notice shown; `serial` makes each trial's notice time distinct. */
+  trigger(serial: number): TriggerSpec;
+  /** The notice kind the measured step runs on (an advisory one needs its `on:`). */
+  on?: NoticeKind[];
+}
+const SOURCES: Record<string, Source> = {
+  aws: { provider: 'aws', trigger: (serial) => ({ kind: 'terminate', leadMs: 120_000 + serial * 1000 }) },
+  gcp: { provider: 'gcp', trigger: () => ({ kind: 'preempt' }) },
+  // instance/upcoming-maintenance: advisory, due at a window an hour out.
+  'gcp-upcoming': { provider: 'gcp', trigger: (serial) => ({ kind: 'maintenance', action: 'upcoming', leadMs: 3_600_000 + serial * 1000 }), on: ['maintenance'] },
+  azure: { provider: 'azure', trigger: (serial) => ({ kind: 'preempt', leadMs: 120_000 + serial * 1000 }) },
+  alibaba: { provider: 'alibaba', trigger: (serial) => ({ kind: 'terminate', leadMs: 120_000 + serial * 1000 }) },
+};
 /**
  * Agents measured side by side in this one process. Polling clouds need lanes to finish
  * 200 trials at 1 s in reasonable time; GCP's hanging GET answers in milliseconds, where
@@ -31,17 +46,21 @@ const GOALS: Partial<Record<ProviderName, string>> = { aws: 'p50 <= 550 ms, p99 
 export default async function main(args: string[]): Promise<void> {
   const trials = Number(flag(args, '--trials') ?? 200);
   const lanesFlag = flag(args, '--lanes');
-  const providers = args.filter((arg) => !arg.startsWith('--') && !/^\d+$/.test(arg)) as ProviderName[];
-  for (const provider of providers.length ? providers : (['aws', 'gcp'] as ProviderName[])) {
-    const latencies = await runInLanes(trials, Number(lanesFlag ?? DEFAULT_LANES[provider]), (lane, count) => runLane(provider, lane, count));
+  const names = args.filter((arg) => !arg.startsWith('--') && !/^\d+$/.test(arg));
+  for (const name of names.length ? names : ['aws', 'gcp']) {
+    const source = SOURCES[name];
+    if (!source) throw new Error(`detection-latency: no source ${name}; expected one of ${Object.keys(SOURCES).join(', ')}`);
+    const { provider } = source;
+    const latencies = await runInLanes(trials, Number(lanesFlag ?? DEFAULT_LANES[provider]), (lane, count) => runLane(source, lane, count));
     const figures = summarise(latencies);
     console.log(
-      `${provider.padEnd(8)} trials=${figures.n} p50=${figures.p50.toFixed(1)}ms p90=${figures.p90.toFixed(1)}ms p99=${figures.p99.toFixed(1)}ms max=${figures.max.toFixed(1)}ms  goal: ${GOALS[provider] ?? 'as AWS'}`,
+      `${name.padEnd(12)} trials=${figures.n} p50=${figures.p50.toFixed(1)}ms p90=${figures.p90.toFixed(1)}ms p99=${figures.p99.toFixed(1)}ms max=${figures.max.toFixed(1)}ms  goal: ${GOALS[provider] ?? 'as AWS'}`,
     );
   }
 }
 
-async function runLane(provider: ProviderName, lane: number, count: number): Promise<number[]> {
+async function runLane(source: Source, lane: number, count: number): Promise<number[]> {
+  const { provider } = source;
   const latencies: number[] = [];
   const simulator = await startSimulator({ provider });
   try {
@@ -50,7 +69,7 @@ async function runLane(provider: ProviderName, lane: number, count: number): Pro
       // stable id, which a long-lived agent would rightly handle only once.
       const stateDir = mkdtempSync(join(tmpdir(), `preemptd-bench-${provider}-${lane}-`));
       const config = compileConfig(
-        { provider, metadataUrl: simulator.url, pollInterval: '1s', stateDir, steps: [{ name: 'first', exec: { command: ['true'] } }] },
+        { provider, metadataUrl: simulator.url, pollInterval: '1s', stateDir, steps: [{ name: 'first', ...(source.on ? { on: source.on } : {}), exec: { command: ['true'] } }] },
         { stepTypes: STEP_TYPES },
       );
       const daemon = createDaemon({ config, log: silentLogger() });
@@ -58,7 +77,7 @@ async function runLane(provider: ProviderName, lane: number, count: number): Pro
       await waitFor(() => daemon.health().lastSuccessAt !== null);
       // A random moment relative to the poll phase, as a real notice would arrive.
       await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 1000));
-      latencies.push(await oneTrial(daemon, simulator, provider, lane * 100_000 + trial));
+      latencies.push(await oneTrial(daemon, simulator, source.trigger(lane * 100_000 + trial)));
       await daemon.stop();
       await running;
       simulator.clear();
@@ -70,13 +89,13 @@ async function runLane(provider: ProviderName, lane: number, count: number): Pro
   return latencies;
 }
 
-function oneTrial(daemon: Daemon, simulator: RunningSimulator, provider: ProviderName, serial: number): Promise<number> {
+function oneTrial(daemon: Daemon, simulator: RunningSimulator, trigger: TriggerSpec): Promise<number> {
   return new Promise((resolve) => {
     let shownAt = 0;
     daemon.once('stepStarted', () => resolve(performance.now() - shownAt));
     shownAt = performance.now();
     // A distinct notice time per trial gives a distinct notice id, so dedupe never hides a trial.
-    simulator.trigger({ kind: KINDS[provider], leadMs: 120_000 + serial * 1000 });
+    simulator.trigger(trigger);
   });
 }
 
