@@ -180,7 +180,10 @@ function upcomingMaintenance(spec: TriggerSpec): string {
   const start = spec.time === undefined ? Date.now() + (spec.leadMs ?? UPCOMING_LEAD_MS) : Date.parse(spec.time);
   if (Number.isNaN(start)) throw new PreemptdError('ERR_USAGE', `upcoming maintenance time ${JSON.stringify(spec.time)} is not an ISO time`);
   const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-  const reasons = spec.reasons ?? ['PLANNED_UPDATE'];
+  const reasons: unknown = spec.reasons ?? ['PLANNED_UPDATE'];
+  if (!Array.isArray(reasons) || !reasons.every((reason) => typeof reason === 'string')) {
+    throw new PreemptdError('ERR_USAGE', `upcoming maintenance reasons ${JSON.stringify(reasons)} are not a list of words such as ["FAILURE_GPU_XID"]`);
+  }
   return JSON.stringify({
     can_reschedule: !reasons.some((reason) => reason.startsWith('FAILURE_')),
     latest_window_start_time: iso(start),

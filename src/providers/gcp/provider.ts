@@ -104,10 +104,7 @@ export class GcpProvider implements Provider {
     const boot = this.options.bootId ?? bootId();
     try {
       const keys = [preemptedKey(boot, this.options.gcp.preemptionNoticeDurationMs ?? 0), maintenanceKey(boot), upcomingMaintenanceKey(boot)];
-      yield* mergeLoops(
-        context.signal,
-        keys.map((key) => this.watchLoop(key, context)),
-      );
+      yield* mergeLoops(context.signal, keys.map((key) => this.watchLoop(key, context)));
     } finally {
       this.client.close();
     }

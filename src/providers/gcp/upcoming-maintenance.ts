@@ -99,7 +99,7 @@ export function upcomingMaintenanceKey(boot: string): WatchedKey {
     path: SOURCE,
     query: 'alt=json',
     accepts: (status, body) => status === 404 || (status === 503 && NOTHING_YET.test(body)),
-    interpret({ status, value, etag }, _now): Finding[] {
+    interpret({ status, value, etag }): Finding[] {
       if (status === 404) return [];
       const upcoming = status === 503 ? ({ status: 'none' } as const) : parseUpcomingMaintenance(value);
       if (upcoming.status === 'none' || upcoming.status === 'COMPLETE') {
