@@ -224,6 +224,17 @@ describe('GCP upcoming maintenance', () => {
     expect(noticeOf(next).id).not.toBe(notice.id);
   });
 
+  test('one that disappears and comes back within a minute is the same notice (a flicker), not a new plan', async () => {
+    onlyUpcoming();
+    first('upcoming-maintenance', 200, pending(), 'u1');
+    change('upcoming-maintenance', 'u1', '{}', 'u2');
+    change('upcoming-maintenance', 'u2', pending(), 'u3');
+    unchanged('upcoming-maintenance', pending(), 'u3');
+    const [shown, withdrawn, back] = await collectEvents(gcp(), watchRecorder(), 3);
+    expect(withdrawn).toMatchObject({ type: 'withdrawn', noticeId: noticeOf(shown).id });
+    expect(noticeOf(back).id).toBe(noticeOf(shown).id);
+  });
+
   test.each([
     ['{ }', 200, '{ }'],
     ['NONE', 200, 'NONE'],

@@ -83,6 +83,12 @@ export function parseUpcomingMaintenance(body: string): UpcomingMaintenance {
 }
 
 /**
+ * How soon after it disappeared an upcoming maintenance that comes back (same type and
+ * reasons) is the same one: a flicker of the metadata server, not a new maintenance.
+ */
+const FLAP_MS = 60_000;
+
+/**
  * `instance/upcoming-maintenance`: an advisory `maintenance` notice due at the window start,
  * withdrawn when the maintenance completes or nothing is pending any more. A 404 (a machine
  * family without the key) and any other failed read say nothing: never a withdrawal.
@@ -90,31 +96,41 @@ export function parseUpcomingMaintenance(body: string): UpcomingMaintenance {
  * GCE gives no event id and may move the window, so an episode's id is what cannot change
  * within it: the boot, the type, the reasons and how many episodes this process saw end
  * before it. A restart during an episode keeps its id; the window moving re-sends the
- * notice with the new deadline under the same id.
+ * notice with the new deadline under the same id; one that disappears and comes back
+ * within FLAP_MS is the same episode.
  */
 export function upcomingMaintenanceKey(boot: string): WatchedKey {
   let ended = 0;
-  let episode: { identity: string; shown: string } | undefined;
+  let episode: { identity: string; what: string; shown: string; goneAt?: number } | undefined;
   return {
     path: SOURCE,
     query: 'alt=json',
     accepts: (status, body) => status === 404 || (status === 503 && NOTHING_YET.test(body)),
-    interpret({ status, value, etag }): Finding[] {
+    interpret({ status, value, etag }, now): Finding[] {
       if (status === 404) return [];
       const upcoming = status === 503 ? ({ status: 'none' } as const) : parseUpcomingMaintenance(value);
       if (upcoming.status === 'none' || upcoming.status === 'COMPLETE') {
-        if (!episode) return [];
+        if (!episode || (episode.goneAt !== undefined && upcoming.status === 'none')) return [];
+        const wasShown = episode.goneAt === undefined;
         const { identity } = episode;
-        episode = undefined;
-        ended += 1;
+        if (upcoming.status === 'COMPLETE') {
+          episode = undefined;
+          ended += 1;
+        } else episode.goneAt = now.getTime();
+        if (!wasShown) return [];
         const why = upcoming.status === 'COMPLETE' ? 'completed' : 'no longer pending';
         return [{ type: 'withdrawn', noticeId: noticeId('gcp', 'maintenance', identity), reason: `GCE upcoming maintenance ${why}` }];
       }
-      const identity = episode?.identity ?? [boot, 'upcoming-maintenance', upcoming.type, [...upcoming.reasons].sort().join(','), ended].join('\0');
-      // Only news is sent on: a first sight, a moved window, a new status or new reasons.
+      const what = [upcoming.type, [...upcoming.reasons].sort().join(',')].join('\0');
+      if (episode?.goneAt !== undefined && (episode.what !== what || now.getTime() - episode.goneAt >= FLAP_MS)) {
+        episode = undefined;
+        ended += 1;
+      }
+      const identity = episode?.identity ?? [boot, 'upcoming-maintenance', what, ended].join('\0');
+      // Only news is sent on: a first sight, a return, a moved window, a new status or new reasons.
       const shown = JSON.stringify([upcoming.status, upcoming.windowStart, upcoming.reasons]);
-      if (episode?.shown === shown) return [];
-      episode = { identity, shown };
+      if (episode?.goneAt === undefined && episode?.shown === shown) return [];
+      episode = { identity, what: episode?.what ?? what, shown };
       const raw = { path: SOURCE, value: upcoming.raw, etag };
       return [{ type: 'notice', kind: 'maintenance', identity, deadline: upcoming.windowStart, raw, advisory: true, reasons: upcoming.reasons }];
     },
