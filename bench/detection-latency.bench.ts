@@ -5,7 +5,7 @@ import { compileConfig } from '../src/config/schema.js';
 import { STEP_TYPES } from '../src/steps/registry.js';
 import { createDaemon, type Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/lib/log.js';
-import type { ProviderName } from '../src/notice/notice.js';
+import type { NoticeKind, ProviderName } from '../src/notice/notice.js';
 import type { TriggerSpec } from '../src/simulator/cloud.js';
 import { simulatedCloud } from '../src/simulator/clouds.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/metadata-server.js';
@@ -19,7 +19,7 @@ import { summarise } from './lib/stats.js';
  * so 200 trials at a 1 s poll take under a minute; each trial shows a fresh notice at a
  * random moment relative to the agent's poll phase.
  *
- * npm run bench -- detection-latency [aws aws-asg aws-hibernate gcp azure alibaba tencent] [--trials N] [--lanes N]
+ * npm run bench -- detection-latency [aws aws-asg aws-hibernate gcp gcp-upcoming azure alibaba tencent] [--trials N] [--lanes N]
  */
 /**
  * Agents measured side by side in this one process. Polling clouds need lanes to finish
@@ -34,6 +34,8 @@ interface Source {
   provider: ProviderName;
   /** The notice to show in trial `serial`. */
   trigger(serial: number): TriggerSpec;
+  /** The notice kinds the measured step runs on (an advisory one needs its `on:`). */
+  on?: NoticeKind[];
 }
 
 /** Sources beyond each cloud's spot notice. */
@@ -41,6 +43,8 @@ const EXTRA_SOURCES: Record<string, Source> = {
   // Each trial's agent is fresh (new journal), so the same lifecycle id is a new notice to it.
   'aws-asg': { provider: 'aws', trigger: () => ({ kind: 'terminate', action: 'autoscaling' }) },
   'aws-hibernate': { provider: 'aws', trigger: () => ({ kind: 'hibernate' }) },
+  // instance/upcoming-maintenance: advisory, due at a window an hour out.
+  'gcp-upcoming': { provider: 'gcp', trigger: (serial) => ({ kind: 'maintenance', action: 'upcoming', leadMs: 3_600_000 + serial * 1000 }), on: ['maintenance'] },
 };
 
 function sourceNamed(name: string): Source {
@@ -72,7 +76,7 @@ async function runLane(source: Source, lane: number, count: number): Promise<num
       // stable id, which a long-lived agent would rightly handle only once.
       const stateDir = mkdtempSync(join(tmpdir(), `preemptd-bench-${provider}-${lane}-`));
       const config = compileConfig(
-        { provider, metadataUrl: simulator.url, pollInterval: '1s', stateDir, steps: [{ name: 'first', exec: { command: ['true'] } }] },
+        { provider, metadataUrl: simulator.url, pollInterval: '1s', stateDir, steps: [{ name: 'first', ...(source.on ? { on: source.on } : {}), exec: { command: ['true'] } }] },
         { stepTypes: STEP_TYPES },
       );
       const daemon = createDaemon({ config, log: silentLogger() });

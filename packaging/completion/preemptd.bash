@@ -20,7 +20,7 @@ _preemptd() {
     simulate:--kind) values='terminate stop hibernate rebalance maintenance preempt reboot redeploy freeze shutdown' ;;
     simulator:--provider) values='aws gcp azure alibaba tencent' ;;
     simulator:--kind) values='terminate stop hibernate rebalance maintenance preempt reboot redeploy freeze' ;;
-    simulator:--action) values='terminate stop hibernate autoscaling' ;;
+    simulator:--action) values='terminate stop hibernate autoscaling migrate upcoming' ;;
     simulator:--log-level) values='trace debug info warn error fatal silent' ;;
     simulator:--log-format) values='json text' ;;
     restore:--log-level) values='trace debug info warn error fatal silent' ;;

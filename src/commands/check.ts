@@ -116,7 +116,21 @@ async function checkMetadata(config: Config, dmiDir: string | undefined, log: Lo
   }
   const facts = describeFacts(result.facts);
   if (facts) lines.push(line('instance', true, facts));
+  if (name === 'gcp') lines.push(describeGcpPreemption(config));
   return { lines, facts: result.facts };
+}
+
+/** What a GCP Spot preemption leaves the plan, which the metadata server cannot tell. */
+function describeGcpPreemption(config: Config): CheckLine {
+  const notice = config.gcp.preemptionNoticeDurationMs;
+  const budget = formatDuration(notice + 30_000);
+  const given = notice > 0 ? `gcp.preemptionNoticeDuration ${formatDuration(notice)} of notice while the VM runs, then` : 'no preemption notice duration (gcp.preemptionNoticeDuration 0s): only';
+  return line(
+    'gcp preemption budget',
+    true,
+    `${budget} from preempted=TRUE: ${given} the 30 s between the soft-off and the power-off; ` +
+      'set gcp.preemptionNoticeDuration to what the VM was created with (0s or 120s), and mind that skipGuestOsShutdown removes the 30 s',
+  );
 }
 
 function describeRead(read: MetadataRead): CheckLine {

@@ -61,7 +61,12 @@ export function declareProgram<T>(argv: Argv<T>) {
             .option('port', { type: 'number', default: 8169, describe: 'port to listen on (0 = any free port)' })
             .option('notice-after', { type: 'string', describe: 'show a notice after this long, e.g. 10s (never when omitted)' })
             .option('kind', { type: 'string', choices: SIMULATOR_KIND_CHOICES, describe: 'notice kind; the provider must be able to show it (list below; default: its spot interruption)' })
-            .option('action', { type: 'string', choices: ['terminate', 'stop', 'hibernate', 'autoscaling'], describe: 'AWS: the spot instance-action, or autoscaling (target-lifecycle-state Terminated)' })
+            .option('action', {
+              type: 'string',
+              choices: ['terminate', 'stop', 'hibernate', 'autoscaling', 'migrate', 'upcoming'],
+              describe:
+                'AWS: the spot instance-action (terminate, stop, hibernate) or autoscaling (target-lifecycle-state Terminated); GCP --kind maintenance: migrate, terminate, or upcoming (instance/upcoming-maintenance, window start at --lead)',
+            })
             .option('lead', { type: 'string', default: '2m', describe: 'how far ahead the notice time lies' })
             .option('faults', { type: 'string', describe: 'fault mode: a spec such as 500:0.1,reset:0.05,hang-token, or @file (docs/robustness.md)' }),
         ).epilog(simulatorKindsHelp()),

@@ -4,6 +4,7 @@ import { scrubSecrets } from '../lib/log.js';
 import { NOTICE_KINDS, PROVIDER_NAMES } from '../notice/notice.js';
 import { duration, httpUrl, listenAddress, noticeKind, positiveDuration } from './fields.js';
 import { showValue } from '../lib/format.js';
+import { formatDuration } from '../lib/duration.js';
 import { describeIssue, zodIssues } from './issues.js';
 import { compileSteps, type StepEntryType } from './step-entries.js';
 import type { Config, StepConfig } from './types.js';
@@ -13,6 +14,8 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export const PROVIDER_CHOICES = ['auto', ...PROVIDER_NAMES] as const;
 export const MAX_TOKEN_TTL_SECONDS = 21_600;
 export const MAX_HANG_TIMEOUT_SECONDS = 3_600;
+/** The Spot preemption notice durations GCE accepts (`preemptionNoticeDuration`, preview): none or 120 s. */
+export const GCP_PREEMPTION_NOTICE_DURATIONS_MS: readonly number[] = [0, 120_000];
 
 /**
  * Every top-level default, in config-file form. The schema, the overridable keys and
@@ -29,7 +32,7 @@ export const CONFIG_DEFAULTS = {
   logLevel: 'info',
   onShutdownSignal: 'exit',
   aws: { allowImdsV1: false, tokenTtl: MAX_TOKEN_TTL_SECONDS, tokenTimeout: '2s', lifecycleTimeout: '1h', hibernateBudget: '2s' },
-  gcp: { hangTimeout: 60 },
+  gcp: { hangTimeout: 60, preemptionNoticeDuration: '0s' },
   azure: { ackWhenDone: false, firstCallTimeout: '2m' },
   alibaba: { hardened: true, tokenTtl: MAX_TOKEN_TTL_SECONDS },
   server: { enabled: true, listen: '127.0.0.1:9464' },
@@ -104,6 +107,11 @@ export const topLevelSchema = z.strictObject({
   gcp: z
     .strictObject({
       hangTimeout: wholeSeconds(MAX_HANG_TIMEOUT_SECONDS).prefault(D.gcp.hangTimeout),
+      preemptionNoticeDuration: duration()
+        .refine((ms) => GCP_PREEMPTION_NOTICE_DURATIONS_MS.includes(ms), {
+          error: (issue) => `got ${formatDuration(issue.input as number)}: expected 0s or 120s, the Spot preemption notice durations GCE accepts`,
+        })
+        .prefault(D.gcp.preemptionNoticeDuration),
     })
     .prefault({}),
   azure: z
@@ -154,7 +162,7 @@ export function compileSettings(settings: Settings): Omit<Config, 'file'> {
       lifecycleTimeoutMs: settings.aws.lifecycleTimeout,
       hibernateBudgetMs: settings.aws.hibernateBudget,
     },
-    gcp: { hangTimeoutSeconds: settings.gcp.hangTimeout },
+    gcp: { hangTimeoutSeconds: settings.gcp.hangTimeout, preemptionNoticeDurationMs: settings.gcp.preemptionNoticeDuration },
     azure: { ackWhenDone: settings.azure.ackWhenDone, firstCallTimeoutMs: settings.azure.firstCallTimeout },
     alibaba: { hardened: settings.alibaba.hardened, tokenTtlSeconds: settings.alibaba.tokenTtl },
     server: { enabled: settings.server.enabled, ...settings.server.listen },
@@ -182,7 +190,7 @@ export function settingsOf(config: Config): Settings {
       lifecycleTimeout: config.aws.lifecycleTimeoutMs,
       hibernateBudget: config.aws.hibernateBudgetMs,
     },
-    gcp: { hangTimeout: config.gcp.hangTimeoutSeconds },
+    gcp: { hangTimeout: config.gcp.hangTimeoutSeconds, preemptionNoticeDuration: config.gcp.preemptionNoticeDurationMs },
     azure: { ackWhenDone: config.azure.ackWhenDone, firstCallTimeout: config.azure.firstCallTimeoutMs },
     alibaba: { hardened: config.alibaba.hardened, tokenTtl: config.alibaba.tokenTtlSeconds },
     server: { enabled: config.server.enabled, listen: { host: config.server.host, port: config.server.port } },

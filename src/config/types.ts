@@ -47,6 +47,8 @@ export interface Config {
   gcp: {
     /** `timeout_sec` of a hanging GET. */
     hangTimeoutSeconds: number;
+    /** The Spot preemption notice duration the VM was created with (0 or 120 s): added to the preempt deadline. */
+    preemptionNoticeDurationMs: number;
   };
   azure: {
     /** Acknowledge the event (StartRequests) once the plan has finished, so Azure proceeds early. */

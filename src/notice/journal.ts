@@ -50,6 +50,7 @@ const entrySchema = z.object({
     instance: z.record(z.string(), z.unknown()),
     raw: z.unknown(),
     advisory: z.boolean().optional(),
+    reasons: z.array(z.string()).optional(),
   }),
   status: z.enum(['in_progress', 'done']),
   begunAt: z.number(),
@@ -259,5 +260,6 @@ function noticeFromJSON(json: Entry['notice']): Notice {
     raw: json.raw,
     // A resumed plan must keep sparing destructive steps on an advisory notice.
     ...(json.advisory === true ? { advisory: true } : {}),
+    ...(json.reasons?.length ? { reasons: json.reasons } : {}),
   };
 }

@@ -51,6 +51,8 @@ export interface Notice {
    * live migration, AWS `system-maintenance`. Rebalance and freeze are advisory by kind.
    */
   readonly advisory?: boolean;
+  /** Why, in the cloud's words, when it gives reasons (GCP `maintenance_reasons`: FAILURE_GPU_XID...). */
+  readonly reasons?: readonly string[];
 }
 
 /** True when the VM outlives the event: destructive steps then run only if their `on:` names the kind. */
@@ -78,5 +80,6 @@ export function noticeToJSON(notice: Notice): Record<string, unknown> {
     instance: notice.instance,
     raw: notice.raw,
     ...(notice.advisory === true ? { advisory: true } : {}),
+    ...(notice.reasons?.length ? { reasons: [...notice.reasons] } : {}),
   };
 }

@@ -37,7 +37,8 @@ export interface ProviderOptions {
   requestTimeoutMs: number;
   /** `lifecycleTimeoutMs` and `hibernateBudgetMs` are optional so existing callers keep compiling (defaults in aws/provider.ts). */
   aws: { allowImdsV1: boolean; tokenTtlSeconds: number; tokenTimeoutMs: number; lifecycleTimeoutMs?: number; hibernateBudgetMs?: number };
-  gcp: { hangTimeoutSeconds: number };
+  /** GCP: `preemptionNoticeDurationMs` is optional so existing callers keep compiling (0 when absent). */
+  gcp: { hangTimeoutSeconds: number; preemptionNoticeDurationMs?: number };
   /** Azure Scheduled Events; optional so existing callers keep compiling (defaults in azure.ts). */
   azure?: { firstCallTimeoutMs: number };
   /** Alibaba Cloud ECS; optional so existing callers keep compiling (defaults in alibaba.ts). */

@@ -16,12 +16,14 @@ export function cannotShow(provider: ProviderName, kinds: SimulatedKinds, kind: 
 /** What the simulator is asked to show; each cloud maps it onto its own endpoints. */
 export interface TriggerSpec {
   kind: NoticeKind;
-  /** For AWS instance-action: terminate | stop | hibernate (defaults from kind). */
+  /** AWS instance-action: terminate | stop | hibernate (defaults from kind); GCP maintenance: migrate | terminate | upcoming. */
   action?: string;
   /** How far ahead of now the notice's own time lies (AWS 2 min, Azure NotBefore...). */
   leadMs?: number;
   /** An explicit notice time (ISO); wins over leadMs. Lets tests send past or far times. */
   time?: string;
+  /** GCP upcoming maintenance (`action: upcoming`): its `maintenance_reasons` (default PLANNED_UPDATE). */
+  reasons?: string[];
   /** Azure: the VM names the event lists in `Resources` (default: this VM's name). */
   resources?: string[];
 }

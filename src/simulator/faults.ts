@@ -78,7 +78,7 @@ const QUIET: Record<ProviderName, Transform> = {
   alibaba: quietTermination,
   tencent: quietTermination,
   gcp: (answer, path) => {
-    const quiet = path.endsWith('/instance/preempted') ? 'FALSE' : path.endsWith('/instance/maintenance-event') ? 'NONE' : undefined;
+    const quiet = path.endsWith('/instance/preempted') ? 'FALSE' : path.endsWith('/instance/maintenance-event') ? 'NONE' : path.endsWith('/instance/upcoming-maintenance') ? '{}' : undefined;
     if (answer.status !== 200 || quiet === undefined || answer.body === quiet) return undefined;
     // A fresh ETag: the agent's next hanging GET then returns at once with the real value.
     return { status: 200, headers: { 'Content-Type': 'application/text', ETag: `flicker-${randomBytes(6).toString('hex')}` }, body: quiet };

@@ -8,6 +8,14 @@ import { directoryAnswer, type GcpAnswer } from './gcp-directory.js';
 const BASE_PATH = '/computeMetadata/v1/';
 /** The real server caps how long a hanging GET may wait. */
 const MAX_HANG_SECONDS = 3600;
+/** What `instance/upcoming-maintenance` shows while nothing is pending (one of GCE's three shapes). */
+const NOTHING_UPCOMING = '{}';
+/** Keys whose value is a JSON object: `alt=json` serves it as it is, not as a JSON string. */
+const JSON_VALUED_KEYS = new Set(['instance/upcoming-maintenance']);
+/** How long a simulated upcoming maintenance window lasts. */
+const UPCOMING_WINDOW_MS = 60 * 60_000;
+/** How far ahead a simulated upcoming maintenance starts when the trigger gives no time. */
+const UPCOMING_LEAD_MS = 60 * 60_000;
 const MAINTENANCE_VALUES: Record<string, string> = {
   migrate: 'MIGRATE_ON_HOST_MAINTENANCE',
   terminate: 'TERMINATE_ON_HOST_MAINTENANCE',
@@ -57,6 +65,7 @@ export class SimulatedGcp implements SimulatedCloud {
       'instance/scheduling/provisioning-model': 'SPOT',
       'instance/preempted': 'FALSE',
       'instance/maintenance-event': 'NONE',
+      'instance/upcoming-maintenance': NOTHING_UPCOMING,
       'project/project-id': 'demo-project',
       'project/numeric-project-id': '123456789012',
     };
@@ -119,7 +128,9 @@ export class SimulatedGcp implements SimulatedCloud {
     const leaf = this.values.get(key);
     if (leaf) {
       const json = url.searchParams.get('alt') === 'json';
-      return { status: 200, body: json ? JSON.stringify(leaf.value) : leaf.value, contentType: json ? 'application/json' : 'application/text', etag: leaf.etag };
+      // A value that is a JSON document already (upcoming-maintenance) is served as that document.
+      const body = json && !JSON_VALUED_KEYS.has(key) ? JSON.stringify(leaf.value) : leaf.value;
+      return { status: 200, body, contentType: json ? 'application/json' : 'application/text', etag: leaf.etag };
     }
     const values = new Map([...this.values].map(([name, entry]) => [name, entry.value]));
     return directoryAnswer(values, BASE_PATH, key, url.searchParams) ?? textAnswer(404, 'Not Found\n');
@@ -162,11 +173,13 @@ export class SimulatedGcp implements SimulatedCloud {
   trigger(spec: TriggerSpec): void {
     if (spec.kind === 'preempt') {
       this.set('instance/preempted', 'TRUE');
+    } else if (spec.kind === 'maintenance' && spec.action === 'upcoming') {
+      this.set('instance/upcoming-maintenance', upcomingMaintenance(spec));
     } else if (spec.kind === 'maintenance') {
       const action = spec.action ?? 'MIGRATE_ON_HOST_MAINTENANCE';
       const value = MAINTENANCE_VALUES[action.toLowerCase()] ?? action;
       if (!/^[A-Z_]+_ON_HOST_MAINTENANCE$/.test(value)) {
-        throw new PreemptdError('ERR_USAGE', `GCE maintenance action ${JSON.stringify(action)} is not migrate, terminate or a value such as MIGRATE_ON_HOST_MAINTENANCE`);
+        throw new PreemptdError('ERR_USAGE', `GCE maintenance action ${JSON.stringify(action)} is not migrate, terminate, upcoming or a value such as MIGRATE_ON_HOST_MAINTENANCE`);
       }
       this.set('instance/maintenance-event', value);
     } else {
@@ -177,10 +190,34 @@ export class SimulatedGcp implements SimulatedCloud {
   clear(): void {
     if (this.values.get('instance/preempted')?.value !== 'FALSE') this.set('instance/preempted', 'FALSE');
     if (this.values.get('instance/maintenance-event')?.value !== 'NONE') this.set('instance/maintenance-event', 'NONE');
+    if (this.values.get('instance/upcoming-maintenance')?.value !== NOTHING_UPCOMING) this.set('instance/upcoming-maintenance', NOTHING_UPCOMING);
   }
 
   close(): void {
     for (const waiting of this.waiters.values()) for (const waiter of waiting) this.release(waiter);
     this.waiters.clear();
   }
+}
+
+/**
+ * `instance/upcoming-maintenance?alt=json` for a PENDING scheduled maintenance whose window
+ * starts at the trigger's time (or lead, default an hour) and lasts an hour.
+ */
+function upcomingMaintenance(spec: TriggerSpec): string {
+  const start = spec.time === undefined ? Date.now() + (spec.leadMs ?? UPCOMING_LEAD_MS) : Date.parse(spec.time);
+  if (Number.isNaN(start)) throw new PreemptdError('ERR_USAGE', `upcoming maintenance time ${JSON.stringify(spec.time)} is not an ISO time`);
+  const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const reasons: unknown = spec.reasons ?? ['PLANNED_UPDATE'];
+  if (!Array.isArray(reasons) || !reasons.every((reason) => typeof reason === 'string')) {
+    throw new PreemptdError('ERR_USAGE', `upcoming maintenance reasons ${JSON.stringify(reasons)} are not a list of words such as ["FAILURE_GPU_XID"]`);
+  }
+  return JSON.stringify({
+    can_reschedule: !reasons.some((reason) => reason.startsWith('FAILURE_')),
+    latest_window_start_time: iso(start),
+    maintenance_reasons: reasons,
+    maintenance_status: 'PENDING',
+    type: 'SCHEDULED',
+    window_end_time: iso(start + UPCOMING_WINDOW_MS),
+    window_start_time: iso(start),
+  });
 }

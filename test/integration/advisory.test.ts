@@ -65,6 +65,17 @@ test('a GCP live migration (MIGRATE_ON_HOST_MAINTENANCE) is advisory and spares 
   expect(alive).toBe(true);
 }, 30_000);
 
+test('a GCP upcoming maintenance is advisory, spares the trainer, and carries its reasons in the event', async () => {
+  const { notice, event, signals, alive } = await runPlanFor('gcp', { kind: 'maintenance', action: 'upcoming', leadMs: 600_000, reasons: ['FAILURE_GPU_XID'] });
+  expect(notice).toMatchObject({ kind: 'maintenance', advisory: true, reasons: ['FAILURE_GPU_XID'] });
+  expect(event.notice).toMatchObject({ kind: 'maintenance', advisory: true, reasons: ['FAILURE_GPU_XID'], raw: { value: { maintenance_status: 'PENDING' } } });
+  // Due at the window start, ten minutes out, not in 60 s.
+  expect(Date.parse(event.notice.deadline as string) - notice.detectedAt.getTime()).toBeGreaterThan(500_000);
+  expect(event.steps.map((step) => step.name)).toEqual(['checkpoint']);
+  expect(signals).toEqual(['SIGUSR1']);
+  expect(alive).toBe(true);
+}, 30_000);
+
 test('a GCP maintenance that terminates the VM still runs the destructive steps', async () => {
   const { notice, event, signals } = await runPlanFor('gcp', { kind: 'maintenance', action: 'terminate' });
   expect(notice.kind).toBe('maintenance');

@@ -61,6 +61,25 @@ describe('GCP provider against the simulator', () => {
     await iterator.return?.();
   });
 
+  test('an upcoming maintenance reaches the provider through the hanging GET; clear withdraws it', async () => {
+    const iterator = new GcpProvider(options(simulator.url)).watch(context)[Symbol.asyncIterator]();
+    const first = iterator.next();
+    await untilHanging();
+    while (!reads.some((r) => r.source === 'instance/upcoming-maintenance')) await new Promise((resolve) => setTimeout(resolve, 10));
+    const windowStart = '2030-01-01T10:00:00Z';
+    simulator.trigger({ kind: 'maintenance', action: 'upcoming', time: windowStart, reasons: ['FAILURE_NVLINK'] });
+    const shown = ((await first) as IteratorResult<ProviderEvent>).value as ProviderEvent;
+    if (shown.type !== 'notice') throw new Error(`expected a notice, got ${JSON.stringify(shown)}`);
+    expect(shown.notice).toMatchObject({ kind: 'maintenance', advisory: true, reasons: ['FAILURE_NVLINK'], deadline: new Date(windowStart) });
+    expect(shown.notice.raw).toMatchObject({ value: { maintenance_status: 'PENDING', window_end_time: '2030-01-01T11:00:00Z' } });
+    simulator.clear();
+    const withdrawn = ((await iterator.next()) as IteratorResult<ProviderEvent>).value as ProviderEvent;
+    expect(withdrawn).toEqual({ type: 'withdrawn', noticeId: shown.notice.id, reason: 'GCE upcoming maintenance no longer pending' });
+    // No read of the key failed.
+    expect(reads.filter((r) => r.source === 'instance/upcoming-maintenance').every((r) => r.ok && r.status === 200)).toBe(true);
+    await iterator.return?.();
+  });
+
   test('a VM already preempted at start is reported by the first read', async () => {
     simulator.trigger({ kind: 'preempt' });
     const iterator = new GcpProvider(options(simulator.url)).watch(context)[Symbol.asyncIterator]();

@@ -89,6 +89,16 @@ test('slack: text fallback plus header, facts, context blocks', async () => {
   });
 });
 
+test('slack: the reasons a cloud gives (a GPU failure behind a GCP maintenance) are in the text and the facts', async () => {
+  const gpuFailure: PreemptdEvent = {
+    ...noticeEvent,
+    notice: { ...noticeEvent.notice, provider: 'gcp', kind: 'maintenance', advisory: true, reasons: ['FAILURE_GPU_XID'] },
+  };
+  const { body } = await send({ format: 'slack' }, gpuFailure);
+  expect(body.text).toBe('Interruption notice: maintenance (FAILURE_GPU_XID) on i-0abc123');
+  expect(body.blocks[1].fields).toContainEqual({ type: 'mrkdwn', text: '*Reasons*\nFAILURE_GPU_XID' });
+});
+
 test('slack on finish lists every step with its outcome, escaped for mrkdwn', async () => {
   const { body } = await send({ format: 'slack', send: 'finish' }, finishedEvent);
   expect(body.text).toBe('Plan finished on i-0abc123: 1/2 steps ok');

@@ -126,6 +126,17 @@ test('a notice pending at the time of the check fails it', async () => {
   expect(linesFor(report, 'notice')[0]).toMatchObject({ ok: false, reason: expect.stringContaining('a terminate notice is pending right now') });
 });
 
+test('on GCP it reads upcoming-maintenance and says what a Spot preemption leaves the plan', async () => {
+  const dir = resources.tempDir();
+  const metadata = await resources.simulator({ provider: 'gcp' });
+  const withNotice = await check(writeConfigFile(dir, { provider: 'gcp', metadataUrl: metadata.url, stateDir: dir, gcp: { preemptionNoticeDuration: '120s' } }));
+  expect(withNotice.ok).toBe(true);
+  expect(linesFor(withNotice, 'metadata instance/upcoming-maintenance')[0]).toMatchObject({ ok: true, reason: expect.stringContaining('HTTP 200') });
+  expect(linesFor(withNotice, 'gcp preemption budget')[0]?.reason).toMatch(/^2m30s from preempted=TRUE: gcp.preemptionNoticeDuration 2m0s .*skipGuestOsShutdown removes the 30 s$/);
+  const without = await check(writeConfigFile(dir, { provider: 'gcp', metadataUrl: metadata.url, stateDir: dir }));
+  expect(linesFor(without, 'gcp preemption budget')[0]?.reason).toMatch(/^30s from preempted=TRUE: no preemption notice duration/);
+});
+
 describe('preemptd check (the command)', () => {
   test('exits 0 with a ✓ table when all is well and 1 when a check fails; --json for machines', async () => {
     const dir = resources.tempDir();

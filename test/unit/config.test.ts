@@ -194,6 +194,13 @@ describe('top-level settings', () => {
     expect(issueAt(error, 'gcp.hangTimeout')).toBe('got 1.5: expected a whole number');
   });
 
+  test('gcp.preemptionNoticeDuration takes the durations GCE accepts, 0s or 120s, and nothing else', async () => {
+    const error = await failure(load('gcp: { preemptionNoticeDuration: 60s }\n'));
+    expect(issueAt(error, 'gcp.preemptionNoticeDuration')).toBe('got 1m0s: expected 0s or 120s, the Spot preemption notice durations GCE accepts');
+    const config = await load('gcp: { preemptionNoticeDuration: 2m }\n');
+    expect(config.gcp.preemptionNoticeDurationMs).toBe(120_000);
+  });
+
   test('an empty stateDir is rejected', async () => {
     const error = await failure(load('stateDir: ""\n'));
     expect(issueAt(error, 'stateDir')).toBe('got "": expected a non-empty string');

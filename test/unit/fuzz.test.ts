@@ -20,7 +20,8 @@ import { LifecycleTracker, parseLifecycleState } from '../../src/providers/aws/l
 import { tencentTime } from '../../src/simulator/tencent.js';
 import { parseAwsEventDate, parseInstanceAction, parseIsoTime, parseMaintenance, parseRebalance } from '../../src/providers/aws/payloads.js';
 import { parseAzureInstance, parseScheduledEvents, ScheduledEventsTracker } from '../../src/providers/azure/scheduled-events.js';
-import { parseMaintenanceEvent, parsePreempted } from '../../src/providers/gcp/provider.js';
+import { parseMaintenanceEvent, parsePreempted } from '../../src/providers/gcp/keys.js';
+import { parseUpcomingMaintenance, UPCOMING_STATUSES } from '../../src/providers/gcp/upcoming-maintenance.js';
 import { parseFaultSpec } from '../../src/simulator/fault-spec.js';
 import { awsEventDate } from '../../src/simulator/aws.js';
 import { parseLocation } from '../../src/stores/location.js';
@@ -150,6 +151,31 @@ describe('GCP metadata values', () => {
       fc.property(fc.constantFrom('NONE', 'MIGRATE_ON_HOST_MAINTENANCE', 'TERMINATE_ON_HOST_MAINTENANCE'), fc.nat(), (value, cut) => {
         const short = value.slice(0, cut % value.length);
         expect(metadataParser(parseMaintenanceEvent)(short)).toBeUndefined();
+      }),
+      options,
+    );
+  });
+
+  test('upcoming-maintenance: any body is nothing pending, a complete one, or one due at a real window start; else a bad-body error', () => {
+    const reason = fc.constantFrom('PLANNED_UPDATE', 'FAILURE_GPU_XID', 'FAILURE_NVLINK', 'failure gpu', '');
+    const shape = fc.record(
+      {
+        maintenance_status: fc.oneof(fc.constantFrom(...UPCOMING_STATUSES, 'NONE', 'pending'), anyValue),
+        type: fc.oneof(fc.constantFrom('SCHEDULED', 'UNSCHEDULED'), anyValue),
+        window_start_time: fc.oneof(isoTime, nearText, anyValue),
+        window_end_time: fc.oneof(isoTime, nearText, anyValue),
+        latest_window_start_time: fc.oneof(isoTime, nearText, anyValue),
+        can_reschedule: fc.oneof(fc.boolean(), fc.constantFrom('true', 'false'), anyValue),
+        maintenance_reasons: fc.oneof(fc.array(reason, { maxLength: 3 }), reason, anyValue),
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(fc.oneof(jsonBodies(shape), fc.constantFrom('{ }', 'NONE', 'NON', '{')), (body) => {
+        const upcoming = metadataParser(parseUpcomingMaintenance)(body);
+        if (upcoming === undefined || upcoming.status === 'none' || upcoming.status === 'COMPLETE') return;
+        expect(Number.isNaN(upcoming.windowStart.getTime())).toBe(false);
+        for (const reason of upcoming.reasons) expect(reason).toMatch(/^[A-Z][A-Z0-9_]*$/);
       }),
       options,
     );

@@ -1,23 +1,20 @@
 import { MetadataError } from '../../lib/errors.js';
 import { jitteredInterval } from '../../lib/backoff.js';
 import { REAL_CLOCK, type Clock } from '../../lib/clock.js';
-import { showValue } from '../../lib/format.js';
 import { bootId } from '../../lib/boot-id.js';
-import { noticeId, type InstanceFacts, type NoticeKind } from '../../notice/notice.js';
+import { noticeId, type InstanceFacts } from '../../notice/notice.js';
 import { mergeLoops, type SourceLoop } from '../metadata/merge-loops.js';
 import { FactsCache } from '../metadata/facts-cache.js';
 import { MetadataClient } from '../metadata/client.js';
 import { pollSource } from '../metadata/poll-loop.js';
 import type { Provider, ProviderEvent, ProviderOptions, WatchContext } from '../types.js';
 import { SourceReport } from '../metadata/source-report.js';
+import { maintenanceKey, preemptedKey, type Finding, type GcpValue, type WatchedKey } from './keys.js';
+import { upcomingMaintenanceKey } from './upcoming-maintenance.js';
 
 export const GCP_METADATA_URL = 'http://169.254.169.254';
 const BASE_PATH = '/computeMetadata/v1/';
 const FLAVOR_HEADERS = { 'Metadata-Flavor': 'Google' };
-/** Spot / preemptible VMs are powered off 30 s after `preempted` turns TRUE. */
-const PREEMPT_BUDGET_MS = 30_000;
-/** `maintenance-event` changes about 60 s before the host maintenance starts. */
-const MAINTENANCE_BUDGET_MS = 60_000;
 /** The metadata server answers 503 briefly during maintenance: retry soon, not with backoff. */
 const UNAVAILABLE_RETRY_MS = 1_000;
 /** A hanging GET's client timeout is its timeout_sec plus this much. */
@@ -28,25 +25,11 @@ const HANG_SLACK_MS = 10_000;
  */
 const EARLY_RETURN_SHARE = 0.5;
 
-interface GcpValue {
-  value: string;
-  etag: string | undefined;
-}
-
-/** What a watched key's new value means, before instance facts are attached. */
-type Finding =
-  | { type: 'notice'; kind: NoticeKind; identity: string; deadline: Date; raw: unknown; advisory?: boolean }
-  | { type: 'withdrawn'; noticeId: string; reason: string };
-
-interface WatchedKey {
-  path: string;
-  /** Throws MetadataError on a value it does not understand. */
-  interpret(value: string, etag: string | undefined, now: Date): Finding[];
-}
-
 /**
- * GCE metadata server: reads `instance/preempted` and `instance/maintenance-event` once,
- * then watches each with hanging GETs (`wait_for_change`, `last_etag`, `timeout_sec`), so
+ * GCE metadata server: reads `instance/preempted`, `instance/maintenance-event` and
+ * `instance/upcoming-maintenance` once, from the start of the watch (GCE gives the 60 s
+ * maintenance-event warning only if the key was read since the last event), then watches
+ * each with hanging GETs (`wait_for_change`, `last_etag`, `timeout_sec`), so
  * a change arrives within milliseconds without polling. Hanging GETs that return at once
  * with nothing new are followed by a poll interval's wait, so they never spin.
  */
@@ -62,8 +45,11 @@ export class GcpProvider implements Provider {
     this.clock = options.clock ?? REAL_CLOCK;
   }
 
-  /** GETs one value; throws MetadataError on any status but 200 or a missing flavor header. */
-  private async read(pathAndQuery: string, timeoutMs: number, signal: AbortSignal): Promise<GcpValue> {
+  /**
+   * GETs one value; throws MetadataError on a missing flavor header or any status but 200
+   * and those `accepts` takes as an answer.
+   */
+  private async read(pathAndQuery: string, timeoutMs: number, signal: AbortSignal, accepts?: WatchedKey['accepts']): Promise<GcpValue> {
     const response = await this.client.request({ path: BASE_PATH + pathAndQuery, headers: FLAVOR_HEADERS, timeoutMs, signal });
     const path = pathAndQuery.split('?')[0];
     if (response.headers['metadata-flavor'] !== 'Google') {
@@ -73,9 +59,11 @@ export class GcpProvider implements Provider {
         response.status,
       );
     }
-    if (response.status !== 200) throw new MetadataError('ERR_METADATA_HTTP', `${path}: HTTP ${response.status}`, response.status);
+    if (response.status !== 200 && accepts?.(response.status, response.body) !== true) {
+      throw new MetadataError('ERR_METADATA_HTTP', `${path}: HTTP ${response.status}`, response.status);
+    }
     const etag = response.headers.etag;
-    return { value: response.body.trim(), etag: typeof etag === 'string' && etag !== '' ? etag : undefined };
+    return { status: response.status, value: response.body.trim(), etag: typeof etag === 'string' && etag !== '' ? etag : undefined };
   }
 
   /** Best effort, fetched once and cached once the instance id is known; never throws. */
@@ -115,7 +103,8 @@ export class GcpProvider implements Provider {
     void this.instanceFacts(context.signal);
     const boot = this.options.bootId ?? bootId();
     try {
-      yield* mergeLoops(context.signal, [preemptedKey(boot), maintenanceKey(boot)].map((key) => this.watchLoop(key, context)));
+      const keys = [preemptedKey(boot, this.options.gcp.preemptionNoticeDurationMs ?? 0), maintenanceKey(boot), upcomingMaintenanceKey(boot)];
+      yield* mergeLoops(context.signal, keys.map((key) => this.watchLoop(key, context)));
     } finally {
       this.client.close();
     }
@@ -141,14 +130,15 @@ export class GcpProvider implements Provider {
           read: async (readSignal) => {
             // A real duration, like every reported one: how long the server held the read.
             const started = performance.now();
-            const answer =
-              etag === undefined
-                ? await this.read(key.path, this.options.requestTimeoutMs, readSignal)
-                : await this.read(
-                    `${key.path}?wait_for_change=true&last_etag=${encodeURIComponent(etag)}&timeout_sec=${hangSeconds}`,
-                    hangSeconds * 1000 + HANG_SLACK_MS,
-                    readSignal,
-                  );
+            const query = new URLSearchParams(key.query);
+            if (etag !== undefined) {
+              query.set('wait_for_change', 'true');
+              query.set('last_etag', etag);
+              query.set('timeout_sec', String(hangSeconds));
+            }
+            const pathAndQuery = query.size > 0 ? `${key.path}?${query}` : key.path;
+            const timeoutMs = etag === undefined ? this.options.requestTimeoutMs : hangSeconds * 1000 + HANG_SLACK_MS;
+            const answer = await this.read(pathAndQuery, timeoutMs, readSignal, key.accepts);
             const early = etag !== undefined && answer.etag === etag && performance.now() - started < hangSeconds * 1000 * EARLY_RETURN_SHARE;
             if (early && !hangsReturnEarly) {
               context.log.warn(
@@ -158,11 +148,11 @@ export class GcpProvider implements Provider {
             }
             hangsReturnEarly = early;
             const detectedAt = new Date();
-            const findings = key.interpret(answer.value, answer.etag, detectedAt);
+            const findings = key.interpret(answer, detectedAt);
             etag = answer.etag;
             // Facts only decorate a notice: wait for them no longer than every cloud does.
             const facts = findings.some((finding) => finding.type === 'notice') ? await this.facts.forNotice(readSignal) : {};
-            return { status: 200, found: findings.map((finding) => toEvent(finding, detectedAt, facts)) };
+            return { status: answer.status, found: findings.map((finding) => toEvent(finding, detectedAt, facts)) };
           },
           failed: (error) => {
             this.logFlavorError(error, context);
@@ -195,82 +185,8 @@ function toEvent(finding: Finding, detectedAt: Date, facts: InstanceFacts): Prov
       instance: facts,
       raw: finding.raw,
       ...(finding.advisory === true ? { advisory: true } : {}),
+      ...(finding.reasons?.length ? { reasons: finding.reasons } : {}),
     },
   };
 }
 
-/** `instance/preempted`: TRUE or FALSE; throws ERR_METADATA_BODY on anything else. */
-export function parsePreempted(value: string): boolean {
-  if (value === 'TRUE' || value === 'FALSE') return value === 'TRUE';
-  throw new MetadataError('ERR_METADATA_BODY', `instance/preempted: expected TRUE or FALSE, got ${showValue(value)}`, 200);
-}
-
-/**
- * NONE or an `..._ON_HOST_MAINTENANCE` value (MIGRATE, TERMINATE, SHUTDOWN on old docs).
- * A value merely in capitals is not enough: a body cut short (`NO`, `MIGRATE_ON_HOS`) must
- * not become a maintenance notice.
- */
-const MAINTENANCE_VALUE = /^(?:NONE|[A-Z][A-Z_]*_ON_HOST_MAINTENANCE)$/;
-
-/** `instance/maintenance-event`: the value; throws ERR_METADATA_BODY on anything else. */
-export function parseMaintenanceEvent(value: string): string {
-  if (MAINTENANCE_VALUE.test(value)) return value;
-  throw new MetadataError('ERR_METADATA_BODY', `instance/maintenance-event: expected NONE or a value such as MIGRATE_ON_HOST_MAINTENANCE, got ${showValue(value)}`, 200);
-}
-
-/** A VM is preempted once per boot: the boot and the key are the whole identity. */
-function preemptedKey(boot: string): WatchedKey {
-  let shown = false;
-  return {
-    path: 'instance/preempted',
-    interpret(value, etag, now) {
-      if (!parsePreempted(value) || shown) return [];
-      shown = true;
-      return [
-        {
-          type: 'notice',
-          kind: 'preempt',
-          identity: `${boot}\0preempted`,
-          deadline: new Date(now.getTime() + PREEMPT_BUDGET_MS),
-          raw: { path: 'instance/preempted', value, etag },
-        },
-      ];
-    },
-  };
-}
-
-/** Only a live migration leaves the VM running, so only it can come again within one boot. */
-const RECURRING_MAINTENANCE = 'MIGRATE_ON_HOST_MAINTENANCE';
-
-/**
- * `instance/maintenance-event`. GCE gives no event id, so an event is an episode: a value
- * shown again within MAINTENANCE_BUDGET_MS of going back to NONE is the same event (a flap),
- * with the same id and deadline, never a new plan. A value that ends the boot (terminate)
- * is identified by the boot and the value; a live migration, which may come again in the
- * same boot, also by when this process first saw its episode.
- */
-function maintenanceKey(boot: string): WatchedKey {
-  let episode: { value: string; identity: string; deadline: Date; endedAt: number | undefined } | undefined;
-  return {
-    path: 'instance/maintenance-event',
-    interpret(value, etag, now) {
-      const raw = { path: 'instance/maintenance-event', value, etag };
-      if (parseMaintenanceEvent(value) === 'NONE') {
-        if (!episode || episode.endedAt !== undefined) return [];
-        episode.endedAt = now.getTime();
-        return [{ type: 'withdrawn', noticeId: noticeId('gcp', 'maintenance', episode.identity), reason: `GCE maintenance-event went from ${episode.value} back to NONE` }];
-      }
-      const flap = episode?.value === value && (episode.endedAt === undefined || now.getTime() - episode.endedAt < MAINTENANCE_BUDGET_MS);
-      if (episode && flap) {
-        if (episode.endedAt === undefined) return [];
-        episode.endedAt = undefined;
-      } else {
-        const identity = value === RECURRING_MAINTENANCE ? `${boot}\0${value}\0${now.toISOString()}` : `${boot}\0${value}`;
-        episode = { value, identity, deadline: new Date(now.getTime() + MAINTENANCE_BUDGET_MS), endedAt: undefined };
-      }
-      // A live migration moves the running VM: nothing on it ends.
-      const advisory = value === RECURRING_MAINTENANCE;
-      return [{ type: 'notice', kind: 'maintenance', identity: episode.identity, deadline: episode.deadline, raw, advisory }];
-    },
-  };
-}

@@ -32,6 +32,7 @@ export function summarizeEvent(event: PreemptdEvent): EventSummary {
     provider: string;
     deadline: string | null;
     instance: { id?: string; name?: string; type?: string; zone?: string };
+    reasons?: string[];
   };
   const instance = notice.instance.name ?? notice.instance.id ?? event.host.hostname;
   const sentAt = Date.parse(event.sentAt);
@@ -42,11 +43,14 @@ export function summarizeEvent(event: PreemptdEvent): EventSummary {
     ['Deadline', notice.deadline === null ? 'none (advisory)' : `${countdown(Date.parse(notice.deadline) - sentAt)} (${notice.deadline})`],
     ['Host', event.host.hostname],
   ];
+  // A GPU failure behind a maintenance is news an operator wants to read in chat.
+  if (notice.reasons?.length) facts.push(['Reasons', notice.reasons.join(', ')]);
   if (notice.instance.type) facts.push(['Type', notice.instance.type]);
   if (notice.instance.zone) facts.push(['Zone', notice.instance.zone]);
 
   if (event.type === 'notice') {
-    return { title: `Interruption notice: ${notice.kind} on ${instance}`, facts, steps: [], ok: true };
+    const why = notice.reasons?.length ? ` (${notice.reasons.join(', ')})` : '';
+    return { title: `Interruption notice: ${notice.kind}${why} on ${instance}`, facts, steps: [], ok: true };
   }
   const steps = event.steps.map((step) => ({
     name: step.name,
