@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../lib/errors.js';
 import { scrubSecrets } from '../lib/log.js';
 import { NOTICE_KINDS, PROVIDER_NAMES } from '../notice/notice.js';
-import { duration, httpUrl, listenAddress, noticeKind, positiveDuration } from './fields.js';
+import { absolutePath, duration, httpUrl, listenAddress, noticeKind, positiveDuration } from './fields.js';
 import { showValue } from '../lib/format.js';
 import { describeIssue, zodIssues } from './issues.js';
 import { compileSteps, type StepEntryType } from './step-entries.js';
@@ -24,6 +24,7 @@ export const CONFIG_DEFAULTS = {
   pollInterval: '1s',
   requestTimeout: '2s',
   stateDir: '/var/lib/preemptd',
+  noticeFile: '/run/preemptd/notice.json',
   safetyMargin: '5s',
   minimumBudget: '10s',
   logLevel: 'info',
@@ -58,6 +59,7 @@ export const TAKES_EFFECT = {
   pollInterval: 'restart',
   requestTimeout: 'restart',
   stateDir: 'restart',
+  noticeFile: 'restart',
   safetyMargin: 'reload',
   minimumBudget: 'reload',
   logLevel: 'reload',
@@ -88,6 +90,7 @@ export const topLevelSchema = z.strictObject({
   pollInterval: positiveDuration().prefault(D.pollInterval),
   requestTimeout: positiveDuration().prefault(D.requestTimeout),
   stateDir: z.string().min(1).prefault(D.stateDir),
+  noticeFile: absolutePath().nullable().prefault(D.noticeFile),
   safetyMargin: duration().prefault(D.safetyMargin),
   minimumBudget: positiveDuration().prefault(D.minimumBudget),
   logLevel: z.enum(LOG_LEVELS).prefault(D.logLevel),
@@ -141,6 +144,7 @@ export function compileSettings(settings: Settings): Omit<Config, 'file'> {
     pollIntervalMs: settings.pollInterval,
     requestTimeoutMs: settings.requestTimeout,
     stateDir: settings.stateDir,
+    noticeFile: settings.noticeFile,
     safetyMarginMs: settings.safetyMargin,
     minimumBudgetMs: settings.minimumBudget,
     logLevel: settings.logLevel,
@@ -163,6 +167,7 @@ export function settingsOf(config: Config): Settings {
     pollInterval: config.pollIntervalMs,
     requestTimeout: config.requestTimeoutMs,
     stateDir: config.stateDir,
+    noticeFile: config.noticeFile,
     safetyMargin: config.safetyMarginMs,
     minimumBudget: config.minimumBudgetMs,
     logLevel: config.logLevel,
