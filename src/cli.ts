@@ -51,6 +51,16 @@ const cli = yargs(hideBin(process.argv))
     async (args) => (await import('./commands/simulator.js')).simulatorCommand(args),
   )
   .command(
+    'wait',
+    'block until a notice, print it as JSON: exit 0 on a notice, 2 on --timeout (asks the running agent, else watches the metadata service)',
+    (argv) =>
+      configOptions(argv)
+        .option('agent', { type: 'string', describe: "the running agent's local server, e.g. http://127.0.0.1:9464", defaultDescription: 'from server.listen in the config' })
+        .option('timeout', { type: 'string', describe: 'give up after this long, e.g. 10m (exit 2)', defaultDescription: 'wait forever' })
+        .option('kind', { type: 'string', array: true, choices: [...NOTICE_KINDS], describe: 'only notices of these kinds (repeatable), e.g. --kind terminate --kind preempt to let advisory ones (rebalance) pass', defaultDescription: 'every kind' }),
+    async (args) => (await import('./commands/wait.js')).waitCommand(args),
+  )
+  .command(
     'restore',
     'download a snapshot into a directory and verify every checksum against its manifest',
     (argv) =>
@@ -65,13 +75,13 @@ const cli = yargs(hideBin(process.argv))
         .option('log-level', { type: 'string', choices: LOG_LEVEL_CHOICES, default: 'info', describe: 'how much to log' }),
     async (args) => (await import('./commands/restore.js')).restoreCommand(args),
   )
-  .demandCommand(1, 'name a command: run, check, simulate, simulator, restore (see --help)')
+  .demandCommand(1, 'name a command: run, check, simulate, simulator, wait, restore (see --help)')
   .strict()
   .recommendCommands()
   .version(AGENT_VERSION)
   .alias('h', 'help')
   .alias('v', 'version')
-  .epilog('Docs: README.md and docs/ in the repository. Exit codes: 0 ok, 1 failure, 64 usage, 78 invalid config.')
+  .epilog('Docs: README.md and docs/ in the repository. Exit codes: 0 ok, 1 failure, 2 wait timed out, 64 usage, 78 invalid config.')
   .fail((message, error) => {
     if (error) throw error;
     process.stderr.write(`preemptd: ${usageMessage(message)}\n\nRun "preemptd --help" for usage.\n`);

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'ERR_STATE_DIR'
   | 'ERR_USAGE'
   | 'ERR_PROVIDER_DETECT'
+  | 'ERR_AGENT_API'
   | 'ERR_METADATA_HTTP'
   | 'ERR_METADATA_TIMEOUT'
   | 'ERR_METADATA_BODY'
