@@ -2,7 +2,7 @@ import type { Config } from '../config/types.js';
 import { providerOptions } from '../daemon/provider-settings.js';
 import { sleep } from '../lib/backoff.js';
 import { durationProblem, formatDuration, parseDuration } from '../lib/duration.js';
-import { errorMessage, PreemptdError } from '../lib/errors.js';
+import { errorMessage, EXIT_WAIT_TIMEOUT, PreemptdError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { untilAborted } from '../lib/until-aborted.js';
 import type { NoticeKind } from '../notice/notice.js';
@@ -19,8 +19,6 @@ export type WaitArgs = ConfigFlags & {
   kind?: string[];
 };
 
-/** Exit status when --timeout passes without a notice (docs/errors.md). */
-export const EXIT_TIMEOUT = 2;
 /** One long-poll asks for at most this long (fetch gives up on headers after 5 minutes). */
 const POLL_MS = 60_000;
 /** Pause before asking an agent that answered 503 (stopping, or too many waiting) again. */
@@ -48,7 +46,7 @@ export async function waitCommand(args: WaitArgs): Promise<void> {
   if (notice) process.stdout.write(`${JSON.stringify(notice, null, 2)}\n`);
   else {
     process.stderr.write(`preemptd: no notice within ${formatDuration(timeoutMs ?? 0)}\n`);
-    process.exitCode = EXIT_TIMEOUT;
+    process.exitCode = EXIT_WAIT_TIMEOUT;
   }
   await new Promise<void>((resolve) => log.flush(() => resolve()));
 }

@@ -122,6 +122,8 @@ export class CommandNotFound extends PreemptdError {
 
 export const EXIT_CONFIG = 78;
 export const EXIT_USAGE = 64;
+/** `preemptd wait`: the timeout passed without a notice. */
+export const EXIT_WAIT_TIMEOUT = 2;
 
 /** The exit status of a command that ended with `error` (docs/errors.md lists them). */
 export function exitCodeFor(error: unknown): number {
