@@ -58,11 +58,17 @@ export class NoticeFile {
   }
 }
 
+const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
 async function replaceFile(path: string, text: string): Promise<void> {
   const directory = dirname(path);
-  await mkdir(directory, { recursive: true, mode: 0o755 });
   const temporary = join(directory, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE);
+  // The directory is made only when missing: one step fewer on the way to the reader.
+  const handle = await open(temporary, CREATE_NEW, FILE_MODE).catch(async (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+    await mkdir(directory, { recursive: true, mode: 0o755 });
+    return open(temporary, CREATE_NEW, FILE_MODE);
+  });
   try {
     await handle.chmod(FILE_MODE); // the umask may have taken bits away
     await handle.writeFile(text);
