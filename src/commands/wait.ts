@@ -32,6 +32,9 @@ const BUSY_RETRY_MS = 1_000;
 export async function waitCommand(args: WaitArgs): Promise<void> {
   const timeoutMs = args.timeout === undefined ? undefined : parseDuration(args.timeout);
   if (args.timeout !== undefined && timeoutMs === undefined) throw new PreemptdError('ERR_USAGE', `--timeout: got "${args.timeout}": ${durationProblem(args.timeout)}`);
+  if (args.agent !== undefined && !/^https?:\/\/[^/]/.test(args.agent)) {
+    throw new PreemptdError('ERR_USAGE', `--agent: got "${args.agent}": expected the agent's local server as a URL, e.g. http://127.0.0.1:9464`);
+  }
   const kinds = args.kind?.length ? (args.kind as NoticeKind[]) : undefined;
   const config = await loadConfigFromFlags(args, undefined, { defaultOptional: true });
   // Logs go to stderr: stdout carries only the notice.

@@ -50,10 +50,13 @@ describe('preemptd wait', () => {
     expect(result.stderr).toContain('preemptd: no notice within 1s');
   });
 
-  test('a bad --timeout or --kind is a usage error (64)', async () => {
+  test('a bad --timeout, --agent or --kind is a usage error (64)', async () => {
     const bare = await runCli(['wait', '--timeout', '30'], NO_CONFIG);
     expect(bare.code).toBe(64);
     expect(bare.stderr).toContain('--timeout: got "30": a duration needs a unit');
+    const agent = await runCli(['wait', '--agent', '127.0.0.1:9464'], NO_CONFIG);
+    expect(agent.code).toBe(64);
+    expect(agent.stderr).toContain('--agent: got "127.0.0.1:9464": expected the agent\'s local server as a URL, e.g. http://127.0.0.1:9464');
     const kind = await runCli(['wait', '--kind', 'spot'], NO_CONFIG);
     expect(kind.code).toBe(64);
     expect(kind.stderr).toContain('Invalid values');
