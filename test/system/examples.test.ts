@@ -41,7 +41,7 @@ const EXAMPLES: { name: string; clouds: ProviderName[]; text: () => string }[] =
   ...(['aws', 'gcp', 'azure', 'alibaba'] as const).map((provider) => ({
     name: `the demo's config (${provider})`,
     clouds: [provider],
-    text: () => demoConfig({ provider, metadataUrl: 'http://127.0.0.1:9', stateDir: '/nonexistent/state', receiverUrl: 'http://127.0.0.1:9/hooks/ops', pidfile: '/nonexistent/trainer.pid' }),
+    text: () => demoConfig({ provider, metadataUrl: 'http://127.0.0.1:9', stateDir: '/nonexistent/state', noticeFile: '/nonexistent/notice.json', receiverUrl: 'http://127.0.0.1:9/hooks/ops', pidfile: '/nonexistent/trainer.pid' }),
   })),
 ];
 
