@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/types.js';
 import type { Daemon } from '../daemon/daemon.js';
 import { PreemptdError, errorMessage } from '../lib/errors.js';
+import { hostPort } from '../lib/format.js';
 import type { Logger } from '../lib/log.js';
 import { capConnections } from './connection-cap.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
@@ -165,11 +166,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       });
     },
   };
-}
-
-/** `host:port`, with IPv6 addresses in brackets. */
-export function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /**
