@@ -101,8 +101,11 @@ async function respond(
   response: http.ServerResponse,
   shared: Pick<RequestContext, 'stopping' | 'notices'>,
 ): Promise<void> {
-  const url = new URL(request.url ?? '/', 'http://localhost');
-  const path = url.pathname;
+  // Split by hand: new URL() throws on some targets a client can send (http://[x).
+  const target = request.url ?? '/';
+  const mark = target.indexOf('?');
+  const path = mark === -1 ? target : target.slice(0, mark);
+  const query = mark === -1 ? '' : target.slice(mark + 1);
   const route = ROUTES[path as keyof typeof ROUTES] as Route | undefined;
   let reply: Reply;
   if (!route) reply = json(404, { error: `no such endpoint ${path}`, endpoints: ENDPOINTS });
@@ -113,7 +116,7 @@ async function respond(
     try {
       const gone = new AbortController();
       response.once('close', () => gone.abort());
-      reply = await route(options, { ...shared, params: url.searchParams, gone: gone.signal });
+      reply = await route(options, { ...shared, params: new URLSearchParams(query), gone: gone.signal });
     } catch (error) {
       options.log.error({ path, err: errorMessage(error) }, 'local server: request failed');
       reply = json(500, { error: errorMessage(error) });

@@ -1,6 +1,6 @@
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -308,6 +308,17 @@ describe('/v1/notice', () => {
     expect(answer.body).toMatchObject({ id: notice.id, kind: 'terminate' });
     expect((await otherKind).status).toBe(204);
     expect((await stack.get('/v1/notice?kind=terminate')).body).toMatchObject({ id: notice.id });
+  });
+
+  test('a request target that is no URL gets a 404, and the server answers on', async () => {
+    const stack = await startStack({});
+    const { port } = new URL(stack.server.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.end('GET http://[bad/v1/notice?wait=1s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    let answer = '';
+    for await (const chunk of socket) answer += String(chunk);
+    expect(answer).toMatch(/^HTTP\/1\.1 404 /);
+    expect((await stack.get('/healthz')).status).toBe(200);
   });
 
   test('a bad wait or kind is a 400 naming what was expected', async () => {
