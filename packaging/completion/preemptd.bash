@@ -4,7 +4,7 @@ _preemptd() {
   local command='' flags values i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
-      run|check|health|simulate|simulator|restore) command=${COMP_WORDS[i]}; break ;;
+      run|check|health|simulate|simulator|wait|restore) command=${COMP_WORDS[i]}; break ;;
     esac
   done
   COMPREPLY=()
@@ -23,6 +23,9 @@ _preemptd() {
     simulator:--action) values='terminate stop hibernate autoscaling migrate upcoming' ;;
     simulator:--log-level) values='trace debug info warn error fatal silent' ;;
     simulator:--log-format) values='json text' ;;
+    wait:--provider) values='auto aws gcp azure alibaba tencent' ;;
+    wait:--log-level) values='trace debug info warn error fatal silent' ;;
+    wait:--kind) values='terminate stop hibernate rebalance maintenance preempt reboot redeploy freeze shutdown' ;;
     restore:--log-level) values='trace debug info warn error fatal silent' ;;
     restore:--log-format) values='json text' ;;
     run:--config|run:-c|run:--metadata-url|run:--poll-interval|run:--state-dir|run:--set) return ;;
@@ -30,6 +33,7 @@ _preemptd() {
     health:--config|health:-c|health:--metadata-url|health:--poll-interval|health:--state-dir|health:--set) return ;;
     simulate:--config|simulate:-c|simulate:--metadata-url|simulate:--poll-interval|simulate:--state-dir|simulate:--set|simulate:--deadline) return ;;
     simulator:--host|simulator:--port|simulator:--notice-after|simulator:--lead|simulator:--faults) return ;;
+    wait:--config|wait:-c|wait:--metadata-url|wait:--poll-interval|wait:--state-dir|wait:--set|wait:--agent|wait:--timeout) return ;;
     restore:--from|restore:--to|restore:--endpoint|restore:--region|restore:--concurrency) return ;;
   esac
   if [[ -n $values ]]; then
@@ -39,7 +43,7 @@ _preemptd() {
   case $command in
     '') flags='--help -h --version -v'
       if [[ $cur != -* ]]; then
-        COMPREPLY=($(compgen -W 'run check health simulate simulator restore' -- "$cur"))
+        COMPREPLY=($(compgen -W 'run check health simulate simulator wait restore' -- "$cur"))
         return
       fi ;;
     run) flags='--config -c --provider --metadata-url --poll-interval --state-dir --log-level --set --help -h --version -v' ;;
@@ -47,6 +51,7 @@ _preemptd() {
     health) flags='--config -c --provider --metadata-url --poll-interval --state-dir --log-level --set --help -h --version -v' ;;
     simulate) flags='--config -c --provider --metadata-url --poll-interval --state-dir --log-level --set --kind --deadline --advisory --dry-run --run --json --help -h --version -v' ;;
     simulator) flags='--provider --host --port --notice-after --kind --action --lead --faults --log-level --log-format --help -h --version -v' ;;
+    wait) flags='--config -c --provider --metadata-url --poll-interval --state-dir --log-level --set --agent --timeout --kind --help -h --version -v' ;;
     restore) flags='--from --to --endpoint --force-path-style --region --concurrency --keep-setuid --log-level --log-format --help -h --version -v' ;;
   esac
   COMPREPLY=($(compgen -W "$flags" -- "$cur"))

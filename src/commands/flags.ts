@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import type { ConfigIssue } from '../lib/errors.js';
 import { LOG_FORMATS } from '../lib/log-text.js';
@@ -29,9 +30,13 @@ export function configOptions<T>(argv: Argv<T>) {
 
 export type ConfigFlags = Awaited<ReturnType<typeof configOptions>['argv']>;
 
-/** The config file: --config, else $PREEMPTD_CONFIG, else the default path. */
-function configFile(args: Pick<ConfigFlags, 'config'>, env: NodeJS.ProcessEnv = process.env): string {
-  return args.config ?? (env.PREEMPTD_CONFIG || DEFAULT_CONFIG_FILE);
+/**
+ * The config file: --config, else $PREEMPTD_CONFIG, else the default path; with
+ * `defaultOptional`, no file (defaults and overrides alone) when that default path is absent.
+ */
+function configFile(args: Pick<ConfigFlags, 'config'>, defaultOptional: boolean, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const file = args.config ?? (env.PREEMPTD_CONFIG || DEFAULT_CONFIG_FILE);
+  return defaultOptional && file === DEFAULT_CONFIG_FILE && !existsSync(file) ? undefined : file;
 }
 
 /** A config warning as a command without a JSON log shows it. */
@@ -45,10 +50,10 @@ function warnOnStderr(warning: ConfigIssue): void {
  * never loads the schema. Warnings (PREEMPTD_* variables that are no setting) go to
  * `onWarning`, by default to stderr.
  */
-export async function loadConfigFromFlags(args: ConfigFlags, onWarning: (warning: ConfigIssue) => void = warnOnStderr) {
+export async function loadConfigFromFlags(args: ConfigFlags, onWarning: (warning: ConfigIssue) => void = warnOnStderr, options: { defaultOptional?: boolean } = {}) {
   const [{ loadConfig, overridesFromFlags }, { STEP_TYPES }] = await Promise.all([import('../config/load.js'), import('../steps/registry.js')]);
   return loadConfig({
-    file: configFile(args),
+    file: configFile(args, options.defaultOptional === true),
     env: process.env,
     stepTypes: STEP_TYPES,
     onWarning,

@@ -73,6 +73,22 @@ export function declareProgram<T>(argv: Argv<T>) {
       async (args) => (await import('./simulator.js')).simulatorCommand(args),
     )
     .command(
+      'wait',
+      'block until a notice, print it as JSON: exit 0 on a notice, 2 on --timeout (asks the running agent, else watches the metadata service)',
+      (argv) =>
+        configOptions(argv)
+          .option('agent', { type: 'string', describe: "the running agent's local server, e.g. http://127.0.0.1:9464", defaultDescription: 'from server.listen in the config' })
+          .option('timeout', { type: 'string', describe: 'give up after this long, e.g. 10m (exit 2)', defaultDescription: 'wait forever' })
+          .option('kind', {
+            type: 'string',
+            array: true,
+            choices: [...NOTICE_KINDS],
+            describe: 'only notices of these kinds (repeatable), e.g. --kind terminate --kind preempt to let advisory ones (rebalance) pass',
+            defaultDescription: 'every kind',
+          }),
+      async (args) => (await import('./wait.js')).waitCommand(args),
+    )
+    .command(
       'restore',
       'download a snapshot into a directory and verify every checksum against its manifest',
       (argv) =>
@@ -88,7 +104,7 @@ export function declareProgram<T>(argv: Argv<T>) {
         ),
       async (args) => (await import('./restore.js')).restoreCommand(args),
     )
-    .demandCommand(1, 'name a command: run, check, health, simulate, simulator, restore (see --help)')
+    .demandCommand(1, 'name a command: run, check, health, simulate, simulator, wait, restore (see --help)')
     .strict()
     .recommendCommands()
     .version(AGENT_VERSION)

@@ -4,6 +4,8 @@ import type { ConfigIssue } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { ConfigReloader } from '../daemon/reload.js';
 import { shutdownPlan } from '../daemon/shutdown-plan.js';
+import { NoticeBoard } from '../observe/notice-board.js';
+import { NoticeFile } from '../observe/notice-file.js';
 import { StatusTracker } from '../observe/plan-status.js';
 import { attachSystemdNotifier } from '../observe/systemd-notifier.js';
 import { StateLock } from '../notice/state-lock.js';
@@ -19,7 +21,10 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   // One view of plan progress for /v1/status, /readyz and the systemd status line alike.
   const status = new StatusTracker(daemon, { notReadyOn: config.readiness.notReadyOn });
   // Loaded only when enabled: prom-client and the server cost nothing otherwise.
-  const server = config.server.enabled ? await (await import('../observe/local-server.js')).serveDaemon(daemon, config, log, status) : undefined;
+  // The notice as applications ask for it: the notice file and GET /v1/notice.
+  const notices = new NoticeBoard(daemon);
+  const noticeFile = config.noticeFile === null ? undefined : new NoticeFile(notices, config.noticeFile, log);
+  const server = config.server.enabled ? await (await import('../observe/local-server.js')).serveDaemon(daemon, config, log, { status, notices }) : undefined;
   const systemd = attachSystemdNotifier({ daemon, log, status });
   const shutdown = shutdownPlan({ daemon, config, log });
   const reloader = new ConfigReloader({
@@ -54,6 +59,8 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
     process.off('SIGINT', stop);
     await server?.close();
     await systemd?.close();
+    await noticeFile?.close();
+    notices.close();
     status.close();
     await lock.release();
     log.info('preemptd stopped');

@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { DURATION_PATTERN, durationProblem, formatDuration, parseDuration } from '../lib/duration.js';
 import { showValue } from '../lib/format.js';
@@ -70,6 +71,13 @@ export function httpUrl() {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       ctx.addIssue({ code: 'custom', message: `got scheme ${showValue(url.protocol)}: expected an http:// or https:// URL` });
     }
+  });
+}
+
+/** An absolute file path, such as /run/preemptd/notice.json. */
+export function absolutePath() {
+  return z.string().refine((value) => isAbsolute(value) && !value.endsWith('/'), {
+    error: (issue) => `got ${showValue(issue.input)}: expected an absolute file path such as /run/preemptd/notice.json`,
   });
 }
 

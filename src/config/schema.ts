@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../lib/errors.js';
 import { scrubSecrets } from '../lib/log.js';
 import { NOTICE_KINDS, PROVIDER_NAMES } from '../notice/notice.js';
-import { duration, httpUrl, listenAddress, noticeKind, positiveDuration } from './fields.js';
+import { absolutePath, duration, httpUrl, listenAddress, noticeKind, positiveDuration } from './fields.js';
 import { showValue } from '../lib/format.js';
 import { formatDuration } from '../lib/duration.js';
 import { describeIssue, zodIssues } from './issues.js';
@@ -27,6 +27,7 @@ export const CONFIG_DEFAULTS = {
   pollInterval: '1s',
   requestTimeout: '2s',
   stateDir: '/var/lib/preemptd',
+  noticeFile: '/run/preemptd/notice.json',
   safetyMargin: '5s',
   minimumBudget: '10s',
   logLevel: 'info',
@@ -61,6 +62,7 @@ export const TAKES_EFFECT = {
   pollInterval: 'restart',
   requestTimeout: 'restart',
   stateDir: 'restart',
+  noticeFile: 'restart',
   safetyMargin: 'reload',
   minimumBudget: 'reload',
   logLevel: 'reload',
@@ -91,6 +93,7 @@ export const topLevelSchema = z.strictObject({
   pollInterval: positiveDuration().prefault(D.pollInterval),
   requestTimeout: positiveDuration().prefault(D.requestTimeout),
   stateDir: z.string().min(1).prefault(D.stateDir),
+  noticeFile: absolutePath().nullable().prefault(D.noticeFile),
   safetyMargin: duration().prefault(D.safetyMargin),
   minimumBudget: positiveDuration().prefault(D.minimumBudget),
   logLevel: z.enum(LOG_LEVELS).prefault(D.logLevel),
@@ -151,6 +154,7 @@ export function compileSettings(settings: Settings): Omit<Config, 'file'> {
     pollIntervalMs: settings.pollInterval,
     requestTimeoutMs: settings.requestTimeout,
     stateDir: settings.stateDir,
+    noticeFile: settings.noticeFile,
     safetyMarginMs: settings.safetyMargin,
     minimumBudgetMs: settings.minimumBudget,
     logLevel: settings.logLevel,
@@ -179,6 +183,7 @@ export function settingsOf(config: Config): Settings {
     pollInterval: config.pollIntervalMs,
     requestTimeout: config.requestTimeoutMs,
     stateDir: config.stateDir,
+    noticeFile: config.noticeFile,
     safetyMargin: config.safetyMarginMs,
     minimumBudget: config.minimumBudgetMs,
     logLevel: config.logLevel,

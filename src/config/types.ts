@@ -26,6 +26,8 @@ export interface Config {
   /** Time limit of one ordinary metadata request. */
   requestTimeoutMs: number;
   stateDir: string;
+  /** Where the current notice is kept as JSON for applications to read; null: no file. */
+  noticeFile: string | null;
   safetyMarginMs: number;
   /** Budget a plan still gets when its notice deadline is already past. */
   minimumBudgetMs: number;

@@ -12,6 +12,7 @@ import { detectProvider } from '../providers/detect.js';
 import { createProvider } from '../providers/registry.js';
 import type { MetadataRead, Provider } from '../providers/types.js';
 import { providerOptions, stallThresholdMs } from './provider-settings.js';
+import { resumable } from './resumable.js';
 import { RunningPlans, type RunningPlan } from './running-plans.js';
 import type { DaemonDeps, DaemonEvents, DaemonHealth, DaemonState } from './types.js';
 
@@ -217,6 +218,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const from = running.notice.deadline;
     if (from?.getTime() === notice.deadline?.getTime()) return;
     running.notice = notice;
+    this.emit('noticeMoved', notice);
     if (running.plan) movePlanDeadline(running.plan, notice, this.deps.config, this.now());
     const planDeadline = running.plan?.planDeadline;
     this.deps.log.warn(
@@ -274,14 +276,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.stateValue = state;
     this.emit('state', state);
   }
-}
-
-/** Advisory notices (no deadline) stay worth resuming this long after they began. */
-const ADVISORY_RESUME_WINDOW_MS = 10 * 60_000;
-
-/** A plan cut short by a restart is resumed only while its notice deadline still lies ahead. */
-export function resumable(notice: Notice, begunAt: number, now: number): boolean {
-  return notice.deadline === null ? now - begunAt < ADVISORY_RESUME_WINDOW_MS : now < notice.deadline.getTime();
 }
 
 function summarise(steps: StepSummary[]): string {

@@ -21,6 +21,8 @@ export interface DaemonEvents {
   providerReady: [provider: ProviderName, how: string];
   read: [read: MetadataRead];
   notice: [notice: Notice];
+  /** A running plan's notice with a new deadline (the same event, re-timed). */
+  noticeMoved: [notice: Notice];
   withdrawn: [noticeId: string, reason: string];
   /** The plan built for a notice (with its runs), before its first step starts. */
   planStarted: [plan: Plan];

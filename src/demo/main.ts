@@ -68,7 +68,7 @@ createInterface({ input: workload.stdout }).on('line', (line) => {
 });
 
 const configFile = join(workDir, 'config.yaml');
-writeFileSync(configFile, demoConfig({ provider, metadataUrl: simulator.url, stateDir: join(workDir, 'state'), receiverUrl, pidfile }));
+writeFileSync(configFile, demoConfig({ provider, metadataUrl: simulator.url, stateDir: join(workDir, 'state'), noticeFile: join(workDir, 'notice.json'), receiverUrl, pidfile }));
 say('demo', 36, `config written to ${configFile}`);
 
 const agent = spawn(process.execPath, [join(here, '..', 'cli.js'), 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'ERR_STATE_DIR'
   | 'ERR_USAGE'
   | 'ERR_PROVIDER_DETECT'
+  | 'ERR_AGENT_API'
   | 'ERR_METADATA_HTTP'
   | 'ERR_METADATA_TIMEOUT'
   | 'ERR_METADATA_BODY'
@@ -121,6 +122,8 @@ export class CommandNotFound extends PreemptdError {
 
 export const EXIT_CONFIG = 78;
 export const EXIT_USAGE = 64;
+/** `preemptd wait`: the timeout passed without a notice. */
+export const EXIT_WAIT_TIMEOUT = 2;
 
 /** The exit status of a command that ended with `error` (docs/errors.md lists them). */
 export function exitCodeFor(error: unknown): number {

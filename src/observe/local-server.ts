@@ -7,6 +7,8 @@ import { hostPort } from '../lib/format.js';
 import type { Logger } from '../lib/log.js';
 import { capConnections } from './connection-cap.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
+import { NoticeBoard } from './notice-board.js';
+import { NoticeRoute } from './notice-route.js';
 import { StatusTracker } from './plan-status.js';
 
 export interface ServerOptions {
@@ -15,6 +17,8 @@ export interface ServerOptions {
   port: number;
   daemon: Daemon;
   status: StatusTracker;
+  /** What GET /v1/notice answers from. */
+  notices: NoticeBoard;
   metrics: DaemonMetrics;
   log: Logger;
 }
@@ -31,9 +35,19 @@ interface Reply {
   body: string;
 }
 
-type Route = (options: ServerOptions) => Reply | Promise<Reply>;
+/** One request as a route sees it. */
+interface RequestContext {
+  params: URLSearchParams;
+  /** Aborts when the client goes away. */
+  gone: AbortSignal;
+  /** Aborts when the server closes. */
+  stopping: AbortSignal;
+  notices: NoticeRoute;
+}
 
-export const ENDPOINTS = ['/healthz', '/readyz', '/metrics', '/v1/status'] as const;
+type Route = (options: ServerOptions, request: RequestContext) => Reply | Promise<Reply>;
+
+export const ENDPOINTS = ['/healthz', '/readyz', '/metrics', '/v1/status', '/v1/notice'] as const;
 
 function json(status: number, value: unknown): Reply {
   return { status, contentType: 'application/json; charset=utf-8', body: `${JSON.stringify(value, null, 2)}\n` };
@@ -74,10 +88,24 @@ const ROUTES: Record<(typeof ENDPOINTS)[number], Route> = {
     const readiness = options.status.readiness();
     return json(200, { ...healthBody(options), readiness, notices: options.status.notices() });
   },
+  /** The current notice (docs/operations.md "Applications can ask"), long-polled with ?wait=30s. */
+  '/v1/notice': async (_options, { params, gone, stopping, notices }) => {
+    const answer = await notices.answer(params, gone, stopping);
+    return answer.status === 204 ? { status: 204, contentType: 'application/json; charset=utf-8', body: '' } : json(answer.status, answer.body);
+  },
 };
 
-async function respond(options: ServerOptions, request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
-  const path = (request.url ?? '/').split('?')[0]!;
+async function respond(
+  options: ServerOptions,
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+  shared: Pick<RequestContext, 'stopping' | 'notices'>,
+): Promise<void> {
+  // Split by hand: new URL() throws on some targets a client can send (http://[x).
+  const target = request.url ?? '/';
+  const mark = target.indexOf('?');
+  const path = mark === -1 ? target : target.slice(0, mark);
+  const query = mark === -1 ? '' : target.slice(mark + 1);
   const route = ROUTES[path as keyof typeof ROUTES] as Route | undefined;
   let reply: Reply;
   if (!route) reply = json(404, { error: `no such endpoint ${path}`, endpoints: ENDPOINTS });
@@ -86,7 +114,9 @@ async function respond(options: ServerOptions, request: http.IncomingMessage, re
     reply = json(405, { error: `${request.method} not allowed: ${path} answers GET and HEAD` });
   } else {
     try {
-      reply = await route(options);
+      const gone = new AbortController();
+      response.once('close', () => gone.abort());
+      reply = await route(options, { ...shared, params: new URLSearchParams(query), gone: gone.signal });
     } catch (error) {
       options.log.error({ path, err: error }, 'local server: request failed');
       reply = json(500, { error: errorMessage(error) });
@@ -101,19 +131,22 @@ async function respond(options: ServerOptions, request: http.IncomingMessage, re
 }
 
 /**
- * The local HTTP server: /healthz, /readyz, /metrics and /v1/status. It only reads the
+ * The local HTTP server: /healthz, /readyz, /metrics, /v1/status and /v1/notice. It only reads the
  * daemon's state: nothing here can change what the agent does.
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   // A probe or scraper that stalls must not hold a socket for long: the timeouts are
   // checked every second (Node's default is 30 s).
   const timeouts = { headersTimeout: 5_000, requestTimeout: 10_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000 };
+  const stopping = new AbortController();
+  const shared = { stopping: stopping.signal, notices: new NoticeRoute(options.notices) };
   const server = http.createServer(timeouts, (request, response) => {
     // The body of a GET is never read; drain it so the connection can be reused.
     request.resume();
-    void respond(options, request, response);
+    void respond(options, request, response, shared);
   });
-  // Slow clients give way to new ones, so a liveness probe always gets in.
+  // Slow clients give way to new ones, so a liveness probe always gets in (requests waiting
+  // on /v1/notice are held below the cap: MAX_WAITING).
   capConnections(server, 64);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
@@ -126,11 +159,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const url = `http://${hostPort(address.address, address.port)}`;
   return {
     url,
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      // Waiting /v1/notice requests are answered (503) before their connections close.
+      stopping.abort();
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+    },
   };
 }
 
@@ -143,14 +180,18 @@ export async function serveDaemon(
   daemon: Daemon,
   config: Pick<Config, 'server' | 'readiness' | 'steps'>,
   log: Logger,
-  shared?: StatusTracker,
+  shared: { status?: StatusTracker; notices?: NoticeBoard } = {},
 ): Promise<RunningServer | undefined> {
   const metrics = createMetrics(daemon, { steps: config.steps });
-  const status = shared ?? new StatusTracker(daemon, { notReadyOn: config.readiness.notReadyOn });
-  const closeStatus = () => (shared ? undefined : status.close());
+  const status = shared.status ?? new StatusTracker(daemon, { notReadyOn: config.readiness.notReadyOn });
+  const notices = shared.notices ?? new NoticeBoard(daemon);
+  const closeStatus = () => {
+    if (!shared.status) status.close();
+    if (!shared.notices) notices.close();
+  };
   let server: RunningServer;
   try {
-    server = await startServer({ host: config.server.host, port: config.server.port, daemon, status, metrics, log });
+    server = await startServer({ host: config.server.host, port: config.server.port, daemon, status, notices, metrics, log });
   } catch (error) {
     metrics.close();
     closeStatus();

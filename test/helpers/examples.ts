@@ -45,10 +45,16 @@ export const EXAMPLES: Example[] = [
   { name: 'packaging/kubernetes/daemonset.yaml', clouds: ['aws', 'gcp'], text: () => configMapConfig('packaging/kubernetes/daemonset.yaml'), edited: true },
   { name: 'README.md', clouds: ['aws', 'gcp', 'azure', 'alibaba'], text: () => docsConfig('README.md'), edited: true },
   { name: 'docs/config.md', clouds: ['aws', 'gcp', 'azure', 'alibaba'], text: () => docsConfig('docs/config.md'), edited: true },
+  ...['ray', 'slurm', 'pytorch', 'ci-runner'].map((recipe) => ({
+    name: `packaging/recipes/${recipe}.yaml`,
+    clouds: ['aws', 'gcp', 'azure', 'alibaba'] as ProviderName[],
+    text: () => readFileSync(join(ROOT, `packaging/recipes/${recipe}.yaml`), 'utf8'),
+    edited: true,
+  })),
   ...(['aws', 'gcp', 'azure', 'alibaba', 'tencent'] as const).map((provider) => ({
     name: `the demo's config (${provider})`,
     clouds: [provider],
-    text: () => demoConfig({ provider, metadataUrl: 'http://127.0.0.1:9', stateDir: '/nonexistent/state', receiverUrl: 'http://127.0.0.1:9/hooks/ops', pidfile: '/nonexistent/trainer.pid' }),
+    text: () => demoConfig({ provider, metadataUrl: 'http://127.0.0.1:9', stateDir: '/nonexistent/state', noticeFile: '/nonexistent/notice.json', receiverUrl: 'http://127.0.0.1:9/hooks/ops', pidfile: '/nonexistent/trainer.pid' }),
     edited: false,
   })),
 ];

@@ -128,6 +128,8 @@ export function writeAgentConfig(dir: string, config: AgentConfig): string {
     // Tests run side by side: no agent here needs the local server's fixed port.
     'server: { enabled: false }',
     `stateDir: ${join(dir, 'state')}`,
+    // Nor the host's /run/preemptd/notice.json, unless a test names its own.
+    ...(config.settings?.some((line) => line.startsWith('noticeFile:')) ? [] : [`noticeFile: ${join(dir, 'notice.json')}`]),
     ...(config.settings ?? []),
     'steps:',
     ...config.steps,

@@ -70,6 +70,7 @@ describe('exec step', () => {
       PREEMPTD_KIND: 'preempt',
       PREEMPTD_PROVIDER: 'gcp',
       PREEMPTD_DEADLINE: notice.deadline!.toISOString(),
+      PREEMPTD_SECONDS_LEFT: expect.stringMatching(/^\d+$/),
       PREEMPTD_DETECTED_AT: notice.detectedAt.toISOString(),
       PREEMPTD_INSTANCE_ID: 'i-0abc123',
       PREEMPTD_PLAN_DEADLINE: new Date(planDeadline).toISOString(),
@@ -86,7 +87,7 @@ describe('exec step', () => {
     contexts.push(step);
     await execStep.run(execStep.schema.parse({ command: [node, PROBE, 'report', report] }), step.context);
     const { env } = JSON.parse(readFileSync(report, 'utf8'));
-    expect(env).toMatchObject({ PREEMPTD_DEADLINE: '', PREEMPTD_INSTANCE_ID: '', PREEMPTD_PLAN_DEADLINE: '' });
+    expect(env).toMatchObject({ PREEMPTD_DEADLINE: '', PREEMPTD_SECONDS_LEFT: '', PREEMPTD_INSTANCE_ID: '', PREEMPTD_PLAN_DEADLINE: '' });
   });
 
   test('a non-zero exit fails the step with its code, and both streams reach the log', async () => {

@@ -1,13 +1,16 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { compileConfig } from '../helpers/config.js';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { createLogger, silentLogger, type Logger } from '../../src/lib/log.js';
 import { serveDaemon, type RunningServer } from '../../src/observe/local-server.js';
+import { NoticeBoard } from '../../src/observe/notice-board.js';
+import { NoticeFile } from '../../src/observe/notice-file.js';
+import { MAX_WAITING } from '../../src/observe/notice-route.js';
 import { ScriptedProvider, scriptedNotice } from '../helpers/scripted-provider.js';
 import { until } from '../helpers/until.js';
 
@@ -220,7 +223,7 @@ describe('the server', () => {
 
     const missing = await stack.get('/nope');
     expect(missing.status).toBe(404);
-    expect(missing.body.endpoints).toEqual(['/healthz', '/readyz', '/metrics', '/v1/status']);
+    expect(missing.body.endpoints).toEqual(['/healthz', '/readyz', '/metrics', '/v1/status', '/v1/notice']);
     const post = await fetch(`${stack.server.url}/readyz`, { method: 'POST' });
     expect(post.status).toBe(405);
     expect(post.headers.get('allow')).toBe('GET, HEAD');
@@ -254,5 +257,163 @@ describe('the server', () => {
     const line = lines.find((candidate) => candidate.level === 'error');
     expect(line?.msg).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is in use`));
     expect(line?.err).toMatchObject({ type: 'PreemptdError', code: 'ERR_LISTEN' });
+  });
+});
+
+describe('/v1/notice', () => {
+  const drainStep = (url: string) => ({ steps: [{ name: 'drain', http: { url, method: 'POST' } }] });
+
+  test('answers 204 when there is no notice, 200 with deadline and secondsLeft while one is handled, 204 again once its plan ends', async () => {
+    const gate = await startGate();
+    const stack = await startStack(drainStep(gate.url));
+    const none = await stack.get('/v1/notice');
+    expect(none.status).toBe(204);
+    expect(none.text).toBe('');
+
+    const notice = scriptedNotice('terminate', 120_000);
+    const finished = planFinished(stack.daemon);
+    stack.provider.notice(notice);
+    await until(() => gate.waiting() === 1);
+    const during = await stack.get('/v1/notice');
+    expect(during.status).toBe(200);
+    expect(during.body).toEqual({
+      id: notice.id,
+      provider: 'aws',
+      kind: 'terminate',
+      deadline: notice.deadline!.toISOString(),
+      secondsLeft: expect.any(Number),
+      detectedAt: notice.detectedAt.toISOString(),
+      advisory: false,
+    });
+    expect(during.body.secondsLeft).toBeGreaterThan(100);
+    expect(during.body.secondsLeft).toBeLessThanOrEqual(120);
+
+    gate.release();
+    await finished;
+    expect((await stack.get('/v1/notice')).status).toBe(204);
+  });
+
+  test('a waiting request is answered the moment a notice is raised; one for another kind is not', async () => {
+    const gate = await startGate();
+    const stack = await startStack(drainStep(gate.url));
+    const waiting = stack.get('/v1/notice?wait=5m');
+    const otherKind = stack.get('/v1/notice?wait=1s&kind=preempt,rebalance');
+    // Both requests have reached the server before the notice comes.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const notice = scriptedNotice('terminate', 120_000);
+    stack.provider.notice(notice);
+    const answer = await waiting;
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ id: notice.id, kind: 'terminate' });
+    expect((await otherKind).status).toBe(204);
+    expect((await stack.get('/v1/notice?kind=terminate')).body).toMatchObject({ id: notice.id });
+  });
+
+  test('a request target that is no URL gets a 404, and the server answers on', async () => {
+    const stack = await startStack({});
+    const { port } = new URL(stack.server.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.end('GET http://[bad/v1/notice?wait=1s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    let answer = '';
+    for await (const chunk of socket) answer += String(chunk);
+    expect(answer).toMatch(/^HTTP\/1\.1 404 /);
+    expect((await stack.get('/healthz')).status).toBe(200);
+  });
+
+  test('a bad wait or kind is a 400 naming what was expected', async () => {
+    const stack = await startStack({});
+    const bare = await stack.get('/v1/notice?wait=30');
+    expect(bare.status).toBe(400);
+    expect(bare.body.error).toBe('wait: got "30": a duration needs a unit: write 30s for seconds (or 30ms, 30m, 30h); only 0 stands alone (at most 5m0s)');
+    const long = await stack.get('/v1/notice?wait=10m');
+    expect(long.status).toBe(400);
+    expect(long.body.error).toBe('wait: got 10m: expected at most 5m0s; ask again to wait longer');
+    const kind = await stack.get('/v1/notice?kind=spot');
+    expect(kind.status).toBe(400);
+    expect(kind.body.error).toMatch(/^kind: got "spot": expected one of terminate, stop, /);
+  });
+
+  test('waiting requests are answered 503 when the server closes, and are held below the connection cap', async () => {
+    const stack = await startStack({});
+    const waiting = Array.from({ length: MAX_WAITING }, () => stack.get('/v1/notice?wait=5m'));
+    await until(async () => (await stack.get('/v1/notice?wait=1ms')).status === 503);
+    const over = await stack.get('/v1/notice?wait=5m');
+    expect(over.body.error).toBe(`${MAX_WAITING} requests are waiting already: ask again without wait=, or later`);
+    // A probe still gets in past the waiting requests.
+    expect((await stack.get('/healthz')).status).toBe(200);
+    await stack.server.close();
+    const answers = await Promise.all(waiting);
+    expect(answers.map((answer) => answer.status)).toEqual(Array(MAX_WAITING).fill(503));
+    expect(answers[0]!.body.error).toBe('the agent is stopping');
+  });
+});
+
+describe('the notice file', () => {
+  function withNoticeFile(stack: Stack, path: string): NoticeFile {
+    const board = new NoticeBoard(stack.daemon);
+    const file = new NoticeFile(board, path, silentLogger());
+    cleanups.push(async () => {
+      await file.close();
+      board.close();
+    });
+    return file;
+  }
+
+  function tempDir(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'preemptd-notice-file-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+  }
+
+  test('holds the notice while it is handled (mode 0644), takes a moved deadline, and is removed when the notice is withdrawn', async () => {
+    const gate = await startGate();
+    const stack = await startStack({ steps: [{ name: 'drain', http: { url: gate.url, method: 'POST' } }] });
+    const path = join(tempDir(), 'run', 'notice.json');
+    const file = withNoticeFile(stack, path);
+    const notice = scriptedNotice('terminate', 120_000);
+    stack.provider.notice(notice);
+    await until(() => existsSync(path));
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual({
+      id: notice.id,
+      provider: 'aws',
+      kind: 'terminate',
+      deadline: notice.deadline!.toISOString(),
+      secondsLeft: expect.any(Number),
+      detectedAt: notice.detectedAt.toISOString(),
+      advisory: false,
+    });
+    expect(statSync(path).mode & 0o777).toBe(0o644);
+
+    const moved = { ...notice, deadline: new Date(notice.deadline!.getTime() + 60_000) };
+    stack.provider.notice(moved);
+    await until(() => existsSync(path) && JSON.parse(readFileSync(path, 'utf8')).deadline === moved.deadline.toISOString());
+
+    stack.provider.emit({ type: 'withdrawn', noticeId: notice.id, reason: 'canceled' });
+    await until(() => !existsSync(path));
+    await file.settled();
+    expect(readdirSync(dirname(path))).toEqual([]);
+  });
+
+  test('is removed when the plan ends; a stale file is removed at start; a link at its path is replaced, never followed', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'notice.json');
+    const target = join(dir, 'elsewhere.txt');
+    writeFileSync(target, 'untouched\n');
+    writeFileSync(path, '{"stale": true}\n');
+    const stack = await startStack({});
+    const file = withNoticeFile(stack, path);
+    await file.settled();
+    expect(existsSync(path)).toBe(false);
+
+    symlinkSync(target, path);
+    const written = new Promise<void>((resolve) => stack.daemon.once('notice', () => void file.settled().then(resolve)));
+    const finished = planFinished(stack.daemon);
+    stack.provider.notice(scriptedNotice('preempt', 30_000));
+    await written;
+    expect(lstatSync(path).isSymbolicLink()).toBe(false);
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({ kind: 'preempt' });
+    expect(readFileSync(target, 'utf8')).toBe('untouched\n');
+    await finished;
+    await until(() => !existsSync(path));
   });
 });

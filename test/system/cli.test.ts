@@ -55,7 +55,7 @@ test('an unknown command exits 64 with a pointer to --help', async () => {
 test('no command at all exits 64 naming every command, restore included', async () => {
   const result = await runCli([]);
   expect(result.code).toBe(64);
-  expect(result.stderr).toContain('name a command: run, check, health, simulate, simulator, restore');
+  expect(result.stderr).toContain('name a command: run, check, health, simulate, simulator, wait, restore');
 });
 
 test('an unknown flag is named once, as typed, and exits 64', async () => {

@@ -61,6 +61,9 @@ describe('systemd/preemptd.service', () => {
     expect(setting('NoNewPrivileges')).toBe('yes');
     expect(setting('ProtectSystem')).toBe('strict');
     expect(setting('StateDirectory')).toBe('preemptd');
+    // The default noticeFile, /run/preemptd/notice.json, is writable under ProtectSystem=strict and readable by all.
+    expect(setting('RuntimeDirectory')).toBe('preemptd');
+    expect(setting('RuntimeDirectoryMode')).toBe('0755');
     expect(setting('PrivateTmp')).toBe('yes');
     expect(setting('RestrictAddressFamilies')).toBe('AF_UNIX AF_INET AF_INET6');
     expect(unitSettings().get('SystemCallFilter')).toEqual(['@system-service', '~@privileged @resources']);

@@ -30,6 +30,7 @@ const CHANGED: Record<string, unknown> = {
   'alibaba.tokenTtl': 60,
   'server.enabled': false,
   'server.listen': '127.0.0.1:9999',
+  noticeFile: '/run/elsewhere/notice.json',
   'readiness.notReadyOn': ['terminate'],
   steps: [{ name: 'by-name', signal: { match: 'trainer-v2' } }, { name: 'then', after: ['by-name'], signal: { match: 'sidecar' } }],
 };
@@ -41,6 +42,7 @@ const RESTART_ONLY = [
   'pollInterval',
   'requestTimeout',
   'stateDir',
+  'noticeFile',
   'aws.allowImdsV1',
   'aws.tokenTtl',
   'aws.tokenTimeout',

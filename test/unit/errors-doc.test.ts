@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EXIT_CONFIG, EXIT_USAGE, PreemptdError, exitCodeFor, type ErrorCode } from '../../src/lib/errors.js';
+import { EXIT_CONFIG, EXIT_USAGE, EXIT_WAIT_TIMEOUT, PreemptdError, exitCodeFor, type ErrorCode } from '../../src/lib/errors.js';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 const ERRORS_TS = join(SRC, 'lib', 'errors.ts');
@@ -74,6 +74,6 @@ describe('docs/errors.md', () => {
       expect({ code, exit }).toEqual({ code, exit: String(exitCodeFor(new PreemptdError(code as ErrorCode, 'x'))) });
     }
     const statuses = [...DOC.matchAll(/^\| (\d+) \|/gm)].map((match) => Number(match[1]));
-    expect(statuses).toEqual([0, 1, EXIT_USAGE, EXIT_CONFIG]);
+    expect(statuses).toEqual([0, 1, EXIT_WAIT_TIMEOUT, EXIT_USAGE, EXIT_CONFIG]);
   });
 });

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { showValue } from '../../lib/format.js';
 import { errorMessage, StepFailure } from '../../lib/errors.js';
 import type { Notice } from '../../notice/notice.js';
+import { noticeView } from '../../notice/notice-view.js';
 import { stopGroup } from './process-group.js';
 import { CappedLines } from './output.js';
 import { directoryExists, programFound } from '../checks.js';
@@ -45,13 +46,14 @@ export const execSchema = z
   })
   .transform((raw): ExecOptions => ({ command: raw.command, cwd: raw.cwd, env: raw.env }));
 
-/** The notice as environment variables; empty strings where a fact is unknown. */
-export function noticeEnvironment(notice: Notice, planDeadline: number | null): Record<string, string> {
+/** The notice as environment variables at `now`; empty strings where a fact is unknown. */
+export function noticeEnvironment(notice: Notice, planDeadline: number | null, now: number): Record<string, string> {
   return {
     PREEMPTD_NOTICE_ID: notice.id,
     PREEMPTD_KIND: notice.kind,
     PREEMPTD_PROVIDER: notice.provider,
     PREEMPTD_DEADLINE: notice.deadline?.toISOString() ?? '',
+    PREEMPTD_SECONDS_LEFT: String(noticeView(notice, now).secondsLeft ?? ''),
     PREEMPTD_DETECTED_AT: notice.detectedAt.toISOString(),
     PREEMPTD_INSTANCE_ID: notice.instance.id ?? '',
     PREEMPTD_PLAN_DEADLINE: planDeadline === null ? '' : new Date(planDeadline).toISOString(),
@@ -82,7 +84,7 @@ export const execStep = {
     const [program, ...args] = options.command as [string, ...string[]];
     const child = spawn(program, args, {
       cwd: options.cwd,
-      env: { ...process.env, ...options.env, ...noticeEnvironment(context.notice, context.planDeadline) },
+      env: { ...process.env, ...options.env, ...noticeEnvironment(context.notice, context.planDeadline, Date.now()) },
       detached: true,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
