@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { enableCompileCache } from 'node:module';
 
 // The compile cache serves only modules loaded after it is on, so the CLI is loaded after it.
