@@ -24,17 +24,23 @@ const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const EXTERNAL = ['@node-rs/crc32', 'systemd-notify'];
 
 /**
- * yargs imports Node's `assert` for two checks of its own; loading assert costs more than
- * yargs itself (30-80 ms here). The bundle gives yargs both functions, loading assert when called.
+ * yargs imports Node's `assert` for two sanity checks it runs on every start; loading assert
+ * costs more than yargs itself (30-80 ms here). The bundle gives yargs the two checks as plain
+ * comparisons; assert is loaded only to build the error when one fails.
  */
-const lazyAssertForYargs: Plugin = {
-  name: 'lazy-assert-for-yargs',
+const ASSERT_FOR_YARGS = `
+const fail = (message, actual, expected, operator) => {
+  const { AssertionError } = process.getBuiltinModule('node:assert');
+  throw new AssertionError({ message, actual, expected, operator });
+};
+export const strictEqual = (actual, expected, message) => { if (!Object.is(actual, expected)) fail(message, actual, expected, 'strictEqual'); };
+export const notStrictEqual = (actual, expected, message) => { if (Object.is(actual, expected)) fail(message, actual, expected, 'notStrictEqual'); };
+`;
+const assertForYargs: Plugin = {
+  name: 'assert-for-yargs',
   setup(build) {
-    build.onResolve({ filter: /^assert$/ }, ({ importer }) => (importer.includes('/node_modules/yargs/') ? { path: 'assert', namespace: 'lazy-assert' } : undefined));
-    build.onLoad({ filter: /.*/, namespace: 'lazy-assert' }, () => ({
-      loader: 'js',
-      contents: ['strictEqual', 'notStrictEqual'].map((name) => `export const ${name} = (...args) => process.getBuiltinModule('node:assert').${name}(...args);`).join('\n'),
-    }));
+    build.onResolve({ filter: /^assert$/ }, ({ importer }) => (importer.includes('/node_modules/yargs/') ? { path: 'assert', namespace: 'assert-for-yargs' } : undefined));
+    build.onLoad({ filter: /.*/, namespace: 'assert-for-yargs' }, () => ({ loader: 'js', contents: ASSERT_FOR_YARGS }));
   },
 };
 
@@ -63,7 +69,7 @@ export async function bundle(outdir: string): Promise<void> {
     legalComments: 'eof',
     // Bundled CommonJS packages require() Node's built-ins; ESM output has no `require` of its own.
     banner: { js: "import { createRequire as __preemptdRequire } from 'node:module'; const require = __preemptdRequire(import.meta.url);" },
-    plugins: [lazyAssertForYargs],
+    plugins: [assertForYargs],
     metafile: true,
     logLevel: 'warning',
     write: false,

@@ -45,6 +45,15 @@ test('runs the CLI: --version and --help', async () => {
   expect(help.stdout).toContain('preemptd <command> [options]');
 });
 
+test('`--help` loads neither node:crypto (notice ids load it on first use) nor node:assert (yargs gets plain checks)', async () => {
+  // Lists, as the process exits, the built-in modules it loaded.
+  const probe = `data:text/javascript,process.on('exit', () => console.error('LOADED ' + process.moduleLoadList.join(',')))`;
+  const { stderr } = await execFileAsync(process.execPath, ['--import', probe, cli, '--help']);
+  const loaded = /LOADED (.*)/.exec(stderr)![1]!.split(',');
+  expect(loaded).toContain('NativeModule fs');
+  expect(loaded.filter((name) => /^NativeModule (crypto|assert)$/.test(name))).toEqual([]);
+});
+
 test('turns Node\'s compile cache on at its entry, in the temp dir when NODE_COMPILE_CACHE is unset', async () => {
   const tmp = resources.tempDir();
   expect((await runCli(['--version'], { NODE_COMPILE_CACHE: undefined, TMPDIR: tmp }, 20_000, cli)).code).toBe(0);
