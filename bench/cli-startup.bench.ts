@@ -54,11 +54,11 @@ export default async function main(args: string[]): Promise<void> {
   }
 }
 
-/** Wall time from spawn to exit of one process. */
-function timeProcess(argv: string[]): Promise<number> {
+/** Wall time from spawn to exit of one Node process. */
+export function timeProcess(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, argv, { stdio: 'ignore' });
+    const child = spawn(process.execPath, argv, { stdio: 'ignore', env });
     child.on('error', reject);
     child.on('exit', () => resolve(performance.now() - started));
   });

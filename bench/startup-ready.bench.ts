@@ -63,7 +63,8 @@ export default async function main(args: string[]): Promise<void> {
   }
 }
 
-async function startToReady(socket: NotifySocket, metadataUrl: string, dir: string, env: NodeJS.ProcessEnv): Promise<{ wallMs: number; cpuMs: number }> {
+/** One start of `preemptd run` (of `cli`, this tree's dist/src/cli.js unless named) until READY=1. */
+export async function startToReady(socket: NotifySocket, metadataUrl: string, dir: string, env: NodeJS.ProcessEnv, cli = CLI): Promise<{ wallMs: number; cpuMs: number }> {
   const config = `${dir}.yaml`;
   writeFileSync(
     config,
@@ -71,7 +72,7 @@ async function startToReady(socket: NotifySocket, metadataUrl: string, dir: stri
   );
   const seen = socket.messages.length;
   const started = performance.now();
-  const child = spawn(process.execPath, [CLI, 'run', '--config', config], {
+  const child = spawn(process.execPath, [cli, 'run', '--config', config], {
     env: { ...process.env, NODE_COMPILE_CACHE: undefined, ...env, NOTIFY_SOCKET: socket.path },
     stdio: 'ignore',
   });
@@ -85,7 +86,7 @@ async function startToReady(socket: NotifySocket, metadataUrl: string, dir: stri
   }
 }
 
-function bareNode(): Promise<number> {
+export function bareNode(): Promise<number> {
   const started = performance.now();
   const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
   return new Promise((resolve) => child.once('exit', () => resolve(performance.now() - started)));

@@ -26,6 +26,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   demo: ['lib', 'notice', 'simulator'],
   commands: ['lib', 'notice', 'config', 'stores', 'snapshots', 'kubernetes', 'steps', 'plan', 'providers', 'daemon', 'observe', 'simulator'],
   'cli.ts': ['lib', 'notice', 'commands'],
+  'main.ts': ['cli.ts'],
 };
 
 /** Longest a file in src/ may be: past it, a file does more than one job. */

@@ -17,6 +17,8 @@ export interface AgentOptions {
   runArgs?: string[];
   stdio?: StdioOptions;
   env?: NodeJS.ProcessEnv;
+  /** The CLI to run: this tree's dist/src/cli.js unless another build's (bench/lib/builds.ts). */
+  cli?: string;
 }
 
 /**
@@ -26,7 +28,7 @@ export interface AgentOptions {
 export function spawnAgent(dir: string, options: AgentOptions): ChildProcess {
   const configFile = join(dir, 'config.yaml');
   writeFileSync(configFile, ['provider: aws', `metadataUrl: ${options.metadataUrl}`, `stateDir: ${join(dir, 'state')}`, ...options.settings].join('\n'));
-  return spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'run', '--config', configFile, ...(options.runArgs ?? [])], {
+  return spawn(process.execPath, [...(options.nodeArgs ?? []), options.cli ?? CLI, 'run', '--config', configFile, ...(options.runArgs ?? [])], {
     stdio: options.stdio ?? 'inherit',
     env: options.env ?? process.env,
   });

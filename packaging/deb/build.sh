@@ -1,10 +1,15 @@
 #!/bin/sh
-# Builds preemptd_<version>_amd64.deb with dpkg-deb (npm run package:deb builds dist first):
-#   /opt/preemptd                 the agent, its production dependencies, bin/node (Node.js 24)
+# Builds preemptd_<version>_amd64.deb with dpkg-deb (npm run package:deb builds first); the
+# version is the top entry of packaging/deb/changelog, whose upstream part must be package.json's:
+#   /opt/preemptd/lib             the bundled agent (dist/bundle, packaging/install-bundle.sh)
+#   /opt/preemptd/node_modules    the two packages the bundle leaves external
+#   /opt/preemptd/bin/node        Node.js 24
 #   /usr/bin/preemptd             the CLI on that runtime
 #   /usr/lib/systemd/system/preemptd.service, /usr/lib/sysusers.d/preemptd.conf
 #   /etc/preemptd/config.yaml     conffile: upgrades keep the admin's edits
 #   /var/lib/preemptd             state dir (the unit's StateDirectory= hands it to the user)
+#   /usr/share/doc/preemptd       copyright, changelog.Debian.gz, README.md, deploy.md
+# lintian-overrides says which lintian findings remain and why.
 #   /usr/share/preemptd/preemptd.schema.json, bash and zsh completions, man page preemptd(1)
 # Output: packaging/deb/build/ (PREEMPTD_DEB_OUT overrides). PREEMPTD_DEB_COMPRESSION
 # (xz by default; gzip or none build faster) is passed to dpkg-deb -Z.
@@ -23,12 +28,17 @@ case "$node_version/$node_arch" in
   24.*/linux-x64) ;;
   *) echo "build.sh: $node_bin is Node.js $node_version for $node_arch; expected 24.x for linux-x64" >&2; exit 1 ;;
 esac
-version=$("$node_bin" -p "require('$repo/package.json').version")
+upstream=$("$node_bin" -p "require('$repo/package.json').version")
+version=$(dpkg-parsechangelog -l "$here/changelog" -S Version)
+case "$version" in
+  "$upstream"-*) ;;
+  *) echo "build.sh: packaging/deb/changelog is at $version; package.json is at $upstream: add a changelog entry for $upstream-1" >&2; exit 1 ;;
+esac
 
 stage=$out/stage
 rm -rf "$stage"
 mkdir -p "$stage/DEBIAN"
-sh "$repo/packaging/install-production.sh" "$stage/opt/preemptd"
+sh "$repo/packaging/install-bundle.sh" "$stage/opt/preemptd"
 # Debian strips its binaries; the dynamic symbol table that native add-ons link against stays.
 install -D -m 0755 "$node_bin" "$stage/opt/preemptd/bin/node"
 strip "$stage/opt/preemptd/bin/node"
@@ -38,9 +48,12 @@ ln -s /opt/preemptd/bin/preemptd "$stage/usr/bin/preemptd"
 install -D -m 0644 "$repo/systemd/preemptd.service" "$stage/usr/lib/systemd/system/preemptd.service"
 install -D -m 0644 "$here/preemptd.sysusers" "$stage/usr/lib/sysusers.d/preemptd.conf"
 install -D -m 0644 "$repo/packaging/config.yaml" "$stage/etc/preemptd/config.yaml"
-install -d -m 0750 "$stage/var/lib/preemptd"
+# 0755 as Debian expects; the unit's StateDirectoryMode= makes it 0750, owned by preemptd, at start.
+install -d -m 0755 "$stage/var/lib/preemptd"
 install -D -m 0644 "$here/copyright" "$stage/usr/share/doc/preemptd/copyright"
 install -m 0644 "$repo/README.md" "$repo/docs/deploy.md" "$stage/usr/share/doc/preemptd/"
+gzip -9n < "$here/changelog" > "$stage/usr/share/doc/preemptd/changelog.Debian.gz"
+install -D -m 0644 "$here/lintian-overrides" "$stage/usr/share/lintian/overrides/preemptd"
 # Generated from the code (npm run generate): the config's JSON Schema, completions, man page.
 install -D -m 0644 "$repo/schema/preemptd.schema.json" "$stage/usr/share/preemptd/preemptd.schema.json"
 install -D -m 0644 "$repo/packaging/completion/preemptd.bash" "$stage/usr/share/bash-completion/completions/preemptd"
@@ -55,14 +68,15 @@ Version: $version
 Architecture: amd64
 Maintainer: preemptd maintainers <maintainers@preemptd.invalid>
 Installed-Size: $installed_kb
-Depends: systemd (>= 247), libc6 (>= 2.28), libstdc++6 (>= 5), libgcc-s1, procps
+Depends: systemd (>= 247), init-system-helpers (>= 1.54~), libc6 (>= 2.28), libstdc++6 (>= 5), libgcc-s1, procps
 Section: admin
 Priority: optional
 Description: runs a shutdown plan on spot / preemptible VM interruption notices
- preemptd watches the cloud metadata service (AWS, GCP, Azure, Alibaba Cloud) for a
- spot or preemptible interruption notice and runs a plan of local steps inside the
- notice window: webhooks, HTTP drains, signals to workloads, commands and state
- snapshots to object storage. It brings its own Node.js 24 runtime in /opt/preemptd.
+ preemptd watches the cloud metadata service (AWS, GCP, Azure, Alibaba Cloud)
+ for a spot or preemptible interruption notice and runs a plan of local steps
+ inside the notice window: webhooks, HTTP drains, signals to workloads,
+ commands and state snapshots to object storage. It brings its own Node.js 24
+ runtime in /opt/preemptd.
 CONTROL
 echo /etc/preemptd/config.yaml > "$stage/DEBIAN/conffiles"
 install -m 0755 "$here/postinst" "$here/prerm" "$here/postrm" "$stage/DEBIAN/"

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 
 /** Every kind of interruption preemptd understands, across all clouds. */
 export const NOTICE_KINDS = [
@@ -65,7 +64,8 @@ export function isAdvisory(notice: Pick<Notice, 'kind' | 'advisory'>): boolean {
  * `identity` must hold only what identifies the notice (never the detection time).
  */
 export function noticeId(provider: Notice['provider'], kind: NoticeKind, identity: string): string {
-  const digest = createHash('sha256').update(`${provider}\0${kind}\0${identity}`).digest('hex');
+  // Loaded on first use: the CLI imports this module for its constants, and `--help` need not load crypto.
+  const digest = process.getBuiltinModule('node:crypto').createHash('sha256').update(`${provider}\0${kind}\0${identity}`).digest('hex');
   return `${provider}-${kind}-${digest.slice(0, 16)}`;
 }
 

@@ -1,6 +1,7 @@
 import { PassThrough, pipeline as pipeStreams, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants, createGzip, createZstdCompress } from 'node:zlib';
+import { pack as tarPack } from 'tar-stream';
 import { errorMessage } from '../lib/errors.js';
 import { countBytes } from '../stores/count.js';
 import { keyFor } from '../stores/location.js';
@@ -41,8 +42,7 @@ function compressor(compression: Compression): Duplex {
  * gate makes that unlikely by not starting files that would not finish in time.
  */
 export async function uploadArchive(job: UploadJob, compression: Compression): Promise<UploadOutcome> {
-  const tar = await import('tar-stream');
-  const pack = tar.pack();
+  const pack = tarPack();
   const name = ARCHIVE_NAMES[compression];
   const measure = measuringStream(job.checksum);
   const body = pipeStreams(pack, compressor(compression), measure.stream, () => {});

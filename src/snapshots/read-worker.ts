@@ -1,13 +1,10 @@
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
-import { extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parentPort } from 'node:worker_threads';
 import { crc32 } from '@node-rs/crc32';
-import type { RunningChecksum } from './checksum.js';
+// './checksum.ts' as written: under the test runner Node runs this thread from source (it strips
+// types and keeps import paths), tsc rewrites the path to .js, and the bundler follows it.
+import { runningChecksum, type RunningChecksum } from './checksum.ts';
 import type { ChecksumAlgorithm } from './options.js';
-
-// checksum.ts under the test runner (Node strips its types and keeps import paths as written), .js once built.
-const { runningChecksum } = (await import(`./checksum${extname(fileURLToPath(import.meta.url))}`)) as typeof import('./checksum.js');
 
 /**
  * The reading thread (see read.ts): opens files, reads each once in parts of `partSize`,

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
+import { extract as tarExtract } from 'tar-stream';
 import { PreemptdError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { measuringStream } from './checksum.js';
@@ -157,11 +158,10 @@ async function restoreFiles(store: ObjectStore, location: StoreLocation, files: 
 async function restoreArchive(store: ObjectStore, location: StoreLocation, manifest: Manifest, writer: EntryWriter): Promise<Failure[]> {
   const archive = manifest.archive;
   if (!archive) return [];
-  const tar = await import('tar-stream');
   const wanted = new Map(manifest.files.filter((entry): entry is ManifestFile => entry.type === 'file').map((file) => [file.path, file]));
   const failures: Failure[] = [];
   const measure = measuringStream(manifest.checksum);
-  const extract = tar.extract();
+  const extract = tarExtract();
   const body = await store.get(keyFor(location, archive.key));
   const decompress = archive.compression === 'gzip' ? createGunzip() : archive.compression === 'zstd' ? createZstdDecompress() : new PassThrough();
   const unpacking = pipeline(body, measure.stream, decompress, extract, { signal: writer.signal });

@@ -74,9 +74,9 @@ export class TestResources {
     return running;
   }
 
-  /** `preemptd run <args>`; killed after the test if it is still running. */
-  agent(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
-    const running = startAgent(args, env);
+  /** `preemptd run <args>` (of `cli`, the built CLI unless named); killed after the test if it is still running. */
+  agent(args: string[], env: NodeJS.ProcessEnv = {}, cli?: string): AgentProcess {
+    const running = startAgent(args, env, cli);
     this.defer(async () => {
       if (running.child.exitCode === null) {
         running.child.kill('SIGKILL');

@@ -35,10 +35,10 @@ describe('systemd/preemptd.service', () => {
   test('starts the agent from the .deb layout on its own Node.js', () => {
     const [node, script, ...args] = setting('ExecStart')!.split(' ');
     expect(node).toBe('/opt/preemptd/bin/node');
-    expect(script).toBe('/opt/preemptd/dist/src/cli.js');
+    expect(script).toBe('/opt/preemptd/lib/preemptd.mjs');
     expect(args).toEqual(['run', '--config', '/etc/preemptd/config.yaml']);
-    // The .deb puts dist/src at /opt/preemptd/dist/src.
-    expect(existsSync('dist/src/cli.js')).toBe(true);
+    // The .deb puts the bundle (dist/bundle) at /opt/preemptd/lib.
+    expect(existsSync('dist/bundle/preemptd.mjs')).toBe(true);
   });
 
   test('gives plans time to finish on stop, SIGTERM to the agent alone, and holds back no workload at boot', () => {

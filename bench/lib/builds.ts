@@ -1,0 +1,56 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (bench/lib is dist/bench/lib once compiled). */
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+
+export interface Build {
+  label: string;
+  /** The entry `node <cli> ...` runs. */
+  cli: string;
+  /** Writes this build's production install into `dest` (what a package ships, Node aside). */
+  install(dest: string): void;
+  remove(): void;
+}
+
+/**
+ * Today's build to compare against: `rev` of this repository (git archive) compiled by tsc into
+ * dist/src, one file per module, run with the full node_modules, as the .deb shipped it before
+ * the bundle. It uses this checkout's node_modules (a symlink), so dependency versions match.
+ */
+export function baselineBuild(rev: string): Build {
+  const dir = mkdtempSync(join(tmpdir(), 'preemptd-baseline-'));
+  execFileSync('sh', ['-c', `git -C "${REPO}" archive "${rev}" | tar -x -C "${dir}"`]);
+  symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+  execFileSync(process.execPath, [join(REPO, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.build.json')], { cwd: dir });
+  return {
+    label: `today (${rev}, tsc)`,
+    cli: join(dir, 'dist/src/cli.js'),
+    // Its own installer: npm ci --omit=dev from the npm cache.
+    install: (dest) => execFileSync('sh', [join(dir, 'packaging/install-production.sh'), dest], { stdio: 'ignore' }),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** The bundle this tree ships (dist/bundle, `npm run build`). */
+export function bundleBuild(): Build {
+  return {
+    label: 'bundle (esbuild)',
+    cli: join(REPO, 'dist/bundle/preemptd.mjs'),
+    install: (dest) => execFileSync('sh', [join(REPO, 'packaging/install-bundle.sh'), dest]),
+    remove: () => undefined,
+  };
+}
+
+/** The revision a bench compares against: `--baseline REV`, else where this branch left main. */
+export function baselineRev(given: string | undefined): string {
+  return given ?? execFileSync('git', ['-C', REPO, 'merge-base', 'HEAD', 'main'], { encoding: 'utf8' }).trim().slice(0, 12);
+}
+
+/** Bytes on disk (du) of a directory, in MB. */
+export function diskMb(dir: string): number {
+  return Number(execFileSync('du', ['-sk', dir], { encoding: 'utf8' }).split('\t')[0]) / 1024;
+}

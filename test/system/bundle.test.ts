@@ -1,0 +1,114 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { runCli } from '../helpers/cli.js';
+import { TestResources, writeAgentConfig } from '../helpers/resources.js';
+
+/**
+ * What the .deb ships: the esbuild bundle (scripts/bundle.ts, dist/bundle) as
+ * packaging/install-bundle.sh installs it. The other system tests start dist/src/cli.js (tsc's
+ * output, one file per module); this file checks that the bundle does the same work: the CLI,
+ * a notice running snapshot steps (the read worker, the stores, tar) and a restore.
+ */
+const execFileAsync = promisify(execFile);
+const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+const resources = new TestResources('preemptd-bundle-');
+
+interface Metafile {
+  outputs: Record<string, { imports: Array<{ path: string; kind: string; external?: boolean }>; inputs: Record<string, unknown> }>;
+}
+
+let dir: string;
+let cli: string;
+beforeAll(async () => {
+  if (!existsSync('dist/bundle/preemptd.mjs')) throw new Error('dist/bundle is missing: bundle first (npm run build; npm test does)');
+  dir = mkdtempSync(join(tmpdir(), 'preemptd-bundle-install-'));
+  await execFileAsync('sh', ['packaging/install-bundle.sh', dir]);
+  cli = join(dir, 'lib/preemptd.mjs');
+}, 60_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test('holds the bundle and only the packages it leaves external, with this platform\'s add-on alone', () => {
+  const lib = readdirSync(join(dir, 'lib'));
+  expect(lib).toEqual(expect.arrayContaining(['preemptd.mjs', 'preemptd.mjs.map', 'read-worker.mjs']));
+  expect(lib.filter((file) => !/^(preemptd|read-worker|chunk-[A-Z0-9]+)\.mjs(\.map)?$/.test(file))).toEqual([]);
+  expect(readdirSync(join(dir, 'node_modules')).sort()).toEqual(['@node-rs', 'systemd-notify']);
+  expect(readdirSync(join(dir, 'node_modules/@node-rs')).sort()).toEqual(['crc32', `crc32-${process.platform}-${process.arch}-gnu`]);
+});
+
+test('runs the CLI: --version and --help', async () => {
+  expect((await runCli(['--version'], {}, 20_000, cli)).stdout.trim()).toBe(VERSION);
+  const help = await runCli(['--help'], {}, 20_000, cli);
+  expect(help.code).toBe(0);
+  expect(help.stdout).toContain('preemptd <command> [options]');
+});
+
+test('`--help` loads neither node:crypto (notice ids load it on first use) nor node:assert (yargs gets plain checks)', async () => {
+  // Lists, as the process exits, the built-in modules it loaded.
+  const probe = `data:text/javascript,process.on('exit', () => console.error('LOADED ' + process.moduleLoadList.join(',')))`;
+  const { stderr } = await execFileAsync(process.execPath, ['--import', probe, cli, '--help']);
+  const loaded = /LOADED (.*)/.exec(stderr)![1]!.split(',');
+  expect(loaded).toContain('NativeModule fs');
+  expect(loaded.filter((name) => /^NativeModule (crypto|assert)$/.test(name))).toEqual([]);
+});
+
+test('turns Node\'s compile cache on at its entry, in the temp dir when NODE_COMPILE_CACHE is unset', async () => {
+  const tmp = resources.tempDir();
+  expect((await runCli(['--version'], { NODE_COMPILE_CACHE: undefined, TMPDIR: tmp }, 20_000, cli)).code).toBe(0);
+  // Node keeps one directory per Node version and cache format, holding one file per module compiled.
+  const cached = readdirSync(join(tmp, 'node-compile-cache'), { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile());
+  expect(cached.length).toBeGreaterThan(1);
+});
+
+// handlebars is not among them: the config loader checks webhook templates with it.
+test('the daemon loads no cloud SDK, object store, tar or got before a notice: they are lazy chunks', () => {
+  const meta = JSON.parse(readFileSync('dist/bundle/meta.json', 'utf8')) as Metafile;
+  const holding = (source: string) => Object.keys(meta.outputs).find((output) => output.endsWith('.mjs') && source in meta.outputs[output]!.inputs)!;
+  // Everything `preemptd run` loads up to a notice: the CLI's chunk, the run command's, and what they import statically.
+  const loaded = new Set<string>();
+  const visit = (output: string) => {
+    if (loaded.has(output)) return;
+    loaded.add(output);
+    for (const { path, kind, external } of meta.outputs[output]!.imports) if (kind === 'import-statement' && !external) visit(path);
+  };
+  for (const source of ['src/cli.ts', 'src/commands/run.ts']) visit(holding(source));
+  const inputs = [...loaded].flatMap((output) => Object.keys(meta.outputs[output]!.inputs));
+  expect(inputs).toContain('src/daemon/daemon.ts');
+  expect(inputs.filter((input) => /node_modules\/(@aws-sdk|@smithy|@google-cloud|@azure|got|tar-stream)\/|src\/stores\/(s3|gcs|azure|file)\.ts|src\/(simulator|demo)\/|src\/snapshots\/(run|restore)\.ts/.test(input))).toEqual([]);
+});
+
+test('a notice runs snapshot steps (files through the read worker, a gzip archive) and restore gets both back', async () => {
+  const work = resources.tempDir();
+  const data = join(work, 'data');
+  mkdirSync(join(data, 'ckpt'), { recursive: true });
+  const model = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
+  writeFileSync(join(data, 'ckpt/model.pt'), model);
+  writeFileSync(join(data, 'train.log'), 'step 1\n');
+  const store = join(work, 'store');
+  const metadata = await resources.simulator({ provider: 'aws' });
+  const file = writeAgentConfig(work, {
+    metadataUrl: metadata.url,
+    steps: [
+      `  - { name: files, snapshot: { paths: ["${data}"], to: "file://${store}/files/" } }`,
+      `  - { name: archive, snapshot: { paths: ["${data}"], to: "file://${store}/archive/", mode: archive, compression: gzip } }`,
+    ],
+  });
+  const agent = resources.agent(['--config', file], {}, cli);
+  await agent.waitForLog((line) => line.msg === 'daemon watching');
+  metadata.trigger({ kind: 'terminate', leadMs: 120_000 });
+  await agent.waitForLog((line) => typeof line.msg === 'string' && line.msg.startsWith('plan finished'), 30_000);
+  const finished = agent.lines().filter((line) => line.msg === 'step finished');
+  expect(finished.map((line) => [line.step, line.status])).toEqual(expect.arrayContaining([['files', 'ok'], ['archive', 'ok']]));
+  agent.child.kill('SIGTERM');
+  expect(await agent.exited).toBe(0);
+
+  for (const from of ['files', 'archive']) {
+    const to = join(work, `restored-${from}`);
+    const result = await runCli(['restore', '--from', `file://${store}/${from}/`, '--to', to], {}, 30_000, cli);
+    expect(result.code).toBe(0);
+    expect(readFileSync(join(to, 'data/ckpt/model.pt')).equals(model)).toBe(true);
+    expect(readFileSync(join(to, 'data/train.log'), 'utf8')).toBe('step 1\n');
+  }
+}, 60_000);
