@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PreemptdError } from '../lib/errors.js';
-import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type SimulatedKinds, type TriggerSpec } from './cloud.js';
+import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type TriggerSpec } from './cloud.js';
 import { directoryEntries } from './directory.js';
 
 const TOKEN_PATH = '/latest/api/token';
@@ -12,11 +12,6 @@ const TOKEN_HEADER = 'x-aliyun-ecs-metadata-token';
 const MAX_TTL_SECONDS = 21_600;
 /** Alibaba reclaims a spot instance about 5 minutes after the notice appears. */
 const DEFAULT_LEAD_MS = 5 * 60_000;
-
-/** What each kind shows on the simulated ECS metadata service. */
-export const ALIBABA_KINDS: SimulatedKinds = {
-  terminate: 'instance/spot/termination-time',
-};
 
 /**
  * Alibaba Cloud ECS metadata service at 100.100.100.200: hardened-mode tokens (PUT
@@ -59,7 +54,7 @@ export class SimulatedAlibaba implements SimulatedCloud {
   }
 
   trigger(spec: TriggerSpec): void {
-    if (spec.kind !== 'terminate') throw cannotShow(this.provider, ALIBABA_KINDS, spec.kind);
+    if (spec.kind !== 'terminate') throw cannotShow(this.provider, spec.kind);
     const time = spec.time ? new Date(spec.time) : new Date(Date.now() + (spec.leadMs ?? DEFAULT_LEAD_MS));
     if (Number.isNaN(time.getTime())) throw new PreemptdError('ERR_USAGE', `trigger time ${JSON.stringify(spec.time)} is not a date; expected ISO 8601`);
     // Alibaba writes whole seconds: 2015-01-05T18:02:00Z.

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PreemptdError } from '../lib/errors.js';
-import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type SimulatedKinds, type TriggerSpec } from './cloud.js';
+import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type TriggerSpec } from './cloud.js';
 import { directoryEntries } from './directory.js';
 
 const MAX_TOKEN_TTL_SECONDS = 21_600;
@@ -39,15 +39,6 @@ export function awsEventDate(date: Date): string {
   const pad = (n: number) => String(n).padStart(2, '0');
   return `${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} GMT`;
 }
-
-/** What each kind shows on the simulated IMDS. */
-export const AWS_KINDS: SimulatedKinds = {
-  terminate: 'spot/instance-action "terminate" and spot/termination-time',
-  stop: 'spot/instance-action "stop" and spot/termination-time',
-  hibernate: 'spot/instance-action "hibernate" and spot/termination-time',
-  rebalance: 'events/recommendations/rebalance',
-  maintenance: 'events/maintenance/scheduled: an active system-reboot',
-};
 
 function noticeTime(spec: TriggerSpec): Date {
   if (spec.time !== undefined) {
@@ -204,7 +195,7 @@ export class SimulatedAws implements SimulatedCloud {
         return;
       }
       default:
-        throw cannotShow(this.provider, AWS_KINDS, spec.kind);
+        throw cannotShow(this.provider, spec.kind);
     }
   }
 

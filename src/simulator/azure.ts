@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PreemptdError } from '../lib/errors.js';
 import type { NoticeKind } from '../notice/notice.js';
-import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type SimulatedKinds, type TriggerSpec } from './cloud.js';
+import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type TriggerSpec } from './cloud.js';
 
 const EVENTS_PATH = '/metadata/scheduledevents';
 const INSTANCE_PATH = '/metadata/instance';
@@ -32,11 +32,6 @@ const EVENT_TYPES: Partial<Record<NoticeKind, { type: string; leadMs: number; du
   redeploy: { type: 'Redeploy', leadMs: 10 * 60_000, durationSeconds: -1 },
   freeze: { type: 'Freeze', leadMs: 15 * 60_000, durationSeconds: 5 },
 };
-
-/** What each kind shows: one Scheduled Events entry of that EventType. */
-export const AZURE_KINDS: SimulatedKinds = Object.fromEntries(
-  Object.entries(EVENT_TYPES).map(([kind, event]) => [kind, `Scheduled Events: a ${event.type} event for this VM`]),
-);
 
 export interface SimulatedAzureEvent {
   EventId: string;
@@ -102,7 +97,7 @@ export class SimulatedAzure implements SimulatedCloud {
 
   trigger(spec: TriggerSpec): void {
     const eventType = EVENT_TYPES[spec.kind];
-    if (!eventType) throw cannotShow(this.provider, AZURE_KINDS, spec.kind);
+    if (!eventType) throw cannotShow(this.provider, spec.kind);
     const notBefore = spec.time ? new Date(spec.time) : new Date(Date.now() + (spec.leadMs ?? eventType.leadMs));
     if (Number.isNaN(notBefore.getTime())) throw new PreemptdError('ERR_USAGE', `trigger time ${JSON.stringify(spec.time)} is not a date; expected ISO 8601`);
     this.events = [

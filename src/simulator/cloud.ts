@@ -1,16 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PreemptdError } from '../lib/errors.js';
 import type { NoticeKind, ProviderName } from '../notice/notice.js';
+import { kindsOf, type SimulatedKinds } from './kinds.js';
 
-/**
- * The notice kinds one simulated cloud can show, each with what it shows, in one line.
- * Each cloud file declares its own; `--help`, the start-time check and docs/simulator.md read them.
- */
-export type SimulatedKinds = Partial<Record<NoticeKind, string>>;
-
-/** The refusal for a kind a cloud cannot show, listing the kinds it can. */
-export function cannotShow(provider: ProviderName, kinds: SimulatedKinds, kind: string): PreemptdError {
-  return new PreemptdError('ERR_USAGE', `the ${provider} simulator cannot show a ${kind} notice; it can show ${Object.keys(kinds).join(', ')}`);
+/** The refusal for a kind a cloud cannot show, listing the kinds it can (kinds.ts). */
+export function cannotShow(provider: ProviderName, kind: string): PreemptdError {
+  return new PreemptdError('ERR_USAGE', `the ${provider} simulator cannot show a ${kind} notice; it can show ${Object.keys(kindsOf(provider)).join(', ')}`);
 }
 
 /** What the simulator is asked to show; each cloud maps it onto its own endpoints. */

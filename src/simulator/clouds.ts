@@ -1,20 +1,25 @@
 import { PreemptdError } from '../lib/errors.js';
 import type { ProviderName } from '../notice/notice.js';
-import { ALIBABA_KINDS, SimulatedAlibaba } from './alibaba.js';
-import { AWS_KINDS, SimulatedAws } from './aws.js';
-import { AZURE_KINDS, SimulatedAzure } from './azure.js';
-import type { SimulatedCloudEntry } from './cloud.js';
-import { GCP_KINDS, SimulatedGcp } from './gcp.js';
-import { SimulatedTencent, TENCENT_KINDS } from './tencent.js';
+import { SimulatedAlibaba } from './alibaba.js';
+import { SimulatedAws } from './aws.js';
+import { SimulatedAzure } from './azure.js';
+import type { SimulatedCloud, SimulatedCloudEntry, SimulatedCloudOptions } from './cloud.js';
+import { SimulatedGcp } from './gcp.js';
+import { SIMULATED_KINDS } from './kinds.js';
+import { SimulatedTencent } from './tencent.js';
 
-/** Each simulated cloud, keyed by provider name: the kinds it can show and how to make one. */
-export const SIMULATED_CLOUDS: Partial<Record<ProviderName, SimulatedCloudEntry>> = {
-  aws: { kinds: AWS_KINDS, defaultKind: 'terminate', create: (options) => new SimulatedAws(options) },
-  gcp: { kinds: GCP_KINDS, defaultKind: 'preempt', create: (options) => new SimulatedGcp(options) },
-  azure: { kinds: AZURE_KINDS, defaultKind: 'preempt', create: (options) => new SimulatedAzure(options) },
-  alibaba: { kinds: ALIBABA_KINDS, defaultKind: 'terminate', create: (options) => new SimulatedAlibaba(options) },
-  tencent: { kinds: TENCENT_KINDS, defaultKind: 'terminate', create: (options) => new SimulatedTencent(options) },
+const CREATE: Partial<Record<ProviderName, (options: SimulatedCloudOptions) => SimulatedCloud>> = {
+  aws: (options) => new SimulatedAws(options),
+  gcp: (options) => new SimulatedGcp(options),
+  azure: (options) => new SimulatedAzure(options),
+  alibaba: (options) => new SimulatedAlibaba(options),
+  tencent: (options) => new SimulatedTencent(options),
 };
+
+/** Each simulated cloud, keyed by provider name: the kinds it can show (kinds.ts) and how to make one. */
+export const SIMULATED_CLOUDS: Partial<Record<ProviderName, SimulatedCloudEntry>> = Object.fromEntries(
+  Object.entries(CREATE).map(([provider, create]) => [provider, { ...SIMULATED_KINDS[provider as ProviderName]!, create }]),
+);
 
 /** The simulated cloud of a provider; a usage error naming the others when there is none. */
 export function simulatedCloud(provider: ProviderName): SimulatedCloudEntry {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PreemptdError } from '../lib/errors.js';
-import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type SimulatedKinds, type TriggerSpec } from './cloud.js';
+import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type TriggerSpec } from './cloud.js';
 import { directoryPrefix } from './directory.js';
 import { directoryAnswer, type GcpAnswer } from './gcp-directory.js';
 
@@ -26,12 +26,6 @@ const MISSING_FLAVOR_BODY = [
   'Missing Metadata-Flavor:Google header.',
   '',
 ].join(' ');
-
-/** What each kind shows on the simulated metadata server. */
-export const GCP_KINDS: SimulatedKinds = {
-  preempt: 'instance/preempted turns TRUE',
-  maintenance: 'instance/maintenance-event MIGRATE_ON_HOST_MAINTENANCE',
-};
 
 function textAnswer(status: number, body: string): GcpAnswer {
   return { status, body, contentType: 'application/text' };
@@ -183,7 +177,7 @@ export class SimulatedGcp implements SimulatedCloud {
       }
       this.set('instance/maintenance-event', value);
     } else {
-      throw cannotShow(this.provider, GCP_KINDS, spec.kind);
+      throw cannotShow(this.provider, spec.kind);
     }
   }
 

@@ -46,7 +46,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Running
   const entry = simulatedCloud(options.provider);
   // A kind this cloud cannot show is refused now, not when the timer fires.
   const checkKind = (spec: TriggerSpec) => {
-    if (entry.kinds[spec.kind] === undefined) throw cannotShow(options.provider, entry.kinds, String(spec.kind));
+    if (entry.kinds[spec.kind] === undefined) throw cannotShow(options.provider, String(spec.kind));
   };
   if (options.trigger) checkKind(options.trigger);
   const cloud = entry.create(options);

@@ -1,17 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PreemptdError } from '../lib/errors.js';
-import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type SimulatedKinds, type TriggerSpec } from './cloud.js';
+import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type TriggerSpec } from './cloud.js';
 
 const META_DATA_PREFIX = '/latest/meta-data/';
 const TERMINATION_TIME = 'spot/termination-time';
 /** Tencent's termination time is about 2 minutes after the notice appears. */
 const DEFAULT_LEAD_MS = 2 * 60_000;
 const UTC_PLUS_8_MS = 8 * 3_600_000;
-
-/** What this simulator can show (simulator --help, docs/simulator.md). */
-export const TENCENT_KINDS: SimulatedKinds = {
-  terminate: 'spot/termination-time (UTC+8, no zone)',
-};
 
 /** `2018-08-18 12:05:33`: whole seconds in UTC+8 with no zone suffix, as Tencent writes it. */
 export function tencentTime(date: Date): string {
@@ -49,7 +44,7 @@ export class SimulatedTencent implements SimulatedCloud {
   }
 
   trigger(spec: TriggerSpec): void {
-    if (spec.kind !== 'terminate') throw cannotShow(this.provider, TENCENT_KINDS, spec.kind);
+    if (spec.kind !== 'terminate') throw cannotShow(this.provider, spec.kind);
     const time = spec.time ? new Date(spec.time) : new Date(Date.now() + (spec.leadMs ?? DEFAULT_LEAD_MS));
     if (Number.isNaN(time.getTime())) throw new PreemptdError('ERR_USAGE', `trigger time ${JSON.stringify(spec.time)} is not a date; expected ISO 8601`);
     this.terminationTime = tencentTime(time);

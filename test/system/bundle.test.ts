@@ -76,7 +76,8 @@ test('the daemon loads no cloud SDK, object store, tar or got before a notice: t
   for (const source of ['src/cli.ts', 'src/commands/run.ts']) visit(holding(source));
   const inputs = [...loaded].flatMap((output) => Object.keys(meta.outputs[output]!.inputs));
   expect(inputs).toContain('src/daemon/daemon.ts');
-  expect(inputs.filter((input) => /node_modules\/(@aws-sdk|@smithy|@google-cloud|@azure|got|tar-stream)\/|src\/stores\/(s3|gcs|azure|file)\.ts|src\/(simulator|demo)\/|src\/snapshots\/(run|restore)\.ts/.test(input))).toEqual([]);
+  // The table of what each simulated cloud can show (simulator/kinds.ts) comes with the CLI's declarations; the simulator itself does not.
+  expect(inputs.filter((input) => /node_modules\/(@aws-sdk|@smithy|@google-cloud|@azure|got|tar-stream)\/|src\/stores\/(s3|gcs|azure|file)\.ts|src\/simulator\/(?!kinds\.ts)|src\/demo\/|src\/snapshots\/(run|restore)\.ts/.test(input))).toEqual([]);
 });
 
 test('a notice runs snapshot steps (files through the read worker, a gzip archive) and restore gets both back', async () => {
