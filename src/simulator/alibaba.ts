@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PreemptdError } from '../lib/errors.js';
 import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type TriggerSpec } from './cloud.js';
-import { directoryEntries } from './directory.js';
+import { itemOrListing } from './directory.js';
 
 const TOKEN_PATH = '/latest/api/token';
 const META_DATA_PREFIX = '/latest/meta-data/';
@@ -47,8 +47,7 @@ export class SimulatedAlibaba implements SimulatedCloud {
     if (typeof token === 'string' ? !this.validToken(token) : this.tokenMode === 'required') return text(response, 401, 'Unauthorized');
 
     const item = path.slice(META_DATA_PREFIX.length);
-    const keys = this.terminationTime === undefined ? Object.keys(this.items) : [...Object.keys(this.items), TERMINATION_TIME];
-    const value = item === TERMINATION_TIME ? this.terminationTime : (this.items[item] ?? directoryEntries(keys, item)?.join('\n'));
+    const value = itemOrListing(this.terminationTime === undefined ? this.items : { ...this.items, [TERMINATION_TIME]: this.terminationTime }, item);
     if (value === undefined) return text(response, 404, 'Not Found');
     text(response, 200, value);
   }

@@ -21,3 +21,8 @@ export function directoryEntries(keys: Iterable<string>, directory: string): str
   }
   return entries.size > 0 ? [...entries].sort() : undefined;
 }
+
+/** What a flat-keyed metadata tree answers for `item`: its value, or the listing of the directory it names. */
+export function itemOrListing(items: Readonly<Record<string, string>>, item: string): string | undefined {
+  return items[item] ?? directoryEntries(Object.keys(items), item)?.join('\n');
+}

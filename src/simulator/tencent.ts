@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PreemptdError } from '../lib/errors.js';
+import { itemOrListing } from './directory.js';
 import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type TriggerSpec } from './cloud.js';
 
 const META_DATA_PREFIX = '/latest/meta-data/';
@@ -38,7 +39,8 @@ export class SimulatedTencent implements SimulatedCloud {
     if (!path.startsWith(META_DATA_PREFIX)) return text(response, 404, 'Not Found');
     if (request.method !== 'GET' && request.method !== 'HEAD') return text(response, 405, 'Method Not Allowed');
     const item = path.slice(META_DATA_PREFIX.length);
-    const value = item === TERMINATION_TIME ? this.terminationTime : this.items[item];
+    // The real service lists directories (`/latest/meta-data/`, `placement/`) like Alibaba's.
+    const value = itemOrListing(this.terminationTime === undefined ? this.items : { ...this.items, [TERMINATION_TIME]: this.terminationTime }, item);
     if (value === undefined) return text(response, 404, 'Not Found');
     text(response, 200, value);
   }

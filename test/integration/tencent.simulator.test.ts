@@ -30,6 +30,14 @@ describe('Tencent simulator and provider', () => {
     expect((await request('PUT', '/latest/api/token')).status).not.toBe(200);
   });
 
+  test('lists directories as the real service does, the termination time among them only while it is set', async () => {
+    expect(await request('GET', '/latest/meta-data/placement')).toMatchObject({ status: 200, body: 'region\nzone' });
+    expect((await request('GET', '/latest/meta-data/spot/')).status).toBe(404);
+    simulator.trigger({ kind: 'terminate' });
+    expect(await request('GET', '/latest/meta-data/spot/')).toMatchObject({ status: 200, body: 'termination-time' });
+    expect((await request('GET', '/latest/meta-data/')).body.split('\n')).toEqual(['instance-id', 'instance-name', 'instance/', 'placement/', 'spot/']);
+  });
+
   test('without DMI files, the probes recognise the Tencent simulator', async () => {
     const detection = await detectProvider({ dmiDir: '/nonexistent/preemptd-dmi', probe: true, metadataUrl: simulator.url, log: silentLogger() });
     expect(detection).toEqual({ provider: 'tencent', how: expect.stringContaining('placement/zone answered "ap-guangzhou-3"') });
