@@ -1,17 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PreemptdError } from '../lib/errors.js';
-import { cannotShow, type SimulatedCloud, type SimulatedCloudOptions, type TriggerSpec } from './cloud.js';
-import { itemOrListing } from './directory.js';
+import type { SimulatedCloud, SimulatedCloudOptions, TriggerSpec } from './cloud.js';
+import { META_DATA_PREFIX, TerminationTimeTree, textAnswer as text } from './termination-time-tree.js';
 
 const TOKEN_PATH = '/latest/api/token';
-const META_DATA_PREFIX = '/latest/meta-data/';
-const TERMINATION_TIME = 'instance/spot/termination-time';
 const TTL_HEADER = 'x-aliyun-ecs-metadata-token-ttl-seconds';
 const TOKEN_HEADER = 'x-aliyun-ecs-metadata-token';
 const MAX_TTL_SECONDS = 21_600;
-/** Alibaba reclaims a spot instance about 5 minutes after the notice appears. */
-const DEFAULT_LEAD_MS = 5 * 60_000;
+/** Alibaba reclaims a spot instance about 5 minutes after the notice appears; it writes whole seconds: 2015-01-05T18:02:00Z. */
+const TERMINATION_TIME = { item: 'instance/spot/termination-time', defaultLeadMs: 5 * 60_000, write: (time: Date) => time.toISOString().replace(/\.\d{3}Z$/, 'Z') };
 
 /**
  * Alibaba Cloud ECS metadata service at 100.100.100.200: hardened-mode tokens (PUT
@@ -24,18 +21,17 @@ export class SimulatedAlibaba implements SimulatedCloud {
   /** Token PUTs answered with a token (tests check refresh and reuse). */
   tokensIssued = 0;
   private readonly tokens = new Map<string, number>();
-  private readonly items: Record<string, string>;
-  private terminationTime: string | undefined;
+  private readonly tree: TerminationTimeTree;
 
   constructor(options: SimulatedCloudOptions) {
     this.tokenMode = options.metadataTokens ?? 'optional';
-    this.items = {
+    this.tree = new TerminationTimeTree(this.provider, {
       'instance-id': options.instanceId ?? 'i-bp1simulated0000000',
       'instance/instance-type': 'ecs.gn7i-c8g1.2xlarge',
       'zone-id': 'cn-hangzhou-h',
       'region-id': 'cn-hangzhou',
       hostname: options.instanceName ?? 'iZbp1simulatedZ',
-    };
+    }, TERMINATION_TIME);
   }
 
   handle(request: IncomingMessage, response: ServerResponse): void {
@@ -46,22 +42,17 @@ export class SimulatedAlibaba implements SimulatedCloud {
     const token = request.headers[TOKEN_HEADER];
     if (typeof token === 'string' ? !this.validToken(token) : this.tokenMode === 'required') return text(response, 401, 'Unauthorized');
 
-    const item = path.slice(META_DATA_PREFIX.length);
-    const value = itemOrListing(this.terminationTime === undefined ? this.items : { ...this.items, [TERMINATION_TIME]: this.terminationTime }, item);
+    const value = this.tree.answer(path.slice(META_DATA_PREFIX.length));
     if (value === undefined) return text(response, 404, 'Not Found');
     text(response, 200, value);
   }
 
   trigger(spec: TriggerSpec): void {
-    if (spec.kind !== 'terminate') throw cannotShow(this.provider, spec.kind);
-    const time = spec.time ? new Date(spec.time) : new Date(Date.now() + (spec.leadMs ?? DEFAULT_LEAD_MS));
-    if (Number.isNaN(time.getTime())) throw new PreemptdError('ERR_USAGE', `trigger time ${JSON.stringify(spec.time)} is not a date; expected ISO 8601`);
-    // Alibaba writes whole seconds: 2015-01-05T18:02:00Z.
-    this.terminationTime = time.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    this.tree.trigger(spec);
   }
 
   clear(): void {
-    this.terminationTime = undefined;
+    this.tree.clear();
   }
 
   close(): void {}
@@ -82,8 +73,4 @@ export class SimulatedAlibaba implements SimulatedCloud {
     const expires = this.tokens.get(token);
     return expires !== undefined && expires > Date.now();
   }
-}
-
-function text(response: ServerResponse, status: number, body: string): void {
-  response.writeHead(status, { 'content-type': 'text/plain' }).end(body);
 }
