@@ -14,8 +14,8 @@ import { noticeView } from '../src/notice/notice-view.js';
 import { serveDaemon } from '../src/observe/local-server.js';
 import { NoticeBoard } from '../src/observe/notice-board.js';
 import { NoticeFile } from '../src/observe/notice-file.js';
-import type { Provider, ProviderEvent, WatchContext } from '../src/providers/types.js';
 import { STEP_TYPES } from '../src/steps/registry.js';
+import { ScriptedProvider } from '../test/helpers/scripted-provider.js';
 import { flag } from './lib/args.js';
 import { summarise } from './lib/stats.js';
 
@@ -67,7 +67,7 @@ async function measureAgent(dir: string, trials: number): Promise<Figures> {
     { provider: 'aws', stateDir: join(dir, 'state'), noticeFile: path, server: { listen: '127.0.0.1:0' }, steps: [{ name: 'hold', http: { url: gate.url, method: 'POST' } }] },
     { stepTypes: STEP_TYPES },
   );
-  const provider = new HandProvider();
+  const provider = new ScriptedProvider();
   const log = process.env.BENCH_DEBUG ? createLogger({ level: 'debug', destination: process.stderr }) : silentLogger();
   const daemon = createDaemon({ config, log, provider });
   const board = new NoticeBoard(daemon);
@@ -83,7 +83,7 @@ async function measureAgent(dir: string, trials: number): Promise<Figures> {
       const ended = new Promise((resolve) => daemon.once('planFinished', resolve));
       const raised = new Promise<number>((resolve) => daemon.once('notice', () => resolve(performance.now())));
       const started = performance.now();
-      provider.yield({ type: 'notice', notice: benchNotice() });
+      provider.emit({ type: 'notice', notice: benchNotice() });
       const [fileAt, pollAt, raisedAt] = await Promise.all([written, answered, raised]);
       figures.file.push(fileAt - raisedAt);
       figures.poll.push(pollAt - raisedAt);
@@ -178,35 +178,6 @@ function benchNotice(): Notice {
   return { id: `aws-terminate-${randomBytes(8).toString('hex')}`, provider: 'aws', kind: 'terminate', deadline: new Date(now + 120_000), detectedAt: new Date(now), instance: {}, raw: {} };
 }
 
-/** A provider the bench hands events to. */
-class HandProvider implements Provider {
-  readonly name = 'aws' as const;
-  private readonly queue: ProviderEvent[] = [];
-  private wake: (() => void) | undefined;
-
-  instanceFacts(): Promise<Record<string, never>> {
-    return Promise.resolve({});
-  }
-
-  yield(event: ProviderEvent): void {
-    this.queue.push(event);
-    this.wake?.();
-  }
-
-  async *watch(context: WatchContext): AsyncGenerator<ProviderEvent> {
-    while (!context.signal.aborted) {
-      const next = this.queue.shift();
-      if (next) {
-        yield next;
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        context.signal.addEventListener('abort', () => resolve(), { once: true });
-      });
-    }
-  }
-}
 
 /** A drain endpoint that holds requests until released: the plan stays running meanwhile. */
 async function startGate(): Promise<{ url: string; release(): void; close(): Promise<void> }> {
