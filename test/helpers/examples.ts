@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseAllDocuments } from 'yaml';
 import { demoConfig } from '../../src/demo/config.js';
 import type { ProviderName } from '../../src/notice/notice.js';
 
@@ -9,14 +8,6 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** The first line of every shipped config: where editors find the installed JSON Schema. */
 export const SCHEMA_MODELINE = '# yaml-language-server: $schema=/usr/share/preemptd/preemptd.schema.json';
-
-/** The config a Kubernetes example mounts: `config.yaml` of its ConfigMap. */
-function configMapConfig(path: string): string {
-  const documents = parseAllDocuments(readFileSync(join(ROOT, path), 'utf8')).map((document) => document.toJS() as { kind?: string; data?: Record<string, string> });
-  const config = documents.find((document) => document.kind === 'ConfigMap')?.data?.['config.yaml'];
-  if (config === undefined) throw new Error(`${path}: no ConfigMap with config.yaml`);
-  return config;
-}
 
 /** The first ```yaml block of a Markdown file that starts with the schema line: the page's whole-config example. */
 function docsConfig(path: string): string {
@@ -41,8 +32,13 @@ export interface Example {
 /** Every shipped example config. */
 export const EXAMPLES: Example[] = [
   { name: 'packaging/config.yaml', clouds: ['aws', 'gcp', 'azure', 'alibaba'], text: () => readFileSync(join(ROOT, 'packaging/config.yaml'), 'utf8'), edited: true },
-  { name: 'packaging/kubernetes/sidecar-gpu-training.yaml', clouds: ['aws', 'gcp'], text: () => configMapConfig('packaging/kubernetes/sidecar-gpu-training.yaml'), edited: true },
-  { name: 'packaging/kubernetes/daemonset.yaml', clouds: ['aws', 'gcp'], text: () => configMapConfig('packaging/kubernetes/daemonset.yaml'), edited: true },
+  // The Kubernetes plans: kustomize makes each a ConfigMap (packaging/kubernetes).
+  ...['overlays/sidecar', 'base'].map((folder) => ({
+    name: `packaging/kubernetes/${folder}/config.yaml`,
+    clouds: ['aws', 'gcp'] as ProviderName[],
+    text: () => readFileSync(join(ROOT, `packaging/kubernetes/${folder}/config.yaml`), 'utf8'),
+    edited: true,
+  })),
   { name: 'README.md', clouds: ['aws', 'gcp', 'azure', 'alibaba'], text: () => docsConfig('README.md'), edited: true },
   { name: 'docs/config.md', clouds: ['aws', 'gcp', 'azure', 'alibaba'], text: () => docsConfig('docs/config.md'), edited: true },
   ...['ray', 'slurm', 'pytorch', 'ci-runner'].map((recipe) => ({

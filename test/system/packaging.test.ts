@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -198,13 +198,12 @@ function manifests(file: string): Manifest[] {
   return documents.map((document) => document.toJSON() as Manifest);
 }
 
-/** The agent config a ConfigMap carries must load (references resolved from `env`). */
-async function checkEmbeddedConfig(configMap: Manifest): Promise<void> {
-  const dir = tempDir('k8s-config');
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'config.yaml');
-  writeFileSync(file, configMap.data['config.yaml']);
-  const config = await loadConfig({ file, env: { SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T0/B0/x' } });
+/** A Kubernetes plan must load (references resolved from `env`), and be the ConfigMap its pod mounts. */
+async function checkKustomizedConfig(folder: string, pod: Manifest): Promise<void> {
+  const [kustomization] = manifests(join(folder, 'kustomization.yaml'));
+  const generator = kustomization!.configMapGenerator.find((entry: Manifest) => entry.files.includes('config.yaml'));
+  expect(pod.volumes.find((entry: Manifest) => entry.name === 'config').configMap.name).toBe(generator.name);
+  const config = await loadConfig({ file: join(folder, 'config.yaml'), env: { SLACK_WEBHOOK_URL: 'https://hooks.slack.com/services/T0/B0/x' } });
   expect(config.steps.length).toBeGreaterThan(0);
 }
 
@@ -213,8 +212,8 @@ function probePort(container: Manifest, probe: string): number {
   return typeof port === 'number' ? port : container.ports.find((entry: Manifest) => entry.name === port).containerPort;
 }
 
-describe('packaging/kubernetes/sidecar-gpu-training.yaml', () => {
-  const [configMap, job] = manifests('packaging/kubernetes/sidecar-gpu-training.yaml');
+describe('packaging/kubernetes/overlays/sidecar', () => {
+  const [job] = manifests('packaging/kubernetes/overlays/sidecar/job.yaml');
   const pod = job!.spec.template.spec;
   const sidecar = pod.initContainers[0];
 
@@ -249,20 +248,18 @@ describe('packaging/kubernetes/sidecar-gpu-training.yaml', () => {
     // AWS takes the node 120 s after the notice: a longer grace period is never used.
     expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(30);
     expect(pod.terminationGracePeriodSeconds).toBeLessThanOrEqual(120);
-    const text = readFileSync('packaging/kubernetes/sidecar-gpu-training.yaml', 'utf8');
+    const text = readFileSync('packaging/kubernetes/overlays/sidecar/job.yaml', 'utf8');
     expect(text).toContain('--http-put-response-hop-limit 2');
     expect(text).toContain('hostNetwork');
   });
 
-  test('carries a config that loads', async () => {
-    expect(configMap!.kind).toBe('ConfigMap');
-    expect(pod.volumes.find((entry: Manifest) => entry.name === 'config').configMap.name).toBe(configMap!.metadata.name);
-    await checkEmbeddedConfig(configMap!);
+  test('mounts its plan, a config that loads', async () => {
+    await checkKustomizedConfig('packaging/kubernetes/overlays/sidecar', pod);
   });
 });
 
-describe('packaging/kubernetes/daemonset.yaml', () => {
-  const [configMap, daemonSet] = manifests('packaging/kubernetes/daemonset.yaml');
+describe('packaging/kubernetes/base', () => {
+  const [daemonSet] = manifests('packaging/kubernetes/base/daemonset.yaml');
   const pod = daemonSet!.spec.template.spec;
   const container = pod.containers[0];
 
@@ -283,7 +280,7 @@ describe('packaging/kubernetes/daemonset.yaml', () => {
     expect(pod.volumes.find((entry: Manifest) => entry.name === 'state').hostPath.path).toBe('/var/lib/preemptd');
   });
 
-  test('carries a config that loads', async () => {
-    await checkEmbeddedConfig(configMap!);
+  test('mounts its plan, a config that loads', async () => {
+    await checkKustomizedConfig('packaging/kubernetes/base', pod);
   });
 });
