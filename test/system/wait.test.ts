@@ -77,8 +77,8 @@ describe('preemptd wait', () => {
         stateDir: join(dir, 'state'),
         noticeFile,
         server: { listen: `127.0.0.1:${port}` },
-        // Holds the plan running while the test asks.
-        steps: [{ name: 'hold', exec: { command: ['sleep', '3'] } }],
+        // Holds the plan running until the test has asked (however long a loaded machine takes to start the CLI).
+        steps: [{ name: 'hold', timeout: '60s', exec: { command: ['sh', '-c', `until [ -e ${join(dir, 'release')} ]; do sleep 0.05; done`] } }],
       }),
     );
     const running = startAgent(['--config', config]);
@@ -97,6 +97,7 @@ describe('preemptd wait', () => {
     expect(result.stderr).toBe('');
     const notice = JSON.parse(result.stdout);
     expect(notice).toEqual({ ...fromFile, secondsLeft: expect.any(Number) });
+    writeFileSync(join(dir, 'release'), '');
     await until(() => !existsSync(noticeFile));
   });
 });
