@@ -97,10 +97,6 @@ export function declareProgram<T>(argv: Argv<T>) {
             .option('from', { type: 'string', describe: 'snapshot location, e.g. s3://bucket/ckpt/i-0abc/aws-terminate-1a2b/' })
             .option('latest', { type: 'string', describe: 'a dedup repository prefix: restore the newest complete snapshot its latest.json names' })
             .conflicts('from', 'latest')
-            .check((args) => {
-              if (args.from === undefined && args.latest === undefined) throw new Error('name the snapshot: --from LOCATION or --latest PREFIX');
-              return true;
-            })
             .option('to', { type: 'string', demandOption: true, describe: 'directory to restore into' })
             .option('endpoint', { type: 'string', describe: 'S3-compatible, GCS or Azure endpoint (MinIO, R2, emulators)' })
             .option('force-path-style', { type: 'boolean', describe: 'S3: path-style URLs (most S3-compatible servers)' })

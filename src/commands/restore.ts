@@ -23,6 +23,7 @@ export interface RestoreArgs {
  * that is done, so a second one cannot cut the clean-up short.
  */
 export async function restoreCommand(args: RestoreArgs): Promise<void> {
+  if (args.from === undefined && args.latest === undefined) throw new PreemptdError('ERR_USAGE', 'name the snapshot: --from LOCATION or --latest PREFIX');
   const flag = args.latest !== undefined ? '--latest' : '--from';
   const from = args.latest ?? args.from ?? '';
   try {
