@@ -34,7 +34,7 @@ _preemptd() {
     simulate:--config|simulate:-c|simulate:--metadata-url|simulate:--poll-interval|simulate:--state-dir|simulate:--set|simulate:--deadline) return ;;
     simulator:--host|simulator:--port|simulator:--notice-after|simulator:--lead|simulator:--faults) return ;;
     wait:--config|wait:-c|wait:--metadata-url|wait:--poll-interval|wait:--state-dir|wait:--set|wait:--agent|wait:--timeout) return ;;
-    restore:--from|restore:--to|restore:--endpoint|restore:--region|restore:--concurrency) return ;;
+    restore:--from|restore:--latest|restore:--to|restore:--endpoint|restore:--region|restore:--concurrency) return ;;
   esac
   if [[ -n $values ]]; then
     COMPREPLY=($(compgen -W "$values" -- "$cur"))
@@ -52,7 +52,7 @@ _preemptd() {
     simulate) flags='--config -c --provider --metadata-url --poll-interval --state-dir --log-level --set --kind --deadline --advisory --dry-run --run --json --help -h --version -v' ;;
     simulator) flags='--provider --host --port --notice-after --kind --action --lead --faults --log-level --log-format --help -h --version -v' ;;
     wait) flags='--config -c --provider --metadata-url --poll-interval --state-dir --log-level --set --agent --timeout --kind --help -h --version -v' ;;
-    restore) flags='--from --to --endpoint --force-path-style --region --concurrency --keep-setuid --log-level --log-format --help -h --version -v' ;;
+    restore) flags='--from --latest --to --endpoint --force-path-style --region --concurrency --keep-setuid --log-level --log-format --help -h --version -v' ;;
   esac
   COMPREPLY=($(compgen -W "$flags" -- "$cur"))
 }

@@ -94,7 +94,9 @@ export function declareProgram<T>(argv: Argv<T>) {
       (argv) =>
         logFlags(
           argv
-            .option('from', { type: 'string', demandOption: true, describe: 'snapshot location, e.g. s3://bucket/ckpt/i-0abc/aws-terminate-1a2b/' })
+            .option('from', { type: 'string', describe: 'snapshot location, e.g. s3://bucket/ckpt/i-0abc/aws-terminate-1a2b/' })
+            .option('latest', { type: 'string', describe: 'a dedup repository prefix: restore the newest complete snapshot its latest.json names' })
+            .conflicts('from', 'latest')
             .option('to', { type: 'string', demandOption: true, describe: 'directory to restore into' })
             .option('endpoint', { type: 'string', describe: 'S3-compatible, GCS or Azure endpoint (MinIO, R2, emulators)' })
             .option('force-path-style', { type: 'boolean', describe: 'S3: path-style URLs (most S3-compatible servers)' })

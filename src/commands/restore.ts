@@ -5,7 +5,8 @@ import { restore } from '../snapshots/restore.js';
 import { parseLocation } from '../stores/location.js';
 
 export interface RestoreArgs {
-  from: string;
+  from?: string;
+  latest?: string;
   to: string;
   endpoint?: string;
   forcePathStyle?: boolean;
@@ -22,11 +23,14 @@ export interface RestoreArgs {
  * that is done, so a second one cannot cut the clean-up short.
  */
 export async function restoreCommand(args: RestoreArgs): Promise<void> {
+  if (args.from === undefined && args.latest === undefined) throw new PreemptdError('ERR_USAGE', 'name the snapshot: --from LOCATION or --latest PREFIX');
+  const flag = args.latest !== undefined ? '--latest' : '--from';
+  const from = args.latest ?? args.from ?? '';
   try {
-    parseLocation(args.from);
+    parseLocation(from);
   } catch (error) {
-    // A bad --from is a usage error (exit 64), caught before anything starts.
-    if (error instanceof PreemptdError && error.code === 'ERR_LOCATION') throw new PreemptdError('ERR_USAGE', `--from: ${error.message}`, { cause: error });
+    // A bad location is a usage error (exit 64), caught before anything starts.
+    if (error instanceof PreemptdError && error.code === 'ERR_LOCATION') throw new PreemptdError('ERR_USAGE', `${flag}: ${error.message}`, { cause: error });
     throw error;
   }
   const log = createLogger({ level: args.logLevel as 'info', format: logFormatFor(args.logFormat, process.stdout.isTTY === true) });
@@ -40,7 +44,8 @@ export async function restoreCommand(args: RestoreArgs): Promise<void> {
   process.on('SIGTERM', stop);
   try {
     await restore({
-      from: args.from,
+      from,
+      latest: args.latest !== undefined,
       to: args.to,
       log,
       signal: controller.signal,

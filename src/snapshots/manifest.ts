@@ -10,6 +10,9 @@ const checksumFields = {
   crc32: z.string().regex(/^[0-9a-f]{8}$/, { message: 'expected 8 hex digits' }).optional(),
 };
 
+/** A chunk of a file in dedup mode: its SHA-256 (its name in the store) and its length. */
+const chunkRef = z.tuple([z.string().regex(/^[0-9a-f]{64}$/, { message: 'expected a SHA-256: 64 lower-case hex digits' }), z.number().int().positive()]);
+
 const fileEntry = z.object({
   type: z.literal('file'),
   /** Name in the snapshot, `/`-separated, relative; in files mode also the object key under the prefix. */
@@ -19,6 +22,8 @@ const fileEntry = z.object({
   mode: z.number().int(),
   ...checksumFields,
   changed: z.string().optional(),
+  /** Dedup mode: the file's chunks in order, as `[sha256, size]`. */
+  chunks: z.array(chunkRef).optional(),
 });
 
 const linkEntry = z.object({
@@ -30,7 +35,9 @@ const linkEntry = z.object({
 export const manifestSchema = z
   .object({
     version: z.literal(MANIFEST_VERSION),
-    mode: z.enum(['files', 'archive']),
+    mode: z.enum(['files', 'archive', 'dedup']),
+    /** Dedup mode: the chunker that cut the files (chunker.ts's CHUNKER_VERSION). */
+    chunker: z.string().optional(),
     /** The checksum every file entry (and the archive) carries. */
     checksum: z.enum(CHECKSUMS),
     /** Archive mode: the one object holding every file. */
@@ -64,6 +71,13 @@ export const manifestSchema = z
       if (entry.type === 'file' && entry[manifest.checksum] === undefined) ctx.addIssue({ code: 'custom', path: ['files', index, manifest.checksum], message: missing });
     });
     if (manifest.archive && manifest.archive[manifest.checksum] === undefined) ctx.addIssue({ code: 'custom', path: ['archive', manifest.checksum], message: missing });
+    if (manifest.mode !== 'dedup') return;
+    // Restore trusts the chunk list to rebuild the file: its sizes must add up to the file's.
+    manifest.files.forEach((entry, index) => {
+      if (entry.type !== 'file') return;
+      if (!entry.chunks) ctx.addIssue({ code: 'custom', path: ['files', index, 'chunks'], message: 'missing: every file of a dedup manifest lists its chunks' });
+      else if (entry.chunks.reduce((sum, [, size]) => sum + size, 0) !== entry.size) ctx.addIssue({ code: 'custom', path: ['files', index, 'chunks'], message: `chunk sizes do not add up to the file's size ${entry.size}` });
+    });
   });
 
 /** `{ crc32: value }` or `{ sha256: value }`: where a checksum made with `algorithm` goes in an entry. */

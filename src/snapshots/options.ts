@@ -66,7 +66,7 @@ export const snapshotOptionsSchema = z
     paths: z.array(absolutePath('a snapshot path')).min(1, { message: 'list at least one file, directory or glob' }),
     exclude: z.array(z.string().min(1)).default([]),
     to: destination(),
-    mode: z.enum(['files', 'archive'], { message: 'expected files or archive' }).default('files'),
+    mode: z.enum(['files', 'archive', 'dedup'], { message: 'expected files, archive or dedup' }).default('files'),
     compression: z.enum(['none', 'gzip', 'zstd'], { message: 'expected none, gzip or zstd' }).default('none'),
     priority: z.enum(PRIORITIES, { message: `expected one of ${PRIORITIES.join(', ')}` }).default('newest'),
     /** The manifest's checksum of every file (checksum.ts says what each costs). */
@@ -84,7 +84,7 @@ export const snapshotOptionsSchema = z
     progressInterval: duration().default(3000),
   })
   .superRefine((options, ctx) => {
-    if (options.mode === 'files' && options.compression !== 'none') {
+    if (options.mode !== 'archive' && options.compression !== 'none') {
       ctx.addIssue({ code: 'custom', path: ['compression'], message: 'compression applies to mode: archive only' });
     }
   });

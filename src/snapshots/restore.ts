@@ -1,6 +1,6 @@
 import { mkdir, realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { extract as tarExtract } from 'tar-stream';
@@ -10,15 +10,20 @@ import { measuringStream } from './checksum.js';
 import { MANIFEST_NAME, manifestSchema, type Manifest, type ManifestFile } from './manifest.js';
 import { insideTarget, restoreLinks, writeVerified, type EntryWriter, type Failure } from './restore-entries.js';
 import { formatLocation, keyFor, parseLocation, type StoreLocation } from '../stores/location.js';
+import { readLatest } from './repository.js';
+import { alreadyPresent, chunkedBody } from './restore-chunks.js';
+import { readStoredJson } from './stored-json.js';
 import { openStore } from '../stores/registry.js';
 import type { ObjectStore } from '../stores/types.js';
 
-/** A manifest.json larger than this is refused unread: even 100,000 entries take ~20 MB. */
-export const MANIFEST_MAX_BYTES = 64 * 1024 * 1024;
-
 export interface RestoreOptions {
-  /** The snapshot's location (the step's `to:` with placeholders filled), or its manifest.json URL. */
+  /**
+   * The snapshot's location (the step's `to:` with placeholders filled), or its manifest.json
+   * URL; with `latest`, a dedup repository's prefix.
+   */
   from: string;
+  /** Restore the snapshot `latest.json` under `from` names (dedup mode). */
+  latest?: boolean;
   /** Directory to restore into; created when missing. */
   to: string;
   log: Logger;
@@ -34,6 +39,8 @@ export interface RestoreOptions {
 
 export interface RestoreResult {
   files: number;
+  /** Files already in place with the manifest's content: not downloaded (dedup mode). */
+  present: number;
   links: number;
   bytes: number;
   /** Links not recreated because they point outside `to`. */
@@ -61,8 +68,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     log: options.log,
   });
   try {
-    const manifest = await readManifest(store, location);
     const where = formatLocation(location);
+    const manifest = options.latest ? await latestManifest(store, location) : await readStoredJson(store, location, MANIFEST_NAME, manifestSchema, 'a preemptd manifest');
     if (!manifest.complete) {
       options.log.warn({ from: where, skipped: manifest.skipped.length }, `the snapshot is incomplete: ${manifest.skipped.length} files were not stored when it was taken`);
     }
@@ -73,10 +80,13 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const writer: EntryWriter = { target, checksum: manifest.checksum, keepSetuid: options.keepSetuid ?? false, signal: options.signal };
 
     const files = manifest.files.filter((entry): entry is ManifestFile => entry.type === 'file');
-    const failures =
+    const concurrency = options.concurrency ?? 4;
+    const { failures, present } =
       manifest.mode === 'files'
-        ? await restoreFiles(store, location, files, writer, options.concurrency ?? 4)
-        : await restoreArchive(store, location, manifest, writer);
+        ? await restoreFiles(files, writer, concurrency, (file) => store.get(keyFor(location, file.path)))
+        : manifest.mode === 'dedup'
+          ? await restoreFiles(files, writer, concurrency, async (file) => chunkedBody(store, location, file), (file) => alreadyPresent(target, file, manifest.checksum))
+          : { failures: await restoreArchive(store, location, manifest, writer), present: 0 };
     const links = await restoreLinks(manifest, target);
     const linksSkipped = links.outside;
     for (const path of linksSkipped) options.log.warn({ path }, 'link not restored: it points outside the restore directory');
@@ -87,12 +97,13 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     if (problems.length) throw new PreemptdError('ERR_RESTORE', `restore from ${where}: ${problems.join('\n')}`);
     const result = {
       files: files.length,
+      present,
       links: manifest.files.length - files.length - linksSkipped.length - links.refused.length,
       bytes: files.reduce((sum, file) => sum + file.size, 0),
       linksSkipped,
       manifest,
     };
-    options.log.info({ from: where, to: target, files: result.files, links: result.links, bytes: result.bytes }, 'restore finished; every checksum verified');
+    options.log.info({ from: where, to: target, files: result.files, present, links: result.links, bytes: result.bytes }, 'restore finished; every checksum verified');
     return result;
   } catch (error) {
     if (!options.signal.aborted) throw error;
@@ -102,47 +113,39 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   }
 }
 
+async function latestManifest(store: ObjectStore, location: StoreLocation): Promise<Manifest> {
+  const latest = await readLatest(store, location);
+  if (!latest) throw new PreemptdError('ERR_RESTORE', `${formatLocation(location)} has no latest.json: no complete dedup snapshot was committed there`);
+  return latest.manifest;
+}
+
 function listed(failures: Failure[]): string[] {
   return failures.map((failure) => `  ${failure.path}: ${failure.reason}`);
 }
 
-async function readManifest(store: ObjectStore, location: StoreLocation): Promise<Manifest> {
-  const where = `${formatLocation(location)}${MANIFEST_NAME}`;
-  let text: string;
-  try {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    for await (const chunk of await store.get(keyFor(location, MANIFEST_NAME))) {
-      bytes += (chunk as Buffer).length;
-      if (bytes > MANIFEST_MAX_BYTES) throw new PreemptdError('ERR_RESTORE', `${where} is larger than ${MANIFEST_MAX_BYTES / 1024 / 1024} MiB: not a preemptd manifest`);
-      chunks.push(chunk as Buffer);
-    }
-    text = Buffer.concat(chunks).toString('utf8');
-  } catch (error) {
-    if (error instanceof PreemptdError) throw error;
-    throw new PreemptdError('ERR_RESTORE', `cannot read ${where}: ${errorMessage(error)}`, { cause: error });
-  }
-  let parsed;
-  try {
-    parsed = manifestSchema.safeParse(JSON.parse(text));
-  } catch {
-    throw new PreemptdError('ERR_RESTORE', `${where} is not JSON`);
-  }
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new PreemptdError('ERR_RESTORE', `${where} is not a preemptd manifest: ${issue.path.join('.')}: ${issue.message}`);
-  }
-  return parsed.data;
-}
-
-async function restoreFiles(store: ObjectStore, location: StoreLocation, files: ManifestFile[], writer: EntryWriter, concurrency: number): Promise<Failure[]> {
+/**
+ * Downloads `concurrency` files at once, each verified before it is renamed into place.
+ * `isPresent` (dedup mode) says a file is already there with its content: it is left as it is.
+ */
+async function restoreFiles(
+  files: ManifestFile[],
+  writer: EntryWriter,
+  concurrency: number,
+  openBody: (file: ManifestFile) => Promise<Readable | AsyncIterable<Buffer>>,
+  isPresent?: (file: ManifestFile) => Promise<boolean>,
+): Promise<{ failures: Failure[]; present: number }> {
   const failures: Failure[] = [];
+  let present = 0;
   let next = 0;
   const worker = async () => {
     while (next < files.length && !writer.signal.aborted) {
       const file = files[next++]!;
       try {
-        const failure = await writeVerified(() => store.get(keyFor(location, file.path)), file, writer);
+        if (await isPresent?.(file)) {
+          present += 1;
+          continue;
+        }
+        const failure = await writeVerified(() => openBody(file), file, writer);
         if (failure) failures.push(failure);
       } catch (error) {
         if (writer.signal.aborted) throw error;
@@ -152,7 +155,7 @@ async function restoreFiles(store: ObjectStore, location: StoreLocation, files: 
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, files.length)) }, worker));
   writer.signal.throwIfAborted();
-  return failures;
+  return { failures, present };
 }
 
 async function restoreArchive(store: ObjectStore, location: StoreLocation, manifest: Manifest, writer: EntryWriter): Promise<Failure[]> {

@@ -3,10 +3,10 @@ import { noticeToJSON } from '../notice/notice.js';
 import type { HostFacts } from '../lib/host.js';
 import type { Logger } from '../lib/log.js';
 import type { Notice } from '../notice/notice.js';
-import { keyFor, parseLocation } from '../stores/location.js';
-import { onePart } from '../stores/parts.js';
+import { parseLocation } from '../stores/location.js';
 import { openStore } from '../stores/registry.js';
 import type { ObjectStore } from '../stores/types.js';
+import { CHUNKER_VERSION } from './chunker.js';
 import { uploadFiles } from './files-mode.js';
 import { MANIFEST_NAME, MANIFEST_VERSION, type Manifest } from './manifest.js';
 import type { SnapshotOptions } from './options.js';
@@ -14,6 +14,7 @@ import { orderEntries } from './order.js';
 import { fillPlaceholders, placeholderValues } from './placeholders.js';
 import { TransferProgress } from './progress.js';
 import { FileReader } from './read.js';
+import { commitSnapshot, snapshotName, writeJson } from './repository.js';
 import { deadlineGate, type UploadJob, type UploadOutcome } from './upload.js';
 import { walkPaths } from './walk.js';
 
@@ -99,13 +100,16 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
       gate: deadlineGate(cut.signal, cutoff, progress),
       concurrency: options.concurrency,
       partSize: options.partSize,
+      queueSize: options.queueSize,
       reader,
       checksum: options.checksum,
     };
     outcome =
       options.mode === 'files'
         ? await uploadFiles(job)
-        : await (await import('./archive-mode.js')).uploadArchive(job, options.compression);
+        : options.mode === 'dedup'
+          ? await (await import('./dedup-mode.js')).uploadDeduplicated(job)
+          : await (await import('./archive-mode.js')).uploadArchive(job, options.compression);
     stopCutting();
     clearInterval(reporter);
     const left = await store.cleanup();
@@ -115,6 +119,7 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
       mode: options.mode,
       checksum: options.checksum,
       archive: outcome.archive,
+      ...(options.mode === 'dedup' ? { chunker: CHUNKER_VERSION } : {}),
       notice: noticeToJSON(context.notice),
       host: { ...context.host },
       startedAt: new Date(startedAt).toISOString(),
@@ -127,12 +132,13 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
       skipped,
       excluded: found.excluded,
     };
+    const name = options.mode === 'dedup' ? snapshotName(startedAt, context.notice.id) : MANIFEST_NAME;
     try {
-      await store.put(keyFor(location, MANIFEST_NAME), onePart(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)));
+      await (options.mode === 'dedup' ? commitSnapshot(store, location, name, manifest) : writeJson(store, location, name, manifest));
     } catch (error) {
       // A manifest put cut by the step deadline leaves its partial upload: remove it too.
       await store.cleanup();
-      throw new StepFailure(`snapshot to ${store.url}: could not write ${MANIFEST_NAME}: ${errorMessage(error)}`, summary(manifest));
+      throw new StepFailure(`snapshot to ${store.url}: could not write ${name}: ${errorMessage(error)}`, summary(manifest));
     }
   } finally {
     stopCutting();
@@ -141,7 +147,7 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
   }
 
   const seconds = (Date.now() - startedAt) / 1000;
-  const detail = { to: store.url, ...summary(manifest), mbPerSecond: Number((manifest.bytesDone / 1e6 / seconds).toFixed(1)) };
+  const detail = { to: store.url, ...summary(manifest), bytesSent: progress.bytesSent, mbPerSecond: Number((manifest.bytesDone / 1e6 / seconds).toFixed(1)) };
   context.log.info(detail, 'snapshot finished');
   if (!manifest.complete) {
     const stored = manifest.files.filter((file) => file.type === 'file').length;

@@ -7,7 +7,7 @@ import type { TransferProgress } from './progress.js';
 import type { FileReader, ReadResult } from './read.js';
 import type { FoundEntry, FoundFile, Skipped } from './walk.js';
 
-/** What a mode (files or archive) gets to work with. */
+/** What a mode (files, archive or dedup) gets to work with. */
 export interface UploadJob {
   /** In priority order. */
   entries: FoundEntry[];
@@ -21,6 +21,8 @@ export interface UploadJob {
   concurrency: number;
   /** The store's part size: the reader computes each part's CRC32 for it. */
   partSize: number;
+  /** Parts of one object in flight (dedup mode: chunks in flight per file in flight). */
+  queueSize: number;
   /** Reads files and computes their checksums on its own thread. */
   reader: FileReader;
   /** What the manifest gives each file. */

@@ -37,6 +37,9 @@ export async function openAzureStore(location: AzureLocation, options: StoreOpti
       const response = await container.getBlobClient(key).download(0, undefined, { abortSignal: options.signal });
       return response.readableStreamBody as Readable;
     },
+    async has(key) {
+      return container.getBlobClient(key).exists({ abortSignal: options.signal });
+    },
     async cleanup() {
       return [];
     },

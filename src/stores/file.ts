@@ -1,4 +1,4 @@
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PreemptdError } from '../lib/errors.js';
@@ -52,6 +52,15 @@ export function openFileStore(location: DirectoryLocation, options: StoreOptions
     async get(key) {
       const handle = await open(pathOf(key), 'r');
       return handle.createReadStream({ highWaterMark: 1 << 20 });
+    },
+    async has(key) {
+      return stat(pathOf(key)).then(
+        (info) => info.isFile(),
+        (error: NodeJS.ErrnoException) => {
+          if (error.code === 'ENOENT') return false;
+          throw error;
+        },
+      );
     },
     async cleanup() {
       const left: string[] = [];

@@ -50,6 +50,10 @@ export function openGcsStore(location: BucketLocation, options: StoreOptions): O
       if (!exists) throw new PreemptdError('ERR_STORE', `${formatLocation(location)}${key.slice(location.prefix.length)} does not exist`);
       return file.createReadStream({ validation: false }) as Readable;
     },
+    async has(key) {
+      const [exists] = await bucket.file(key).exists();
+      return exists;
+    },
     async cleanup() {
       return [];
     },

@@ -1,7 +1,7 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { FinalizeHandler, FinalizeHandlerArguments, MetadataBearer } from '@smithy/types';
 import { formatLocation, type BucketLocation } from './location.js';
@@ -67,6 +67,16 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
     async get(key) {
       const response = await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: key }), { abortSignal: options.signal });
       return response.Body as Readable;
+    },
+    async has(key) {
+      try {
+        await client.send(new HeadObjectCommand({ Bucket: location.bucket, Key: key }), { abortSignal: options.signal });
+        return true;
+      } catch (error) {
+        // A HEAD answer has no body, so no error code: the status is all there is.
+        if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
+        throw error;
+      }
     },
     async cleanup() {
       // Each put aborts its own upload when it fails; what is listed here could not be aborted then.

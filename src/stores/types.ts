@@ -44,6 +44,11 @@ export interface ObjectStore {
   /** Streams one object back; rejects when it does not exist. */
   get(key: string): Promise<Readable>;
   /**
+   * Whether an object exists under `key` (one request, no body). Every store makes an object
+   * visible only once whole, so an existing object is a complete one.
+   */
+  has(key: string): Promise<boolean>;
+  /**
    * Removes what unfinished puts left behind (S3 multipart uploads, partial files). Call it
    * once every put has settled. Resolves to the keys it could not clean, if any.
    */

@@ -78,6 +78,19 @@ test('restore --from without a scheme is a usage error (64) that names the flag'
   expect(result.stderr).toMatch(/^preemptd: --from: expected s3:\/\/bucket\/prefix\//);
 });
 
+test('restore needs --from or --latest, not both, and --latest restores the newest committed dedup snapshot', async () => {
+  const neither = await runCli(['restore', '--to', '/tmp/preemptd-never']);
+  expect(neither.code).toBe(64);
+  expect(neither.stderr).toContain('name the snapshot: --from LOCATION or --latest PREFIX');
+  const both = await runCli(['restore', '--from', 'file:///tmp/x/', '--latest', 'file:///tmp/x/', '--to', '/tmp/preemptd-never']);
+  expect(both.code).toBe(64);
+  expect(both.stderr).toContain('mutually exclusive');
+  const empty = resources.tempDir();
+  const none = await runCli(['restore', '--latest', `file://${empty}/`, '--to', join(empty, 'out')]);
+  expect(none.code).toBe(1);
+  expect(none.stderr + none.stdout).toContain('has no latest.json: no complete dedup snapshot was committed there');
+});
+
 test('an invalid config exits 78 naming the file, the field and what was expected; nothing starts', async () => {
   const dir = resources.tempDir();
   const file = join(dir, 'config.yaml');

@@ -156,11 +156,46 @@ function fakeAzure(account: string, container: string) {
       const data = blobs.get(name);
       if (!data) return [404, '<?xml version="1.0"?><Error><Code>BlobNotFound</Code><Message>The specified blob does not exist.</Message></Error>', { 'x-ms-error-code': 'BlobNotFound' }];
       return [200, data, { 'content-length': String(data.length), 'x-ms-blob-type': 'BlockBlob', etag: '"0x1"' }];
+    })
+    .head(blobPath)
+    .query(true)
+    .reply(async (request: Request) => {
+      const data = blobs.get(decodeURIComponent(blobPath.exec(new URL(request.url).pathname)![1]!));
+      if (!data) return [404, '', { 'x-ms-error-code': 'BlobNotFound' }];
+      return [200, '', { 'content-length': String(data.length), 'x-ms-blob-type': 'BlockBlob', etag: '"0x1"' }];
     });
   return { blobs, blocks, authorizations, scope };
 }
 
+describe('GCS store (nock), dedup mode', () => {
+  test('a second snapshot asks which chunks exist and sends none again; restore --latest rebuilds the files', async () => {
+    const gcs = fakeGcs('ckpts');
+    const first = await runSnapshot({ to: 'gs://ckpts/repo/', endpoint: 'http://gcs.test', mode: 'dedup' });
+    expect(first).toMatchObject({ complete: true, bytesSent: 6 * MIB + 11 });
+    await rm(join(dir, 'ckpt/config.json'));
+    step?.dispose();
+    const uploads = gcs.objects.size;
+    // Without the pointer's manifest the chunks are not known: has() must find each one stored.
+    gcs.objects.delete('repo/latest.json');
+    expect(await runSnapshot({ to: 'gs://ckpts/repo/', endpoint: 'http://gcs.test', mode: 'dedup' })).toMatchObject({ complete: true, bytesSent: 0 });
+    expect(gcs.objects.size).toBe(uploads + 1);
+    await restore({ from: 'gs://ckpts/repo/', latest: true, to: join(dir, 'out'), endpoint: 'http://gcs.test', log: silentLogger(), signal: new AbortController().signal });
+    expect(sha256(await readFile(join(dir, 'out/ckpt/model.pt')))).toBe(sha256(await readFile(join(dir, 'ckpt/model.pt'))));
+  });
+});
+
 describe('Azure Blob store (nock)', () => {
+  test('dedup mode: has() answers from HEAD Blob, so a second snapshot sends nothing again', async () => {
+    process.env.AZURE_STORAGE_KEY = Buffer.from('not-a-real-key-just-for-tests').toString('base64');
+    const azure = fakeAzure('ckptacct', 'snapshots');
+    const options = { to: 'az://ckptacct/snapshots/repo/', endpoint: 'http://azure.test/ckptacct', mode: 'dedup' };
+    expect(await runSnapshot(options)).toMatchObject({ complete: true, bytesSent: 6 * MIB + 11 });
+    step?.dispose();
+    azure.blobs.delete('repo/latest.json');
+    expect(await runSnapshot(options)).toMatchObject({ complete: true, bytesSent: 0 });
+    expect(azure.blobs.has('repo/latest.json')).toBe(true);
+  });
+
   test('stages blocks of part size, commits the block list, and restores it verified', async () => {
     process.env.AZURE_STORAGE_KEY = Buffer.from('not-a-real-key-just-for-tests').toString('base64');
     const azure = fakeAzure('ckptacct', 'snapshots');

@@ -1,0 +1,154 @@
+import { createHash } from 'node:crypto';
+import { errorMessage } from '../lib/errors.js';
+import { keyFor } from '../stores/location.js';
+import { onePart, type Part } from '../stores/parts.js';
+import { ContentChunker, SNAPSHOT_CHUNK_SIZES } from './chunker.js';
+import type { ManifestEntry } from './manifest.js';
+import { chunkName, readLatest } from './repository.js';
+import type { UploadJob, UploadOutcome } from './upload.js';
+import { describeRead, storedFile } from './upload.js';
+
+type ChunkRef = [sha256: string, size: number];
+
+/** A chunk the deadline gate would not start: the file it belongs to is skipped. */
+class ChunkRefused extends Error {}
+
+/**
+ * Stores each chunk once. Chunks named by the previous complete manifest are known stored;
+ * any other is looked for with one HEAD (an earlier cut snapshot may have stored it) and
+ * uploaded when missing, gated by the deadline. At most `limit` chunks are in flight: the
+ * caller waits for a slot, which bounds the memory chunks hold.
+ */
+class ChunkSender {
+  private inFlight = 0;
+  private readonly slots: (() => void)[] = [];
+  /** Chunks stored or being stored by this snapshot (two files may share one). */
+  private readonly sending = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly job: UploadJob,
+    private readonly known: ReadonlySet<string>,
+    private readonly limit: number,
+  ) {}
+
+  /** Resolves once the chunk is accepted (the caller may drop `bytes`); `stored` settles when it is in the store. */
+  async offer(sha256: string, bytes: Buffer): Promise<{ stored: Promise<void> }> {
+    if (this.known.has(sha256)) return { stored: Promise.resolve() };
+    while (this.inFlight >= this.limit) await new Promise<void>((resolve) => this.slots.push(resolve));
+    const already = this.sending.get(sha256);
+    if (already) return { stored: already };
+    this.inFlight += 1;
+    const stored = this.store(sha256, bytes).finally(() => {
+      this.inFlight -= 1;
+      this.slots.shift()?.();
+    });
+    // A failed chunk may be tried again by another file that has it.
+    stored.catch(() => this.sending.delete(sha256));
+    this.sending.set(sha256, stored);
+    return { stored };
+  }
+
+  private async store(sha256: string, bytes: Buffer): Promise<void> {
+    const { store, location, progress, stop } = this.job;
+    const key = keyFor(location, chunkName(sha256));
+    if (await store.has(key)) return;
+    const refusal = this.job.gate(bytes.length);
+    if (refusal) throw new ChunkRefused(refusal);
+    await store.put(key, onePart(bytes), { onBytes: progress.add, signal: stop });
+  }
+}
+
+/**
+ * Cuts a file's parts into content-defined chunks, hashes each and offers it to `sender`.
+ * A chunk may span parts: its bytes are copied out of them (the reader reuses a part's
+ * memory once it is released). Resolves to the file's chunk list once every chunk is stored.
+ */
+async function storeChunks(parts: AsyncIterable<Part>, sender: ChunkSender): Promise<ChunkRef[]> {
+  const chunker = new ContentChunker(SNAPSHOT_CHUNK_SIZES);
+  const refs: ChunkRef[] = [];
+  const stored: Promise<void>[] = [];
+  let pieces: Buffer[] = [];
+  let pending = 0;
+  const cut = async (length: number) => {
+    const bytes = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, length);
+    pieces = [];
+    pending = 0;
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    refs.push([sha256, length]);
+    const offered = await sender.offer(sha256, bytes);
+    // Awaited below; a failure must not go unhandled while later chunks are cut.
+    offered.stored.catch(() => undefined);
+    stored.push(offered.stored);
+  };
+  try {
+    for await (const part of parts) {
+      let offset = 0;
+      for (const length of chunker.push(part.bytes)) {
+        const take = length - pending;
+        pieces.push(Buffer.from(part.bytes.subarray(offset, offset + take)));
+        offset += take;
+        await cut(length);
+      }
+      if (offset < part.bytes.length) {
+        pieces.push(Buffer.from(part.bytes.subarray(offset)));
+        pending += part.bytes.length - offset;
+      }
+      part.release?.();
+    }
+    for (const length of chunker.end()) await cut(length);
+  } finally {
+    await Promise.allSettled(stored);
+  }
+  await Promise.all(stored);
+  return refs;
+}
+
+/**
+ * Dedup mode: every file is read once, cut into content-defined chunks (chunker.ts) and
+ * hashed; only chunks the repository does not hold are uploaded, in the files' priority
+ * order. A file is in the manifest once all its chunks are stored; the chunks of a file the
+ * deadline cut stay stored, and the next snapshot will not send them again.
+ */
+export async function uploadDeduplicated(job: UploadJob): Promise<UploadOutcome> {
+  const { entries, stop } = job;
+  const previous = await readLatest(job.store, job.location);
+  const known = new Set(previous?.manifest.files.flatMap((file) => (file.type === 'file' ? (file.chunks ?? []).map(([sha256]) => sha256) : [])));
+  const sender = new ChunkSender(job, known, job.concurrency * job.queueSize);
+  const files: ManifestEntry[] = [];
+  const skipped: UploadOutcome['skipped'] = [];
+  let bytesDone = 0;
+  let next = 0;
+
+  const worker = async () => {
+    while (next < entries.length) {
+      const entry = entries[next++]!;
+      if (entry.type === 'symlink') {
+        files.push({ type: 'symlink', path: entry.name, target: entry.target });
+        continue;
+      }
+      if (stop.aborted) {
+        skipped.push({ path: entry.source, reason: 'not started: the deadline was reached' });
+        continue;
+      }
+      let read;
+      try {
+        read = await job.reader.open(entry, { exactSize: false, partSize: job.partSize, checksum: job.checksum });
+      } catch (error) {
+        skipped.push({ path: entry.source, reason: describeRead(error) });
+        continue;
+      }
+      try {
+        const chunks = await storeChunks(read.parts, sender);
+        const result = await read.result();
+        files.push({ ...storedFile(entry, result, job.checksum), chunks });
+        bytesDone += result.size;
+      } catch (error) {
+        const reason = error instanceof ChunkRefused ? error.message : stop.aborted ? 'cut by the deadline' : `upload failed: ${errorMessage(error)}`;
+        skipped.push({ path: entry.source, reason });
+      }
+    }
+  };
+
+  await Promise.all(Array.from({ length: Math.min(job.concurrency, Math.max(1, entries.length)) }, worker));
+  return { files, skipped, bytesDone, archive: null };
+}
