@@ -1,6 +1,5 @@
 import type { InstanceFacts, Notice } from '../../src/notice/notice.js';
 import type { MetadataRead, Provider, ProviderEvent, WatchContext } from '../../src/providers/types.js';
-import { testBytes } from './seed.js';
 
 /**
  * A provider the test drives by hand: its watch loop reads only when told (`read`), and
@@ -52,19 +51,6 @@ export class ScriptedProvider implements Provider {
   }
 }
 
-/** A notice as a provider would yield it; the deadline is `deadlineInMs` from now (null: advisory). */
-export function scriptedNotice(kind: Notice['kind'], deadlineInMs: number | null, id = `aws-${kind}-${testBytes(8).toString('hex')}`): Notice {
-  const now = Date.now();
-  return {
-    id,
-    provider: 'aws',
-    kind,
-    deadline: deadlineInMs === null ? null : new Date(now + deadlineInMs),
-    detectedAt: new Date(now),
-    instance: { id: 'i-scripted' },
-    raw: { scripted: true },
-  };
-}
 
 /**
  * A provider that reports one metadata read and then watches quietly until stopped. To a

@@ -10,7 +10,8 @@ import type { Plan } from '../../src/plan/executor.js';
 import { serveDaemon } from '../../src/observe/local-server.js';
 import { startSimulator } from '../../src/simulator/metadata-server.js';
 import { startReceiver } from '../helpers/receiver.js';
-import { ScriptedProvider, scriptedNotice } from '../helpers/scripted-provider.js';
+import { scriptedNotice } from '../helpers/scripted-notice.js';
+import { ScriptedProvider } from '../helpers/scripted-provider.js';
 import { until } from '../helpers/until.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];

@@ -11,7 +11,8 @@ import { serveDaemon, type RunningServer } from '../../src/observe/local-server.
 import { NoticeBoard } from '../../src/observe/notice-board.js';
 import { NoticeFile } from '../../src/observe/notice-file.js';
 import { MAX_WAITING } from '../../src/observe/notice-route.js';
-import { ScriptedProvider, scriptedNotice } from '../helpers/scripted-provider.js';
+import { scriptedNotice } from '../helpers/scripted-notice.js';
+import { ScriptedProvider } from '../helpers/scripted-provider.js';
 import { until } from '../helpers/until.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];

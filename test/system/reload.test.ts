@@ -14,7 +14,8 @@ import { ConfigReloader } from '../../src/daemon/reload.js';
 import { startSimulator } from '../../src/simulator/metadata-server.js';
 import { startAgent, type AgentProcess } from '../helpers/cli.js';
 import { startReceiver } from '../helpers/receiver.js';
-import { ScriptedProvider, scriptedNotice } from '../helpers/scripted-provider.js';
+import { scriptedNotice } from '../helpers/scripted-notice.js';
+import { ScriptedProvider } from '../helpers/scripted-provider.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

@@ -12,7 +12,8 @@ import { attachSystemdNotifier } from '../../src/observe/systemd-notifier.js';
 import { watchdogIntervalMs, type SdNotify } from '../../src/observe/sd-notify.js';
 import { describeStatus } from '../../src/observe/systemd-status-line.js';
 import { startNotifySocket, type NotifySocket } from '../../bench/lib/notify-socket.js';
-import { quietProvider, ScriptedProvider, scriptedNotice } from '../helpers/scripted-provider.js';
+import { scriptedNotice } from '../helpers/scripted-notice.js';
+import { quietProvider, ScriptedProvider } from '../helpers/scripted-provider.js';
 import { StatusTracker } from '../../src/observe/plan-status.js';
 
 const execFileAsync = promisify(execFile);
