@@ -16,21 +16,14 @@ import { flag } from './lib/args.js';
 /** Chunks `data` and hashes each chunk; returns the number of chunks. */
 function chunkAndHash(data: Uint8Array): number {
   const chunker = new ContentChunker(SNAPSHOT_CHUNK_SIZES);
-  let offset = 0;
   let chunks = 0;
-  // 8 MiB pieces, as a file is read.
-  for (let at = 0; at < data.length; at += 8 << 20) {
-    for (const length of chunker.push(data.subarray(at, Math.min(data.length, at + (8 << 20))))) {
-      createHash('sha256').update(data.subarray(offset, offset + length)).digest();
-      offset += length;
-      chunks += 1;
-    }
-  }
-  for (const length of chunker.end()) {
-    createHash('sha256').update(data.subarray(offset, offset + length)).digest();
-    offset += length;
+  const hash = (chunk: Uint8Array) => {
+    createHash('sha256').update(chunk).digest();
     chunks += 1;
-  }
+  };
+  // 8 MiB pieces, as a file is read.
+  for (let at = 0; at < data.length; at += 8 << 20) chunker.push(data.subarray(at, Math.min(data.length, at + (8 << 20)))).forEach(hash);
+  chunker.end().forEach(hash);
   return chunks;
 }
 

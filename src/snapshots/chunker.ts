@@ -60,85 +60,123 @@ export function checkChunkSizes(sizes: ChunkSizes): string | undefined {
   return undefined;
 }
 
-/** Scans `data[from, to)` for a position where `hash & mask` is 0; one tight loop for the JIT. */
-let scannedHash = 0;
-function scan(data: Uint8Array, from: number, to: number, hash: number, mask: number): number {
-  let h = hash;
-  for (let i = from; i < to; i += 1) {
-    h = ((h << 1) + GEAR[data[i]!]!) | 0;
-    if ((h & mask) === 0) {
-      scannedHash = h;
-      return i + 1;
+interface Cutting {
+  minSize: number;
+  normalSize: number;
+  maxSize: number;
+  maskSmall: number;
+  maskLarge: number;
+}
+
+/**
+ * Where the chunk starting at `start` ends: the first position after minSize where the gear
+ * hash of the bytes since minSize meets the mask (harder before the normal size, easier
+ * after), or maxSize, or `end`. Pure and over one contiguous array, and unrolled by four:
+ * measured on this project's machine, carrying the hash across pushes in object fields ran
+ * at 270-370 MB/s, this loop rolled at 740-800 MB/s, unrolled at 1.0-1.1 GB/s (chunking
+ * alone, 8 MiB pushes).
+ */
+function cutPoint(data: Uint8Array, start: number, end: number, cutting: Cutting, gear: Int32Array): number {
+  let i = start + cutting.minSize;
+  if (i >= end) return end;
+  const normal = Math.min(end, start + cutting.normalSize);
+  const max = Math.min(end, start + cutting.maxSize);
+  let h = 0;
+  for (const [limit, mask] of [
+    [normal, cutting.maskSmall],
+    [max, cutting.maskLarge],
+  ] as const) {
+    for (; i + 4 <= limit; i += 4) {
+      h = ((h << 1) + gear[data[i]!]!) | 0;
+      if ((h & mask) === 0) return i + 1;
+      h = ((h << 1) + gear[data[i + 1]!]!) | 0;
+      if ((h & mask) === 0) return i + 2;
+      h = ((h << 1) + gear[data[i + 2]!]!) | 0;
+      if ((h & mask) === 0) return i + 3;
+      h = ((h << 1) + gear[data[i + 3]!]!) | 0;
+      if ((h & mask) === 0) return i + 4;
+    }
+    for (; i < limit; i += 1) {
+      h = ((h << 1) + gear[data[i]!]!) | 0;
+      if ((h & mask) === 0) return i + 1;
     }
   }
-  scannedHash = h;
-  return -1;
+  return max;
 }
 
 /**
  * Splits a stream of buffers into chunks. Feed it the bytes in order with `push` (any split of
- * the stream gives the same chunks), then call `end`. Each returns the lengths of the chunks
- * completed, in order.
+ * the stream gives the same chunks), then call `end`. Each returns the chunks completed, in
+ * order, as bytes: a chunk may be a view into the array just pushed, so use (hash, copy) it
+ * before that memory is reused.
  */
 export class ContentChunker {
-  private readonly minSize: number;
-  private readonly normalSize: number;
-  private readonly maxSize: number;
-  /** Harder than 1 in avgSize before the normal size, easier after: sizes gather round it. */
-  private readonly maskSmall: number;
-  private readonly maskLarge: number;
-  /** Bytes of the chunk being cut so far, and its gear hash. */
-  private length = 0;
-  private hash = 0;
+  private readonly cutting: Cutting;
+  /** The start of the chunk being cut (a copy), kept until a whole maxSize window (or the end) is here. */
+  private pending: Uint8Array = new Uint8Array(0);
 
   constructor(sizes: ChunkSizes) {
     const problem = checkChunkSizes(sizes);
     if (problem) throw new RangeError(`chunk sizes: ${problem}`);
     const bits = Math.log2(sizes.avgSize);
-    this.minSize = sizes.minSize;
-    this.normalSize = sizes.avgSize;
-    this.maxSize = sizes.maxSize;
-    this.maskSmall = topBits(bits + 2);
-    this.maskLarge = topBits(Math.max(1, bits - 2));
+    this.cutting = {
+      minSize: sizes.minSize,
+      normalSize: sizes.avgSize,
+      maxSize: sizes.maxSize,
+      maskSmall: topBits(bits + 2),
+      maskLarge: topBits(Math.max(1, bits - 2)),
+    };
   }
 
-  push(data: Uint8Array): number[] {
-    const cuts: number[] = [];
-    let i = 0;
-    const end = data.length;
-    while (i < end) {
-      if (this.length < this.minSize) {
-        const skip = Math.min(this.minSize - this.length, end - i);
-        i += skip;
-        this.length += skip;
-        this.hash = 0;
+  push(data: Uint8Array): Uint8Array[] {
+    const { maxSize } = this.cutting;
+    const chunks: Uint8Array[] = [];
+    let from = 0;
+    // Chunks that began in an earlier push: each decided over one contiguous window. A cut
+    // may fall inside what was kept (it was short of a window), and then its rest goes on.
+    while (this.pending.length > 0) {
+      const wanted = maxSize - this.pending.length;
+      if (data.length < wanted) {
+        this.pending = concat(this.pending, data);
+        return chunks;
+      }
+      const window = concat(this.pending, data.subarray(0, wanted));
+      const cut = cutPoint(window, 0, window.length, this.cutting, GEAR);
+      chunks.push(window.subarray(0, cut));
+      if (cut < this.pending.length) {
+        this.pending = this.pending.subarray(cut);
         continue;
       }
-      const mask = this.length < this.normalSize ? this.maskSmall : this.maskLarge;
-      const limit = this.length < this.normalSize ? this.normalSize : this.maxSize;
-      const stop = Math.min(end, i + (limit - this.length));
-      const cut = scan(data, i, stop, this.hash, mask);
-      if (cut !== -1) {
-        this.length += cut - i;
-        i = cut;
-      } else {
-        this.length += stop - i;
-        i = stop;
-        this.hash = scannedHash;
-        if (this.length < this.maxSize) continue;
-      }
-      cuts.push(this.length);
-      this.length = 0;
-      this.hash = 0;
+      from = cut - this.pending.length;
+      this.pending = new Uint8Array(0);
     }
-    return cuts;
+    // A cut needs at most maxSize bytes ahead; the rest waits for the next push.
+    while (data.length - from >= maxSize) {
+      const cut = cutPoint(data, from, data.length, this.cutting, GEAR);
+      chunks.push(data.subarray(from, cut));
+      from = cut;
+    }
+    this.pending = data.slice(from);
+    return chunks;
   }
 
-  /** The last chunk's length (0 when the stream ended on a boundary), and a fresh start. */
-  end(): number[] {
-    const last = this.length;
-    this.length = 0;
-    this.hash = 0;
-    return last > 0 ? [last] : [];
+  /** The chunks left when the stream ends (the last may be short), and a fresh start. */
+  end(): Uint8Array[] {
+    const rest = this.pending;
+    this.pending = new Uint8Array(0);
+    const chunks: Uint8Array[] = [];
+    for (let from = 0; from < rest.length; ) {
+      const cut = cutPoint(rest, from, rest.length, this.cutting, GEAR);
+      chunks.push(rest.subarray(from, cut));
+      from = cut;
+    }
+    return chunks;
   }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const joined = new Uint8Array(a.length + b.length);
+  joined.set(a);
+  joined.set(b, a.length);
+  return joined;
 }

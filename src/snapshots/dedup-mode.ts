@@ -60,21 +60,17 @@ class ChunkSender {
 
 /**
  * Cuts a file's parts into content-defined chunks, hashes each and offers it to `sender`.
- * A chunk may span parts: its bytes are copied out of them (the reader reuses a part's
- * memory once it is released). Resolves to the file's chunk list once every chunk is stored.
+ * Each chunk is copied out before its part is released (the reader reuses that memory).
+ * Resolves to the file's chunk list once every chunk is stored.
  */
 async function storeChunks(parts: AsyncIterable<Part>, sender: ChunkSender): Promise<ChunkRef[]> {
   const chunker = new ContentChunker(SNAPSHOT_CHUNK_SIZES);
   const refs: ChunkRef[] = [];
   const stored: Promise<void>[] = [];
-  let pieces: Buffer[] = [];
-  let pending = 0;
-  const cut = async (length: number) => {
-    const bytes = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, length);
-    pieces = [];
-    pending = 0;
+  const cut = async (chunk: Uint8Array) => {
+    const bytes = Buffer.from(chunk);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    refs.push([sha256, length]);
+    refs.push([sha256, bytes.length]);
     const offered = await sender.offer(sha256, bytes);
     // Awaited below; a failure must not go unhandled while later chunks are cut.
     offered.stored.catch(() => undefined);
@@ -82,20 +78,10 @@ async function storeChunks(parts: AsyncIterable<Part>, sender: ChunkSender): Pro
   };
   try {
     for await (const part of parts) {
-      let offset = 0;
-      for (const length of chunker.push(part.bytes)) {
-        const take = length - pending;
-        pieces.push(Buffer.from(part.bytes.subarray(offset, offset + take)));
-        offset += take;
-        await cut(length);
-      }
-      if (offset < part.bytes.length) {
-        pieces.push(Buffer.from(part.bytes.subarray(offset)));
-        pending += part.bytes.length - offset;
-      }
+      for (const chunk of chunker.push(part.bytes)) await cut(chunk);
       part.release?.();
     }
-    for (const length of chunker.end()) await cut(length);
+    for (const chunk of chunker.end()) await cut(chunk);
   } finally {
     await Promise.allSettled(stored);
   }

@@ -14,10 +14,10 @@ function chunkLengths(data: Buffer, sizes: ChunkSizes = SMALL, splits: number[] 
   const lengths: number[] = [];
   let from = 0;
   for (const at of [...splits].sort((a, b) => a - b)) {
-    lengths.push(...chunker.push(data.subarray(from, at)));
+    lengths.push(...chunker.push(data.subarray(from, at)).map((chunk) => chunk.length));
     from = at;
   }
-  lengths.push(...chunker.push(data.subarray(from)), ...chunker.end());
+  lengths.push(...[...chunker.push(data.subarray(from)), ...chunker.end()].map((chunk) => chunk.length));
   return lengths;
 }
 
