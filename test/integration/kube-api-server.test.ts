@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { startKubeApiServer, type KubeApiServer } from '../helpers/kube-api-server.js';
+import { until } from '../helpers/until.js';
 
 /**
  * The fake API server is only worth its tests if an independent client agrees with it: the real
@@ -83,14 +84,14 @@ describe('kubectl against the fake API server', () => {
     expect((await kubectl('taint', 'nodes', 'node-1', 'preemptd.io/notice-')).code).toBe(0);
     expect((await kubectl('label', 'node', 'node-1', 'preemptd.io/draining-')).code).toBe(0);
     expect((await kubectl('uncordon', 'node-1')).stdout).toContain('node/node-1 uncordoned');
-    expect(server.node('node-1')!.spec).toEqual({ taints: [] });
+    expect(server.node('node-1')!.spec).toEqual({});
     expect(server.node('node-1')!.metadata.labels).not.toHaveProperty('preemptd.io/draining');
   });
 
   it('drains a node: DaemonSet pods ignored, the rest evicted through policy/v1 while the budget allows, each waited for', async () => {
     server.addDaemonSet('kube-system', 'agent');
     server.addPod({ name: 'agent-1', namespace: 'kube-system', nodeName: 'node-1', owner: { kind: 'DaemonSet', name: 'agent' } });
-    for (const name of ['web-1', 'web-2', 'web-3']) server.addPod({ name, nodeName: 'node-1', labels: { app: 'web' }, owner: { kind: 'ReplicaSet', name: 'web' }, stopsAfterMs: 300 });
+    for (const name of ['web-1', 'web-2']) server.addPod({ name, nodeName: 'node-1', labels: { app: 'web' }, owner: { kind: 'ReplicaSet', name: 'web' }, stopsAfterMs: 300 });
     server.addPod({ name: 'elsewhere', nodeName: 'node-2', owner: { kind: 'ReplicaSet', name: 'other' } });
     server.addPdb('default', 'web', { selector: { matchLabels: { app: 'web' } }, maxUnavailable: 1 });
 
@@ -104,7 +105,7 @@ describe('kubectl against the fake API server', () => {
     const evictions = server.requests.filter((recorded) => recorded.path.endsWith('/eviction'));
     expect(evictions.map((recorded) => (recorded.body as { apiVersion: string }).apiVersion)).toContain('policy/v1');
     // one at a time: at least one eviction was refused (429) and retried while another pod terminated
-    expect(evictions.length).toBeGreaterThan(3);
+    expect(evictions.length).toBeGreaterThan(2);
     expect(drained.stderr).toContain("Cannot evict pod as it would violate the pod's disruption budget.");
   });
 
@@ -189,17 +190,16 @@ describe('the fake API server itself', () => {
     const deleted = await call('DELETE', '/api/v1/namespaces/default/pods/a', { token: TOKEN, body: { gracePeriodSeconds: 1 } });
     expect(deleted.body.metadata.deletionGracePeriodSeconds).toBe(1);
     expect(server.pod('default', 'a')?.metadata.deletionTimestamp).toBeDefined();
-    const { until } = await import('../helpers/until.js');
     await until(() => server.pod('default', 'a') === undefined);
   });
 
   it('answers SelfSubjectAccessReview from the configured denials without changing anything', async () => {
     server.deny('create', 'pods/eviction');
+    const before = server.store.resourceVersion;
     const review = (verb: string, resource: string, subresource?: string) =>
       call('POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', { token: TOKEN, body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { verb, resource, ...(subresource ? { subresource } : {}) } } } });
     expect((await review('create', 'pods', 'eviction')).body.status.allowed).toBe(false);
     expect((await review('patch', 'nodes')).body.status.allowed).toBe(true);
-    const before = server.node('node-1')!.metadata.resourceVersion;
-    expect(server.node('node-1')!.metadata.resourceVersion).toBe(before);
+    expect(server.store.resourceVersion).toBe(before);
   });
 });
