@@ -241,7 +241,7 @@ export class KubeApiServer {
         throw new ApiError(400, 'BadRequest', `the body of the request was in an unknown format - accepted media types include: application/json`);
       }
       this.requests.push({ method: request.method ?? 'GET', path: url.pathname, query: url.searchParams, contentType: request.headers['content-type'], authorization: request.headers.authorization, body });
-      if (this.latencyMs > 0) await sleep(this.latencyMs);
+      if (this.latencyMs > 0) await sleep(this.latencyMs, undefined, { ref: false });
       const user = this.authenticate(request.headers.authorization);
       const document = request.method === 'GET' ? discovery(url.pathname, this.defs, this.evictionVersions, this.url.replace(/^\w+:\/\//, '')) : undefined;
       if (document) return send(response, 200, document);
