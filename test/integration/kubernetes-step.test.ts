@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { pino } from 'pino';
 import { resolveAccess } from '../../src/kubernetes/access.js';
 import { KubeClient } from '../../src/kubernetes/client.js';
 import { getNode } from '../../src/kubernetes/node.js';
@@ -33,8 +34,9 @@ afterEach(async () => {
 
 const options = (raw: Record<string, unknown>) => kubernetesStep.schema.parse({ node: 'node-1', kubeconfig, ...raw });
 
-async function runStep(raw: Record<string, unknown>, setup: { timeoutMs?: number; kind?: 'terminate' | 'rebalance' } = {}) {
-  const { context, dispose } = testStepContext({ timeoutMs: setup.timeoutMs ?? 5000, notice: testNotice({ kind: setup.kind ?? 'terminate' }) });
+async function runStep(raw: Record<string, unknown>, setup: { timeoutMs?: number; kind?: 'terminate' | 'rebalance'; id?: string } = {}) {
+  const notice = testNotice({ kind: setup.kind ?? 'terminate', ...(setup.id ? { id: setup.id } : {}) });
+  const { context, dispose } = testStepContext({ timeoutMs: setup.timeoutMs ?? 5000, notice });
   try {
     return await kubernetesStep.run(options(raw), context);
   } finally {
@@ -54,7 +56,7 @@ describe('the kubernetes step', () => {
       ],
     });
     expect(node.metadata.labels).toMatchObject({ 'preemptd.io/interrupted': 'true' });
-    expect(node.metadata.annotations).toEqual({ 'preemptd.io/notice-id': 'aws-terminate-1' });
+    expect(node.metadata.annotations).toMatchObject({ 'preemptd.io/notice-id': 'aws-terminate-1' });
     const [event] = server.events();
     expect(event).toMatchObject({ involvedObject: { kind: 'Node', name: 'node-1', uid: node.metadata.uid }, reason: 'PreemptdNotice', type: 'Warning' });
     expect(String(event!.message)).toContain('terminate notice from aws');
@@ -135,6 +137,52 @@ describe('the kubernetes step', () => {
     expect(() => kubernetesStep.schema.parse({ labels: { 'bad key!': 'x' } })).toThrow('expected a label key such as preemptd.io/notice');
     expect(() => kubernetesStep.schema.parse({ event: false })).toThrow('expected something to do: cordon, taint, labels, annotations or event');
     expect(() => kubernetesStep.schema.parse({ kubeconfig: 'relative/config' })).toThrow('expected an absolute file path');
+  });
+});
+
+describe('undo', () => {
+  const undo = (raw: Record<string, unknown>, noticeId: string | undefined) =>
+    kubernetesStep.undo(options(raw), { noticeId, log: pino({ level: 'silent' }), signal: AbortSignal.timeout(5000) });
+  const marking = { cordon: true, taint: true, labels: { 'preemptd.io/interrupted': 'true', 'preemptd.io/zone': 'a' }, annotations: { 'preemptd.io/why': 'spot' }, event: false };
+
+  it('takes back, once every notice it was made for is withdrawn, only what preemptd added and nobody changed since', async () => {
+    await runStep(marking, { id: 'notice-a' });
+    await runStep(marking, { id: 'notice-b', kind: 'rebalance' });
+    // someone else sets one of our labels to their own value: theirs now, it stays
+    server.store.replace('nodes', { ...server.node('node-1')!, metadata: { ...server.node('node-1')!.metadata, labels: { ...server.node('node-1')!.metadata.labels, 'preemptd.io/zone': 'b' } } });
+
+    await undo(marking, 'notice-a');
+    expect(server.node('node-1')!.spec!.unschedulable).toBe(true);
+    await undo(marking, 'unrelated-notice');
+    expect(server.node('node-1')!.spec!.unschedulable).toBe(true);
+
+    await undo(marking, 'notice-b');
+    const node = server.node('node-1')!;
+    expect(node.spec).toEqual({ taints: [{ key: 'team', value: 'ml', effect: 'NoSchedule' }] });
+    expect(node.metadata.labels).not.toHaveProperty('preemptd.io/interrupted');
+    expect(node.metadata.labels).toMatchObject({ 'preemptd.io/zone': 'b' });
+    expect(node.metadata.annotations ?? {}).toEqual({});
+  });
+
+  it('leaves a cordon someone else made before the notice', async () => {
+    server.store.replace('nodes', { ...server.node('node-1')!, spec: { ...server.node('node-1')!.spec, unschedulable: true } });
+    await runStep({ cordon: true, event: false }, { id: 'notice-a' });
+    await undo({ cordon: true, event: false }, 'notice-a');
+    expect(server.node('node-1')!.spec!.unschedulable).toBe(true);
+    expect(server.node('node-1')!.metadata.annotations ?? {}).toEqual({});
+  });
+
+  it('at start-up clears what an earlier boot left, and keeps what this boot did', async () => {
+    await runStep(marking, { id: 'notice-a' });
+    const before = server.store.resourceVersion;
+    await undo(marking, undefined);
+    expect(server.store.resourceVersion).toBe(before);
+
+    const node = server.node('node-1')!;
+    const record = JSON.parse(node.metadata.annotations!['preemptd.io/added']!);
+    server.store.replace('nodes', { ...node, metadata: { ...node.metadata, annotations: { ...node.metadata.annotations, 'preemptd.io/added': JSON.stringify({ ...record, bootId: 'an-earlier-boot' }) } } });
+    await undo(marking, undefined);
+    expect(server.node('node-1')!.spec).toEqual({ taints: [{ key: 'team', value: 'ml', effect: 'NoSchedule' }] });
   });
 });
 

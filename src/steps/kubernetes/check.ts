@@ -1,12 +1,11 @@
 import type { KubeClient } from '../../kubernetes/client.js';
 import { getNode, mayI } from '../../kubernetes/node.js';
 import type { CheckResult } from '../types.js';
-import type { KubernetesOptions } from './options.js';
+import { changesNode, type KubernetesOptions } from './options.js';
 
 /** The permissions a step with these options uses. */
 function permissionsFor(options: KubernetesOptions): Array<{ verb: string; resource: string }> {
-  const changesNode = options.cordon || options.taint !== undefined || Object.keys(options.labels).length > 0 || Object.keys(options.annotations).length > 0;
-  return [{ verb: 'get', resource: 'nodes' }, ...(changesNode ? [{ verb: 'patch', resource: 'nodes' }] : []), ...(options.event ? [{ verb: 'create', resource: 'events' }] : [])];
+  return [{ verb: 'get', resource: 'nodes' }, ...(changesNode(options) ? [{ verb: 'patch', resource: 'nodes' }] : []), ...(options.event ? [{ verb: 'create', resource: 'events' }] : [])];
 }
 
 /** Whether the API answers, the Node exists, and each permission is granted: reads and reviews only. */

@@ -64,6 +64,11 @@ export const kubernetesSchema = z
     message: 'expected something to do: cordon, taint, labels, annotations or event',
   });
 
+/** Whether the step changes the Node (an Event alone does not). */
+export function changesNode(options: KubernetesOptions): boolean {
+  return options.cordon || options.taint !== undefined || Object.keys(options.labels).length > 0 || Object.keys(options.annotations).length > 0;
+}
+
 /** `cordon node $NODE_NAME, taint it preemptd.io/notice=<kind>:NoSchedule, ...` for dry runs. */
 export function describeKubernetes(options: KubernetesOptions): string {
   const node = options.node ?? '$NODE_NAME';

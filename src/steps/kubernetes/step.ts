@@ -1,7 +1,7 @@
 import { StepFailure } from '../../lib/errors.js';
 import type { KubeClient } from '../../kubernetes/client.js';
 import type { StepType } from '../types.js';
-import { describeKubernetes, kubernetesSchema, type KubernetesOptions } from './options.js';
+import { changesNode, describeKubernetes, kubernetesSchema, type KubernetesOptions } from './options.js';
 
 /** The client loads with the first kubernetes step: an agent without one never imports it. */
 async function connect(options: KubernetesOptions): Promise<KubeClient> {
@@ -30,7 +30,8 @@ async function asStepFailure<T>(work: () => Promise<T>): Promise<T> {
 
 /**
  * `kubernetes:` cordons, taints, labels and annotates the Node this agent runs on and records
- * an Event on it (docs/kubernetes.md). Destructive: an advisory notice (a rebalance) runs it
+ * an Event on it (docs/kubernetes.md); undo takes that back when the notice is withdrawn.
+ * Destructive: an advisory notice (a rebalance) runs it
  * only when its on: names the kind, so a passing warning does not empty a node.
  */
 export const kubernetesStep = {
@@ -44,6 +45,15 @@ export const kubernetesStep = {
     return asStepFailure(async () => {
       const { applyToNode } = await import('./apply.js');
       return applyToNode(await connect(options), name, options, context);
+    });
+  },
+  async undo(options, context) {
+    const name = options.node ?? process.env.NODE_NAME;
+    // Without a name or a change to the Node, run() left nothing there.
+    if (!name || !changesNode(options)) return;
+    await asStepFailure(async () => {
+      const { undoOnNode } = await import('./undo.js');
+      await undoOnNode(await connect(options), name, context);
     });
   },
   async check(options, context) {
