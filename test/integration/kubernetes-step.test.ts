@@ -6,12 +6,19 @@ import { pino } from 'pino';
 import { resolveAccess } from '../../src/kubernetes/access.js';
 import { KubeClient } from '../../src/kubernetes/client.js';
 import { getNode } from '../../src/kubernetes/node.js';
+import { createDaemon } from '../../src/daemon/daemon.js';
+import { StepUndo } from '../../src/daemon/step-undo.js';
+import { silentLogger } from '../../src/lib/log.js';
+import { noticeId } from '../../src/notice/notice.js';
 import { skipReason } from '../../src/plan/kinds.js';
 import { kubernetesStep } from '../../src/steps/kubernetes/step.js';
 import { findStepType } from '../../src/steps/registry.js';
+import { compileConfig } from '../helpers/config.js';
 import { freePort } from '../helpers/free-port.js';
 import { startKubeApiServer, type KubeApiServer } from '../helpers/kube-api-server.js';
+import { ScriptedProvider } from '../helpers/scripted-provider.js';
 import { testNotice, testStepContext } from '../helpers/step-context.js';
+import { until } from '../helpers/until.js';
 
 const TOKEN = 'agent-token';
 const USER = 'system:serviceaccount:preemptd:preemptd';
@@ -183,6 +190,31 @@ describe('undo', () => {
     server.store.replace('nodes', { ...node, metadata: { ...node.metadata, annotations: { ...node.metadata.annotations, 'preemptd.io/added': JSON.stringify({ ...record, bootId: 'an-earlier-boot' }) } } });
     await undo(marking, undefined);
     expect(server.node('node-1')!.spec).toEqual({ taints: [{ key: 'team', value: 'ml', effect: 'NoSchedule' }] });
+  });
+});
+
+describe('in the agent', () => {
+  it('a notice cordons and taints the node; its withdrawal uncordons it and removes the taint', async () => {
+    const provider = new ScriptedProvider();
+    const config = compileConfig({ stateDir: join(dir, 'state'), steps: [{ name: 'mark-node', kubernetes: { node: 'node-1', kubeconfig, cordon: true, taint: true } }] }, { file: undefined });
+    const daemon = createDaemon({ config, log: silentLogger(), provider });
+    const undo = new StepUndo({ daemon, config, log: silentLogger() });
+    const running = daemon.run();
+    try {
+      await until(() => provider.watching);
+      const id = noticeId('aws', 'terminate', 'kubernetes-agent-test');
+      provider.notice(testNotice({ id }));
+      await until(() => server.node('node-1')!.spec!.unschedulable === true && server.events().length === 1);
+      expect(server.node('node-1')!.spec!.taints).toContainEqual({ key: 'preemptd.io/notice', value: 'terminate', effect: 'NoSchedule' });
+
+      provider.emit({ type: 'withdrawn', noticeId: id, reason: 'cancelled' });
+      await until(() => server.node('node-1')!.spec!.unschedulable === undefined);
+      expect(server.node('node-1')!.spec!.taints).toEqual([{ key: 'team', value: 'ml', effect: 'NoSchedule' }]);
+    } finally {
+      await daemon.stop();
+      await running;
+      await undo.close();
+    }
   });
 });
 
