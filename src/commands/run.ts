@@ -4,6 +4,7 @@ import type { ConfigIssue } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { ConfigReloader } from '../daemon/reload.js';
 import { shutdownPlan } from '../daemon/shutdown-plan.js';
+import { StepUndo } from '../daemon/step-undo.js';
 import { NoticeBoard } from '../observe/notice-board.js';
 import { NoticeFile } from '../observe/notice-file.js';
 import { StatusTracker } from '../observe/plan-status.js';
@@ -27,6 +28,8 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   const server = config.server.enabled ? await (await import('../observe/local-server.js')).serveDaemon(daemon, config, log, { status, notices }) : undefined;
   const systemd = attachSystemdNotifier({ daemon, log, status });
   const shutdown = shutdownPlan({ daemon, config, log });
+  // Withdrawn notices and a previous boot's leftovers: steps take back what they did.
+  const undo = new StepUndo({ daemon, config, log });
   const reloader = new ConfigReloader({
     // The environment cannot change under a running process: its warnings were logged at start.
     load: () => loadConfigFromFlags(args, () => undefined),
@@ -57,6 +60,7 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
     process.off('SIGHUP', reload);
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
+    await undo.close();
     await server?.close();
     await systemd?.close();
     await noticeFile?.close();

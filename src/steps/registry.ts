@@ -1,6 +1,7 @@
 import type { AnyStepType, StepTypeLookup } from './types.js';
 import { execStep } from './exec/step.js';
 import { httpStep } from './http/step.js';
+import { kubernetesStep } from './kubernetes/step.js';
 import { signalStep } from './signal/step.js';
 import { snapshotStep } from './snapshot/step.js';
 import { waitStep } from './wait/step.js';
@@ -10,7 +11,7 @@ import { webhookStep } from './webhook/step.js';
  * Every step type, keyed by the config key that selects it. The config schema and the
  * executor read this registry; adding a step type means adding one line here.
  */
-export const STEP_TYPES: readonly AnyStepType[] = [signalStep, httpStep, execStep, webhookStep, waitStep, snapshotStep];
+export const STEP_TYPES: readonly AnyStepType[] = [signalStep, httpStep, execStep, webhookStep, waitStep, snapshotStep, kubernetesStep];
 
 export function findStepType(type: string): AnyStepType | undefined {
   return STEP_TYPES.find((stepType) => stepType.type === type);

@@ -44,6 +44,14 @@ export interface CheckResult {
   reason: string;
 }
 
+/** What a step's undo may use. */
+export interface UndoContext {
+  /** The withdrawn notice; undefined: clear what a previous boot left. */
+  readonly noticeId: string | undefined;
+  readonly log: Logger;
+  readonly signal: AbortSignal;
+}
+
 /** What a step's check may use. */
 export interface CheckContext {
   readonly signal: AbortSignal;
@@ -84,6 +92,12 @@ export interface StepType<Options> {
    * step with its description.
    */
   check?(options: Options, context: CheckContext): Promise<CheckResult[]>;
+  /**
+   * Takes back what run() left behind once it is no longer wanted: for `noticeId` when the
+   * cloud withdraws that notice, or (noticeId undefined, at start-up) what a previous boot
+   * left. Only what this agent did, never what someone else changed since. Optional.
+   */
+  undo?(options: Options, context: UndoContext): Promise<void>;
   /**
    * Loads what run() needs but start-up should not wait for (modules imported on first use).
    * Called once the agent is watching, for each configured step type; optional.

@@ -1,0 +1,72 @@
+import { StepFailure } from '../../lib/errors.js';
+import type { KubeClient } from '../../kubernetes/client.js';
+import type { StepType } from '../types.js';
+import { changesNode, describeKubernetes, kubernetesSchema, type KubernetesOptions } from './options.js';
+
+/** The client loads with the first kubernetes step: an agent without one never imports it. */
+async function connect(options: KubernetesOptions): Promise<KubeClient> {
+  const [{ resolveAccess }, { KubeClient }] = await Promise.all([import('../../kubernetes/access.js'), import('../../kubernetes/client.js')]);
+  return new KubeClient(await resolveAccess(options.kubeconfig ? { kubeconfig: options.kubeconfig } : {}));
+}
+
+function nodeName(options: KubernetesOptions): string {
+  const name = options.node ?? process.env.NODE_NAME;
+  if (!name) {
+    throw new StepFailure('no Node name: set node: in the step, or NODE_NAME in the pod (env valueFrom fieldRef fieldPath spec.nodeName)');
+  }
+  return name;
+}
+
+/** Turns the client's errors into step failures; the message already names what to fix. */
+async function asStepFailure<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    const { KubernetesError } = await import('../../kubernetes/errors.js');
+    if (error instanceof KubernetesError) throw new StepFailure(error.message, error.status === undefined ? undefined : { status: error.status });
+    throw error;
+  }
+}
+
+/**
+ * `kubernetes:` cordons, taints, labels and annotates the Node this agent runs on and records
+ * an Event on it (docs/kubernetes.md); undo takes that back when the notice is withdrawn.
+ * Destructive: an advisory notice (a rebalance) runs it
+ * only when its on: names the kind, so a passing warning does not empty a node.
+ */
+export const kubernetesStep = {
+  type: 'kubernetes',
+  schema: kubernetesSchema,
+  destructive: true,
+  defaultTimeoutMs: () => 10_000,
+  describe: describeKubernetes,
+  async run(options, context) {
+    const name = nodeName(options);
+    return asStepFailure(async () => {
+      const { applyToNode } = await import('./apply.js');
+      return applyToNode(await connect(options), name, options, context);
+    });
+  },
+  async undo(options, context) {
+    const name = options.node ?? process.env.NODE_NAME;
+    // Without a name or a change to the Node, run() left nothing there.
+    if (!name || !changesNode(options)) return;
+    await asStepFailure(async () => {
+      const { undoOnNode } = await import('./undo.js');
+      await undoOnNode(await connect(options), name, context);
+    });
+  },
+  async check(options, context) {
+    const name = options.node ?? process.env.NODE_NAME;
+    const what = `Kubernetes Node ${name ?? '(no node: and no NODE_NAME)'}`;
+    if (!name) return [{ what, ok: false, reason: 'set node: in the step, or NODE_NAME in the pod (env valueFrom fieldRef fieldPath spec.nodeName)' }];
+    try {
+      return await asStepFailure(async () => {
+        const { checkNodeAccess } = await import('./check.js');
+        return checkNodeAccess(await connect(options), name, options, context.signal);
+      });
+    } catch (error) {
+      return [{ what, ok: false, reason: (error as Error).message }];
+    }
+  },
+} satisfies StepType<KubernetesOptions>;
