@@ -19,7 +19,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   kubernetes: ['lib', 'notice', 'config'],
   steps: ['lib', 'notice', 'config', 'stores', 'snapshots', 'kubernetes'],
   plan: ['lib', 'notice', 'config', 'steps'],
-  providers: ['lib', 'notice', 'config'],
+  providers: ['lib', 'notice', 'config', 'kubernetes'],
   daemon: ['lib', 'notice', 'config', 'stores', 'snapshots', 'kubernetes', 'steps', 'plan', 'providers'],
   observe: ['lib', 'notice', 'config', 'plan', 'providers', 'daemon'],
   simulator: ['lib', 'notice', 'config'],

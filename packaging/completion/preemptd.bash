@@ -9,13 +9,13 @@ _preemptd() {
   done
   COMPREPLY=()
   case $command:$prev in
-    run:--provider) values='auto aws gcp azure alibaba tencent' ;;
+    run:--provider) values='auto aws gcp azure alibaba tencent kubernetes' ;;
     run:--log-level) values='trace debug info warn error fatal silent' ;;
-    check:--provider) values='auto aws gcp azure alibaba tencent' ;;
+    check:--provider) values='auto aws gcp azure alibaba tencent kubernetes' ;;
     check:--log-level) values='trace debug info warn error fatal silent' ;;
-    health:--provider) values='auto aws gcp azure alibaba tencent' ;;
+    health:--provider) values='auto aws gcp azure alibaba tencent kubernetes' ;;
     health:--log-level) values='trace debug info warn error fatal silent' ;;
-    simulate:--provider) values='auto aws gcp azure alibaba tencent' ;;
+    simulate:--provider) values='auto aws gcp azure alibaba tencent kubernetes' ;;
     simulate:--log-level) values='trace debug info warn error fatal silent' ;;
     simulate:--kind) values='terminate stop hibernate rebalance maintenance preempt reboot redeploy freeze shutdown' ;;
     simulator:--provider) values='aws gcp azure alibaba tencent' ;;
@@ -23,7 +23,7 @@ _preemptd() {
     simulator:--action) values='terminate stop hibernate autoscaling migrate upcoming' ;;
     simulator:--log-level) values='trace debug info warn error fatal silent' ;;
     simulator:--log-format) values='json text' ;;
-    wait:--provider) values='auto aws gcp azure alibaba tencent' ;;
+    wait:--provider) values='auto aws gcp azure alibaba tencent kubernetes' ;;
     wait:--log-level) values='trace debug info warn error fatal silent' ;;
     wait:--kind) values='terminate stop hibernate rebalance maintenance preempt reboot redeploy freeze shutdown' ;;
     restore:--log-level) values='trace debug info warn error fatal silent' ;;

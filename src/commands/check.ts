@@ -3,7 +3,7 @@ import { providerOptions } from '../daemon/provider-settings.js';
 import { formatDuration } from '../lib/duration.js';
 import { ConfigError, errorMessage, EXIT_CONFIG } from '../lib/errors.js';
 import { silentLogger, type Logger } from '../lib/log.js';
-import type { InstanceFacts, ProviderName } from '../notice/notice.js';
+import type { InstanceFacts, SourceName } from '../notice/notice.js';
 import { describeStepKinds, stepKinds } from '../plan/kinds.js';
 import { directoryWritable } from '../steps/checks.js';
 import type { CheckResult } from '../steps/types.js';
@@ -72,7 +72,7 @@ interface MetadataCheck {
 }
 
 async function checkMetadata(config: Config, dmiDir: string | undefined, log: Logger): Promise<MetadataCheck> {
-  let name: ProviderName;
+  let name: SourceName;
   const lines: CheckLine[] = [];
   if (config.provider === 'auto') {
     try {

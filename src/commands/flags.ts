@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import type { ConfigIssue } from '../lib/errors.js';
 import { LOG_FORMATS } from '../lib/log-text.js';
-import { PROVIDER_NAMES } from '../notice/notice.js';
+import { SOURCE_NAMES } from '../notice/notice.js';
 
 const DEFAULT_CONFIG_FILE = '/etc/preemptd/config.yaml';
 
@@ -20,7 +20,7 @@ export function logFlags<T>(argv: Argv<T>) {
 export function configOptions<T>(argv: Argv<T>) {
   return argv
     .option('config', { alias: 'c', type: 'string', describe: 'config file (YAML or JSON)', defaultDescription: `$PREEMPTD_CONFIG, else ${DEFAULT_CONFIG_FILE}` })
-    .option('provider', { type: 'string', choices: ['auto', ...PROVIDER_NAMES], describe: 'override `provider`' })
+    .option('provider', { type: 'string', choices: ['auto', ...SOURCE_NAMES], describe: 'override `provider`' })
     .option('metadata-url', { type: 'string', describe: 'override `metadataUrl` (simulators, tests)' })
     .option('poll-interval', { type: 'string', describe: 'override `pollInterval`, e.g. 1s' })
     .option('state-dir', { type: 'string', describe: 'override `stateDir`' })

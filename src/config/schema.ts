@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../lib/errors.js';
 import { scrubSecrets } from '../lib/log.js';
-import { NOTICE_KINDS, PROVIDER_NAMES } from '../notice/notice.js';
+import { NOTICE_KINDS, SOURCE_NAMES } from '../notice/notice.js';
 import { absolutePath, duration, httpUrl, listenAddress, noticeKind, positiveDuration } from './fields.js';
+import { compileNodeSignal, nodeSignal, nodeSignalSetting } from './node-signals.js';
 import { showValue } from '../lib/format.js';
 import { formatDuration } from '../lib/duration.js';
 import { describeIssue, zodIssues } from './issues.js';
@@ -11,7 +12,7 @@ import type { Config, StepConfig } from './types.js';
 
 export const SHUTDOWN_SIGNAL_ACTIONS = ['exit', 'run-plan'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export const PROVIDER_CHOICES = ['auto', ...PROVIDER_NAMES] as const;
+export const PROVIDER_CHOICES = ['auto', ...SOURCE_NAMES] as const;
 export const MAX_TOKEN_TTL_SECONDS = 21_600;
 export const MAX_HANG_TIMEOUT_SECONDS = 3_600;
 /** The Spot preemption notice durations GCE accepts (`preemptionNoticeDuration`, preview): none or 120 s. */
@@ -36,6 +37,7 @@ export const CONFIG_DEFAULTS = {
   gcp: { hangTimeout: 60, preemptionNoticeDuration: '0s' },
   azure: { ackWhenDone: false, firstCallTimeout: '2m' },
   alibaba: { hardened: true, tokenTtl: MAX_TOKEN_TTL_SECONDS },
+  kubernetes: { node: null, kubeconfig: null, signals: [] },
   server: { enabled: true, listen: '127.0.0.1:9464' },
   // Rebalance is advisory: the machine is not going away yet.
   readiness: { notReadyOn: NOTICE_KINDS.filter((kind) => kind !== 'rebalance') },
@@ -71,6 +73,7 @@ export const TAKES_EFFECT = {
   gcp: 'restart',
   azure: { ackWhenDone: 'reload', firstCallTimeout: 'restart' },
   alibaba: 'restart',
+  kubernetes: 'restart',
   server: 'restart',
   readiness: 'reload',
   steps: 'reload',
@@ -129,6 +132,13 @@ export const topLevelSchema = z.strictObject({
       tokenTtl: wholeSeconds(MAX_TOKEN_TTL_SECONDS).prefault(D.alibaba.tokenTtl),
     })
     .prefault({}),
+  kubernetes: z
+    .strictObject({
+      node: z.string().min(1).nullable().prefault(D.kubernetes.node),
+      kubeconfig: absolutePath().nullable().prefault(D.kubernetes.kubeconfig),
+      signals: z.array(nodeSignal()).prefault([]),
+    })
+    .prefault({}),
   server: z
     .strictObject({
       enabled: z.boolean().prefault(D.server.enabled),
@@ -169,6 +179,7 @@ export function compileSettings(settings: Settings): Omit<Config, 'file'> {
     gcp: { hangTimeoutSeconds: settings.gcp.hangTimeout, preemptionNoticeDurationMs: settings.gcp.preemptionNoticeDuration },
     azure: { ackWhenDone: settings.azure.ackWhenDone, firstCallTimeoutMs: settings.azure.firstCallTimeout },
     alibaba: { hardened: settings.alibaba.hardened, tokenTtlSeconds: settings.alibaba.tokenTtl },
+    kubernetes: { node: settings.kubernetes.node, kubeconfig: settings.kubernetes.kubeconfig, signals: settings.kubernetes.signals.map(compileNodeSignal) },
     server: { enabled: settings.server.enabled, ...settings.server.listen },
     readiness: { notReadyOn: [...new Set(settings.readiness.notReadyOn)] },
     steps: settings.steps,
@@ -198,6 +209,7 @@ export function settingsOf(config: Config): Settings {
     gcp: { hangTimeout: config.gcp.hangTimeoutSeconds, preemptionNoticeDuration: config.gcp.preemptionNoticeDurationMs },
     azure: { ackWhenDone: config.azure.ackWhenDone, firstCallTimeout: config.azure.firstCallTimeoutMs },
     alibaba: { hardened: config.alibaba.hardened, tokenTtl: config.alibaba.tokenTtlSeconds },
+    kubernetes: { node: config.kubernetes.node, kubeconfig: config.kubernetes.kubeconfig, signals: config.kubernetes.signals.map(nodeSignalSetting) },
     server: { enabled: config.server.enabled, listen: { host: config.server.host, port: config.server.port } },
     readiness: { notReadyOn: config.readiness.notReadyOn },
     steps: config.steps,

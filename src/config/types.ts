@@ -1,5 +1,5 @@
 import type { LevelWithSilent } from 'pino';
-import type { NoticeKind, ProviderName } from '../notice/notice.js';
+import type { NoticeKind, SourceName } from '../notice/notice.js';
 
 /** One step of the plan after validation: exactly one type, durations in ms. */
 export interface StepConfig {
@@ -15,11 +15,32 @@ export interface StepConfig {
   timeoutMs: number;
 }
 
+/**
+ * A taint, label or condition on the own Node that means an interruption (`provider:
+ * kubernetes`). Exactly one of taint, label, condition is set.
+ */
+export interface NodeSignal {
+  /** Names the signal in notices and logs; part of the notice id. A default's name replaces that default. */
+  name: string;
+  /** A taint key; `value`, when set, must match too. */
+  taint?: string;
+  /** A label key; `value`, when set, must match too. */
+  label?: string;
+  value?: string;
+  /** A condition type; it matches with `status` (True unless set) and, when set, a `message` it contains. */
+  condition?: string;
+  status?: 'True' | 'False' | 'Unknown';
+  message?: string;
+  kind: NoticeKind;
+  /** From when the signal was set; null: no deadline (advisory). */
+  deadlineMs: number | null;
+}
+
 /** The compiled configuration: defaults filled, references resolved, durations as `*Ms`. */
 export interface Config {
   /** The file it came from, for messages; undefined when built from flags alone. */
   file: string | undefined;
-  provider: 'auto' | ProviderName;
+  provider: 'auto' | SourceName;
   /** Overrides the metadata service base URL (simulators, tests). */
   metadataUrl: string | null;
   pollIntervalMs: number;
@@ -63,6 +84,15 @@ export interface Config {
     hardened: boolean;
     /** Lifetime of that token, 1 to 21600 s. */
     tokenTtlSeconds: number;
+  };
+  /** `provider: kubernetes`: the own Node as the notice source (docs/kubernetes.md). */
+  kubernetes: {
+    /** The Node's name; null: the NODE_NAME env (the downward API's spec.nodeName). */
+    node: string | null;
+    /** A kubeconfig file; null: the pod's service account. */
+    kubeconfig: string | null;
+    /** Signals added to the defaults, or replacing the default of the same name. */
+    signals: NodeSignal[];
   };
   /** The local HTTP server: /healthz, /readyz, /metrics, /v1/status (docs/operations.md). */
   server: { enabled: boolean; host: string; port: number };

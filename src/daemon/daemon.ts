@@ -5,7 +5,7 @@ import { buildEvent, type StepSummary } from '../notice/event.js';
 import { hostFacts, type HostFacts } from '../lib/host.js';
 import { untilAborted } from '../lib/until-aborted.js';
 import { Journal } from '../notice/journal.js';
-import { noticeToJSON, type Notice, type ProviderName } from '../notice/notice.js';
+import { noticeToJSON, type Notice, type SourceName } from '../notice/notice.js';
 import { buildPlan, executePlan, movePlanDeadline } from '../plan/executor.js';
 import { findStepType, preloadStepTypes } from '../steps/registry.js';
 import { detectProvider } from '../providers/detect.js';
@@ -22,7 +22,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private readonly running = new RunningPlans();
   /** Set once run() has opened the journal and created the provider. */
   private started: { journal: Journal; provider: Provider } | null = null;
-  private providerName: ProviderName | null = null;
+  private providerName: SourceName | null = null;
   private lastReadAt: number | null = null;
   private watchStartedAt: number | null = null;
   private lastSuccessAt: number | null = null;
@@ -167,7 +167,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private async createConfiguredProvider(): Promise<Provider> {
     const { config, log } = this.deps;
-    let name: ProviderName;
+    let name: SourceName;
     if (config.provider === 'auto') {
       const detected = await detectProvider({ probe: true, metadataUrl: config.metadataUrl ?? undefined, log });
       name = detected.provider;

@@ -1,6 +1,7 @@
 import type { Config } from '../config/types.js';
 import { METADATA_BACKOFF } from '../lib/backoff.js';
-import type { ProviderName } from '../notice/notice.js';
+import type { SourceName } from '../notice/notice.js';
+import { NODE_WATCH_SECONDS } from '../providers/kubernetes/provider.js';
 import { defaultMetadataUrl } from '../providers/registry.js';
 import type { ProviderOptions } from '../providers/types.js';
 
@@ -9,15 +10,16 @@ import type { ProviderOptions } from '../providers/types.js';
  * interval, the longest backoff, a request timeout or a hanging GET (GCP), whichever is
  * longest, plus slack. Past this the loop is stalled (/healthz 503, no watchdog pings).
  */
-export function stallThresholdMs(provider: ProviderName | null, config: Config): number {
+export function stallThresholdMs(provider: SourceName | null, config: Config): number {
   const waits = [config.pollIntervalMs * 1.1, METADATA_BACKOFF.maxMs, config.requestTimeoutMs, config.aws.tokenTimeoutMs];
   if (provider === 'gcp') waits.push((config.gcp.hangTimeoutSeconds + 10) * 1000);
   if (provider === 'azure') waits.push(config.azure.firstCallTimeoutMs);
+  if (provider === 'kubernetes') waits.push((NODE_WATCH_SECONDS + 15) * 1000);
   return Math.max(...waits) + 5000;
 }
 
 /** The provider settings a config gives (the daemon and `preemptd check` build providers alike). */
-export function providerOptions(config: Config, name: ProviderName): ProviderOptions {
+export function providerOptions(config: Config, name: SourceName): ProviderOptions {
   return {
     baseUrl: config.metadataUrl ?? defaultMetadataUrl(name),
     pollIntervalMs: config.pollIntervalMs,
@@ -26,5 +28,6 @@ export function providerOptions(config: Config, name: ProviderName): ProviderOpt
     gcp: config.gcp,
     azure: config.azure,
     alibaba: config.alibaba,
+    kubernetes: config.kubernetes,
   };
 }

@@ -2,7 +2,7 @@ import type { Config } from '../config/types.js';
 import type { HostFacts } from '../lib/host.js';
 import type { Logger } from '../lib/log.js';
 import type { StepSummary } from '../notice/event.js';
-import type { Notice, ProviderName } from '../notice/notice.js';
+import type { Notice, SourceName } from '../notice/notice.js';
 import type { Plan, PlanResult } from '../plan/executor.js';
 import type { MetadataRead, Provider } from '../providers/types.js';
 
@@ -18,7 +18,7 @@ export type DaemonState = 'starting' | 'watching' | 'stopping' | 'stopped' | 'fa
 /** What observers (logs, metrics, systemd, the local server) can follow. */
 export interface DaemonEvents {
   state: [state: DaemonState];
-  providerReady: [provider: ProviderName, how: string];
+  providerReady: [provider: SourceName, how: string];
   read: [read: MetadataRead];
   notice: [notice: Notice];
   /** A running plan's notice with a new deadline (the same event, re-timed). */
@@ -51,7 +51,7 @@ export interface DaemonDeps {
 /** Health facts for /healthz, status lines and the watchdog. */
 export interface DaemonHealth {
   state: DaemonState;
-  provider: ProviderName | null;
+  provider: SourceName | null;
   lastReadAt: number | null;
   lastSuccessAt: number | null;
   consecutiveErrors: number;

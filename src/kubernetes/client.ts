@@ -1,4 +1,4 @@
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { KubeAccess } from './access.js';
 import { KubernetesError } from './errors.js';
@@ -51,6 +51,20 @@ export class KubeClient {
 
   /** One JSON call; rejects with a KubernetesError that names what to fix. */
   async call<T>(call: KubeCall): Promise<T> {
+    const { status, text } = await this.open(call, readBody);
+    return parseAnswer<T>(this.access, call, status, text);
+  }
+
+  /**
+   * A watch: hands each JSON line of the answer to `onEvent` as it arrives and resolves
+   * when the server ends the stream. A refused watch rejects like `call`.
+   */
+  async stream(call: KubeCall, onEvent: (event: unknown) => void): Promise<void> {
+    const { status, text } = await this.open(call, (response, req) => (response.statusCode === 200 ? readLines(response, req, call, onEvent) : readBody(response, req, call)));
+    if (status !== 200) parseAnswer(this.access, call, status, text);
+  }
+
+  private async open(call: KubeCall, read: (response: IncomingMessage, req: ClientRequest, call: KubeCall) => Promise<string>): Promise<{ status: number; text: string }> {
     const token = await this.access.token();
     const url = new URL(call.path, `${this.access.server}/`);
     const payload = call.body === undefined ? undefined : JSON.stringify(call.body);
@@ -61,7 +75,7 @@ export class KubeClient {
       headers['content-length'] = String(Buffer.byteLength(payload));
     }
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    return new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = request(
         url,
         {
@@ -73,15 +87,7 @@ export class KubeClient {
           rejectUnauthorized: this.access.insecureSkipTlsVerify !== true,
         },
         (response) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          response.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > BODY_LIMIT_BYTES) req.destroy(new KubernetesError(`the Kubernetes API answered ${call.method} ${call.path} with more than ${BODY_LIMIT_BYTES} bytes`));
-            else chunks.push(chunk);
-          });
-          response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-          response.on('error', reject);
+          read(response, req, call).then((text) => resolve({ status: response.statusCode ?? 0, text }), reject);
         },
       );
       req.on('error', reject);
@@ -92,13 +98,58 @@ export class KubeClient {
       const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
       throw new KubernetesError(`the Kubernetes API at ${this.access.server} is unreachable (${code})`);
     });
-    let body: unknown;
-    try {
-      body = text ? JSON.parse(text) : undefined;
-    } catch {
-      throw new KubernetesError(`the Kubernetes API answered ${call.method} ${call.path} with ${status} and a body that is not JSON`, status);
-    }
-    if (status < 200 || status > 299) throw failure(this.access, call, status, body as Status | undefined);
-    return body as T;
   }
+}
+
+function parseAnswer<T>(access: KubeAccess, call: KubeCall, status: number, text: string): T {
+  let body: unknown;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    throw new KubernetesError(`the Kubernetes API answered ${call.method} ${call.path} with ${status} and a body that is not JSON`, status);
+  }
+  if (status < 200 || status > 299) throw failure(access, call, status, body as Status | undefined);
+  return body as T;
+}
+
+function readBody(response: IncomingMessage, req: ClientRequest, call: KubeCall): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    response.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > BODY_LIMIT_BYTES) req.destroy(new KubernetesError(`the Kubernetes API answered ${call.method} ${call.path} with more than ${BODY_LIMIT_BYTES} bytes`));
+      else chunks.push(chunk);
+    });
+    response.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    response.on('error', reject);
+  });
+}
+
+/** Splits a watch stream into JSON lines; one line over the body limit ends it. */
+function readLines(response: IncomingMessage, req: ClientRequest, call: KubeCall, onEvent: (event: unknown) => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let pending = '';
+    response.setEncoding('utf8');
+    response.on('data', (chunk: string) => {
+      pending += chunk;
+      let newline: number;
+      while ((newline = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, newline).trim();
+        pending = pending.slice(newline + 1);
+        if (!line) continue;
+        let event: unknown;
+        try {
+          event = JSON.parse(line);
+        } catch {
+          req.destroy(new KubernetesError(`the Kubernetes API sent a watch event for ${call.path} that is not JSON`));
+          return;
+        }
+        onEvent(event);
+      }
+      if (pending.length > BODY_LIMIT_BYTES) req.destroy(new KubernetesError(`the Kubernetes API sent a watch event for ${call.path} over ${BODY_LIMIT_BYTES} bytes`));
+    });
+    response.on('end', () => resolve(''));
+    response.on('error', reject);
+  });
 }

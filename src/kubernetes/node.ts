@@ -3,7 +3,22 @@ import type { KubeClient } from './client.js';
 /** The fields of a Node that preemptd reads and changes. */
 export interface KubeNode {
   metadata: { name: string; uid: string; resourceVersion: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  spec?: { unschedulable?: boolean; taints?: Taint[] };
+  spec?: { unschedulable?: boolean; taints?: Taint[]; providerID?: string };
+  status?: { conditions?: NodeCondition[] };
+}
+
+export interface NodeCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+}
+
+/** One line of a watch: the changed Node, or an ERROR whose object is a Status (410 Expired). */
+export interface NodeWatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: KubeNode | { kind: 'Status'; code?: number; message?: string };
 }
 
 export interface Taint {
@@ -17,6 +32,15 @@ const nodePath = (name: string): string => `/api/v1/nodes/${encodeURIComponent(n
 
 export function getNode(client: KubeClient, name: string, signal: AbortSignal): Promise<KubeNode> {
   return client.call({ method: 'GET', path: nodePath(name), needs: { verb: 'get', resource: 'nodes' }, signal });
+}
+
+/**
+ * Watches one Node from `resourceVersion` until the server ends the stream (after about
+ * `timeoutSeconds`) or the signal aborts; bookmarks keep the resourceVersion fresh.
+ */
+export function watchNode(client: KubeClient, name: string, resourceVersion: string, timeoutSeconds: number, onEvent: (event: NodeWatchEvent) => void, signal: AbortSignal): Promise<void> {
+  const query = new URLSearchParams({ fieldSelector: `metadata.name=${name}`, watch: 'true', resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: String(timeoutSeconds) });
+  return client.stream({ method: 'GET', path: `/api/v1/nodes?${query}`, needs: { verb: 'watch', resource: 'nodes' }, signal }, (event) => onEvent(event as NodeWatchEvent));
 }
 
 /** A strategic merge patch, as kubectl cordon sends; a resourceVersion in it makes a concurrent change a 409. */

@@ -6,7 +6,7 @@ import { errorMessage } from '../lib/errors.js';
 import type { StepSummary } from './event.js';
 import { stateDirError } from './state-dir-error.js';
 import type { Logger } from '../lib/log.js';
-import { NOTICE_KINDS, noticeToJSON, PROVIDER_NAMES, type Notice } from './notice.js';
+import { NOTICE_KINDS, noticeToJSON, SOURCE_NAMES, type Notice } from './notice.js';
 
 export type NoticeStatus = 'new' | 'in_progress' | 'done';
 
@@ -43,7 +43,7 @@ const isoDate = z.iso.datetime({ offset: true });
 const entrySchema = z.object({
   notice: z.object({
     id: z.string(),
-    provider: z.enum([...PROVIDER_NAMES, 'local']),
+    provider: z.enum([...SOURCE_NAMES, 'local']),
     kind: z.enum(NOTICE_KINDS),
     deadline: isoDate.nullable(),
     detectedAt: isoDate,

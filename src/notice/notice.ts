@@ -20,6 +20,10 @@ export const ADVISORY_KINDS: readonly NoticeKind[] = ['rebalance', 'freeze'];
 export const PROVIDER_NAMES = ['aws', 'gcp', 'azure', 'alibaba', 'tencent'] as const;
 export type ProviderName = (typeof PROVIDER_NAMES)[number];
 
+/** Where notices come from: a cloud's metadata service, or the own Kubernetes Node (`provider: kubernetes`). */
+export const SOURCE_NAMES = [...PROVIDER_NAMES, 'kubernetes'] as const;
+export type SourceName = (typeof SOURCE_NAMES)[number];
+
 /** What the metadata service told us about this machine; every field is best effort. */
 export interface InstanceFacts {
   id?: string;
@@ -37,7 +41,7 @@ export interface InstanceFacts {
  */
 export interface Notice {
   readonly id: string;
-  readonly provider: ProviderName | 'local';
+  readonly provider: SourceName | 'local';
   readonly kind: NoticeKind;
   /** When the cloud takes the machine; null when the notice is advisory (rebalance). */
   readonly deadline: Date | null;

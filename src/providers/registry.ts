@@ -1,6 +1,7 @@
 import { PreemptdError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import type { ProviderName } from '../notice/notice.js';
+import type { SourceName } from '../notice/notice.js';
+import { KubernetesProvider } from './kubernetes/provider.js';
 import { ALIBABA_METADATA_URL, AlibabaProvider } from './alibaba/provider.js';
 import { AWS_METADATA_URL, AwsProvider } from './aws/provider.js';
 import { AzureProvider } from './azure/provider.js';
@@ -15,25 +16,33 @@ interface ProviderEntry {
   create(options: ProviderOptions, log?: Logger): Provider;
 }
 
+/** What `metadataUrl` shows for the kubernetes source, which reads no metadata service. */
+const KUBERNETES_API = 'the Kubernetes API';
+
 /** Every provider, keyed by name; one line per cloud. */
-export const PROVIDERS: Partial<Record<ProviderName, ProviderEntry>> = {
+export const PROVIDERS: Partial<Record<SourceName, ProviderEntry>> = {
   aws: { defaultUrl: AWS_METADATA_URL, create: (options, log) => new AwsProvider(options, log) },
   gcp: { defaultUrl: GCP_METADATA_URL, create: (options) => new GcpProvider(options) },
   azure: { defaultUrl: AZURE_METADATA_URL, create: (options) => new AzureProvider(options) },
   alibaba: { defaultUrl: ALIBABA_METADATA_URL, create: (options, log) => new AlibabaProvider(options, log) },
   tencent: { defaultUrl: TENCENT_METADATA_URL, create: (options) => new TencentProvider(options) },
+  // No metadata service: the API server comes from the kubeconfig or the pod's service env.
+  kubernetes: {
+    defaultUrl: KUBERNETES_API,
+    create: (options) => new KubernetesProvider({ node: null, kubeconfig: null, signals: [], ...options.kubernetes, ...(options.bootId ? { bootId: options.bootId } : {}) }),
+  },
 };
 
 /** `log` receives provider warnings (token trouble); without it they go to the watch's log. */
-export function createProvider(name: ProviderName, options: ProviderOptions, log?: Logger): Provider {
+export function createProvider(name: SourceName, options: ProviderOptions, log?: Logger): Provider {
   return providerEntry(name).create(options, log);
 }
 
-export function defaultMetadataUrl(name: ProviderName): string {
+export function defaultMetadataUrl(name: SourceName): string {
   return providerEntry(name).defaultUrl;
 }
 
-function providerEntry(name: ProviderName): ProviderEntry {
+function providerEntry(name: SourceName): ProviderEntry {
   const entry = PROVIDERS[name];
   if (!entry) throw new PreemptdError('ERR_USAGE', `no ${name} provider; expected one of ${Object.keys(PROVIDERS).join(', ')}`);
   return entry;

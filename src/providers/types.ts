@@ -1,7 +1,8 @@
+import type { NodeSignal } from '../config/types.js';
 import type { ErrorCode } from '../lib/errors.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
-import type { InstanceFacts, Notice, ProviderName } from '../notice/notice.js';
+import type { InstanceFacts, Notice, SourceName } from '../notice/notice.js';
 
 /** The result of one metadata request, for health, metrics and logs. */
 export interface MetadataRead {
@@ -43,6 +44,8 @@ export interface ProviderOptions {
   azure?: { firstCallTimeoutMs: number };
   /** Alibaba Cloud ECS; optional so existing callers keep compiling (defaults in alibaba.ts). */
   alibaba?: { hardened: boolean; tokenTtlSeconds: number };
+  /** `provider: kubernetes`: the own Node as the source; the metadata settings above do not apply. */
+  kubernetes?: { node: string | null; kubeconfig: string | null; signals: readonly NodeSignal[] };
   /** What every wait and token lifetime is measured on; REAL_CLOCK unless a test hands in its own. */
   clock?: Clock;
   /** The boot notice ids are built on (lib/boot-id.ts) unless a test hands in its own. */
@@ -55,7 +58,7 @@ export interface ProviderOptions {
  * them through `onRead`, backs off and tries again.
  */
 export interface Provider {
-  readonly name: ProviderName;
+  readonly name: SourceName;
   instanceFacts(signal: AbortSignal): Promise<InstanceFacts>;
   watch(context: WatchContext): AsyncIterable<ProviderEvent>;
   /**
