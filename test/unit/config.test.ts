@@ -216,7 +216,7 @@ describe('top-level settings', () => {
 
   test('a bad enum value lists the accepted values', async () => {
     const error = await failure(load('provider: oracle\nlogLevel: loud\n'));
-    expect(issueAt(error, 'provider')).toBe('got "oracle": expected one of auto, aws, gcp, azure, alibaba, tencent');
+    expect(issueAt(error, 'provider')).toBe('got "oracle": expected one of auto, aws, gcp, azure, alibaba, tencent, kubernetes');
     expect(issueAt(error, 'logLevel')).toContain('got "loud": expected one of fatal, error, warn, info, debug, trace, silent');
   });
 
