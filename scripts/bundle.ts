@@ -11,6 +11,7 @@
  *   node scripts/bundle.ts [OUTDIR]
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
@@ -44,6 +45,34 @@ const assertForYargs: Plugin = {
   },
 };
 
+/**
+ * Node's built-ins, imported by ES modules (ours and the packages'), are taken with
+ * process.getBuiltinModule behind a view of getters. An ES import of a built-in reads every
+ * export, and so would esbuild's interop (it asks for each property's descriptor): both run the
+ * lazy exports' loaders. `fs` loads fs/promises and with it streams, readline and the REPL's
+ * history; `util` loads parseArgs, diff and worker_threads: 35 internal modules that neither
+ * --help nor an idle agent uses. The view reads each export where it is used. A built-in that is
+ * a function (events, assert, module) is taken as it is: its exports are not lazy.
+ * require() calls of the bundled CommonJS packages keep Node's own require.
+ */
+const BUILTIN = new RegExp(`^(node:)?(${builtinModules.map((name) => name.replace(/\//g, '\\/')).join('|')})$`);
+const BUILTIN_VIEW = `
+const builtin = process.getBuiltinModule(NAME);
+const view = {};
+if (typeof builtin === 'function') module.exports = builtin;
+else {
+  for (const key of Object.getOwnPropertyNames(builtin)) Object.defineProperty(view, key, { get: () => builtin[key], set: (value) => { builtin[key] = value; }, enumerable: true });
+  module.exports = view;
+}
+`;
+const lazyBuiltins: Plugin = {
+  name: 'lazy-builtins',
+  setup(build) {
+    build.onResolve({ filter: BUILTIN }, ({ path, kind }) => (kind === 'require-call' ? undefined : { path: path.replace(/^node:/, ''), namespace: 'lazy-builtin' }));
+    build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, ({ path }) => ({ loader: 'js', contents: BUILTIN_VIEW.replace('NAME', JSON.stringify(`node:${path}`)) }));
+  },
+};
+
 export async function bundle(outdir: string): Promise<void> {
   rmSync(outdir, { recursive: true, force: true });
   const result = await build({
@@ -69,7 +98,7 @@ export async function bundle(outdir: string): Promise<void> {
     legalComments: 'eof',
     // Bundled CommonJS packages require() Node's built-ins; ESM output has no `require` of its own.
     banner: { js: "import { createRequire as __preemptdRequire } from 'node:module'; const require = __preemptdRequire(import.meta.url);" },
-    plugins: [assertForYargs],
+    plugins: [assertForYargs, lazyBuiltins],
     metafile: true,
     logLevel: 'warning',
     write: false,

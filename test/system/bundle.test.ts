@@ -45,13 +45,36 @@ test('runs the CLI: --version and --help', async () => {
   expect(help.stdout).toContain('preemptd <command> [options]');
 });
 
-test('`--help` loads neither node:crypto (notice ids load it on first use) nor node:assert (yargs gets plain checks)', async () => {
+test.each([['--help'], ['--version']])('`%s` loads neither node:crypto (notice ids load it on first use) nor node:assert (yargs gets plain checks), nor the lazy exports of fs and util', async (flag) => {
   // Lists, as the process exits, the built-in modules it loaded.
   const probe = `data:text/javascript,process.on('exit', () => console.error('LOADED ' + process.moduleLoadList.join(',')))`;
-  const { stderr } = await execFileAsync(process.execPath, ['--import', probe, cli, '--help']);
+  const { stderr } = await execFileAsync(process.execPath, ['--import', probe, cli, flag]);
   const loaded = /LOADED (.*)/.exec(stderr)![1]!.split(',');
   expect(loaded).toContain('NativeModule fs');
-  expect(loaded.filter((name) => /^NativeModule (crypto|assert)$/.test(name))).toEqual([]);
+  // An ES import of fs or util reads every export, which loads fs/promises (streams, readline) and util's parseArgs, diff and worker_threads; the bundle takes built-ins as CommonJS views.
+  expect(loaded.filter((name) => /^NativeModule (crypto|assert|internal\/fs\/promises|internal\/util\/parse_args\/parse_args|internal\/util\/diff|worker_threads)$/.test(name))).toEqual([]);
+});
+
+/** The bundle's files a process loaded (module.registerHooks sees every ES module load), read from its stderr. */
+const LOAD_PROBE = `data:text/javascript,import { registerHooks } from 'node:module'; const loaded = []; registerHooks({ load(url, context, next) { loaded.push(url); return next(url, context); } }); process.on('exit', () => console.error('MODULES ' + JSON.stringify(loaded)))`;
+function modulesLoaded(stderr: string): string[] {
+  return (JSON.parse(/MODULES (.*)/.exec(stderr)![1]!) as string[]).filter((url) => url.startsWith('file:')).map((url) => url.replace(/.*\//, ''));
+}
+/** What the bundle's files (as loaded) hold: the sources and packages bundled into them. */
+function inputsOf(files: string[]): string[] {
+  const meta = JSON.parse(readFileSync('dist/bundle/meta.json', 'utf8')) as Metafile;
+  return files.flatMap((file) => Object.keys(meta.outputs[`dist/bundle/${file}`]?.inputs ?? {}));
+}
+
+test('`--help` prints the generated text without loading yargs or the declarations; other command lines parse with yargs', async () => {
+  const help = await execFileAsync(process.execPath, ['--import', LOAD_PROBE, cli, '--help'], { env: { ...process.env, YARGS_DISABLE_WRAP: '' } });
+  const inputs = inputsOf(modulesLoaded(help.stderr));
+  expect(inputs).toContain('src/commands/program-help-text.ts');
+  expect(inputs.filter((input) => /node_modules\/yargs|src\/commands\/program\.ts/.test(input))).toEqual([]);
+  // The same text as yargs prints (a flag beside --help takes yargs' way).
+  const viaYargs = await execFileAsync(process.execPath, ['--import', LOAD_PROBE, cli, '--help', '--config', '/none.yaml']);
+  expect(inputsOf(modulesLoaded(viaYargs.stderr))).toContain('src/commands/program.ts');
+  expect(help.stdout).toBe(viaYargs.stdout);
 });
 
 test('turns Node\'s compile cache on at its entry, in the temp dir when NODE_COMPILE_CACHE is unset', async () => {
