@@ -55,8 +55,9 @@ test.each([['--help'], ['--version']])('`%s` loads neither node:crypto (notice i
   expect(loaded.filter((name) => /^NativeModule (crypto|assert|internal\/fs\/promises|internal\/util\/parse_args\/parse_args|internal\/util\/diff|worker_threads)$/.test(name))).toEqual([]);
 });
 
-/** The bundle's files a process loaded (module.registerHooks sees every ES module load), read from its stderr. */
-const LOAD_PROBE = `data:text/javascript,import { registerHooks } from 'node:module'; const loaded = []; registerHooks({ load(url, context, next) { loaded.push(url); return next(url, context); } }); process.on('exit', () => console.error('MODULES ' + JSON.stringify(loaded)))`;
+/** Prints, as the process exits, the bundle's files it loaded (module.registerHooks sees every ES module load) and Node's built-in modules. */
+const LOAD_PROBE_SOURCE = `import { registerHooks } from 'node:module'; const loaded = []; registerHooks({ load(url, context, next) { loaded.push(url); return next(url, context); } }); process.on('exit', () => console.error('MODULES ' + JSON.stringify(loaded) + '\\nBUILTINS ' + process.moduleLoadList.join(',')))`;
+const LOAD_PROBE = `data:text/javascript,${LOAD_PROBE_SOURCE}`;
 function modulesLoaded(stderr: string): string[] {
   return (JSON.parse(/MODULES (.*)/.exec(stderr)![1]!) as string[]).filter((url) => url.startsWith('file:')).map((url) => url.replace(/.*\//, ''));
 }
@@ -75,6 +76,24 @@ test('`--help` prints the generated text without loading yargs or the declaratio
   const viaYargs = await execFileAsync(process.execPath, ['--import', LOAD_PROBE, cli, '--help', '--config', '/none.yaml']);
   expect(inputsOf(modulesLoaded(viaYargs.stderr))).toContain('src/commands/program.ts');
   expect(help.stdout).toBe(viaYargs.stdout);
+});
+
+test('the agent, up to a notice, loads prom-client\'s metric classes without its index (the Pushgateway\'s https and tls, cluster aggregation)', async () => {
+  const work = resources.tempDir();
+  const probe = join(work, 'probe.mjs');
+  writeFileSync(probe, LOAD_PROBE_SOURCE);
+  const metadata = await resources.simulator({ provider: 'aws' });
+  const file = join(work, 'config.yaml');
+  writeFileSync(file, [`provider: aws`, `metadataUrl: ${metadata.url}`, `stateDir: ${join(work, 'state')}`, `noticeFile: ${join(work, 'notice.json')}`, 'server: { listen: "127.0.0.1:0" }', 'steps: []'].join('\n'));
+  const agent = resources.agent(['--config', file], { NODE_OPTIONS: `--import=${probe}` }, cli);
+  await agent.waitForLog((line) => line.msg === 'daemon watching');
+  agent.child.kill('SIGTERM');
+  expect(await agent.exited).toBe(0);
+  const inputs = inputsOf(modulesLoaded(agent.output()));
+  expect(inputs).toEqual(expect.arrayContaining(['src/observe/metrics.ts', 'node_modules/prom-client/lib/registry.js']));
+  expect(inputs.filter((input) => /node_modules\/prom-client\/(index|lib\/(pushgateway|cluster|defaultMetrics))\.js/.test(input))).toEqual([]);
+  const builtins = /BUILTINS (.*)/.exec(agent.output())![1]!.split(',');
+  expect(builtins.filter((name) => /^NativeModule (https|tls)$/.test(name))).toEqual([]);
 });
 
 test('turns Node\'s compile cache on at its entry, in the temp dir when NODE_COMPILE_CACHE is unset', async () => {
