@@ -1,7 +1,7 @@
 /**
  * The four prom-client classes the agent uses, each from its own file. prom-client's index also
  * loads its Pushgateway (node:https, tls, crypto), cluster aggregation and default metrics:
- * 74 more built-in modules on the way to READY=1 (see the figure in docs/benchmarks.md).
+ * 74 more built-in modules on the way to READY=1: start to 'daemon watching' 438 -> 377 ms at load 13.
  */
 import CounterClass from 'prom-client/lib/counter.js';
 import GaugeClass from 'prom-client/lib/gauge.js';
