@@ -10,7 +10,8 @@
  *
  *   node scripts/bundle.ts [OUTDIR]
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
@@ -44,6 +45,74 @@ const assertForYargs: Plugin = {
   },
 };
 
+/**
+ * Node's built-ins, imported by ES modules (ours and the packages'), are taken with
+ * process.getBuiltinModule behind a view of getters. An ES import of a built-in reads every
+ * export, and so would esbuild's interop (it asks for each property's descriptor): both run the
+ * lazy exports' loaders. `fs` loads fs/promises and with it streams, readline and the REPL's
+ * history; `util` loads parseArgs, diff and worker_threads: 35 internal modules that neither
+ * --version nor an idle agent uses (importing fs and util so: 4-9 ms on a quiet machine). The view
+ * reads each export where it is used. A built-in that is a function (events, assert, module) is
+ * taken as it is: its exports are not lazy.
+ * require() calls of the bundled CommonJS packages keep Node's own require.
+ */
+const BUILTIN = new RegExp(`^(node:)?(${builtinModules.map((name) => name.replace(/\//g, '\\/')).join('|')})$`);
+const BUILTIN_VIEW = `
+const builtin = process.getBuiltinModule(NAME);
+const view = {};
+if (typeof builtin === 'function') module.exports = builtin;
+else {
+  for (const key of Object.getOwnPropertyNames(builtin)) Object.defineProperty(view, key, { get: () => builtin[key], set: (value) => { builtin[key] = value; }, enumerable: true });
+  module.exports = view;
+}
+`;
+const lazyBuiltins: Plugin = {
+  name: 'lazy-builtins',
+  setup(build) {
+    build.onResolve({ filter: BUILTIN }, ({ path, kind }) => (kind === 'require-call' ? undefined : { path: path.replace(/^node:/, ''), namespace: 'lazy-builtin' }));
+    build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, ({ path }) => ({ loader: 'js', contents: BUILTIN_VIEW.replace('NAME', JSON.stringify(`node:${path}`)) }));
+  },
+};
+
+/**
+ * Packages that build Intl objects at load: string-width (yargs, cliui) an Intl.Segmenter, got's
+ * @sindresorhus/is two Intl.ListFormat for its error messages. Building them loads ICU's data:
+ * 2.5 MB and 6.4 MB of resident memory in an agent that, idle, never uses them. The bundle
+ * builds each on first use. The build fails when a listed package no longer has the line.
+ */
+const INTL_AT_LOAD = /node_modules\/(string-width\/index|@sindresorhus\/is\/distribution\/index)\.js$/;
+const INTL_LINE = /^const (\w+) = new Intl\.(\w+)\((.*)\);$/gm;
+const LAZY_INSTANCE = `const __preemptdLazy = (make) => { let made; const instance = () => (made ??= make()); return new Proxy({}, { get: (_target, key) => { const value = instance()[key]; return typeof value === 'function' ? value.bind(instance()) : value; } }); };\n`;
+const lazyIntl: Plugin = {
+  name: 'lazy-intl',
+  setup(build) {
+    build.onLoad({ filter: INTL_AT_LOAD }, ({ path }) => {
+      const source = readFileSync(path, 'utf8');
+      const contents = source.replace(INTL_LINE, 'const $1 = __preemptdLazy(() => new Intl.$2($3));');
+      if (contents === source) throw new Error(`${path}: no longer builds an Intl object at load as \`const x = new Intl.X(...);\`: update INTL_AT_LOAD`);
+      return { loader: 'js', contents: LAZY_INSTANCE + contents };
+    });
+  },
+};
+
+/**
+ * yargs renders a command's whole help (cliui, string-width, an Intl.Segmenter) each time it
+ * runs the command, in case the handler later calls showHelp(); our handlers never do (a usage
+ * error points to --help). In `run` that rendering sat between the handler's start and READY=1.
+ * The bundle leaves the help to be rendered when it is asked for.
+ */
+const HELP_CACHE = 'cachedHelpMessage = this.help();';
+const yargsHelpOnDemand: Plugin = {
+  name: 'yargs-help-on-demand',
+  setup(build) {
+    build.onLoad({ filter: /node_modules\/yargs\/build\/lib\/usage\.js$/ }, ({ path }) => {
+      const source = readFileSync(path, 'utf8');
+      if (!source.includes(HELP_CACHE)) throw new Error(`${path}: no longer caches the help as \`${HELP_CACHE}\`: update yargsHelpOnDemand`);
+      return { loader: 'js', contents: source.replace(HELP_CACHE, 'cachedHelpMessage = undefined;') };
+    });
+  },
+};
+
 export async function bundle(outdir: string): Promise<void> {
   rmSync(outdir, { recursive: true, force: true });
   const result = await build({
@@ -69,7 +138,7 @@ export async function bundle(outdir: string): Promise<void> {
     legalComments: 'eof',
     // Bundled CommonJS packages require() Node's built-ins; ESM output has no `require` of its own.
     banner: { js: "import { createRequire as __preemptdRequire } from 'node:module'; const require = __preemptdRequire(import.meta.url);" },
-    plugins: [assertForYargs],
+    plugins: [assertForYargs, lazyBuiltins, lazyIntl, yargsHelpOnDemand],
     metafile: true,
     logLevel: 'warning',
     write: false,

@@ -1,6 +1,6 @@
 /**
  * Writes the files generated from the code (src/commands/generated-files.ts lists them: the
- * config's JSON Schema, the bash and zsh completions, the man page). Run `npm run generate`
+ * config's JSON Schema, the bash and zsh completions, the man page, the text of --help). Run `npm run generate`
  * after changing the config schema, a step type's options or the CLI; test/unit/generated.test.ts
  * fails while a committed file differs. Reads the built modules in dist/, as Node runs this
  * file without a resolver for the sources' `.js` specifiers.

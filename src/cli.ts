@@ -1,18 +1,14 @@
 #!/usr/bin/env node
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
-import { PreemptdError } from './lib/errors.js';
-import { reportFailure } from './commands/fatal.js';
-import { usageMessage } from './commands/flags.js';
-import { declareProgram } from './commands/program.js';
+import { PROGRAM_HELP } from './commands/program-help-text.js';
 
-const cli = declareProgram(yargs(hideBin(process.argv))).fail((message, error) => {
-  throw error ?? new PreemptdError('ERR_USAGE', usageMessage(message));
-});
+const args = process.argv.slice(2);
 
-try {
-  await cli.parseAsync();
-} catch (error) {
-  // The command named on the line, if any: the agent's failure is also a JSON log line.
-  await reportFailure(hideBin(process.argv).find((arg) => !arg.startsWith('-')), error);
-}
+/**
+ * `preemptd --help` is printed as generated from the declarations (npm run generate), without
+ * loading yargs and the declarations: the bundle's start to exit went from 88 to 39 ms
+ * (`node -e 0`: 29 ms; docs/benchmarks.md). yargs wraps at a terminal's width below 80 columns and not at all under
+ * YARGS_DISABLE_WRAP: those, and every other command line, go to yargs.
+ */
+const programHelp = args.length === 1 && (args[0] === '--help' || args[0] === '-h') && !process.env.YARGS_DISABLE_WRAP && (process.stdout.columns ?? 80) >= 80;
+if (programHelp) process.stdout.write(`${PROGRAM_HELP}\n`);
+else await (await import('./commands/command-line.js')).runCommandLine(args);

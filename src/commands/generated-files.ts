@@ -3,6 +3,7 @@ import { STEP_TYPES } from '../steps/registry.js';
 import { cliSpec } from './cli-spec.js';
 import { bashCompletion, zshCompletion } from './completion.js';
 import { manPage } from './man-page.js';
+import { programHelpModule } from './program-help.js';
 
 /**
  * Every file generated from the code, by path in the repository: committed, shipped in the
@@ -16,5 +17,6 @@ export function generatedFiles(): Record<string, string> {
     'packaging/completion/preemptd.bash': bashCompletion(cli),
     'packaging/completion/_preemptd': zshCompletion(cli),
     'packaging/man/preemptd.1': manPage(cli),
+    'src/commands/program-help-text.ts': programHelpModule(),
   };
 }

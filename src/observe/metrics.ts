@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from './prom-client.js';
 import type { Daemon } from '../daemon/daemon.js';
 import { DaemonSubscription } from '../daemon/subscription.js';
 import { suppressedLogLines } from '../lib/log-limit.js';

@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from './prom-client.js';
 
 /**
  * The usual process metrics under their usual names, read at scrape time. Not prom-client's

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runCli } from '../helpers/cli.js';
+import { until } from '../helpers/until.js';
 import { TestResources, writeAgentConfig } from '../helpers/resources.js';
 
 /**
@@ -45,13 +46,61 @@ test('runs the CLI: --version and --help', async () => {
   expect(help.stdout).toContain('preemptd <command> [options]');
 });
 
-test('`--help` loads neither node:crypto (notice ids load it on first use) nor node:assert (yargs gets plain checks)', async () => {
+test.each([['--help'], ['--version']])('`%s` loads neither node:crypto (notice ids load it on first use) nor node:assert (yargs gets plain checks), nor the lazy exports of fs and util', async (flag) => {
   // Lists, as the process exits, the built-in modules it loaded.
   const probe = `data:text/javascript,process.on('exit', () => console.error('LOADED ' + process.moduleLoadList.join(',')))`;
-  const { stderr } = await execFileAsync(process.execPath, ['--import', probe, cli, '--help']);
+  const { stderr } = await execFileAsync(process.execPath, ['--import', probe, cli, flag]);
   const loaded = /LOADED (.*)/.exec(stderr)![1]!.split(',');
   expect(loaded).toContain('NativeModule fs');
-  expect(loaded.filter((name) => /^NativeModule (crypto|assert)$/.test(name))).toEqual([]);
+  // An ES import of fs or util reads every export, which loads fs/promises (streams, readline) and util's parseArgs, diff and worker_threads; the bundle takes built-ins as CommonJS views.
+  expect(loaded.filter((name) => /^NativeModule (crypto|assert|internal\/fs\/promises|internal\/util\/parse_args\/parse_args|internal\/util\/diff|worker_threads)$/.test(name))).toEqual([]);
+});
+
+/** Prints, as the process exits, the bundle's files it loaded (module.registerHooks sees every ES module load). */
+const LOAD_PROBE_SOURCE = `import { registerHooks } from 'node:module'; const loaded = []; registerHooks({ load(url, context, next) { loaded.push(url); return next(url, context); } }); process.on('exit', () => console.error('MODULES ' + JSON.stringify(loaded)))`;
+const LOAD_PROBE = `data:text/javascript,${LOAD_PROBE_SOURCE}`;
+function modulesLoaded(stderr: string): string[] {
+  return (JSON.parse(/MODULES (.*)/.exec(stderr)![1]!) as string[]).filter((url) => url.startsWith('file:')).map((url) => url.replace(/.*\//, ''));
+}
+/** What the bundle's files (as loaded) hold: the sources and packages bundled into them. */
+function inputsOf(files: string[]): string[] {
+  const meta = JSON.parse(readFileSync('dist/bundle/meta.json', 'utf8')) as Metafile;
+  return files.flatMap((file) => Object.keys(meta.outputs[`dist/bundle/${file}`]?.inputs ?? {}));
+}
+
+test('`--help` prints the generated text without loading yargs or the declarations; other command lines parse with yargs', async () => {
+  const help = await execFileAsync(process.execPath, ['--import', LOAD_PROBE, cli, '--help'], { env: { ...process.env, YARGS_DISABLE_WRAP: '' } });
+  const inputs = inputsOf(modulesLoaded(help.stderr));
+  expect(inputs).toContain('src/commands/program-help-text.ts');
+  expect(inputs.filter((input) => /node_modules\/yargs|src\/commands\/program\.ts/.test(input))).toEqual([]);
+  // The same text as yargs prints (a flag beside --help takes yargs' way).
+  const viaYargs = await execFileAsync(process.execPath, ['--import', LOAD_PROBE, cli, '--help', '--config', '/none.yaml']);
+  expect(inputsOf(modulesLoaded(viaYargs.stderr))).toContain('src/commands/program.ts');
+  expect(help.stdout).toBe(viaYargs.stdout);
+});
+
+/** Counts the Intl objects a process builds (ICU's data is megabytes of resident memory), printed as it exits. */
+const INTL_PROBE_SOURCE = `const built = []; for (const name of ['Segmenter', 'ListFormat', 'DateTimeFormat', 'NumberFormat', 'Collator']) Intl[name] = new Proxy(Intl[name], { construct: (target, args, newTarget) => (built.push(name), Reflect.construct(target, args, newTarget)) }); process.on('exit', () => console.error('INTL ' + JSON.stringify(built)));`;
+
+test('the agent, up to a notice, loads prom-client\'s metric classes without its index (its Pushgateway, cluster aggregation, default metrics) and builds no Intl object', async () => {
+  const work = resources.tempDir();
+  const probe = join(work, 'probe.mjs');
+  writeFileSync(probe, `${LOAD_PROBE_SOURCE};\n${INTL_PROBE_SOURCE}`);
+  const metadata = await resources.simulator({ provider: 'aws' });
+  const file = join(work, 'config.yaml');
+  // The webhook and http steps load got (and its @sindresorhus/is, which builds Intl.ListFormat at load) after the first metadata read.
+  writeFileSync(file, [`provider: aws`, `metadataUrl: ${metadata.url}`, `stateDir: ${join(work, 'state')}`, `noticeFile: ${join(work, 'notice.json')}`, 'server: { listen: "127.0.0.1:0" }', 'pollInterval: 100ms', 'steps:', '  - { name: tell, webhook: { url: "http://127.0.0.1:9/hook" } }'].join('\n'));
+  const agent = resources.agent(['--config', file], { NODE_OPTIONS: `--import=${probe}` }, cli);
+  await agent.waitForLog((line) => line.msg === 'daemon watching');
+  // A second of polls after the first: the steps' preload (got) has long run.
+  await until(() => (metadata.requests.get('/latest/meta-data/spot/instance-action') ?? 0) >= 10);
+  agent.child.kill('SIGTERM');
+  expect(await agent.exited).toBe(0);
+  const inputs = inputsOf(modulesLoaded(agent.output()));
+  expect(inputs).toEqual(expect.arrayContaining(['src/observe/metrics.ts', 'node_modules/prom-client/lib/registry.js', 'node_modules/@sindresorhus/is/distribution/index.js']));
+  expect(inputs.filter((input) => /node_modules\/prom-client\/(index|lib\/(pushgateway|cluster|defaultMetrics))\.js/.test(input))).toEqual([]);
+  // yargs no longer renders the command's help before running it (string-width's Segmenter), got's ListFormat waits for an error message.
+  expect(JSON.parse(/INTL (.*)/.exec(agent.output())![1]!)).toEqual([]);
 });
 
 test('turns Node\'s compile cache on at its entry, in the temp dir when NODE_COMPILE_CACHE is unset', async () => {
