@@ -5,7 +5,10 @@ import { changesNode, type KubernetesOptions } from './options.js';
 
 /** The permissions a step with these options uses. */
 function permissionsFor(options: KubernetesOptions): Array<{ verb: string; resource: string }> {
-  return [{ verb: 'get', resource: 'nodes' }, ...(changesNode(options) ? [{ verb: 'patch', resource: 'nodes' }] : []), ...(options.event ? [{ verb: 'create', resource: 'events' }] : [])];
+  const drain = options.drain
+    ? [{ verb: 'list', resource: 'pods' }, { verb: 'create', resource: 'pods/eviction' }, ...(options.drain.deleteBlockedWithinMs !== undefined ? [{ verb: 'delete', resource: 'pods' }] : [])]
+    : [];
+  return [{ verb: 'get', resource: 'nodes' }, ...(changesNode(options) ? [{ verb: 'patch', resource: 'nodes' }] : []), ...(options.event ? [{ verb: 'create', resource: 'events' }] : []), ...drain];
 }
 
 /** Whether the API answers, the Node exists, and each permission is granted: reads and reviews only. */
