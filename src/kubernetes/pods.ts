@@ -62,3 +62,14 @@ export async function deletePod(client: KubeClient, pod: KubePod, gracePeriodSec
     signal,
   });
 }
+
+/** Whether the DaemonSet exists; false on 404 (its pods are orphans, as kubectl drain calls them). */
+export async function daemonSetExists(client: KubeClient, namespace: string, name: string, signal: AbortSignal): Promise<boolean> {
+  try {
+    await client.call({ method: 'GET', path: `/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/daemonsets/${encodeURIComponent(name)}`, needs: { verb: 'get', resource: 'daemonsets' }, signal });
+    return true;
+  } catch (error) {
+    if (error instanceof KubernetesError && error.status === 404) return false;
+    throw error;
+  }
+}

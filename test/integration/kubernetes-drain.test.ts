@@ -55,10 +55,11 @@ async function drainWith(drain: unknown, timeoutMs: number) {
 const evictions = () => server.requests.filter((request) => request.path.endsWith('/eviction')).map((request) => ({ pod: request.path.split('/')[6], body: request.body as { apiVersion: string; deleteOptions?: { gracePeriodSeconds?: number } } }));
 
 describe('drain', () => {
-  it('evicts the pods (policy/v1) in order, skips DaemonSet, mirror, its own and excluded pods, retries a budget until it allows, and waits for them to go', async () => {
+  it('evicts the pods (policy/v1) in order, skips DaemonSet (not orphans), mirror, its own and excluded pods, retries a budget until it allows, and waits for them to go', async () => {
     await start();
     server.addDaemonSet('kube-system', 'agent');
     server.addPod({ name: 'agent-1', namespace: 'kube-system', nodeName: 'node-1', owner: { kind: 'DaemonSet', name: 'agent' } });
+    server.addPod({ name: 'orphan', namespace: 'kube-system', nodeName: 'node-1', owner: { kind: 'DaemonSet', name: 'deleted' }, terminationGracePeriodSeconds: 1 });
     server.addPod({ name: 'kube-proxy-node-1', namespace: 'kube-system', nodeName: 'node-1', annotations: { 'kubernetes.io/config.mirror': 'abc' } });
     server.addPod({ name: 'preemptd-abcde', namespace: 'preemptd', nodeName: 'node-1' });
     server.addPod({ name: 'keep', nodeName: 'node-1', labels: { keep: 'yes' } });
@@ -76,12 +77,13 @@ describe('drain', () => {
       { pod: 'default/web', outcome: 'evicted' },
       { pod: 'default/db-0', outcome: 'evicted' },
       { pod: 'default/db-1', outcome: 'evicted' },
+      { pod: 'kube-system/orphan', outcome: 'evicted' },
       { pod: 'default/keep', outcome: 'skipped', reason: 'excluded by "keep=yes"' },
       { pod: 'kube-system/agent-1', outcome: 'skipped', reason: 'DaemonSet pod' },
       { pod: 'kube-system/kube-proxy-node-1', outcome: 'skipped', reason: 'mirror (static) pod' },
       { pod: 'preemptd/preemptd-abcde', outcome: 'skipped', reason: "this agent's own pod" },
     ]);
-    expect(run.detail.drain).toEqual({ evicted: 3, skipped: 4 });
+    expect(run.detail.drain).toEqual({ evicted: 4, skipped: 4 });
     const asked = evictions();
     expect(asked.slice(0, 3).map((eviction) => eviction.pod)).toEqual(['web', 'db-0', 'db-1']);
     // db-1 was refused (429) while db-0 terminated, and asked again.
@@ -90,7 +92,7 @@ describe('drain', () => {
     for (const name of ['web', 'db-0', 'db-1']) expect(server.pod('default', name)).toBeUndefined();
     expect(server.pod('default', 'keep')).toBeDefined();
     expect(server.pod('default', 'elsewhere')).toBeDefined();
-    expect(run.progress.at(-1)).toEqual({ podsLeft: 0, podsGone: 3 });
+    expect(run.progress.at(-1)).toEqual({ podsLeft: 0, podsGone: 4 });
   });
 
   it('cuts each grace period to end before the deadline, and reports by the deadline the pods a budget blocks', async () => {
@@ -157,8 +159,9 @@ describe('drain', () => {
     await start();
     server.deny('create', 'pods/eviction');
     const results = await kubernetesStep.check(options({ deleteBlockedWithin: '10s' }), { signal: AbortSignal.timeout(5000), log: undefined as never, instance: Promise.resolve(undefined) });
-    expect(results.slice(-3)).toEqual([
+    expect(results.slice(-4)).toEqual([
       { what: 'permission list pods', ok: true, reason: 'granted' },
+      { what: 'permission get daemonsets', ok: true, reason: 'granted' },
       { what: 'permission create pods/eviction', ok: false, reason: `not granted: add verb "create" on "pods/eviction" to the agent's (Cluster)Role` },
       { what: 'permission delete pods', ok: true, reason: 'granted' },
     ]);

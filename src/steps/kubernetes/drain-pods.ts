@@ -2,10 +2,18 @@ import type { KubePod } from '../../kubernetes/pods.js';
 import type { DrainOptions } from './options.js';
 import { matchesSelector } from './selector.js';
 
-/** Why a pod of the Node is not evicted, or undefined when it is. */
-export function skipReason(pod: KubePod, drain: DrainOptions, own: { name: string; namespace: string | undefined }): string | undefined {
+/** The DaemonSet that controls the pod, if one does. */
+export function daemonSetOf(pod: KubePod): string | undefined {
+  return pod.metadata.ownerReferences?.find((owner) => owner.controller && owner.kind === 'DaemonSet')?.name;
+}
+
+/**
+ * Why a pod of the Node is not evicted, or undefined when it is. A pod whose DaemonSet is
+ * gone (`orphan`) is evicted: nothing would recreate it on this Node anyway.
+ */
+export function skipReason(pod: KubePod, drain: DrainOptions, own: { name: string; namespace: string | undefined }, orphan: boolean): string | undefined {
   const { metadata } = pod;
-  if (metadata.ownerReferences?.some((owner) => owner.controller && owner.kind === 'DaemonSet')) return 'DaemonSet pod';
+  if (daemonSetOf(pod) !== undefined && !orphan) return 'DaemonSet pod';
   if (metadata.annotations?.['kubernetes.io/config.mirror'] !== undefined) return 'mirror (static) pod';
   if (metadata.name === own.name && (own.namespace === undefined || metadata.namespace === own.namespace)) return "this agent's own pod";
   const excluded = drain.exclude.find((rule) => matchesSelector(rule, metadata.labels));

@@ -1,9 +1,9 @@
 import type { KubeClient } from '../../kubernetes/client.js';
 import { KubernetesError } from '../../kubernetes/errors.js';
-import { deletePod, evictionVersion, evictPod, listNodePods, type EvictionVersion, type KubePod } from '../../kubernetes/pods.js';
+import { daemonSetExists, deletePod, evictionVersion, evictPod, listNodePods, type EvictionVersion, type KubePod } from '../../kubernetes/pods.js';
 import { backoffDelay, sleep, type BackoffPolicy } from '../../lib/backoff.js';
 import type { StepContext } from '../types.js';
-import { budgetName, evictionOrder, graceFor, skipReason } from './drain-pods.js';
+import { budgetName, daemonSetOf, evictionOrder, graceFor, skipReason } from './drain-pods.js';
 import type { DrainOptions } from './options.js';
 
 /** Kept before the step's deadline for the last listing and the result: the drain's own deadline is this much earlier. */
@@ -72,8 +72,10 @@ export async function drainNode(client: KubeClient, nodeName: string, drain: Dra
   const own = { name: process.env.POD_NAME ?? context.host.hostname, namespace: process.env.POD_NAMESPACE };
   const tracked: Tracked[] = [];
   const skipped: PodReport[] = [];
-  for (const pod of await listNodePods(client, nodeName, signal)) {
-    const reason = skipReason(pod, drain, own);
+  const pods = await listNodePods(client, nodeName, signal);
+  const orphans = await orphanedPods(client, pods, signal);
+  for (const pod of pods) {
+    const reason = skipReason(pod, drain, own, orphans.has(pod));
     if (reason) skipped.push({ pod: podId(pod), outcome: 'skipped', reason });
     else tracked.push({ pod, report: { pod: podId(pod), outcome: 'pending' } });
   }
@@ -95,6 +97,20 @@ export async function drainNode(client: KubeClient, nodeName: string, drain: Dra
     await sleep(wait, signal);
   }
   return result(skipped, ordered);
+}
+
+/** The DaemonSet pods whose DaemonSet is gone, asking once per DaemonSet. */
+async function orphanedPods(client: KubeClient, pods: KubePod[], signal: AbortSignal): Promise<Set<KubePod>> {
+  const exists = new Map<string, boolean>();
+  const orphans = new Set<KubePod>();
+  for (const pod of pods) {
+    const name = daemonSetOf(pod);
+    if (name === undefined) continue;
+    const key = `${pod.metadata.namespace}/${name}`;
+    if (!exists.has(key)) exists.set(key, await daemonSetExists(client, pod.metadata.namespace, name, signal));
+    if (!exists.get(key)) orphans.add(pod);
+  }
+  return orphans;
 }
 
 function result(skipped: PodReport[], ordered: Tracked[]): DrainResult {
