@@ -100,13 +100,17 @@ describe('drain', () => {
     server.addPod({ name: 'slow', nodeName: 'node-1', terminationGracePeriodSeconds: 600, stopsAfterMs: 600_000 });
     server.addPod({ name: 'quick', nodeName: 'node-1', terminationGracePeriodSeconds: 1 });
     server.addPod({ name: 'guarded', nodeName: 'node-1', labels: { app: 'guarded' } });
-    server.addPdb('default', 'guarded-budget', { selector: { matchLabels: { app: 'guarded' } }, minAvailable: 1 });
+    server.addPod({ name: 'guarded-2', nodeName: 'node-1', labels: { app: 'guarded' } });
+    server.addPdb('default', 'guarded-budget', { selector: { matchLabels: { app: 'guarded' } }, minAvailable: 2 });
 
     const run = await drainWith(true, 6_000);
 
     expect(run.ok).toBe(false);
     expect(Date.now()).toBeLessThan(run.deadline);
-    expect(run.error).toBe('drain of node node-1: 1 of 3 pods not gone by the deadline: default/guarded blocked (PodDisruptionBudget guarded-budget)');
+    expect(run.error).toBe('drain of node node-1: 2 of 4 pods not gone by the deadline: default/guarded blocked (PodDisruptionBudget guarded-budget), default/guarded-2 blocked (PodDisruptionBudget guarded-budget)');
+    // While the budget refuses, only its first pod is asked again each round.
+    expect(evictions().filter((eviction) => eviction.pod === 'guarded').length).toBeGreaterThan(2);
+    expect(evictions().filter((eviction) => eviction.pod === 'guarded-2').length).toBe(1);
     const pods = run.detail.pods as Array<Record<string, unknown>>;
     const slow = pods.find((pod) => pod.pod === 'default/slow')!;
     // Asked with the whole seconds left before the drain's own deadline, not its 600 s: the kubelet stops it by then.
@@ -121,7 +125,7 @@ describe('drain', () => {
     expect(server.pod('default', 'guarded')).toBeDefined();
 
     const summary = summarizeEvent(buildEvent('plan.finished', testNotice(), hostFacts(), null, [{ name: 'drain', type: 'kubernetes', status: 'failed', ms: 4000, error: run.error!, detail: run.detail }]));
-    expect(summary.steps[0]!.text).toContain(`; pods: default/guarded blocked (PodDisruptionBudget guarded-budget); default/quick evicted; default/slow evicted`);
+    expect(summary.steps[0]!.text).toContain(`; pods: default/guarded blocked (PodDisruptionBudget guarded-budget); default/guarded-2 blocked (PodDisruptionBudget guarded-budget); default/quick evicted; default/slow evicted`);
   });
 
   it('deletes pods a budget still blocks near the deadline when deleteBlockedWithin says so, and reports a pod under several budgets', async () => {
