@@ -25,13 +25,14 @@ export interface KubeCall {
   signal: AbortSignal;
 }
 
-/** A response body larger than this is refused: a Node object or Status is a few kB. */
-const BODY_LIMIT_BYTES = 4 * 1024 * 1024;
+/** A response body larger than this is refused: a Node is a few kB, the pods of a full node (110) a few MB. */
+const BODY_LIMIT_BYTES = 16 * 1024 * 1024;
 
 interface Status {
   kind?: string;
   message?: string;
   reason?: string;
+  details?: { causes?: Array<{ message?: string }> };
 }
 
 function failure(access: KubeAccess, call: KubeCall, status: number, body: Status | undefined): KubernetesError {
@@ -40,7 +41,8 @@ function failure(access: KubeAccess, call: KubeCall, status: number, body: Statu
   if (status === 403) {
     return new KubernetesError(`${said} (403 Forbidden): grant the agent's service account "${call.needs.verb}" on "${call.needs.resource}" in a (Cluster)Role`, status);
   }
-  return new KubernetesError(`${call.method} ${call.path} on the Kubernetes API: ${status} ${body?.reason ?? ''} ${said}`.replace(/\s+/g, ' ').trim(), status);
+  const causes = (body?.details?.causes ?? []).flatMap((cause) => (cause.message ? [cause.message] : []));
+  return new KubernetesError(`${call.method} ${call.path} on the Kubernetes API: ${status} ${body?.reason ?? ''} ${said}`.replace(/\s+/g, ' ').trim(), status, causes);
 }
 
 export class KubeClient {

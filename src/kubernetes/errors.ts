@@ -2,9 +2,12 @@
 export class KubernetesError extends Error {
   /** The HTTP status, when the API server answered. */
   readonly status: number | undefined;
-  constructor(message: string, status?: number) {
+  /** The messages of the Status body's details.causes (a 429 eviction names its PodDisruptionBudget there). */
+  readonly causes: string[];
+  constructor(message: string, status?: number, causes: string[] = []) {
     super(message);
     this.name = 'KubernetesError';
     this.status = status;
+    this.causes = causes;
   }
 }

@@ -75,12 +75,12 @@ export function recordNodeEvent(client: KubeClient, node: KubeNode, event: { rea
 }
 
 /** Whether this identity may `verb` `resource` (SelfSubjectAccessReview: asks, changes nothing). */
-export async function mayI(client: KubeClient, permission: { verb: string; resource: string }, signal: AbortSignal): Promise<{ allowed: boolean; reason?: string }> {
+export async function mayI(client: KubeClient, permission: { verb: string; resource: string; group?: string }, signal: AbortSignal): Promise<{ allowed: boolean; reason?: string }> {
   const [resource, subresource] = permission.resource.split('/') as [string, string | undefined];
   const review = await client.call<{ status?: { allowed?: boolean; reason?: string } }>({
     method: 'POST',
     path: '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
-    body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { verb: permission.verb, resource, ...(subresource ? { subresource } : {}), group: '' } } },
+    body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { verb: permission.verb, resource, ...(subresource ? { subresource } : {}), group: permission.group ?? '' } } },
     needs: { verb: 'create', resource: 'selfsubjectaccessreviews' },
     signal,
   });

@@ -142,7 +142,7 @@ describe('the kubernetes step', () => {
   it('refuses options that would not work, saying what was expected', () => {
     expect(() => kubernetesStep.schema.parse({ taint: { effect: 'Evict' } })).toThrow('expected NoSchedule, PreferNoSchedule or NoExecute');
     expect(() => kubernetesStep.schema.parse({ labels: { 'bad key!': 'x' } })).toThrow('expected a label key such as preemptd.io/notice');
-    expect(() => kubernetesStep.schema.parse({ event: false })).toThrow('expected something to do: cordon, taint, labels, annotations or event');
+    expect(() => kubernetesStep.schema.parse({ event: false })).toThrow('expected something to do: cordon, taint, labels, annotations, event or drain');
     expect(() => kubernetesStep.schema.parse({ kubeconfig: 'relative/config' })).toThrow('expected an absolute file path');
   });
 });

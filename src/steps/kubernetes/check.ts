@@ -4,8 +4,11 @@ import type { CheckResult } from '../types.js';
 import { changesNode, type KubernetesOptions } from './options.js';
 
 /** The permissions a step with these options uses. */
-function permissionsFor(options: KubernetesOptions): Array<{ verb: string; resource: string }> {
-  return [{ verb: 'get', resource: 'nodes' }, ...(changesNode(options) ? [{ verb: 'patch', resource: 'nodes' }] : []), ...(options.event ? [{ verb: 'create', resource: 'events' }] : [])];
+function permissionsFor(options: KubernetesOptions): Array<{ verb: string; resource: string; group?: string }> {
+  const drain = options.drain
+    ? [{ verb: 'list', resource: 'pods' }, { verb: 'get', resource: 'daemonsets', group: 'apps' }, { verb: 'create', resource: 'pods/eviction' }, ...(options.drain.deleteBlockedWithinMs !== undefined ? [{ verb: 'delete', resource: 'pods' }] : [])]
+    : [];
+  return [{ verb: 'get', resource: 'nodes' }, ...(changesNode(options) ? [{ verb: 'patch', resource: 'nodes' }] : []), ...(options.event ? [{ verb: 'create', resource: 'events' }] : []), ...drain];
 }
 
 /** Whether the API answers, the Node exists, and each permission is granted: reads and reviews only. */

@@ -29,8 +29,9 @@ async function asStepFailure<T>(work: () => Promise<T>): Promise<T> {
 }
 
 /**
- * `kubernetes:` cordons, taints, labels and annotates the Node this agent runs on and records
- * an Event on it (docs/kubernetes.md); undo takes that back when the notice is withdrawn.
+ * `kubernetes:` cordons, taints, labels and annotates the Node this agent runs on, records
+ * an Event on it and drains its pods (docs/kubernetes.md); undo takes the Node's changes back
+ * when the notice is withdrawn.
  * Destructive: an advisory notice (a rebalance) runs it
  * only when its on: names the kind, so a passing warning does not empty a node.
  */
@@ -38,13 +39,21 @@ export const kubernetesStep = {
   type: 'kubernetes',
   schema: kubernetesSchema,
   destructive: true,
-  defaultTimeoutMs: () => 10_000,
+  // A drain runs until its pods are gone or the plan deadline; without a deadline (an advisory notice) two minutes, AWS's notice.
+  defaultTimeoutMs: (options) => (options.drain ? 120_000 : 10_000),
   describe: describeKubernetes,
   async run(options, context) {
     const name = nodeName(options);
     return asStepFailure(async () => {
       const { applyToNode } = await import('./apply.js');
-      return applyToNode(await connect(options), name, options, context);
+      const client = await connect(options);
+      const detail = await applyToNode(client, name, options, context);
+      if (!options.drain) return detail;
+      const { drainNode } = await import('./drain.js');
+      const drained = await drainNode(client, name, options.drain, context);
+      const full = { ...detail, drain: drained.counts, pods: drained.pods };
+      if (drained.unfinished) throw new StepFailure(`drain of node ${name}: ${drained.unfinished}`, full);
+      return full;
     });
   },
   async undo(options, context) {

@@ -55,7 +55,7 @@ export function summarizeEvent(event: PreemptdEvent): EventSummary {
   const steps = event.steps.map((step) => ({
     name: step.name,
     status: step.status,
-    text: `${STATUS_WORDS[step.status]} ${seconds(step.ms)}${step.error ? `: ${step.error}` : ''}`,
+    text: `${STATUS_WORDS[step.status]} ${seconds(step.ms)}${step.error ? `: ${step.error}` : ''}${podsText(step.detail?.pods)}`,
   }));
   const good = event.steps.filter((step) => step.status === 'ok').length;
   return {
@@ -73,6 +73,15 @@ export function countdown(ms: number): string {
   const minutes = Math.floor(total / 60);
   const text = minutes > 0 ? `${minutes}m ${total % 60}s` : `${total}s`;
   return ms > 0 ? `in ${text}` : `passed ${text} ago`;
+}
+
+/** Pods listed in a step's detail (a kubernetes drain's `pods`, each with how it ended), for people to read. */
+const PODS_SHOWN = 20;
+function podsText(pods: unknown): string {
+  if (!Array.isArray(pods) || pods.length === 0) return '';
+  const lines = (pods as Array<{ pod?: unknown; outcome?: unknown; reason?: unknown }>).slice(0, PODS_SHOWN).map((pod) => `${String(pod.pod)} ${String(pod.outcome)}${pod.reason ? ` (${String(pod.reason)})` : ''}`);
+  const more = pods.length > PODS_SHOWN ? `; and ${pods.length - PODS_SHOWN} more` : '';
+  return `; pods: ${lines.join('; ')}${more}`;
 }
 
 function seconds(ms: number): string {
