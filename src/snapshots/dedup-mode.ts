@@ -1,12 +1,9 @@
 import { createHash } from 'node:crypto';
-import { errorMessage } from '../lib/errors.js';
 import { keyFor } from '../stores/location.js';
 import { onePart, type Part } from '../stores/parts.js';
 import { ContentChunker, SNAPSHOT_CHUNK_SIZES } from './chunker.js';
-import type { ManifestEntry } from './manifest.js';
 import { chunkName, readLatest } from './repository.js';
-import type { UploadJob, UploadOutcome } from './upload.js';
-import { describeRead, storedFile } from './upload.js';
+import { storedFile, storeEachFile, uploadFailure, type UploadJob, type UploadOutcome } from './upload.js';
 
 type ChunkRef = [sha256: string, size: number];
 
@@ -96,45 +93,16 @@ async function storeChunks(parts: AsyncIterable<Part>, sender: ChunkSender): Pro
  * deadline cut stay stored, and the next snapshot will not send them again.
  */
 export async function uploadDeduplicated(job: UploadJob): Promise<UploadOutcome> {
-  const { entries, stop } = job;
+  const { stop } = job;
   const previous = await readLatest(job.store, job.location);
   const known = new Set(previous?.manifest.files.flatMap((file) => (file.type === 'file' ? (file.chunks ?? []).map(([sha256]) => sha256) : [])));
   const sender = new ChunkSender(job, known, job.concurrency * job.queueSize);
-  const files: ManifestEntry[] = [];
-  const skipped: UploadOutcome['skipped'] = [];
-  let bytesDone = 0;
-  let next = 0;
-
-  const worker = async () => {
-    while (next < entries.length) {
-      const entry = entries[next++]!;
-      if (entry.type === 'symlink') {
-        files.push({ type: 'symlink', path: entry.name, target: entry.target });
-        continue;
-      }
-      if (stop.aborted) {
-        skipped.push({ path: entry.source, reason: 'not started: the deadline was reached' });
-        continue;
-      }
-      let read;
-      try {
-        read = await job.reader.open(entry, { exactSize: false, partSize: job.partSize, checksum: job.checksum });
-      } catch (error) {
-        skipped.push({ path: entry.source, reason: describeRead(error) });
-        continue;
-      }
-      try {
-        const chunks = await storeChunks(read.parts, sender);
-        const result = await read.result();
-        files.push({ ...storedFile(entry, result, job.checksum), chunks });
-        bytesDone += result.size;
-      } catch (error) {
-        const reason = error instanceof ChunkRefused ? error.message : stop.aborted ? 'cut by the deadline' : `upload failed: ${errorMessage(error)}`;
-        skipped.push({ path: entry.source, reason });
-      }
-    }
-  };
-
-  await Promise.all(Array.from({ length: Math.min(job.concurrency, Math.max(1, entries.length)) }, worker));
-  return { files, skipped, bytesDone, archive: null };
+  return storeEachFile(job, {
+    refuse: () => (stop.aborted ? 'not started: the deadline was reached' : undefined),
+    async store(entry, read) {
+      const chunks = await storeChunks(read.parts, sender);
+      return { ...storedFile(entry, await read.result(), job.checksum), chunks };
+    },
+    failure: (error) => (error instanceof ChunkRefused ? error.message : uploadFailure(stop, error)),
+  });
 }

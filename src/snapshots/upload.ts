@@ -1,10 +1,11 @@
 import { formatDuration } from '../lib/duration.js';
+import { errorMessage } from '../lib/errors.js';
 import type { ObjectStore } from '../stores/types.js';
 import type { StoreLocation } from '../stores/location.js';
 import type { ChecksumAlgorithm } from './options.js';
 import { checksumField, type Manifest, type ManifestEntry, type ManifestFile } from './manifest.js';
 import type { TransferProgress } from './progress.js';
-import type { FileReader, ReadResult } from './read.js';
+import type { FileRead, FileReader, ReadResult } from './read.js';
 import type { FoundEntry, FoundFile, Skipped } from './walk.js';
 
 /** What a mode (files, archive or dedup) gets to work with. */
@@ -80,4 +81,64 @@ export function describeRead(error: unknown): string {
   if (code === 'ELOOP') return 'replaced by a symlink after it was found: not followed';
   if (code === 'EREPLACED') return (error as Error).message;
   return `cannot read: ${code ?? (error as Error).message}`;
+}
+
+/** Why a file's upload failed: the deadline, or the store's error. */
+export function uploadFailure(stop: AbortSignal, error: unknown): string {
+  return stop.aborted ? 'cut by the deadline' : `upload failed: ${errorMessage(error)}`;
+}
+
+/** How a mode that stores each file on its own (files, dedup) treats one file. */
+export interface EachFile {
+  /** Why this file should not be started, or undefined to go ahead. */
+  refuse(entry: FoundFile): string | undefined;
+  /** Stores the opened file; resolves to its manifest entry. */
+  store(entry: FoundFile, read: FileRead): Promise<ManifestFile>;
+  /** The skipped reason for a file whose store() failed. */
+  failure(error: unknown): string;
+}
+
+/**
+ * Takes the job's entries in priority order, `concurrency` files at a time: links go into the
+ * manifest as links, a file refused or unreadable is skipped with the reason, and every other
+ * file is opened (sizes may change while read) and handed to `each.store`.
+ */
+export async function storeEachFile(job: UploadJob, each: EachFile): Promise<UploadOutcome> {
+  const { entries } = job;
+  const files: ManifestEntry[] = [];
+  const skipped: UploadOutcome['skipped'] = [];
+  let bytesDone = 0;
+  let next = 0;
+
+  const worker = async () => {
+    while (next < entries.length) {
+      const entry = entries[next++]!;
+      if (entry.type === 'symlink') {
+        files.push({ type: 'symlink', path: entry.name, target: entry.target });
+        continue;
+      }
+      const refusal = each.refuse(entry);
+      if (refusal) {
+        skipped.push({ path: entry.source, reason: refusal });
+        continue;
+      }
+      let read: FileRead;
+      try {
+        read = await job.reader.open(entry, { exactSize: false, partSize: job.partSize, checksum: job.checksum });
+      } catch (error) {
+        skipped.push({ path: entry.source, reason: describeRead(error) });
+        continue;
+      }
+      try {
+        const file = await each.store(entry, read);
+        files.push(file);
+        bytesDone += file.size;
+      } catch (error) {
+        skipped.push({ path: entry.source, reason: each.failure(error) });
+      }
+    }
+  };
+
+  await Promise.all(Array.from({ length: Math.min(job.concurrency, Math.max(1, entries.length)) }, worker));
+  return { files, skipped, bytesDone, archive: null };
 }
