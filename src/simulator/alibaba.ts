@@ -42,9 +42,7 @@ export class SimulatedAlibaba implements SimulatedCloud {
     const token = request.headers[TOKEN_HEADER];
     if (typeof token === 'string' ? !this.validToken(token) : this.tokenMode === 'required') return text(response, 401, 'Unauthorized');
 
-    const value = this.tree.answer(path.slice(META_DATA_PREFIX.length));
-    if (value === undefined) return text(response, 404, 'Not Found');
-    text(response, 200, value);
+    this.tree.respond(path, response);
   }
 
   trigger(spec: TriggerSpec): void {

@@ -35,9 +35,7 @@ export class SimulatedTencent implements SimulatedCloud {
     if (!path.startsWith(META_DATA_PREFIX)) return text(response, 404, 'Not Found');
     if (request.method !== 'GET' && request.method !== 'HEAD') return text(response, 405, 'Method Not Allowed');
     // The real service lists directories (`/latest/meta-data/`, `placement/`) like Alibaba's.
-    const value = this.tree.answer(path.slice(META_DATA_PREFIX.length));
-    if (value === undefined) return text(response, 404, 'Not Found');
-    text(response, 200, value);
+    this.tree.respond(path, response);
   }
 
   trigger(spec: TriggerSpec): void {

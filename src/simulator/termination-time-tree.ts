@@ -29,9 +29,12 @@ export class TerminationTimeTree {
     private readonly format: TerminationTimeFormat,
   ) {}
 
-  /** The answer for `item` (the path below META_DATA_PREFIX): a value, a listing, or undefined for 404. */
-  answer(item: string): string | undefined {
-    return itemOrListing(this.terminationTime === undefined ? this.items : { ...this.items, [this.format.item]: this.terminationTime }, item);
+  /** Answers a GET of `path` (under META_DATA_PREFIX): a value or a listing, else 404. */
+  respond(path: string, response: ServerResponse): void {
+    const items = this.terminationTime === undefined ? this.items : { ...this.items, [this.format.item]: this.terminationTime };
+    const value = itemOrListing(items, path.slice(META_DATA_PREFIX.length));
+    if (value === undefined) textAnswer(response, 404, 'Not Found');
+    else textAnswer(response, 200, value);
   }
 
   trigger(spec: TriggerSpec): void {
