@@ -29,7 +29,7 @@ export function configChanges(running: Config, next: Config): ConfigChanges {
   const before = settingsOf(running);
   const after = settingsOf(next);
   const changes: ConfigChanges = { applied: [], restartNeeded: [] };
-  for (const path of [...settingPaths(), ['steps']]) {
+  for (const path of [...settingPaths(), ['sync'], ['steps']]) {
     // Deep equality, not JSON: step options hold RegExps and the like.
     if (isDeepStrictEqual(valueAt(before, path), valueAt(after, path))) continue;
     (effectOf(path) === 'restart' ? changes.restartNeeded : changes.applied).push(path.join('.'));

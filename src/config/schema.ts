@@ -6,8 +6,9 @@ import { absolutePath, duration, httpUrl, listenAddress, noticeKind, positiveDur
 import { compileNodeSignal, nodeSignal, nodeSignalSetting } from './node-signals.js';
 import { showValue } from '../lib/format.js';
 import { formatDuration } from '../lib/duration.js';
-import { describeIssue, zodIssues } from './issues.js';
+import { describeIssue, formatPath, zodIssues } from './issues.js';
 import { compileSteps, type StepEntryType } from './step-entries.js';
+import { syncSectionSchema } from './sync-schema.js';
 import type { Config, StepConfig } from './types.js';
 
 export const SHUTDOWN_SIGNAL_ACTIONS = ['exit', 'run-plan'] as const;
@@ -41,6 +42,7 @@ export const CONFIG_DEFAULTS = {
   server: { enabled: true, listen: '127.0.0.1:9464' },
   // Rebalance is advisory: the machine is not going away yet.
   readiness: { notReadyOn: NOTICE_KINDS.filter((kind) => kind !== 'rebalance') },
+  sync: {},
   steps: [],
 } as const;
 
@@ -76,6 +78,8 @@ export const TAKES_EFFECT = {
   kubernetes: 'restart',
   server: 'restart',
   readiness: 'reload',
+  // The sync loops start with the agent.
+  sync: 'restart',
   steps: 'reload',
 } as const satisfies SettingEffects<Settings>;
 
@@ -150,6 +154,7 @@ export const topLevelSchema = z.strictObject({
       notReadyOn: z.array(noticeKind()).prefault(D.readiness.notReadyOn),
     })
     .prefault({}),
+  sync: syncSectionSchema.prefault({}),
   steps: z.array(z.unknown()).prefault([]),
 });
 
@@ -182,6 +187,7 @@ export function compileSettings(settings: Settings): Omit<Config, 'file'> {
     kubernetes: { node: settings.kubernetes.node, kubeconfig: settings.kubernetes.kubeconfig, signals: settings.kubernetes.signals.map(compileNodeSignal) },
     server: { enabled: settings.server.enabled, ...settings.server.listen },
     readiness: { notReadyOn: [...new Set(settings.readiness.notReadyOn)] },
+    sync: settings.sync,
     steps: settings.steps,
   };
 }
@@ -212,6 +218,7 @@ export function settingsOf(config: Config): Settings {
     kubernetes: { node: config.kubernetes.node, kubeconfig: config.kubernetes.kubeconfig, signals: config.kubernetes.signals.map(nodeSignalSetting) },
     server: { enabled: config.server.enabled, listen: { host: config.server.host, port: config.server.port } },
     readiness: { notReadyOn: config.readiness.notReadyOn },
+    sync: config.sync,
     steps: config.steps,
   };
 }
@@ -222,7 +229,7 @@ export function settingPaths(): string[][] {
   const paths: string[][] = [];
   const walk = (node: Record<string, unknown>, prefix: string[]) => {
     for (const [key, value] of Object.entries(node)) {
-      if (key === 'steps') continue;
+      if (key === 'steps' || key === 'sync') continue;
       if (value !== null && typeof value === 'object' && !Array.isArray(value)) walk(value as Record<string, unknown>, [...prefix, key]);
       else paths.push([...prefix, key]);
     }
@@ -256,9 +263,19 @@ export function validateConfig(raw: unknown, stepTypes: readonly StepEntryType[]
   const parsed = topLevelSchema.safeParse(raw, { error: describeIssue });
   const issues = parsed.success ? [] : zodIssues(parsed.error, [], raw);
   const steps = compileSteps(Array.isArray(raw.steps) ? raw.steps : [], stepTypes);
-  issues.push(...steps.issues);
+  issues.push(...steps.issues, ...unknownSyncs(steps.steps, parsed.success ? Object.keys(parsed.data.sync) : []));
   if (!parsed.success || issues.length > 0) return { issues };
   return { issues, config: compileSettings({ ...parsed.data, steps: steps.steps }) };
+}
+
+/** A step option `sync:` must name an entry of `sync:`. */
+function unknownSyncs(steps: readonly StepConfig[], names: readonly string[]): ConfigIssue[] {
+  return steps.flatMap((step, index) => {
+    const sync = isMapping(step.options) ? step.options.sync : undefined;
+    if (typeof sync !== 'string' || names.includes(sync)) return [];
+    const known = names.length ? `one of ${names.join(', ')}` : 'an entry of the top-level sync: section (there is none)';
+    return [{ path: formatPath(['steps', index, step.type, 'sync']), message: `got ${showValue(sync)}: expected ${known}` }];
+  });
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { LevelWithSilent } from 'pino';
 import type { NoticeKind, SourceName } from '../notice/notice.js';
+import type { SyncEntry } from './sync-schema.js';
 
 /** One step of the plan after validation: exactly one type, durations in ms. */
 export interface StepConfig {
@@ -100,5 +101,7 @@ export interface Config {
     /** Notice kinds that turn /readyz to 503 while handled (default: all but rebalance). */
     notReadyOn: NoticeKind[];
   };
+  /** Background syncs by name (docs/snapshot.md, "Background sync"). */
+  sync: Record<string, SyncEntry>;
   steps: StepConfig[];
 }

@@ -5,7 +5,7 @@ import { buildEvent, type StepSummary } from '../notice/event.js';
 import { hostFacts, type HostFacts } from '../lib/host.js';
 import { untilAborted } from '../lib/until-aborted.js';
 import { Journal } from '../notice/journal.js';
-import { noticeToJSON, type Notice, type SourceName } from '../notice/notice.js';
+import { isAdvisory, noticeToJSON, type Notice, type SourceName } from '../notice/notice.js';
 import { buildPlan, executePlan, movePlanDeadline } from '../plan/executor.js';
 import { findStepType, preloadStepTypes } from '../steps/registry.js';
 import { detectProvider } from '../providers/detect.js';
@@ -14,6 +14,7 @@ import type { MetadataRead, Provider } from '../providers/types.js';
 import { providerOptions, stallThresholdMs } from './provider-settings.js';
 import { resumable } from './resumable.js';
 import { RunningPlans, type RunningPlan } from './running-plans.js';
+import { DaemonSyncs } from './syncs.js';
 import type { DaemonDeps, DaemonEvents, DaemonHealth, DaemonState } from './types.js';
 
 export class Daemon extends EventEmitter<DaemonEvents> {
@@ -29,6 +30,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private consecutiveErrors = 0;
   private readonly now: () => number;
   private readonly host: HostFacts;
+  /** Background syncs (top-level `sync:`), started after the first metadata read. */
+  readonly syncs = new DaemonSyncs();
 
   constructor(private readonly deps: DaemonDeps) {
     super();
@@ -103,6 +106,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       await sleep(backoffDelay(failures, METADATA_BACKOFF), this.abort.signal);
     }
     await Promise.allSettled(this.running.all());
+    await this.syncs.close();
     this.setState('stopped');
   }
 
@@ -182,7 +186,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private recordRead(read: MetadataRead): void {
     const at = this.now();
-    if (this.lastReadAt === null) setImmediate(() => void this.preloadSteps());
+    if (this.lastReadAt === null) setImmediate(() => void Promise.all([this.preloadSteps(), this.syncs.start(this.deps.config, this.host, this.deps.log)]));
     this.lastReadAt = at;
     if (read.ok) {
       this.lastSuccessAt = at;
@@ -234,6 +238,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     // The notice may have moved its time while the journal was written.
     const { notice } = running;
     this.emit('notice', notice);
+    // A warning with time to spare: store what is complete now, uncapped.
+    if (isAdvisory(notice) || notice.kind === 'maintenance') this.syncs.flush();
     const plan = buildPlan(notice, config, this.now(), findStepType);
     running.plan = plan;
     this.emit('planStarted', plan);

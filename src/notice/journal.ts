@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { errorMessage } from '../lib/errors.js';
+import { writeFileAtomically } from '../lib/write-atomically.js';
 import type { StepSummary } from './event.js';
 import { stateDirError } from './state-dir-error.js';
 import type { Logger } from '../lib/log.js';
@@ -183,7 +183,7 @@ export class Journal {
       this.dirty = false;
       const text = JSON.stringify({ version: JOURNAL_VERSION, notices: [...this.entries.values()] });
       try {
-        await writeAtomically(this.stateDir, text);
+        await writeFileAtomically(join(this.stateDir, JOURNAL_FILE), text, TEMP_PREFIX);
       } catch (error) {
         this.log.error({ err: error, path: this.path }, 'journal write failed; will retry on the next change');
       }
@@ -218,26 +218,6 @@ async function load(stateDir: string, log: Logger): Promise<Entry[]> {
   return [];
 }
 
-async function writeAtomically(dir: string, text: string): Promise<void> {
-  const temp = join(dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
-  const file = await open(temp, 'w', 0o600);
-  try {
-    await file.writeFile(text);
-    await file.sync();
-  } catch (error) {
-    await file.close();
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  }
-  await file.close();
-  await rename(temp, join(dir, JOURNAL_FILE));
-  const dirHandle = await open(dir, 'r');
-  try {
-    await dirHandle.sync();
-  } finally {
-    await dirHandle.close();
-  }
-}
 
 /** A crash between writing and renaming leaves a temp file; it never holds the only copy. */
 async function removeTempFiles(dir: string, log: Logger): Promise<void> {

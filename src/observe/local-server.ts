@@ -10,6 +10,7 @@ import { createMetrics, type DaemonMetrics } from './metrics.js';
 import { NoticeBoard } from './notice-board.js';
 import { NoticeRoute } from './notice-route.js';
 import { StatusTracker } from './plan-status.js';
+import { syncView } from './sync-metrics.js';
 
 export interface ServerOptions {
   host: string;
@@ -86,7 +87,7 @@ const ROUTES: Record<(typeof ENDPOINTS)[number], Route> = {
   '/metrics': async ({ metrics }) => ({ status: 200, contentType: metrics.contentType, body: await metrics.render() }),
   '/v1/status': (options) => {
     const readiness = options.status.readiness();
-    return json(200, { ...healthBody(options), readiness, notices: options.status.notices() });
+    return json(200, { ...healthBody(options), readiness, notices: options.status.notices(), syncs: syncView(options.daemon.syncs.status()) });
   },
   /** The current notice (docs/operations.md "Applications can ask"), long-polled with ?wait=30s. */
   '/v1/notice': async (_options, { params, gone, stopping, notices }) => {

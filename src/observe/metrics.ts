@@ -8,6 +8,7 @@ import type { StepStatus, StepSummary } from '../notice/event.js';
 import { NOTICE_KINDS, type Notice } from '../notice/notice.js';
 import { fromJournal, type Plan } from '../plan/executor.js';
 import { registerProcessMetrics } from './process-metrics.js';
+import { registerSyncMetrics } from './sync-metrics.js';
 import type { MetadataRead } from '../providers/types.js';
 
 /** Metadata latency: loopback answers in ~1 ms, IMDS in a few, GCP hanging GETs up to a minute. */
@@ -185,6 +186,7 @@ export class DaemonMetrics {
     for (const kind of NOTICE_KINDS) this.notices.inc({ kind }, 0);
     this.zeroSteps(options.steps ?? []);
     if (options.processMetrics ?? true) registerProcessMetrics(registers);
+    registerSyncMetrics(registers, () => this.daemon.syncs.status());
 
     this.subscription.on('state', () => (this.provider = this.daemon.health().provider ?? 'unknown'));
     this.subscription.on('providerReady', (provider) => (this.provider = provider));

@@ -51,6 +51,7 @@ class ChunkSender {
     if (await store.has(key)) return;
     const refusal = this.job.gate(bytes.length);
     if (refusal) throw new ChunkRefused(refusal);
+    await this.job.pace?.(bytes.length);
     await store.put(key, onePart(bytes), { onBytes: progress.add, signal: stop });
   }
 }
@@ -96,6 +97,7 @@ export async function uploadDeduplicated(job: UploadJob): Promise<UploadOutcome>
   const { stop } = job;
   const previous = await readLatest(job.store, job.location);
   const known = new Set(previous?.manifest.files.flatMap((file) => (file.type === 'file' ? (file.chunks ?? []).map(([sha256]) => sha256) : [])));
+  for (const sha256 of job.knownChunks ?? []) known.add(sha256);
   const sender = new ChunkSender(job, known, job.concurrency * job.queueSize);
   return storeEachFile(job, {
     refuse: () => (stop.aborted ? 'not started: the deadline was reached' : undefined),

@@ -13,7 +13,7 @@ const checksumFields = {
 /** A chunk of a file in dedup mode: its SHA-256 (its name in the store) and its length. */
 const chunkRef = z.tuple([z.string().regex(/^[0-9a-f]{64}$/, { message: 'expected a SHA-256: 64 lower-case hex digits' }), z.number().int().positive()]);
 
-const fileEntry = z.object({
+export const fileEntrySchema = z.object({
   type: z.literal('file'),
   /** Name in the snapshot, `/`-separated, relative; in files mode also the object key under the prefix. */
   path: z.string(),
@@ -60,7 +60,7 @@ export const manifestSchema = z
     complete: z.boolean(),
     bytesWanted: z.number().int().nonnegative(),
     bytesDone: z.number().int().nonnegative(),
-    files: z.array(z.discriminatedUnion('type', [fileEntry, linkEntry])),
+    files: z.array(z.discriminatedUnion('type', [fileEntrySchema, linkEntry])),
     skipped: z.array(z.object({ path: z.string(), reason: z.string() })),
     /** Files and directories left out by `exclude`. */
     excluded: z.number().int().nonnegative(),

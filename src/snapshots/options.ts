@@ -63,10 +63,14 @@ function destination() {
  */
 export const snapshotOptionsSchema = z
   .strictObject({
-    paths: z.array(absolutePath('a snapshot path')).min(1, { message: 'list at least one file, directory or glob' }),
+    /** Without `sync:`: what to store, and where. With it, the sync's paths and destination are used. */
+    paths: z.array(absolutePath('a snapshot path')).min(1, { message: 'list at least one file, directory or glob' }).optional(),
     exclude: z.array(z.string().min(1)).default([]),
-    to: destination(),
-    mode: z.enum(['files', 'archive', 'dedup'], { message: 'expected files, archive or dedup' }).default('files'),
+    to: destination().optional(),
+    /** A background sync (top-level `sync:`): store only what it has not stored yet, then commit. */
+    sync: z.string().min(1).optional(),
+    /** files unless the snapshot is tied to a sync (dedup). */
+    mode: z.enum(['files', 'archive', 'dedup'], { message: 'expected files, archive or dedup' }).optional(),
     compression: z.enum(['none', 'gzip', 'zstd'], { message: 'expected none, gzip or zstd' }).default('none'),
     priority: z.enum(PRIORITIES, { message: `expected one of ${PRIORITIES.join(', ')}` }).default('newest'),
     /** The manifest's checksum of every file (checksum.ts says what each costs). */
@@ -84,9 +88,26 @@ export const snapshotOptionsSchema = z
     progressInterval: duration().default(3000),
   })
   .superRefine((options, ctx) => {
+    if (options.sync !== undefined) {
+      for (const key of ['paths', 'to', 'exclude'] as const) {
+        if (key in options && (key !== 'exclude' || options.exclude.length > 0)) {
+          ctx.addIssue({ code: 'custom', path: [key], message: `a snapshot tied to sync ${options.sync} stores the sync's paths to its destination: drop ${key}` });
+        }
+      }
+      if (options.mode !== undefined && options.mode !== 'dedup') ctx.addIssue({ code: 'custom', path: ['mode'], message: 'a snapshot tied to a sync stores in dedup mode: drop mode' });
+      if (options.checksum !== 'crc32') ctx.addIssue({ code: 'custom', path: ['checksum'], message: "a snapshot tied to a sync keeps the sync's checksum, crc32: drop checksum" });
+    } else {
+      if (options.paths === undefined) ctx.addIssue({ code: 'custom', path: ['paths'], message: 'expected paths: files, directories or globs to store (or sync: a background sync)' });
+      if (options.to === undefined) ctx.addIssue({ code: 'custom', path: ['to'], message: 'expected to: where to store them, such as s3://bucket/prefix/ (or sync: a background sync)' });
+    }
     if (options.mode !== 'archive' && options.compression !== 'none') {
       ctx.addIssue({ code: 'custom', path: ['compression'], message: 'compression applies to mode: archive only' });
     }
+  })
+  .transform(({ paths, to, sync, mode, ...rest }) => {
+    const common = { ...rest, mode: mode ?? (sync === undefined ? 'files' : 'dedup') };
+    // superRefine above made sure a snapshot has paths and to, or a sync.
+    return sync === undefined ? { ...common, paths: paths!, to: to!, sync: null } : { ...common, paths: null, to: null, sync };
   });
 
 export type SnapshotOptions = z.output<typeof snapshotOptionsSchema>;

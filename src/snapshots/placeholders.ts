@@ -15,9 +15,7 @@ export function placeholderValues(notice: Notice, host: HostFacts): PlaceholderV
   };
 }
 
-/** Replaces `{name}` placeholders; values are made safe as one path segment of a key. */
-export function fillPlaceholders(template: string, values: PlaceholderValues): string {
-  return template.replace(/\{(\w+)\}/g, (whole, name: string) =>
-    name in values ? values[name as keyof PlaceholderValues].replace(/[^A-Za-z0-9._-]/g, '-') : whole,
-  );
+/** Replaces `{name}` placeholders it has a value for; values are made safe as one path segment of a key. */
+export function fillPlaceholders(template: string, values: Partial<PlaceholderValues>): string {
+  return template.replace(/\{(\w+)\}/g, (whole, name: string) => values[name as keyof PlaceholderValues]?.replace(/[^A-Za-z0-9._-]/g, '-') ?? whole);
 }

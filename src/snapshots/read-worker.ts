@@ -1,5 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
-import { parentPort } from 'node:worker_threads';
+import { setPriority } from 'node:os';
+import { parentPort, workerData } from 'node:worker_threads';
 import { crc32 } from '@node-rs/crc32';
 // './checksum.ts' as written: under the test runner Node runs this thread from source (it strips
 // types and keeps import paths), tsc rewrites the path to .js, and the bundler follows it.
@@ -38,6 +39,22 @@ interface OpenFile {
   /** Bytes actually read from the file. */
   bytesRead: number;
   checksum: RunningChecksum;
+}
+
+/** Started by FileReader.start({ nice }): the sync reads at low CPU priority. */
+export interface ReadWorkerData {
+  nice?: number;
+}
+
+const { nice } = (workerData ?? {}) as ReadWorkerData;
+if (nice !== undefined) {
+  // On Linux setpriority(PRIO_PROCESS, 0) changes the calling thread only: this one, not the
+  // agent's main thread. Where the platform refuses, the thread reads at normal priority.
+  try {
+    setPriority(nice);
+  } catch {
+    // Not supported on this platform: the thread keeps the normal priority.
+  }
 }
 
 const files = new Map<number, OpenFile>();

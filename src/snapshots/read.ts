@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Part } from '../stores/parts.js';
 import type { ChecksumAlgorithm } from './options.js';
-import type { ReadReply, ReadRequest } from './read-worker.js';
+import type { ReadReply, ReadRequest, ReadWorkerData } from './read-worker.js';
 import type { FoundFile } from './walk.js';
 
 /** What was actually stored for a file. */
@@ -62,11 +62,12 @@ export class FileReader {
     worker.on('exit', () => stop());
   }
 
-  static start(): FileReader {
+  /** `nice`: the reading thread's CPU priority (19 lowest), for reads that must not slow the workload. */
+  static start(options: ReadWorkerData = {}): FileReader {
     // read-worker.ts under the test runner (Node strips its types), read-worker.js once built.
     const worker = new URL(`./read-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
     // No inherited flags: `--input-type` and the like make no sense for a module file.
-    return new FileReader(new Worker(worker, { execArgv: [] }));
+    return new FileReader(new Worker(worker, { execArgv: [], workerData: options }));
   }
 
   /**

@@ -8,7 +8,7 @@ import { openStore } from '../stores/registry.js';
 import type { ObjectStore } from '../stores/types.js';
 import { CHUNKER_VERSION } from './chunker.js';
 import { uploadFiles } from './files-mode.js';
-import { MANIFEST_NAME, MANIFEST_VERSION, type Manifest } from './manifest.js';
+import { MANIFEST_NAME, MANIFEST_VERSION, type Manifest, type ManifestEntry } from './manifest.js';
 import type { SnapshotOptions } from './options.js';
 import { orderEntries } from './order.js';
 import { fillPlaceholders, placeholderValues } from './placeholders.js';
@@ -16,7 +16,8 @@ import { TransferProgress } from './progress.js';
 import { FileReader } from './read.js';
 import { commitSnapshot, snapshotName, writeJson } from './repository.js';
 import { deadlineGate, type UploadJob, type UploadOutcome } from './upload.js';
-import { walkPaths } from './walk.js';
+import { runningSync } from './sync/registry.js';
+import { walkPaths, type FoundEntry } from './walk.js';
 
 /** What a snapshot needs of the step running it (a step's context has all of it). */
 export interface SnapshotContext {
@@ -39,7 +40,10 @@ type SnapshotDetail = Record<string, unknown>;
  */
 export async function runSnapshot(options: SnapshotOptions, context: SnapshotContext): Promise<SnapshotDetail> {
   const startedAt = Date.now();
-  const location = parseLocation(fillPlaceholders(options.to, placeholderValues(context.notice, context.host)));
+  const sync = options.sync === null ? undefined : runningSync(options.sync);
+  const source = options.sync === null ? options : sync ? { ...sync.entry, to: sync.destination } : undefined;
+  if (!source) throw new StepFailure(`sync ${options.sync} is not running: the daemon starts the syncs of the sync: section once it watches`);
+  const location = parseLocation(fillPlaceholders(source.to, placeholderValues(context.notice, context.host)));
   // Never keep back more than a quarter of a short budget.
   const cutoff = context.deadline - Math.min(options.reserve, Math.max(0, context.deadline - startedAt) / 4);
 
@@ -54,13 +58,13 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
 
   // Listing runs while the store's SDK loads; both count against the budget, and the walk
   // stops at the cut-off so the manifest can still be written in the reserve.
-  const walking = walkPaths(options.paths, options.exclude, cut.signal);
+  const walking = walkPaths(source.paths, source.exclude, cut.signal);
   let store: ObjectStore;
   try {
     store = await openStore(location, {
-      endpoint: options.endpoint,
-      forcePathStyle: options.forcePathStyle,
-      region: options.region ?? context.notice.instance.region,
+      endpoint: source.endpoint,
+      forcePathStyle: source.forcePathStyle,
+      region: source.region ?? context.notice.instance.region,
       partSize: options.partSize,
       queueSize: options.queueSize,
       concurrency: options.concurrency,
@@ -74,8 +78,11 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
   }
   const found = await walking;
   const entries = orderEntries(found.entries, options.priority);
-  const bytesWanted = entries.reduce((sum, entry) => sum + (entry.type === 'file' ? entry.size : 0), 0);
-  const progress = new TransferProgress(bytesWanted);
+  const bytesWanted = fileBytes(entries);
+  // Tied to a sync: what it stored is in the manifest as it is, and only the rest is read.
+  const { stored, toStore } = sync ? sync.split(entries) : { stored: [], toStore: entries };
+  const progress = new TransferProgress(fileBytes(toStore));
+  const releaseCap = sync?.lift();
   const report = () => {
     const figures = progress.report(context.deadline);
     context.log.info(figures, 'snapshot progress');
@@ -92,7 +99,7 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
   let manifest: Manifest;
   try {
     const job: UploadJob = {
-      entries,
+      entries: toStore,
       store,
       location,
       stop: cut.signal,
@@ -103,6 +110,7 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
       queueSize: options.queueSize,
       reader,
       checksum: options.checksum,
+      ...(sync ? { knownChunks: sync.knownChunks() } : {}),
     };
     outcome =
       options.mode === 'files'
@@ -112,6 +120,7 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
           : await (await import('./archive-mode.js')).uploadArchive(job, options.compression);
     stopCutting();
     clearInterval(reporter);
+    await sync?.remember(toStore, outcome, progress.bytesSent).catch((error: unknown) => context.log.warn({ err: error }, 'could not record what the snapshot stored in the sync record'));
     const left = await store.cleanup();
     const skipped = [...found.skipped, ...outcome.skipped, ...left.map((key) => ({ path: key, reason: 'unfinished upload could not be removed' }))];
     manifest = {
@@ -127,8 +136,8 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
       deadline: new Date(context.deadline).toISOString(),
       complete: skipped.length === 0,
       bytesWanted,
-      bytesDone: outcome.bytesDone,
-      files: outcome.files.sort((a, b) => (a.path < b.path ? -1 : 1)),
+      bytesDone: outcome.bytesDone + fileBytes(stored),
+      files: [...stored, ...outcome.files].sort((a, b) => (a.path < b.path ? -1 : 1)),
       skipped,
       excluded: found.excluded,
     };
@@ -143,6 +152,7 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
   } finally {
     stopCutting();
     clearInterval(reporter);
+    releaseCap?.();
     await Promise.all([store.close(), reader.close()]);
   }
 
@@ -159,6 +169,10 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
     );
   }
   return detail;
+}
+
+function fileBytes(entries: readonly (FoundEntry | ManifestEntry)[]): number {
+  return entries.reduce((sum, entry) => sum + (entry.type === 'file' ? entry.size : 0), 0);
 }
 
 function summary(manifest: Manifest): SnapshotDetail {

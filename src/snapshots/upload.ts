@@ -28,6 +28,10 @@ export interface UploadJob {
   reader: FileReader;
   /** What the manifest gives each file. */
   checksum: ChecksumAlgorithm;
+  /** Dedup mode: chunks known to be stored already (a sync's record), besides the latest manifest's. */
+  knownChunks?: ReadonlySet<string>;
+  /** Dedup mode: resolves once `bytes` may be sent (a sync's bandwidth cap). */
+  pace?: (bytes: number) => Promise<void>;
 }
 
 export interface UploadOutcome {

@@ -90,6 +90,7 @@ async function credentialsResolve(location: StoreLocation, options: SnapshotOpti
  * a directory is writable, a bucket's credentials resolve. Nothing is uploaded.
  */
 export async function checkSnapshotStep(options: SnapshotOptions, context: CheckContext): Promise<CheckResult[]> {
+  if (options.sync !== null) return [{ what: `sync ${options.sync}`, ok: true, reason: "the sync's paths and destination, which the daemon opens when it starts" }];
   const results = await Promise.all(options.paths.map(pathExists));
   const sample = Object.fromEntries(PLACEHOLDERS.map((name) => [name, name])) as PlaceholderValues;
   const location = parseLocation(fillPlaceholders(options.to, sample));

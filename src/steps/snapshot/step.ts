@@ -19,6 +19,7 @@ export const snapshotStep = {
   describe(options) {
     const compression = options.mode === 'archive' && options.compression !== 'none' ? `, ${options.compression}` : '';
     const order = options.priority === 'path' ? 'by path' : `${options.priority} first`;
+    if (options.sync !== null) return `upload what sync ${options.sync} has not stored yet (${order}), then commit a complete snapshot`;
     return `upload ${options.paths.join(', ')} to ${options.to} (${options.mode}${compression}, ${order})`;
   },
   check: checkSnapshotStep,

@@ -1,13 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SettleWatch } from '../../snapshots/settle.js';
 import { walkPaths, type FoundFile } from '../../snapshots/walk.js';
 import type { WaitOptions } from './options.js';
-
-/** A file the wait has seen, and since when it has looked the same. */
-interface Seen {
-  file: FoundFile;
-  /** Epoch ms since which size, mtime and inode have not changed. */
-  sameSince: number;
-}
 
 export interface WaitProgress {
   /** New files seen so far (paths). */
@@ -50,32 +44,26 @@ export async function waitForNewFiles(
 ): Promise<WaitResult> {
   const started = now();
   const interval = pollInterval(options.settleMs);
-  const seen = new Map<string, Seen>();
+  const watch = new SettleWatch(options.settleMs);
   let reported = '';
   for (;;) {
     signal.throwIfAborted();
     const { entries } = await walkPaths(options.paths, [], signal);
     const time = now();
-    const current = new Map<string, Seen>();
-    for (const entry of entries) {
-      if (entry.type !== 'file' || entry.mtimeMs < since - MTIME_SLACK_MS) continue;
-      const before = seen.get(entry.source);
-      const same = before !== undefined && before.file.size === entry.size && before.file.mtimeMs === entry.mtimeMs && before.file.ino === entry.ino;
-      current.set(entry.source, { file: entry, sameSince: same ? before.sameSince : time });
-    }
-    seen.clear();
-    for (const [path, value] of current) seen.set(path, value);
-
-    const settling = [...seen.values()].filter((value) => time - value.sameSince < options.settleMs).map((value) => value.file.source);
-    const progress: WaitProgress = { seen: [...seen.keys()].sort(), settling: settling.sort() };
+    const { settled, settling } = watch.look(
+      entries.filter((entry): entry is FoundFile => entry.type === 'file' && entry.mtimeMs >= since - MTIME_SLACK_MS),
+      time,
+    );
+    const seen = [...settled, ...settling];
+    const progress: WaitProgress = { seen: seen.map((file) => file.source).sort(), settling: settling.map((file) => file.source).sort() };
     const key = JSON.stringify(progress);
     if (key !== reported) {
       reported = key;
       onProgress(progress);
     }
-    if (seen.size >= options.count && settling.length === 0) {
-      const files = [...seen.values()]
-        .map(({ file }) => ({ path: file.source, size: file.size, mtime: new Date(file.mtimeMs).toISOString() }))
+    if (seen.length >= options.count && settling.length === 0) {
+      const files = seen
+        .map((file) => ({ path: file.source, size: file.size, mtime: new Date(file.mtimeMs).toISOString() }))
         .sort((a, b) => a.path.localeCompare(b.path));
       return { files, waitedMs: time - started };
     }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { duration } from '../../config/fields.js';
+import { DEFAULT_SETTLE_MS } from '../../config/sync-schema.js';
 import { formatDuration } from '../../lib/duration.js';
 
 /** What a wait step waits for: `count` new files matching `paths`, unchanged for `settleMs`. */
@@ -13,9 +14,6 @@ export interface WaitOptions {
   /** How many new files must be there. */
   count: number;
 }
-
-/** Without `settle:`, a checkpoint file counts as written once it has not changed for this long. */
-export const DEFAULT_SETTLE_MS = 2000;
 
 const pathList = (what: string) =>
   z

@@ -1,0 +1,54 @@
+import type { Config } from '../config/types.js';
+import type { HostFacts } from '../lib/host.js';
+import type { Logger } from '../lib/log.js';
+import type { SyncEngine, SyncStatus } from '../snapshots/sync/engine.js';
+
+export type { SyncStatus };
+
+/**
+ * The daemon's background syncs (top-level `sync:`): started once the agent watches, the
+ * engine loaded only when a sync is configured; flushed on an advisory notice; stopped with
+ * the agent. What they report is read by observe/ (status and metrics).
+ */
+export class DaemonSyncs {
+  private readonly stop = new AbortController();
+  private engines: SyncEngine[] = [];
+  private loops: Promise<void>[] = [];
+
+  async start(config: Config, host: HostFacts, log: Logger): Promise<void> {
+    const entries = Object.entries(config.sync);
+    if (entries.length === 0 || this.stop.signal.aborted) return;
+    const [{ SyncEngine }, { registerSync }] = await Promise.all([import('../snapshots/sync/engine.js'), import('../snapshots/sync/registry.js')]);
+    for (const [name, entry] of entries) {
+      if (this.stop.signal.aborted) return;
+      try {
+        const engine = await SyncEngine.open(name, entry, { stateDir: config.stateDir, host, log, signal: this.stop.signal });
+        const unregister = registerSync(engine);
+        this.engines.push(engine);
+        this.loops.push(
+          engine.run(this.stop.signal).finally(() => {
+            unregister();
+            return engine.close();
+          }),
+        );
+      } catch (error) {
+        log.error({ sync: name, err: error }, 'could not start the sync; a notice-time snapshot tied to it fails');
+      }
+    }
+  }
+
+  /** An advisory notice: every sync lifts its cap and stores what it has now. */
+  flush(): void {
+    for (const engine of this.engines) engine.flush();
+  }
+
+  status(): SyncStatus[] {
+    return this.engines.map((engine) => engine.status());
+  }
+
+  /** Stops every sync: transfers are cut, what completed stays recorded. */
+  async close(): Promise<void> {
+    this.stop.abort();
+    await Promise.allSettled(this.loops);
+  }
+}

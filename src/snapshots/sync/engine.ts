@@ -1,0 +1,246 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { SyncEntry } from '../../config/sync-schema.js';
+import { errorMessage } from '../../lib/errors.js';
+import type { HostFacts } from '../../lib/host.js';
+import type { Logger } from '../../lib/log.js';
+import { parseLocation, type StoreLocation } from '../../stores/location.js';
+import { openStore } from '../../stores/registry.js';
+import type { ObjectStore } from '../../stores/types.js';
+import { uploadDeduplicated } from '../dedup-mode.js';
+import type { ManifestEntry, ManifestFile } from '../manifest.js';
+import { orderEntries } from '../order.js';
+import { fillPlaceholders } from '../placeholders.js';
+import { TransferProgress } from '../progress.js';
+import { FileReader } from '../read.js';
+import { readLatest } from '../repository.js';
+import type { UploadOutcome } from '../upload.js';
+import { walkPaths, type FoundEntry, type FoundFile } from '../walk.js';
+import { commitSynced } from './commit.js';
+import { CheckpointWatch } from './complete.js';
+import { SyncRecord } from './record.js';
+import { TokenBucket } from './token-bucket.js';
+
+/** The lowest CPU priority: the sync reads and hashes only when the workload leaves a core idle. */
+const SYNC_NICE = 19;
+const FILES_IN_FLIGHT = 2;
+const CHUNKS_IN_FLIGHT_PER_FILE = 4;
+const PART_SIZE = 8 * 1024 * 1024;
+
+/** What /v1/status and the metrics show of one sync. */
+export interface SyncStatus {
+  name: string;
+  to: string;
+  /** Bytes per second it may send; null: no cap, or lifted (`capLifted`). */
+  capBytesPerSecond: number | null;
+  capLifted: boolean;
+  /** Bytes sent to the store since the agent started. */
+  bytesStored: number;
+  /** Files found that are not stored as they are now (complete or still being written). */
+  backlogFiles: number;
+  backlogBytes: number;
+  /** Epoch ms of the newest committed snapshot (the recovery point); null: none yet. */
+  lastCommitAt: number | null;
+  lastCommit: string | null;
+  lastError: string | null;
+}
+
+/** Sleep between passes: settle/2, from 250 ms to 5 s. */
+function passInterval(settleMs: number): number {
+  return Math.min(5000, Math.max(250, Math.floor(settleMs / 2)));
+}
+
+/**
+ * One background sync (docs/snapshot.md, "Background sync"): finds complete checkpoint files,
+ * stores the chunks the repository lacks under the bandwidth cap at low CPU priority, records
+ * what it stored in stateDir, and commits a complete manifest after each checkpoint (or every
+ * `interval`). A snapshot step tied to it asks which files are stored (split) and tells it
+ * what the notice stored (remember).
+ */
+export class SyncEngine {
+  private readonly bucket: TokenBucket;
+  private readonly watch: CheckpointWatch;
+  private readonly location: StoreLocation;
+  private wake = new AbortController();
+  private bytesStored = 0;
+  private backlog = { files: 0, bytes: 0 };
+  private lastCommit: { at: number; name: string } | null = null;
+  private lastError: string | null = null;
+  /** Set when stored files changed since the last commit. */
+  private uncommitted = false;
+  private releaseFlush: (() => void) | undefined;
+
+  private constructor(
+    readonly name: string,
+    readonly entry: SyncEntry,
+    private readonly host: HostFacts,
+    private readonly log: Logger,
+    private readonly record: SyncRecord,
+    private readonly store: ObjectStore,
+    private readonly reader: FileReader,
+  ) {
+    this.bucket = new TokenBucket(entry.bytesPerSecond);
+    this.watch = new CheckpointWatch(entry);
+    this.location = parseLocation(this.destination);
+  }
+
+  /** Opens the record and the store; `signal` stops every transfer. */
+  static async open(name: string, entry: SyncEntry, deps: { stateDir: string; host: HostFacts; log: Logger; signal: AbortSignal }): Promise<SyncEngine> {
+    const log = deps.log.child({ sync: name });
+    const to = destinationOf(entry, deps.host);
+    const record = await SyncRecord.open(deps.stateDir, name, to, log);
+    const store = await openStore(parseLocation(to), {
+      endpoint: entry.endpoint,
+      forcePathStyle: entry.forcePathStyle,
+      region: entry.region,
+      partSize: PART_SIZE,
+      queueSize: CHUNKS_IN_FLIGHT_PER_FILE,
+      concurrency: FILES_IN_FLIGHT,
+      signal: deps.signal,
+      log,
+    });
+    return new SyncEngine(name, entry, deps.host, log, record, store, FileReader.start({ nice: SYNC_NICE }));
+  }
+
+  get destination(): string {
+    return destinationOf(this.entry, this.host);
+  }
+
+  /** Runs passes until `signal` aborts; a failed pass is logged and the next one tries again. */
+  async run(signal: AbortSignal): Promise<void> {
+    const latest = await readLatest(this.store, this.location).catch(() => undefined);
+    if (latest) this.lastCommit = { at: Date.parse(latest.manifest.finishedAt), name: latest.name };
+    this.log.info({ to: this.store.url, capBytesPerSecond: this.entry.bytesPerSecond }, 'background sync started');
+    while (!signal.aborted) {
+      try {
+        await this.pass(signal);
+        this.lastError = null;
+      } catch (error) {
+        if (signal.aborted) break;
+        this.lastError = errorMessage(error);
+        this.log.warn({ err: error }, 'sync pass failed; trying again');
+      }
+      if (this.backlog.files === 0) this.endFlush();
+      const wake = AbortSignal.any([signal, this.wake.signal]);
+      await sleep(passInterval(this.entry.settleMs), undefined, { signal: wake }).catch(() => undefined);
+      if (this.wake.signal.aborted) this.wake = new AbortController();
+    }
+  }
+
+  /** An advisory notice: lifts the cap and starts a pass now; the cap returns once nothing is left. */
+  flush(): void {
+    this.releaseFlush ??= this.bucket.lift();
+    this.wake.abort();
+  }
+
+  /** Lifts the cap until the returned function is called (a notice-time snapshot). */
+  lift(): () => void {
+    return this.bucket.lift();
+  }
+
+  status(): SyncStatus {
+    return {
+      name: this.name,
+      to: this.store.url,
+      capBytesPerSecond: this.bucket.cap,
+      capLifted: this.bucket.cap === null && this.entry.bytesPerSecond !== null,
+      bytesStored: this.bytesStored,
+      backlogFiles: this.backlog.files,
+      backlogBytes: this.backlog.bytes,
+      lastCommitAt: this.lastCommit?.at ?? null,
+      lastCommit: this.lastCommit?.name ?? null,
+      lastError: this.lastError,
+    };
+  }
+
+  /** Splits what a notice-time snapshot found: files stored as they are now (their entries), and the rest. */
+  split(entries: readonly FoundEntry[]): { stored: ManifestFile[]; toStore: FoundEntry[] } {
+    const stored: ManifestFile[] = [];
+    const toStore: FoundEntry[] = [];
+    for (const entry of entries) {
+      const done = entry.type === 'file' ? this.record.stored(entry) : undefined;
+      if (done) stored.push(done);
+      else toStore.push(entry);
+    }
+    return { stored, toStore };
+  }
+
+  knownChunks(): Set<string> {
+    return this.record.chunks();
+  }
+
+  /** Records what an upload stored (the notice's, or a pass's), and saves the record. */
+  async remember(entries: readonly FoundEntry[], outcome: UploadOutcome, bytesSent: number): Promise<void> {
+    this.bytesStored += bytesSent;
+    const byName = new Map(entries.map((entry) => [entry.name, entry]));
+    for (const file of outcome.files) {
+      const found = byName.get(file.path);
+      if (file.type === 'file' && found?.type === 'file') this.record.remember(found, file);
+    }
+    await this.record.save();
+  }
+
+  async close(): Promise<void> {
+    this.endFlush();
+    await Promise.all([this.store.close(), this.reader.close()]);
+  }
+
+  private endFlush(): void {
+    this.releaseFlush?.();
+    this.releaseFlush = undefined;
+  }
+
+  /** One look: store what is complete and not stored, then commit when due. */
+  private async pass(signal: AbortSignal): Promise<void> {
+    const startedAt = Date.now();
+    const found = await walkPaths(this.entry.paths, this.entry.exclude, signal);
+    const files = found.entries.filter((entry): entry is FoundFile => entry.type === 'file');
+    const complete = await this.watch.complete(files, Date.now(), signal);
+    const pending = complete.filter((file) => !this.record.stored(file));
+    const notStored = files.filter((file) => !this.record.stored(file));
+    this.backlog = { files: notStored.length, bytes: notStored.reduce((sum, file) => sum + file.size, 0) };
+    this.record.keepOnly(files);
+    if (pending.length > 0) {
+      const outcome = await this.upload(pending, signal);
+      for (const skipped of outcome.skipped) this.log.warn(skipped, 'sync could not store a file; it is tried again');
+      this.uncommitted ||= outcome.files.length > 0;
+      const left = files.filter((file) => !this.record.stored(file));
+      this.backlog = { files: left.length, bytes: left.reduce((sum, file) => sum + file.size, 0) };
+    }
+    const due = this.entry.intervalMs === null || this.lastCommit === null || Date.now() - this.lastCommit.at >= this.entry.intervalMs;
+    if (!this.uncommitted || !due) return;
+    const stored: ManifestEntry[] = complete.flatMap((file) => this.record.stored(file) ?? []);
+    const links = found.entries.filter((entry) => entry.type === 'symlink').map((link) => ({ type: 'symlink' as const, path: link.name, target: link.target }));
+    const name = await commitSynced(this.store, this.location, { name: this.name, host: this.host, startedAt, files: [...stored, ...links], excluded: found.excluded });
+    this.lastCommit = { at: Date.now(), name };
+    this.uncommitted = false;
+    this.log.info({ manifest: name, files: stored.length }, 'sync committed a snapshot');
+  }
+
+  private async upload(pending: FoundFile[], signal: AbortSignal): Promise<UploadOutcome> {
+    const entries = orderEntries(pending, 'newest');
+    const progress = new TransferProgress(pending.reduce((sum, file) => sum + file.size, 0));
+    const outcome = await uploadDeduplicated({
+      entries,
+      store: this.store,
+      location: this.location,
+      stop: signal,
+      progress,
+      // No deadline while healthy: every complete file is stored, at the cap's pace.
+      gate: () => undefined,
+      concurrency: FILES_IN_FLIGHT,
+      partSize: PART_SIZE,
+      queueSize: CHUNKS_IN_FLIGHT_PER_FILE,
+      reader: this.reader,
+      checksum: 'crc32',
+      knownChunks: this.record.chunks(),
+      pace: (bytes) => this.bucket.take(bytes, signal),
+    });
+    await this.remember(entries, outcome, progress.bytesSent);
+    return outcome;
+  }
+}
+
+/** The sync's destination with `{hostname}` filled in (the only placeholder known before a notice). */
+function destinationOf(entry: SyncEntry, host: HostFacts): string {
+  return fillPlaceholders(entry.to, { hostname: host.hostname });
+}

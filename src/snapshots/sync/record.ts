@@ -1,0 +1,100 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { errorMessage } from '../../lib/errors.js';
+import type { Logger } from '../../lib/log.js';
+import { writeFileAtomically } from '../../lib/write-atomically.js';
+import { fileEntrySchema, type ManifestFile } from '../manifest.js';
+import type { FoundFile } from '../walk.js';
+
+const RECORD_VERSION = 1;
+/** More files than any checkpoint tree has; past it the oldest entries are dropped (stored again if still there). */
+export const MAX_RECORDED_FILES = 100_000;
+
+const recordSchema = z.object({
+  version: z.literal(RECORD_VERSION),
+  /** The destination the chunks went to: a record of another one says nothing about this one. */
+  to: z.string(),
+  files: z.array(z.object({ source: z.string(), ino: z.number(), mtimeMs: z.number(), entry: fileEntrySchema })),
+});
+
+/** A stored file: the identity it had when read, and its manifest entry (chunks included). */
+interface Recorded {
+  ino: number;
+  mtimeMs: number;
+  entry: ManifestFile;
+}
+
+/**
+ * What a sync has stored, kept in `stateDir/sync/<name>.json` so a restart never reads or
+ * uploads it again: each file by path with the size, mtime and inode it had when read, and
+ * its chunk list. Written atomically after each batch; a record that cannot be read is
+ * dropped with a warning (everything is looked at again: chunks already in the store are
+ * found there with one HEAD each and not sent).
+ */
+export class SyncRecord {
+  private constructor(
+    private readonly path: string,
+    private readonly to: string,
+    private readonly files: Map<string, Recorded>,
+  ) {}
+
+  static async open(stateDir: string, name: string, to: string, log: Logger): Promise<SyncRecord> {
+    const dir = join(stateDir, 'sync');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const path = join(dir, `${name}.json`);
+    const files = new Map<string, Recorded>();
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') log.warn({ path, err: error }, 'cannot read the sync record: starting over');
+      return new SyncRecord(path, to, files);
+    }
+    let problem: string | undefined;
+    try {
+      const parsed = recordSchema.safeParse(JSON.parse(text));
+      if (!parsed.success) problem = `unexpected content: ${parsed.error.issues[0]?.message ?? 'invalid'}`;
+      else if (parsed.data.to !== to) log.info({ path, was: parsed.data.to, now: to }, 'the sync destination changed: starting over');
+      else for (const { source, ...recorded } of parsed.data.files) files.set(source, recorded);
+    } catch (error) {
+      problem = `not valid JSON (${errorMessage(error)})`;
+    }
+    if (problem) log.warn({ path, problem }, 'the sync record is corrupt: starting over (chunks already stored are found in the store, not sent again)');
+    return new SyncRecord(path, to, files);
+  }
+
+  /** The manifest entry of `file` when it was stored as it is now (same size, mtime and inode). */
+  stored(file: FoundFile): ManifestFile | undefined {
+    const recorded = this.files.get(file.source);
+    if (!recorded || recorded.ino !== file.ino || recorded.mtimeMs !== file.mtimeMs || recorded.entry.size !== file.size) return undefined;
+    return { ...recorded.entry, path: file.name, mode: file.mode };
+  }
+
+  /** Every chunk a recorded file names: known stored. */
+  chunks(): Set<string> {
+    return new Set([...this.files.values()].flatMap(({ entry }) => (entry.chunks ?? []).map(([sha256]) => sha256)));
+  }
+
+  /** Records `entry` as what `file` stored; a file changed while read is not recorded (it is read again). */
+  remember(file: FoundFile, entry: ManifestFile): void {
+    if (entry.changed) return;
+    this.files.delete(file.source);
+    this.files.set(file.source, { ino: file.ino, mtimeMs: file.mtimeMs, entry });
+    for (const source of this.files.keys()) {
+      if (this.files.size <= MAX_RECORDED_FILES) break;
+      this.files.delete(source);
+    }
+  }
+
+  /** Drops files no longer found, so the record stays the size of the tree. */
+  keepOnly(found: readonly FoundFile[]): void {
+    const present = new Set(found.map((file) => file.source));
+    for (const source of this.files.keys()) if (!present.has(source)) this.files.delete(source);
+  }
+
+  async save(): Promise<void> {
+    const files = [...this.files].map(([source, recorded]) => ({ source, ...recorded }));
+    await writeFileAtomically(this.path, JSON.stringify({ version: RECORD_VERSION, to: this.to, files }));
+  }
+}
