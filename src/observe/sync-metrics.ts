@@ -15,6 +15,7 @@ export function syncView(statuses: readonly SyncStatus[], now = Date.now()) {
     lastCommit: sync.lastCommit,
     lastCommitAt: sync.lastCommitAt === null ? null : new Date(sync.lastCommitAt).toISOString(),
     bytesStored: sync.bytesStored,
+    bytesRead: sync.bytesRead,
     backlogFiles: sync.backlogFiles,
     backlogBytes: sync.backlogBytes,
     capBytesPerSecond: sync.capBytesPerSecond,

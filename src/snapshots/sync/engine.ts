@@ -35,6 +35,8 @@ export interface SyncStatus {
   capLifted: boolean;
   /** Bytes sent to the store since the agent started. */
   bytesStored: number;
+  /** Bytes of files read and hashed since the agent started (a file recorded as stored is not read again). */
+  bytesRead: number;
   /** Files found that are not stored as they are now (complete or still being written). */
   backlogFiles: number;
   backlogBytes: number;
@@ -62,6 +64,7 @@ export class SyncEngine {
   private readonly location: StoreLocation;
   private wake = new AbortController();
   private bytesStored = 0;
+  private bytesRead = 0;
   private backlog = { files: 0, bytes: 0 };
   private lastCommit: { at: number; name: string } | null = null;
   private lastError: string | null = null;
@@ -144,6 +147,7 @@ export class SyncEngine {
       capBytesPerSecond: this.bucket.cap,
       capLifted: this.bucket.cap === null && this.entry.bytesPerSecond !== null,
       bytesStored: this.bytesStored,
+      bytesRead: this.bytesRead,
       backlogFiles: this.backlog.files,
       backlogBytes: this.backlog.bytes,
       lastCommitAt: this.lastCommit?.at ?? null,
@@ -235,6 +239,7 @@ export class SyncEngine {
       knownChunks: this.record.chunks(),
       pace: (bytes) => this.bucket.take(bytes, signal),
     });
+    this.bytesRead += outcome.bytesDone;
     await this.remember(entries, outcome, progress.bytesSent);
     return outcome;
   }

@@ -1,0 +1,183 @@
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
+import { silentLogger } from '../../src/lib/log.js';
+import { manifestSchema } from '../../src/snapshots/manifest.js';
+import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
+import { restore } from '../../src/snapshots/restore.js';
+import { snapshotStep } from '../../src/steps/snapshot/step.js';
+import { compileConfig } from '../helpers/config.js';
+import { TestResources } from '../helpers/resources.js';
+import { ScriptedProvider } from '../helpers/scripted-provider.js';
+import { testBytes } from '../helpers/seed.js';
+import { testStepContext } from '../helpers/step-context.js';
+import { until } from '../helpers/until.js';
+
+const resources = new TestResources('preemptd-sync-');
+afterEach(() => resources.cleanUp());
+
+const MIB = 1024 * 1024;
+
+interface Setup {
+  dir: string;
+  ckpt: string;
+  repo: string;
+  state: string;
+}
+
+function setup(): Setup {
+  const dir = resources.tempDir();
+  return { dir, ckpt: join(dir, 'ckpt'), repo: join(dir, 'repo'), state: join(dir, 'state') };
+}
+
+/** A real daemon with one sync `ckpt` (a loopback metadata URL it never reaches: the provider is scripted). */
+async function startDaemon(where: Setup, sync: Record<string, unknown> = {}): Promise<Daemon> {
+  const config = compileConfig(
+    {
+      provider: 'aws',
+      metadataUrl: 'http://127.0.0.1:9/',
+      stateDir: where.state,
+      server: { enabled: false },
+      sync: { ckpt: { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '200ms', bandwidth: '200MB/s', ...sync } },
+    },
+    { file: undefined },
+  );
+  const provider = new ScriptedProvider();
+  const daemon = createDaemon({ config, log: silentLogger(), provider });
+  void resources.runDaemon(daemon);
+  await until(() => provider.watching);
+  // The syncs start after the first metadata read, as READY=1 does.
+  provider.read();
+  await until(() => daemon.syncs.status().length === 1);
+  return daemon;
+}
+
+async function latest(repo: string) {
+  const pointer = JSON.parse(await readFile(join(repo, 'latest.json'), 'utf8')) as { manifest: string };
+  return { name: pointer.manifest, manifest: manifestSchema.parse(JSON.parse(await readFile(join(repo, pointer.manifest), 'utf8'))) };
+}
+
+/** Every chunk object with its size and mtime: a PUT (even of a chunk already there) replaces the file and shows. */
+async function chunkObjects(repo: string): Promise<Map<string, { size: number; mtimeMs: number; ino: number }>> {
+  const found = new Map<string, { size: number; mtimeMs: number; ino: number }>();
+  const prefixes = await readdir(join(repo, 'chunks')).catch(() => []);
+  for (const prefix of prefixes) {
+    for (const name of await readdir(join(repo, 'chunks', prefix))) {
+      const info = await stat(join(repo, 'chunks', prefix, name));
+      found.set(`${prefix}/${name}`, { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino });
+    }
+  }
+  return found;
+}
+
+const restoreLatest = (repo: string, to: string) => restore({ from: `file://${repo}/`, latest: true, to, log: silentLogger(), signal: new AbortController().signal });
+
+async function committedFiles(repo: string): Promise<string[]> {
+  return (await latest(repo)).manifest.files.map((file) => file.path).sort();
+}
+
+test('a file written and settled is stored and committed without any notice; latest.json restores it byte-identical; a restart uploads nothing again', async () => {
+  const where = setup();
+  await mkdir(where.ckpt, { recursive: true });
+  const model = testBytes(3 * MIB);
+  await writeFile(join(where.ckpt, 'step-1.pt'), model);
+
+  const first = await startDaemon(where);
+  await until(async () => (await readFile(join(where.repo, 'latest.json')).catch(() => null)) !== null, 20_000);
+  expect(await committedFiles(where.repo)).toEqual(['ckpt/step-1.pt']);
+  const status = first.syncs.status()[0]!;
+  expect(status).toMatchObject({ name: 'ckpt', bytesStored: model.length, backlogFiles: 0, capBytesPerSecond: 200e6 });
+  expect(status.lastCommitAt).not.toBeNull();
+  const restored = join(where.dir, 'restored');
+  await restoreLatest(where.repo, restored);
+  expect((await readFile(join(restored, 'ckpt/step-1.pt'))).equals(model)).toBe(true);
+  // The record is in stateDir.
+  expect(JSON.parse(await readFile(join(where.state, 'sync', 'ckpt.json'), 'utf8'))).toMatchObject({ version: 1, files: [{ source: join(where.ckpt, 'step-1.pt') }] });
+  await first.stop();
+  await until(() => first.state === 'stopped');
+
+  const before = await chunkObjects(where.repo);
+  const second = await startDaemon(where);
+  // A new checkpoint after the restart: once it is committed, the sync has looked at step-1.pt too.
+  const next = testBytes(1 * MIB);
+  await writeFile(join(where.ckpt, 'step-2.pt'), next);
+  await until(async () => (await committedFiles(where.repo)).includes('ckpt/step-2.pt'), 20_000);
+  expect(await committedFiles(where.repo)).toEqual(['ckpt/step-1.pt', 'ckpt/step-2.pt']);
+  const after = await chunkObjects(where.repo);
+  // Not one of step-1.pt's chunks was sent again: same files, untouched.
+  for (const [name, object] of before) expect(after.get(name)).toEqual(object);
+  const sent = [...after].filter(([name]) => !before.has(name)).reduce((sum, [, object]) => sum + object.size, 0);
+  expect(sent).toBe(next.length);
+  // Nor was step-1.pt read and hashed again: the record in stateDir says it is stored as it is.
+  expect(second.syncs.status()[0]).toMatchObject({ bytesStored: next.length, bytesRead: next.length });
+}, 60_000);
+
+test('a file still being written is not stored until its marker says the checkpoint is complete', async () => {
+  const where = setup();
+  await mkdir(where.ckpt, { recursive: true });
+  await writeFile(join(where.ckpt, 'shard-0.pt'), testBytes(MIB));
+  const daemon = await startDaemon(where, { paths: [join(where.ckpt, '*.pt')], marker: join(where.ckpt, 'COMPLETE'), settle: 0 });
+  await until(() => daemon.syncs.status()[0]!.backlogFiles === 1);
+  expect(await chunkObjects(where.repo)).toEqual(new Map());
+  await writeFile(join(where.ckpt, 'COMPLETE'), '');
+  await until(async () => (await readFile(join(where.repo, 'latest.json')).catch(() => null)) !== null, 20_000);
+  expect(await committedFiles(where.repo)).toEqual(['ckpt/shard-0.pt']);
+}, 30_000);
+
+test('the notice-time snapshot tied to the sync sends only what the sync had not stored, then commits a complete manifest', async () => {
+  const where = setup();
+  await mkdir(where.ckpt, { recursive: true });
+  const base = testBytes(8 * MIB);
+  await writeFile(join(where.ckpt, 'base.pt'), base);
+  await writeFile(join(where.ckpt, 'COMPLETE'), '');
+  // The marker holds back what the trainer writes after it: the background sync leaves the delta to the notice.
+  const daemon = await startDaemon(where, { marker: join(where.ckpt, 'COMPLETE'), settle: 0 });
+  await until(() => daemon.syncs.status()[0]!.lastCommitAt !== null, 20_000);
+  const before = await chunkObjects(where.repo);
+
+  const delta = testBytes(MIB);
+  await writeFile(join(where.ckpt, 'delta.pt'), delta);
+  const step = testStepContext({ timeoutMs: 30_000 });
+  try {
+    const detail = await snapshotStep.run(snapshotOptionsSchema.parse({ sync: 'ckpt' }), step.context);
+    expect(detail).toMatchObject({ mode: 'dedup', complete: true, files: 3, bytesDone: base.length + delta.length, bytesSent: delta.length });
+  } finally {
+    step.dispose();
+  }
+  const after = await chunkObjects(where.repo);
+  const atSink = [...after].filter(([name]) => !before.has(name)).reduce((sum, [, object]) => sum + object.size, 0);
+  expect(atSink).toBeLessThanOrEqual(1.2 * delta.length);
+  const { manifest } = await latest(where.repo);
+  expect(manifest.complete).toBe(true);
+  expect(manifest.files.map((file) => file.path).sort()).toEqual(['ckpt/COMPLETE', 'ckpt/base.pt', 'ckpt/delta.pt']);
+  const restored = join(where.dir, 'restored');
+  await restoreLatest(where.repo, restored);
+  expect((await readFile(join(restored, 'ckpt/base.pt'))).equals(base)).toBe(true);
+  expect((await readFile(join(restored, 'ckpt/delta.pt'))).equals(delta)).toBe(true);
+}, 60_000);
+
+test('a snapshot tied to a sync that is not running fails with a message naming it', async () => {
+  const step = testStepContext();
+  try {
+    await expect(snapshotStep.run(snapshotOptionsSchema.parse({ sync: 'nowhere' }), step.context)).rejects.toThrow('sync nowhere is not running');
+  } finally {
+    step.dispose();
+  }
+});
+
+test('a corrupt sync record is dropped with a warning: the sync starts over and sends nothing the store holds', async () => {
+  const where = setup();
+  await mkdir(where.ckpt, { recursive: true });
+  const model = testBytes(2 * MIB);
+  await writeFile(join(where.ckpt, 'step-1.pt'), model);
+  const first = await startDaemon(where);
+  await until(() => first.syncs.status()[0]!.lastCommitAt !== null, 20_000);
+  await first.stop();
+  await until(() => first.state === 'stopped');
+
+  await writeFile(join(where.state, 'sync', 'ckpt.json'), '{"version": 1, "files": [tru');
+  const second = await startDaemon(where);
+  await until(() => second.syncs.status()[0]!.bytesRead === model.length, 20_000);
+  expect(second.syncs.status()[0]).toMatchObject({ bytesStored: 0, lastError: null });
+  await until(async () => JSON.parse(await readFile(join(where.state, 'sync', 'ckpt.json'), 'utf8')).files?.length === 1);
+}, 60_000);
