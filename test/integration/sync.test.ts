@@ -2,6 +2,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { silentLogger } from '../../src/lib/log.js';
+import { serveDaemon } from '../../src/observe/local-server.js';
 import { manifestSchema } from '../../src/snapshots/manifest.js';
 import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
 import { restore } from '../../src/snapshots/restore.js';
@@ -10,7 +11,7 @@ import { compileConfig } from '../helpers/config.js';
 import { TestResources } from '../helpers/resources.js';
 import { ScriptedProvider } from '../helpers/scripted-provider.js';
 import { testBytes } from '../helpers/seed.js';
-import { testStepContext } from '../helpers/step-context.js';
+import { testNotice, testStepContext } from '../helpers/step-context.js';
 import { until } from '../helpers/until.js';
 
 const resources = new TestResources('preemptd-sync-');
@@ -91,6 +92,21 @@ test('a file written and settled is stored and committed without any notice; lat
   const restored = join(where.dir, 'restored');
   await restoreLatest(where.repo, restored);
   expect((await readFile(join(restored, 'ckpt/step-1.pt'))).equals(model)).toBe(true);
+  // The recovery point and the progress, in /v1/status and /metrics.
+  const server = (await serveDaemon(first, { server: { enabled: true, host: '127.0.0.1', port: 0 }, readiness: { notReadyOn: [] }, steps: [] }, silentLogger()))!;
+  try {
+    const body = (await (await fetch(`${server.url}/v1/status`)).json()) as { syncs: Record<string, unknown>[] };
+    expect(body.syncs).toEqual([
+      expect.objectContaining({ name: 'ckpt', bytesStored: model.length, backlogFiles: 0, backlogBytes: 0, capBytesPerSecond: 200e6, recoveryPointAgeSeconds: expect.any(Number) }),
+    ]);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/^preemptd_sync_recovery_point_age_seconds\{sync="ckpt"\} \d/m);
+    expect(metrics).toContain(`preemptd_sync_bytes_stored_total{sync="ckpt"} ${model.length}`);
+    expect(metrics).toContain('preemptd_sync_backlog_files{sync="ckpt"} 0');
+    expect(metrics).toContain('preemptd_sync_cap_bytes_per_second{sync="ckpt"} 200000000');
+  } finally {
+    await server.close();
+  }
   // The record is in stateDir.
   expect(JSON.parse(await readFile(join(where.state, 'sync', 'ckpt.json'), 'utf8'))).toMatchObject({ version: 1, files: [{ source: join(where.ckpt, 'step-1.pt') }] });
   await first.stop();
@@ -180,4 +196,35 @@ test('a corrupt sync record is dropped with a warning: the sync starts over and 
   await until(() => second.syncs.status()[0]!.bytesRead === model.length, 20_000);
   expect(second.syncs.status()[0]).toMatchObject({ bytesStored: 0, lastError: null });
   await until(async () => JSON.parse(await readFile(join(where.state, 'sync', 'ckpt.json'), 'utf8')).files?.length === 1);
+}, 60_000);
+
+test('an advisory notice lifts the cap: what would take minutes at the cap is stored and committed at once', async () => {
+  const where = setup();
+  await mkdir(where.ckpt, { recursive: true });
+  await writeFile(join(where.ckpt, 'step-1.pt'), testBytes(2 * MIB));
+  const config = compileConfig(
+    {
+      provider: 'aws',
+      metadataUrl: 'http://127.0.0.1:9/',
+      stateDir: where.state,
+      server: { enabled: false },
+      // 2 MiB at 10 kB/s: more than three minutes.
+      sync: { ckpt: { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '100ms', bandwidth: '10kB/s' } },
+    },
+    { file: undefined },
+  );
+  const provider = new ScriptedProvider();
+  const daemon = createDaemon({ config, log: silentLogger(), provider });
+  void resources.runDaemon(daemon);
+  await until(() => provider.watching);
+  provider.read();
+  await until(() => daemon.syncs.status()[0]?.capBytesPerSecond === 10_000);
+  // The pass has found the file and waits for tokens (the bucket starts empty).
+  await until(() => daemon.syncs.status()[0]!.backlogFiles === 1);
+  expect(daemon.syncs.status()[0]!.lastCommitAt).toBeNull();
+  provider.notice(testNotice({ id: 'aws-rebalance-1', kind: 'rebalance', deadline: null }));
+  await until(async () => (await readFile(join(where.repo, 'latest.json')).catch(() => null)) !== null, 20_000);
+  expect(await committedFiles(where.repo)).toEqual(['ckpt/step-1.pt']);
+  // Nothing left: the cap is back.
+  await until(() => daemon.syncs.status()[0]!.capBytesPerSecond === 10_000);
 }, 60_000);
