@@ -41,7 +41,7 @@ export const EXAMPLES: Example[] = [
   })),
   { name: 'README.md', clouds: ['aws', 'gcp', 'azure', 'alibaba'], text: () => docsConfig('README.md'), edited: true },
   { name: 'docs/config.md', clouds: ['aws', 'gcp', 'azure', 'alibaba'], text: () => docsConfig('docs/config.md'), edited: true },
-  ...['ray', 'slurm', 'pytorch', 'ci-runner'].map((recipe) => ({
+  ...['ray', 'slurm', 'pytorch', 'ci-runner', 'background-sync'].map((recipe) => ({
     name: `packaging/recipes/${recipe}.yaml`,
     clouds: ['aws', 'gcp', 'azure', 'alibaba'] as ProviderName[],
     text: () => readFileSync(join(ROOT, `packaging/recipes/${recipe}.yaml`), 'utf8'),
