@@ -6,19 +6,12 @@ import { duration, httpUrl, jsonForms, positiveDuration } from './fields.js';
 /** Without `settle:` (and without a marker), a checkpoint file counts as written once unchanged this long. */
 export const DEFAULT_SETTLE_MS = 2000;
 
-const RATE_UNITS: Record<string, number> = {
-  'b/s': 1,
-  'kb/s': 1e3,
-  'mb/s': 1e6,
-  'gb/s': 1e9,
-  'kib/s': 1024,
-  'mib/s': 1024 ** 2,
-  'gib/s': 1024 ** 3,
-  'kbit/s': 1e3 / 8,
-  'mbit/s': 1e6 / 8,
-  'gbit/s': 1e9 / 8,
-};
-const RATE = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b(?:it)?\/s)\s*$/i;
+const PREFIXES: Record<string, number> = { '': 0, k: 1, m: 2, g: 3 };
+/**
+ * `50MB/s`, `20MiB/s`, `400Mbit/s`: bytes are `B`, bits `bit` (a lower-case `b` is refused:
+ * bits to some, bytes to others). No `i` flag: the JSON Schema's pattern is this very source.
+ */
+const RATE = /^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)(i?)(B|bit)\/s\s*$/;
 const RATE_HINT = 'a rate with its unit such as 50MB/s, 20MiB/s or 400Mbit/s';
 
 /** A bandwidth such as `50MB/s` or `400Mbit/s`, compiled to bytes per second; a bare number is refused (bytes or bits?). */
@@ -29,8 +22,7 @@ export function bandwidth() {
       return z.NEVER;
     }
     const match = RATE.exec(value);
-    const factor = match ? RATE_UNITS[match[2]!.toLowerCase()] : undefined;
-    const bytes = match && factor ? Number(match[1]) * factor : NaN;
+    const bytes = match ? (Number(match[1]) * (match[3] ? 1024 : 1000) ** PREFIXES[match[2]!.toLowerCase()]!) / (match[4] === 'bit' ? 8 : 1) : NaN;
     if (!(bytes >= 1)) {
       ctx.addIssue({ code: 'custom', message: `got ${showValue(value)}: expected ${RATE_HINT}` });
       return z.NEVER;

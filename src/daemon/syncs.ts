@@ -14,8 +14,15 @@ export class DaemonSyncs {
   private readonly stop = new AbortController();
   private engines: SyncEngine[] = [];
   private loops: Promise<void>[] = [];
+  private starting: Promise<void> | undefined;
 
-  async start(config: Config, host: HostFacts, log: Logger): Promise<void> {
+  /** Starts every configured sync (once); a sync that cannot open its store is logged and left out. */
+  start(config: Config, host: HostFacts, log: Logger): Promise<void> {
+    this.starting ??= this.open(config, host, log);
+    return this.starting;
+  }
+
+  private async open(config: Config, host: HostFacts, log: Logger): Promise<void> {
     const entries = Object.entries(config.sync);
     if (entries.length === 0 || this.stop.signal.aborted) return;
     const [{ SyncEngine }, { registerSync }] = await Promise.all([import('../snapshots/sync/engine.js'), import('../snapshots/sync/registry.js')]);
@@ -49,6 +56,7 @@ export class DaemonSyncs {
   /** Stops every sync: transfers are cut, what completed stays recorded. */
   async close(): Promise<void> {
     this.stop.abort();
+    await this.starting;
     await Promise.allSettled(this.loops);
   }
 }

@@ -36,6 +36,10 @@ describe('the sync: section', () => {
       'sync.ckpt.bandwidth: got 50: a bare number is ambiguous (bytes or bits?): expected a rate with its unit such as 50MB/s, 20MiB/s or 400Mbit/s',
     ]);
     expect(issues({ sync: { ckpt: { ...entry, bandwidth: '50MB' } } })).toEqual(['sync.ckpt.bandwidth: got "50MB": expected a rate with its unit such as 50MB/s, 20MiB/s or 400Mbit/s']);
+    // Bits or bytes? A lower-case b says either, depending on who wrote it.
+    expect(issues({ sync: { ckpt: { ...entry, bandwidth: '50Mb/s' } } })).toEqual(['sync.ckpt.bandwidth: got "50Mb/s": expected a rate with its unit such as 50MB/s, 20MiB/s or 400Mbit/s']);
+    const rate = (bandwidth: string) => compileConfig({ ...base, sync: { ckpt: { ...entry, bandwidth } } }).sync.ckpt!.bytesPerSecond;
+    expect([rate('1GiB/s'), rate('8kbit/s'), rate(' 2.5 MB/s ')]).toEqual([1024 ** 3, 1000, 2.5e6]);
   });
 
   test('refuses relative paths, unknown destinations and placeholders a sync cannot fill', () => {
