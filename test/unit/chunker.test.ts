@@ -55,6 +55,22 @@ describe('content-defined chunking', () => {
     );
   });
 
+  test('keeps its own copy of what it holds back: the caller may reuse a pushed Buffer at once, as the file reader does', () => {
+    const data = testBytes(200_000);
+    const piece = 50_000;
+    const chunker = new ContentChunker(SMALL);
+    const hashes: string[] = [];
+    const hash = (chunk: Uint8Array) => hashes.push(createHash('sha256').update(chunk).digest('hex'));
+    // One Buffer read into again for every piece, as the reader's part buffers are.
+    const buffer = Buffer.alloc(piece);
+    for (let from = 0; from < data.length; from += piece) {
+      data.copy(buffer, 0, from, from + piece);
+      chunker.push(buffer).forEach(hash);
+    }
+    chunker.end().forEach(hash);
+    expect(hashes).toEqual(chunkHashes(data));
+  });
+
   test('an insertion changes only the chunks around it: the rest are the same chunks again', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.integer({ min: 1, max: 50_000 }), fc.double({ min: 0.05, max: 0.95 }), (seed, inserted, where) => {

@@ -1,0 +1,110 @@
+import { randomFillSync } from 'node:crypto';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { syncEntrySchema } from '../src/config/sync-schema.js';
+import { hostFacts } from '../src/lib/host.js';
+import { silentLogger } from '../src/lib/log.js';
+import { snapshotOptionsSchema } from '../src/snapshots/options.js';
+import { SyncEngine } from '../src/snapshots/sync/engine.js';
+import { registerSync } from '../src/snapshots/sync/registry.js';
+import { snapshotStep } from '../src/steps/snapshot/step.js';
+import { testStepContext } from '../test/helpers/step-context.js';
+import { flag } from './lib/args.js';
+import { startDiscardSink, type DiscardSink } from './lib/discard-sink.js';
+
+/**
+ * Issue 14's notice-time delta, scaled (`--size` MiB, default 512): a checkpoint tree that a
+ * background sync has stored, then 5 % of it changes (a new file of 2.5 %, and 1 MiB regions
+ * rewritten across the large file, one of them an insertion that shifts the rest). In one
+ * run, into the S3 API discard sink on loopback (which counts the bytes it receives):
+ * - today's full snapshot of the changed tree (files mode),
+ * - the notice-time snapshot tied to the sync (`snapshot: { sync }`), which sends the delta.
+ * Goals: the delta sends <= 1.2 x the changed bytes; it takes <= 2 s + changed bytes / the
+ * full snapshot's rate, and <= 0.15 x the full snapshot's time.
+ *
+ * npm run bench -- sync-delta [--size 512]
+ */
+const MIB = 1024 * 1024;
+
+async function timedSnapshot(raw: Record<string, unknown>, sink: DiscardSink): Promise<{ seconds: number; sent: number; detail: Record<string, unknown> }> {
+  const step = testStepContext({ timeoutMs: 600_000 });
+  const before = sink.bytes();
+  const started = performance.now();
+  try {
+    const detail = (await snapshotStep.run(snapshotOptionsSchema.parse(raw), step.context)) as Record<string, unknown>;
+    return { seconds: (performance.now() - started) / 1000, sent: sink.bytes() - before, detail };
+  } finally {
+    step.dispose();
+  }
+}
+
+export default async function main(args: string[]): Promise<void> {
+  const size = Number(flag(args, '--size') ?? 512) * MIB;
+  const dir = await mkdtemp(join(tmpdir(), 'sync-delta-'));
+  const sink = await startDiscardSink();
+  Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench', AWS_EC2_METADATA_DISABLED: 'true' });
+  const store = { endpoint: sink.endpoint, forcePathStyle: true, region: 'us-east-1' };
+  const storeStop = new AbortController();
+  let engine: SyncEngine | undefined;
+  try {
+    // Half the tree one large file (a model), the rest 8 shards.
+    const tree = join(dir, 'ckpt');
+    await mkdir(tree);
+    const model = join(tree, 'model.pt');
+    await writeFile(model, randomFillSync(Buffer.alloc(size / 2)));
+    for (let index = 0; index < 8; index += 1) await writeFile(join(tree, `shard-${index}.pt`), randomFillSync(Buffer.alloc(size / 16)));
+
+    // The background sync stores the tree (no cap), then stops looking: the notice sends the rest.
+    engine = await SyncEngine.open('bench', syncEntrySchema.parse({ paths: [tree], to: 's3://bench/sync/', settle: 0, ...store }), {
+      stateDir: join(dir, 'state'),
+      host: hostFacts(),
+      log: silentLogger(),
+      signal: storeStop.signal,
+    });
+    const unregister = registerSync(engine);
+    const looking = new AbortController();
+    const syncStarted = performance.now();
+    const running = engine.run(looking.signal);
+    while (engine.status().lastCommitAt === null) await new Promise((resolve) => setTimeout(resolve, 50));
+    const syncSeconds = (performance.now() - syncStarted) / 1000;
+    looking.abort();
+    await running;
+
+    // 5 % changes: a new file of 2.5 %, and 2.5 % as 1 MiB regions in model.pt, the first an insertion.
+    const added = size / 40;
+    await writeFile(join(tree, 'optimizer-new.pt'), randomFillSync(Buffer.alloc(added)));
+    const regions = Math.max(2, Math.round(size / 40 / MIB));
+    const file = await open(model, 'r+');
+    try {
+      const length = (await file.stat()).size;
+      for (let index = 1; index < regions; index += 1) await file.write(randomFillSync(Buffer.alloc(MIB)), 0, MIB, Math.floor((length * index) / regions));
+      const at = Math.floor(length / (2 * regions));
+      const rest = Buffer.alloc(length - at);
+      await file.read(rest, 0, rest.length, at);
+      await file.write(Buffer.concat([randomFillSync(Buffer.alloc(MIB)), rest]), 0, rest.length + MIB, at);
+    } finally {
+      await file.close();
+    }
+    const changed = added + regions * MIB;
+
+    const full = await timedSnapshot({ paths: [tree], to: 's3://bench/full/', mode: 'files', ...store }, sink);
+    const delta = await timedSnapshot({ sync: 'bench' }, sink);
+    unregister();
+
+    const fullRate = full.sent / full.seconds;
+    const load = loadavg().map((value) => value.toFixed(2)).join(' ');
+    const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+    console.log(`tree ${mb(size)} (model.pt + 8 shards), changed ${mb(changed)} (${((100 * changed) / size).toFixed(1)} %), load average ${load}`);
+    console.log(`background sync of the tree: ${syncSeconds.toFixed(2)} s`);
+    console.log(`full snapshot (files mode): ${full.seconds.toFixed(2)} s, ${mb(full.sent)} at the sink, ${(fullRate / 1e6).toFixed(0)} MB/s`);
+    console.log(`notice-time delta (sync):   ${delta.seconds.toFixed(2)} s, ${mb(delta.sent)} at the sink, complete: ${String(delta.detail.complete)}`, delta.detail);
+    console.log(`sent / changed ${(delta.sent / changed).toFixed(3)} (goal <= 1.2); delta / full time ${(delta.seconds / full.seconds).toFixed(3)} (goal <= 0.15)`);
+    console.log(`delta time ${delta.seconds.toFixed(2)} s against 2 s + changed / full rate = ${(2 + changed / fullRate).toFixed(2)} s`);
+  } finally {
+    await engine?.close();
+    storeStop.abort();
+    await sink.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
