@@ -98,7 +98,7 @@ export default async function main(args: string[]): Promise<void> {
     console.log(`tree ${mb(size)} (model.pt + 8 shards), changed ${mb(changed)} (${((100 * changed) / size).toFixed(1)} %), load average ${load}`);
     console.log(`background sync of the tree: ${syncSeconds.toFixed(2)} s`);
     console.log(`full snapshot (files mode): ${full.seconds.toFixed(2)} s, ${mb(full.sent)} at the sink, ${(fullRate / 1e6).toFixed(0)} MB/s`);
-    console.log(`notice-time delta (sync):   ${delta.seconds.toFixed(2)} s, ${mb(delta.sent)} at the sink, complete: ${String(delta.detail.complete)}`, delta.detail);
+    console.log(`notice-time delta (sync):   ${delta.seconds.toFixed(2)} s, ${mb(delta.sent)} at the sink, complete: ${String(delta.detail.complete)}`);
     console.log(`sent / changed ${(delta.sent / changed).toFixed(3)} (goal <= 1.2); delta / full time ${(delta.seconds / full.seconds).toFixed(3)} (goal <= 0.15)`);
     console.log(`delta time ${delta.seconds.toFixed(2)} s against 2 s + changed / full rate = ${(2 + changed / fullRate).toFixed(2)} s`);
   } finally {
