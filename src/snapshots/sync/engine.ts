@@ -25,6 +25,7 @@ const SYNC_NICE = 19;
 const FILES_IN_FLIGHT = 2;
 const CHUNKS_IN_FLIGHT_PER_FILE = 4;
 const PART_SIZE = 8 * 1024 * 1024;
+const FAILED_PASS_PAUSE_MS = 10_000;
 
 /** What /v1/status and the metrics show of one sync. */
 export interface SyncStatus {
@@ -124,7 +125,9 @@ export class SyncEngine {
       }
       if (this.backlog.files === 0) this.endFlush();
       const wake = AbortSignal.any([signal, this.wake.signal]);
-      await sleep(passInterval(this.entry.settleMs), undefined, { signal: wake }).catch(() => undefined);
+      // After a failure (a store that does not answer), wait longer: one warning every 10 s at most.
+      const pause = this.lastError === null ? passInterval(this.entry.settleMs) : FAILED_PASS_PAUSE_MS;
+      await sleep(pause, undefined, { signal: wake }).catch(() => undefined);
       if (this.wake.signal.aborted) this.wake = new AbortController();
     }
   }
