@@ -104,6 +104,7 @@ function printCatalog(catalog: Catalog, asJson: boolean): void {
   if (asJson) {
     for (const row of rows) process.stdout.write(`${JSON.stringify(row)}\n`);
     for (const refused of catalog.refused) process.stdout.write(`${JSON.stringify({ name: refused.name, refused: refused.reason })}\n`);
+    if (catalog.pointerRefused !== undefined) process.stdout.write(`${JSON.stringify({ name: 'latest.json', refused: catalog.pointerRefused })}\n`);
     return;
   }
   const table = [
@@ -114,6 +115,7 @@ function printCatalog(catalog: Catalog, asJson: boolean): void {
   for (const row of table) process.stdout.write(`${row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()}\n`);
   if (!rows.length) process.stdout.write('(no snapshots)\n');
   for (const refused of catalog.refused) process.stdout.write(`refused ${refused.name}: ${refused.reason}\n`);
+  if (catalog.pointerRefused !== undefined) process.stdout.write(`refused latest.json: ${catalog.pointerRefused}\n`);
 }
 
 function printPrune(report: PruneReport, where: string, asJson: boolean): void {

@@ -27,6 +27,8 @@ export interface Catalog {
   refused: RefusedManifest[];
   /** The manifest `latest.json` names, when there is one. */
   latest: string | undefined;
+  /** Why `latest.json` could not be read (not JSON, naming something outside `snapshots/`...). */
+  pointerRefused?: string;
 }
 
 /** When a snapshot counts as taken: its manifest's `finishedAt`, else when the store wrote it. */
@@ -47,7 +49,13 @@ export async function readCatalog(store: ObjectStore, location: StoreLocation): 
     const name = object.key.slice(location.prefix.length);
     if (SNAPSHOT_NAME.test(name)) listed.push({ name, modified: object.modified, size: object.size });
   }
-  const latest = await readPointer(store, location);
+  let latest: string | undefined;
+  let pointerRefused: string | undefined;
+  try {
+    latest = await readPointer(store, location);
+  } catch (error) {
+    pointerRefused = errorMessage(error);
+  }
   if (latest !== undefined && !listed.some((entry) => entry.name === latest)) {
     const info = await store.stat(keyFor(location, latest));
     if (info) listed.push({ name: latest, modified: info.modified, size: info.size });
@@ -62,5 +70,5 @@ export async function readCatalog(store: ObjectStore, location: StoreLocation): 
     }
   }
   snapshots.sort((a, b) => snapshotTime(b) - snapshotTime(a) || b.name.localeCompare(a.name));
-  return { snapshots, refused, latest };
+  return { snapshots, refused, latest, ...(pointerRefused === undefined ? {} : { pointerRefused }) };
 }

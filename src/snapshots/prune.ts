@@ -41,8 +41,11 @@ export async function prune(store: ObjectStore, location: StoreLocation, options
   const catalog = await readCatalog(store, location);
   if (catalog.refused.length) {
     const lines = catalog.refused.map((entry) => `  ${entry.name}: ${entry.reason}`);
-    throw new PreemptdError('ERR_PRUNE', `${where}: ${catalog.refused.length} manifests are not preemptd manifests; nothing was deleted (fix or remove them first):\n${lines.join('\n')}`);
+    const one = catalog.refused.length === 1;
+    const which = one ? 'a manifest does' : `${catalog.refused.length} manifests do`;
+    throw new PreemptdError('ERR_PRUNE', `${where}: nothing was deleted: ${which} not read as a preemptd manifest (fix or remove ${one ? 'it' : 'them'} first):\n${lines.join('\n')}`);
   }
+  if (catalog.pointerRefused !== undefined) throw new PreemptdError('ERR_PRUNE', `${where}: nothing was deleted: ${catalog.pointerRefused}`);
   if (catalog.latest !== undefined && !catalog.snapshots.some((record) => record.name === catalog.latest)) {
     throw new PreemptdError('ERR_PRUNE', `${where}latest.json names ${catalog.latest}, which does not exist; nothing was deleted`);
   }

@@ -207,9 +207,17 @@ describe('retention on file://', () => {
       JSON.stringify({ ...JSON.parse(await readFile(join(dir, 'repo/snapshots', (await readdir(join(dir, 'repo/snapshots')))[0]!), 'utf8')), files: [{ type: 'file', path: 'x', size: 1, mtime: '', mode: 420, crc32: '00000000', chunks: [['../../../etc/passwd', 1]] }] }),
     );
     await expect(runPrune(repo(), { keepLast: 0 }, true, Date.now() + 2 * DAY)).rejects.toThrow(
-      /1 manifests are not preemptd manifests; nothing was deleted .*\n {2}snapshots\/crafted\.json: .*files\.0\.chunks\.0\.0: expected a SHA-256/s,
+      /nothing was deleted: a manifest does not read as a preemptd manifest .*\n {2}snapshots\/crafted\.json: .*files\.0\.chunks\.0\.0: expected a SHA-256/s,
     );
     await rm(join(dir, 'repo/snapshots/crafted.json'));
+    expect(await everyKey(repo())).toEqual(before);
+
+    const pointer = await readFile(join(dir, 'repo/latest.json'), 'utf8');
+    await writeFile(join(dir, 'repo/latest.json'), JSON.stringify({ version: 1, manifest: '../elsewhere/x.json', finishedAt: '' }));
+    await expect(runPrune(repo(), { keepLast: 0 }, true, Date.now() + 2 * DAY)).rejects.toThrow(/nothing was deleted: .*latest\.json is not a preemptd snapshot pointer: manifest: expected snapshots\/<name>\.json/);
+    await writeFile(join(dir, 'repo/latest.json'), JSON.stringify({ ...JSON.parse(pointer), manifest: 'snapshots/gone.json' }));
+    await expect(runPrune(repo(), { keepLast: 0 }, true, Date.now() + 2 * DAY)).rejects.toThrow(/latest\.json names snapshots\/gone\.json, which does not exist; nothing was deleted/);
+    await writeFile(join(dir, 'repo/latest.json'), pointer);
     expect(await everyKey(repo())).toEqual(before);
 
     await mkdir(join(dir, 'repo/chunks/ab'), { recursive: true });
