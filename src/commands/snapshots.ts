@@ -86,9 +86,13 @@ function retentionPolicy(args: SnapshotsArgs): RetentionPolicy {
   return { keepLast: args.keepLast, keepWithinMs: args.keepWithin === undefined ? undefined : duration('--keep-within', args.keepWithin), graceMs: duration('--grace', args.grace) };
 }
 
+const DAYS = /^\s*(\d+(?:\.\d+)?)d\s*$/;
+
+/** A duration as everywhere else (`36h`), or in days (`7d`), the unit retention is thought in. */
 function duration(flag: string, text: string): number {
-  const ms = parseDuration(text);
-  if (ms === undefined) throw new PreemptdError('ERR_USAGE', `${flag}: got ${showValue(text)}: ${durationProblem(text)} (or 7d)`);
+  const days = DAYS.exec(text);
+  const ms = days ? Math.round(Number(days[1]) * 24 * 60 * 60_000) : parseDuration(text);
+  if (ms === undefined) throw new PreemptdError('ERR_USAGE', `${flag}: got ${showValue(text)}: ${durationProblem(text)}, or days such as 7d`);
   return ms;
 }
 

@@ -1,9 +1,9 @@
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-export const DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+export const DURATION_PATTERN = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const BARE_NUMBER = /^\d+(?:\.\d+)?$/;
 
 /**
- * Parses `250ms`, `1s`, `1.5m`, `2h`, `7d` (and a lone `0`) into milliseconds. A bare number is
+ * Parses `250ms`, `1s`, `1.5m`, `2h` (and a lone `0`) into milliseconds. A bare number is
  * refused, so `pollInterval: 5` cannot mean 5 ms to one reader and 5 s to another. Returns
  * undefined for anything else so the caller can name the field (durationProblem says why).
  */

@@ -76,10 +76,19 @@ test('prune is dry by default; --apply deletes what the dry run named, and the l
   expect((await readFile(join(dir, 'out/ckpt/model.pt'))).equals(models[2]!)).toBe(true);
 });
 
+test('--keep-within takes days, and counts from when each snapshot finished', async () => {
+  await agedRepository();
+  const week = await runCli(['snapshots', 'prune', url(), '--keep-within', '7d']);
+  expect(week.code).toBe(0);
+  const [report] = jsonLines(week.stdout);
+  expect(report).toMatchObject({ manifests: [], chunks: 0 });
+  expect((report!.kept as { reasons: string[] }[]).every((entry) => entry.reasons.includes('within'))).toBe(true);
+});
+
 test.each([
   [['snapshots', 'prune', 'file:///tmp/x/'], /snapshots prune needs a policy: --keep-last N and\/or --keep-within DURATION/],
   [['snapshots', 'list', 'file:///tmp/x/', '--apply'], /--apply: only snapshots prune takes it/],
-  [['snapshots', 'prune', 'file:///tmp/x/', '--keep-within', '7'], /--keep-within: got "7": a duration needs a unit/],
+  [['snapshots', 'prune', 'file:///tmp/x/', '--keep-within', '7'], /--keep-within: got "7": a duration needs a unit: .*, or days such as 7d/],
   [['snapshots', 'prune', 'file:///tmp/x/', '--keep-last', '-1'], /--keep-last: got -1: expected a whole number of snapshots, 0 or more/],
   [['snapshots', 'list', 'ftp://host/x/'], /PREFIX: scheme "ftp:\/\/" is not supported/],
   [['snapshots', 'tidy', 'file:///tmp/x/'], /Invalid values:\s+Argument: action, Given: "tidy"/],

@@ -21,14 +21,3 @@ describe('formatDuration', () => {
     }
   });
 });
-
-describe('parseDuration', () => {
-  test.each([
-    ['250ms', 250],
-    ['2h', 7_200_000],
-    ['7d', 604_800_000],
-    ['1.5d', 129_600_000],
-  ])('%s is %i ms', (text, ms) => {
-    expect(parseDuration(text)).toBe(ms);
-  });
-});
