@@ -7,8 +7,9 @@ import { readCatalog, type Catalog } from '../snapshots/catalog.js';
 import { prune, type PruneReport } from '../snapshots/prune.js';
 import { CHUNK_REUSE_WINDOW_MS } from '../snapshots/repository.js';
 import type { RetentionPolicy } from '../snapshots/retention.js';
-import { formatLocation, parseLocation } from '../stores/location.js';
+import { formatLocation } from '../stores/location.js';
 import { openStore } from '../stores/registry.js';
+import { locationArgument } from './location-arg.js';
 
 export interface SnapshotsArgs {
   action: string;
@@ -33,14 +34,7 @@ const PRUNE_ONLY = [
 
 /** `preemptd snapshots list|prune PREFIX`: what a dedup repository holds, and its retention. */
 export async function snapshotsCommand(args: SnapshotsArgs): Promise<void> {
-  const location = (() => {
-    try {
-      return parseLocation(args.prefix);
-    } catch (error) {
-      if (error instanceof PreemptdError && error.code === 'ERR_LOCATION') throw new PreemptdError('ERR_USAGE', `PREFIX: ${error.message}`, { cause: error });
-      throw error;
-    }
-  })();
+  const location = locationArgument('PREFIX', args.prefix);
   const policy = args.action === 'prune' ? retentionPolicy(args) : undefined;
   if (!policy) {
     const given = PRUNE_ONLY.filter(([key]) => args[key] !== undefined && args[key] !== false).map(([, flag]) => flag);
