@@ -4,7 +4,7 @@ _preemptd() {
   local command='' flags values i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
-      run|check|health|simulate|simulator|wait|restore) command=${COMP_WORDS[i]}; break ;;
+      run|check|health|simulate|simulator|wait|restore|snapshots) command=${COMP_WORDS[i]}; break ;;
     esac
   done
   COMPREPLY=()
@@ -28,6 +28,8 @@ _preemptd() {
     wait:--kind) values='terminate stop hibernate rebalance maintenance preempt reboot redeploy freeze shutdown' ;;
     restore:--log-level) values='trace debug info warn error fatal silent' ;;
     restore:--log-format) values='json text' ;;
+    snapshots:--log-level) values='trace debug info warn error fatal silent' ;;
+    snapshots:--log-format) values='json text' ;;
     run:--config|run:-c|run:--metadata-url|run:--poll-interval|run:--state-dir|run:--set) return ;;
     check:--config|check:-c|check:--metadata-url|check:--poll-interval|check:--state-dir|check:--set|check:--as-user) return ;;
     health:--config|health:-c|health:--metadata-url|health:--poll-interval|health:--state-dir|health:--set) return ;;
@@ -35,6 +37,7 @@ _preemptd() {
     simulator:--host|simulator:--port|simulator:--notice-after|simulator:--lead|simulator:--faults) return ;;
     wait:--config|wait:-c|wait:--metadata-url|wait:--poll-interval|wait:--state-dir|wait:--set|wait:--agent|wait:--timeout) return ;;
     restore:--from|restore:--latest|restore:--to|restore:--endpoint|restore:--region|restore:--concurrency) return ;;
+    snapshots:--endpoint|snapshots:--region|snapshots:--keep-last|snapshots:--keep-within|snapshots:--grace) return ;;
   esac
   if [[ -n $values ]]; then
     COMPREPLY=($(compgen -W "$values" -- "$cur"))
@@ -43,7 +46,7 @@ _preemptd() {
   case $command in
     '') flags='--help -h --version -v'
       if [[ $cur != -* ]]; then
-        COMPREPLY=($(compgen -W 'run check health simulate simulator wait restore' -- "$cur"))
+        COMPREPLY=($(compgen -W 'run check health simulate simulator wait restore snapshots' -- "$cur"))
         return
       fi ;;
     run) flags='--config -c --provider --metadata-url --poll-interval --state-dir --log-level --set --help -h --version -v' ;;
@@ -53,6 +56,7 @@ _preemptd() {
     simulator) flags='--provider --host --port --notice-after --kind --action --lead --faults --log-level --log-format --help -h --version -v' ;;
     wait) flags='--config -c --provider --metadata-url --poll-interval --state-dir --log-level --set --agent --timeout --kind --help -h --version -v' ;;
     restore) flags='--from --latest --to --endpoint --force-path-style --region --concurrency --keep-setuid --log-level --log-format --help -h --version -v' ;;
+    snapshots) flags='--endpoint --force-path-style --region --json --keep-last --keep-within --grace --apply --log-level --log-format --help -h --version -v' ;;
   esac
   COMPREPLY=($(compgen -W "$flags" -- "$cur"))
 }

@@ -94,7 +94,8 @@ export function cliSpec(): CliSpec {
     commands: calls
       .filter((call) => call.method === 'command')
       .map(({ args: [name, describe, builder] }) => ({
-        name: name as string,
+        // `snapshots <action> <prefix>`: the command is the first word; its describe names the rest.
+        name: (name as string).split(' ')[0]!,
         describe: describe as string,
         flags: flagsDeclared(builder as (argv: Argv) => unknown),
       })),

@@ -16,6 +16,14 @@ export function logFlags<T>(argv: Argv<T>) {
     .option('log-format', { type: 'string', choices: LOG_FORMATS, describe: 'log lines as JSON or as text', defaultDescription: 'text on a terminal, else json' });
 }
 
+/** How the commands that reach an object store themselves (restore, snapshots) take its settings. */
+export function storeFlags<T>(argv: Argv<T>) {
+  return argv
+    .option('endpoint', { type: 'string', describe: 'S3-compatible, GCS or Azure endpoint (MinIO, R2, emulators)' })
+    .option('force-path-style', { type: 'boolean', describe: 'S3: path-style URLs (most S3-compatible servers)' })
+    .option('region', { type: 'string', describe: "S3: the bucket's region" });
+}
+
 /** Flags shared by every command that loads a config. */
 export function configOptions<T>(argv: Argv<T>) {
   return argv

@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { AGENT_VERSION } from '../lib/host.js';
 import { NOTICE_KINDS, PROVIDER_NAMES } from '../notice/notice.js';
-import { configOptions, logFlags } from './flags.js';
+import { configOptions, logFlags, storeFlags } from './flags.js';
 import { SIMULATOR_KIND_CHOICES, simulatorKindsHelp } from './simulator-kinds.js';
 
 /**
@@ -93,20 +93,37 @@ export function declareProgram<T>(argv: Argv<T>) {
       'download a snapshot into a directory and verify every checksum against its manifest',
       (argv) =>
         logFlags(
-          argv
-            .option('from', { type: 'string', describe: 'snapshot location, e.g. s3://bucket/ckpt/i-0abc/aws-terminate-1a2b/' })
-            .option('latest', { type: 'string', describe: 'a dedup repository prefix: restore the newest complete snapshot its latest.json names' })
-            .conflicts('from', 'latest')
-            .option('to', { type: 'string', demandOption: true, describe: 'directory to restore into' })
-            .option('endpoint', { type: 'string', describe: 'S3-compatible, GCS or Azure endpoint (MinIO, R2, emulators)' })
-            .option('force-path-style', { type: 'boolean', describe: 'S3: path-style URLs (most S3-compatible servers)' })
-            .option('region', { type: 'string', describe: "S3: the bucket's region" })
+          storeFlags(
+            argv
+              .option('from', { type: 'string', describe: 'snapshot location, e.g. s3://bucket/ckpt/i-0abc/aws-terminate-1a2b/' })
+              .option('latest', { type: 'string', describe: 'a dedup repository prefix: restore the newest complete snapshot its latest.json names' })
+              .conflicts('from', 'latest')
+              .option('to', { type: 'string', demandOption: true, describe: 'directory to restore into' }),
+          )
             .option('concurrency', { type: 'number', default: 4, describe: 'files downloaded at once' })
             .option('keep-setuid', { type: 'boolean', default: false, describe: 'restore setuid and setgid bits as stored (dropped by default)' }),
         ),
       async (args) => (await import('./restore.js')).restoreCommand(args),
     )
-    .demandCommand(1, 'name a command: run, check, health, simulate, simulator, wait, restore (see --help)')
+    .command(
+      'snapshots <action> <prefix>',
+      'list the snapshots of a dedup repository (snapshots list PREFIX), or delete those a retention policy does not keep (snapshots prune PREFIX --keep-last N; dry unless --apply)',
+      (argv) =>
+        logFlags(
+          storeFlags(
+            argv
+              .positional('action', { type: 'string', choices: ['list', 'prune'], demandOption: true, describe: 'list, or prune' })
+              .positional('prefix', { type: 'string', demandOption: true, describe: "the repository: a dedup snapshot step's to:, e.g. s3://bucket/ckpt/" }),
+          )
+            .option('json', { type: 'boolean', default: false, describe: 'print JSON lines (the default when stdout is not a terminal)' })
+            .option('keep-last', { type: 'number', describe: 'prune: keep the newest N snapshots' })
+            .option('keep-within', { type: 'string', describe: 'prune: keep the snapshots taken within this long, e.g. 7d' })
+            .option('grace', { type: 'string', default: '24h', describe: 'prune: never delete a manifest or chunk written within this long (a writer may rely on it)' })
+            .option('apply', { type: 'boolean', default: false, describe: 'prune: delete; without it, print what would be deleted and delete nothing' }),
+        ),
+      async (args) => (await import('./snapshots.js')).snapshotsCommand(args),
+    )
+    .demandCommand(1, 'name a command: run, check, health, simulate, simulator, wait, restore, snapshots (see --help)')
     .strict()
     .recommendCommands()
     .version(AGENT_VERSION)

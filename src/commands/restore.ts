@@ -2,7 +2,7 @@ import { PreemptdError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { logFormatFor } from '../lib/log-text.js';
 import { restore } from '../snapshots/restore.js';
-import { parseLocation } from '../stores/location.js';
+import { locationArgument } from './location-arg.js';
 
 export interface RestoreArgs {
   from?: string;
@@ -26,13 +26,7 @@ export async function restoreCommand(args: RestoreArgs): Promise<void> {
   if (args.from === undefined && args.latest === undefined) throw new PreemptdError('ERR_USAGE', 'name the snapshot: --from LOCATION or --latest PREFIX');
   const flag = args.latest !== undefined ? '--latest' : '--from';
   const from = args.latest ?? args.from ?? '';
-  try {
-    parseLocation(from);
-  } catch (error) {
-    // A bad location is a usage error (exit 64), caught before anything starts.
-    if (error instanceof PreemptdError && error.code === 'ERR_LOCATION') throw new PreemptdError('ERR_USAGE', `${flag}: ${error.message}`, { cause: error });
-    throw error;
-  }
+  locationArgument(flag, from);
   const log = createLogger({ level: args.logLevel as 'info', format: logFormatFor(args.logFormat, process.stdout.isTTY === true) });
   const controller = new AbortController();
   const stop = (signal: NodeJS.Signals) => {

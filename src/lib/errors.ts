@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'ERR_LOCATION'
   | 'ERR_STORE'
   | 'ERR_RESTORE'
+  | 'ERR_PRUNE'
   | 'ERR_LISTEN'
   | 'ERR_STATE_LOCKED';
 

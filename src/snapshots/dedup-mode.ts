@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { keyFor } from '../stores/location.js';
 import { onePart, type Part } from '../stores/parts.js';
 import { ContentChunker, SNAPSHOT_CHUNK_SIZES } from './chunker.js';
-import { chunkName, readLatest } from './repository.js';
+import { chunkName, manifestChunks, readLatest, storedChunkUsable } from './repository.js';
 import { storedFile, storeEachFile, uploadFailure, type UploadJob, type UploadOutcome } from './upload.js';
 
 type ChunkRef = [sha256: string, size: number];
@@ -13,7 +13,7 @@ class ChunkRefused extends Error {}
 /**
  * Stores each chunk once. Chunks named by the previous complete manifest are known stored;
  * any other is looked for with one HEAD (an earlier cut snapshot may have stored it) and
- * uploaded when missing, gated by the deadline. At most `limit` chunks are in flight: the
+ * uploaded when missing or too old to rely on (storedChunkUsable), gated by the deadline. At most `limit` chunks are in flight: the
  * caller waits for a slot, which bounds the memory chunks hold.
  */
 class ChunkSender {
@@ -21,6 +21,7 @@ class ChunkSender {
   private readonly slots: (() => void)[] = [];
   /** Chunks stored or being stored by this snapshot (two files may share one). */
   private readonly sending = new Map<string, Promise<void>>();
+  private readonly startedAt = Date.now();
 
   constructor(
     private readonly job: UploadJob,
@@ -48,7 +49,7 @@ class ChunkSender {
   private async store(sha256: string, bytes: Buffer): Promise<void> {
     const { store, location, progress, stop } = this.job;
     const key = keyFor(location, chunkName(sha256));
-    if (await store.has(key)) return;
+    if (await storedChunkUsable(store, key, this.startedAt)) return;
     const refusal = this.job.gate(bytes.length);
     if (refusal) throw new ChunkRefused(refusal);
     await this.job.pace?.(bytes.length);
@@ -96,7 +97,7 @@ async function storeChunks(parts: AsyncIterable<Part>, sender: ChunkSender): Pro
 export async function uploadDeduplicated(job: UploadJob): Promise<UploadOutcome> {
   const { stop } = job;
   const previous = await readLatest(job.store, job.location);
-  const known = new Set(previous?.manifest.files.flatMap((file) => (file.type === 'file' ? (file.chunks ?? []).map(([sha256]) => sha256) : [])));
+  const known = previous ? manifestChunks(previous.manifest) : new Set<string>();
   for (const sha256 of job.knownChunks ?? []) known.add(sha256);
   const sender = new ChunkSender(job, known, job.concurrency * job.queueSize);
   return storeEachFile(job, {

@@ -14,12 +14,35 @@ import { readStoredJson } from './stored-json.js';
  *   chunk it names is stored;
  * - `latest.json`: the newest complete manifest's name, written after that manifest, so
  *   `restore --latest` reads two small objects and lists nothing.
+ * Retention (retention.ts, prune.ts) deletes old manifests, then chunks no kept manifest
+ * names; the rule that keeps it from deleting a chunk a writer still relies on is
+ * docs/snapshot.md's "Retention": a writer relies only on the pointer's manifest and on
+ * chunks written within CHUNK_REUSE_WINDOW_MS (storedChunkUsable), and prune's grace is
+ * longer than that window plus the longest commit.
  */
 export const POINTER_NAME = 'latest.json';
 export const POINTER_VERSION = 1;
 
 export function chunkName(sha256: string): string {
   return `chunks/${sha256.slice(0, 2)}/${sha256}`;
+}
+
+/** A chunk's name; anything else under `chunks/` is not the repository's and is never deleted. */
+export const CHUNK_NAME = /^chunks\/([0-9a-f]{2})\/(\1[0-9a-f]{62})$/;
+/** A manifest's name: nothing below `snapshots/`, nothing that could leave the prefix. */
+export const SNAPSHOT_NAME = /^snapshots\/[A-Za-z0-9._-]+\.json$/;
+
+/**
+ * How recently a chunk a writer finds stored (and did not put itself) must have been written
+ * for the writer to rely on it. An older one may be deleted by a prune that does not know
+ * this writer's manifest yet, so the writer puts it again, which makes it new.
+ */
+export const CHUNK_REUSE_WINDOW_MS = 60 * 60_000;
+
+/** Whether a stored chunk can be named by a manifest without storing it again (see CHUNK_REUSE_WINDOW_MS). */
+export async function storedChunkUsable(store: ObjectStore, key: string, writerStartedAt: number): Promise<boolean> {
+  const info = await store.stat(key);
+  return info !== undefined && info.modified > writerStartedAt - CHUNK_REUSE_WINDOW_MS;
 }
 
 /**
@@ -34,7 +57,7 @@ export function snapshotName(startedAt: number, noticeId: string): string {
 const pointerSchema = z.object({
   version: z.literal(POINTER_VERSION),
   /** A name under the prefix, never a path that could leave it. */
-  manifest: z.string().regex(/^snapshots\/[A-Za-z0-9._-]+\.json$/, { message: 'expected snapshots/<name>.json' }),
+  manifest: z.string().regex(SNAPSHOT_NAME, { message: 'expected snapshots/<name>.json' }),
   finishedAt: z.string(),
 });
 
@@ -48,9 +71,23 @@ export async function commitSnapshot(store: ObjectStore, location: StoreLocation
   if (manifest.complete) await writeJson(store, location, POINTER_NAME, { version: POINTER_VERSION, manifest: name, finishedAt: manifest.finishedAt });
 }
 
+/** The manifest name `latest.json` holds; undefined when the prefix has no pointer yet. */
+export async function readPointer(store: ObjectStore, location: StoreLocation): Promise<string | undefined> {
+  if (!(await store.has(keyFor(location, POINTER_NAME)))) return undefined;
+  return (await readStoredJson(store, location, POINTER_NAME, pointerSchema, 'a preemptd snapshot pointer')).manifest;
+}
+
+export function readManifest(store: ObjectStore, location: StoreLocation, name: string): Promise<Manifest> {
+  return readStoredJson(store, location, name, manifestSchema, 'a preemptd manifest');
+}
+
+/** Every chunk a manifest's files name. */
+export function manifestChunks(manifest: Manifest): Set<string> {
+  return new Set(manifest.files.flatMap((file) => (file.type === 'file' ? (file.chunks ?? []).map(([sha256]) => sha256) : [])));
+}
+
 /** The manifest `latest.json` names, with its name; undefined when the prefix has no pointer yet. */
 export async function readLatest(store: ObjectStore, location: StoreLocation): Promise<{ name: string; manifest: Manifest } | undefined> {
-  if (!(await store.has(keyFor(location, POINTER_NAME)))) return undefined;
-  const pointer = await readStoredJson(store, location, POINTER_NAME, pointerSchema, 'a preemptd snapshot pointer');
-  return { name: pointer.manifest, manifest: await readStoredJson(store, location, pointer.manifest, manifestSchema, 'a preemptd manifest') };
+  const name = await readPointer(store, location);
+  return name === undefined ? undefined : { name, manifest: await readManifest(store, location, name) };
 }

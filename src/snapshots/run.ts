@@ -120,7 +120,7 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
           : await (await import('./archive-mode.js')).uploadArchive(job, options.compression);
     stopCutting();
     clearInterval(reporter);
-    await sync?.remember(toStore, outcome, progress.bytesSent).catch((error: unknown) => context.log.warn({ err: error }, 'could not record what the snapshot stored in the sync record'));
+    await sync?.remember(toStore, outcome, progress.bytesSent, startedAt).catch((error: unknown) => context.log.warn({ err: error }, 'could not record what the snapshot stored in the sync record'));
     const left = await store.cleanup();
     const skipped = [...found.skipped, ...outcome.skipped, ...left.map((key) => ({ path: key, reason: 'unfinished upload could not be removed' }))];
     manifest = {

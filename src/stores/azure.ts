@@ -3,7 +3,7 @@ import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential } fr
 import { countBytes } from './count.js';
 import { formatLocation, type AzureLocation } from './location.js';
 import { streamOfParts } from './parts.js';
-import { abortError, type ObjectStore, type StoreOptions } from './types.js';
+import { abortError, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
 
 /**
  * Azure Blob Storage, block blobs. Credentials, first found: AZURE_STORAGE_CONNECTION_STRING,
@@ -18,6 +18,16 @@ import { abortError, type ObjectStore, type StoreOptions } from './types.js';
 export async function openAzureStore(location: AzureLocation, options: StoreOptions): Promise<ObjectStore> {
   const service = await serviceClient(location, options.endpoint);
   const container = service.getContainerClient(location.container);
+
+  const stat = async (key: string): Promise<ObjectInfo | undefined> => {
+    try {
+      const properties = await container.getBlobClient(key).getProperties({ abortSignal: options.signal });
+      return { key, size: properties.contentLength ?? 0, modified: properties.lastModified?.getTime() ?? Date.now() };
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) return undefined;
+      throw error;
+    }
+  };
 
   return {
     url: formatLocation(location),
@@ -37,8 +47,15 @@ export async function openAzureStore(location: AzureLocation, options: StoreOpti
       const response = await container.getBlobClient(key).download(0, undefined, { abortSignal: options.signal });
       return response.readableStreamBody as Readable;
     },
-    async has(key) {
-      return container.getBlobClient(key).exists({ abortSignal: options.signal });
+    has: async (key) => (await stat(key)) !== undefined,
+    stat,
+    async *list(prefix) {
+      for await (const page of container.listBlobsFlat({ prefix, abortSignal: options.signal }).byPage({ maxPageSize: STORE_PAGE_SIZE })) {
+        for (const blob of page.segment.blobItems) yield { key: blob.name, size: blob.properties.contentLength ?? 0, modified: blob.properties.lastModified.getTime() };
+      }
+    },
+    async delete(keys) {
+      for (const key of keys) await container.getBlobClient(key).deleteIfExists({ abortSignal: options.signal });
     },
     async cleanup() {
       return [];

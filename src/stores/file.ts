@@ -1,15 +1,21 @@
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
+import { lstat, mkdir, open, opendir, rename, rm } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PreemptdError } from '../lib/errors.js';
 import { formatLocation, type DirectoryLocation } from './location.js';
-import { abortError, type ObjectStore, type StoreOptions } from './types.js';
+import { abortError, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
 
 /**
  * A directory (local disk, NFS, a mounted bucket). Each object is written to a hidden
  * `.partial` file, flushed to stable storage and renamed, so a reader never sees half a file
  * and a cut upload leaves nothing behind. Reads `signal` from the options, nothing else.
+ * `stat`, `list` and `delete` never follow a link: a link is not an object, and a folder
+ * reached through one is neither listed nor deleted from, so nothing outside the directory
+ * is ever touched.
  */
+/** The hidden name a put writes to before its rename. */
+const PARTIAL = /^\.[0-9a-f]{8}\.partial$/;
+
 export function openFileStore(location: DirectoryLocation, options: StoreOptions): ObjectStore {
   const root = resolve(location.directory);
   const partials = new Set<string>();
@@ -19,6 +25,45 @@ export function openFileStore(location: DirectoryLocation, options: StoreOptions
     if (!path.startsWith(root + sep)) throw new PreemptdError('ERR_STORE', `object key ${JSON.stringify(key)} leaves the directory ${root}`);
     return path;
   };
+
+  /** Whether every folder of `key` under the root is a folder, not a link. */
+  const isRealFolderPath = async (folders: string): Promise<boolean> => {
+    let path = root;
+    for (const name of folders.split('/')) {
+      path = join(path, name);
+      const info = await lstat(path).catch(() => undefined);
+      if (!info?.isDirectory()) return false;
+    }
+    return true;
+  };
+
+  const stat = async (key: string): Promise<ObjectInfo | undefined> => {
+    const path = pathOf(key);
+    const folders = relative(root, dirname(path));
+    if (folders !== '' && !(await isRealFolderPath(folders.split(sep).join('/')))) return undefined;
+    const info = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+      throw error;
+    });
+    return info?.isFile() ? { key, size: info.size, modified: info.mtimeMs } : undefined;
+  };
+
+  /** Regular files under `folder` whose key starts with `prefix`; links and `.partial` files are left out. */
+  async function* walkFiles(folder: string, prefix: string): AsyncGenerator<ObjectInfo> {
+    const entries = await opendir(folder).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return [];
+      throw error;
+    });
+    for await (const entry of entries) {
+      const path = join(folder, entry.name);
+      const key = relative(root, path).split(sep).join('/');
+      if (entry.isDirectory() && (key.startsWith(prefix) || prefix.startsWith(`${key}/`))) yield* walkFiles(path, prefix);
+      else if (entry.isFile() && key.startsWith(prefix) && !PARTIAL.test(entry.name)) {
+        const info = await lstat(path).catch(() => undefined);
+        if (info?.isFile()) yield { key, size: info.size, modified: info.mtimeMs };
+      }
+    }
+  }
 
   return {
     url: formatLocation(location),
@@ -53,14 +98,19 @@ export function openFileStore(location: DirectoryLocation, options: StoreOptions
       const handle = await open(pathOf(key), 'r');
       return handle.createReadStream({ highWaterMark: 1 << 20 });
     },
-    async has(key) {
-      return stat(pathOf(key)).then(
-        (info) => info.isFile(),
-        (error: NodeJS.ErrnoException) => {
-          if (error.code === 'ENOENT') return false;
-          throw error;
-        },
-      );
+    has: async (key) => (await stat(key)) !== undefined,
+    stat,
+    async *list(prefix) {
+      // Start in the deepest folder the prefix names whole; keys are filtered by the rest.
+      const start = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+      if (start !== '' && !(await isRealFolderPath(start))) return;
+      yield* walkFiles(start === '' ? root : pathOf(start), prefix);
+    },
+    async delete(keys) {
+      for (const key of keys) {
+        if (!(await stat(key))) continue;
+        await rm(pathOf(key), { force: true });
+      }
     },
     async cleanup() {
       const left: string[] = [];

@@ -1,11 +1,11 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Storage } from '@google-cloud/storage';
+import { Storage, type FileMetadata } from '@google-cloud/storage';
 import { PreemptdError } from '../lib/errors.js';
 import { countBytes } from './count.js';
 import { formatLocation, type BucketLocation } from './location.js';
 import { streamOfParts } from './parts.js';
-import { abortError, type ObjectStore, type StoreOptions } from './types.js';
+import { abortError, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
 
 /**
  * Google Cloud Storage through its JSON API. Credentials come from the SDK's default chain:
@@ -27,6 +27,16 @@ export function openGcsStore(location: BucketLocation, options: StoreOptions): O
     retryOptions: { autoRetry: true, maxRetries: 3 },
   });
   const bucket = storage.bucket(location.bucket);
+
+  const stat = async (key: string): Promise<ObjectInfo | undefined> => {
+    try {
+      const [metadata] = await bucket.file(key).getMetadata();
+      return infoOf(key, metadata);
+    } catch (error) {
+      if ((error as { code?: unknown }).code === 404) return undefined;
+      throw error;
+    }
+  };
 
   return {
     url: formatLocation(location),
@@ -50,13 +60,26 @@ export function openGcsStore(location: BucketLocation, options: StoreOptions): O
       if (!exists) throw new PreemptdError('ERR_STORE', `${formatLocation(location)}${key.slice(location.prefix.length)} does not exist`);
       return file.createReadStream({ validation: false }) as Readable;
     },
-    async has(key) {
-      const [exists] = await bucket.file(key).exists();
-      return exists;
+    has: async (key) => (await stat(key)) !== undefined,
+    stat,
+    async *list(prefix) {
+      let pageToken: string | undefined;
+      do {
+        const [files, next] = await bucket.getFiles({ prefix, maxResults: STORE_PAGE_SIZE, autoPaginate: false, ...(pageToken ? { pageToken } : {}) });
+        for (const file of files) yield infoOf(file.name, file.metadata);
+        pageToken = (next as { pageToken?: string } | null)?.pageToken;
+      } while (pageToken);
+    },
+    async delete(keys) {
+      for (const key of keys) await bucket.file(key).delete({ ignoreNotFound: true });
     },
     async cleanup() {
       return [];
     },
     async close() {},
   };
+}
+
+function infoOf(key: string, metadata: FileMetadata): ObjectInfo {
+  return { key, size: Number(metadata.size ?? 0), modified: metadata.updated ? Date.parse(metadata.updated) : Date.now() };
 }

@@ -1,12 +1,13 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { FinalizeHandler, FinalizeHandlerArguments, MetadataBearer } from '@smithy/types';
 import { formatLocation, type BucketLocation } from './location.js';
 import { abortUpload, uploadParts } from './s3-multipart.js';
-import { abortError, type ObjectStore, type StoreOptions } from './types.js';
+import { PreemptdError } from '../lib/errors.js';
+import { abortError, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
 
 /**
  * Throughput settings. Figures: the 2 GiB bench (bench/snapshot-throughput.bench.ts) to a
@@ -56,6 +57,17 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
   const openUploads = new Map<string, string>();
   sendUnsignedChecksummedPayloads(client);
 
+  const stat = async (key: string): Promise<ObjectInfo | undefined> => {
+    try {
+      const head = await client.send(new HeadObjectCommand({ Bucket: location.bucket, Key: key }), { abortSignal: options.signal });
+      return { key, size: head.ContentLength ?? 0, modified: head.LastModified?.getTime() ?? Date.now() };
+    } catch (error) {
+      // A HEAD answer has no body, so no error code: the status is all there is.
+      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+      throw error;
+    }
+  };
+
   return {
     url: formatLocation(location),
     async put(key, parts, { onBytes, signal } = {}) {
@@ -68,14 +80,29 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
       const response = await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: key }), { abortSignal: options.signal });
       return response.Body as Readable;
     },
-    async has(key) {
-      try {
-        await client.send(new HeadObjectCommand({ Bucket: location.bucket, Key: key }), { abortSignal: options.signal });
-        return true;
-      } catch (error) {
-        // A HEAD answer has no body, so no error code: the status is all there is.
-        if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
-        throw error;
+    has: async (key) => (await stat(key)) !== undefined,
+    stat,
+    async *list(prefix) {
+      let token: string | undefined;
+      do {
+        const page = await client.send(
+          new ListObjectsV2Command({ Bucket: location.bucket, Prefix: prefix, MaxKeys: STORE_PAGE_SIZE, ContinuationToken: token }),
+          { abortSignal: options.signal },
+        );
+        for (const object of page.Contents ?? []) yield { key: object.Key!, size: object.Size ?? 0, modified: object.LastModified?.getTime() ?? Date.now() };
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+    },
+    async delete(keys) {
+      // One DeleteObjects call per page of keys; it answers 200 with a list of the keys it failed.
+      for (let start = 0; start < keys.length; start += STORE_PAGE_SIZE) {
+        const batch = keys.slice(start, start + STORE_PAGE_SIZE);
+        const answer = await client.send(
+          new DeleteObjectsCommand({ Bucket: location.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+          { abortSignal: options.signal },
+        );
+        const failed = answer.Errors?.[0];
+        if (failed) throw new PreemptdError('ERR_STORE', `cannot delete ${failed.Key} from ${location.bucket}: ${failed.Code} ${failed.Message ?? ''}`.trim());
       }
     },
     async cleanup() {

@@ -31,6 +31,17 @@ export interface PutOptions {
   signal?: AbortSignal;
 }
 
+/** One stored object as a listing or a HEAD shows it. */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** When it was last written, in ms since the epoch, by the store's clock. */
+  modified: number;
+}
+
+/** Keys a listing asks for at once, and a batched delete removes at once (S3's own limit). */
+export const STORE_PAGE_SIZE = 1000;
+
 export interface ObjectStore {
   /** The location as a URL, safe to log. */
   readonly url: string;
@@ -48,6 +59,19 @@ export interface ObjectStore {
    * visible only once whole, so an existing object is a complete one.
    */
   has(key: string): Promise<boolean>;
+  /** `has` with the object's size and last-modified time; undefined when there is none. */
+  stat(key: string): Promise<ObjectInfo | undefined>;
+  /**
+   * Every object whose key starts with `prefix` (in no promised order), fetched a page of at
+   * most STORE_PAGE_SIZE keys at a time, so memory stays bounded however many there are.
+   */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * Removes objects (in batches where the store has a batch call). A key already gone is not
+   * an error: a prune cut short is simply run again. Rejects naming the first key it could
+   * not remove.
+   */
+  delete(keys: readonly string[]): Promise<void>;
   /**
    * Removes what unfinished puts left behind (S3 multipart uploads, partial files). Call it
    * once every put has settled. Resolves to the keys it could not clean, if any.

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { silentLogger } from '../../src/lib/log.js';
@@ -180,6 +180,38 @@ test('a snapshot tied to a sync that is not running fails with a message naming 
     step.dispose();
   }
 });
+
+test('a file recorded over an hour ago whose chunks the latest snapshot does not name is read and stored again, never committed on trust', async () => {
+  const where = setup();
+  await mkdir(where.ckpt, { recursive: true });
+  const model = testBytes(2 * MIB);
+  await writeFile(join(where.ckpt, 'step-1.pt'), model);
+  const first = await startDaemon(where);
+  await until(() => first.syncs.status()[0]!.lastCommitAt !== null, 20_000);
+  await first.stop();
+  await until(() => first.state === 'stopped');
+
+  // Another writer on the prefix moved latest.json to its own snapshot, and a prune deleted
+  // the chunks only our (now unkept) snapshot named, as it may once they are past its grace.
+  const ours = await latest(where.repo);
+  const theirs = 'snapshots/other-writer.json';
+  await writeFile(join(where.repo, theirs), JSON.stringify({ ...ours.manifest, files: [] }));
+  await writeFile(join(where.repo, 'latest.json'), JSON.stringify({ version: 1, manifest: theirs, finishedAt: ours.manifest.finishedAt }));
+  await rm(join(where.repo, 'chunks'), { recursive: true });
+  const recordPath = join(where.state, 'sync', 'ckpt.json');
+  const record = JSON.parse(await readFile(recordPath, 'utf8')) as { files: { storedAt: number }[] };
+  for (const file of record.files) file.storedAt -= 2 * 60 * 60_000;
+  await writeFile(recordPath, JSON.stringify(record));
+
+  const second = await startDaemon(where);
+  await writeFile(join(where.ckpt, 'step-2.pt'), testBytes(1 * MIB));
+  await until(async () => (await committedFiles(where.repo)).includes('ckpt/step-2.pt'), 20_000);
+  expect(await committedFiles(where.repo)).toEqual(['ckpt/step-1.pt', 'ckpt/step-2.pt']);
+  expect(second.syncs.status()[0]!.bytesRead).toBe(model.length + MIB);
+  const restored = join(where.dir, 'restored');
+  await restoreLatest(where.repo, restored);
+  expect((await readFile(join(restored, 'ckpt/step-1.pt'))).equals(model)).toBe(true);
+}, 60_000);
 
 test('a corrupt sync record is dropped with a warning: the sync starts over and sends nothing the store holds', async () => {
   const where = setup();

@@ -56,9 +56,13 @@ async function expectRestoredFrom(from: string, endpoint: string) {
   expect(await readFile(join(dir, 'out/ckpt/config.json'), 'utf8')).toBe('{"lr": 0.1}');
 }
 
+const GCS_UPDATED = '2026-04-11T22:26:58.123Z';
+
 /** A GCS JSON API bucket in memory. `corrupt` makes it report a wrong MD5 for that object. */
 function fakeGcs(bucket: string, options: { corrupt?: string } = {}) {
   const objects = new Map<string, Buffer>();
+  /** When each uploaded object was written; an object a test put in `objects` itself dates from GCS_UPDATED. */
+  const written = new Map<string, string>();
   const sessions = new Map<string, { name: string; chunks: Buffer[] }>();
   const chunkRanges: string[] = [];
   const scope = nock('http://gcs.test')
@@ -80,6 +84,7 @@ function fakeGcs(bucket: string, options: { corrupt?: string } = {}) {
       const data = Buffer.concat(session.chunks);
       if (range.endsWith('/*')) return [308, '', { range: `bytes=0-${data.length - 1}` }];
       objects.set(session.name, data);
+      written.set(session.name, new Date().toISOString());
       const reported = session.name === options.corrupt ? md5(Buffer.from('other bytes')) : md5(data);
       return [200, { bucket, name: session.name, size: String(data.length), md5Hash: reported }];
     })
@@ -91,10 +96,24 @@ function fakeGcs(bucket: string, options: { corrupt?: string } = {}) {
       const data = objects.get(name);
       if (!data) return [404, { error: { code: 404, message: 'No such object' } }];
       if (url.searchParams.get('alt') === 'media') return [200, data, { 'content-type': 'application/octet-stream' }];
-      return [200, { bucket, name, size: String(data.length), md5Hash: md5(data) }];
+      return [200, { bucket, name, size: String(data.length), md5Hash: md5(data), updated: written.get(name) ?? GCS_UPDATED }];
     })
-    .delete(/.*/)
-    .reply(204);
+    // Listings come two objects a page, whatever maxResults asks, to make the client page.
+    .get(`/storage/v1/b/${bucket}/o`)
+    .query(true)
+    .reply(async (request: Request) => {
+      const url = new URL(request.url);
+      const names = [...objects.keys()].filter((name) => name.startsWith(url.searchParams.get('prefix') ?? '')).sort();
+      const start = Number(url.searchParams.get('pageToken') ?? 0);
+      const items = names.slice(start, start + 2).map((name) => ({ bucket, name, size: String(objects.get(name)!.length), updated: written.get(name) ?? GCS_UPDATED }));
+      return [200, { kind: 'storage#objects', items, ...(start + 2 < names.length ? { nextPageToken: String(start + 2) } : {}) }];
+    })
+    .delete(/^\/storage\/v1\/b\/[^/]+\/o\/[^/]+$/)
+    .query(true)
+    .reply(async (request: Request) => {
+      const name = decodeURIComponent(new URL(request.url).pathname.split('/').pop()!);
+      return objects.delete(name) ? [204, ''] : [404, { error: { code: 404, message: 'No such object' } }];
+    });
   return { objects, chunkRanges, scope };
 }
 
@@ -181,6 +200,24 @@ describe('GCS store (nock), dedup mode', () => {
     expect(gcs.objects.size).toBe(uploads + 1);
     await restore({ from: 'gs://ckpts/repo/', latest: true, to: join(dir, 'out'), endpoint: 'http://gcs.test', log: silentLogger(), signal: new AbortController().signal });
     expect(sha256(await readFile(join(dir, 'out/ckpt/model.pt')))).toBe(sha256(await readFile(join(dir, 'ckpt/model.pt'))));
+  });
+});
+
+describe('GCS store (nock): list, stat, delete', () => {
+  test('lists a prefix page by page with sizes and times, stats one object and deletes, a missing key included', async () => {
+    const gcs = fakeGcs('ckpts');
+    for (const name of ['repo/chunks/aa/1', 'repo/chunks/bb/2', 'repo/chunks/cc/3', 'repo/latest.json', 'other/x']) gcs.objects.set(name, Buffer.from(name));
+    const { openGcsStore } = await import('../../src/stores/gcs.js');
+    const store = openGcsStore({ scheme: 'gs', bucket: 'ckpts', prefix: 'repo/' }, { endpoint: 'http://gcs.test', partSize: 5 * MIB, queueSize: 1, concurrency: 1, signal: new AbortController().signal, log: silentLogger() });
+
+    const listed = [];
+    for await (const object of store.list('repo/chunks/')) listed.push(object);
+    expect(listed).toEqual(['aa/1', 'bb/2', 'cc/3'].map((name) => ({ key: `repo/chunks/${name}`, size: `repo/chunks/${name}`.length, modified: Date.parse(GCS_UPDATED) })));
+    expect(await store.stat('repo/latest.json')).toEqual({ key: 'repo/latest.json', size: 16, modified: Date.parse(GCS_UPDATED) });
+    expect(await store.stat('repo/none')).toBeUndefined();
+
+    await store.delete(['repo/chunks/aa/1', 'repo/chunks/gone']);
+    expect([...gcs.objects.keys()].sort()).toEqual(['other/x', 'repo/chunks/bb/2', 'repo/chunks/cc/3', 'repo/latest.json']);
   });
 });
 

@@ -12,7 +12,7 @@ import { orderEntries } from '../order.js';
 import { fillPlaceholders } from '../placeholders.js';
 import { TransferProgress } from '../progress.js';
 import { FileReader } from '../read.js';
-import { readLatest } from '../repository.js';
+import { CHUNK_REUSE_WINDOW_MS, manifestChunks, readLatest, readManifest, readPointer } from '../repository.js';
 import type { UploadOutcome } from '../upload.js';
 import { walkPaths, type FoundEntry, type FoundFile } from '../walk.js';
 import { commitSynced } from './commit.js';
@@ -72,6 +72,8 @@ export class SyncEngine {
   /** Set when stored files changed since the last commit. */
   private uncommitted = false;
   private releaseFlush: (() => void) | undefined;
+  /** The chunks of the manifest `latest.json` named when last read, by that name. */
+  private pointerChunks: { name: string | undefined; chunks: ReadonlySet<string> } | undefined;
 
   private constructor(
     readonly name: string,
@@ -175,13 +177,13 @@ export class SyncEngine {
     return this.record.chunks();
   }
 
-  /** Records what an upload stored (the notice's, or a pass's), and saves the record. */
-  async remember(entries: readonly FoundEntry[], outcome: UploadOutcome, bytesSent: number): Promise<void> {
+  /** Records what an upload started at `startedAt` stored (the notice's, or a pass's), and saves the record. */
+  async remember(entries: readonly FoundEntry[], outcome: UploadOutcome, bytesSent: number, startedAt: number): Promise<void> {
     this.bytesStored += bytesSent;
     const byName = new Map(entries.map((entry) => [entry.name, entry]));
     for (const file of outcome.files) {
       const found = byName.get(file.path);
-      if (file.type === 'file' && found?.type === 'file') this.record.remember(found, file);
+      if (file.type === 'file' && found?.type === 'file') this.record.remember(found, file, startedAt);
     }
     await this.record.save();
   }
@@ -201,6 +203,7 @@ export class SyncEngine {
     const startedAt = Date.now();
     const found = await walkPaths(this.entry.paths, this.entry.exclude, signal);
     const files = found.entries.filter((entry): entry is FoundFile => entry.type === 'file');
+    await this.trustRecord();
     const complete = await this.watch.complete(files, Date.now(), signal);
     const pending = complete.filter((file) => !this.record.stored(file));
     const notStored = files.filter((file) => !this.record.stored(file));
@@ -223,7 +226,27 @@ export class SyncEngine {
     this.log.info({ manifest: name, files: stored.length }, 'sync committed a snapshot');
   }
 
+  /**
+   * A file recorded longer ago than the chunk reuse window is trusted only while the pointer's
+   * manifest names all its chunks: prune keeps that manifest and its chunks, but may delete an
+   * older chunk no kept manifest names (another writer on the prefix moved the pointer on).
+   * Forgotten files are read again; their chunks are checked in the store (storedChunkUsable).
+   */
+  private async trustRecord(): Promise<void> {
+    const before = Date.now() - CHUNK_REUSE_WINDOW_MS;
+    if (!this.record.hasStoredBefore(before)) return;
+    const pointer = await readPointer(this.store, this.location);
+    const named =
+      pointer !== undefined && pointer === this.pointerChunks?.name
+        ? this.pointerChunks
+        : { name: pointer, chunks: pointer === undefined ? new Set<string>() : manifestChunks(await readManifest(this.store, this.location, pointer)) };
+    this.pointerChunks = named;
+    const forgotten = this.record.forgetUnprotected(before, named.chunks);
+    if (forgotten > 0) this.log.info({ files: forgotten, pointer }, 'files stored over an hour ago and not in the latest snapshot are read again');
+  }
+
   private async upload(pending: FoundFile[], signal: AbortSignal): Promise<UploadOutcome> {
+    const startedAt = Date.now();
     const entries = orderEntries(pending, 'newest');
     const progress = new TransferProgress(pending.reduce((sum, file) => sum + file.size, 0));
     const outcome = await uploadDeduplicated({
@@ -243,7 +266,7 @@ export class SyncEngine {
       pace: (bytes) => this.bucket.take(bytes, signal),
     });
     this.bytesRead += outcome.bytesDone;
-    await this.remember(entries, outcome, progress.bytesSent);
+    await this.remember(entries, outcome, progress.bytesSent, startedAt);
     return outcome;
   }
 }

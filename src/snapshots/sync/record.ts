@@ -15,13 +15,15 @@ const recordSchema = z.object({
   version: z.literal(RECORD_VERSION),
   /** The destination the chunks went to: a record of another one says nothing about this one. */
   to: z.string(),
-  files: z.array(z.object({ source: z.string(), ino: z.number(), mtimeMs: z.number(), entry: fileEntrySchema })),
+  files: z.array(z.object({ source: z.string(), ino: z.number(), mtimeMs: z.number(), storedAt: z.number(), entry: fileEntrySchema })),
 });
 
 /** A stored file: the identity it had when read, and its manifest entry (chunks included). */
 interface Recorded {
   ino: number;
   mtimeMs: number;
+  /** Epoch ms the file's chunks were stored (or found stored). */
+  storedAt: number;
   entry: ManifestFile;
 }
 
@@ -73,14 +75,34 @@ export class SyncRecord {
 
   /** Every chunk a recorded file names: known stored. */
   chunks(): Set<string> {
-    return new Set([...this.files.values()].flatMap(({ entry }) => (entry.chunks ?? []).map(([sha256]) => sha256)));
+    return new Set([...this.files.values()].flatMap(({ entry }) => chunksOf(entry)));
   }
 
-  /** Records `entry` as what `file` stored; a file changed while read is not recorded (it is read again). */
-  remember(file: FoundFile, entry: ManifestFile): void {
+  /** Whether a file was recorded before `time` (epoch ms). */
+  hasStoredBefore(time: number): boolean {
+    for (const recorded of this.files.values()) if (recorded.storedAt < time) return true;
+    return false;
+  }
+
+  /**
+   * Forgets files recorded before `time` unless `protectedChunks` holds every chunk they name
+   * (the pointer's manifest: prune keeps it and the chunks it names). Resolves to how many.
+   */
+  forgetUnprotected(time: number, protectedChunks: ReadonlySet<string>): number {
+    let forgotten = 0;
+    for (const [source, recorded] of this.files) {
+      if (recorded.storedAt >= time || chunksOf(recorded.entry).every((sha256) => protectedChunks.has(sha256))) continue;
+      this.files.delete(source);
+      forgotten += 1;
+    }
+    return forgotten;
+  }
+
+  /** Records `entry` as what `file` stored at `storedAt`; a file changed while read is not recorded (it is read again). */
+  remember(file: FoundFile, entry: ManifestFile, storedAt: number): void {
     if (entry.changed) return;
     this.files.delete(file.source);
-    this.files.set(file.source, { ino: file.ino, mtimeMs: file.mtimeMs, entry });
+    this.files.set(file.source, { ino: file.ino, mtimeMs: file.mtimeMs, storedAt, entry });
     for (const source of this.files.keys()) {
       if (this.files.size <= MAX_RECORDED_FILES) break;
       this.files.delete(source);
@@ -97,4 +119,8 @@ export class SyncRecord {
     const files = [...this.files].map(([source, recorded]) => ({ source, ...recorded }));
     await writeFileAtomically(this.path, JSON.stringify({ version: RECORD_VERSION, to: this.to, files }));
   }
+}
+
+function chunksOf(entry: ManifestFile): string[] {
+  return (entry.chunks ?? []).map(([sha256]) => sha256);
 }

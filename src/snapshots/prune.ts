@@ -1,0 +1,91 @@
+import { PreemptdError } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { formatLocation, keyFor, type StoreLocation } from '../stores/location.js';
+import type { ObjectStore } from '../stores/types.js';
+import { readCatalog, type SnapshotRecord } from './catalog.js';
+import { CHUNK_NAME, manifestChunks } from './repository.js';
+import { planRetention, type KeepReason, type RetentionPolicy } from './retention.js';
+
+export interface PruneOptions {
+  policy: RetentionPolicy;
+  /** Delete; without it nothing is touched and the report says what would go. */
+  apply: boolean;
+  log: Logger;
+  /** The clock the grace and keep-within are measured against. */
+  now?: number;
+}
+
+export interface PruneReport {
+  kept: { name: string; reasons: KeepReason[] }[];
+  /** Manifests deleted (or that would be). */
+  manifests: string[];
+  /** Chunks deleted (or that would be). */
+  chunks: number;
+  /** Bytes of those manifests and chunks. */
+  bytes: number;
+  /** Unreferenced chunks left because they were written within the grace. */
+  chunksInGrace: number;
+  applied: boolean;
+}
+
+/**
+ * Applies a retention policy to a dedup repository (docs/snapshot.md, "Retention"):
+ * dropped manifests are deleted first, then the chunks no kept manifest names and the grace
+ * does not protect. Cut anywhere, it leaves chunks no manifest names, never a kept manifest
+ * naming a missing chunk; run again, it finishes the job. A manifest that does not read as
+ * one stops the prune before anything is deleted: its chunks are unknown.
+ */
+export async function prune(store: ObjectStore, location: StoreLocation, options: PruneOptions): Promise<PruneReport> {
+  const now = options.now ?? Date.now();
+  const where = formatLocation(location);
+  const catalog = await readCatalog(store, location);
+  if (catalog.refused.length) {
+    const lines = catalog.refused.map((entry) => `  ${entry.name}: ${entry.reason}`);
+    const one = catalog.refused.length === 1;
+    const which = one ? 'a manifest does' : `${catalog.refused.length} manifests do`;
+    throw new PreemptdError('ERR_PRUNE', `${where}: nothing was deleted: ${which} not read as a preemptd manifest (fix or remove ${one ? 'it' : 'them'} first):\n${lines.join('\n')}`);
+  }
+  if (catalog.pointerRefused !== undefined) throw new PreemptdError('ERR_PRUNE', `${where}: nothing was deleted: ${catalog.pointerRefused}`);
+  if (catalog.latest !== undefined && !catalog.snapshots.some((record) => record.name === catalog.latest)) {
+    throw new PreemptdError('ERR_PRUNE', `${where}latest.json names ${catalog.latest}, which does not exist; nothing was deleted`);
+  }
+  const plan = planRetention(catalog.snapshots, catalog.latest, options.policy, now);
+  const referenced = referencedChunks(plan.keep.map((entry) => entry.record));
+  const graceStart = now - options.policy.graceMs;
+  const chunks: string[] = [];
+  let bytes = plan.drop.reduce((sum, record) => sum + record.size, 0);
+  let chunksInGrace = 0;
+  for await (const object of store.list(keyFor(location, 'chunks/'))) {
+    const match = CHUNK_NAME.exec(object.key.slice(location.prefix.length));
+    if (!match || referenced.has(match[2]!)) continue;
+    if (object.modified > graceStart) {
+      chunksInGrace += 1;
+      continue;
+    }
+    chunks.push(object.key);
+    bytes += object.size;
+  }
+  const report: PruneReport = {
+    kept: plan.keep.map(({ record, reasons }) => ({ name: record.name, reasons })),
+    manifests: plan.drop.map((record) => record.name),
+    chunks: chunks.length,
+    bytes,
+    chunksInGrace,
+    applied: options.apply,
+  };
+  if (!options.apply) return report;
+  // Manifests first: a crash after this leaves unreferenced chunks, which the next prune finds.
+  await store.delete(plan.drop.map((record) => keyFor(location, record.name)));
+  options.log.info({ at: where, manifests: report.manifests.length }, 'prune: manifests deleted');
+  await store.delete(chunks);
+  options.log.info({ at: where, manifests: report.manifests.length, chunks: chunks.length, bytes }, 'prune finished');
+  return report;
+}
+
+function referencedChunks(records: readonly SnapshotRecord[]): Set<string> {
+  const names = new Set<string>();
+  for (const { manifest } of records) {
+    for (const sha256 of manifestChunks(manifest)) names.add(sha256);
+  }
+  return names;
+}

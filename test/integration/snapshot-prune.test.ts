@@ -1,0 +1,257 @@
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { silentLogger } from '../../src/lib/log.js';
+import { readCatalog } from '../../src/snapshots/catalog.js';
+import { prune } from '../../src/snapshots/prune.js';
+import { chunkName, CHUNK_REUSE_WINDOW_MS, readManifest } from '../../src/snapshots/repository.js';
+import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
+import { restore } from '../../src/snapshots/restore.js';
+import { DEFAULT_GRACE_MS, type RetentionPolicy } from '../../src/snapshots/retention.js';
+import { snapshotStep } from '../../src/steps/snapshot/step.js';
+import { parseLocation, type StoreLocation } from '../../src/stores/location.js';
+import { openStore } from '../../src/stores/registry.js';
+import type { ObjectStore } from '../../src/stores/types.js';
+import { S3_CREDENTIALS, startS3Server, type S3TestServer } from '../helpers/s3-server.js';
+import { testStepContext } from '../helpers/step-context.js';
+import { testBytes } from '../helpers/seed.js';
+
+/**
+ * Retention against real repositories: manifests made by dedup snapshots, on file:// and on
+ * s3rver. Time is moved by handing prune a later `now`, or by ageing files on disk.
+ */
+
+const MIB = 1024 * 1024;
+const DAY = 24 * 60 * 60_000;
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+let dir: string;
+const savedEnv = { ...process.env };
+const source = () => join(dir, 'src');
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'prune-test-'));
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+  process.env = { ...savedEnv };
+});
+
+interface Repo {
+  url: string;
+  extra: { endpoint?: string; forcePathStyle?: boolean; region?: string };
+}
+
+const storeOptions = (repo: Repo) => ({ ...repo.extra, partSize: 8 * MIB, queueSize: 1, concurrency: 4, signal: new AbortController().signal, log: silentLogger() });
+
+async function openRepo(repo: Repo): Promise<{ store: ObjectStore; location: StoreLocation }> {
+  const location = parseLocation(repo.url);
+  return { store: await openStore(location, storeOptions(repo)), location };
+}
+
+/** Writes the checkpoint tree and takes a dedup snapshot of it; returns the files' bytes. */
+async function checkpoint(repo: Repo, files: Record<string, Buffer>): Promise<Record<string, Buffer>> {
+  await rm(source(), { recursive: true, force: true });
+  for (const [name, content] of Object.entries(files)) {
+    await mkdir(dirname(join(source(), 'ckpt', name)), { recursive: true });
+    await writeFile(join(source(), 'ckpt', name), content);
+  }
+  const step = testStepContext({ timeoutMs: 30_000 });
+  try {
+    await snapshotStep.run(snapshotOptionsSchema.parse({ paths: [join(source(), 'ckpt')], to: repo.url, mode: 'dedup', ...repo.extra }), step.context);
+  } finally {
+    step.dispose();
+  }
+  return files;
+}
+
+/** Three checkpoints sharing a frozen file, each with its own model: manifests oldest first. */
+async function threeCheckpoints(repo: Repo) {
+  const frozen = testBytes(MIB);
+  const made = [];
+  for (let index = 0; index < 3; index += 1) made.push(await checkpoint(repo, { 'frozen.pt': frozen, 'model.pt': testBytes(MIB + index * 1000) }));
+  const { store, location } = await openRepo(repo);
+  const catalog = await readCatalog(store, location);
+  await store.close();
+  return { made, names: catalog.snapshots.map((record) => record.name).reverse() };
+}
+
+async function everyKey(repo: Repo): Promise<Map<string, number>> {
+  const { store, location } = await openRepo(repo);
+  const keys = new Map<string, number>();
+  for await (const object of store.list(location.prefix)) keys.set(object.key, object.size);
+  await store.close();
+  return keys;
+}
+
+async function runPrune(repo: Repo, policy: Partial<RetentionPolicy>, apply: boolean, now = Date.now()) {
+  const { store, location } = await openRepo(repo);
+  try {
+    return await prune(store, location, { policy: { graceMs: DEFAULT_GRACE_MS, ...policy }, apply, log: silentLogger(), now });
+  } finally {
+    await store.close();
+  }
+}
+
+/** Rebuilds each file of a stored manifest from its chunks and compares it with what was written. */
+async function expectRestorable(repo: Repo, name: string, files: Record<string, Buffer>) {
+  const { store, location } = await openRepo(repo);
+  try {
+    const manifest = await readManifest(store, location, name);
+    for (const entry of manifest.files) {
+      if (entry.type !== 'file') continue;
+      const parts: Buffer[] = [];
+      for (const [chunk] of entry.chunks!) for await (const piece of await store.get(`${location.prefix}${chunkName(chunk)}`)) parts.push(piece as Buffer);
+      expect(sha256(Buffer.concat(parts))).toBe(sha256(files[relative('ckpt', entry.path)]!));
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+async function restoreLatest(repo: Repo) {
+  const out = join(dir, `out-${Math.random().toString(16).slice(2)}`);
+  await restore({ from: repo.url, latest: true, to: out, log: silentLogger(), signal: new AbortController().signal, ...repo.extra });
+  return out;
+}
+
+function retentionTests(repoOf: () => Repo) {
+  test('lists every snapshot newest first and names the latest', async () => {
+    const repo = repoOf();
+    const { names } = await threeCheckpoints(repo);
+    const { store, location } = await openRepo(repo);
+    const catalog = await readCatalog(store, location);
+    await store.close();
+    expect(catalog.snapshots.map((record) => record.name)).toEqual([...names].reverse());
+    expect(catalog.latest).toBe(names[2]);
+    expect(catalog.snapshots[0]!.manifest).toMatchObject({ complete: true, bytesDone: 2 * MIB + 2000 });
+    expect(catalog.refused).toEqual([]);
+  });
+
+  test('a dry run deletes nothing; --apply keeps every kept manifest restorable, byte for byte', async () => {
+    const repo = repoOf();
+    const { made, names } = await threeCheckpoints(repo);
+    const before = await everyKey(repo);
+    const later = Date.now() + 2 * DAY;
+
+    const dry = await runPrune(repo, { keepLast: 2 }, false, later);
+    expect(dry.manifests).toEqual([names[0]]);
+    // The oldest model's chunks only: the frozen file is shared with the kept snapshots.
+    expect(dry.chunks).toBeGreaterThan(0);
+    expect(dry.bytes).toBeGreaterThan(MIB);
+    expect(dry.bytes).toBeLessThan(MIB + 64 * 1024);
+    expect(await everyKey(repo)).toEqual(before);
+
+    const applied = await runPrune(repo, { keepLast: 2 }, true, later);
+    expect(applied).toMatchObject({ manifests: dry.manifests, chunks: dry.chunks, bytes: dry.bytes, applied: true });
+    const after = await everyKey(repo);
+    expect(before.size - after.size).toBe(1 + dry.chunks);
+    await expectRestorable(repo, names[1]!, made[1]!);
+    await expectRestorable(repo, names[2]!, made[2]!);
+    const out = await restoreLatest(repo);
+    expect(sha256(await readFile(join(out, 'ckpt/model.pt')))).toBe(sha256(made[2]!['model.pt']!));
+
+    // Run again: nothing left to do.
+    expect(await runPrune(repo, { keepLast: 2 }, true, later)).toMatchObject({ manifests: [], chunks: 0 });
+  });
+
+  test('the grace keeps what was written recently, whatever the policy', async () => {
+    const repo = repoOf();
+    const { names } = await threeCheckpoints(repo);
+    const report = await runPrune(repo, { keepLast: 0 }, true);
+    expect(report).toMatchObject({ manifests: [], chunks: 0 });
+    expect(report.kept.map((entry) => entry.name)).toEqual([...names].reverse());
+    expect(report.kept[0]!.reasons).toEqual(['latest', 'grace']);
+  });
+}
+
+describe('retention on file://', () => {
+  retentionTests(() => ({ url: `file://${join(dir, 'repo')}/`, extra: {} }));
+
+  const repo = (): Repo => ({ url: `file://${join(dir, 'repo')}/`, extra: {} });
+  const age = async (path: string, ms: number) => {
+    const then = new Date(Date.now() - ms);
+    await utimes(join(dir, 'repo', path), then, then);
+  };
+
+  test("keeps the manifest latest.json named when the grace began, and an unreferenced chunk written within the grace", async () => {
+    const { names } = await threeCheckpoints(repo());
+    await age(names[0]!, 3 * DAY);
+    await age(names[1]!, 2 * DAY);
+    const stray = chunkName('ab'.repeat(32));
+    await mkdir(join(dir, 'repo', dirname(stray)), { recursive: true });
+    await writeFile(join(dir, 'repo', stray), 'a chunk a writer just put, for a manifest not yet committed');
+    const oldStray = chunkName('cd'.repeat(32));
+    await mkdir(join(dir, 'repo', dirname(oldStray)), { recursive: true });
+    await writeFile(join(dir, 'repo', oldStray), 'left by a snapshot cut long ago');
+    await age(oldStray, 2 * DAY);
+
+    const report = await runPrune(repo(), { keepLast: 1 }, true);
+    expect(report.manifests).toEqual([names[0]]);
+    expect(report.kept).toEqual([
+      { name: names[2], reasons: ['latest', 'last', 'grace'] },
+      { name: names[1], reasons: ['latest-at-grace'] },
+    ]);
+    expect(report.chunksInGrace).toBeGreaterThanOrEqual(1);
+    await expect(stat(join(dir, 'repo', stray))).resolves.toBeTruthy();
+    await expect(stat(join(dir, 'repo', oldStray))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  test('a crafted manifest stops the prune before anything is deleted; keys that are not the repository\'s are left alone', async () => {
+    await threeCheckpoints(repo());
+    const before = await everyKey(repo());
+    await writeFile(
+      join(dir, 'repo/snapshots/crafted.json'),
+      JSON.stringify({ ...JSON.parse(await readFile(join(dir, 'repo/snapshots', (await readdir(join(dir, 'repo/snapshots')))[0]!), 'utf8')), files: [{ type: 'file', path: 'x', size: 1, mtime: '', mode: 420, crc32: '00000000', chunks: [['../../../etc/passwd', 1]] }] }),
+    );
+    await expect(runPrune(repo(), { keepLast: 0 }, true, Date.now() + 2 * DAY)).rejects.toThrow(
+      /nothing was deleted: a manifest does not read as a preemptd manifest .*\n {2}snapshots\/crafted\.json: .*files\.0\.chunks\.0\.0: expected a SHA-256/s,
+    );
+    await rm(join(dir, 'repo/snapshots/crafted.json'));
+    expect(await everyKey(repo())).toEqual(before);
+
+    const pointer = await readFile(join(dir, 'repo/latest.json'), 'utf8');
+    await writeFile(join(dir, 'repo/latest.json'), JSON.stringify({ version: 1, manifest: '../elsewhere/x.json', finishedAt: '' }));
+    await expect(runPrune(repo(), { keepLast: 0 }, true, Date.now() + 2 * DAY)).rejects.toThrow(/nothing was deleted: .*latest\.json is not a preemptd snapshot pointer: manifest: expected snapshots\/<name>\.json/);
+    await writeFile(join(dir, 'repo/latest.json'), JSON.stringify({ ...JSON.parse(pointer), manifest: 'snapshots/gone.json' }));
+    await expect(runPrune(repo(), { keepLast: 0 }, true, Date.now() + 2 * DAY)).rejects.toThrow(/latest\.json names snapshots\/gone\.json, which does not exist; nothing was deleted/);
+    await writeFile(join(dir, 'repo/latest.json'), pointer);
+    expect(await everyKey(repo())).toEqual(before);
+
+    await mkdir(join(dir, 'repo/chunks/ab'), { recursive: true });
+    await writeFile(join(dir, 'repo/chunks/ab/not-a-chunk'), 'mine');
+    await writeFile(join(dir, 'repo/snapshots/notes.txt'), 'mine too');
+    await age('chunks/ab/not-a-chunk', 3 * DAY);
+    await runPrune(repo(), { keepLast: 0 }, true, Date.now() + 2 * DAY);
+    expect(await readFile(join(dir, 'repo/chunks/ab/not-a-chunk'), 'utf8')).toBe('mine');
+    expect(await readFile(join(dir, 'repo/snapshots/notes.txt'), 'utf8')).toBe('mine too');
+  });
+
+  test('a writer stores again a chunk it finds stored but older than the reuse window, which makes it new', async () => {
+    const files = { 'a.bin': testBytes(MIB) };
+    await checkpoint(repo(), files);
+    await rm(join(dir, 'repo/latest.json'));
+    const chunks = (await readdir(join(dir, 'repo/chunks'), { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile());
+    for (const entry of chunks) await age(relative(join(dir, 'repo'), join(entry.parentPath, entry.name)), CHUNK_REUSE_WINDOW_MS + 60_000);
+
+    await checkpoint(repo(), files);
+    for (const entry of chunks) expect((await stat(join(entry.parentPath, entry.name))).mtimeMs).toBeGreaterThan(Date.now() - CHUNK_REUSE_WINDOW_MS);
+  });
+});
+
+describe('retention on S3 (s3rver)', () => {
+  let server: S3TestServer;
+  beforeAll(async () => {
+    server = await startS3Server();
+  });
+  afterAll(async () => server.close());
+
+  retentionTests(() => {
+    process.env.AWS_ACCESS_KEY_ID = S3_CREDENTIALS.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = S3_CREDENTIALS.secretAccessKey;
+    process.env.AWS_EC2_METADATA_DISABLED = 'true';
+    return { url: `s3://${server.bucket}/${Math.random().toString(16).slice(2)}/`, extra: { endpoint: server.endpoint, forcePathStyle: true, region: 'us-east-1' } };
+  });
+});
