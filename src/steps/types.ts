@@ -76,9 +76,10 @@ export interface StepType<Options> {
   /**
    * True when running it for a notice that does not end the VM would do harm (stopping a
    * workload, draining a service, a user's command). Such a step runs on an advisory notice
-   * (rebalance, live migration, freeze) only when its `on:` names that kind.
+   * (rebalance, live migration, freeze) only when its `on:` names that kind. A function
+   * when it depends on the options (a kubernetes step that only labels the Node is not).
    */
-  readonly destructive: boolean;
+  readonly destructive: boolean | ((options: Options) => boolean);
   /**
    * The timeout (ms) when the step sets no `timeout:`: what this step needs with these
    * options, so a default never eats a short notice window (30 s on GCP). Without it: 60 s.
