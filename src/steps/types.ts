@@ -52,6 +52,12 @@ export interface UndoContext {
   readonly signal: AbortSignal;
 }
 
+/** What a step's preview may use. */
+export interface PreviewContext {
+  readonly signal: AbortSignal;
+  readonly host: HostFacts;
+}
+
 /** What a step's check may use. */
 export interface CheckContext {
   readonly signal: AbortSignal;
@@ -93,6 +99,12 @@ export interface StepType<Options> {
    * step with its description.
    */
   check?(options: Options, context: CheckContext): Promise<CheckResult[]>;
+  /**
+   * For `simulate --dry-run`: what run() would act on here and now, found by reading only
+   * (the pods a drain would evict, in order), as lines under the plan. Rejects when it
+   * cannot look; the dry run then says only the description is known. Optional.
+   */
+  preview?(options: Options, context: PreviewContext): Promise<string[]>;
   /**
    * Takes back what run() left behind once it is no longer wanted: for `noticeId` when the
    * cloud withdraws that notice, or (noticeId undefined, at start-up) what a previous boot

@@ -78,17 +78,9 @@ export async function drainNode(client: KubeClient, nodeName: string, drain: Dra
   const { signal } = context;
   const endsBy = context.deadline - MARGIN_MS;
   const version = await evictionVersion(client, signal);
-  const own = { name: process.env.POD_NAME ?? context.host.hostname, namespace: process.env.POD_NAMESPACE };
-  const tracked: Tracked[] = [];
-  const skipped: PodReport[] = [];
-  const pods = await listNodePods(client, nodeName, signal);
-  const orphans = await orphanedPods(client, pods, signal);
-  for (const pod of pods) {
-    const reason = skipReason(pod, drain, own, orphans.has(pod));
-    if (reason) skipped.push({ pod: podId(pod), outcome: 'skipped', reason });
-    else tracked.push({ pod, report: { pod: podId(pod), outcome: 'pending' } });
-  }
-  const ordered = evictionOrder(tracked.map((entry) => entry.pod), drain).map((pod) => tracked.find((entry) => entry.pod === pod)!);
+  const candidates = await drainCandidates(client, nodeName, drain, context.host.hostname, signal);
+  const { skipped } = candidates;
+  const ordered: Tracked[] = candidates.ordered.map((pod) => ({ pod, report: { pod: podId(pod), outcome: 'pending' } }));
   context.log.info({ node: nodeName, pods: ordered.length, skipped: skipped.length, eviction: version }, 'draining the node');
   for (;;) {
     const deleting = drain.deleteBlockedWithinMs !== undefined && Date.now() >= endsBy - drain.deleteBlockedWithinMs;
@@ -112,6 +104,24 @@ export async function drainNode(client: KubeClient, nodeName: string, drain: Dra
     await sleep(wait, signal);
   }
   return result(skipped, ordered);
+}
+
+/**
+ * The Node's pods a drain evicts, in eviction order, and those it skips with why: read
+ * only (a list, and a get per DaemonSet), so the dry run shows the same.
+ */
+export async function drainCandidates(client: KubeClient, nodeName: string, drain: DrainOptions, hostname: string, signal: AbortSignal): Promise<{ ordered: KubePod[]; skipped: PodReport[] }> {
+  const own = { name: process.env.POD_NAME ?? hostname, namespace: process.env.POD_NAMESPACE };
+  const evicted: KubePod[] = [];
+  const skipped: PodReport[] = [];
+  const pods = await listNodePods(client, nodeName, signal);
+  const orphans = await orphanedPods(client, pods, signal);
+  for (const pod of pods) {
+    const reason = skipReason(pod, drain, own, orphans.has(pod));
+    if (reason) skipped.push({ pod: podId(pod), outcome: 'skipped', reason });
+    else evicted.push(pod);
+  }
+  return { ordered: evictionOrder(evicted, drain), skipped };
 }
 
 /** The DaemonSet pods whose DaemonSet is gone, asking once per DaemonSet. */

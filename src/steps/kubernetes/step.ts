@@ -66,6 +66,15 @@ export const kubernetesStep = {
       await undoOnNode(await connect(options), name, context);
     });
   },
+  async preview(options, context) {
+    if (!options.drain) return [];
+    const name = nodeName(options);
+    const drain = options.drain;
+    return asStepFailure(async () => {
+      const { previewDrain } = await import('./preview.js');
+      return previewDrain(await connect(options), name, drain, context.host.hostname, context.signal);
+    });
+  },
   async check(options, context) {
     const name = options.node ?? process.env.NODE_NAME;
     const what = `Kubernetes Node ${name ?? '(no node: and no NODE_NAME)'}`;
