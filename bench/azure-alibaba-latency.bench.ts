@@ -60,7 +60,7 @@ async function runLane(provider: ProviderName, lane: number, count: number): Pro
   const arrivals: number[] = [];
   let wake: (() => void) | undefined;
   const reading = (async () => {
-    for await (const event of createProvider(provider, options(simulator.url)).watch({ signal: controller.signal, log: silentLogger(), onRead: () => undefined })) {
+    for await (const event of (await createProvider(provider, options(simulator.url))).watch({ signal: controller.signal, log: silentLogger(), onRead: () => undefined })) {
       if (event.type !== 'notice') continue;
       arrivals.push(performance.now());
       wake?.();

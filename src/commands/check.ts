@@ -93,7 +93,7 @@ async function checkMetadata(config: Config, dmiDir: string | undefined, log: Lo
   let token: TokenProbe | undefined;
   try {
     [result, token] = await Promise.all([
-      readOnce(createProvider(name, options, log), { timeoutMs, log }),
+      createProvider(name, options, log).then((provider) => readOnce(provider, { timeoutMs, log })),
       name === 'aws' ? probeAwsToken(options, log, controller.signal) : undefined,
     ]);
   } catch (error) {

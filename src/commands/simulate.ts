@@ -7,6 +7,7 @@ import { createLogger, scrubSecrets, scrubValue } from '../lib/log.js';
 import { ADVISORY_KINDS, isAdvisory, NOTICE_KINDS, noticeId, noticeToJSON, type Notice, type NoticeKind } from '../notice/notice.js';
 import { buildPlan, executePlan, type Plan } from '../plan/executor.js';
 import { describeStepKinds, skipReason, stepKinds } from '../plan/kinds.js';
+import { previewPlan, type StepPreview } from '../plan/preview.js';
 import { schedulePlan, type ScheduledRun } from '../plan/schedule.js';
 import { findStepType } from '../steps/registry.js';
 import { loadConfigFromFlags, type ConfigFlags } from './flags.js';
@@ -51,7 +52,7 @@ function lateRuns(runs: ScheduledRun[]): string[] {
 }
 
 /** The dry-run report: plan deadline, one row per run in DAG order, then which kinds each step runs on and the verdict. */
-export function formatDryRun(plan: Plan, config: Pick<Config, 'safetyMarginMs' | 'steps'>): string {
+export function formatDryRun(plan: Plan, config: Pick<Config, 'safetyMarginMs' | 'steps'>, previews: StepPreview[] = []): string {
   const { notice } = plan;
   const runs = schedulePlan(plan, findStepType);
   const lines: string[] = [];
@@ -67,6 +68,13 @@ export function formatDryRun(plan: Plan, config: Pick<Config, 'safetyMarginMs' |
   lines.push('Nothing is sent, signalled or uploaded.', '');
   if (runs.length === 0) lines.push(`No step runs for a ${notice.kind} notice.`);
   else lines.push(...table(['#', 'step', 'type', 'starts', 'budget', 'what it would do'], runs.map((run, index) => [String(index + 1), run.name, run.type, describeStart(run), formatDuration(run.budgetMs), run.does])));
+  if (previews.length > 0) {
+    lines.push('', 'What the steps would act on now (read only):');
+    for (const { step, lines: seen, error } of previews) {
+      if (error !== undefined) lines.push(`  ${step}: could not look (${error}); only its description above is known`);
+      else lines.push(...seen.map((line) => `  ${step}: ${line}`));
+    }
+  }
   if (plan.excluded.length > 0) {
     const steps = config.steps.filter((step) => plan.excluded.includes(step.name));
     lines.push('', `Not run for this ${notice.kind} notice:`, ...table(null, steps.map((step) => [`  ${step.name}`, skipReason(step, notice, findStepType) ?? ''])));
@@ -91,7 +99,7 @@ function table(header: string[] | null, rows: string[][]): string[] {
 }
 
 /** The dry run for scripts. Step options are left out: they can hold credentials (webhook URLs). */
-function dryRunJSON(plan: Plan, config: Pick<Config, 'steps'>) {
+function dryRunJSON(plan: Plan, config: Pick<Config, 'steps'>, previews: StepPreview[]) {
   const runs = schedulePlan(plan, findStepType);
   return {
     notice: noticeToJSON(plan.notice),
@@ -104,6 +112,7 @@ function dryRunJSON(plan: Plan, config: Pick<Config, 'steps'>) {
       .filter((step) => plan.excluded.includes(step.name))
       .map((step) => ({ name: step.name, reason: skipReason(step, plan.notice, findStepType) })),
     steps: config.steps.map((step) => ({ name: step.name, type: step.type, ...stepKinds(step, findStepType) })),
+    previews,
   };
 }
 
@@ -141,8 +150,9 @@ export async function simulateCommand(args: SimulateArgs): Promise<void> {
   const notice = syntheticNotice(kind, deadlineInMs, now, advisory);
   const plan = buildPlan(notice, config, now, findStepType);
   if (!args.run) {
+    const previews = await previewPlan(plan, findStepType, hostFacts());
     // What steps would do can name a resolved secret (a token in a URL path): scrubbed as logs are.
-    process.stdout.write(args.json ? `${JSON.stringify(scrubValue(dryRunJSON(plan, config)), null, 2)}\n` : scrubSecrets(formatDryRun(plan, config)));
+    process.stdout.write(args.json ? `${JSON.stringify(scrubValue(dryRunJSON(plan, config, previews)), null, 2)}\n` : scrubSecrets(formatDryRun(plan, config, previews)));
     process.exitCode = lateRuns(schedulePlan(plan, findStepType)).length === 0 ? 0 : 1;
     return;
   }

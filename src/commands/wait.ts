@@ -86,7 +86,7 @@ async function askAgent(agent: string, kinds: NoticeKind[] | undefined, signal: 
 /** Watches the metadata service as the agent would, until a notice of `kinds` shows or `signal` aborts. */
 async function watchMetadata(config: Config, kinds: NoticeKind[] | undefined, signal: AbortSignal, log: Logger): Promise<NoticeView | undefined> {
   const name = config.provider === 'auto' ? (await detectProvider({ probe: true, metadataUrl: config.metadataUrl ?? undefined, log })).provider : config.provider;
-  const provider = createProvider(name, providerOptions(config, name), log);
+  const provider = await createProvider(name, providerOptions(config, name), log);
   const stop = new AbortController();
   const watchSignal = AbortSignal.any([signal, stop.signal]);
   try {

@@ -38,7 +38,7 @@ export const CONFIG_DEFAULTS = {
   gcp: { hangTimeout: 60, preemptionNoticeDuration: '0s' },
   azure: { ackWhenDone: false, firstCallTimeout: '2m' },
   alibaba: { hardened: true, tokenTtl: MAX_TOKEN_TTL_SECONDS },
-  kubernetes: { node: null, kubeconfig: null, signals: [] },
+  kubernetes: { node: null, kubeconfig: null, watchNode: false, signals: [] },
   server: { enabled: true, listen: '127.0.0.1:9464' },
   // Rebalance is advisory: the machine is not going away yet.
   readiness: { notReadyOn: NOTICE_KINDS.filter((kind) => kind !== 'rebalance') },
@@ -140,6 +140,7 @@ export const topLevelSchema = z.strictObject({
     .strictObject({
       node: z.string().min(1).nullable().prefault(D.kubernetes.node),
       kubeconfig: absolutePath().nullable().prefault(D.kubernetes.kubeconfig),
+      watchNode: z.boolean().prefault(D.kubernetes.watchNode),
       signals: z.array(nodeSignal()).prefault([]),
     })
     .prefault({}),
@@ -184,7 +185,7 @@ export function compileSettings(settings: Settings): Omit<Config, 'file'> {
     gcp: { hangTimeoutSeconds: settings.gcp.hangTimeout, preemptionNoticeDurationMs: settings.gcp.preemptionNoticeDuration },
     azure: { ackWhenDone: settings.azure.ackWhenDone, firstCallTimeoutMs: settings.azure.firstCallTimeout },
     alibaba: { hardened: settings.alibaba.hardened, tokenTtlSeconds: settings.alibaba.tokenTtl },
-    kubernetes: { node: settings.kubernetes.node, kubeconfig: settings.kubernetes.kubeconfig, signals: settings.kubernetes.signals.map(compileNodeSignal) },
+    kubernetes: { node: settings.kubernetes.node, kubeconfig: settings.kubernetes.kubeconfig, watchNode: settings.kubernetes.watchNode, signals: settings.kubernetes.signals.map(compileNodeSignal) },
     server: { enabled: settings.server.enabled, ...settings.server.listen },
     readiness: { notReadyOn: [...new Set(settings.readiness.notReadyOn)] },
     sync: settings.sync,
@@ -215,7 +216,7 @@ export function settingsOf(config: Config): Settings {
     gcp: { hangTimeout: config.gcp.hangTimeoutSeconds, preemptionNoticeDuration: config.gcp.preemptionNoticeDurationMs },
     azure: { ackWhenDone: config.azure.ackWhenDone, firstCallTimeout: config.azure.firstCallTimeoutMs },
     alibaba: { hardened: config.alibaba.hardened, tokenTtl: config.alibaba.tokenTtlSeconds },
-    kubernetes: { node: config.kubernetes.node, kubeconfig: config.kubernetes.kubeconfig, signals: config.kubernetes.signals.map(nodeSignalSetting) },
+    kubernetes: { node: config.kubernetes.node, kubeconfig: config.kubernetes.kubeconfig, watchNode: config.kubernetes.watchNode, signals: config.kubernetes.signals.map(nodeSignalSetting) },
     server: { enabled: config.server.enabled, listen: { host: config.server.host, port: config.server.port } },
     readiness: { notReadyOn: config.readiness.notReadyOn },
     sync: config.sync,

@@ -86,12 +86,14 @@ export interface Config {
     /** Lifetime of that token, 1 to 21600 s. */
     tokenTtlSeconds: number;
   };
-  /** `provider: kubernetes`: the own Node as the notice source (docs/kubernetes.md). */
+  /** The own Node as a notice source: `provider: kubernetes`, or `watchNode` beside a cloud (docs/kubernetes.md). */
   kubernetes: {
     /** The Node's name; null: the NODE_NAME env (the downward API's spec.nodeName). */
     node: string | null;
     /** A kubeconfig file; null: the pod's service account. */
     kubeconfig: string | null;
+    /** Watch the Node alongside the cloud's metadata service (any provider but kubernetes). */
+    watchNode: boolean;
     /** Signals added to the defaults, or replacing the default of the same name. */
     signals: NodeSignal[];
   };

@@ -11,8 +11,9 @@ import { findStepType, preloadStepTypes } from '../steps/registry.js';
 import { detectProvider } from '../providers/detect.js';
 import { createProvider } from '../providers/registry.js';
 import type { MetadataRead, Provider } from '../providers/types.js';
-import { providerOptions, stallThresholdMs } from './provider-settings.js';
+import { providerOptions } from './provider-settings.js';
 import { resumable } from './resumable.js';
+import { SourceHealthBook } from './source-health.js';
 import { RunningPlans, type RunningPlan } from './running-plans.js';
 import { DaemonSyncs } from './syncs.js';
 import type { DaemonDeps, DaemonEvents, DaemonHealth, DaemonState } from './types.js';
@@ -24,10 +25,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** Set once run() has opened the journal and created the provider. */
   private started: { journal: Journal; provider: Provider } | null = null;
   private providerName: SourceName | null = null;
-  private lastReadAt: number | null = null;
-  private watchStartedAt: number | null = null;
-  private lastSuccessAt: number | null = null;
-  private consecutiveErrors = 0;
+  private readonly sourceHealth: SourceHealthBook;
+  private readSeen = false;
   private readonly now: () => number;
   private readonly host: HostFacts;
   /** Background syncs (top-level `sync:`), started after the first metadata read. */
@@ -36,6 +35,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   constructor(private readonly deps: DaemonDeps) {
     super();
     this.now = deps.now ?? Date.now;
+    this.sourceHealth = new SourceHealthBook(this.now);
     this.host = deps.host ?? hostFacts();
   }
 
@@ -44,17 +44,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   health(): DaemonHealth {
-    const threshold = stallThresholdMs(this.providerName, this.deps.config);
-    const lastSign = this.lastReadAt ?? this.watchStartedAt;
     return {
       state: this.stateValue,
       provider: this.providerName,
-      lastReadAt: this.lastReadAt,
-      lastSuccessAt: this.lastSuccessAt,
-      consecutiveErrors: this.consecutiveErrors,
       activeNotices: this.running.ids(),
-      watchAlive: this.stateValue === 'watching' && lastSign !== null && this.now() - lastSign <= threshold,
-      stallThresholdMs: threshold,
+      ...this.sourceHealth.report(this.deps.config, this.stateValue === 'watching'),
     };
   }
 
@@ -77,7 +71,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       return;
     }
     this.started = { journal, provider };
-    this.watchStartedAt = this.now();
+    this.sourceHealth.watching(provider.sources ?? [provider.name]);
     this.setState('watching');
 
     for (const { notice, begunAt, finishedSteps } of journal.unfinished()) {
@@ -155,7 +149,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   reload(config: Config): void {
     this.deps.config = config;
     this.emit('reloaded', config);
-    if (this.lastReadAt !== null) void this.preloadSteps();
+    if (this.readSeen) void this.preloadSteps();
   }
 
   /**
@@ -181,17 +175,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       name = config.provider;
       this.emit('providerReady', name, 'configured');
     }
-    return createProvider(name, providerOptions(config, name), log);
+    return await createProvider(name, providerOptions(config, name), log);
   }
 
   private recordRead(read: MetadataRead): void {
-    const at = this.now();
-    if (this.lastReadAt === null) setImmediate(() => void Promise.all([this.preloadSteps(), this.syncs.start(this.deps.config, this.host, this.deps.log)]));
-    this.lastReadAt = at;
-    if (read.ok) {
-      this.lastSuccessAt = at;
-      this.consecutiveErrors = 0;
-    } else this.consecutiveErrors += 1;
+    if (!this.readSeen) setImmediate(() => void Promise.all([this.preloadSteps(), this.syncs.start(this.deps.config, this.host, this.deps.log)]));
+    this.readSeen = true;
+    this.sourceHealth.record(read);
     this.emit('read', read);
   }
 

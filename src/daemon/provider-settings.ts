@@ -1,7 +1,7 @@
 import type { Config } from '../config/types.js';
 import { METADATA_BACKOFF } from '../lib/backoff.js';
 import type { SourceName } from '../notice/notice.js';
-import { NODE_WATCH_SECONDS } from '../providers/kubernetes/provider.js';
+import { NODE_WATCH_SECONDS } from '../providers/kubernetes/watch-timing.js';
 import { defaultMetadataUrl } from '../providers/registry.js';
 import type { ProviderOptions } from '../providers/types.js';
 

@@ -5,6 +5,7 @@ import type { StepSummary } from '../notice/event.js';
 import type { Notice, SourceName } from '../notice/notice.js';
 import type { Plan, PlanResult } from '../plan/executor.js';
 import type { MetadataRead, Provider } from '../providers/types.js';
+import type { SourcesHealth } from './source-health.js';
 
 /**
  * starting: loading the journal, detecting the provider.
@@ -49,14 +50,8 @@ export interface DaemonDeps {
 }
 
 /** Health facts for /healthz, status lines and the watchdog. */
-export interface DaemonHealth {
+export interface DaemonHealth extends SourcesHealth {
   state: DaemonState;
   provider: SourceName | null;
-  lastReadAt: number | null;
-  lastSuccessAt: number | null;
-  consecutiveErrors: number;
   activeNotices: string[];
-  /** False when the watch loop has not completed a metadata request for longer than it ever should. */
-  watchAlive: boolean;
-  stallThresholdMs: number;
 }

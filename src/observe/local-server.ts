@@ -69,6 +69,14 @@ function healthBody({ daemon, status }: ServerOptions) {
     lastRead: isoOrNull(health.lastReadAt),
     consecutiveErrors: health.consecutiveErrors,
     stallThresholdMs: health.stallThresholdMs,
+    // Each notice source on its own: the cloud's metadata service and, with kubernetes.watchNode, the Node.
+    sources: health.sources.map((source) => ({
+      provider: source.provider,
+      status: source.alive ? (source.consecutiveErrors > 0 ? 'degraded' : 'ok') : 'stalled',
+      lastSuccessfulRead: isoOrNull(source.lastSuccessAt),
+      lastRead: isoOrNull(source.lastReadAt),
+      consecutiveErrors: source.consecutiveErrors,
+    })),
     notice: {
       state: health.activeNotices.length > 0 ? 'handling' : 'idle',
       active: health.activeNotices,

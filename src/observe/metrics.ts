@@ -223,7 +223,8 @@ export class DaemonMetrics {
   }
 
   private recordRead(read: MetadataRead): void {
-    this.metadataRequests.record({ provider: this.provider, source: read.source }, readOutcome(read), read.ms / 1000);
+    // A read of the Node watched beside the cloud names its own provider.
+    this.metadataRequests.record({ provider: read.provider ?? this.provider, source: read.source }, readOutcome(read), read.ms / 1000);
     if (read.ok) this.lastSuccessfulPoll.set(Date.now() / 1000);
   }
 

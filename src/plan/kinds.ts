@@ -9,22 +9,29 @@ import type { StepTypeLookup } from '../steps/types.js';
  */
 export const OPT_IN_KINDS: readonly NoticeKind[] = ['freeze'];
 
-type KindFilter = Pick<StepConfig, 'on' | 'type'>;
+type KindFilter = Pick<StepConfig, 'on' | 'type' | 'options'>;
 
 /**
  * Why a step does not run for this notice, or undefined when it runs. `on:` decides when
  * given; without it a step runs for every kind but the opt-in ones, and a destructive step
- * (StepType.destructive; an unknown type counts as one) sits out advisory notices, which
+ * (StepType.destructive, asked with the step's options; an unknown type counts as one) sits out advisory notices, which
  * leave the VM running.
  */
 export function skipReason(step: KindFilter, notice: Pick<Notice, 'kind' | 'advisory'>, lookup: StepTypeLookup): string | undefined {
   const { kind } = notice;
   if (step.on !== null) return step.on.includes(kind) ? undefined : `its on: does not list ${kind}`;
   if (OPT_IN_KINDS.includes(kind)) return `${kind} runs only the steps whose on: lists it`;
-  if (isAdvisory(notice) && lookup(step.type)?.destructive !== false) {
+  if (isAdvisory(notice) && isDestructive(step, lookup)) {
     return `the ${kind} notice is advisory (the VM keeps running): a ${step.type} step runs for it only when its on: lists ${kind}`;
   }
   return undefined;
+}
+
+/** What the step type says of these options (StepType.destructive); an unknown type counts as destructive. */
+function isDestructive(step: Pick<StepConfig, 'type' | 'options'>, lookup: StepTypeLookup): boolean {
+  const type = lookup(step.type);
+  if (!type) return true;
+  return typeof type.destructive === 'function' ? type.destructive(step.options) : type.destructive;
 }
 
 interface NoticeVariant {

@@ -16,6 +16,8 @@ export interface MetadataRead {
   error?: string;
   /** The error's code when not ok, such as ERR_METADATA_TIMEOUT (docs/errors.md). */
   code?: ErrorCode;
+  /** The provider that read it, when one watch merges several (src/providers/alongside.ts). */
+  provider?: SourceName;
 }
 
 export type ProviderEvent =
@@ -45,7 +47,7 @@ export interface ProviderOptions {
   /** Alibaba Cloud ECS; optional so existing callers keep compiling (defaults in alibaba.ts). */
   alibaba?: { hardened: boolean; tokenTtlSeconds: number };
   /** `provider: kubernetes`: the own Node as the source; the metadata settings above do not apply. */
-  kubernetes?: { node: string | null; kubeconfig: string | null; signals: readonly NodeSignal[] };
+  kubernetes?: { node: string | null; kubeconfig: string | null; signals: readonly NodeSignal[]; watchNode?: boolean };
   /** What every wait and token lifetime is measured on; REAL_CLOCK unless a test hands in its own. */
   clock?: Clock;
   /** The boot notice ids are built on (lib/boot-id.ts) unless a test hands in its own. */
@@ -59,6 +61,8 @@ export interface ProviderOptions {
  */
 export interface Provider {
   readonly name: SourceName;
+  /** The notice sources its watch merges, when more than one (the cloud and the own Node); health reports each. */
+  readonly sources?: readonly SourceName[];
   instanceFacts(signal: AbortSignal): Promise<InstanceFacts>;
   watch(context: WatchContext): AsyncIterable<ProviderEvent>;
   /**

@@ -52,6 +52,12 @@ export interface UndoContext {
   readonly signal: AbortSignal;
 }
 
+/** What a step's preview may use. */
+export interface PreviewContext {
+  readonly signal: AbortSignal;
+  readonly host: HostFacts;
+}
+
 /** What a step's check may use. */
 export interface CheckContext {
   readonly signal: AbortSignal;
@@ -76,9 +82,10 @@ export interface StepType<Options> {
   /**
    * True when running it for a notice that does not end the VM would do harm (stopping a
    * workload, draining a service, a user's command). Such a step runs on an advisory notice
-   * (rebalance, live migration, freeze) only when its `on:` names that kind.
+   * (rebalance, live migration, freeze) only when its `on:` names that kind. A function
+   * when it depends on the options (a kubernetes step that only labels the Node is not).
    */
-  readonly destructive: boolean;
+  readonly destructive: boolean | ((options: Options) => boolean);
   /**
    * The timeout (ms) when the step sets no `timeout:`: what this step needs with these
    * options, so a default never eats a short notice window (30 s on GCP). Without it: 60 s.
@@ -92,6 +99,12 @@ export interface StepType<Options> {
    * step with its description.
    */
   check?(options: Options, context: CheckContext): Promise<CheckResult[]>;
+  /**
+   * For `simulate --dry-run`: what run() would act on here and now, found by reading only
+   * (the pods a drain would evict, in order), as lines under the plan. Rejects when it
+   * cannot look; the dry run then says only the description is known. Optional.
+   */
+  preview?(options: Options, context: PreviewContext): Promise<string[]>;
   /**
    * Takes back what run() left behind once it is no longer wanted: for `noticeId` when the
    * cloud withdraws that notice, or (noticeId undefined, at start-up) what a previous boot

@@ -88,6 +88,8 @@ export class KubeApiServer {
   readonly requests: RecordedRequest[] = [];
   /** Added before every answer: an API server that is slow. */
   latencyMs = 0;
+  /** When set, the delay before answering this request instead (slow evictions only, say). */
+  latencyOf: ((request: RecordedRequest) => number) | undefined;
   private readonly defs: ResourceDef[];
   private readonly evictionVersions: readonly string[];
   readonly store: ObjectStore;
@@ -240,8 +242,10 @@ export class KubeApiServer {
       } catch {
         throw new ApiError(400, 'BadRequest', `the body of the request was in an unknown format - accepted media types include: application/json`);
       }
-      this.requests.push({ method: request.method ?? 'GET', path: url.pathname, query: url.searchParams, contentType: request.headers['content-type'], authorization: request.headers.authorization, body });
-      if (this.latencyMs > 0) await sleep(this.latencyMs, undefined, { ref: false });
+      const recorded = { method: request.method ?? 'GET', path: url.pathname, query: url.searchParams, contentType: request.headers['content-type'], authorization: request.headers.authorization, body };
+      this.requests.push(recorded);
+      const latency = this.latencyOf?.(recorded) ?? this.latencyMs;
+      if (latency > 0) await sleep(latency, undefined, { ref: false });
       const user = this.authenticate(request.headers.authorization);
       const document = request.method === 'GET' ? discovery(url.pathname, this.defs, this.evictionVersions, this.url.replace(/^\w+:\/\//, '')) : undefined;
       if (document) return send(response, 200, document);

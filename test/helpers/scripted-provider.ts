@@ -1,4 +1,4 @@
-import type { InstanceFacts, Notice } from '../../src/notice/notice.js';
+import type { InstanceFacts, Notice, SourceName } from '../../src/notice/notice.js';
 import type { MetadataRead, Provider, ProviderEvent, WatchContext } from '../../src/providers/types.js';
 
 /**
@@ -8,6 +8,8 @@ import type { MetadataRead, Provider, ProviderEvent, WatchContext } from '../../
  */
 export class ScriptedProvider implements Provider {
   readonly name = 'aws' as const;
+  /** Set to pose as a watch that merges sources (the Node beside the cloud); reads then name theirs. */
+  sources?: readonly SourceName[];
   private readonly queue: ProviderEvent[] = [];
   private wake: (() => void) | undefined;
   private context: WatchContext | undefined;

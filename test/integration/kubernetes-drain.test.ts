@@ -5,10 +5,12 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { StepFailure } from '../../src/lib/errors.js';
 import { hostFacts } from '../../src/lib/host.js';
 import { buildEvent } from '../../src/notice/event.js';
+import { EVICTIONS_AT_ONCE } from '../../src/steps/kubernetes/drain.js';
 import { kubernetesStep } from '../../src/steps/kubernetes/step.js';
 import { summarizeEvent } from '../../src/steps/webhook/summary.js';
 import { startKubeApiServer, type KubeApiServer } from '../helpers/kube-api-server.js';
 import { testNotice, testStepContext } from '../helpers/step-context.js';
+import { until } from '../helpers/until.js';
 
 const TOKEN = 'agent-token';
 
@@ -93,6 +95,21 @@ describe('drain', () => {
     expect(server.pod('default', 'keep')).toBeDefined();
     expect(server.pod('default', 'elsewhere')).toBeDefined();
     expect(run.progress.at(-1)).toEqual({ podsLeft: 0, podsGone: 4 });
+  });
+
+  it(`sends up to ${EVICTIONS_AT_ONCE} evictions at once, not one at a time`, async () => {
+    await start();
+    for (let index = 0; index < EVICTIONS_AT_ONCE + 2; index++) server.addPod({ name: `pod-${String(index).padStart(2, '0')}`, nodeName: 'node-1', terminationGracePeriodSeconds: 1 });
+    // Each eviction is answered after 2 s: one at a time, the second would come only then.
+    server.latencyOf = (request) => (request.path.endsWith('/eviction') ? 2000 : 0);
+    const running = drainWith(true, 30_000);
+    await until(() => evictions().length >= EVICTIONS_AT_ONCE);
+    // The first ten in eviction order (pods list by name); they may arrive in any order.
+    const first = Array.from({ length: EVICTIONS_AT_ONCE }, (_, index) => `pod-${String(index).padStart(2, '0')}`);
+    expect(evictions().map((eviction) => eviction.pod).sort()).toEqual(first);
+    const run = await running;
+    expect(run.detail.drain).toEqual({ evicted: EVICTIONS_AT_ONCE + 2 });
+    expect(evictions()).toHaveLength(EVICTIONS_AT_ONCE + 2);
   });
 
   it('cuts each grace period to end before the deadline, and reports by the deadline the pods a budget blocks', async () => {

@@ -10,6 +10,7 @@ import { DEFAULT_NODE_SIGNALS } from '../../src/providers/kubernetes/signals.js'
 import type { ProviderEvent } from '../../src/providers/types.js';
 import { startKubeApiServer, type KubeApiServer } from '../helpers/kube-api-server.js';
 import { noticeOf, watchRecorder, type WatchRecorder } from '../helpers/provider-watch.js';
+import { until } from '../helpers/until.js';
 
 const TOKEN = 'agent-token';
 const BOOT = 'boot-1';
@@ -53,6 +54,13 @@ function watching(source: KubernetesProvider, recorder: WatchRecorder) {
       if (result.done) throw new Error(`the watch ended before the next event; reads: ${JSON.stringify(recorder.reads)}`);
       return result.value;
     },
+    /** Stops the watch; the events it still gave before it ended. */
+    finish: async (): Promise<ProviderEvent[]> => {
+      recorder.abort();
+      const rest: ProviderEvent[] = [];
+      for (let result = await pending; !result.done; result = await iterator.next()) rest.push(result.value);
+      return rest;
+    },
   };
 }
 
@@ -72,8 +80,11 @@ describe('provider kubernetes: the own Node as the notice source', () => {
     await mergeNode(signalPatches[name]!);
     const notice = noticeOf(await watch.next());
     recorder.abort();
-    expect(notice).toMatchObject({ provider: 'kubernetes', kind: signal.kind, id: noticeId('kubernetes', signal.kind, `${BOOT}\0node-1\0${name}`), reasons: [name] });
-    if (name === 'karpenter-disrupted' || name === 'aks-vm-event-scheduled') expect(notice.deadline?.toISOString()).toBe(new Date(Date.parse('2026-01-01T00:00:00Z') + signal.deadlineMs!).toISOString());
+    // The signal's own time is its occurrence where the Node gives one; else the first sighting is #1.
+    const timed = name === 'karpenter-disrupted' || name === 'aks-vm-event-scheduled' || name === 'kubelet-node-shutdown';
+    const occurrence = timed ? '2026-01-01T00:00:00.000Z' : '#1';
+    expect(notice).toMatchObject({ provider: 'kubernetes', kind: signal.kind, id: noticeId('kubernetes', signal.kind, `${BOOT}\0node-1\0${name}\0${occurrence}`), reasons: [name] });
+    if (timed) expect(notice.deadline?.toISOString()).toBe(new Date(Date.parse('2026-01-01T00:00:00Z') + signal.deadlineMs!).toISOString());
   });
 
   it('withdraws the notice when the signal goes away, and a configured label signal replaces nothing else', async () => {
@@ -86,6 +97,54 @@ describe('provider kubernetes: the own Node as the notice source', () => {
     await mergeNode({ metadata: { labels: { 'example.com/reclaim': null } } });
     expect(await watch.next()).toEqual({ type: 'withdrawn', noticeId: notice.id, reason: 'the spot-reclaim signal is gone from Node node-1' });
     recorder.abort();
+  });
+
+  it('gives a signal raised again after its withdrawal a new notice id: the next sighting of a label, or the taint\'s new timeAdded', async () => {
+    const recorder = watchRecorder();
+    const watch = watching(provider([{ name: 'spot-reclaim', label: 'example.com/reclaim', kind: 'preempt', deadlineMs: 60_000 }]), recorder);
+    await recorder.readMatching((read) => read.ok);
+    const ids: string[] = [];
+    for (const round of [1, 2]) {
+      await mergeNode({ metadata: { labels: { 'example.com/reclaim': 'soon' } }, spec: { taints: [{ key: 'karpenter.sh/disrupted', effect: 'NoSchedule', timeAdded: `2026-01-0${round}T00:00:00Z` }] } });
+      const raised = [noticeOf(await watch.next()), noticeOf(await watch.next())];
+      ids.push(...raised.map((notice) => notice.id));
+      await mergeNode({ metadata: { labels: { 'example.com/reclaim': null } }, spec: { taints: [] } });
+      const withdrawn = [await watch.next(), await watch.next()];
+      expect(withdrawn.map((event) => event.type)).toEqual(['withdrawn', 'withdrawn']);
+    }
+    recorder.abort();
+    expect(new Set(ids).size).toBe(4);
+    // The defaults come first, then the configured signals.
+    expect(ids[2]).toBe(noticeId('kubernetes', 'terminate', `${BOOT}\0node-1\0karpenter-disrupted\x002026-01-02T00:00:00.000Z`));
+    expect(ids[3]).toBe(noticeId('kubernetes', 'preempt', `${BOOT}\0node-1\0spot-reclaim\0#2`));
+  });
+
+  it('raises a node-deleted terminate notice when the Node object is deleted and no signal had raised one, and withdraws it when the Node is back', async () => {
+    const recorder = watchRecorder();
+    const watch = watching(provider(), recorder);
+    await recorder.readMatching((read) => read.ok);
+    await admin.call({ method: 'DELETE', path: '/api/v1/nodes/node-1', needs: { verb: 'delete', resource: 'nodes' }, signal: AbortSignal.timeout(5000) });
+    const notice = noticeOf(await watch.next());
+    expect(notice).toMatchObject({ provider: 'kubernetes', kind: 'terminate', reasons: ['node-deleted'], raw: { node: 'node-1', signal: 'node-deleted', deleted: true } });
+    expect(notice.deadline!.getTime() - notice.detectedAt.getTime()).toBe(30_000);
+    expect(recorder.logs.some((line) => String(line.msg) === 'kubernetes node node-1: the Node object was deleted (the node is going away); raising a terminate notice')).toBe(true);
+    server.addNode('node-1');
+    expect(await watch.next()).toEqual({ type: 'withdrawn', noticeId: notice.id, reason: 'the node-deleted signal is gone from Node node-1' });
+    recorder.abort();
+  });
+
+  it('keeps the notice a signal raised when the Node is then deleted, and raises no second one', async () => {
+    const recorder = watchRecorder();
+    const watch = watching(provider(), recorder);
+    await recorder.readMatching((read) => read.ok);
+    await mergeNode(signalPatches['karpenter-disrupted']!);
+    expect(noticeOf(await watch.next()).reasons).toEqual(['karpenter-disrupted']);
+    await admin.call({ method: 'DELETE', path: '/api/v1/nodes/node-1', needs: { verb: 'delete', resource: 'nodes' }, signal: AbortSignal.timeout(5000) });
+    await until(() => recorder.logs.some((line) => String(line.msg).includes('the Node object was deleted')));
+    expect(recorder.logs.find((line) => String(line.msg).includes('the Node object was deleted'))!.msg).toBe(
+      'kubernetes node node-1: the Node object was deleted (the node is going away); the notice already raised for karpenter-disrupted stands',
+    );
+    expect(await watch.finish()).toEqual([]);
   });
 
   it('lists the Node again when its watch is told 410 Gone, and still sees a signal set meanwhile', async () => {

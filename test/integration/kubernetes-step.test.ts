@@ -131,9 +131,19 @@ describe('the kubernetes step', () => {
     expect(refused).toMatchObject({ ok: false, reason: expect.stringContaining('401 Unauthorized') });
   });
 
-  it('is destructive: an advisory notice runs it only when its on: names the kind; the dry run says what it would do', () => {
-    expect(skipReason({ on: null, type: 'kubernetes' }, { kind: 'rebalance' }, findStepType)).toContain('advisory');
-    expect(skipReason({ on: ['rebalance'], type: 'kubernetes' }, { kind: 'rebalance' }, findStepType)).toBeUndefined();
+  it.each([[{ cordon: true }], [{ taint: true }], [{ taint: { key: 'example.com/going', effect: 'NoExecute' }, drain: true, labels: { a: 'b' } }]])('is destructive when it %j: an advisory notice runs it only when its on: names the kind', (raw) => {
+    const step = { type: 'kubernetes', options: kubernetesStep.schema.parse(raw) };
+    expect(skipReason({ ...step, on: null }, { kind: 'rebalance' }, findStepType)).toContain('advisory');
+    expect(skipReason({ ...step, on: ['rebalance'] }, { kind: 'rebalance' }, findStepType)).toBeUndefined();
+  });
+
+  it('is not destructive when it only labels, annotates and records an Event: it runs for an advisory notice without on:', () => {
+    const options = kubernetesStep.schema.parse({ labels: { 'preemptd.io/rebalance': 'true' }, annotations: { a: 'b' }, event: true });
+    expect(skipReason({ type: 'kubernetes', options, on: null }, { kind: 'rebalance' }, findStepType)).toBeUndefined();
+    expect(skipReason({ type: 'kubernetes', options, on: null }, { kind: 'terminate' }, findStepType)).toBeUndefined();
+  });
+
+  it('says in the dry run what it would do', () => {
     expect(kubernetesStep.describe(kubernetesStep.schema.parse({ cordon: true, taint: true, labels: { a: 'b' } }))).toBe(
       'node $NODE_NAME (in-cluster service account): cordon it, taint it preemptd.io/notice=<notice kind>:NoSchedule, label it a=b, record an Event on it',
     );

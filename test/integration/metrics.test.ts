@@ -142,6 +142,13 @@ describe('metrics from daemon events', () => {
     expect(valueOf(samples, 'preemptd_last_successful_poll_timestamp_seconds')).toBe(0);
   });
 
+  test('a read of the Node watched beside the cloud is counted under its own provider', async () => {
+    const { daemon, metrics } = scripted();
+    daemon.emit('read', { source: 'kubernetes node node-1', provider: 'kubernetes', ok: true, ms: 3, status: 200 });
+    const samples = parseSamples(await metrics.render());
+    expect(valueOf(samples, 'preemptd_metadata_requests_total', { provider: 'kubernetes', source: 'kubernetes node node-1', outcome: 'ok' })).toBe(1);
+  });
+
   test('snapshot bytes are counted once from cumulative progress and the final detail, with the upload rate', async () => {
     const { daemon, metrics } = scripted();
     const notice = scriptedNotice('terminate', 120_000);

@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import { compileConfig } from '../helpers/config.js';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { createLogger, silentLogger, type Logger } from '../../src/lib/log.js';
+import type { SourceName } from '../../src/notice/notice.js';
 import { serveDaemon, type RunningServer } from '../../src/observe/local-server.js';
 import { NoticeBoard } from '../../src/observe/notice-board.js';
 import { NoticeFile } from '../../src/observe/notice-file.js';
@@ -52,11 +53,12 @@ interface Stack {
   get(path: string, init?: RequestInit): Promise<{ status: number; body: any; text: string; type: string | null }>;
 }
 
-async function startStack(raw: Record<string, unknown>, options: { now?: () => number; log?: Logger } = {}): Promise<Stack> {
+async function startStack(raw: Record<string, unknown>, options: { now?: () => number; log?: Logger; sources?: SourceName[] } = {}): Promise<Stack> {
   const stateDir = mkdtempSync(join(tmpdir(), 'preemptd-server-'));
   cleanups.push(() => rmSync(stateDir, { recursive: true, force: true }));
   const config = compileConfig({ provider: 'aws', stateDir, server: { listen: '127.0.0.1:0' }, ...raw });
   const provider = new ScriptedProvider();
+  if (options.sources) provider.sources = options.sources;
   const log = options.log ?? silentLogger();
   const daemon = createDaemon({ config, log, provider, ...(options.now ? { now: options.now } : {}) });
   const server = await serveDaemon(daemon, config, log);
@@ -95,6 +97,21 @@ describe('/healthz', () => {
     expect(status).toBe(200);
     expect(body).toMatchObject({ status: 'ok', state: 'watching', provider: 'aws', consecutiveErrors: 2, notice: { state: 'idle', active: [], ready: true } });
     expect(Date.parse(body.lastSuccessfulRead)).toBeLessThanOrEqual(Date.parse(body.lastRead));
+  });
+
+  test('reports each notice source on its own line: the cloud\'s, and the Node\'s beside it', async () => {
+    const stack = await startStack({}, { sources: ['aws', 'kubernetes'] });
+    stack.provider.read({ provider: 'aws' });
+    stack.provider.read({ provider: 'kubernetes', ok: false, error: 'the Kubernetes API is unreachable (ECONNREFUSED)' });
+    stack.provider.read({ provider: 'aws' });
+    const { status, body } = await stack.get('/healthz');
+    expect(status).toBe(200);
+    // The cloud answering last does not hide the Node's failing source.
+    expect(body).toMatchObject({ status: 'ok', consecutiveErrors: 1 });
+    expect(body.sources).toEqual([
+      { provider: 'aws', status: 'ok', lastSuccessfulRead: body.lastSuccessfulRead, lastRead: body.lastRead, consecutiveErrors: 0 },
+      { provider: 'kubernetes', status: 'degraded', lastSuccessfulRead: null, lastRead: expect.any(String), consecutiveErrors: 1 },
+    ]);
   });
 
   test('goes 503 when the watch loop has stalled: a provider whose watch never reads', async () => {

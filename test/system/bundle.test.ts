@@ -112,7 +112,7 @@ test('turns Node\'s compile cache on at its entry, in the temp dir when NODE_COM
 });
 
 // handlebars is not among them: the config loader checks webhook templates with it.
-test('the daemon loads no cloud SDK, object store, tar or got before a notice: they are lazy chunks', () => {
+test('the daemon loads no cloud SDK, object store, tar, got or Kubernetes client before a notice: they are lazy chunks', () => {
   const meta = JSON.parse(readFileSync('dist/bundle/meta.json', 'utf8')) as Metafile;
   const holding = (source: string) => Object.keys(meta.outputs).find((output) => output.endsWith('.mjs') && source in meta.outputs[output]!.inputs)!;
   // Everything `preemptd run` loads up to a notice: the CLI's chunk, the run command's, and what they import statically.
@@ -126,7 +126,7 @@ test('the daemon loads no cloud SDK, object store, tar or got before a notice: t
   const inputs = [...loaded].flatMap((output) => Object.keys(meta.outputs[output]!.inputs));
   expect(inputs).toContain('src/daemon/daemon.ts');
   // The table of what each simulated cloud can show (simulator/kinds.ts) comes with the CLI's declarations; the simulator itself does not.
-  expect(inputs.filter((input) => /node_modules\/(@aws-sdk|@smithy|@google-cloud|@azure|got|tar-stream)\/|src\/stores\/(s3|gcs|azure|file)\.ts|src\/simulator\/(?!kinds\.ts)|src\/demo\/|src\/snapshots\/(run|restore)\.ts/.test(input))).toEqual([]);
+  expect(inputs.filter((input) => /node_modules\/(@aws-sdk|@smithy|@google-cloud|@azure|got|tar-stream)\/|src\/stores\/(s3|gcs|azure|file)\.ts|src\/simulator\/(?!kinds\.ts)|src\/demo\/|src\/kubernetes\/|src\/providers\/kubernetes\/provider\.ts|src\/snapshots\/(run|restore)\.ts/.test(input))).toEqual([]);
 });
 
 test('a notice runs snapshot steps (files through the read worker, a gzip archive) and restore gets both back', async () => {

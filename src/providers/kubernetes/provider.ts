@@ -9,11 +9,16 @@ import type { NodeSignal } from '../../config/types.js';
 import { SourceReport } from '../metadata/source-report.js';
 import type { Provider, ProviderEvent, WatchContext } from '../types.js';
 import { effectiveSignals, matchSignals } from './signals.js';
+import { NODE_WATCH_SECONDS } from './watch-timing.js';
 
-/** A watch asks the server to end it after this long, so a silently dead connection is noticed. */
-export const NODE_WATCH_SECONDS = 50;
 /** A watch the server has not ended this long after its timeout is given up on. */
 const WATCH_SLACK_MS = 15_000;
+/**
+ * The notice raised when the watched Node object is deleted and no signal had raised one:
+ * whoever deletes a Node (Karpenter, the cloud's node controller, a scale-down) is about to
+ * remove the machine, and nothing says when; 30 s is the shortest window we know of.
+ */
+export const NODE_DELETED = { name: 'node-deleted', kind: 'terminate', deadlineMs: 30_000 } as const;
 
 export interface KubernetesSourceOptions {
   node: string | null;
@@ -67,6 +72,7 @@ export class KubernetesProvider implements Provider {
     const { signal } = context;
     const report = new SourceReport(sourceOf(this.node), context);
     const shown = new Map<string, Notice>();
+    const occurrences = new Map<string, number>();
     let resourceVersion: string | undefined;
     let failures = 0;
     while (!signal.aborted) {
@@ -77,7 +83,7 @@ export class KubernetesProvider implements Provider {
           const node = await getNode(client, this.node, signal);
           report.ok(performance.now() - started, 200);
           resourceVersion = node.metadata.resourceVersion;
-          yield* this.changes(node, shown);
+          yield* this.changes(node, shown, occurrences);
         }
         const stream = this.follow(client, resourceVersion, signal);
         for await (const event of stream) {
@@ -94,7 +100,8 @@ export class KubernetesProvider implements Provider {
           resourceVersion = node.metadata.resourceVersion;
           if (event.type === 'BOOKMARK') continue;
           report.ok(performance.now() - started, 200);
-          if (event.type !== 'DELETED') yield* this.changes(node, shown);
+          if (event.type === 'DELETED') yield* this.deleted(shown, occurrences, context);
+          else yield* this.changes(node, shown, occurrences);
         }
         // The server ended the watch on its timeout: the connection worked all along.
         if (resourceVersion !== undefined) report.ok(performance.now() - started, 200);
@@ -137,32 +144,65 @@ export class KubernetesProvider implements Provider {
   }
 
   /** Notices for signals that appeared, withdrawals for those that went away. */
-  private *changes(node: KubeNode, shown: Map<string, Notice>): Generator<ProviderEvent> {
+  private *changes(node: KubeNode, shown: Map<string, Notice>, occurrences: Map<string, number>): Generator<ProviderEvent> {
     const now = new Date();
     const present = new Set<string>();
-    for (const match of matchSignals(node, this.signals)) {
-      const { signal } = match;
+    for (const { signal, since, evidence } of matchSignals(node, this.signals)) {
       present.add(signal.name);
       if (shown.has(signal.name)) continue;
-      const since = match.since ?? now;
-      const notice: Notice = {
-        id: noticeId('kubernetes', signal.kind, `${this.options.bootId ?? bootId()}\0${this.node}\0${signal.name}`),
-        provider: 'kubernetes',
-        kind: signal.kind,
-        deadline: signal.deadlineMs === null ? null : new Date(since.getTime() + signal.deadlineMs),
-        detectedAt: now,
-        instance: { name: this.node },
-        raw: { node: this.node, signal: signal.name, ...(match.evidence as object) },
-        reasons: [signal.name],
-      };
-      shown.set(signal.name, notice);
-      yield { type: 'notice', notice };
+      yield this.raise(signal, since, now, evidence, shown, occurrences);
     }
     for (const [name, notice] of shown) {
       if (present.has(name)) continue;
       shown.delete(name);
       yield { type: 'withdrawn', noticeId: notice.id, reason: `the ${name} signal is gone from Node ${this.node}` };
     }
+  }
+
+  /**
+   * The Node object is gone: the node is going away. A notice a signal raised stands (its
+   * signal did not go away; the Node did); without one, a `node-deleted` terminate notice.
+   * Should the Node come back (the kubelet registers it again), the next change withdraws it.
+   */
+  private *deleted(shown: Map<string, Notice>, occurrences: Map<string, number>, context: WatchContext): Generator<ProviderEvent> {
+    const standing = [...shown.keys()];
+    const message = `${sourceOf(this.node)}: the Node object was deleted (the node is going away)`;
+    if (standing.length > 0) {
+      context.log.warn({ source: sourceOf(this.node), notices: standing }, `${message}; the notice already raised for ${standing.join(', ')} stands`);
+      return;
+    }
+    context.log.warn({ source: sourceOf(this.node) }, `${message}; raising a ${NODE_DELETED.kind} notice`);
+    yield this.raise(NODE_DELETED, undefined, new Date(), { deleted: true }, shown, occurrences);
+  }
+
+  /**
+   * The notice for one appearance of a signal. Its identity holds the time the Node gives
+   * for the signal (a taint's timeAdded, a condition's lastTransitionTime), or else how many
+   * times this watch has seen it appear: a signal withdrawn and raised again is a new notice.
+   */
+  private raise(
+    signal: Pick<NodeSignal, 'name' | 'kind' | 'deadlineMs'>,
+    since: Date | undefined,
+    now: Date,
+    evidence: unknown,
+    shown: Map<string, Notice>,
+    occurrences: Map<string, number>,
+  ): ProviderEvent {
+    const count = (occurrences.get(signal.name) ?? 0) + 1;
+    occurrences.set(signal.name, count);
+    const occurrence = since === undefined ? `#${count}` : since.toISOString();
+    const notice: Notice = {
+      id: noticeId('kubernetes', signal.kind, `${this.options.bootId ?? bootId()}\0${this.node}\0${signal.name}\0${occurrence}`),
+      provider: 'kubernetes',
+      kind: signal.kind,
+      deadline: signal.deadlineMs === null ? null : new Date((since ?? now).getTime() + signal.deadlineMs),
+      detectedAt: now,
+      instance: { name: this.node },
+      raw: { node: this.node, signal: signal.name, ...(evidence as object) },
+      reasons: [signal.name],
+    };
+    shown.set(signal.name, notice);
+    return { type: 'notice', notice };
   }
 }
 

@@ -32,13 +32,14 @@ async function asStepFailure<T>(work: () => Promise<T>): Promise<T> {
  * `kubernetes:` cordons, taints, labels and annotates the Node this agent runs on, records
  * an Event on it and drains its pods (docs/kubernetes.md); undo takes the Node's changes back
  * when the notice is withdrawn.
- * Destructive: an advisory notice (a rebalance) runs it
- * only when its on: names the kind, so a passing warning does not empty a node.
+ * Destructive when it cordons, taints or drains: an advisory notice (a rebalance) runs such a
+ * step only when its on: names the kind, so a passing warning does not empty a node. Labels,
+ * annotations and the Event only tell: they run for advisory notices too.
  */
 export const kubernetesStep = {
   type: 'kubernetes',
   schema: kubernetesSchema,
-  destructive: true,
+  destructive: (options) => options.cordon || options.taint !== undefined || options.drain !== undefined,
   // A drain runs until its pods are gone or the plan deadline; without a deadline (an advisory notice) two minutes, AWS's notice.
   defaultTimeoutMs: (options) => (options.drain ? 120_000 : 10_000),
   describe: describeKubernetes,
@@ -63,6 +64,15 @@ export const kubernetesStep = {
     await asStepFailure(async () => {
       const { undoOnNode } = await import('./undo.js');
       await undoOnNode(await connect(options), name, context);
+    });
+  },
+  async preview(options, context) {
+    if (!options.drain) return [];
+    const name = nodeName(options);
+    const drain = options.drain;
+    return asStepFailure(async () => {
+      const { previewDrain } = await import('./preview.js');
+      return previewDrain(await connect(options), name, drain, context.host.hostname, context.signal);
     });
   },
   async check(options, context) {
