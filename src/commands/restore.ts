@@ -1,8 +1,11 @@
 import { PreemptdError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { logFormatFor } from '../lib/log-text.js';
-import { restore } from '../snapshots/restore.js';
+import { latestIsNewer } from '../snapshots/restore-if-newer.js';
+import { RestoreTally } from '../snapshots/restore-tally.js';
+import { restore, type RestoreOptions } from '../snapshots/restore.js';
 import { parseLocation } from '../stores/location.js';
+import { RestoreProgress } from './restore-progress.js';
 
 export interface RestoreArgs {
   from?: string;
@@ -13,12 +16,17 @@ export interface RestoreArgs {
   region?: string;
   concurrency: number;
   keepSetuid: boolean;
+  json: boolean;
+  ifNewer: boolean;
   logLevel: string;
   logFormat?: string;
 }
 
 /**
- * `preemptd restore`: downloads a snapshot and verifies every checksum. The first Ctrl-C
+ * `preemptd restore`: downloads a snapshot and verifies every checksum, showing its progress
+ * (a bar on a terminal, JSON lines otherwise or with --json). With --if-newer it first
+ * compares latest.json with what `--to` holds and exits 0 without restoring when that is
+ * as new (docs/recipes.md, "Restore at boot"). The first Ctrl-C
  * (or SIGTERM) stops every download and removes the partial files; the handlers stay until
  * that is done, so a second one cannot cut the clean-up short.
  */
@@ -33,7 +41,10 @@ export async function restoreCommand(args: RestoreArgs): Promise<void> {
     if (error instanceof PreemptdError && error.code === 'ERR_LOCATION') throw new PreemptdError('ERR_USAGE', `${flag}: ${error.message}`, { cause: error });
     throw error;
   }
-  const log = createLogger({ level: args.logLevel as 'info', format: logFormatFor(args.logFormat, process.stdout.isTTY === true) });
+  const tally = new RestoreTally();
+  const progress = new RestoreProgress(tally, args.json || process.stderr.isTTY !== true ? 'json' : 'bar');
+  const format = args.json && args.logFormat === undefined ? 'json' : logFormatFor(args.logFormat, process.stdout.isTTY === true);
+  const log = createLogger({ level: args.logLevel as 'info', format, destination: progress.logDestination() });
   const controller = new AbortController();
   const stop = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) return;
@@ -42,19 +53,33 @@ export async function restoreCommand(args: RestoreArgs): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  const options: RestoreOptions = {
+    from,
+    latest: args.latest !== undefined,
+    to: args.to,
+    log,
+    signal: controller.signal,
+    endpoint: args.endpoint,
+    forcePathStyle: args.forcePathStyle,
+    region: args.region,
+    concurrency: args.concurrency,
+    keepSetuid: args.keepSetuid,
+    tally,
+  };
   try {
-    await restore({
-      from,
-      latest: args.latest !== undefined,
-      to: args.to,
-      log,
-      signal: controller.signal,
-      endpoint: args.endpoint,
-      forcePathStyle: args.forcePathStyle,
-      region: args.region,
-      concurrency: args.concurrency,
-      keepSetuid: args.keepSetuid,
-    });
+    if (args.ifNewer) {
+      const verdict = await latestIsNewer(options);
+      if (!verdict.restore) return progress.skipped(verdict.reason);
+      log.info({ reason: verdict.reason }, 'the latest snapshot is newer than the restore directory: restoring');
+    }
+    progress.start();
+    let ok = false;
+    try {
+      await restore(options);
+      ok = true;
+    } finally {
+      progress.finish(ok);
+    }
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);

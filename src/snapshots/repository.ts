@@ -48,9 +48,17 @@ export async function commitSnapshot(store: ObjectStore, location: StoreLocation
   if (manifest.complete) await writeJson(store, location, POINTER_NAME, { version: POINTER_VERSION, manifest: name, finishedAt: manifest.finishedAt });
 }
 
+export type SnapshotPointer = z.output<typeof pointerSchema>;
+
+/** `latest.json` under the prefix; undefined when the prefix has no pointer yet. */
+export async function readPointer(store: ObjectStore, location: StoreLocation): Promise<SnapshotPointer | undefined> {
+  if (!(await store.has(keyFor(location, POINTER_NAME)))) return undefined;
+  return readStoredJson(store, location, POINTER_NAME, pointerSchema, 'a preemptd snapshot pointer');
+}
+
 /** The manifest `latest.json` names, with its name; undefined when the prefix has no pointer yet. */
 export async function readLatest(store: ObjectStore, location: StoreLocation): Promise<{ name: string; manifest: Manifest } | undefined> {
-  if (!(await store.has(keyFor(location, POINTER_NAME)))) return undefined;
-  const pointer = await readStoredJson(store, location, POINTER_NAME, pointerSchema, 'a preemptd snapshot pointer');
+  const pointer = await readPointer(store, location);
+  if (!pointer) return undefined;
   return { name: pointer.manifest, manifest: await readStoredJson(store, location, pointer.manifest, manifestSchema, 'a preemptd manifest') };
 }

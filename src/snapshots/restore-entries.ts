@@ -8,6 +8,8 @@ import { PreemptdError } from '../lib/errors.js';
 import { measuringStream } from './checksum.js';
 import type { Manifest, ManifestFile } from './manifest.js';
 import type { ChecksumAlgorithm } from './options.js';
+import type { RestoreTally } from './restore-tally.js';
+import { countBytes } from '../stores/count.js';
 
 /** An entry not restored: wrong size or checksum, missing, unreadable, or refused. */
 export interface Failure {
@@ -24,6 +26,8 @@ export interface EntryWriter {
   keepSetuid: boolean;
   /** Aborts every write (Ctrl-C); the partial file is removed. */
   signal: AbortSignal;
+  /** Counts what is written, for the progress shown. */
+  tally: RestoreTally;
 }
 
 const SETID_BITS = 0o6000;
@@ -99,7 +103,7 @@ export async function writeVerified(
   const measure = measuringStream(writer.checksum);
   try {
     try {
-      await pipeline(await openBody(), atMost(file.size), measure.stream, createWriteStream(partial, { flags: 'wx' }), { signal: writer.signal });
+      await pipeline(await openBody(), countBytes(writer.tally.fetched), atMost(file.size), measure.stream, createWriteStream(partial, { flags: 'wx' }), { signal: writer.signal });
     } catch (error) {
       if (error instanceof Refused) return { path: file.path, reason: error.message };
       throw error;
