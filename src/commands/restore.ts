@@ -32,6 +32,7 @@ export interface RestoreArgs {
  */
 export async function restoreCommand(args: RestoreArgs): Promise<void> {
   if (args.from === undefined && args.latest === undefined) throw new PreemptdError('ERR_USAGE', 'name the snapshot: --from LOCATION or --latest PREFIX');
+  if (args.ifNewer && args.latest === undefined) throw new PreemptdError('ERR_USAGE', '--if-newer compares with latest.json: give --latest PREFIX');
   const flag = args.latest !== undefined ? '--latest' : '--from';
   const from = args.latest ?? args.from ?? '';
   try {
@@ -44,7 +45,8 @@ export async function restoreCommand(args: RestoreArgs): Promise<void> {
   const tally = new RestoreTally();
   const progress = new RestoreProgress(tally, args.json || process.stderr.isTTY !== true ? 'json' : 'bar');
   const format = args.json && args.logFormat === undefined ? 'json' : logFormatFor(args.logFormat, process.stdout.isTTY === true);
-  const log = createLogger({ level: args.logLevel as 'info', format, destination: progress.logDestination() });
+  // Synchronous, so log lines and progress lines reach stdout in the order they were made.
+  const log = createLogger({ level: args.logLevel as 'info', format, destination: progress.logDestination(), sync: true });
   const controller = new AbortController();
   const stop = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) return;
