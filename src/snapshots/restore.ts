@@ -13,6 +13,7 @@ import { formatLocation, keyFor, parseLocation, type StoreLocation } from '../st
 import { readLatest } from './repository.js';
 import { alreadyPresent, chunkedBody } from './restore-chunks.js';
 import { writeMarker } from './restore-marker.js';
+import { checkRoom } from './restore-room.js';
 import { RestoreTally } from './restore-tally.js';
 import { readStoredJson } from './stored-json.js';
 import { openStore } from '../stores/registry.js';
@@ -75,6 +76,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     await mkdir(options.to, { recursive: true });
     // `--to` itself may be a link (the user named it); below it, nothing is followed.
     const target = await realpath(options.to);
+    await checkRoom(target, files);
     const writer: EntryWriter = { target, checksum: manifest.checksum, keepSetuid: options.keepSetuid ?? false, signal: options.signal, tally };
 
     const concurrency = options.concurrency ?? 4;
