@@ -156,7 +156,8 @@ export class ContentChunker {
       chunks.push(data.subarray(from, cut));
       from = cut;
     }
-    this.pending = data.slice(from);
+    // A copy: the caller reuses `data` once this returns (Buffer's slice would be a view).
+    this.pending = new Uint8Array(data.subarray(from));
     return chunks;
   }
 
