@@ -11,7 +11,7 @@ import { chunkName } from './repository.js';
 import { insideTarget } from './restore-entries.js';
 
 /** Chunks of one file fetched ahead of the one being written. */
-const CHUNKS_AHEAD = 8;
+export const CHUNKS_AHEAD = 8;
 
 /**
  * Fetches one chunk and checks it is what its name says: exactly `size` bytes (never more
