@@ -12,7 +12,6 @@ import { snapshotStep } from '../src/steps/snapshot/step.js';
 import { S3_CREDENTIALS } from '../test/helpers/s3-server.js';
 import { testStepContext } from '../test/helpers/step-context.js';
 import { flag } from './lib/args.js';
-import { startDiscardSink } from './lib/discard-sink.js';
 
 /**
  * Issue 14's restore goals, side by side in one run. A dedup snapshot of 2 GiB (one 1 GiB
