@@ -47,8 +47,11 @@ export class DirectGets {
   ) {
     client.middlewareStack.addRelativeTo(
       (next: FinalizeHandler<object, MetadataBearer>, context: HandlerExecutionContext) => async (args: FinalizeHandlerArguments<object>) => {
-        if (context.commandName === 'GetObjectCommand' && !this.template) this.learn(args.request as HttpRequest, (args.input as { Key?: string }).Key);
-        return next(args);
+        const result = await next(args);
+        // Only a request that worked: one the SDK then redirected to another region would not.
+        const ok = (result.response as { statusCode?: number }).statusCode === 200;
+        if (ok && context.commandName === 'GetObjectCommand' && !this.template) this.learn(args.request as HttpRequest, (args.input as { Key?: string }).Key);
+        return result;
       },
       { relation: 'after', toMiddleware: 'httpSigningMiddleware', name: 'preemptdLearnGetTemplate' },
     );
