@@ -55,7 +55,7 @@ _preemptd() {
     simulate) flags='--config -c --provider --metadata-url --poll-interval --state-dir --log-level --set --kind --deadline --advisory --dry-run --run --json --help -h --version -v' ;;
     simulator) flags='--provider --host --port --notice-after --kind --action --lead --faults --log-level --log-format --help -h --version -v' ;;
     wait) flags='--config -c --provider --metadata-url --poll-interval --state-dir --log-level --set --agent --timeout --kind --help -h --version -v' ;;
-    restore) flags='--from --latest --to --endpoint --force-path-style --region --concurrency --keep-setuid --log-level --log-format --help -h --version -v' ;;
+    restore) flags='--from --latest --to --endpoint --force-path-style --region --concurrency --keep-setuid --if-newer --json --log-level --log-format --help -h --version -v' ;;
     snapshots) flags='--endpoint --force-path-style --region --json --keep-last --keep-within --grace --apply --log-level --log-format --help -h --version -v' ;;
   esac
   COMPREPLY=($(compgen -W "$flags" -- "$cur"))

@@ -101,7 +101,9 @@ export function declareProgram<T>(argv: Argv<T>) {
               .option('to', { type: 'string', demandOption: true, describe: 'directory to restore into' }),
           )
             .option('concurrency', { type: 'number', default: 4, describe: 'files downloaded at once' })
-            .option('keep-setuid', { type: 'boolean', default: false, describe: 'restore setuid and setgid bits as stored (dropped by default)' }),
+            .option('keep-setuid', { type: 'boolean', default: false, describe: 'restore setuid and setgid bits as stored (dropped by default)' })
+            .option('if-newer', { type: 'boolean', default: false, describe: 'with --latest: restore only when --to is empty or older than the latest snapshot, else exit 0' })
+            .option('json', { type: 'boolean', default: false, describe: 'progress and summary as JSON lines on stdout, even on a terminal' }),
         ),
       async (args) => (await import('./restore.js')).restoreCommand(args),
     )

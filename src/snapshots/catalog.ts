@@ -52,7 +52,7 @@ export async function readCatalog(store: ObjectStore, location: StoreLocation): 
   let latest: string | undefined;
   let pointerRefused: string | undefined;
   try {
-    latest = await readPointer(store, location);
+    latest = (await readPointer(store, location))?.manifest;
   } catch (error) {
     pointerRefused = errorMessage(error);
   }

@@ -10,8 +10,17 @@ const checksumFields = {
   crc32: z.string().regex(/^[0-9a-f]{8}$/, { message: 'expected 8 hex digits' }).optional(),
 };
 
+/**
+ * The largest chunk a manifest may name: 8 times the chunker's largest (2 MiB). Restore holds
+ * each chunk in memory to verify it before writing, so a crafted size must not go further.
+ */
+export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
+
 /** A chunk of a file in dedup mode: its SHA-256 (its name in the store) and its length. */
-const chunkRef = z.tuple([z.string().regex(/^[0-9a-f]{64}$/, { message: 'expected a SHA-256: 64 lower-case hex digits' }), z.number().int().positive()]);
+const chunkRef = z.tuple([
+  z.string().regex(/^[0-9a-f]{64}$/, { message: 'expected a SHA-256: 64 lower-case hex digits' }),
+  z.number().int().positive().max(MAX_CHUNK_BYTES, { message: `a chunk of at most ${MAX_CHUNK_BYTES} bytes (no chunker cuts larger)` }),
+]);
 
 export const fileEntrySchema = z.object({
   type: z.literal('file'),

@@ -71,10 +71,12 @@ export async function commitSnapshot(store: ObjectStore, location: StoreLocation
   if (manifest.complete) await writeJson(store, location, POINTER_NAME, { version: POINTER_VERSION, manifest: name, finishedAt: manifest.finishedAt });
 }
 
-/** The manifest name `latest.json` holds; undefined when the prefix has no pointer yet. */
-export async function readPointer(store: ObjectStore, location: StoreLocation): Promise<string | undefined> {
+export type SnapshotPointer = z.output<typeof pointerSchema>;
+
+/** `latest.json` under the prefix; undefined when the prefix has no pointer yet. */
+export async function readPointer(store: ObjectStore, location: StoreLocation): Promise<SnapshotPointer | undefined> {
   if (!(await store.has(keyFor(location, POINTER_NAME)))) return undefined;
-  return (await readStoredJson(store, location, POINTER_NAME, pointerSchema, 'a preemptd snapshot pointer')).manifest;
+  return readStoredJson(store, location, POINTER_NAME, pointerSchema, 'a preemptd snapshot pointer');
 }
 
 export function readManifest(store: ObjectStore, location: StoreLocation, name: string): Promise<Manifest> {
@@ -88,6 +90,6 @@ export function manifestChunks(manifest: Manifest): Set<string> {
 
 /** The manifest `latest.json` names, with its name; undefined when the prefix has no pointer yet. */
 export async function readLatest(store: ObjectStore, location: StoreLocation): Promise<{ name: string; manifest: Manifest } | undefined> {
-  const name = await readPointer(store, location);
-  return name === undefined ? undefined : { name, manifest: await readManifest(store, location, name) };
+  const pointer = await readPointer(store, location);
+  return pointer === undefined ? undefined : { name: pointer.manifest, manifest: await readManifest(store, location, pointer.manifest) };
 }

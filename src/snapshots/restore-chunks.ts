@@ -11,21 +11,24 @@ import { chunkName } from './repository.js';
 import { insideTarget } from './restore-entries.js';
 
 /** Chunks of one file fetched ahead of the one being written. */
-const CHUNKS_AHEAD = 8;
+export const CHUNKS_AHEAD = 8;
 
 /**
  * Fetches one chunk and checks it is what its name says: exactly `size` bytes (never more
- * read than that plus one) whose SHA-256 is `sha256`. Anything else names the chunk.
+ * read than that plus one) whose SHA-256 is `sha256`. Anything else names the chunk. The
+ * pieces are hashed as they come and kept as they are (no copy into one buffer).
  */
-async function fetchChunk(store: ObjectStore, location: StoreLocation, [sha256, size]: [string, number]): Promise<Buffer> {
+async function fetchChunk(store: ObjectStore, location: StoreLocation, [sha256, size]: [string, number]): Promise<Buffer[]> {
   const name = chunkName(sha256);
   const where = `chunk ${formatLocation(location)}${name}`;
   const pieces: Buffer[] = [];
+  const hash = createHash('sha256');
   let length = 0;
   try {
     for await (const piece of await store.get(keyFor(location, name))) {
       length += (piece as Buffer).length;
       if (length > size) throw new PreemptdError('ERR_RESTORE', `${where} is larger than the manifest's ${size} bytes`);
+      hash.update(piece as Buffer);
       pieces.push(piece as Buffer);
     }
   } catch (error) {
@@ -33,10 +36,9 @@ async function fetchChunk(store: ObjectStore, location: StoreLocation, [sha256, 
     throw new PreemptdError('ERR_RESTORE', `cannot read ${where}: ${errorMessage(error)}`, { cause: error });
   }
   if (length !== size) throw new PreemptdError('ERR_RESTORE', `${where} is ${length} bytes, the manifest says ${size}`);
-  const bytes = Buffer.concat(pieces, length);
-  const got = createHash('sha256').update(bytes).digest('hex');
+  const got = hash.digest('hex');
   if (got !== sha256) throw new PreemptdError('ERR_RESTORE', `${where} has SHA-256 ${got}: corrupted`);
-  return bytes;
+  return pieces;
 }
 
 /**
@@ -45,7 +47,7 @@ async function fetchChunk(store: ObjectStore, location: StoreLocation, [sha256, 
  */
 export async function* chunkedBody(store: ObjectStore, location: StoreLocation, file: ManifestFile): AsyncGenerator<Buffer> {
   const chunks = file.chunks ?? [];
-  const ahead: Promise<Buffer>[] = [];
+  const ahead: Promise<Buffer[]>[] = [];
   let next = 0;
   const fill = () => {
     while (next < chunks.length && ahead.length < CHUNKS_AHEAD) {
@@ -57,9 +59,9 @@ export async function* chunkedBody(store: ObjectStore, location: StoreLocation, 
   };
   fill();
   while (ahead.length > 0) {
-    const bytes = await ahead.shift()!;
+    const pieces = await ahead.shift()!;
     fill();
-    yield bytes;
+    yield* pieces;
   }
 }
 

@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { chmod, lstat, mkdir, rename, rm, symlink, utimes } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, rename, rm, symlink, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { addAbortSignal, Readable } from 'node:stream';
 import { PreemptdError } from '../lib/errors.js';
-import { measuringStream } from './checksum.js';
+import { runningChecksum } from './checksum.js';
 import type { Manifest, ManifestFile } from './manifest.js';
 import type { ChecksumAlgorithm } from './options.js';
+import type { RestoreTally } from './restore-tally.js';
 
 /** An entry not restored: wrong size or checksum, missing, unreadable, or refused. */
 export interface Failure {
@@ -24,6 +23,8 @@ export interface EntryWriter {
   keepSetuid: boolean;
   /** Aborts every write (Ctrl-C); the partial file is removed. */
   signal: AbortSignal;
+  /** Counts what is written, for the progress shown. */
+  tally: RestoreTally;
 }
 
 const SETID_BITS = 0o6000;
@@ -66,22 +67,32 @@ async function placeFor(target: string, path: string): Promise<string> {
   return full;
 }
 
-/** Passes at most `max` bytes; one more fails the stream, so nothing past `size` is written. */
-function atMost(max: number): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      seen += chunk.length;
-      if (seen > max) callback(new Refused(`larger than the manifest's ${max} bytes: stopped there`));
-      else callback(null, chunk);
-    },
-  });
+/**
+ * Bytes gathered before one writev: a few chunks or stream pieces a call. A loop over the
+ * body with one file handle instead of a pipeline of three transforms into a write stream
+ * (fewer stream hops, callbacks and garbage a piece), with chunk pieces no longer joined and
+ * S3's direct GETs (stores/s3-get.ts), took the restore bench from 5.3-6.2 to 3.5 CPU-s/GB.
+ */
+const WRITE_BATCH_BYTES = 1024 * 1024;
+
+/** Writes every byte of `pieces`, however the kernel splits the writes. */
+async function writeAll(handle: FileHandle, pieces: Buffer[]): Promise<void> {
+  let rest = pieces;
+  while (rest.length > 0) {
+    let written = (await handle.writev(rest)).bytesWritten;
+    while (rest.length > 0 && written >= rest[0]!.length) {
+      written -= rest[0]!.length;
+      rest = rest.slice(1);
+    }
+    if (written > 0) rest = [rest[0]!.subarray(written), ...rest.slice(1)];
+  }
 }
 
 /**
  * Writes the file's bytes next to its destination, checks size and checksum, then renames it
  * into place. `openBody` is called only once the destination is known to be safe: a refused
- * entry opens nothing (an opened store object would hold a descriptor or a connection).
+ * entry opens nothing (an opened store object would hold a descriptor or a connection). At
+ * most `size` + 1 bytes are read: one more than the manifest says fails the file there.
  */
 export async function writeVerified(
   openBody: () => Promise<Readable | AsyncIterable<Buffer>>,
@@ -96,16 +107,34 @@ export async function writeVerified(
     throw error;
   }
   const partial = join(dirname(destination), `.${randomBytes(4).toString('hex')}.partial`);
-  const measure = measuringStream(writer.checksum);
+  const running = runningChecksum(writer.checksum);
+  let size = 0;
   try {
+    const handle = await open(partial, 'wx');
     try {
-      await pipeline(await openBody(), atMost(file.size), measure.stream, createWriteStream(partial, { flags: 'wx' }), { signal: writer.signal });
-    } catch (error) {
-      if (error instanceof Refused) return { path: file.path, reason: error.message };
-      throw error;
+      const body = await openBody();
+      // A stalled download ends at Ctrl-C; a generator's own fetches stop with the store's signal.
+      const source: AsyncIterable<Buffer> = body instanceof Readable ? addAbortSignal(writer.signal, body) : body;
+      let batch: Buffer[] = [];
+      let batched = 0;
+      for await (const piece of source) {
+        writer.signal.throwIfAborted();
+        size += piece.length;
+        if (size > file.size) return { path: file.path, reason: `larger than the manifest's ${file.size} bytes: stopped there` };
+        running.update(piece);
+        writer.tally.fetched(piece.length);
+        batch.push(piece);
+        batched += piece.length;
+        if (batched < WRITE_BATCH_BYTES) continue;
+        await writeAll(handle, batch);
+        batch = [];
+        batched = 0;
+      }
+      await writeAll(handle, batch);
+    } finally {
+      await handle.close();
     }
-    const got = measure.digest();
-    const size = measure.bytes();
+    const got = running.digest();
     if (size !== file.size) return { path: file.path, reason: `size ${size}, manifest says ${file.size}` };
     if (got !== file[writer.checksum]) return { path: file.path, reason: `${writer.checksum} ${got}, manifest says ${file[writer.checksum]}` };
     await chmod(partial, writer.keepSetuid ? file.mode : file.mode & ~SETID_BITS);

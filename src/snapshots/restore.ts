@@ -11,7 +11,10 @@ import { MANIFEST_NAME, manifestSchema, type Manifest, type ManifestFile } from 
 import { insideTarget, restoreLinks, writeVerified, type EntryWriter, type Failure } from './restore-entries.js';
 import { formatLocation, keyFor, parseLocation, type StoreLocation } from '../stores/location.js';
 import { readLatest } from './repository.js';
-import { alreadyPresent, chunkedBody } from './restore-chunks.js';
+import { alreadyPresent, chunkedBody, CHUNKS_AHEAD } from './restore-chunks.js';
+import { writeMarker } from './restore-marker.js';
+import { checkRoom } from './restore-room.js';
+import { RestoreTally } from './restore-tally.js';
 import { readStoredJson } from './stored-json.js';
 import { openStore } from '../stores/registry.js';
 import type { ObjectStore } from '../stores/types.js';
@@ -35,6 +38,8 @@ export interface RestoreOptions {
   concurrency?: number;
   /** Restore setuid and setgid bits as stored; dropped by default. */
   keepSetuid?: boolean;
+  /** Counted into as the restore goes, for a progress display. */
+  tally?: RestoreTally;
 }
 
 export interface RestoreResult {
@@ -56,17 +61,7 @@ export interface RestoreResult {
  * the partial files and rejects with ERR_RESTORE.
  */
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {
-  const location = parseLocation(options.from.replace(new RegExp(`${MANIFEST_NAME}$`), ''));
-  const store = await openStore(location, {
-    endpoint: options.endpoint,
-    forcePathStyle: options.forcePathStyle,
-    region: options.region,
-    partSize: 8 * 1024 * 1024,
-    queueSize: 1,
-    concurrency: options.concurrency ?? 4,
-    signal: options.signal,
-    log: options.log,
-  });
+  const { location, store } = await openRestoreStore(options);
   try {
     const where = formatLocation(location);
     const manifest = options.latest ? await latestManifest(store, location) : await readStoredJson(store, location, MANIFEST_NAME, manifestSchema, 'a preemptd manifest');
@@ -74,12 +69,16 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       options.log.warn({ from: where, skipped: manifest.skipped.length }, `the snapshot is incomplete: ${manifest.skipped.length} files were not stored when it was taken`);
     }
     for (const entry of manifest.files) insideTarget(resolve(options.to), entry.path);
+    const files = manifest.files.filter((entry): entry is ManifestFile => entry.type === 'file');
+    const tally = options.tally ?? new RestoreTally();
+    tally.filesTotal = files.length;
+    tally.bytesTotal = files.reduce((sum, file) => sum + file.size, 0);
     await mkdir(options.to, { recursive: true });
     // `--to` itself may be a link (the user named it); below it, nothing is followed.
     const target = await realpath(options.to);
-    const writer: EntryWriter = { target, checksum: manifest.checksum, keepSetuid: options.keepSetuid ?? false, signal: options.signal };
+    await checkRoom(target, files);
+    const writer: EntryWriter = { target, checksum: manifest.checksum, keepSetuid: options.keepSetuid ?? false, signal: options.signal, tally };
 
-    const files = manifest.files.filter((entry): entry is ManifestFile => entry.type === 'file');
     const concurrency = options.concurrency ?? 4;
     const { failures, present } =
       manifest.mode === 'files'
@@ -99,10 +98,11 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
       files: files.length,
       present,
       links: manifest.files.length - files.length - linksSkipped.length - links.refused.length,
-      bytes: files.reduce((sum, file) => sum + file.size, 0),
+      bytes: tally.bytesTotal,
       linksSkipped,
       manifest,
     };
+    await writeMarker(target, { from: where, finishedAt: manifest.finishedAt });
     options.log.info({ from: where, to: target, files: result.files, present, links: result.links, bytes: result.bytes }, 'restore finished; every checksum verified');
     return result;
   } catch (error) {
@@ -111,6 +111,24 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   } finally {
     await store.close();
   }
+}
+
+/** The store a restore reads: `from` without a trailing manifest.json. */
+export async function openRestoreStore(options: Omit<RestoreOptions, 'to'>): Promise<{ location: StoreLocation; store: ObjectStore }> {
+  const location = parseLocation(options.from.replace(new RegExp(`${MANIFEST_NAME}$`), ''));
+  const store = await openStore(location, {
+    endpoint: options.endpoint,
+    forcePathStyle: options.forcePathStyle,
+    region: options.region,
+    partSize: 8 * 1024 * 1024,
+    // Requests in flight per file (a dedup file's chunks fetched ahead): the store sizes its
+    // keep-alive pool to concurrency x queueSize, so no fetch waits for a socket.
+    queueSize: CHUNKS_AHEAD,
+    concurrency: options.concurrency ?? 4,
+    signal: options.signal,
+    log: options.log,
+  });
+  return { location, store };
 }
 
 async function latestManifest(store: ObjectStore, location: StoreLocation): Promise<Manifest> {
@@ -140,17 +158,21 @@ async function restoreFiles(
   const worker = async () => {
     while (next < files.length && !writer.signal.aborted) {
       const file = files[next++]!;
+      let failure: Failure | undefined;
       try {
         if (await isPresent?.(file)) {
           present += 1;
+          writer.tally.filesPresent += 1;
+          writer.tally.bytesReused += file.size;
           continue;
         }
-        const failure = await writeVerified(() => openBody(file), file, writer);
-        if (failure) failures.push(failure);
+        failure = await writeVerified(() => openBody(file), file, writer);
       } catch (error) {
         if (writer.signal.aborted) throw error;
-        failures.push({ path: file.path, reason: `download failed: ${errorMessage(error)}` });
+        failure = { path: file.path, reason: `download failed: ${errorMessage(error)}` };
       }
+      if (failure) failures.push(failure);
+      writer.tally[failure ? 'filesFailed' : 'filesRestored'] += 1;
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, files.length)) }, worker));
@@ -180,17 +202,20 @@ async function restoreArchive(store: ObjectStore, location: StoreLocation, manif
     if (entry.header.size !== file.size) {
       // Not one byte of it is written: the header says how much would come.
       failures.push({ path: file.path, reason: `archive entry of ${entry.header.size} bytes, manifest says ${file.size}: not written` });
+      writer.tally.filesFailed += 1;
       entry.resume();
       continue;
     }
     // A streamx stream: async iterable at runtime, though its types do not say so.
     const failure = await writeVerified(() => Promise.resolve(entry as unknown as AsyncIterable<Buffer>), file, writer);
     if (failure) failures.push(failure);
+    writer.tally[failure ? 'filesFailed' : 'filesRestored'] += 1;
     // A refused entry was never read: skip its bytes so the archive goes on (a no-op once read).
     entry.resume();
   }
   await unpacking;
   if (measure.digest() !== archive[manifest.checksum]) failures.push({ path: archive.key, reason: `archive ${manifest.checksum} does not match the manifest` });
   for (const path of wanted.keys()) failures.push({ path, reason: 'missing from the archive' });
+  writer.tally.filesFailed += wanted.size;
   return failures;
 }

@@ -5,6 +5,7 @@ import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { FinalizeHandler, FinalizeHandlerArguments, MetadataBearer } from '@smithy/types';
 import { formatLocation, type BucketLocation } from './location.js';
+import { DirectGets } from './s3-get.js';
 import { abortUpload, uploadParts } from './s3-multipart.js';
 import { PreemptdError } from '../lib/errors.js';
 import { abortError, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
@@ -42,6 +43,7 @@ const CONNECT_TIMEOUT_MS = 5_000;
  */
 export function openS3Store(location: BucketLocation, options: StoreOptions): ObjectStore {
   const sockets = options.concurrency * options.queueSize + 2;
+  const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: sockets }), https: new HttpsAgent({ keepAlive: true, maxSockets: sockets }) };
   const client = new S3Client({
     ...(options.region ? { region: options.region } : {}),
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
@@ -49,13 +51,14 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
     followRegionRedirects: true,
     expectContinueHeader: EXPECT_CONTINUE,
     requestHandler: new NodeHttpHandler({
-      httpAgent: new HttpAgent({ keepAlive: true, maxSockets: sockets }),
-      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: sockets }),
+      httpAgent: agents.http,
+      httpsAgent: agents.https,
       connectionTimeout: CONNECT_TIMEOUT_MS,
     }),
   });
   const openUploads = new Map<string, string>();
   sendUnsignedChecksummedPayloads(client);
+  const direct = new DirectGets(client, agents);
 
   const stat = async (key: string): Promise<ObjectInfo | undefined> => {
     try {
@@ -77,6 +80,8 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
       await uploadParts(client, target, parts, { queueSize: options.queueSize, signal: stops, onBytes, open: openUploads });
     },
     async get(key) {
+      const body = await direct.get(key, options.signal);
+      if (body) return body;
       const response = await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: key }), { abortSignal: options.signal });
       return response.Body as Readable;
     },

@@ -2,13 +2,11 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { ROOT } from '../helpers/examples.js';
+import { validateKubernetesObject as validate, type Manifest } from '../helpers/kubernetes-schema.js';
 
 // What `kubectl kustomize` renders from packaging/kubernetes/overlays/*: the objects a user
 // applies, checked against the Kubernetes OpenAPI schemas (kubernetes-models' validators,
 // offline) and for the fields that make them safe to run.
-
-/** Rendered objects are read as plain JSON: the checks below name the fields they need. */
-type Manifest = Record<string, any>;
 
 const KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
 if (!KUBECTL) console.warn('kubectl is not on PATH: the kustomize overlays in packaging/kubernetes are not rendered or checked');
@@ -43,20 +41,6 @@ function only(objects: Manifest[], kind: string): Manifest {
   const found = objects.filter((object) => object.kind === kind);
   if (found.length !== 1) throw new Error(`expected one ${kind}, rendered ${found.length}`);
   return found[0]!;
-}
-
-/** Validates one object against its kind's OpenAPI schema; throws naming the fields that are wrong. */
-async function validate(object: Manifest): Promise<void> {
-  const apiVersion = String(object.apiVersion);
-  const kind = String(object.kind);
-  // Core kinds live under kubernetes-models/v1, the others under their group.
-  const noSchema = (why: string) => new Error(`no Kubernetes schema for ${apiVersion} ${kind} (${why})`);
-  const module = (await import(`kubernetes-models/${apiVersion}/${kind}`).catch((error: Error) => {
-    throw noSchema(error.message);
-  })) as Record<string, new (data: Manifest) => { validate(): void }>;
-  const Model = module[kind];
-  if (Model === undefined) throw noSchema(`kubernetes-models/${apiVersion}/${kind} has no ${kind}`);
-  new Model(object).validate();
 }
 
 /** A Kubernetes memory quantity in bytes: `128Mi`, `200M`, `1Gi`, `1048576`. */

@@ -6,6 +6,8 @@ import { seededRandom, testBytes } from '../helpers/seed.js';
 /** Bytes from an explicit seed (a fast-check value), so a failing case can be replayed. */
 const bytesOf = (size: number, seed: number) => seededRandom(seed, 'chunker').bytes(size);
 
+const sha = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
 const SMALL: ChunkSizes = { minSize: 2048, avgSize: 8192, maxSize: 32768 };
 
 /** Chunk lengths of `data` fed in pieces cut at `splits`. */
@@ -85,6 +87,18 @@ describe('content-defined chunking', () => {
       }),
       { numRuns: 25 },
     );
+  });
+
+  test('what is kept for the next push is a copy: the caller may reuse a Buffer it pushed (the reader does)', () => {
+    const data = testBytes(3 * SMALL.maxSize + 1000);
+    let at = 0;
+    const expected = chunkLengths(data).map((length) => sha(data.subarray(at, (at += length))));
+    const chunker = new ContentChunker(SMALL);
+    const reused = Buffer.from(data);
+    const got = chunker.push(reused).map((chunk) => Buffer.from(chunk));
+    reused.fill(0);
+    got.push(...chunker.end().map((chunk) => Buffer.from(chunk)));
+    expect(got.map((chunk) => sha(chunk))).toEqual(expected);
   });
 
   test('sizes gather around the average on random data', () => {

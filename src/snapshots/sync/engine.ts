@@ -235,7 +235,7 @@ export class SyncEngine {
   private async trustRecord(): Promise<void> {
     const before = Date.now() - CHUNK_REUSE_WINDOW_MS;
     if (!this.record.hasStoredBefore(before)) return;
-    const pointer = await readPointer(this.store, this.location);
+    const pointer = (await readPointer(this.store, this.location))?.manifest;
     const named =
       pointer !== undefined && pointer === this.pointerChunks?.name
         ? this.pointerChunks
