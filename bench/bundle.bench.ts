@@ -20,8 +20,9 @@ import { bareNode, startToReady } from './startup-ready.bench.js';
  *   1. READY p50: process start -> READY=1 against the AWS simulator, each build with a warm
  *      compile cache of its own (as the systemd unit runs it), interleaved, `--runs` each.
  *   2. `preemptd --help` p50, warm compile cache, interleaved.
- *   3. Idle: both agents (three steps, 1 s poll) and a plain got loop, each against its own
- *      simulator, for `--seconds` (600 for the documented figure; 0 skips it): RSS, CPU per poll.
+ *   3. Idle: both agents (three steps, 1 s poll) on an instance in no Auto Scaling group, the
+ *      bundle again in a group, and a plain got loop, each against its own simulator, for
+ *      `--seconds` (600 for the documented figure; 0 skips it): RSS, CPU per poll.
  *   4. Production install size (du): today's install-production.sh against install-bundle.sh.
  * Goals: READY and --help <= 0.5x today's, idle RSS <= 70 MB, CPU per poll <= 0.6x the got
  * loop, install <= 40 % of today's.
@@ -105,10 +106,13 @@ interface Idler {
 
 async function idle(builds: Build[], seconds: number, work: string): Promise<void> {
   const idlers: Idler[] = [];
+  // The common case is an instance in no Auto Scaling group (lifecycle item 404, read once a
+  // minute); in a group the agent reads that item every poll too, which is its own line.
+  const agents = [...builds.map((build) => ({ build, label: build.label, inAutoScalingGroup: false })), { build: builds.at(-1)!, label: `${builds.at(-1)!.label}, in an ASG`, inAutoScalingGroup: true }];
   try {
-    for (const build of builds) {
-      const simulator = await startSimulator({ provider: 'aws' });
-      const dir = join(work, `idle-${builds.indexOf(build)}`);
+    for (const [index, { build, label, inAutoScalingGroup }] of agents.entries()) {
+      const simulator = await startSimulator({ provider: 'aws', inAutoScalingGroup });
+      const dir = join(work, `idle-${index}`);
       mkdirSync(dir);
       const child = spawnAgent(dir, {
         cli: build.cli,
@@ -123,9 +127,9 @@ async function idle(builds: Build[], seconds: number, work: string): Promise<voi
         ],
         runArgs: ['--log-level', 'warn'],
       });
-      idlers.push({ label: build.label, child, simulator });
+      idlers.push({ label, child, simulator });
     }
-    const simulator = await startSimulator({ provider: 'aws' });
+    const simulator = await startSimulator({ provider: 'aws', inAutoScalingGroup: false });
     idlers.push({ label: 'plain got loop', simulator, child: spawn(process.execPath, [fileURLToPath(new URL('./lib/got-poller.js', import.meta.url)), simulator.url], { stdio: 'inherit' }) });
     // Start-up (module loading) is not idle cost: measure from a warm start.
     await sleep(5000);

@@ -25,23 +25,27 @@ const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const EXTERNAL = ['@node-rs/crc32', 'systemd-notify'];
 
 /**
- * yargs imports Node's `assert` for two sanity checks it runs on every start; loading assert
- * costs more than yargs itself (30-80 ms here). The bundle gives yargs the two checks as plain
- * comparisons; assert is loaded only to build the error when one fails.
+ * yargs imports Node's `assert` for two sanity checks it runs on every start, and pino's
+ * sonic-boom and thread-stream require it for one check each; loading assert costs more than
+ * yargs itself (30-80 ms here). The bundle gives them the checks as plain comparisons; assert is
+ * loaded only to build the error when one fails.
  */
-const ASSERT_FOR_YARGS = `
+const PLAIN_ASSERT = `
 const fail = (message, actual, expected, operator) => {
   const { AssertionError } = process.getBuiltinModule('node:assert');
   throw new AssertionError({ message, actual, expected, operator });
 };
-export const strictEqual = (actual, expected, message) => { if (!Object.is(actual, expected)) fail(message, actual, expected, 'strictEqual'); };
-export const notStrictEqual = (actual, expected, message) => { if (Object.is(actual, expected)) fail(message, actual, expected, 'notStrictEqual'); };
+const ok = (value, message) => { if (!value) fail(message, value, true, '=='); };
+const strictEqual = (actual, expected, message) => { if (!Object.is(actual, expected)) fail(message, actual, expected, 'strictEqual'); };
+const notStrictEqual = (actual, expected, message) => { if (Object.is(actual, expected)) fail(message, actual, expected, 'notStrictEqual'); };
+module.exports = Object.assign(ok, { ok, strictEqual, notStrictEqual });
 `;
-const assertForYargs: Plugin = {
-  name: 'assert-for-yargs',
+const PLAIN_ASSERT_USERS = /\/node_modules\/(yargs|sonic-boom|thread-stream)\//;
+const plainAssert: Plugin = {
+  name: 'plain-assert',
   setup(build) {
-    build.onResolve({ filter: /^assert$/ }, ({ importer }) => (importer.includes('/node_modules/yargs/') ? { path: 'assert', namespace: 'assert-for-yargs' } : undefined));
-    build.onLoad({ filter: /.*/, namespace: 'assert-for-yargs' }, () => ({ loader: 'js', contents: ASSERT_FOR_YARGS }));
+    build.onResolve({ filter: /^assert$/ }, ({ importer }) => (PLAIN_ASSERT_USERS.test(importer) ? { path: 'assert', namespace: 'plain-assert' } : undefined));
+    build.onLoad({ filter: /.*/, namespace: 'plain-assert' }, () => ({ loader: 'js', contents: PLAIN_ASSERT }));
   },
 };
 
@@ -52,25 +56,30 @@ const assertForYargs: Plugin = {
  * lazy exports' loaders. `fs` loads fs/promises and with it streams, readline and the REPL's
  * history; `util` loads parseArgs, diff and worker_threads: 35 internal modules that neither
  * --version nor an idle agent uses (importing fs and util so: 4-9 ms on a quiet machine). The view
- * reads each export where it is used. A built-in that is a function (events, assert, module) is
- * taken as it is: its exports are not lazy.
+ * reads each export where it is used, and loads the built-in itself only then: its export names
+ * are taken here, from the Node that builds (the one the package ships), so that a chunk that
+ * imports crypto, child_process, zlib or http2 for a step or a store loads none of them before
+ * READY=1 (at load 10: crypto 4 ms, fs/promises 4 ms, the others about 1 ms each).
+ * A built-in that is a function (events, assert, module) is taken as it is: its exports are not lazy.
  * require() calls of the bundled CommonJS packages keep Node's own require.
  */
 const BUILTIN = new RegExp(`^(node:)?(${builtinModules.map((name) => name.replace(/\//g, '\\/')).join('|')})$`);
-const BUILTIN_VIEW = `
-const builtin = process.getBuiltinModule(NAME);
+function builtinView(name: string): string {
+  const builtin = process.getBuiltinModule(name) as object;
+  if (typeof builtin === 'function') return `module.exports = process.getBuiltinModule(${JSON.stringify(name)});`;
+  return `
+let builtin;
+const load = () => (builtin ??= process.getBuiltinModule(${JSON.stringify(name)}));
 const view = {};
-if (typeof builtin === 'function') module.exports = builtin;
-else {
-  for (const key of Object.getOwnPropertyNames(builtin)) Object.defineProperty(view, key, { get: () => builtin[key], set: (value) => { builtin[key] = value; }, enumerable: true });
-  module.exports = view;
-}
+for (const key of ${JSON.stringify(Object.getOwnPropertyNames(builtin))}) Object.defineProperty(view, key, { get: () => load()[key], set: (value) => { load()[key] = value; }, enumerable: true });
+module.exports = view;
 `;
+}
 const lazyBuiltins: Plugin = {
   name: 'lazy-builtins',
   setup(build) {
     build.onResolve({ filter: BUILTIN }, ({ path, kind }) => (kind === 'require-call' ? undefined : { path: path.replace(/^node:/, ''), namespace: 'lazy-builtin' }));
-    build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, ({ path }) => ({ loader: 'js', contents: BUILTIN_VIEW.replace('NAME', JSON.stringify(`node:${path}`)) }));
+    build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, ({ path }) => ({ loader: 'js', contents: builtinView(`node:${path}`) }));
   },
 };
 
@@ -95,23 +104,34 @@ const lazyIntl: Plugin = {
   },
 };
 
+/** Replaces one exact piece of a package's file; the build fails when the piece is gone. */
+function patchPackage(name: string, file: RegExp, from: string, to: string): Plugin {
+  return {
+    name,
+    setup(build) {
+      build.onLoad({ filter: file }, ({ path }) => {
+        const source = readFileSync(path, 'utf8');
+        if (!source.includes(from)) throw new Error(`${path}: no longer holds \`${from}\`: update ${name} in scripts/bundle.ts`);
+        return { loader: 'js', contents: source.replace(from, to) };
+      });
+    },
+  };
+}
+
 /**
  * yargs renders a command's whole help (cliui, string-width, an Intl.Segmenter) each time it
  * runs the command, in case the handler later calls showHelp(); our handlers never do (a usage
  * error points to --help). In `run` that rendering sat between the handler's start and READY=1.
  * The bundle leaves the help to be rendered when it is asked for.
  */
-const HELP_CACHE = 'cachedHelpMessage = this.help();';
-const yargsHelpOnDemand: Plugin = {
-  name: 'yargs-help-on-demand',
-  setup(build) {
-    build.onLoad({ filter: /node_modules\/yargs\/build\/lib\/usage\.js$/ }, ({ path }) => {
-      const source = readFileSync(path, 'utf8');
-      if (!source.includes(HELP_CACHE)) throw new Error(`${path}: no longer caches the help as \`${HELP_CACHE}\`: update yargsHelpOnDemand`);
-      return { loader: 'js', contents: source.replace(HELP_CACHE, 'cachedHelpMessage = undefined;') };
-    });
-  },
-};
+const yargsHelpOnDemand = patchPackage('yargs-help-on-demand', /node_modules\/yargs\/build\/lib\/usage\.js$/, 'cachedHelpMessage = this.help();', 'cachedHelpMessage = undefined;');
+
+/**
+ * Each yargs instance first guesses its version: it walks up from the entry reading every
+ * folder for a package.json, and where none is found (an installed bundle) fails an assertion,
+ * which loads node:assert (1-3 ms before READY=1). src/commands/program.ts gives the version.
+ */
+const yargsVersionGiven = patchPackage('yargs-version-given', /node_modules\/yargs\/build\/lib\/yargs-factory\.js$/, 'yargs.version();', '');
 
 export async function bundle(outdir: string): Promise<void> {
   rmSync(outdir, { recursive: true, force: true });
@@ -138,7 +158,7 @@ export async function bundle(outdir: string): Promise<void> {
     legalComments: 'eof',
     // Bundled CommonJS packages require() Node's built-ins; ESM output has no `require` of its own.
     banner: { js: "import { createRequire as __preemptdRequire } from 'node:module'; const require = __preemptdRequire(import.meta.url);" },
-    plugins: [assertForYargs, lazyBuiltins, lazyIntl, yargsHelpOnDemand],
+    plugins: [plainAssert, lazyBuiltins, lazyIntl, yargsHelpOnDemand, yargsVersionGiven],
     metafile: true,
     logLevel: 'warning',
     write: false,

@@ -82,9 +82,9 @@ export class SimulatedAws implements SimulatedCloud {
       'local-ipv4': '10.0.1.23',
       'placement/availability-zone': 'us-east-1a',
       'placement/region': 'us-east-1',
-      // In an Auto Scaling group, as ec2-metadata-mock shows it; `--action autoscaling` terminates it.
-      [LIFECYCLE_ITEM]: 'InService',
     };
+    // In an Auto Scaling group, as ec2-metadata-mock shows it; `--action autoscaling` terminates it.
+    if (options.inAutoScalingGroup !== false) facts[LIFECYCLE_ITEM] = 'InService';
     for (const [path, value] of Object.entries(facts)) this.values.set(path, value);
   }
 

@@ -53,4 +53,9 @@ export interface SimulatedCloudOptions {
    * `required` refuses them with 401, `unavailable` answers the token PUT with 404.
    */
   metadataTokens?: 'optional' | 'required' | 'unavailable';
+  /**
+   * AWS: whether the instance is in an Auto Scaling group (default true, target lifecycle state
+   * InService). false answers that item 404, as most instances do; benches use it for the common case.
+   */
+  inAutoScalingGroup?: boolean;
 }

@@ -91,6 +91,17 @@ describe('AWS provider against the simulator', () => {
     expect(recorder.reads.filter((read) => read.source === 'spot/instance-action').every((read) => read.status === 404)).toBe(true);
   });
 
+  test('an instance in no Auto Scaling group (inAutoScalingGroup: false) answers its lifecycle item 404, which the provider then reads once a minute', async () => {
+    simulator = await startSimulator({ provider: 'aws', inAutoScalingGroup: false });
+    const recorder = watchRecorder();
+    const watching = collectEvents(new AwsProvider(testProviderOptions(simulator.url)), recorder, 1);
+    await recorder.readMatching((read) => read.source === 'autoscaling/target-lifecycle-state');
+    await recorder.readMatching((read) => read.source === 'spot/instance-action' && read.status === 404);
+    simulator.trigger({ kind: 'terminate' });
+    expect(noticeOf((await watching)[0]).kind).toBe('terminate');
+    expect(recorder.reads.filter((read) => read.source === 'autoscaling/target-lifecycle-state').map((read) => read.status)).toEqual([404]);
+  });
+
   test('a hibernate from the simulator comes with no lead time, and the notice is due aws.hibernateBudget after it was seen', async () => {
     simulator = await startSimulator({ provider: 'aws' });
     simulator.trigger({ kind: 'hibernate', leadMs: 120_000 });

@@ -56,6 +56,25 @@ test.each([['--help'], ['--version']])('`%s` loads neither node:crypto (notice i
   expect(loaded.filter((name) => /^NativeModule (crypto|assert|internal\/fs\/promises|internal\/util\/parse_args\/parse_args|internal\/util\/diff|worker_threads)$/.test(name))).toEqual([]);
 });
 
+test('an idle agent loads none of the built-ins only steps, stores or commands use (crypto, tls, https, zlib, http2, dns/promises) though its chunks import them, nor node:assert', async () => {
+  const work = resources.tempDir();
+  const metadata = await resources.simulator({ provider: 'aws' });
+  const file = join(work, 'config.yaml');
+  writeFileSync(file, [`provider: aws`, `metadataUrl: ${metadata.url}`, `stateDir: ${join(work, 'state')}`, 'server: { listen: "127.0.0.1:0" }', 'pollInterval: 100ms', 'steps: []'].join('\n'));
+  const probe = join(work, 'probe.mjs');
+  writeFileSync(probe, `process.on('exit', () => console.error('LOADED ' + process.moduleLoadList.join(',')));`);
+  const agent = resources.agent(['--config', file], { NODE_OPTIONS: `--import=${probe}` }, cli);
+  await agent.waitForLog((line) => line.msg === 'daemon watching');
+  await until(() => (metadata.requests.get('/latest/meta-data/spot/instance-action') ?? 0) >= 5);
+  agent.child.kill('SIGTERM');
+  expect(await agent.exited).toBe(0);
+  const loaded = /LOADED (.*)/.exec(agent.output())![1]!.split(',');
+  expect(loaded).toContain('NativeModule http');
+  // The bundle's views of built-ins load one on its first use, not where a chunk imports it (scripts/bundle.ts lazyBuiltins);
+  // yargs gives the version it is told without looking for a package.json, pino's streams get plain checks (plainAssert).
+  expect(loaded.filter((name) => /^NativeModule (crypto|tls|https|zlib|http2|dns\/promises|assert)$/.test(name))).toEqual([]);
+});
+
 /** Prints, as the process exits, the bundle's files it loaded (module.registerHooks sees every ES module load). */
 const LOAD_PROBE_SOURCE = `import { registerHooks } from 'node:module'; const loaded = []; registerHooks({ load(url, context, next) { loaded.push(url); return next(url, context); } }); process.on('exit', () => console.error('MODULES ' + JSON.stringify(loaded)))`;
 const LOAD_PROBE = `data:text/javascript,${LOAD_PROBE_SOURCE}`;
