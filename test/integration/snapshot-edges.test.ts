@@ -39,10 +39,11 @@ async function allFiles(root: string): Promise<string[]> {
 
 describe('snapshot walk and the deadline', () => {
   test('a tree too large to list before the cut-off: the walk stops there and a manifest of what was stored is written', async () => {
-    // 40,000 files in 200 directories (one touch each, fast): listing them takes about 1 s
-    // here, several times the 300 ms step.
-    execFileSync('bash', ['-c', 'mkdir big && cd big && for d in $(seq 100 299); do mkdir d$d && (cd d$d && touch f{1..200}); done'], { cwd: dir });
-    step = testStepContext({ timeoutMs: 300 });
+    // 120,000 files in 600 directories (one touch each): listing 80,000 took 1.5-1.7 s at
+    // load 8, so this outlasts the 750 ms cut-off of a 1 s step even on a quiet machine. A
+    // 300 ms step left a 75 ms reserve for the manifest, which a loaded machine overran.
+    execFileSync('bash', ['-c', 'mkdir big && cd big && for d in $(seq 100 699); do mkdir d$d && (cd d$d && touch f{1..200}); done'], { cwd: dir });
+    step = testStepContext({ timeoutMs: 1000 });
     const options = snapshotOptionsSchema.parse({ paths: [join(dir, 'big')], to: `file://${dir}/store/`, reserve: '2s' });
 
     const run = snapshotStep.run(options, step.context);
