@@ -156,7 +156,9 @@ export class ContentChunker {
       chunks.push(data.subarray(from, cut));
       from = cut;
     }
-    this.pending = data.slice(from);
+    // A copy, kept past this push: the caller reuses `data`'s memory (and a Buffer's slice()
+    // would be a view of it).
+    this.pending = new Uint8Array(data.subarray(from));
     return chunks;
   }
 

@@ -55,6 +55,22 @@ describe('content-defined chunking', () => {
     );
   });
 
+  test('keeps its own copy of what it holds between pushes: the caller may reuse a pushed Buffer', () => {
+    const data = testBytes(100_000);
+    const expected = chunkHashes(data);
+    const chunker = new ContentChunker(SMALL);
+    const piece = Buffer.alloc(10_000);
+    const hashes: string[] = [];
+    const hash = (chunk: Uint8Array) => hashes.push(createHash('sha256').update(chunk).digest('hex'));
+    for (let at = 0; at < data.length; at += piece.length) {
+      data.copy(piece, 0, at, at + piece.length);
+      chunker.push(piece).forEach(hash);
+      piece.fill(0xee);
+    }
+    chunker.end().forEach(hash);
+    expect(hashes).toEqual(expected);
+  });
+
   test('an insertion changes only the chunks around it: the rest are the same chunks again', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.integer({ min: 1, max: 50_000 }), fc.double({ min: 0.05, max: 0.95 }), (seed, inserted, where) => {
