@@ -26,17 +26,17 @@ class ChunkSender {
   ) {}
 
   /**
-   * Resolves once the chunk is accepted; `stored` settles when it is in the store. `copy` gives
-   * the chunk's bytes, copied out of the reader's memory, and is called (before this resolves)
-   * only for a chunk to be sent.
+   * Resolves once the chunk is accepted; `stored` settles when it is in the store. `bytes`
+   * gives the chunk's bytes, which must stay untouched until `stored` settles; it is called
+   * (before this resolves) only for a chunk to be sent.
    */
-  async offer(sha256: string, copy: () => Buffer): Promise<{ stored: Promise<void> }> {
+  async offer(sha256: string, bytes: () => Buffer): Promise<{ stored: Promise<void> }> {
     if (this.known.has(sha256)) return { stored: Promise.resolve() };
     while (this.inFlight >= this.limit) await new Promise<void>((resolve) => this.slots.push(resolve));
     const already = this.sending.get(sha256);
     if (already) return { stored: already };
     this.inFlight += 1;
-    const stored = this.store(sha256, copy()).finally(() => {
+    const stored = this.store(sha256, bytes()).finally(() => {
       this.inFlight -= 1;
       this.slots.shift()?.();
     });
@@ -58,9 +58,12 @@ class ChunkSender {
 
 /**
  * Offers each chunk of a file to `sender`, as the reading thread cut and hashed them (parts
- * read with `chunks`). A chunk may span parts: the unfinished end of each part is copied
- * before the part is released (the reader reuses that memory), and a chunk to be sent is
- * copied out too. Resolves to the file's chunk list once every chunk is stored.
+ * read with `chunks`). A chunk wholly inside a part is sent from the part's memory, and the
+ * part goes back to the reader once those chunks are stored: no copy, no garbage (copying
+ * each chunk out had the main thread spend a quarter of its time in Buffer.concat and the
+ * garbage collector, on the 2 GiB chunking bench). A chunk that spans parts is copied: the
+ * unfinished end of each part is kept, copied, for the next one. Resolves to the file's chunk
+ * list once every chunk is stored.
  */
 async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender): Promise<ChunkRef[]> {
   const refs: ChunkRef[] = [];
@@ -70,20 +73,22 @@ async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender):
   try {
     for await (const part of parts) {
       let at = 0;
+      const fromPart: Promise<void>[] = [];
       for (const [sha256, size] of part.chunks ?? []) {
         // A chunk takes the bytes begun in earlier parts first (it may lie wholly among them).
         const earlier = begun.subarray(0, size);
         begun = begun.subarray(earlier.length);
         const here = part.bytes.subarray(at, at + size - earlier.length);
         at += here.length;
-        const offered = await sender.offer(sha256, () => Buffer.concat([earlier, here]));
+        const offered = await sender.offer(sha256, () => (earlier.length ? Buffer.concat([earlier, here]) : here));
         // Awaited below; a failure must not go unhandled while later chunks are offered.
         offered.stored.catch(() => undefined);
         stored.push(offered.stored);
+        if (!earlier.length) fromPart.push(offered.stored);
         refs.push([sha256, size]);
       }
       if (at < part.bytes.length) begun = Buffer.concat([begun, part.bytes.subarray(at)]);
-      part.release?.();
+      void Promise.allSettled(fromPart).then(() => part.release?.());
     }
   } finally {
     await Promise.allSettled(stored);
