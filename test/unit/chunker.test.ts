@@ -55,6 +55,28 @@ describe('content-defined chunking', () => {
     );
   });
 
+  test('the bytes of each chunk, as returned, are those of the stream whatever pieces it arrives in', () => {
+    const data = testBytes(400_000);
+    const whole = chunkHashes(data);
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 0, max: data.length }), { maxLength: 30 }), (splits) => {
+        const chunker = new ContentChunker(SMALL);
+        const hashes: string[] = [];
+        // Hashed as soon as returned: a chunk may be a view of memory the next call reuses.
+        const hash = (chunks: Uint8Array[]) => hashes.push(...chunks.map((chunk) => createHash('sha256').update(chunk).digest('hex')));
+        let from = 0;
+        for (const at of [...splits].sort((a, b) => a - b)) {
+          hash(chunker.push(data.subarray(from, at)));
+          from = at;
+        }
+        hash(chunker.push(data.subarray(from)));
+        hash(chunker.end());
+        expect(hashes).toEqual(whole);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
   test('keeps its own copy of what it holds between pushes: the caller may reuse a pushed Buffer', () => {
     const data = testBytes(100_000);
     const expected = chunkHashes(data);
