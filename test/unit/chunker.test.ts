@@ -56,20 +56,42 @@ describe('content-defined chunking', () => {
     );
   });
 
-  test('keeps its own copy of what it holds back: the caller may reuse a pushed Buffer at once, as the file reader does', () => {
-    const data = testBytes(200_000);
-    const piece = 50_000;
+  test('the bytes of each chunk, as returned, are those of the stream whatever pieces it arrives in', () => {
+    const data = testBytes(400_000);
+    const whole = chunkHashes(data);
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 0, max: data.length }), { maxLength: 30 }), (splits) => {
+        const chunker = new ContentChunker(SMALL);
+        const hashes: string[] = [];
+        // Hashed as soon as returned: a chunk may be a view of memory the next call reuses.
+        const hash = (chunks: Uint8Array[]) => hashes.push(...chunks.map((chunk) => createHash('sha256').update(chunk).digest('hex')));
+        let from = 0;
+        for (const at of [...splits].sort((a, b) => a - b)) {
+          hash(chunker.push(data.subarray(from, at)));
+          from = at;
+        }
+        hash(chunker.push(data.subarray(from)));
+        hash(chunker.end());
+        expect(hashes).toEqual(whole);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  test('keeps its own copy of what it holds between pushes: the caller may reuse a pushed Buffer', () => {
+    const data = testBytes(100_000);
+    const expected = chunkHashes(data);
     const chunker = new ContentChunker(SMALL);
+    const piece = Buffer.alloc(10_000);
     const hashes: string[] = [];
     const hash = (chunk: Uint8Array) => hashes.push(createHash('sha256').update(chunk).digest('hex'));
-    // One Buffer read into again for every piece, as the reader's part buffers are.
-    const buffer = Buffer.alloc(piece);
-    for (let from = 0; from < data.length; from += piece) {
-      data.copy(buffer, 0, from, from + piece);
-      chunker.push(buffer).forEach(hash);
+    for (let at = 0; at < data.length; at += piece.length) {
+      data.copy(piece, 0, at, at + piece.length);
+      chunker.push(piece).forEach(hash);
+      piece.fill(0xee);
     }
     chunker.end().forEach(hash);
-    expect(hashes).toEqual(chunkHashes(data));
+    expect(hashes).toEqual(expected);
   });
 
   test('an insertion changes only the chunks around it: the rest are the same chunks again', () => {

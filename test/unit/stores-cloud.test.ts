@@ -13,10 +13,10 @@ import { testStepContext, type TestStepContext } from '../helpers/step-context.j
 import { testBytes } from '../helpers/seed.js';
 
 /**
- * GCS and Azure through their own SDKs against nock: no emulator can run here (fake-gcs-server
- * is a Go binary, Azurite an npm package we may not install). The fakes below answer the
- * wire shapes the SDKs use: GCS JSON API resumable uploads (308 between chunks, MD5 in the
- * final metadata) and Azure block blobs (Put Block, Put Block List, Get Blob).
+ * GCS through its own SDK against nock: no GCS emulator can run here (fake-gcs-server is a Go
+ * binary). The fake below answers the wire shapes the SDK uses: JSON API resumable uploads
+ * (308 between chunks, MD5 in the final metadata). Azure runs against Azurite instead
+ * (test/integration/azure-store.test.ts).
  */
 
 const MIB = 1024 * 1024;
@@ -141,51 +141,6 @@ describe('GCS store (nock)', () => {
   });
 });
 
-/** An Azure block blob container in memory, checking that requests are signed with the shared key. */
-function fakeAzure(account: string, container: string) {
-  const blocks = new Map<string, Buffer>();
-  const blobs = new Map<string, Buffer>();
-  const authorizations: string[] = [];
-  const blobPath = new RegExp(`^/${account}/${container}/(.+)$`);
-  const scope = nock('http://azure.test')
-    .persist()
-    .put(blobPath)
-    .query(true)
-    .reply(async (request: Request) => {
-      authorizations.push(request.headers.get('authorization') ?? '');
-      const url = new URL(request.url);
-      const name = decodeURIComponent(blobPath.exec(url.pathname)![1]!);
-      const body = Buffer.from(await request.arrayBuffer());
-      if (url.searchParams.get('comp') === 'block') {
-        blocks.set(`${name}\0${url.searchParams.get('blockid')}`, body);
-        return [201, ''];
-      }
-      if (url.searchParams.get('comp') === 'blocklist') {
-        const ids = [...body.toString().matchAll(/<Latest>([^<]+)<\/Latest>/g)].map((match) => match[1]!);
-        blobs.set(name, Buffer.concat(ids.map((id) => blocks.get(`${name}\0${id}`)!)));
-        return [201, '', { etag: '"0x1"', 'last-modified': new Date().toUTCString() }];
-      }
-      blobs.set(name, body);
-      return [201, '', { etag: '"0x1"' }];
-    })
-    .get(blobPath)
-    .query(true)
-    .reply(async (request: Request) => {
-      const name = decodeURIComponent(blobPath.exec(new URL(request.url).pathname)![1]!);
-      const data = blobs.get(name);
-      if (!data) return [404, '<?xml version="1.0"?><Error><Code>BlobNotFound</Code><Message>The specified blob does not exist.</Message></Error>', { 'x-ms-error-code': 'BlobNotFound' }];
-      return [200, data, { 'content-length': String(data.length), 'x-ms-blob-type': 'BlockBlob', etag: '"0x1"' }];
-    })
-    .head(blobPath)
-    .query(true)
-    .reply(async (request: Request) => {
-      const data = blobs.get(decodeURIComponent(blobPath.exec(new URL(request.url).pathname)![1]!));
-      if (!data) return [404, '', { 'x-ms-error-code': 'BlobNotFound' }];
-      return [200, '', { 'content-length': String(data.length), 'x-ms-blob-type': 'BlockBlob', etag: '"0x1"' }];
-    });
-  return { blobs, blocks, authorizations, scope };
-}
-
 describe('GCS store (nock), dedup mode', () => {
   test('a second snapshot asks which chunks exist and sends none again; restore --latest rebuilds the files', async () => {
     const gcs = fakeGcs('ckpts');
@@ -218,32 +173,5 @@ describe('GCS store (nock): list, stat, delete', () => {
 
     await store.delete(['repo/chunks/aa/1', 'repo/chunks/gone']);
     expect([...gcs.objects.keys()].sort()).toEqual(['other/x', 'repo/chunks/bb/2', 'repo/chunks/cc/3', 'repo/latest.json']);
-  });
-});
-
-describe('Azure Blob store (nock)', () => {
-  test('dedup mode: has() answers from HEAD Blob, so a second snapshot sends nothing again', async () => {
-    process.env.AZURE_STORAGE_KEY = Buffer.from('not-a-real-key-just-for-tests').toString('base64');
-    const azure = fakeAzure('ckptacct', 'snapshots');
-    const options = { to: 'az://ckptacct/snapshots/repo/', endpoint: 'http://azure.test/ckptacct', mode: 'dedup' };
-    expect(await runSnapshot(options)).toMatchObject({ complete: true, bytesSent: 6 * MIB + 11 });
-    step?.dispose();
-    azure.blobs.delete('repo/latest.json');
-    expect(await runSnapshot(options)).toMatchObject({ complete: true, bytesSent: 0 });
-    expect(azure.blobs.has('repo/latest.json')).toBe(true);
-  });
-
-  test('stages blocks of part size, commits the block list, and restores it verified', async () => {
-    process.env.AZURE_STORAGE_KEY = Buffer.from('not-a-real-key-just-for-tests').toString('base64');
-    const azure = fakeAzure('ckptacct', 'snapshots');
-
-    await runSnapshot({ to: 'az://ckptacct/snapshots/run/', endpoint: 'http://azure.test/ckptacct' });
-
-    expect([...azure.blobs.keys()].sort()).toEqual(['run/ckpt/config.json', 'run/ckpt/model.pt', 'run/manifest.json']);
-    expect(sha256(azure.blobs.get('run/ckpt/model.pt'))).toBe(sha256(await readFile(join(dir, 'ckpt/model.pt'))));
-    expect([...azure.blocks.keys()].filter((key) => key.startsWith('run/ckpt/model.pt\0'))).toHaveLength(2);
-    expect(azure.authorizations.every((value) => value.startsWith('SharedKey ckptacct:'))).toBe(true);
-    expect(JSON.stringify(step!.logs)).not.toContain(process.env.AZURE_STORAGE_KEY);
-    await expectRestoredFrom('az://ckptacct/snapshots/run/', 'http://azure.test/ckptacct');
   });
 });

@@ -1,0 +1,179 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { silentLogger } from '../../src/lib/log.js';
+import { snapshotStep } from '../../src/steps/snapshot/step.js';
+import { ContentChunker, SNAPSHOT_CHUNK_SIZES } from '../../src/snapshots/chunker.js';
+import { manifestSchema, type ManifestFile } from '../../src/snapshots/manifest.js';
+import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
+import { FileReader, type ChunkRef, type FileRead } from '../../src/snapshots/read.js';
+import { restore } from '../../src/snapshots/restore.js';
+import { walkPaths, type FoundFile } from '../../src/snapshots/walk.js';
+import { testStepContext, type TestStepContext } from '../helpers/step-context.js';
+import { testBytes } from '../helpers/seed.js';
+
+/**
+ * Dedup mode cuts and hashes chunks on the reading threads (read-worker.ts), several at once.
+ * The chunks must be exactly those of the chunker run over each whole file on one thread, and a
+ * thread that dies or a file swapped while read must end that file clearly, never hang.
+ */
+
+const MIB = 1024 * 1024;
+const PART = 5 * MIB;
+const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+const scratch = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+
+let dir: string;
+let step: TestStepContext | undefined;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(scratch, 'read-threads-'));
+  await mkdir(join(dir, 'ckpt'));
+});
+
+afterEach(async () => {
+  step?.dispose();
+  step = undefined;
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Sizes around the part size, the chunk sizes and nothing; zeros have no content boundaries (cut at maxSize). */
+async function writeTree(): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>([
+    ['empty.bin', Buffer.alloc(0)],
+    ['config.json', Buffer.from('{"lr": 0.1}')],
+    ['small.bin', testBytes(70_000)],
+    ['one-part.bin', testBytes(PART)],
+    ['model.pt', testBytes(13 * MIB + 12_345)],
+    ['zeros.bin', Buffer.alloc(9 * MIB)],
+  ]);
+  for (const [name, bytes] of files) await writeFile(join(dir, 'ckpt', name), bytes);
+  return files;
+}
+
+/** The single-thread reference: the chunker over the whole file at once, each chunk hashed. */
+function referenceChunks(bytes: Buffer): ChunkRef[] {
+  const chunker = new ContentChunker(SNAPSHOT_CHUNK_SIZES);
+  return [...chunker.push(bytes), ...chunker.end()].map((chunk) => [sha256(chunk), chunk.length]);
+}
+
+async function walked(): Promise<FoundFile[]> {
+  return (await walkPaths([join(dir, 'ckpt')], [], new AbortController().signal)).entries as FoundFile[];
+}
+
+async function readChunks(read: FileRead): Promise<ChunkRef[]> {
+  const chunks: ChunkRef[] = [];
+  for await (const part of read.parts) {
+    chunks.push(...(part.chunks ?? []));
+    part.release?.();
+  }
+  return chunks;
+}
+
+test('chunks cut on two reading threads at once are those of one thread over each whole file', async () => {
+  const files = await writeTree();
+  const reader = FileReader.start({ threads: 2 });
+  try {
+    const cut = await Promise.all(
+      (await walked()).map(async (file) => {
+        const read = await reader.open(file, { exactSize: false, partSize: PART, checksum: 'crc32', chunks: true });
+        return [file.name, await readChunks(read), await read.result()] as const;
+      }),
+    );
+    expect(cut).toHaveLength(files.size);
+    for (const [name, chunks, result] of cut) {
+      const bytes = files.get(name.replace(/^ckpt\//, ''))!;
+      expect({ name, chunks }).toEqual({ name, chunks: referenceChunks(bytes) });
+      expect(result).toMatchObject({ size: bytes.length });
+    }
+  } finally {
+    await reader.close();
+  }
+});
+
+test('a dedup snapshot stores the same chunks and manifest as one thread would, and restores every byte', async () => {
+  const files = await writeTree();
+  step = testStepContext({ timeoutMs: 30_000 });
+  const options = snapshotOptionsSchema.parse({ paths: [join(dir, 'ckpt')], to: `file://${dir}/repo/`, mode: 'dedup', partSize: '5MiB', concurrency: 4 });
+  expect(await snapshotStep.run(options, step.context)).toMatchObject({ complete: true });
+
+  const latest = JSON.parse(await readFile(join(dir, 'repo/latest.json'), 'utf8')) as { manifest: string };
+  const manifest = manifestSchema.parse(JSON.parse(await readFile(join(dir, 'repo', latest.manifest), 'utf8')));
+  const listed = new Map(manifest.files.map((entry) => [entry.path, (entry as ManifestFile).chunks]));
+  for (const [name, bytes] of files) {
+    const chunks = referenceChunks(bytes);
+    expect({ name, chunks: listed.get(`ckpt/${name}`) }).toEqual({ name, chunks });
+    // Each chunk object holds exactly the bytes its name says: the main thread took the right ones.
+    for (const [hash] of chunks) expect(sha256(await readFile(join(dir, 'repo/chunks', hash.slice(0, 2), hash)))).toBe(hash);
+  }
+  await restore({ from: `file://${dir}/repo/`, latest: true, to: join(dir, 'out'), log: silentLogger(), signal: new AbortController().signal });
+  for (const [name, bytes] of files) expect(sha256(await readFile(join(dir, 'out/ckpt', name)))).toBe(sha256(bytes));
+});
+
+test('a reading thread that dies fails the file it was reading, clearly; the other thread reads on', async () => {
+  await writeFile(join(dir, 'ckpt/a.bin'), testBytes(4 * PART));
+  await writeFile(join(dir, 'ckpt/b.bin'), testBytes(2 * PART));
+  const [a, b] = (await walked()).sort((x, y) => x.name.localeCompare(y.name));
+  const reader = FileReader.start({ threads: 2 });
+  try {
+    const options = { exactSize: false, partSize: PART, checksum: 'crc32', chunks: true } as const;
+    const first = await reader.open(a!, options);
+    const second = await reader.open(b!, options);
+    const parts = first.parts[Symbol.asyncIterator]();
+    (await parts.next()).value.release();
+    // Files go to the thread with the fewest open: `first` is on the first thread.
+    await (reader as unknown as { threads: { worker: Worker }[] }).threads[0]!.worker.terminate();
+
+    await expect(readChunks({ ...first, parts: { [Symbol.asyncIterator]: () => parts } })).rejects.toThrow('the file reading thread stopped');
+    expect(await readChunks(second)).toEqual(referenceChunks(await readFile(b!.source)));
+    const third = await reader.open(a!, options);
+    expect(await readChunks(third)).toEqual(referenceChunks(await readFile(a!.source)));
+  } finally {
+    await reader.close();
+  }
+});
+
+describe('a file swapped while its chunks are read', () => {
+  /** Opens model.pt, reads one part, lets `swap` replace the path, then reads the rest. */
+  async function readAcrossSwap(swap: (path: string) => Promise<void>) {
+    const original = testBytes(3 * PART);
+    await writeFile(join(dir, 'ckpt/model.pt'), original);
+    const [file] = await walked();
+    const reader = FileReader.start({ threads: 2 });
+    try {
+      const read = await reader.open(file!, { exactSize: false, partSize: PART, checksum: 'crc32', chunks: true });
+      const parts = read.parts[Symbol.asyncIterator]();
+      const head = (await parts.next()).value;
+      await swap(file!.source);
+      const chunks = [...(head.chunks ?? []), ...(await readChunks({ ...read, parts: { [Symbol.asyncIterator]: () => parts } }))];
+      return { original, chunks, result: await read.result() };
+    } finally {
+      await reader.close();
+    }
+  }
+
+  test('for a FIFO: the file is read to its end as opened, and the result says it changed', async () => {
+    const { original, chunks, result } = await readAcrossSwap(async (path) => {
+      await rename(path, join(dir, 'moved.pt'));
+      execFileSync('mkfifo', [path]);
+    });
+
+    expect(chunks).toEqual(referenceChunks(original));
+    expect(result.changed).toBe('written to while being read (now 0 bytes); stored as of opening');
+  });
+
+  test('for a symlink: the bytes are the file as opened, never the link target, and the result says it changed', async () => {
+    await writeFile(join(dir, 'other.pt'), 'not the checkpoint');
+    const { original, chunks, result } = await readAcrossSwap(async (path) => {
+      await rm(path);
+      await symlink(join(dir, 'other.pt'), path);
+    });
+
+    expect(chunks).toEqual(referenceChunks(original));
+    expect(result.changed).toMatch(/^written to while being read \(now 18 bytes\)/);
+  });
+});
