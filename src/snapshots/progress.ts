@@ -1,30 +1,49 @@
 /** A rate measured over less than this is noise (one part, SDK warm-up); it is not trusted. */
 const MIN_SAMPLE_MS = 1000;
 
-/** Bytes moved so far against bytes wanted, with the rate and ETA a deadline needs. */
+/**
+ * Bytes moved so far against bytes wanted, with the rate and ETA a deadline needs. The rate is
+ * measured over the time bytes were in flight only: a pause with nothing to send (a small file
+ * stored, then a large one read and hashed whose chunks are all stored) is not slowness, and
+ * counting it once had the gate refuse every later chunk at "0.0 MB/s".
+ */
 export class TransferProgress {
   private sent = 0;
-  private startedAt: number | undefined;
+  private begun = 0;
+  /** Time with bytes in flight, before `busySince`. */
+  private busyMs = 0;
+  private busySince: number | undefined;
 
   constructor(readonly bytesWanted: number) {}
 
-  /** The clock starts with the first transfer, not with file listing or SDK loading. */
-  start(now = Date.now()): void {
-    this.startedAt ??= now;
+  /** `bytes` start moving: the clock runs while any started byte is not through. */
+  begin(bytes: number, now = Date.now()): void {
+    this.busySince ??= now;
+    this.begun += bytes;
   }
 
-  add = (bytes: number): void => {
+  add = (bytes: number, now = Date.now()): void => {
     this.sent += bytes;
+    if (this.busySince !== undefined && this.sent >= this.begun) {
+      this.busyMs += now - this.busySince;
+      this.busySince = undefined;
+    }
   };
 
   get bytesSent(): number {
     return this.sent;
   }
 
-  /** Bytes per second since the start; undefined until there is enough to measure. */
+  /** Bytes started and not yet through. */
+  get inFlight(): number {
+    return Math.max(0, this.begun - this.sent);
+  }
+
+  /** Bytes per second while busy; undefined until there is enough to measure. */
   rate(now = Date.now()): number | undefined {
-    if (this.startedAt === undefined || this.sent === 0 || now - this.startedAt < MIN_SAMPLE_MS) return undefined;
-    return this.sent / ((now - this.startedAt) / 1000);
+    const busy = this.busyMs + (this.busySince === undefined ? 0 : now - this.busySince);
+    if (this.sent === 0 || busy < MIN_SAMPLE_MS) return undefined;
+    return this.sent / (busy / 1000);
   }
 
   /** Milliseconds `bytes` more would take at the current rate; undefined when unknown. */

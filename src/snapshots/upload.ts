@@ -48,18 +48,15 @@ export interface UploadOutcome {
  * file does not stop the others: a smaller one further down may still fit.
  */
 export function deadlineGate(stop: AbortSignal, cutoff: number, progress: TransferProgress): (size: number) => string | undefined {
-  let started = 0;
   return (size) => {
     if (stop.aborted) return 'not started: the deadline was reached';
     const now = Date.now();
-    const backlog = Math.max(0, started - progress.bytesSent);
-    const needs = progress.timeFor(backlog + size, now);
+    const needs = progress.timeFor(progress.inFlight + size, now);
     if (needs !== undefined && now + needs > cutoff) {
       const rate = ((progress.rate(now) ?? 0) / 1e6).toFixed(1);
       return `not started: needs about ${formatDuration(needs)} at ${rate} MB/s, ${formatDuration(Math.max(0, cutoff - now))} left before the deadline`;
     }
-    progress.start(now);
-    started += size;
+    progress.begin(size, now);
     return undefined;
   };
 }

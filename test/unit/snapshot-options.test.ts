@@ -200,4 +200,21 @@ describe('deadline gate', () => {
     stop.abort();
     expect(gate(1)).toBe('not started: the deadline was reached');
   });
+
+  test('a pause with nothing in flight does not count as slowness: the rate is that of the time bytes moved', () => {
+    jest.useFakeTimers({ now: 1_000_000 });
+    const progress = new TransferProgress(100e6);
+    const gate = deadlineGate(new AbortController().signal, Date.now() + 60_000, progress);
+
+    expect(gate(11)).toBeUndefined();
+    jest.advanceTimersByTime(5);
+    progress.add(11);
+    // A large file read and hashed whose chunks are all stored: nothing to send for 2 s.
+    jest.advanceTimersByTime(2000);
+    expect(gate(10e6)).toBeUndefined();
+    jest.advanceTimersByTime(1000);
+    progress.add(10e6); // 10 MB in 1 s of transfer
+    expect(progress.rate()! / 1e6).toBeCloseTo(10, 0);
+    expect(gate(50e6)).toBeUndefined();
+  });
 });
