@@ -82,7 +82,7 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
   // Tied to a sync: what it stored is in the manifest as it is, and only the rest is read.
   const { stored, toStore } = sync ? sync.split(entries) : { stored: [], toStore: entries };
   const progress = new TransferProgress(fileBytes(toStore));
-  const releaseCap = sync?.lift();
+  const releaseSync = sync?.takeOver();
   const report = () => {
     const figures = progress.report(context.deadline);
     context.log.info(figures, 'snapshot progress');
@@ -144,6 +144,7 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
     const name = options.mode === 'dedup' ? snapshotName(startedAt, context.notice.id) : MANIFEST_NAME;
     try {
       await (options.mode === 'dedup' ? commitSnapshot(store, location, name, manifest) : writeJson(store, location, name, manifest));
+      if (manifest.complete) sync?.committed(name);
     } catch (error) {
       // A manifest put cut by the step deadline leaves its partial upload: remove it too.
       await store.cleanup();
@@ -152,7 +153,7 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
   } finally {
     stopCutting();
     clearInterval(reporter);
-    releaseCap?.();
+    releaseSync?.();
     await Promise.all([store.close(), reader.close()]);
   }
 

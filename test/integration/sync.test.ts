@@ -172,6 +172,29 @@ test('the notice-time snapshot tied to the sync sends only what the sync had not
   expect((await readFile(join(restored, 'ckpt/delta.pt'))).equals(delta)).toBe(true);
 }, 60_000);
 
+test('the notice-time snapshot takes over: the background pass in flight stops, so the file is read once, and the recovery point moves to its commit', async () => {
+  const where = setup();
+  await mkdir(where.ckpt, { recursive: true });
+  const model = testBytes(16 * MIB);
+  await writeFile(join(where.ckpt, 'model.pt'), model);
+  // At 2 MB/s the background sync needs 8 s for the file: the notice comes in the middle.
+  const daemon = await startDaemon(where, { settle: '100ms', bandwidth: '2MB/s' });
+  await until(async () => (await chunkObjects(where.repo)).size > 0, 20_000);
+  const step = testStepContext({ timeoutMs: 30_000 });
+  let committed: string;
+  try {
+    const detail = await snapshotStep.run(snapshotOptionsSchema.parse({ sync: 'ckpt' }), step.context);
+    expect(detail).toMatchObject({ complete: true, bytesDone: model.length });
+    committed = (await latest(where.repo)).name;
+  } finally {
+    step.dispose();
+  }
+  // Passes resume after it; the file is in the record, so none reads it again.
+  await until(() => daemon.syncs.status()[0]!.backlogFiles === 0 && daemon.syncs.status()[0]!.lastCommit === committed, 20_000);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  expect(daemon.syncs.status()[0]).toMatchObject({ bytesRead: 0, lastCommit: committed, capLifted: false });
+}, 60_000);
+
 test('a snapshot tied to a sync that is not running fails with a message naming it', async () => {
   const step = testStepContext();
   try {

@@ -18,7 +18,10 @@ import { walkPaths, type FoundEntry, type FoundFile } from '../walk.js';
 import { commitSynced } from './commit.js';
 import { CheckpointWatch } from './complete.js';
 import { SyncRecord } from './record.js';
+import type { SyncStatus } from './status.js';
 import { TokenBucket } from './token-bucket.js';
+
+export type { SyncStatus };
 
 /** The lowest CPU priority: the sync reads and hashes only when the workload leaves a core idle. */
 const SYNC_NICE = 19;
@@ -26,26 +29,6 @@ const FILES_IN_FLIGHT = 2;
 const CHUNKS_IN_FLIGHT_PER_FILE = 4;
 const PART_SIZE = 8 * 1024 * 1024;
 const FAILED_PASS_PAUSE_MS = 10_000;
-
-/** What /v1/status and the metrics show of one sync. */
-export interface SyncStatus {
-  name: string;
-  to: string;
-  /** Bytes per second it may send; null: no cap, or lifted (`capLifted`). */
-  capBytesPerSecond: number | null;
-  capLifted: boolean;
-  /** Bytes sent to the store since the agent started. */
-  bytesStored: number;
-  /** Bytes of files read and hashed since the agent started (a file recorded as stored is not read again). */
-  bytesRead: number;
-  /** Files found that are not stored as they are now (complete or still being written). */
-  backlogFiles: number;
-  backlogBytes: number;
-  /** Epoch ms of the newest committed snapshot (the recovery point); null: none yet. */
-  lastCommitAt: number | null;
-  lastCommit: string | null;
-  lastError: string | null;
-}
 
 /** Sleep between passes: settle/2, from 250 ms to 5 s. */
 function passInterval(settleMs: number): number {
@@ -72,6 +55,10 @@ export class SyncEngine {
   /** Set when stored files changed since the last commit. */
   private uncommitted = false;
   private releaseFlush: (() => void) | undefined;
+  /** Notice-time snapshots doing the sync's work now (takeOver); background passes wait for them. */
+  private takers = 0;
+  /** Stops the background pass in flight. */
+  private passStop = new AbortController();
   /** The chunks of the manifest `latest.json` named when last read, by that name. */
   private pointerChunks: { name: string | undefined; chunks: ReadonlySet<string> } | undefined;
 
@@ -117,13 +104,18 @@ export class SyncEngine {
     if (latest) this.lastCommit = { at: Date.parse(latest.manifest.finishedAt), name: latest.name };
     this.log.info({ to: this.store.url, capBytesPerSecond: this.entry.bytesPerSecond }, 'background sync started');
     while (!signal.aborted) {
-      try {
-        await this.pass(signal);
-        this.lastError = null;
-      } catch (error) {
-        if (signal.aborted) break;
-        this.lastError = errorMessage(error);
-        this.log.warn({ err: error }, 'sync pass failed; trying again');
+      if (this.takers === 0) {
+        this.passStop = new AbortController();
+        try {
+          await this.pass(AbortSignal.any([signal, this.passStop.signal]));
+          this.lastError = null;
+        } catch (error) {
+          if (signal.aborted) break;
+          if (!this.passStop.signal.aborted) {
+            this.lastError = errorMessage(error);
+            this.log.warn({ err: error }, 'sync pass failed; trying again');
+          }
+        }
       }
       if (this.backlog.files === 0) this.endFlush();
       const wake = AbortSignal.any([signal, this.wake.signal]);
@@ -140,9 +132,29 @@ export class SyncEngine {
     this.wake.abort();
   }
 
-  /** Lifts the cap until the returned function is called (a notice-time snapshot). */
-  lift(): () => void {
-    return this.bucket.lift();
+  /**
+   * A notice-time snapshot does the sync's work until the returned function is called: the cap
+   * is lifted and the background pass in flight stops (no file is read twice in the window;
+   * chunks it already stored are found in the store), and no new pass starts.
+   */
+  takeOver(): () => void {
+    const releaseCap = this.bucket.lift();
+    this.takers += 1;
+    this.passStop.abort();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      releaseCap();
+      this.takers -= 1;
+      if (this.takers === 0) this.wake.abort();
+    };
+  }
+
+  /** A notice-time snapshot committed `name`: the recovery point moves. */
+  committed(name: string): void {
+    this.lastCommit = { at: Date.now(), name };
+    this.uncommitted = false;
   }
 
   status(): SyncStatus {
@@ -216,6 +228,8 @@ export class SyncEngine {
       const left = files.filter((file) => !this.record.stored(file));
       this.backlog = { files: left.length, bytes: left.reduce((sum, file) => sum + file.size, 0) };
     }
+    // Taken over by a notice-time snapshot: it commits.
+    signal.throwIfAborted();
     const due = this.entry.intervalMs === null || this.lastCommit === null || Date.now() - this.lastCommit.at >= this.entry.intervalMs;
     if (!this.uncommitted || !due) return;
     const stored: ManifestEntry[] = complete.flatMap((file) => this.record.stored(file) ?? []);
