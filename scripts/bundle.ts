@@ -137,7 +137,7 @@ const yargsVersionGiven = patchPackage('yargs-version-given', /node_modules\/yar
  * src/lib/on-demand.ts loads handlebars and re2js with a require of its own (tsc's output and
  * the tests run unbundled). Without it, esbuild takes the calls as require()s of bundled
  * packages: each package's code runs on its loader's first call, not when its chunk loads
- * (READY=1 0.84x with neither run). The build fails when the line is gone.
+ * (READY=1 0.89-0.90x of the bundle before: docs/benchmarks.md). The build fails when the line is gone.
  */
 const requireOnDemand = patchPackage('require-on-demand', /\/src\/lib\/on-demand\.ts$/, 'const require = createRequire(import.meta.url);', '');
 
