@@ -104,7 +104,7 @@ const lazyIntl: Plugin = {
   },
 };
 
-/** Replaces one exact piece of a package's file; the build fails when the piece is gone. */
+/** Replaces one exact piece of a file (a package's, or ours); the build fails when the piece is gone. */
 function patchPackage(name: string, file: RegExp, from: string, to: string): Plugin {
   return {
     name,
@@ -112,7 +112,7 @@ function patchPackage(name: string, file: RegExp, from: string, to: string): Plu
       build.onLoad({ filter: file }, ({ path }) => {
         const source = readFileSync(path, 'utf8');
         if (!source.includes(from)) throw new Error(`${path}: no longer holds \`${from}\`: update ${name} in scripts/bundle.ts`);
-        return { loader: 'js', contents: source.replace(from, to) };
+        return { loader: path.endsWith('.ts') ? 'ts' : 'js', contents: source.replace(from, to) };
       });
     },
   };
@@ -132,6 +132,14 @@ const yargsHelpOnDemand = patchPackage('yargs-help-on-demand', /node_modules\/ya
  * which loads node:assert (1-3 ms before READY=1). src/commands/program.ts gives the version.
  */
 const yargsVersionGiven = patchPackage('yargs-version-given', /node_modules\/yargs\/build\/lib\/yargs-factory\.js$/, 'yargs.version();', '');
+
+/**
+ * src/lib/on-demand.ts loads handlebars and re2js with a require of its own (tsc's output and
+ * the tests run unbundled). Without it, esbuild takes the calls as require()s of bundled
+ * packages: each package's code runs on its loader's first call, not when its chunk loads
+ * (READY=1 0.89-0.90x of the bundle before: docs/benchmarks.md). The build fails when the line is gone.
+ */
+const requireOnDemand = patchPackage('require-on-demand', /\/src\/lib\/on-demand\.ts$/, 'const require = createRequire(import.meta.url);', '');
 
 export async function bundle(outdir: string): Promise<void> {
   rmSync(outdir, { recursive: true, force: true });
@@ -158,7 +166,7 @@ export async function bundle(outdir: string): Promise<void> {
     legalComments: 'eof',
     // Bundled CommonJS packages require() Node's built-ins; ESM output has no `require` of its own.
     banner: { js: "import { createRequire as __preemptdRequire } from 'node:module'; const require = __preemptdRequire(import.meta.url);" },
-    plugins: [plainAssert, lazyBuiltins, lazyIntl, yargsHelpOnDemand, yargsVersionGiven],
+    plugins: [plainAssert, lazyBuiltins, lazyIntl, yargsHelpOnDemand, yargsVersionGiven, requireOnDemand],
     metafile: true,
     logLevel: 'warning',
     write: false,

@@ -1,4 +1,5 @@
-import { RE2JS } from 're2js';
+import type { RE2JS } from 're2js';
+import { loadRe2js } from './on-demand.js';
 
 /**
  * A regular expression matched in linear time (RE2). Patterns run against text anyone may
@@ -12,7 +13,7 @@ export class Pattern {
 
   /** Throws an Error whose message says what is wrong with `source`. */
   constructor(readonly source: string) {
-    this.#compiled = RE2JS.compile(source);
+    this.#compiled = loadRe2js().RE2JS.compile(source);
   }
 
   /** Whether the pattern matches anywhere in `text` (unanchored, like RegExp.test). */

@@ -101,10 +101,13 @@ test('`--help` prints the generated text without loading yargs or the declaratio
 /** Counts the Intl objects a process builds (ICU's data is megabytes of resident memory), printed as it exits. */
 const INTL_PROBE_SOURCE = `const built = []; for (const name of ['Segmenter', 'ListFormat', 'DateTimeFormat', 'NumberFormat', 'Collator']) Intl[name] = new Proxy(Intl[name], { construct: (target, args, newTarget) => (built.push(name), Reflect.construct(target, args, newTarget)) }); process.on('exit', () => console.error('INTL ' + JSON.stringify(built)));`;
 
-test('the agent, up to a notice, loads prom-client\'s metric classes without its index (its Pushgateway, cluster aggregation, default metrics) and builds no Intl object', async () => {
+/** Prints, as the process exits, whether handlebars has run (it adds require() handlers for .hbs files as it loads). */
+const HANDLEBARS_PROBE_SOURCE = `process.on('exit', () => console.error('HBS ' + ('.hbs' in process.getBuiltinModule('node:module').createRequire(import.meta.url).extensions)))`;
+
+test('the agent, up to a notice, loads prom-client\'s metric classes without its index (its Pushgateway, cluster aggregation, default metrics), builds no Intl object and runs no handlebars', async () => {
   const work = resources.tempDir();
   const probe = join(work, 'probe.mjs');
-  writeFileSync(probe, `${LOAD_PROBE_SOURCE};\n${INTL_PROBE_SOURCE}`);
+  writeFileSync(probe, `${LOAD_PROBE_SOURCE};\n${INTL_PROBE_SOURCE};\n${HANDLEBARS_PROBE_SOURCE}`);
   const metadata = await resources.simulator({ provider: 'aws' });
   const file = join(work, 'config.yaml');
   // The webhook and http steps load got (and its @sindresorhus/is, which builds Intl.ListFormat at load) after the first metadata read.
@@ -120,6 +123,29 @@ test('the agent, up to a notice, loads prom-client\'s metric classes without its
   expect(inputs.filter((input) => /node_modules\/prom-client\/(index|lib\/(pushgateway|cluster|defaultMetrics))\.js/.test(input))).toEqual([]);
   // yargs no longer renders the command's help before running it (string-width's Segmenter), got's ListFormat waits for an error message.
   expect(JSON.parse(/INTL (.*)/.exec(agent.output())![1]!)).toEqual([]);
+  // A webhook without a template never runs handlebars (lib/on-demand.ts), which registers require() handlers for .hbs files as it loads.
+  expect(/HBS (.*)/.exec(agent.output())![1]).toBe('false');
+});
+
+test('a config with a template and a pattern runs handlebars and re2js from the bundle, on first use', async () => {
+  const work = resources.tempDir();
+  const file = join(work, 'config.yaml');
+  writeFileSync(
+    file,
+    [
+      'provider: aws',
+      'metadataUrl: http://127.0.0.1:9',
+      `stateDir: ${join(work, 'state')}`,
+      'steps:',
+      '  - { name: tell, webhook: { url: "http://127.0.0.1:9/hook", format: template, template: "{{#if kind}}x" } }',
+      '  - { name: stop, signal: { match: "(trainer", signal: SIGTERM } }',
+    ].join('\n'),
+  );
+  const result = await runCli(['check', '--config', file], {}, 20_000, cli);
+  expect(result.code).toBe(78);
+  expect(result.stdout).toContain('steps[0].webhook.template: not a valid handlebars template: Parse error on line 1');
+  expect(result.stdout).toContain('steps[1].signal.match: got "(trainer": not a valid regular expression in RE2 syntax');
+  expect(result.stdout).toContain('missing closing )');
 });
 
 test('turns Node\'s compile cache on at its entry, in the temp dir when NODE_COMPILE_CACHE is unset', async () => {
@@ -130,7 +156,7 @@ test('turns Node\'s compile cache on at its entry, in the temp dir when NODE_COM
   expect(cached.length).toBeGreaterThan(1);
 });
 
-// handlebars is not among them: the config loader checks webhook templates with it.
+// handlebars and re2js are among them, but run only when a config has a template or a pattern (lib/on-demand.ts).
 test('the daemon loads no cloud SDK, object store, tar, got or Kubernetes client before a notice: they are lazy chunks', () => {
   const meta = JSON.parse(readFileSync('dist/bundle/meta.json', 'utf8')) as Metafile;
   const holding = (source: string) => Object.keys(meta.outputs).find((output) => output.endsWith('.mjs') && source in meta.outputs[output]!.inputs)!;

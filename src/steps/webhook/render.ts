@@ -1,7 +1,8 @@
-import Handlebars from 'handlebars';
+import type Handlebars from 'handlebars';
 import { errorMessage } from '../../lib/errors.js';
 import { buildEvent, type PreemptdEvent } from '../../notice/event.js';
 import { AGENT_VERSION } from '../../lib/host.js';
+import { loadHandlebars } from '../../lib/on-demand.js';
 import { renderDiscord } from './formats/discord.js';
 import { renderGoogleChat } from './formats/googlechat.js';
 import { renderSlack } from './formats/slack.js';
@@ -53,8 +54,16 @@ function jsonBody(value: unknown): RenderedBody {
  * Templates render raw text (no HTML escaping: bodies are JSON or plain text); `{{json x}}`
  * writes a value as JSON, quotes and escapes included.
  */
-const templates = Handlebars.create();
-templates.registerHelper('json', (value: unknown) => new Handlebars.SafeString(JSON.stringify(value ?? null)));
+let engine: typeof Handlebars | undefined;
+/** Built on first use: a config without templates never loads handlebars (lib/on-demand.ts). */
+function templates(): typeof Handlebars {
+  if (!engine) {
+    const handlebars = loadHandlebars();
+    engine = handlebars.create();
+    engine.registerHelper('json', (value: unknown) => new handlebars.SafeString(JSON.stringify(value ?? null)));
+  }
+  return engine;
+}
 
 const compiled = new Map<string, Handlebars.TemplateDelegate>();
 
@@ -66,7 +75,7 @@ export function renderTemplate(source: string, event: PreemptdEvent): string {
 function compileTemplate(source: string): Handlebars.TemplateDelegate {
   let template = compiled.get(source);
   if (!template) {
-    template = templates.compile(source, { noEscape: true, strict: false });
+    template = templates().compile(source, { noEscape: true, strict: false });
     compiled.set(source, template);
   }
   return template;
@@ -121,7 +130,7 @@ function renderProblem(node: TemplateNode | undefined): string | undefined {
 export function validateTemplate(source: string): string | undefined {
   let program: TemplateNode;
   try {
-    program = templates.parse(source) as unknown as TemplateNode;
+    program = templates().parse(source) as unknown as TemplateNode;
   } catch (error) {
     return describeParseError(errorMessage(error));
   }
