@@ -19,7 +19,7 @@ import { listFiles, RepositoryCheck, sha256 } from './lib/repository-check.js';
  * repository at a bandwidth cap) while this process plays the trainer: each checkpoint is a
  * new `step-N.pt` of random bytes beside a frozen file, the one before the last is deleted,
  * then the COMPLETE marker is touched. The agent is killed with SIGKILL
- * - `upload`: at a random point of the chunk uploads (after the first new chunk shows);
+ * - `upload`: once a random number of its chunks are stored (1 to all but one);
  * - `manifest`: as the manifest's temporary file appears in snapshots/;
  * - `pointer`: as the manifest appears under its name, before latest.json moves on;
  * then started again. After each kill: every manifest names only chunks that are there and
@@ -77,7 +77,10 @@ async function waitFor(condition: () => Promise<boolean>, timeoutMs: number, pol
   return true;
 }
 
-const chunkFiles = async (series: Series) => (await listFiles(join(series.repo, 'chunks'))).length;
+const PARTIAL = /(^|\/)\.[0-9a-f]{8}\.partial$/;
+/** Chunks stored under their names (a put's temporary file is not one). */
+const chunkFiles = async (series: Series) => (await listFiles(join(series.repo, 'chunks'))).filter((path) => !PARTIAL.test(path)).length;
+const manifestPartials = async (series: Series) => (await listFiles(join(series.repo, 'snapshots'))).filter((path) => PARTIAL.test(path)).length;
 
 function startAgent(series: Series, metadataUrl: string, cap: string): ChildProcess {
   return spawnAgent(series.work, {
@@ -96,21 +99,28 @@ function startAgent(series: Series, metadataUrl: string, cap: string): ChildProc
   });
 }
 
-/** What the repository showed at the kill. */
-async function stateAtKill(series: Series, path: string, chunksBefore: number): Promise<string> {
+/** What the repository showed at the kill, against what it held before the checkpoint. */
+async function stateAtKill(series: Series, path: string, before: Before, chunksPerCheckpoint: number): Promise<string> {
   if (await latestHolds(series, path)) return 'latest.json had moved on';
   const problems: string[] = [];
   const manifests = await series.check.manifests(problems);
   if ([...manifests.values()].some((manifest) => manifest.files.some((file) => file.path === path))) return 'manifest whole, latest.json not moved';
-  const names = await listFiles(join(series.repo, 'snapshots'));
-  if (names.some((name) => name.endsWith('.partial'))) return 'manifest being written';
-  const chunks = (await chunkFiles(series)) - chunksBefore;
-  return chunks > 0 ? `mid-upload, ${chunks} new chunk files` : 'before the first chunk';
+  if ((await manifestPartials(series)) > before.manifestPartials) return 'manifest being written';
+  const chunks = (await chunkFiles(series)) - before.chunks;
+  return chunks >= chunksPerCheckpoint ? 'chunks stored, no manifest yet' : chunks > 0 ? 'mid-upload' : 'before the first chunk';
 }
 
-/** Kills `agent` at the point `phase` names of storing the checkpoint the marker just announced. */
-async function killDuring(series: Series, agent: ChildProcess, phase: Phase, uploadMs: number, mib: number): Promise<{ path: string; chunksBefore: number }> {
-  const chunksBefore = await chunkFiles(series);
+interface Before {
+  chunks: number;
+  manifestPartials: number;
+}
+
+/**
+ * Kills `agent` at the point `phase` names of storing the checkpoint the marker announces:
+ * `upload` once a random number of its chunks (1 to all but one) are stored.
+ */
+async function killDuring(series: Series, agent: ChildProcess, phase: Phase, chunksPerCheckpoint: number, mib: number): Promise<{ path: string; before: Before }> {
+  const before = { chunks: await chunkFiles(series), manifestPartials: await manifestPartials(series) };
   let watcher: FSWatcher | undefined;
   const killed = once(agent, 'exit');
   if (phase !== 'upload') {
@@ -122,13 +132,13 @@ async function killDuring(series: Series, agent: ChildProcess, phase: Phase, upl
   }
   const path = await writeCheckpoint(series, mib);
   if (phase === 'upload') {
-    await waitFor(async () => (await chunkFiles(series)) > chunksBefore, 30_000, 5);
-    await sleep(Math.random() * uploadMs);
+    const target = before.chunks + 1 + Math.floor(Math.random() * Math.max(1, chunksPerCheckpoint - 1));
+    await waitFor(async () => (await chunkFiles(series)) >= target, 60_000, 2);
     agent.kill('SIGKILL');
   }
   await Promise.race([killed, sleep(60_000).then(() => agent.kill('SIGKILL'))]);
   watcher?.close();
-  return { path, chunksBefore };
+  return { path, before };
 }
 
 async function syncSeries(trials: number, mib: number, cap: string, metadataUrl: string): Promise<void> {
@@ -153,14 +163,17 @@ async function syncSeries(trials: number, mib: number, cap: string, metadataUrl:
     const firstChunk = performance.now();
     await waitFor(() => latestHolds(series, path), 60_000, 5);
     const uploadMs = performance.now() - firstChunk;
-    console.log(`sync: a ${mib} MiB checkpoint at ${cap}: first chunk ${Math.round(firstChunk - started)} ms after the marker, committed ${Math.round(uploadMs)} ms later; load ${load()}`);
+    const chunksPerCheckpoint = (await chunkFiles(series)) - chunksBefore;
+    console.log(
+      `sync: a ${mib} MiB checkpoint (${chunksPerCheckpoint} chunks) at ${cap}: first chunk ${Math.round(firstChunk - started)} ms after the marker, committed ${Math.round(uploadMs)} ms later; load ${load()}`,
+    );
 
     for (const phase of PHASES) {
       let held = 0;
       const states = new Map<string, number>();
       for (let index = 0; index < trials; index += 1) {
-        const cut = await killDuring(series, agent, phase, uploadMs, mib);
-        const at = await stateAtKill(series, cut.path, cut.chunksBefore);
+        const cut = await killDuring(series, agent, phase, chunksPerCheckpoint, mib);
+        const at = await stateAtKill(series, cut.path, cut.before, chunksPerCheckpoint);
         states.set(at, (states.get(at) ?? 0) + 1);
         const restored = join(work, 'restored');
         const problems = await series.check.problems(series.known, restored, series.record);
@@ -201,7 +214,7 @@ async function restoredState(series: Series, to: string): Promise<{ whole: numbe
   for (const path of await listFiles(to)) {
     const known = series.known.get(path);
     if (path === MARKER_NAME) continue;
-    if (/(^|\/)\.[0-9a-f]{8}\.partial$/.test(path)) state.partial += 1;
+    if (PARTIAL.test(path)) state.partial += 1;
     else if (known === undefined) state.other.push(path);
     else if (sha256(await readFile(join(to, path))) === known) state.whole += 1;
     else state.wrong.push(path);
