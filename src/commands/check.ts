@@ -6,6 +6,7 @@ import { silentLogger, type Logger } from '../lib/log.js';
 import type { InstanceFacts, SourceName } from '../notice/notice.js';
 import { describeStepKinds, stepKinds } from '../plan/kinds.js';
 import { directoryWritable } from '../steps/checks.js';
+import { checkSync } from '../steps/snapshot/check.js';
 import type { CheckResult } from '../steps/types.js';
 import { findStepType } from '../steps/registry.js';
 import { HOP_LIMIT_WARNING, probeAwsToken, type TokenProbe } from '../providers/aws/imds.js';
@@ -60,8 +61,8 @@ export async function runChecks(deps: CheckDeps): Promise<CheckReport> {
   const metadata = checkMetadata(config, deps.dmiDir, log);
   // Steps run alongside the metadata check; one that needs the instance's facts waits for them.
   const instance = metadata.then((result) => result.facts);
-  const [{ lines }, stateDir, stepLines] = await Promise.all([metadata, checkStateDir(config.stateDir), checkSteps(config, log, instance)]);
-  checks.push(...lines, stateDir, ...stepLines);
+  const [{ lines }, stateDir, stepLines, syncLines] = await Promise.all([metadata, checkStateDir(config.stateDir), checkSteps(config, log, instance), checkSyncs(config, log, instance)]);
+  checks.push(...lines, stateDir, ...stepLines, ...syncLines);
   return { ok: checks.every((entry) => entry.ok), configValid: true, checks };
 }
 
@@ -178,6 +179,18 @@ async function checkSteps(config: Config, log: Logger, instance: Promise<Instanc
     }),
   );
   return perStep.flat();
+}
+
+/** Each `sync:` entry: its paths and its destination, checked as a snapshot step's. */
+async function checkSyncs(config: Config, log: Logger, instance: Promise<InstanceFacts | undefined>): Promise<CheckLine[]> {
+  const controller = new AbortController();
+  const perSync = await Promise.all(
+    Object.entries(config.sync).map(async ([name, entry]) => {
+      const results = await checkSync(entry, { signal: controller.signal, log, instance });
+      return results.map((result) => line(`sync ${name}`, result.ok, `${result.what}: ${result.reason}`));
+    }),
+  );
+  return perSync.flat();
 }
 
 /** The ✓/✗ table, one check per line; multi-line reasons are indented under theirs. */

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { chmod, lstat, mkdir, open, rename, rm, symlink, utimes, type FileHandle } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { addAbortSignal, Readable } from 'node:stream';
 import { PreemptdError } from '../lib/errors.js';
 import { runningChecksum } from './checksum.js';
@@ -106,10 +106,12 @@ export async function writeVerified(
     if (error instanceof Refused) return { path: file.path, reason: error.message };
     throw error;
   }
-  const partial = join(dirname(destination), `.${randomBytes(4).toString('hex')}.partial`);
+  const partial = partialFor(destination);
   const running = runningChecksum(writer.checksum);
   let size = 0;
   try {
+    // What a killed restore left there goes first; 'wx' then never writes through a link planted there.
+    await rm(partial, { force: true });
     const handle = await open(partial, 'wx');
     try {
       const body = await openBody();
@@ -144,6 +146,15 @@ export async function writeVerified(
   } finally {
     await rm(partial, { force: true });
   }
+}
+
+/**
+ * The temporary name a file is written under before it is verified and renamed: derived from
+ * its name, so the temporary file a restore killed mid-write (kill -9) leaves is replaced and
+ * removed by the next restore of that file instead of staying forever.
+ */
+export function partialFor(destination: string): string {
+  return join(dirname(destination), `.${createHash('sha256').update(basename(destination)).digest('hex').slice(0, 8)}.partial`);
 }
 
 /** Recreates links whose target stays inside `target`; returns those pointing outside and those refused. */

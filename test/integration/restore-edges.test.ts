@@ -3,6 +3,7 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, truncate, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/lib/log.js';
+import { partialFor } from '../../src/snapshots/restore-entries.js';
 import { restore, type RestoreOptions } from '../../src/snapshots/restore.js';
 
 let dir: string;
@@ -139,4 +140,23 @@ describe('restore reads and writes only what the manifest declares', () => {
     await restoreFrom(manifest, { tool: '#!/bin/sh\n' }, join(dir, 'kept'), { keepSetuid: true });
     expect((await stat(join(dir, 'kept/tool'))).mode & 0o7777).toBe(0o6755);
   });
+});
+
+test('the temporary file a restore killed mid-write left is replaced and removed by the next restore, and a link planted at its name is not written through', async () => {
+  const to = join(dir, 'out');
+  await mkdir(join(to, 'ckpt'), { recursive: true });
+  // As a kill -9 leaves them: half of model.pt under its temporary name, and a link where optim.pt's goes.
+  await writeFile(partialFor(join(to, 'ckpt/model.pt')), 'weig');
+  await writeFile(join(dir, 'victim'), 'keep');
+  await symlink(join(dir, 'victim'), partialFor(join(to, 'ckpt/optim.pt')));
+  const manifest = manifestOf([
+    { path: 'ckpt/model.pt', content: 'weights' },
+    { path: 'ckpt/optim.pt', content: 'moments' },
+  ]);
+
+  await restoreFrom(manifest, { 'ckpt/model.pt': 'weights', 'ckpt/optim.pt': 'moments' }, to);
+
+  expect((await readdir(join(to, 'ckpt'))).sort()).toEqual(['model.pt', 'optim.pt']);
+  expect(await readFile(join(to, 'ckpt/model.pt'), 'utf8')).toBe('weights');
+  expect(await readFile(join(dir, 'victim'), 'utf8')).toBe('keep');
 });

@@ -302,3 +302,54 @@ test('with an interval, a checkpoint stored soon after a commit waits for the ne
   expect((await latest(where.repo)).name).toBe(committed);
   expect(await committedFiles(where.repo)).toEqual(['ckpt/step-1.pt']);
 }, 30_000);
+
+test('a checkpoint stored and recorded but not committed when the agent died is committed after the restart, with nothing sent again', async () => {
+  const where = setup();
+  await mkdir(where.ckpt, { recursive: true });
+  const first = testBytes(MIB);
+  await writeFile(join(where.ckpt, 'step-1.pt'), first);
+  const daemon = await startDaemon(where);
+  await until(() => daemon.syncs.status()[0]!.lastCommitAt !== null, 20_000);
+  await daemon.stop();
+  await until(() => daemon.state === 'stopped');
+  const committed = await latest(where.repo);
+
+  // A kill -9 between the record's save and the commit: the chunks are stored and the record
+  // names them, but no manifest holds the file (the commit is put back to what it was).
+  const second = testBytes(MIB);
+  await writeFile(join(where.ckpt, 'step-2.pt'), second);
+  const again = await startDaemon(where);
+  await until(async () => (await committedFiles(where.repo)).includes('ckpt/step-2.pt'), 20_000);
+  await again.stop();
+  await until(() => again.state === 'stopped');
+  await writeFile(join(where.repo, 'latest.json'), JSON.stringify({ version: 1, manifest: committed.name, finishedAt: committed.manifest.finishedAt }));
+  for (const name of await readdir(join(where.repo, 'snapshots'))) if (`snapshots/${name}` !== committed.name) await rm(join(where.repo, 'snapshots', name));
+  expect(await committedFiles(where.repo)).toEqual(['ckpt/step-1.pt']);
+
+  const restarted = await startDaemon(where);
+  await until(async () => (await committedFiles(where.repo)).includes('ckpt/step-2.pt'), 20_000);
+  expect(await committedFiles(where.repo)).toEqual(['ckpt/step-1.pt', 'ckpt/step-2.pt']);
+  expect(restarted.syncs.status()[0]).toMatchObject({ bytesStored: 0, bytesRead: 0 });
+  const restored = join(where.dir, 'restored');
+  await restoreLatest(where.repo, restored);
+  expect((await readFile(join(restored, 'ckpt/step-2.pt'))).equals(second)).toBe(true);
+}, 60_000);
+
+test('a restart whose record the latest snapshot already holds commits nothing new', async () => {
+  const where = setup();
+  await mkdir(where.ckpt, { recursive: true });
+  await writeFile(join(where.ckpt, 'step-1.pt'), testBytes(MIB));
+  const first = await startDaemon(where);
+  await until(() => first.syncs.status()[0]!.lastCommitAt !== null, 20_000);
+  await first.stop();
+  await until(() => first.state === 'stopped');
+  const committed = (await latest(where.repo)).name;
+
+  const second = await startDaemon(where);
+  // A pass has run once the backlog is known and a second file is committed; step-1 alone never is again.
+  await writeFile(join(where.ckpt, 'step-2.pt'), testBytes(MIB));
+  await until(async () => (await committedFiles(where.repo)).includes('ckpt/step-2.pt'), 20_000);
+  await second.stop();
+  await until(() => second.state === 'stopped');
+  expect((await readdir(join(where.repo, 'snapshots'))).map((name) => `snapshots/${name}`).filter((name) => name !== committed)).toHaveLength(1);
+}, 60_000);

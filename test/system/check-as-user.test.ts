@@ -55,6 +55,28 @@ withRoot('as root, --as-user checks files with that user\'s access and says whom
   expect(lineOf(rootReport, 'step save', 1)?.ok).toBe(true);
 });
 
+withRoot('a sync is checked with the service user\'s access: a checkpoint folder it cannot read, a destination it cannot write', async () => {
+  const { closed } = await rootOnlySetup();
+  const dir = join(closed, '..');
+  const ckpt = join(dir, 'ckpt');
+  mkdirSync(ckpt, { mode: 0o700 });
+  const withSync = writeConfigFile(dir, {
+    provider: 'aws',
+    metadataUrl: (await resources.simulator({ provider: 'aws' })).url,
+    stateDir: join(dir, 'state'),
+    server: { enabled: false },
+    sync: { ckpt: { paths: [ckpt], to: `file://${closed}/repo/` } },
+  });
+  chmodSync(withSync, 0o644);
+
+  const report = JSON.parse((await runCli(['check', '--config', withSync, '--as-user', 'nobody', '--json'])).stdout) as CheckReport;
+  expect(lineOf(report, 'sync ckpt', 0)).toMatchObject({ ok: false, reason: `path ${ckpt}: directory exists but is not readable by uid 65534` });
+  expect(lineOf(report, 'sync ckpt', 1)).toMatchObject({ ok: false, reason: expect.stringContaining(`${closed} is not writable by uid 65534`) });
+
+  const rootReport = JSON.parse((await runCli(['check', '--config', withSync, '--as-user', 'root', '--json'])).stdout) as CheckReport;
+  expect(rootReport.checks.filter((entry) => entry.check === 'sync ckpt').map((entry) => entry.ok)).toEqual([true, true]);
+});
+
 withRoot('a config the service user cannot read is reported as such, with whom it was checked as', async () => {
   const { config } = await rootOnlySetup();
   chmodSync(config, 0o600);

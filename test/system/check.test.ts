@@ -221,6 +221,41 @@ describe('step checks for exec and snapshot', () => {
     const noCredentials = await check(writeConfigFile(resources.tempDir(), { provider: 'aws', metadataUrl, stateDir: dir, steps: steps('s3://my-bucket/ckpt/') }));
     expect(linesFor(noCredentials, 'step save')[2]).toMatchObject({ ok: false, reason: expect.stringMatching(/^destination s3:\/\/my-bucket\/ckpt\/: credentials do not resolve: /) });
   });
+
+  test('sync: each entry is checked as a snapshot step: paths exist, a file:// destination is writable, S3 credentials resolve', async () => {
+    const dir = resources.tempDir();
+    Object.assign(process.env, {
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-credentials'),
+      AWS_CONFIG_FILE: join(dir, 'no-config'),
+      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+    });
+    const metadataUrl = (await resources.simulator({ provider: 'aws' })).url;
+    const report = await check(
+      writeConfigFile(dir, {
+        provider: 'aws',
+        metadataUrl,
+        stateDir: dir,
+        sync: {
+          local: { paths: [dir, join(dir, 'ckpt-not-yet')], to: `file://${dir}/repo/{hostname}/` },
+          bucket: { paths: [join(dir, '*.pt')], to: 's3://my-bucket/ckpt/', region: 'eu-west-1', endpoint: 'http://127.0.0.1:9' },
+        },
+        steps: [{ name: 'save', snapshot: { sync: 'local' } }],
+      }),
+    );
+    expect(linesFor(report, 'sync local').map((line) => [line.ok, line.reason])).toEqual([
+      [true, `path ${dir}: directory exists`],
+      [false, `path ${join(dir, 'ckpt-not-yet')}: does not exist (yet?)`],
+      [true, `destination file://${dir}/repo/{hostname}/: does not exist yet; it will be created under ${dir}`],
+    ]);
+    expect(linesFor(report, 'sync bucket').map((line) => [line.ok, line.reason])).toEqual([
+      [true, `path ${join(dir, '*.pt')}: a pattern: matched when the step runs`],
+      [true, 'destination s3://my-bucket/ckpt/: AWS credentials resolve (SDK default chain), region eu-west-1 (set in the step)'],
+    ]);
+    expect(linesFor(report, 'step save')[0]).toMatchObject({ ok: true, reason: 'sync local: its paths and destination are checked under "sync local"' });
+    expect(report.ok).toBe(false);
+  });
 });
 
 describe('no false alarms', () => {

@@ -102,6 +102,8 @@ export class SyncEngine {
   async run(signal: AbortSignal): Promise<void> {
     const latest = await readLatest(this.store, this.location).catch(() => undefined);
     if (latest) this.lastCommit = { at: Date.parse(latest.manifest.finishedAt), name: latest.name };
+    // Files stored before a crash but never committed are committed by the first pass.
+    this.uncommitted = !this.record.coveredBy(latest?.manifest);
     this.log.info({ to: this.store.url, capBytesPerSecond: this.entry.bytesPerSecond }, 'background sync started');
     while (!signal.aborted) {
       if (this.takers === 0) {
@@ -233,6 +235,9 @@ export class SyncEngine {
     const due = this.entry.intervalMs === null || this.lastCommit === null || Date.now() - this.lastCommit.at >= this.entry.intervalMs;
     if (!this.uncommitted || !due) return;
     const stored: ManifestEntry[] = complete.flatMap((file) => this.record.stored(file) ?? []);
+    // None complete yet (the first look after a restart sees nothing settled): an empty
+    // manifest would only hide the last good one from restore --latest.
+    if (stored.length === 0) return;
     const links = found.entries.filter((entry) => entry.type === 'symlink').map((link) => ({ type: 'symlink' as const, path: link.name, target: link.target }));
     const name = await commitSynced(this.store, this.location, { name: this.name, host: this.host, startedAt, files: [...stored, ...links], excluded: found.excluded });
     this.lastCommit = { at: Date.now(), name };

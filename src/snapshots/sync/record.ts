@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { errorMessage } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { writeFileAtomically } from '../../lib/write-atomically.js';
-import { fileEntrySchema, type ManifestFile } from '../manifest.js';
+import { fileEntrySchema, type Manifest, type ManifestFile } from '../manifest.js';
 import type { FoundFile } from '../walk.js';
 
 const RECORD_VERSION = 1;
@@ -76,6 +76,19 @@ export class SyncRecord {
   /** Every chunk a recorded file names: known stored. */
   chunks(): Set<string> {
     return new Set([...this.files.values()].flatMap(({ entry }) => chunksOf(entry)));
+  }
+
+  /**
+   * Whether `manifest` holds every recorded file with the same chunks. When it does not, the
+   * agent stopped between storing files and committing them (a kill -9 between the record's
+   * save and the manifest, or before latest.json): they are committed on the first pass.
+   */
+  coveredBy(manifest: Manifest | undefined): boolean {
+    if (this.files.size === 0) return true;
+    if (manifest === undefined) return false;
+    const committed = new Map(manifest.files.map((file) => [file.path, file.type === 'file' ? chunksOf(file).join() : undefined]));
+    for (const { entry } of this.files.values()) if (committed.get(entry.path) !== chunksOf(entry).join()) return false;
+    return true;
   }
 
   /** Whether a file was recorded before `time` (epoch ms). */
