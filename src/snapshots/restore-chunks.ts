@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, realpath } from 'node:fs/promises';
 import { PreemptdError, errorMessage } from '../lib/errors.js';
@@ -8,27 +7,25 @@ import { runningChecksum } from './checksum.js';
 import type { ManifestFile } from './manifest.js';
 import type { ChecksumAlgorithm } from './options.js';
 import { chunkName } from './repository.js';
-import { insideTarget } from './restore-entries.js';
+import { insideTarget, type FileContent } from './restore-entries.js';
+import type { ChunkWriters } from './restore-writers.js';
+import type { ChunkWritten } from './restore-worker.js';
 
 /** Chunks of one file fetched ahead of the one being written. */
 export const CHUNKS_AHEAD = 8;
 
 /**
- * Fetches one chunk and checks it is what its name says: exactly `size` bytes (never more
- * read than that plus one) whose SHA-256 is `sha256`. Anything else names the chunk. The
- * pieces are hashed as they come and kept as they are (no copy into one buffer).
+ * Fetches one chunk: exactly `size` bytes (never more read than that plus one), copied into
+ * one buffer of its own, which a writing thread then verifies (restore-worker.ts). Anything
+ * else names the chunk.
  */
-async function fetchChunk(store: ObjectStore, location: StoreLocation, [sha256, size]: [string, number]): Promise<Buffer[]> {
-  const name = chunkName(sha256);
-  const where = `chunk ${formatLocation(location)}${name}`;
+async function fetchChunk(store: ObjectStore, where: string, key: string, size: number): Promise<Buffer> {
   const pieces: Buffer[] = [];
-  const hash = createHash('sha256');
   let length = 0;
   try {
-    for await (const piece of await store.get(keyFor(location, name))) {
+    for await (const piece of await store.get(key)) {
       length += (piece as Buffer).length;
       if (length > size) throw new PreemptdError('ERR_RESTORE', `${where} is larger than the manifest's ${size} bytes`);
-      hash.update(piece as Buffer);
       pieces.push(piece as Buffer);
     }
   } catch (error) {
@@ -36,33 +33,64 @@ async function fetchChunk(store: ObjectStore, location: StoreLocation, [sha256, 
     throw new PreemptdError('ERR_RESTORE', `cannot read ${where}: ${errorMessage(error)}`, { cause: error });
   }
   if (length !== size) throw new PreemptdError('ERR_RESTORE', `${where} is ${length} bytes, the manifest says ${size}`);
-  const got = hash.digest('hex');
-  if (got !== sha256) throw new PreemptdError('ERR_RESTORE', `${where} has SHA-256 ${got}: corrupted`);
-  return pieces;
+  // Allocated once the bytes are here (a crafted size allocates nothing), outside Buffer's pool
+  // so it can be handed to a thread.
+  const bytes = Buffer.allocUnsafeSlow(length);
+  let at = 0;
+  for (const piece of pieces) at += piece.copy(bytes, at);
+  return bytes;
 }
 
 /**
- * A dedup file's bytes: its chunks in order, each verified, with CHUNKS_AHEAD fetched in
- * parallel ahead of the writer. A bad chunk ends the stream with its error.
+ * A dedup file's content: its chunks in order, CHUNKS_AHEAD fetched in parallel ahead, each
+ * given to `take` (the file's size and checksum) and then to `writers`, which verify its
+ * SHA-256 and write it at its offset. At most CHUNKS_AHEAD writes wait at once. A bad chunk
+ * fails the file naming it; every write has settled before this returns, so the file can be
+ * closed.
  */
-export async function* chunkedBody(store: ObjectStore, location: StoreLocation, file: ManifestFile): AsyncGenerator<Buffer> {
-  const chunks = file.chunks ?? [];
-  const ahead: Promise<Buffer[]>[] = [];
-  let next = 0;
-  const fill = () => {
-    while (next < chunks.length && ahead.length < CHUNKS_AHEAD) {
-      const fetching = fetchChunk(store, location, chunks[next++]!);
-      // Awaited in order below; one left behind when the writer stops must not go unhandled.
-      fetching.catch(() => undefined);
-      ahead.push(fetching);
+export function chunkContent(store: ObjectStore, location: StoreLocation, file: ManifestFile, writers: ChunkWriters): FileContent {
+  return async (handle, take) => {
+    const chunks = (file.chunks ?? []).map(([sha256, size]) => ({ sha256, size, key: keyFor(location, chunkName(sha256)), where: `chunk ${formatLocation(location)}${chunkName(sha256)}` }));
+    const ahead: Promise<Buffer>[] = [];
+    const writes: Promise<void>[] = [];
+    let next = 0;
+    const fill = () => {
+      while (next < chunks.length && ahead.length < CHUNKS_AHEAD) {
+        const chunk = chunks[next++]!;
+        const fetching = fetchChunk(store, chunk.where, chunk.key, chunk.size);
+        // Awaited in order below; one left behind when the file fails must not go unhandled.
+        fetching.catch(() => undefined);
+        ahead.push(fetching);
+      }
+    };
+    const written = async (chunk: (typeof chunks)[number], offset: number, reply: Promise<ChunkWritten>) => {
+      const result = await reply;
+      if (result.type === 'corrupted') throw new PreemptdError('ERR_RESTORE', `${chunk.where} has SHA-256 ${result.got}: corrupted`);
+      if (result.type === 'failed') throw new PreemptdError('ERR_RESTORE', `${chunk.where} not written at byte ${offset} of the file: ${result.message}`);
+    };
+    let offset = 0;
+    try {
+      fill();
+      for (let index = 0; ahead.length > 0; index += 1) {
+        const bytes = await ahead.shift()!;
+        fill();
+        const failure = take(bytes);
+        if (failure) return failure;
+        if (writes.length >= CHUNKS_AHEAD) await writes.shift();
+        const chunk = chunks[index]!;
+        // Its length first: handed to a thread, the buffer here is empty.
+        const length = bytes.length;
+        const writing = written(chunk, offset, writers.write(handle.fd, offset, bytes, chunk.sha256));
+        writing.catch(() => undefined);
+        writes.push(writing);
+        offset += length;
+      }
+      await Promise.all(writes);
+      return undefined;
+    } finally {
+      await Promise.allSettled(writes);
     }
   };
-  fill();
-  while (ahead.length > 0) {
-    const pieces = await ahead.shift()!;
-    fill();
-    yield* pieces;
-  }
 }
 
 /**
