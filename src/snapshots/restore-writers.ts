@@ -53,7 +53,7 @@ export class ChunkWriters {
     const thread = this.threads.reduce((best, each) => (each.pending.size < best.pending.size ? each : best));
     const id = this.nextId++;
     // A buffer of its own spans its whole ArrayBuffer; a slice of a shared one is copied first.
-    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : Buffer.from(bytes);
+    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : copied(bytes);
     const request: ChunkWrite = { id, fd, offset, bytes: own.buffer as ArrayBuffer, sha256 };
     return new Promise((resolve) => {
       thread.pending.set(id, resolve);
@@ -72,4 +72,11 @@ export class ChunkWriters {
     for (const [id, settle] of thread.pending) settle({ id, type: 'failed', message });
     thread.pending.clear();
   }
+}
+
+/** `bytes` in a buffer of its own (never Buffer's shared pool, which cannot be handed over). */
+function copied(bytes: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(copy);
+  return copy;
 }
