@@ -15,11 +15,10 @@ import type { ChunkWritten } from './restore-worker.js';
 export const CHUNKS_AHEAD = 8;
 
 /**
- * Fetches one chunk: exactly `size` bytes (never more read than that plus one), copied into
- * one buffer of its own, which a writing thread then verifies (restore-worker.ts). Anything
- * else names the chunk.
+ * Fetches one chunk: exactly `size` bytes (never more read than that plus one), kept as they
+ * came (a writing thread then verifies them: restore-worker.ts). Anything else names the chunk.
  */
-async function fetchChunk(store: ObjectStore, where: string, key: string, size: number): Promise<Buffer> {
+async function fetchChunk(store: ObjectStore, where: string, key: string, size: number): Promise<Buffer[]> {
   const pieces: Buffer[] = [];
   let length = 0;
   try {
@@ -33,12 +32,7 @@ async function fetchChunk(store: ObjectStore, where: string, key: string, size: 
     throw new PreemptdError('ERR_RESTORE', `cannot read ${where}: ${errorMessage(error)}`, { cause: error });
   }
   if (length !== size) throw new PreemptdError('ERR_RESTORE', `${where} is ${length} bytes, the manifest says ${size}`);
-  // Allocated once the bytes are here (a crafted size allocates nothing), outside Buffer's pool
-  // so it can be handed to a thread.
-  const bytes = Buffer.allocUnsafeSlow(length);
-  let at = 0;
-  for (const piece of pieces) at += piece.copy(bytes, at);
-  return bytes;
+  return pieces;
 }
 
 /**
@@ -51,7 +45,7 @@ async function fetchChunk(store: ObjectStore, where: string, key: string, size: 
 export function chunkContent(store: ObjectStore, location: StoreLocation, file: ManifestFile, writers: ChunkWriters): FileContent {
   return async (handle, take) => {
     const chunks = (file.chunks ?? []).map(([sha256, size]) => ({ sha256, size, key: keyFor(location, chunkName(sha256)), where: `chunk ${formatLocation(location)}${chunkName(sha256)}` }));
-    const ahead: Promise<Buffer>[] = [];
+    const ahead: Promise<Buffer[]>[] = [];
     const writes: Promise<void>[] = [];
     let next = 0;
     const fill = () => {
@@ -72,18 +66,18 @@ export function chunkContent(store: ObjectStore, location: StoreLocation, file: 
     try {
       fill();
       for (let index = 0; ahead.length > 0; index += 1) {
-        const bytes = await ahead.shift()!;
+        const pieces = await ahead.shift()!;
         fill();
-        const failure = take(bytes);
-        if (failure) return failure;
+        for (const piece of pieces) {
+          const failure = take(piece);
+          if (failure) return failure;
+        }
         if (writes.length >= CHUNKS_AHEAD) await writes.shift();
         const chunk = chunks[index]!;
-        // Its length first: handed to a thread, the buffer here is empty.
-        const length = bytes.length;
-        const writing = written(chunk, offset, writers.write(handle.fd, offset, bytes, chunk.sha256));
+        const writing = written(chunk, offset, writers.write(handle.fd, offset, pieces, chunk.size, chunk.sha256));
         writing.catch(() => undefined);
         writes.push(writing);
-        offset += length;
+        offset += chunk.size;
       }
       await Promise.all(writes);
       return undefined;

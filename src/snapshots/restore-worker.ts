@@ -6,13 +6,15 @@ import { parentPort } from 'node:worker_threads';
  * A restore writing thread (see restore-writers.ts): checks each chunk's SHA-256 and writes it
  * at its offset in the file (pwrite on the descriptor the main thread opened), so hashing and
  * writing run beside the main thread's fetches. Blocking writes are fine: this thread does
- * nothing else. The chunk's bytes arrive transferred, not copied.
+ * nothing else. The chunk's bytes arrive in shared memory, not copied again.
  */
 export interface ChunkWrite {
   id: number;
   fd: number;
   offset: number;
-  bytes: ArrayBuffer;
+  /** The chunk is its first `length` bytes. */
+  bytes: SharedArrayBuffer;
+  length: number;
   sha256: string;
 }
 
@@ -22,8 +24,8 @@ export type ChunkWritten =
   | { id: number; type: 'corrupted'; got: string }
   | { id: number; type: 'failed'; message: string };
 
-function handle({ id, fd, offset, bytes, sha256 }: ChunkWrite): ChunkWritten {
-  const view = new Uint8Array(bytes);
+function handle({ id, fd, offset, bytes, length, sha256 }: ChunkWrite): ChunkWritten {
+  const view = new Uint8Array(bytes, 0, length);
   const got = createHash('sha256').update(view).digest('hex');
   if (got !== sha256) return { id, type: 'corrupted', got };
   try {
@@ -34,4 +36,5 @@ function handle({ id, fd, offset, bytes, sha256 }: ChunkWrite): ChunkWritten {
   }
 }
 
-parentPort?.on('message', (request: ChunkWrite) => parentPort!.postMessage(handle(request)));
+// Chunks come in batches (restore-writers.ts posts those of one event loop turn together).
+parentPort?.on('message', (requests: ChunkWrite[]) => parentPort!.postMessage(requests.map(handle)));

@@ -17,9 +17,9 @@ test('chunks written out of order on two threads land at their offsets; a corrup
   const fd = openSync(join(dir, 'f'), 'w');
   try {
     const pieces = [3, 1, 0, 2].map((index) => data.subarray(index * 16384, (index + 1) * 16384));
-    const replies = await Promise.all([3, 1, 0, 2].map((index, at) => writers.write(fd, index * 16384, pieces[at]!, sha256(pieces[at]!))));
+    const replies = await Promise.all([3, 1, 0, 2].map((index, at) => writers.write(fd, index * 16384, [pieces[at]!], 16384, sha256(pieces[at]!))));
     expect(replies.map((reply) => reply.type)).toEqual(['written', 'written', 'written', 'written']);
-    const bad = await writers.write(fd, 64 * 1024, data.subarray(0, 100), sha256(data.subarray(1, 101)));
+    const bad = await writers.write(fd, 64 * 1024, [data.subarray(0, 60), data.subarray(60, 100)], 100, sha256(data.subarray(1, 101)));
     expect(bad).toMatchObject({ type: 'corrupted', got: sha256(data.subarray(0, 100)) });
   } finally {
     closeSync(fd);
@@ -33,10 +33,10 @@ test('threads that stop fail the chunks they held and every later one, saying so
   const fd = openSync(join(dir, 'f'), 'w');
   try {
     const bytes = testBytes(4 * 1024 * 1024);
-    const held = writers.write(fd, 0, bytes, sha256(bytes));
+    const held = writers.write(fd, 0, [bytes], bytes.length, sha256(bytes));
     await writers.close();
     expect(await held).toMatchObject({ type: expect.stringMatching(/^(written|failed)$/) });
-    expect(await writers.write(fd, 0, bytes, sha256(bytes))).toEqual({ id: -1, type: 'failed', message: 'the restore writing threads were closed' });
+    expect(await writers.write(fd, 0, [bytes], bytes.length, sha256(bytes))).toEqual({ id: -1, type: 'failed', message: 'the restore writing threads were closed' });
   } finally {
     closeSync(fd);
   }
