@@ -14,6 +14,9 @@ import type { ChunkWritten } from './restore-worker.js';
 /** Chunks of one file fetched ahead of the one being written. */
 export const CHUNKS_AHEAD = 8;
 
+/** Chunks of one file given to the writing threads and not yet written: room for their batches. */
+const WRITES_AHEAD = 32;
+
 /**
  * Fetches one chunk: exactly `size` bytes (never more read than that plus one), kept as they
  * came (a writing thread then verifies them: restore-worker.ts). Anything else names the chunk.
@@ -38,7 +41,7 @@ async function fetchChunk(store: ObjectStore, where: string, key: string, size: 
 /**
  * A dedup file's content: its chunks in order, CHUNKS_AHEAD fetched in parallel ahead, each
  * given to `take` (the file's size and checksum) and then to `writers`, which verify its
- * SHA-256 and write it at its offset. At most CHUNKS_AHEAD writes wait at once. A bad chunk
+ * SHA-256 and write it at its offset. At most WRITES_AHEAD writes wait at once. A bad chunk
  * fails the file naming it; every write has settled before this returns, so the file can be
  * closed.
  */
@@ -72,16 +75,21 @@ export function chunkContent(store: ObjectStore, location: StoreLocation, file: 
           const failure = take(piece);
           if (failure) return failure;
         }
-        if (writes.length >= CHUNKS_AHEAD) await writes.shift();
+        if (writes.length >= WRITES_AHEAD) {
+          writers.flush();
+          await writes.shift();
+        }
         const chunk = chunks[index]!;
         const writing = written(chunk, offset, writers.write(handle.fd, offset, pieces, chunk.size, chunk.sha256));
         writing.catch(() => undefined);
         writes.push(writing);
         offset += chunk.size;
       }
+      writers.flush();
       await Promise.all(writes);
       return undefined;
     } finally {
+      writers.flush();
       await Promise.allSettled(writes);
     }
   };

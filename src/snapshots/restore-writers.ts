@@ -7,8 +7,9 @@ import type { ChunkWrite, ChunkWritten } from './restore-worker.js';
 interface Thread {
   worker: Worker;
   pending: Map<number, (reply: ChunkWritten) => void>;
-  /** Chunks not yet posted: sent together once this turn of the event loop is over. */
+  /** Chunks not yet posted, and their bytes: sent together (see post()). */
   queued: ChunkWrite[];
+  queuedBytes: number;
 }
 
 /**
@@ -18,6 +19,9 @@ interface Thread {
  * 0.8 CPU-s/GB more in page faults and collections, and doubled the peak RSS).
  */
 const SLOT_BYTES = 1024 * 1024;
+
+/** Bytes of chunks queued for a thread before they are posted to it (see post()). */
+const POST_BYTES = 4 * 1024 * 1024;
 
 /**
  * The threads a dedup restore verifies and writes chunks on: the main thread only fetches
@@ -49,17 +53,17 @@ export class ChunkWriters {
   }
 
   /** One thread a core (at most 4): each hashes at about 1 GB/s, beyond the fetches here. */
-  static start(count = Math.min(4, availableParallelism())): ChunkWriters {
+  static start(count = Math.min(4, availableParallelism() - 1)): ChunkWriters {
     // restore-worker.ts under the test runner (Node strips its types), restore-worker.js once built.
     const script = new URL(`./restore-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
     // No inherited flags: `--input-type` and the like make no sense for a module file.
-    return new ChunkWriters(Array.from({ length: Math.max(1, count) }, () => ({ worker: new Worker(script, { execArgv: [] }), pending: new Map(), queued: [] })));
+    return new ChunkWriters(Array.from({ length: Math.max(1, count) }, () => ({ worker: new Worker(script, { execArgv: [] }), pending: new Map(), queued: [], queuedBytes: 0 })));
   }
 
   /**
    * Checks that the bytes of `pieces` (`length` in all) have the SHA-256 `sha256`, then
-   * writes them at `offset` of the open file `fd`. Resolves once done; `fd` must stay open
-   * until then. The pieces are copied: the caller may reuse them.
+   * writes them at `offset` of the open file `fd`. Resolves once done, after flush() at the
+   * latest; `fd` must stay open until then. The pieces are copied: the caller may reuse them.
    */
   async write(fd: number, offset: number, pieces: Buffer[], length: number, sha256: string): Promise<ChunkWritten> {
     if (this.stopped) return { id: -1, type: 'failed', message: this.stopped };
@@ -73,7 +77,9 @@ export class ChunkWriters {
     const request: ChunkWrite = { id, fd, offset, bytes: slot, length, sha256 };
     const reply = await new Promise<ChunkWritten>((resolve) => {
       thread.pending.set(id, resolve);
-      if (thread.queued.push(request) === 1) setImmediate(() => this.post(thread));
+      thread.queued.push(request);
+      thread.queuedBytes += length;
+      if (thread.queuedBytes >= POST_BYTES) this.post(thread);
     });
     if (slot.byteLength === SLOT_BYTES) this.free.push(slot);
     return reply;
@@ -85,14 +91,20 @@ export class ChunkWriters {
     await Promise.all(this.threads.map((thread) => thread.worker.terminate()));
   }
 
+  /** Posts every chunk still queued: call it before waiting for a write. */
+  flush(): void {
+    for (const thread of this.threads) this.post(thread);
+  }
+
   /**
-   * Posts the chunks queued for `thread` in one message: each message wakes a thread (and,
-   * on 2 cores, often preempts this one), so the chunks that arrived in one turn of the event
-   * loop travel together.
+   * Posts the chunks queued for `thread` in one message. Each message wakes a thread, and a
+   * thread woken on a busy machine takes the core this one ran on: posted a chunk (or an
+   * event loop turn's chunks) at a time, the restore ran at half the speed of one thread.
    */
   private post(thread: Thread): void {
     const batch = thread.queued;
     thread.queued = [];
+    thread.queuedBytes = 0;
     if (batch.length > 0 && !this.stopped) thread.worker.postMessage(batch);
   }
 

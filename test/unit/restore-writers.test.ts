@@ -17,10 +17,13 @@ test('chunks written out of order on two threads land at their offsets; a corrup
   const fd = openSync(join(dir, 'f'), 'w');
   try {
     const pieces = [3, 1, 0, 2].map((index) => data.subarray(index * 16384, (index + 1) * 16384));
-    const replies = await Promise.all([3, 1, 0, 2].map((index, at) => writers.write(fd, index * 16384, [pieces[at]!], 16384, sha256(pieces[at]!))));
+    const writing = [3, 1, 0, 2].map((index, at) => writers.write(fd, index * 16384, [pieces[at]!], 16384, sha256(pieces[at]!)));
+    writers.flush();
+    const replies = await Promise.all(writing);
     expect(replies.map((reply) => reply.type)).toEqual(['written', 'written', 'written', 'written']);
-    const bad = await writers.write(fd, 64 * 1024, [data.subarray(0, 60), data.subarray(60, 100)], 100, sha256(data.subarray(1, 101)));
-    expect(bad).toMatchObject({ type: 'corrupted', got: sha256(data.subarray(0, 100)) });
+    const bad = writers.write(fd, 64 * 1024, [data.subarray(0, 60), data.subarray(60, 100)], 100, sha256(data.subarray(1, 101)));
+    writers.flush();
+    expect(await bad).toMatchObject({ type: 'corrupted', got: sha256(data.subarray(0, 100)) });
   } finally {
     closeSync(fd);
     await writers.close();
