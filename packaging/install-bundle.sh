@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the bundled agent into DEST, as the .deb ships it (npm run build bundles first):
-#   DEST/lib/preemptd.mjs, read-worker.mjs, restore-worker.mjs, chunk-*.mjs and their source maps (dist/bundle)
+#   DEST/lib/preemptd.mjs, read-worker.mjs, chunk-*.mjs and their source maps (dist/bundle)
 #   DEST/node_modules/      only the packages the bundle leaves external (scripts/bundle.ts,
 #                           EXTERNAL): @node-rs/crc32 with this platform's add-on, systemd-notify
 # Nothing else from node_modules: everything else the agent runs is in the bundle.

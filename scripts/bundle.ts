@@ -2,7 +2,6 @@
  * Bundles the shipped agent with esbuild into dist/bundle/ (what the .deb installs):
  *   preemptd.mjs     the entry (src/main.ts): turns Node's compile cache on, then loads the CLI
  *   read-worker.mjs  the snapshot reading thread, started by URL next to the chunk that needs it
- *   restore-worker.mjs  a restore's chunk verifying and writing thread, started the same way
  *   chunk-*.mjs      shared code, and lazy chunks for what only a command, a notice, a snapshot or
  *                    a store needs (they are import()ed in src/, so esbuild splits them off)
  *   *.mjs.map        source maps (NODE_OPTIONS=--enable-source-maps maps stack traces to src/)
@@ -138,7 +137,7 @@ export async function bundle(outdir: string): Promise<void> {
   rmSync(outdir, { recursive: true, force: true });
   const result = await build({
     absWorkingDir: repo,
-    entryPoints: { preemptd: 'src/main.ts', 'read-worker': 'src/snapshots/read-worker.ts', 'restore-worker': 'src/snapshots/restore-worker.ts' },
+    entryPoints: { preemptd: 'src/main.ts', 'read-worker': 'src/snapshots/read-worker.ts' },
     outdir,
     bundle: true,
     splitting: true,
@@ -148,8 +147,7 @@ export async function bundle(outdir: string): Promise<void> {
     // The ES module builds (the AWS SDK's dist-es): tree-shaken, and an import() of them has
     // named exports (an import() of a CommonJS build, split off, has only `default`).
     mainFields: ['module', 'main'],
-    // Flat: chunks sit beside the entries, so read.ts (restore-writers.ts) finds ./read-worker.js
-    // (./restore-worker.js) from any chunk.
+    // Flat: chunks sit beside the entries, so read.ts finds ./read-worker.js from any chunk.
     chunkNames: 'chunk-[hash]',
     // .mjs: ES modules wherever they are installed, without a package.json to say so.
     outExtension: { '.js': '.mjs' },

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, open, rename, rm, symlink, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { addAbortSignal, Readable } from 'node:stream';
-import { PreemptdError } from '../lib/errors.js';
+import { PreemptdError, errorMessage } from '../lib/errors.js';
 import { runningChecksum } from './checksum.js';
 import type { Manifest, ManifestFile } from './manifest.js';
 import type { ChecksumAlgorithm } from './options.js';
@@ -75,59 +75,38 @@ async function placeFor(target: string, path: string): Promise<string> {
  */
 const WRITE_BATCH_BYTES = 1024 * 1024;
 
-/** Writes every byte of `pieces`, however the kernel splits the writes. */
-async function writeAll(handle: FileHandle, pieces: Buffer[]): Promise<void> {
+/**
+ * Writes every byte of `pieces`, however the kernel splits the writes. A write refused (a full
+ * disk, a file size limit) is the file's failure, not a download's: the reason says which.
+ */
+async function writeAll(handle: FileHandle, pieces: Buffer[], file: ManifestFile): Promise<Failure | undefined> {
   let rest = pieces;
-  while (rest.length > 0) {
-    let written = (await handle.writev(rest)).bytesWritten;
-    while (rest.length > 0 && written >= rest[0]!.length) {
-      written -= rest[0]!.length;
-      rest = rest.slice(1);
+  try {
+    while (rest.length > 0) {
+      let written = (await handle.writev(rest)).bytesWritten;
+      while (rest.length > 0 && written >= rest[0]!.length) {
+        written -= rest[0]!.length;
+        rest = rest.slice(1);
+      }
+      if (written > 0) rest = [rest[0]!.subarray(written), ...rest.slice(1)];
     }
-    if (written > 0) rest = [rest[0]!.subarray(written), ...rest.slice(1)];
+  } catch (error) {
+    return { path: file.path, reason: `cannot write it: ${errorMessage(error)}` };
   }
-}
-
-/**
- * Puts a file's bytes into the open partial file, each piece given first, in file order, to
- * `take` (which counts it into the size and checksum, and stops the file at its first byte
- * past the manifest's size). Resolves once every byte is written, or with a failure.
- */
-export type FileContent = (handle: FileHandle, take: (bytes: Buffer) => Failure | undefined) => Promise<Failure | undefined>;
-
-/**
- * A body read as a stream (files mode, an archive entry), written in WRITE_BATCH_BYTES
- * batches. `openBody` is called only once the destination is known to be safe: a refused
- * entry opens nothing (an opened store object would hold a descriptor or a connection).
- */
-export function streamContent(openBody: () => Promise<Readable | AsyncIterable<Buffer>>, signal: AbortSignal): FileContent {
-  return async (handle, take) => {
-    const body = await openBody();
-    // A stalled download ends at Ctrl-C; a generator's own fetches stop with the store's signal.
-    const source: AsyncIterable<Buffer> = body instanceof Readable ? addAbortSignal(signal, body) : body;
-    let batch: Buffer[] = [];
-    let batched = 0;
-    for await (const piece of source) {
-      const failure = take(piece);
-      if (failure) return failure;
-      batch.push(piece);
-      batched += piece.length;
-      if (batched < WRITE_BATCH_BYTES) continue;
-      await writeAll(handle, batch);
-      batch = [];
-      batched = 0;
-    }
-    await writeAll(handle, batch);
-    return undefined;
-  };
+  return undefined;
 }
 
 /**
  * Writes the file's bytes next to its destination, checks size and checksum, then renames it
- * into place. At most `size` + 1 bytes are taken: one more than the manifest says fails the
- * file there.
+ * into place. `openBody` is called only once the destination is known to be safe: a refused
+ * entry opens nothing (an opened store object would hold a descriptor or a connection). At
+ * most `size` + 1 bytes are read: one more than the manifest says fails the file there.
  */
-export async function writeVerified(content: FileContent, file: ManifestFile, writer: EntryWriter): Promise<Failure | undefined> {
+export async function writeVerified(
+  openBody: () => Promise<Readable | AsyncIterable<Buffer>>,
+  file: ManifestFile,
+  writer: EntryWriter,
+): Promise<Failure | undefined> {
   let destination: string;
   try {
     destination = await placeFor(writer.target, file.path);
@@ -138,18 +117,29 @@ export async function writeVerified(content: FileContent, file: ManifestFile, wr
   const partial = join(dirname(destination), `.${randomBytes(4).toString('hex')}.partial`);
   const running = runningChecksum(writer.checksum);
   let size = 0;
-  const take = (bytes: Buffer): Failure | undefined => {
-    writer.signal.throwIfAborted();
-    size += bytes.length;
-    if (size > file.size) return { path: file.path, reason: `larger than the manifest's ${file.size} bytes: stopped there` };
-    running.update(bytes);
-    writer.tally.fetched(bytes.length);
-    return undefined;
-  };
   try {
     const handle = await open(partial, 'wx');
     try {
-      const failure = await content(handle, take);
+      const body = await openBody();
+      // A stalled download ends at Ctrl-C; a generator's own fetches stop with the store's signal.
+      const source: AsyncIterable<Buffer> = body instanceof Readable ? addAbortSignal(writer.signal, body) : body;
+      let batch: Buffer[] = [];
+      let batched = 0;
+      for await (const piece of source) {
+        writer.signal.throwIfAborted();
+        size += piece.length;
+        if (size > file.size) return { path: file.path, reason: `larger than the manifest's ${file.size} bytes: stopped there` };
+        running.update(piece);
+        writer.tally.fetched(piece.length);
+        batch.push(piece);
+        batched += piece.length;
+        if (batched < WRITE_BATCH_BYTES) continue;
+        const failure = await writeAll(handle, batch, file);
+        if (failure) return failure;
+        batch = [];
+        batched = 0;
+      }
+      const failure = await writeAll(handle, batch, file);
       if (failure) return failure;
     } finally {
       await handle.close();

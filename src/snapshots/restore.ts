@@ -1,6 +1,6 @@
 import { mkdir, realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { extract as tarExtract } from 'tar-stream';
@@ -8,14 +8,13 @@ import { PreemptdError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { measuringStream } from './checksum.js';
 import { MANIFEST_NAME, manifestSchema, type Manifest, type ManifestFile } from './manifest.js';
-import { insideTarget, restoreLinks, streamContent, writeVerified, type EntryWriter, type Failure, type FileContent } from './restore-entries.js';
+import { insideTarget, restoreLinks, writeVerified, type EntryWriter, type Failure } from './restore-entries.js';
 import { formatLocation, keyFor, parseLocation, type StoreLocation } from '../stores/location.js';
 import { readLatest } from './repository.js';
-import { alreadyPresent, chunkContent, CHUNKS_AHEAD } from './restore-chunks.js';
+import { alreadyPresent, chunkedBody, CHUNKS_AHEAD } from './restore-chunks.js';
 import { writeMarker } from './restore-marker.js';
 import { checkRoom } from './restore-room.js';
 import { RestoreTally } from './restore-tally.js';
-import { ChunkWriters } from './restore-writers.js';
 import { readStoredJson } from './stored-json.js';
 import { openStore } from '../stores/registry.js';
 import type { ObjectStore } from '../stores/types.js';
@@ -83,9 +82,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const concurrency = options.concurrency ?? 4;
     const { failures, present } =
       manifest.mode === 'files'
-        ? await restoreFiles(files, writer, concurrency, (file) => streamContent(() => store.get(keyFor(location, file.path)), writer.signal))
+        ? await restoreFiles(files, writer, concurrency, (file) => store.get(keyFor(location, file.path)))
         : manifest.mode === 'dedup'
-          ? await restoreDedup(files, writer, concurrency, store, location)
+          ? await restoreFiles(files, writer, concurrency, async (file) => chunkedBody(store, location, file), (file) => alreadyPresent(target, file, manifest.checksum))
           : { failures: await restoreArchive(store, location, manifest, writer), present: 0 };
     const links = await restoreLinks(manifest, target);
     const linksSkipped = links.outside;
@@ -142,16 +141,6 @@ function listed(failures: Failure[]): string[] {
   return failures.map((failure) => `  ${failure.path}: ${failure.reason}`);
 }
 
-/** A dedup snapshot's files: chunks verified and written on threads of their own, closed at the end. */
-async function restoreDedup(files: ManifestFile[], writer: EntryWriter, concurrency: number, store: ObjectStore, location: StoreLocation): Promise<{ failures: Failure[]; present: number }> {
-  const writers = ChunkWriters.start();
-  try {
-    return await restoreFiles(files, writer, concurrency, (file) => chunkContent(store, location, file, writers), (file) => alreadyPresent(writer.target, file, writer.checksum));
-  } finally {
-    await writers.close();
-  }
-}
-
 /**
  * Downloads `concurrency` files at once, each verified before it is renamed into place.
  * `isPresent` (dedup mode) says a file is already there with its content: it is left as it is.
@@ -160,7 +149,7 @@ async function restoreFiles(
   files: ManifestFile[],
   writer: EntryWriter,
   concurrency: number,
-  content: (file: ManifestFile) => FileContent,
+  openBody: (file: ManifestFile) => Promise<Readable | AsyncIterable<Buffer>>,
   isPresent?: (file: ManifestFile) => Promise<boolean>,
 ): Promise<{ failures: Failure[]; present: number }> {
   const failures: Failure[] = [];
@@ -177,7 +166,7 @@ async function restoreFiles(
           writer.tally.bytesReused += file.size;
           continue;
         }
-        failure = await writeVerified(content(file), file, writer);
+        failure = await writeVerified(() => openBody(file), file, writer);
       } catch (error) {
         if (writer.signal.aborted) throw error;
         failure = { path: file.path, reason: `download failed: ${errorMessage(error)}` };
@@ -218,7 +207,7 @@ async function restoreArchive(store: ObjectStore, location: StoreLocation, manif
       continue;
     }
     // A streamx stream: async iterable at runtime, though its types do not say so.
-    const failure = await writeVerified(streamContent(() => Promise.resolve(entry as unknown as AsyncIterable<Buffer>), writer.signal), file, writer);
+    const failure = await writeVerified(() => Promise.resolve(entry as unknown as AsyncIterable<Buffer>), file, writer);
     if (failure) failures.push(failure);
     writer.tally[failure ? 'filesFailed' : 'filesRestored'] += 1;
     // A refused entry was never read: skip its bytes so the archive goes on (a no-op once read).

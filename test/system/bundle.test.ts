@@ -33,8 +33,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 test('holds the bundle and only the packages it leaves external, with this platform\'s add-on alone', () => {
   const lib = readdirSync(join(dir, 'lib'));
-  expect(lib).toEqual(expect.arrayContaining(['preemptd.mjs', 'preemptd.mjs.map', 'read-worker.mjs', 'restore-worker.mjs']));
-  expect(lib.filter((file) => !/^(preemptd|read-worker|restore-worker|chunk-[A-Z0-9]+)\.mjs(\.map)?$/.test(file))).toEqual([]);
+  expect(lib).toEqual(expect.arrayContaining(['preemptd.mjs', 'preemptd.mjs.map', 'read-worker.mjs']));
+  expect(lib.filter((file) => !/^(preemptd|read-worker|chunk-[A-Z0-9]+)\.mjs(\.map)?$/.test(file))).toEqual([]);
   expect(readdirSync(join(dir, 'node_modules')).sort()).toEqual(['@node-rs', 'systemd-notify']);
   expect(readdirSync(join(dir, 'node_modules/@node-rs')).sort()).toEqual(['crc32', `crc32-${process.platform}-${process.arch}-gnu`]);
 });

@@ -72,7 +72,6 @@ describeWithDpkg('the .deb (packaging/deb/build.sh)', () => {
       './opt/preemptd/bin/preemptd',
       './opt/preemptd/lib/preemptd.mjs',
       './opt/preemptd/lib/read-worker.mjs',
-      './opt/preemptd/lib/restore-worker.mjs',
       './opt/preemptd/node_modules/systemd-notify/notify.js',
       './opt/preemptd/node_modules/@node-rs/crc32/index.js',
       './usr/lib/systemd/system/preemptd.service',
