@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { chmod, lstat, mkdir, open, rename, rm, symlink, utimes, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { addAbortSignal, Readable } from 'node:stream';
-import { PreemptdError } from '../lib/errors.js';
+import { PreemptdError, errorMessage } from '../lib/errors.js';
 import { runningChecksum } from './checksum.js';
 import type { Manifest, ManifestFile } from './manifest.js';
 import type { ChecksumAlgorithm } from './options.js';
@@ -75,17 +75,25 @@ async function placeFor(target: string, path: string): Promise<string> {
  */
 const WRITE_BATCH_BYTES = 1024 * 1024;
 
-/** Writes every byte of `pieces`, however the kernel splits the writes. */
-async function writeAll(handle: FileHandle, pieces: Buffer[]): Promise<void> {
+/**
+ * Writes every byte of `pieces`, however the kernel splits the writes. A write refused (a full
+ * disk, a file size limit) is the file's failure, not a download's: the reason says which.
+ */
+async function writeAll(handle: FileHandle, pieces: Buffer[], file: ManifestFile): Promise<Failure | undefined> {
   let rest = pieces;
-  while (rest.length > 0) {
-    let written = (await handle.writev(rest)).bytesWritten;
-    while (rest.length > 0 && written >= rest[0]!.length) {
-      written -= rest[0]!.length;
-      rest = rest.slice(1);
+  try {
+    while (rest.length > 0) {
+      let written = (await handle.writev(rest)).bytesWritten;
+      while (rest.length > 0 && written >= rest[0]!.length) {
+        written -= rest[0]!.length;
+        rest = rest.slice(1);
+      }
+      if (written > 0) rest = [rest[0]!.subarray(written), ...rest.slice(1)];
     }
-    if (written > 0) rest = [rest[0]!.subarray(written), ...rest.slice(1)];
+  } catch (error) {
+    return { path: file.path, reason: `cannot write it: ${errorMessage(error)}` };
   }
+  return undefined;
 }
 
 /**
@@ -128,11 +136,13 @@ export async function writeVerified(
         batch.push(piece);
         batched += piece.length;
         if (batched < WRITE_BATCH_BYTES) continue;
-        await writeAll(handle, batch);
+        const failure = await writeAll(handle, batch, file);
+        if (failure) return failure;
         batch = [];
         batched = 0;
       }
-      await writeAll(handle, batch);
+      const failure = await writeAll(handle, batch, file);
+      if (failure) return failure;
     } finally {
       await handle.close();
     }
