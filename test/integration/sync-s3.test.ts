@@ -1,14 +1,12 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { createDaemon } from '../../src/daemon/daemon.js';
 import { silentLogger } from '../../src/lib/log.js';
 import { manifestSchema } from '../../src/snapshots/manifest.js';
 import { restore } from '../../src/snapshots/restore.js';
-import { compileConfig } from '../helpers/config.js';
 import { TestResources } from '../helpers/resources.js';
 import { S3_CREDENTIALS, startS3Server, testS3Client, type S3TestServer } from '../helpers/s3-server.js';
-import { ScriptedProvider } from '../helpers/scripted-provider.js';
+import { startSyncDaemon } from '../helpers/sync-daemon.js';
 import { testBytes } from '../helpers/seed.js';
 import { until } from '../helpers/until.js';
 
@@ -46,21 +44,7 @@ test('a sync to S3 stores and commits a settled checkpoint without any notice; r
   const files: Record<string, Buffer> = { 'model.pt': testBytes(10 * MIB), 'shards/optim.pt': testBytes(300_000), 'shards/empty': Buffer.alloc(0) };
   for (const [name, content] of Object.entries(files)) await writeFile(join(ckpt, name), content);
   const s3 = { endpoint: server.endpoint, forcePathStyle: true, region: 'us-east-1' };
-  const config = compileConfig(
-    {
-      provider: 'aws',
-      metadataUrl: 'http://127.0.0.1:9/',
-      stateDir: join(dir, 'state'),
-      server: { enabled: false },
-      sync: { ckpt: { paths: [ckpt], to: `s3://${server.bucket}/trainer/`, settle: '200ms', ...s3 } },
-    },
-    { file: undefined },
-  );
-  const provider = new ScriptedProvider();
-  const daemon = createDaemon({ config, log: silentLogger(), provider });
-  void resources.runDaemon(daemon);
-  await until(() => provider.watching);
-  provider.read();
+  const { daemon } = await startSyncDaemon(resources, join(dir, 'state'), { paths: [ckpt], to: `s3://${server.bucket}/trainer/`, settle: '200ms', ...s3 });
   await until(async () => (await getText('trainer/latest.json')) !== undefined, 30_000);
   const status = daemon.syncs.status()[0]!;
   expect(status).toMatchObject({ name: 'ckpt', backlogFiles: 0, lastError: null });

@@ -1,15 +1,14 @@
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
+import type { Daemon } from '../../src/daemon/daemon.js';
 import { silentLogger } from '../../src/lib/log.js';
 import { serveDaemon } from '../../src/observe/local-server.js';
 import { manifestSchema } from '../../src/snapshots/manifest.js';
 import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
 import { restore } from '../../src/snapshots/restore.js';
 import { snapshotStep } from '../../src/steps/snapshot/step.js';
-import { compileConfig } from '../helpers/config.js';
 import { TestResources } from '../helpers/resources.js';
-import { ScriptedProvider } from '../helpers/scripted-provider.js';
+import { startSyncDaemon, stopDaemon } from '../helpers/sync-daemon.js';
 import { testBytes } from '../helpers/seed.js';
 import { testNotice, testStepContext } from '../helpers/step-context.js';
 import { until } from '../helpers/until.js';
@@ -31,26 +30,9 @@ function setup(): Setup {
   return { dir, ckpt: join(dir, 'ckpt'), repo: join(dir, 'repo'), state: join(dir, 'state') };
 }
 
-/** A real daemon with one sync `ckpt` (a loopback metadata URL it never reaches: the provider is scripted). */
+/** A real daemon with one sync `ckpt` of `where`'s tree (test/helpers/sync-daemon.ts). */
 async function startDaemon(where: Setup, sync: Record<string, unknown> = {}): Promise<Daemon> {
-  const config = compileConfig(
-    {
-      provider: 'aws',
-      metadataUrl: 'http://127.0.0.1:9/',
-      stateDir: where.state,
-      server: { enabled: false },
-      sync: { ckpt: { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '200ms', bandwidth: '200MB/s', ...sync } },
-    },
-    { file: undefined },
-  );
-  const provider = new ScriptedProvider();
-  const daemon = createDaemon({ config, log: silentLogger(), provider });
-  void resources.runDaemon(daemon);
-  await until(() => provider.watching);
-  // The syncs start after the first metadata read, as READY=1 does.
-  provider.read();
-  await until(() => daemon.syncs.status().length === 1);
-  return daemon;
+  return (await startSyncDaemon(resources, where.state, { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '200ms', bandwidth: '200MB/s', ...sync })).daemon;
 }
 
 async function latest(repo: string) {
@@ -109,8 +91,7 @@ test('a file written and settled is stored and committed without any notice; lat
   }
   // The record is in stateDir.
   expect(JSON.parse(await readFile(join(where.state, 'sync', 'ckpt.json'), 'utf8'))).toMatchObject({ version: 1, files: [{ source: join(where.ckpt, 'step-1.pt') }] });
-  await first.stop();
-  await until(() => first.state === 'stopped');
+  await stopDaemon(first);
 
   const before = await chunkObjects(where.repo);
   const second = await startDaemon(where);
@@ -211,8 +192,7 @@ test('a file recorded over an hour ago whose chunks the latest snapshot does not
   await writeFile(join(where.ckpt, 'step-1.pt'), model);
   const first = await startDaemon(where);
   await until(() => first.syncs.status()[0]!.lastCommitAt !== null, 20_000);
-  await first.stop();
-  await until(() => first.state === 'stopped');
+  await stopDaemon(first);
 
   // Another writer on the prefix moved latest.json to its own snapshot, and a prune deleted
   // the chunks only our (now unkept) snapshot named, as it may once they are past its grace.
@@ -243,8 +223,7 @@ test('a corrupt sync record is dropped with a warning: the sync starts over and 
   await writeFile(join(where.ckpt, 'step-1.pt'), model);
   const first = await startDaemon(where);
   await until(() => first.syncs.status()[0]!.lastCommitAt !== null, 20_000);
-  await first.stop();
-  await until(() => first.state === 'stopped');
+  await stopDaemon(first);
 
   await writeFile(join(where.state, 'sync', 'ckpt.json'), '{"version": 1, "files": [tru');
   const second = await startDaemon(where);
@@ -259,22 +238,8 @@ test('an advisory notice lifts the cap: what would take minutes at the cap is st
   const where = setup();
   await mkdir(where.ckpt, { recursive: true });
   await writeFile(join(where.ckpt, 'step-1.pt'), testBytes(2 * MIB));
-  const config = compileConfig(
-    {
-      provider: 'aws',
-      metadataUrl: 'http://127.0.0.1:9/',
-      stateDir: where.state,
-      server: { enabled: false },
-      // 2 MiB at 10 kB/s: more than three minutes.
-      sync: { ckpt: { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '100ms', bandwidth: '10kB/s' } },
-    },
-    { file: undefined },
-  );
-  const provider = new ScriptedProvider();
-  const daemon = createDaemon({ config, log: silentLogger(), provider });
-  void resources.runDaemon(daemon);
-  await until(() => provider.watching);
-  provider.read();
+  // 2 MiB at 10 kB/s: more than three minutes.
+  const { daemon, provider } = await startSyncDaemon(resources, where.state, { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '100ms', bandwidth: '10kB/s' });
   await until(() => daemon.syncs.status()[0]?.capBytesPerSecond === 10_000);
   // The pass has found the file and waits for tokens (the bucket starts empty).
   await until(() => daemon.syncs.status()[0]!.backlogFiles === 1);
@@ -341,8 +306,7 @@ test('a restart whose record the latest snapshot already holds commits nothing n
   await writeFile(join(where.ckpt, 'step-1.pt'), testBytes(MIB));
   const first = await startDaemon(where);
   await until(() => first.syncs.status()[0]!.lastCommitAt !== null, 20_000);
-  await first.stop();
-  await until(() => first.state === 'stopped');
+  await stopDaemon(first);
   const committed = (await latest(where.repo)).name;
 
   const second = await startDaemon(where);
