@@ -137,6 +137,17 @@ test('on GCP it reads upcoming-maintenance and says what a Spot preemption leave
   expect(linesFor(without, 'gcp preemption budget')[0]?.reason).toMatch(/^30s from preempted=TRUE: no preemption notice duration/);
 });
 
+
+/** Never the instance profile through IMDS, and no shared files: only the test's keys. */
+function useTestAwsCredentials(dir: string): void {
+  Object.assign(process.env, {
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-credentials'),
+    AWS_CONFIG_FILE: join(dir, 'no-config'),
+    AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+    AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+  });
+}
 describe('preemptd check (the command)', () => {
   test('exits 0 with a ✓ table when all is well and 1 when a check fails; --json for machines', async () => {
     const dir = resources.tempDir();
@@ -195,14 +206,7 @@ describe('step checks for exec and snapshot', () => {
 
   test('snapshot: paths exist, a file:// destination is writable, S3 credentials resolve or say why not', async () => {
     const dir = resources.tempDir();
-    Object.assign(process.env, {
-      // Never the instance profile through IMDS, and no shared files: only what the test sets.
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-credentials'),
-      AWS_CONFIG_FILE: join(dir, 'no-config'),
-      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
-      AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
-    });
+    useTestAwsCredentials(dir);
     const steps = (to: string) => [{ name: 'save', snapshot: { paths: [dir, join(dir, 'ckpt-not-yet')], to, region: 'eu-west-1', endpoint: 'http://127.0.0.1:9' } }];
     const metadataUrl = (await resources.simulator({ provider: 'aws' })).url;
     const toFile = await check(writeConfigFile(dir, { provider: 'aws', metadataUrl, stateDir: dir, steps: steps(`file://${dir}/snapshots/{instanceId}/`) }));
@@ -224,13 +228,7 @@ describe('step checks for exec and snapshot', () => {
 
   test('sync: each entry is checked as a snapshot step: paths exist, a file:// destination is writable, S3 credentials resolve', async () => {
     const dir = resources.tempDir();
-    Object.assign(process.env, {
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-credentials'),
-      AWS_CONFIG_FILE: join(dir, 'no-config'),
-      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
-      AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
-    });
+    useTestAwsCredentials(dir);
     const metadataUrl = (await resources.simulator({ provider: 'aws' })).url;
     const report = await check(
       writeConfigFile(dir, {
@@ -268,13 +266,7 @@ describe('no false alarms', () => {
   test("an s3:// destination without region uses the instance's, or says the notice's is used at run time", async () => {
     const dir = resources.tempDir();
     for (const name of ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_PROFILE']) delete process.env[name];
-    Object.assign(process.env, {
-      AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_SHARED_CREDENTIALS_FILE: join(dir, 'no-credentials'),
-      AWS_CONFIG_FILE: join(dir, 'no-config'),
-      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
-      AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
-    });
+    useTestAwsCredentials(dir);
     const steps = [{ name: 'save', snapshot: { paths: [dir], to: 's3://my-bucket/ckpt/', endpoint: 'http://127.0.0.1:9' } }];
     const metadata = await resources.simulator({ provider: 'aws' });
     const here = await check(writeConfigFile(dir, { provider: 'aws', metadataUrl: metadata.url, stateDir: dir, steps }));
