@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { startSimulator, type RunningSimulator } from '../src/simulator/metadata-server.js';
 import { timeProcess } from './cli-startup.bench.js';
 import { spawnAgent, stopChildren } from './lib/agent-process.js';
-import { flag } from './lib/args.js';
+import { flag, flags } from './lib/args.js';
 import { baselineBuild, baselineRev, bundleBuild, diskMb, type Build } from './lib/builds.js';
 import { startNotifySocket } from './lib/notify-socket.js';
 import { processCpuSeconds, processRssMb, summarise } from './lib/stats.js';
@@ -26,8 +26,10 @@ import { bareNode, startToReady } from './startup-ready.bench.js';
  *   4. Production install size (du): today's install-production.sh against install-bundle.sh.
  * Goals: READY and --help <= 0.5x today's, idle RSS <= 70 MB, CPU per poll <= 0.6x the got
  * loop, install <= 40 % of today's.
+ * Each `--node-flags "FLAGS"` (may be repeated) adds the bundle run by `node FLAGS` to 1-3, side
+ * by side with the others: V8 flags for the agent's node, measured before they ship.
  *
- * npm run bench -- bundle [--baseline REV] [--runs 20] [--seconds 600]
+ * npm run bench -- bundle [--baseline REV] [--runs 20] [--seconds 600] [--node-flags "--flag ..."]...
  */
 const POLL_PATH = '/latest/meta-data/spot/instance-action';
 
@@ -36,16 +38,18 @@ export default async function main(args: string[]): Promise<void> {
   const seconds = Number(flag(args, '--seconds') ?? 600);
   const rev = baselineRev(flag(args, '--baseline'));
   console.log(`building today's build (${rev}) with tsc...`);
-  const builds = [baselineBuild(rev), bundleBuild()];
+  const variants = flags(args, '--node-flags').map((given) => bundleBuild(given.split(' ').filter(Boolean)));
+  const builds = [baselineBuild(rev), bundleBuild(), ...variants];
   const work = mkdtempSync(join(tmpdir(), 'preemptd-bench-bundle-'));
   try {
     const [today, bundle] = builds as [Build, Build];
     const ratio = (label: string, values: Map<Build, number>, goal: string) =>
-      console.log(`${label}: bundle/today = ${(values.get(bundle)! / values.get(today)!).toFixed(2)} (${goal})`);
+      console.log(`${label}: ${[...values.keys()].filter((build) => build !== today).map((build) => `${build.label}/today = ${(values.get(build)! / values.get(today)!).toFixed(2)}`).join(', ')} (${goal})`);
     ratio('READY=1 p50', await readyP50(builds, runs, work), 'goal <= 0.5');
     ratio('--help p50', await helpP50(builds, runs, work), 'goal <= 0.5');
     if (seconds > 0) await idle(builds, seconds, work);
-    const sizes = new Map(builds.map((build) => {
+    // Node flags change no file: the variants install what the bundle does.
+    const sizes = new Map([today, bundle].map((build) => {
       const dest = join(work, `install-${builds.indexOf(build)}`);
       build.install(dest);
       const mb = diskMb(dest);
@@ -73,10 +77,10 @@ async function readyP50(builds: Build[], runs: number, work: string): Promise<Ma
     const times = new Map<Build, number[]>(builds.map((build) => [build, []]));
     const bare: number[] = [];
     // The first start fills each build's compile cache, as a service's first start does.
-    for (const build of builds) await startToReady(socket, simulator.url, join(work, `warm-${builds.indexOf(build)}`), cache(build), build.cli);
+    for (const build of builds) await startToReady(socket, simulator.url, join(work, `warm-${builds.indexOf(build)}`), cache(build), build.cli, build.nodeArgs);
     for (let run = 0; run < runs; run += 1) {
       for (const build of builds) {
-        times.get(build)!.push((await startToReady(socket, simulator.url, join(work, `ready-${builds.indexOf(build)}-${run}`), cache(build), build.cli)).wallMs);
+        times.get(build)!.push((await startToReady(socket, simulator.url, join(work, `ready-${builds.indexOf(build)}-${run}`), cache(build), build.cli, build.nodeArgs)).wallMs);
       }
       bare.push(await bareNode());
     }
@@ -92,8 +96,9 @@ async function readyP50(builds: Build[], runs: number, work: string): Promise<Ma
 async function helpP50(builds: Build[], runs: number, work: string): Promise<Map<Build, number>> {
   const env = (build: Build) => ({ ...process.env, NODE_COMPILE_CACHE: join(work, `help-cache-${builds.indexOf(build)}`) });
   const times = new Map<Build, number[]>(builds.map((build) => [build, []]));
-  for (const build of builds) await timeProcess([build.cli, '--help'], env(build));
-  for (let run = 0; run < runs; run += 1) for (const build of builds) times.get(build)!.push(await timeProcess([build.cli, '--help'], env(build)));
+  const help = (build: Build) => timeProcess([...build.nodeArgs, build.cli, '--help'], env(build));
+  for (const build of builds) await help(build);
+  for (let run = 0; run < runs; run += 1) for (const build of builds) times.get(build)!.push(await help(build));
   console.log(`preemptd --help (spawn -> exit, compile cache warm), ${runs} runs each`);
   return new Map(builds.map((build) => [build, report(`--help, ${build.label}`, times.get(build)!)]));
 }
@@ -108,7 +113,8 @@ async function idle(builds: Build[], seconds: number, work: string): Promise<voi
   const idlers: Idler[] = [];
   // The common case is an instance in no Auto Scaling group (lifecycle item 404, read once a
   // minute); in a group the agent reads that item every poll too, which is its own line.
-  const agents = [...builds.map((build) => ({ build, label: build.label, inAutoScalingGroup: false })), { build: builds.at(-1)!, label: `${builds.at(-1)!.label}, in an ASG`, inAutoScalingGroup: true }];
+  const bundle = builds[1]!;
+  const agents = [...builds.map((build) => ({ build, label: build.label, inAutoScalingGroup: false })), { build: bundle, label: `${bundle.label}, in an ASG`, inAutoScalingGroup: true }];
   try {
     for (const [index, { build, label, inAutoScalingGroup }] of agents.entries()) {
       const simulator = await startSimulator({ provider: 'aws', inAutoScalingGroup });
@@ -116,6 +122,7 @@ async function idle(builds: Build[], seconds: number, work: string): Promise<voi
       mkdirSync(dir);
       const child = spawnAgent(dir, {
         cli: build.cli,
+        nodeArgs: build.nodeArgs,
         metadataUrl: simulator.url,
         settings: [
           'pollInterval: 1s',

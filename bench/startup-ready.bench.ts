@@ -64,7 +64,7 @@ export default async function main(args: string[]): Promise<void> {
 }
 
 /** One start of `preemptd run` (of `cli`, this tree's dist/src/cli.js unless named) until READY=1. */
-export async function startToReady(socket: NotifySocket, metadataUrl: string, dir: string, env: NodeJS.ProcessEnv, cli = CLI): Promise<{ wallMs: number; cpuMs: number }> {
+export async function startToReady(socket: NotifySocket, metadataUrl: string, dir: string, env: NodeJS.ProcessEnv, cli = CLI, nodeArgs: string[] = []): Promise<{ wallMs: number; cpuMs: number }> {
   const config = `${dir}.yaml`;
   writeFileSync(
     config,
@@ -72,7 +72,7 @@ export async function startToReady(socket: NotifySocket, metadataUrl: string, di
   );
   const seen = socket.messages.length;
   const started = performance.now();
-  const child = spawn(process.execPath, [cli, 'run', '--config', config], {
+  const child = spawn(process.execPath, [...nodeArgs, cli, 'run', '--config', config], {
     env: { ...process.env, NODE_COMPILE_CACHE: undefined, ...env, NOTIFY_SOCKET: socket.path },
     stdio: 'ignore',
   });

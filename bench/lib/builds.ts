@@ -11,6 +11,8 @@ export interface Build {
   label: string;
   /** The entry `node <cli> ...` runs. */
   cli: string;
+  /** Node options put before the entry whenever this build runs (`--node-flags`). */
+  nodeArgs: string[];
   /** Writes this build's production install into `dest` (what a package ships, Node aside). */
   install(dest: string): void;
   remove(): void;
@@ -29,17 +31,19 @@ export function baselineBuild(rev: string): Build {
   return {
     label: `today (${rev}, tsc)`,
     cli: join(dir, 'dist/src/cli.js'),
+    nodeArgs: [],
     // Its own installer: npm ci --omit=dev from the npm cache.
     install: (dest) => execFileSync('sh', [join(dir, 'packaging/install-production.sh'), dest], { stdio: 'ignore' }),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
 
-/** The bundle this tree ships (dist/bundle, `npm run build`). */
-export function bundleBuild(): Build {
+/** The bundle this tree ships (dist/bundle, `npm run build`), run by `node <nodeArgs>`. */
+export function bundleBuild(nodeArgs: string[] = []): Build {
   return {
-    label: 'bundle (esbuild)',
+    label: nodeArgs.length > 0 ? `bundle ${nodeArgs.join(' ')}` : 'bundle (esbuild)',
     cli: join(REPO, 'dist/bundle/preemptd.mjs'),
+    nodeArgs,
     install: (dest) => execFileSync('sh', [join(REPO, 'packaging/install-bundle.sh'), dest]),
     remove: () => undefined,
   };
