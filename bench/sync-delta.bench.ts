@@ -1,5 +1,5 @@
 import { randomFillSync } from 'node:crypto';
-import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { syncEntrySchema } from '../src/config/sync-schema.js';
@@ -39,6 +39,32 @@ async function timedSnapshot(raw: Record<string, unknown>, sink: DiscardSink): P
   }
 }
 
+/** Random bytes in 64 MiB writes (one buffer of a 10 GiB tree's half is past what randomFill takes). */
+async function writeRandomFile(path: string, bytes: number): Promise<void> {
+  const file = await open(path, 'w');
+  try {
+    for (let done = 0; done < bytes; ) {
+      const block = randomFillSync(Buffer.alloc(Math.min(64 * MIB, bytes - done)));
+      await file.write(block, 0, block.length, done);
+      done += block.length;
+    }
+  } finally {
+    await file.close();
+  }
+}
+
+/** Inserts `bytes` at `at` of a file `length` long, moving the rest up block by block from the end. */
+async function insertAt(file: FileHandle, at: number, length: number, bytes: Buffer): Promise<void> {
+  const block = Buffer.alloc(64 * MIB);
+  for (let end = length; end > at; ) {
+    const start = Math.max(at, end - block.length);
+    const { bytesRead } = await file.read(block, 0, end - start, start);
+    await file.write(block, 0, bytesRead, start + bytes.length);
+    end = start;
+  }
+  await file.write(bytes, 0, bytes.length, at);
+}
+
 export default async function main(args: string[]): Promise<void> {
   const size = Number(flag(args, '--size') ?? 512) * MIB;
   const dir = await mkdtemp(join(tmpdir(), 'sync-delta-'));
@@ -52,8 +78,8 @@ export default async function main(args: string[]): Promise<void> {
     const tree = join(dir, 'ckpt');
     await mkdir(tree);
     const model = join(tree, 'model.pt');
-    await writeFile(model, randomFillSync(Buffer.alloc(size / 2)));
-    for (let index = 0; index < 8; index += 1) await writeFile(join(tree, `shard-${index}.pt`), randomFillSync(Buffer.alloc(size / 16)));
+    await writeRandomFile(model, size / 2);
+    for (let index = 0; index < 8; index += 1) await writeRandomFile(join(tree, `shard-${index}.pt`), size / 16);
 
     // The background sync stores the tree (no cap), then stops looking: the notice sends the rest.
     engine = await SyncEngine.open('bench', syncEntrySchema.parse({ paths: [tree], to: 's3://bench/sync/', settle: 0, ...store }), {
@@ -73,16 +99,13 @@ export default async function main(args: string[]): Promise<void> {
 
     // 5 % changes: a new file of 2.5 %, and 2.5 % as 1 MiB regions in model.pt, the first an insertion.
     const added = size / 40;
-    await writeFile(join(tree, 'optimizer-new.pt'), randomFillSync(Buffer.alloc(added)));
+    await writeRandomFile(join(tree, 'optimizer-new.pt'), added);
     const regions = Math.max(2, Math.round(size / 40 / MIB));
     const file = await open(model, 'r+');
     try {
       const length = (await file.stat()).size;
       for (let index = 1; index < regions; index += 1) await file.write(randomFillSync(Buffer.alloc(MIB)), 0, MIB, Math.floor((length * index) / regions));
-      const at = Math.floor(length / (2 * regions));
-      const rest = Buffer.alloc(length - at);
-      await file.read(rest, 0, rest.length, at);
-      await file.write(Buffer.concat([randomFillSync(Buffer.alloc(MIB)), rest]), 0, rest.length + MIB, at);
+      await insertAt(file, Math.floor(length / (2 * regions)), length, randomFillSync(Buffer.alloc(MIB)));
     } finally {
       await file.close();
     }
