@@ -72,6 +72,11 @@ interface MetadataCheck {
   facts?: InstanceFacts;
 }
 
+/** The own Node watched beside a cloud: check reads it too (its line is among the metadata lines). */
+function alongsideNote(config: Config, name: SourceName): string {
+  return config.kubernetes.watchNode && name !== 'kubernetes' ? '; and the own Node (kubernetes.watchNode)' : '';
+}
+
 async function checkMetadata(config: Config, dmiDir: string | undefined, log: Logger): Promise<MetadataCheck> {
   let name: SourceName;
   const lines: CheckLine[] = [];
@@ -79,13 +84,13 @@ async function checkMetadata(config: Config, dmiDir: string | undefined, log: Lo
     try {
       const detected = await detectProvider({ probe: true, metadataUrl: config.metadataUrl ?? undefined, log, ...(dmiDir ? { dmiDir } : {}) });
       name = detected.provider;
-      lines.push(line('provider', true, `${name}, detected: ${detected.how}`));
+      lines.push(line('provider', true, `${name}, detected: ${detected.how}${alongsideNote(config, name)}`));
     } catch (error) {
       return { lines: [line('provider', false, errorMessage(error))] };
     }
   } else {
     name = config.provider;
-    lines.push(line('provider', true, `${name}, set in the config (no detection)`));
+    lines.push(line('provider', true, `${name}, set in the config (no detection)${alongsideNote(config, name)}`));
   }
   const options = providerOptions(config, name);
   const timeoutMs = (name === 'azure' ? config.azure.firstCallTimeoutMs : Math.max(config.requestTimeoutMs, config.aws.tokenTimeoutMs)) + 1000;

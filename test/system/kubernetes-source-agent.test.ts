@@ -53,3 +53,23 @@ test('provider: kubernetes runs the plan when Karpenter taints the agent\'s Node
   const notice = await agent.waitForLog((line) => line.msg === 'notice' || (typeof line.notice === 'object' && line.notice !== null));
   expect(JSON.stringify(notice)).toContain('kubernetes');
 });
+
+test('check with kubernetes.watchNode beside a cloud reads both sources: the metadata service and the Node', async () => {
+  const dir = resources.tempDir();
+  const { kubeconfig } = await cluster(dir);
+  const metadataUrl = (await resources.simulator({ provider: 'aws' })).url;
+  const config = writeConfigFile(dir, {
+    provider: 'aws',
+    metadataUrl,
+    kubernetes: { kubeconfig, watchNode: true },
+    stateDir: join(dir, 'state'),
+    server: { enabled: false },
+    steps: [{ name: 'mark', exec: { command: ['true'] } }],
+  });
+
+  const checked = await runCli(['check', '--config', config], { NODE_NAME: 'node-1' });
+  expect(checked.stdout).toMatch(/✓ provider +aws, set in the config \(no detection\); and the own Node \(kubernetes.watchNode\)/);
+  expect(checked.stdout).toMatch(/✓ metadata spot\/instance-action +nothing there/);
+  expect(checked.stdout).toMatch(/✓ metadata kubernetes node node-1 +HTTP 200/);
+  expect(checked.code).toBe(0);
+});
