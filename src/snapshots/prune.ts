@@ -13,6 +13,8 @@ export interface PruneOptions {
   log: Logger;
   /** The clock the grace and keep-within are measured against. */
   now?: number;
+  /** Stops the prune before its next listing step or delete (a notice-time snapshot taking the sync over). */
+  signal?: AbortSignal;
 }
 
 export interface PruneReport {
@@ -56,6 +58,7 @@ export async function prune(store: ObjectStore, location: StoreLocation, options
   let bytes = plan.drop.reduce((sum, record) => sum + record.size, 0);
   let chunksInGrace = 0;
   for await (const object of store.list(keyFor(location, 'chunks/'))) {
+    options.signal?.throwIfAborted();
     const match = CHUNK_NAME.exec(object.key.slice(location.prefix.length));
     if (!match || referenced.has(match[2]!)) continue;
     if (object.modified > graceStart) {
@@ -74,9 +77,11 @@ export async function prune(store: ObjectStore, location: StoreLocation, options
     applied: options.apply,
   };
   if (!options.apply) return report;
+  options.signal?.throwIfAborted();
   // Manifests first: a crash after this leaves unreferenced chunks, which the next prune finds.
   await store.delete(plan.drop.map((record) => keyFor(location, record.name)));
   options.log.info({ at: where, manifests: report.manifests.length }, 'prune: manifests deleted');
+  options.signal?.throwIfAborted();
   await store.delete(chunks);
   options.log.info({ at: where, manifests: report.manifests.length, chunks: chunks.length, bytes }, 'prune finished');
   return report;
