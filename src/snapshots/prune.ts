@@ -27,6 +27,8 @@ export interface PruneReport {
   bytes: number;
   /** Unreferenced chunks left because they were written within the grace. */
   chunksInGrace: number;
+  /** Files a killed writer left (file://'s `.partial`) written before the grace, deleted (or that would be). */
+  leftovers: number;
   applied: boolean;
 }
 
@@ -68,12 +70,21 @@ export async function prune(store: ObjectStore, location: StoreLocation, options
     chunks.push(object.key);
     bytes += object.size;
   }
+  // A writer may be filling a fresh one: only those older than the grace go.
+  const leftovers: string[] = [];
+  for await (const object of store.leftovers?.(location.prefix) ?? []) {
+    options.signal?.throwIfAborted();
+    if (object.modified > graceStart) continue;
+    leftovers.push(object.key);
+    bytes += object.size;
+  }
   const report: PruneReport = {
     kept: plan.keep.map(({ record, reasons }) => ({ name: record.name, reasons })),
     manifests: plan.drop.map((record) => record.name),
     chunks: chunks.length,
     bytes,
     chunksInGrace,
+    leftovers: leftovers.length,
     applied: options.apply,
   };
   if (!options.apply) return report;
@@ -83,7 +94,8 @@ export async function prune(store: ObjectStore, location: StoreLocation, options
   options.log.info({ at: where, manifests: report.manifests.length }, 'prune: manifests deleted');
   options.signal?.throwIfAborted();
   await store.delete(chunks);
-  options.log.info({ at: where, manifests: report.manifests.length, chunks: chunks.length, bytes }, 'prune finished');
+  await store.delete(leftovers);
+  options.log.info({ at: where, manifests: report.manifests.length, chunks: chunks.length, leftovers: leftovers.length, bytes }, 'prune finished');
   return report;
 }
 
