@@ -124,6 +124,7 @@ function printPrune(report: PruneReport, where: string, asJson: boolean): void {
   const verb = report.applied ? 'deleted' : 'would delete';
   for (const name of report.manifests) process.stdout.write(`${verb} ${name}\n`);
   for (const { name, reasons } of report.kept) process.stdout.write(`keep ${name} (${reasons.join(', ')})\n`);
-  process.stdout.write(`${where}: ${verb} ${report.manifests.length} manifests and ${report.chunks} chunks, ${formatBytes(report.bytes)}`);
+  const leftovers = report.leftovers ? ` and ${report.leftovers} .partial files a killed writer left` : '';
+  process.stdout.write(`${where}: ${verb} ${report.manifests.length} manifests and ${report.chunks} chunks${leftovers}, ${formatBytes(report.bytes)}`);
   process.stdout.write(`${report.chunksInGrace ? `; ${report.chunksInGrace} unreferenced chunks are within the grace and kept` : ''}${report.applied ? '' : ' (dry run: add --apply to delete)'}\n`);
 }

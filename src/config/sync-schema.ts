@@ -1,5 +1,6 @@
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
+import { formatDuration } from '../lib/duration.js';
 import { showValue } from '../lib/format.js';
 import { duration, httpUrl, jsonForms, positiveDuration } from './fields.js';
 
@@ -45,6 +46,24 @@ const globList = (what: string) =>
 
 const DESTINATION = /^(s3|gs|az|file):\/\//;
 
+/** Twice the chunk reuse window (src/snapshots/repository.ts): `snapshots prune` warns under it, a sync refuses it. */
+const MIN_GRACE_MS = 2 * 60 * 60_000;
+
+/**
+ * `retention:` of a sync entry: the prune the agent runs after its commits (docs/snapshot.md,
+ * "Retention"). `grace` is left unset here when not given: the prune's default applies.
+ */
+const syncRetentionSchema = z
+  .strictObject({
+    keepLast: z.number().int().min(0, { message: 'expected a whole number of snapshots, 0 or more' }).optional(),
+    keepWithin: positiveDuration().optional(),
+    grace: positiveDuration()
+      .refine((ms) => ms >= MIN_GRACE_MS, { error: (issue) => `got ${showValue(formatDuration(Number(issue.input)))}: expected 2h or more: a shorter grace may delete chunks a commit running now relies on` })
+      .optional(),
+  })
+  .refine((value) => value.keepLast !== undefined || value.keepWithin !== undefined, { message: 'expected a policy: keepLast and/or keepWithin (e.g. keepLast: 3)' })
+  .transform(({ keepLast, keepWithin, grace }) => ({ keepLast, keepWithinMs: keepWithin, graceMs: grace }));
+
 /**
  * One entry of `sync:` (docs/snapshot.md, "Background sync"): what to store while the VM is
  * healthy, where (a dedup repository), when a checkpoint file counts as complete (the wait
@@ -67,13 +86,15 @@ export const syncEntrySchema = z
     endpoint: httpUrl().optional(),
     forcePathStyle: z.boolean().default(false),
     region: z.string().min(1).optional(),
+    retention: syncRetentionSchema.optional(),
   })
-  .transform(({ settle, marker, interval, bandwidth: cap, ...rest }) => ({
+  .transform(({ settle, marker, interval, bandwidth: cap, retention, ...rest }) => ({
     ...rest,
     settleMs: settle ?? (marker ? 0 : DEFAULT_SETTLE_MS),
     marker: marker ?? null,
     intervalMs: interval ?? null,
     bytesPerSecond: cap ?? null,
+    retention: retention ?? null,
   }));
 
 export type SyncEntry = z.output<typeof syncEntrySchema>;

@@ -179,7 +179,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   private recordRead(read: MetadataRead): void {
-    if (!this.readSeen) setImmediate(() => void Promise.all([this.preloadSteps(), this.syncs.start(this.deps.config, this.host, this.deps.log)]));
+    if (!this.readSeen) setImmediate(() => void Promise.all([this.preloadSteps(), this.syncs.start(this.deps.config, this.host, this.deps.log, () => this.running.ids().length > 0)]));
     this.readSeen = true;
     this.sourceHealth.record(read);
     this.emit('read', read);

@@ -17,19 +17,19 @@ export class DaemonSyncs {
   private starting: Promise<void> | undefined;
 
   /** Starts every configured sync (once); a sync that cannot open its store is logged and left out. */
-  start(config: Config, host: HostFacts, log: Logger): Promise<void> {
-    this.starting ??= this.open(config, host, log);
+  start(config: Config, host: HostFacts, log: Logger, inNotice: () => boolean): Promise<void> {
+    this.starting ??= this.open(config, host, log, inNotice);
     return this.starting;
   }
 
-  private async open(config: Config, host: HostFacts, log: Logger): Promise<void> {
+  private async open(config: Config, host: HostFacts, log: Logger, inNotice: () => boolean): Promise<void> {
     const entries = Object.entries(config.sync);
     if (entries.length === 0 || this.stop.signal.aborted) return;
     const [{ SyncEngine }, { registerSync }] = await Promise.all([import('../snapshots/sync/engine.js'), import('../snapshots/sync/registry.js')]);
     for (const [name, entry] of entries) {
       if (this.stop.signal.aborted) return;
       try {
-        const engine = await SyncEngine.open(name, entry, { stateDir: config.stateDir, host, log, signal: this.stop.signal });
+        const engine = await SyncEngine.open(name, entry, { stateDir: config.stateDir, host, log, signal: this.stop.signal, inNotice });
         const unregister = registerSync(engine);
         this.engines.push(engine);
         this.loops.push(

@@ -21,6 +21,8 @@ export function syncView(statuses: readonly SyncStatus[], now = Date.now()) {
     capBytesPerSecond: sync.capBytesPerSecond,
     capLifted: sync.capLifted,
     lastError: sync.lastError,
+    lastPruneAt: sync.lastPruneAt === null ? null : new Date(sync.lastPruneAt).toISOString(),
+    lastPruneError: sync.lastPruneError,
   }));
 }
 

@@ -13,6 +13,8 @@ export interface PruneOptions {
   log: Logger;
   /** The clock the grace and keep-within are measured against. */
   now?: number;
+  /** Stops the prune before its next listing step or delete (a notice-time snapshot taking the sync over). */
+  signal?: AbortSignal;
 }
 
 export interface PruneReport {
@@ -25,6 +27,8 @@ export interface PruneReport {
   bytes: number;
   /** Unreferenced chunks left because they were written within the grace. */
   chunksInGrace: number;
+  /** Files a killed writer left (file://'s `.partial`) written before the grace, deleted (or that would be). */
+  leftovers: number;
   applied: boolean;
 }
 
@@ -56,6 +60,7 @@ export async function prune(store: ObjectStore, location: StoreLocation, options
   let bytes = plan.drop.reduce((sum, record) => sum + record.size, 0);
   let chunksInGrace = 0;
   for await (const object of store.list(keyFor(location, 'chunks/'))) {
+    options.signal?.throwIfAborted();
     const match = CHUNK_NAME.exec(object.key.slice(location.prefix.length));
     if (!match || referenced.has(match[2]!)) continue;
     if (object.modified > graceStart) {
@@ -65,20 +70,32 @@ export async function prune(store: ObjectStore, location: StoreLocation, options
     chunks.push(object.key);
     bytes += object.size;
   }
+  // A writer may be filling a fresh one: only those older than the grace go.
+  const leftovers: string[] = [];
+  for await (const object of store.leftovers?.(location.prefix) ?? []) {
+    options.signal?.throwIfAborted();
+    if (object.modified > graceStart) continue;
+    leftovers.push(object.key);
+    bytes += object.size;
+  }
   const report: PruneReport = {
     kept: plan.keep.map(({ record, reasons }) => ({ name: record.name, reasons })),
     manifests: plan.drop.map((record) => record.name),
     chunks: chunks.length,
     bytes,
     chunksInGrace,
+    leftovers: leftovers.length,
     applied: options.apply,
   };
   if (!options.apply) return report;
+  options.signal?.throwIfAborted();
   // Manifests first: a crash after this leaves unreferenced chunks, which the next prune finds.
   await store.delete(plan.drop.map((record) => keyFor(location, record.name)));
   options.log.info({ at: where, manifests: report.manifests.length }, 'prune: manifests deleted');
+  options.signal?.throwIfAborted();
   await store.delete(chunks);
-  options.log.info({ at: where, manifests: report.manifests.length, chunks: chunks.length, bytes }, 'prune finished');
+  await store.delete(leftovers);
+  options.log.info({ at: where, manifests: report.manifests.length, chunks: chunks.length, leftovers: leftovers.length, bytes }, 'prune finished');
   return report;
 }
 

@@ -48,8 +48,8 @@ export function openFileStore(location: DirectoryLocation, options: StoreOptions
     return info?.isFile() ? { key, size: info.size, modified: info.mtimeMs } : undefined;
   };
 
-  /** Regular files under `folder` whose key starts with `prefix`; links and `.partial` files are left out. */
-  async function* walkFiles(folder: string, prefix: string): AsyncGenerator<ObjectInfo> {
+  /** Regular files under `folder` whose key starts with `prefix`, never links: the objects, or (`partial`) the `.partial` files. */
+  async function* walkFiles(folder: string, prefix: string, partial: boolean): AsyncGenerator<ObjectInfo> {
     const entries = await opendir(folder).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return [];
       throw error;
@@ -57,12 +57,19 @@ export function openFileStore(location: DirectoryLocation, options: StoreOptions
     for await (const entry of entries) {
       const path = join(folder, entry.name);
       const key = relative(root, path).split(sep).join('/');
-      if (entry.isDirectory() && (key.startsWith(prefix) || prefix.startsWith(`${key}/`))) yield* walkFiles(path, prefix);
-      else if (entry.isFile() && key.startsWith(prefix) && !PARTIAL.test(entry.name)) {
+      if (entry.isDirectory() && (key.startsWith(prefix) || prefix.startsWith(`${key}/`))) yield* walkFiles(path, prefix, partial);
+      else if (entry.isFile() && key.startsWith(prefix) && PARTIAL.test(entry.name) === partial) {
         const info = await lstat(path).catch(() => undefined);
         if (info?.isFile()) yield { key, size: info.size, modified: info.mtimeMs };
       }
     }
+  }
+
+  /** Starts in the deepest folder the prefix names whole; keys are filtered by the rest. */
+  async function* walkFrom(prefix: string, partial: boolean): AsyncGenerator<ObjectInfo> {
+    const start = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+    if (start !== '' && !(await isRealFolderPath(start))) return;
+    yield* walkFiles(start === '' ? root : pathOf(start), prefix, partial);
   }
 
   return {
@@ -105,12 +112,8 @@ export function openFileStore(location: DirectoryLocation, options: StoreOptions
     },
     has: async (key) => (await stat(key)) !== undefined,
     stat,
-    async *list(prefix) {
-      // Start in the deepest folder the prefix names whole; keys are filtered by the rest.
-      const start = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
-      if (start !== '' && !(await isRealFolderPath(start))) return;
-      yield* walkFiles(start === '' ? root : pathOf(start), prefix);
-    },
+    list: (prefix) => walkFrom(prefix, false),
+    leftovers: (prefix) => walkFrom(prefix, true),
     async delete(keys) {
       for (const key of keys) {
         if (!(await stat(key))) continue;

@@ -73,6 +73,11 @@ export interface ObjectStore {
    */
   delete(keys: readonly string[]): Promise<void>;
   /**
+   * What puts under `prefix` left when their writer was killed (file://'s `.partial` files; the
+   * other stores keep nothing visible), listed as `list` lists; `delete` removes them by key.
+   */
+  leftovers?(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
    * Removes what unfinished puts left behind (S3 multipart uploads, partial files). Call it
    * once every put has settled. Resolves to the keys it could not clean, if any.
    */

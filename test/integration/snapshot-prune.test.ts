@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { silentLogger } from '../../src/lib/log.js';
@@ -227,6 +227,35 @@ describe('retention on file://', () => {
     await runPrune(repo(), { keepLast: 0 }, true, Date.now() + 2 * DAY);
     expect(await readFile(join(dir, 'repo/chunks/ab/not-a-chunk'), 'utf8')).toBe('mine');
     expect(await readFile(join(dir, 'repo/snapshots/notes.txt'), 'utf8')).toBe('mine too');
+  });
+
+  test('.partial files a killed writer left under the prefix go once older than the grace; a fresh one, one outside the prefix or through a link stays', async () => {
+    await threeCheckpoints(repo());
+    await mkdir(join(dir, 'repo/chunks/ab'), { recursive: true });
+    await mkdir(join(dir, 'outside'), { recursive: true });
+    const old = ['chunks/ab/.0123abcd.partial', 'snapshots/.89abcdef.partial', '.deadbeef.partial'];
+    for (const path of old) {
+      await writeFile(join(dir, 'repo', path), 'cut by a kill -9');
+      await age(path, 2 * DAY);
+    }
+    await writeFile(join(dir, 'repo/chunks/ab/.fedcba98.partial'), 'a writer is filling it now');
+    // Outside the prefix, and reached through a link from inside it: not the repository's.
+    await writeFile(join(dir, 'outside/.11111111.partial'), 'not ours');
+    await utimes(join(dir, 'outside/.11111111.partial'), new Date(Date.now() - 2 * DAY), new Date(Date.now() - 2 * DAY));
+    await symlink(join(dir, 'outside'), join(dir, 'repo/chunks/cd'));
+    await symlink(join(dir, 'outside/.11111111.partial'), join(dir, 'repo/.22222222.partial'));
+
+    const dry = await runPrune(repo(), { keepLast: 3 }, false);
+    expect(dry).toMatchObject({ manifests: [], chunks: 0, leftovers: 3 });
+    for (const path of old) await expect(stat(join(dir, 'repo', path))).resolves.toBeTruthy();
+
+    const applied = await runPrune(repo(), { keepLast: 3 }, true);
+    expect(applied).toMatchObject({ manifests: [], chunks: 0, leftovers: 3 });
+    for (const path of old) await expect(stat(join(dir, 'repo', path))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await readFile(join(dir, 'repo/chunks/ab/.fedcba98.partial'), 'utf8')).toBe('a writer is filling it now');
+    expect(await readFile(join(dir, 'outside/.11111111.partial'), 'utf8')).toBe('not ours');
+    expect((await lstat(join(dir, 'repo/.22222222.partial'))).isSymbolicLink()).toBe(true);
+    await expect(restoreLatest(repo())).resolves.toBeTruthy();
   });
 
   test('a writer stores again a chunk it finds stored but older than the reuse window, which makes it new', async () => {

@@ -42,6 +42,21 @@ describe('the sync: section', () => {
     expect([rate('1GiB/s'), rate('8kbit/s'), rate(' 2.5 MB/s ')]).toEqual([1024 ** 3, 1000, 2.5e6]);
   });
 
+  test('retention: off by default; keepLast and/or keepWithin, a grace of 2h or more (the prune default when not given)', () => {
+    const retention = (value: unknown) => compileConfig({ ...base, sync: { ckpt: { ...entry, retention: value } } }).sync.ckpt!.retention;
+    expect(compileConfig({ ...base, sync: { ckpt: entry } }).sync.ckpt!.retention).toBeNull();
+    expect(retention({ keepLast: 3 })).toEqual({ keepLast: 3, keepWithinMs: undefined, graceMs: undefined });
+    expect(retention({ keepWithin: '36h', grace: '6h' })).toEqual({ keepLast: undefined, keepWithinMs: 36 * 3_600_000, graceMs: 6 * 3_600_000 });
+    expect(issues({ sync: { ckpt: { ...entry, retention: { keepLast: 3, grace: '30m' } } } })).toEqual([
+      'sync.ckpt.retention.grace: got "30m0s": expected 2h or more: a shorter grace may delete chunks a commit running now relies on',
+    ]);
+    expect(issues({ sync: { ckpt: { ...entry, retention: { grace: '24h' } } } })).toEqual(['sync.ckpt.retention: expected a policy: keepLast and/or keepWithin (e.g. keepLast: 3)']);
+    expect(issues({ sync: { ckpt: { ...entry, retention: { keepLast: -1, keepWithin: 7 } } } })).toEqual([
+      'sync.ckpt.retention.keepLast: expected a whole number of snapshots, 0 or more',
+      expect.stringMatching(/^sync\.ckpt\.retention\.keepWithin: got 7/),
+    ]);
+  });
+
   test('refuses relative paths, unknown destinations and placeholders a sync cannot fill', () => {
     expect(issues({ sync: { ckpt: { paths: ['ckpt'], to: 'ftp://x/', settle: 'soon' } } })).toEqual([
       'sync.ckpt.paths[0]: got "ckpt": expected an absolute path or glob (starting with /)',

@@ -17,6 +17,7 @@ import type { UploadOutcome } from '../upload.js';
 import { walkPaths, type FoundEntry, type FoundFile } from '../walk.js';
 import { commitSynced } from './commit.js';
 import { CheckpointWatch } from './complete.js';
+import { PruneSchedule } from './prune-schedule.js';
 import { SyncRecord } from './record.js';
 import type { SyncStatus } from './status.js';
 import { TokenBucket } from './token-bucket.js';
@@ -70,14 +71,15 @@ export class SyncEngine {
     private readonly record: SyncRecord,
     private readonly store: ObjectStore,
     private readonly reader: FileReader,
+    private readonly retention: PruneSchedule | null,
   ) {
     this.bucket = new TokenBucket(entry.bytesPerSecond);
     this.watch = new CheckpointWatch(entry);
     this.location = parseLocation(this.destination);
   }
 
-  /** Opens the record and the store; `signal` stops every transfer. */
-  static async open(name: string, entry: SyncEntry, deps: { stateDir: string; host: HostFacts; log: Logger; signal: AbortSignal }): Promise<SyncEngine> {
+  /** Opens the record and the store; `signal` stops every transfer; no prune while `inNotice()` (a notice is handled). */
+  static async open(name: string, entry: SyncEntry, deps: { stateDir: string; host: HostFacts; log: Logger; signal: AbortSignal; inNotice?: () => boolean }): Promise<SyncEngine> {
     const log = deps.log.child({ sync: name });
     const to = destinationOf(entry, deps.host);
     const record = await SyncRecord.open(deps.stateDir, name, to, log);
@@ -91,7 +93,7 @@ export class SyncEngine {
       signal: deps.signal,
       log,
     });
-    return new SyncEngine(name, entry, deps.host, log, record, store, FileReader.start({ nice: SYNC_NICE }));
+    return new SyncEngine(name, entry, deps.host, log, record, store, FileReader.start({ nice: SYNC_NICE }), entry.retention && new PruneSchedule(entry.retention, store, parseLocation(to), log, deps.inNotice ?? (() => false)));
   }
 
   get destination(): string {
@@ -172,6 +174,7 @@ export class SyncEngine {
       lastCommitAt: this.lastCommit?.at ?? null,
       lastCommit: this.lastCommit?.name ?? null,
       lastError: this.lastError,
+      ...(this.retention?.status() ?? { lastPruneAt: null, lastPruneError: null }),
     };
   }
 
@@ -243,6 +246,7 @@ export class SyncEngine {
     this.lastCommit = { at: Date.now(), name };
     this.uncommitted = false;
     this.log.info({ manifest: name, files: stored.length }, 'sync committed a snapshot');
+    await this.retention?.afterCommit(signal);
   }
 
   /**

@@ -16,4 +16,7 @@ export interface SyncStatus {
   lastCommitAt: number | null;
   lastCommit: string | null;
   lastError: string | null;
+  /** Epoch ms of the last prune its `retention:` ran; null: none yet (or no retention). */
+  lastPruneAt: number | null;
+  lastPruneError: string | null;
 }
