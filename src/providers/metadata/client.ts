@@ -22,7 +22,7 @@ export interface MetadataResponse {
 
 /** Idle kept-alive connections kept for the next request; more are closed. */
 const MAX_IDLE_SOCKETS = 4;
-const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
@@ -92,16 +92,16 @@ export class MetadataClient {
 
   private message(request: MetadataRequest): string {
     const method = request.method ?? 'GET';
+    if (/\s/.test(request.path)) throw new TypeError(`metadata request path ${JSON.stringify(request.path)} contains whitespace`);
     let message = `${method} ${request.path} HTTP/1.1\r\nhost: ${this.hostHeader}\r\nconnection: keep-alive\r\n`;
     if (request.headers) {
       for (const name in request.headers) {
         const value = request.headers[name]!;
         if (!HEADER_NAME.test(name)) throw new TypeError(`metadata request header name ${JSON.stringify(name)} is not a valid HTTP token`);
-        if (!HEADER_VALUE.test(value)) throw new TypeError(`metadata request header ${name} has a character not allowed in a header value`);
+        if (!HEADER_VALUE.test(value)) throw new TypeError(`metadata request header ${name} has a character other than printable ASCII or tab`);
         message += `${name}: ${value}\r\n`;
       }
     }
-    if (/[\s]/.test(request.path)) throw new TypeError(`metadata request path ${JSON.stringify(request.path)} contains whitespace`);
     // As node:http does, a PUT or POST states its length even without a body.
     if (request.body !== undefined || method !== 'GET') message += `content-length: ${request.body === undefined ? 0 : Buffer.byteLength(request.body)}\r\n`;
     return `${message}\r\n${request.body ?? ''}`;
@@ -117,6 +117,7 @@ class Connection {
     client: MetadataClient,
   ) {
     socket.setNoDelay(true);
+    socket.setKeepAlive(true, 10_000);
     socket.on('data', (data: Buffer) => (this.exchange ? this.exchange.data(data) : socket.destroy()));
     socket.on('end', () => this.exchange?.ended());
     socket.on('error', (error: NodeJS.ErrnoException) => this.exchange?.failed(classify(error)));
