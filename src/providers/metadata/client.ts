@@ -31,7 +31,8 @@ const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
  * Why not got here: at one request per second all day, got's per-request option
  * normalisation and hook machinery cost measurably more CPU than node:http with a
  * keep-alive agent; and node:http's own request and response paths were most of what an idle
- * agent still ran (docs/benchmarks.md, Round 7), which this exchange replaces (Round 9).
+ * agent still ran (docs/benchmarks.md, Round 7); this exchange took idle CPU per poll from
+ * 1.52 to 1.08 ms (0.72x to 0.51x a plain got loop, Round 9).
  * Everything else (webhooks, drains) uses got.
  */
 export class MetadataClient {
