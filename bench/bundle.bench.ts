@@ -8,7 +8,7 @@ import { startSimulator, type RunningSimulator } from '../src/simulator/metadata
 import { timeProcess } from './cli-startup.bench.js';
 import { spawnAgent, stopChildren } from './lib/agent-process.js';
 import { flag, flags } from './lib/args.js';
-import { baselineBuild, baselineRev, bundleBuild, diskMb, type Build } from './lib/builds.js';
+import { baselineBuild, baselineRev, bundleBuild, diskMb, revisionBundleBuild, type Build } from './lib/builds.js';
 import { startNotifySocket } from './lib/notify-socket.js';
 import { processCpuSeconds, processRssMb, summarise } from './lib/stats.js';
 import { bareNode, startToReady } from './startup-ready.bench.js';
@@ -27,9 +27,10 @@ import { bareNode, startToReady } from './startup-ready.bench.js';
  * Goals: READY and --help <= 0.5x today's, idle RSS <= 70 MB, CPU per poll <= 0.6x the got
  * loop, install <= 40 % of today's.
  * Each `--node-flags "FLAGS"` (may be repeated) adds the bundle run by `node FLAGS` to 1-3, side
- * by side with the others: V8 flags for the agent's node, measured before they ship.
+ * by side with the others: V8 flags for the agent's node, measured before they ship. Each
+ * `--bundle-of REV` adds REV's bundle the same way: a change to the bundle against the one before.
  *
- * npm run bench -- bundle [--baseline REV] [--runs 20] [--seconds 600] [--node-flags "--flag ..."]...
+ * npm run bench -- bundle [--baseline REV] [--runs 20] [--seconds 600] [--node-flags "--flag ..."]... [--bundle-of REV]...
  */
 const POLL_PATH = '/latest/meta-data/spot/instance-action';
 
@@ -38,7 +39,10 @@ export default async function main(args: string[]): Promise<void> {
   const seconds = Number(flag(args, '--seconds') ?? 600);
   const rev = baselineRev(flag(args, '--baseline'));
   console.log(`building today's build (${rev}) with tsc...`);
-  const variants = flags(args, '--node-flags').map((given) => bundleBuild(given.split(' ').filter(Boolean)));
+  const variants = [
+    ...flags(args, '--node-flags').map((given) => bundleBuild(given.split(' ').filter(Boolean))),
+    ...flags(args, '--bundle-of').map((given) => revisionBundleBuild(given)),
+  ];
   const builds = [baselineBuild(rev), bundleBuild(), ...variants];
   const work = mkdtempSync(join(tmpdir(), 'preemptd-bench-bundle-'));
   try {

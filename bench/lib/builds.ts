@@ -49,6 +49,24 @@ export function bundleBuild(nodeArgs: string[] = []): Build {
   };
 }
 
+/**
+ * The bundle of another revision (git archive, bundled by its own scripts/bundle.ts with this
+ * checkout's node_modules): a change to the bundle measured against the bundle before it.
+ */
+export function revisionBundleBuild(rev: string): Build {
+  const dir = mkdtempSync(join(tmpdir(), 'preemptd-bundle-of-'));
+  execFileSync('sh', ['-c', `git -C "${REPO}" archive "${rev}" | tar -x -C "${dir}"`]);
+  symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+  execFileSync(process.execPath, [join(dir, 'scripts/bundle.ts')], { cwd: dir });
+  return {
+    label: `bundle of ${rev}`,
+    cli: join(dir, 'dist/bundle/preemptd.mjs'),
+    nodeArgs: [],
+    install: (dest) => execFileSync('sh', [join(dir, 'packaging/install-bundle.sh'), dest]),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
 /** The revision a bench compares against: `--baseline REV`, else where this branch left main. */
 export function baselineRev(given: string | undefined): string {
   return given ?? execFileSync('git', ['-C', REPO, 'merge-base', 'HEAD', 'main'], { encoding: 'utf8' }).trim().slice(0, 12);
