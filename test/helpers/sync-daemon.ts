@@ -1,5 +1,10 @@
+import { mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { silentLogger } from '../../src/lib/log.js';
+import { manifestSchema, type Manifest } from '../../src/snapshots/manifest.js';
+import { restore } from '../../src/snapshots/restore.js';
 import { compileConfig } from './config.js';
 import type { TestResources } from './resources.js';
 import { ScriptedProvider } from './scripted-provider.js';
@@ -32,4 +37,36 @@ export async function startSyncDaemon(
 export async function stopDaemon(daemon: Daemon): Promise<void> {
   await daemon.stop();
   await until(() => daemon.state === 'stopped');
+}
+
+/** A test's checkpoint folder, file:// repository and stateDir, under one temporary folder. */
+export interface SyncTree {
+  dir: string;
+  ckpt: string;
+  repo: string;
+  state: string;
+}
+
+/** The checkpoint folder exists; the repository and stateDir are left for the agent to make. */
+export function syncTree(resources: TestResources): SyncTree {
+  const dir = resources.tempDir();
+  const ckpt = join(dir, 'ckpt');
+  mkdirSync(ckpt);
+  return { dir, ckpt, repo: join(dir, 'repo'), state: join(dir, 'state') };
+}
+
+/** The manifest latest.json names in a file:// repository, with its name. */
+export async function latestSnapshot(repo: string): Promise<{ name: string; manifest: Manifest }> {
+  const pointer = JSON.parse(await readFile(join(repo, 'latest.json'), 'utf8')) as { manifest: string };
+  return { name: pointer.manifest, manifest: manifestSchema.parse(JSON.parse(await readFile(join(repo, pointer.manifest), 'utf8'))) };
+}
+
+/** The paths of the latest snapshot's files, sorted. */
+export async function committedFiles(repo: string): Promise<string[]> {
+  return (await latestSnapshot(repo)).manifest.files.map((file) => file.path).sort();
+}
+
+/** `restore --latest` of a file:// repository into `to`. */
+export function restoreLatest(repo: string, to: string): Promise<unknown> {
+  return restore({ from: `file://${repo}/`, latest: true, to, log: silentLogger(), signal: new AbortController().signal });
 }

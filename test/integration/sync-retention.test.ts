@@ -1,10 +1,7 @@
 import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { silentLogger } from '../../src/lib/log.js';
-import { manifestSchema } from '../../src/snapshots/manifest.js';
-import { restore } from '../../src/snapshots/restore.js';
 import { TestResources } from '../helpers/resources.js';
-import { startSyncDaemon, stopDaemon } from '../helpers/sync-daemon.js';
+import { committedFiles, restoreLatest, startSyncDaemon, stopDaemon, syncTree, type SyncTree } from '../helpers/sync-daemon.js';
 import { testBytes } from '../helpers/seed.js';
 import { until } from '../helpers/until.js';
 
@@ -14,28 +11,8 @@ afterEach(() => resources.cleanUp());
 const MIB = 1024 * 1024;
 const HOUR = 60 * 60_000;
 
-interface Setup {
-  dir: string;
-  ckpt: string;
-  repo: string;
-  state: string;
-}
-
-function setup(): Setup {
-  const dir = resources.tempDir();
-  return { dir, ckpt: join(dir, 'ckpt'), repo: join(dir, 'repo'), state: join(dir, 'state') };
-}
-
-const startDaemon = async (where: Setup, sync: Record<string, unknown> = {}) =>
+const startDaemon = async (where: SyncTree, sync: Record<string, unknown> = {}) =>
   (await startSyncDaemon(resources, where.state, { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '200ms', ...sync })).daemon;
-
-async function committedFiles(repo: string): Promise<string[]> {
-  const pointer = JSON.parse(await readFile(join(repo, 'latest.json'), 'utf8')) as { manifest: string };
-  return manifestSchema
-    .parse(JSON.parse(await readFile(join(repo, pointer.manifest), 'utf8')))
-    .files.map((file) => file.path)
-    .sort();
-}
 
 /** Every file under `folder`, relative to it. */
 async function filesUnder(folder: string): Promise<string[]> {
@@ -49,8 +26,7 @@ async function filesUnder(folder: string): Promise<string[]> {
  * with `sync` and commits a third snapshot (step-2.pt and step-3.pt). Resolves to the running
  * daemon, the first snapshot's name and step-1.pt's chunk objects.
  */
-async function historyThenCommit(where: Setup, sync: Record<string, unknown>) {
-  await mkdir(where.ckpt, { recursive: true });
+async function historyThenCommit(where: SyncTree, sync: Record<string, unknown>) {
   await writeFile(join(where.ckpt, 'step-1.pt'), testBytes(MIB));
   const first = await startDaemon(where);
   await until(async () => (await committedFiles(where.repo).catch((): string[] => [])).includes('ckpt/step-1.pt'), 20_000);
@@ -71,7 +47,7 @@ async function historyThenCommit(where: Setup, sync: Record<string, unknown>) {
 }
 
 test('with retention, the running sync prunes after its commit: snapshots beyond keepLast and their chunks go; the latest restores', async () => {
-  const where = setup();
+  const where = syncTree(resources);
   const { daemon, oldest, step1Chunks, step3 } = await historyThenCommit(where, { retention: { keepLast: 1, grace: '2h' } });
   await until(() => daemon.syncs.status()[0]!.lastPruneAt !== null, 20_000);
   expect(daemon.syncs.status()[0]).toMatchObject({ lastPruneError: null });
@@ -84,13 +60,13 @@ test('with retention, the running sync prunes after its commit: snapshots beyond
   expect(left.filter((name) => name.startsWith('snapshots/'))).toHaveLength(2);
   for (const chunk of step1Chunks) expect(left).not.toContain(chunk);
   const restored = join(where.dir, 'restored');
-  await restore({ from: `file://${where.repo}/`, latest: true, to: restored, log: silentLogger(), signal: new AbortController().signal });
+  await restoreLatest(where.repo, restored);
   expect((await readFile(join(restored, 'ckpt/step-3.pt'))).equals(step3)).toBe(true);
   expect((await stat(join(restored, 'ckpt/step-2.pt'))).size).toBe(MIB);
 }, 60_000);
 
 test('without retention, the sync deletes nothing', async () => {
-  const where = setup();
+  const where = syncTree(resources);
   const { daemon, oldest, step1Chunks } = await historyThenCommit(where, {});
   const left = await filesUnder(where.repo);
   expect(left).toContain(oldest);
@@ -99,11 +75,10 @@ test('without retention, the sync deletes nothing', async () => {
 }, 60_000);
 
 test('a prune that fails is a warning in the status; the sync goes on storing and committing', async () => {
-  const where = setup();
+  const where = syncTree(resources);
   await mkdir(join(where.repo, 'snapshots'), { recursive: true });
   // Not a manifest: prune refuses to delete anything while a manifest's chunks are unknown.
   await writeFile(join(where.repo, 'snapshots', 'crafted.json'), '{"version": 99}');
-  await mkdir(where.ckpt, { recursive: true });
   await writeFile(join(where.ckpt, 'step-1.pt'), testBytes(MIB));
   const daemon = await startDaemon(where, { retention: { keepLast: 1 } });
   await until(() => daemon.syncs.status()[0]!.lastPruneError !== null, 20_000);

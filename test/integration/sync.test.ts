@@ -1,14 +1,12 @@
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Daemon } from '../../src/daemon/daemon.js';
 import { silentLogger } from '../../src/lib/log.js';
 import { serveDaemon } from '../../src/observe/local-server.js';
-import { manifestSchema } from '../../src/snapshots/manifest.js';
 import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
-import { restore } from '../../src/snapshots/restore.js';
 import { snapshotStep } from '../../src/steps/snapshot/step.js';
 import { TestResources } from '../helpers/resources.js';
-import { startSyncDaemon, stopDaemon } from '../helpers/sync-daemon.js';
+import { committedFiles, latestSnapshot, restoreLatest, startSyncDaemon, stopDaemon, syncTree, type SyncTree } from '../helpers/sync-daemon.js';
 import { testBytes } from '../helpers/seed.js';
 import { testNotice, testStepContext } from '../helpers/step-context.js';
 import { until } from '../helpers/until.js';
@@ -18,26 +16,9 @@ afterEach(() => resources.cleanUp());
 
 const MIB = 1024 * 1024;
 
-interface Setup {
-  dir: string;
-  ckpt: string;
-  repo: string;
-  state: string;
-}
-
-function setup(): Setup {
-  const dir = resources.tempDir();
-  return { dir, ckpt: join(dir, 'ckpt'), repo: join(dir, 'repo'), state: join(dir, 'state') };
-}
-
 /** A real daemon with one sync `ckpt` of `where`'s tree (test/helpers/sync-daemon.ts). */
-async function startDaemon(where: Setup, sync: Record<string, unknown> = {}): Promise<Daemon> {
+async function startDaemon(where: SyncTree, sync: Record<string, unknown> = {}): Promise<Daemon> {
   return (await startSyncDaemon(resources, where.state, { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '200ms', bandwidth: '200MB/s', ...sync })).daemon;
-}
-
-async function latest(repo: string) {
-  const pointer = JSON.parse(await readFile(join(repo, 'latest.json'), 'utf8')) as { manifest: string };
-  return { name: pointer.manifest, manifest: manifestSchema.parse(JSON.parse(await readFile(join(repo, pointer.manifest), 'utf8'))) };
 }
 
 /** Every chunk object with its size and mtime: a PUT (even of a chunk already there) replaces the file and shows. */
@@ -53,15 +34,8 @@ async function chunkObjects(repo: string): Promise<Map<string, { size: number; m
   return found;
 }
 
-const restoreLatest = (repo: string, to: string) => restore({ from: `file://${repo}/`, latest: true, to, log: silentLogger(), signal: new AbortController().signal });
-
-async function committedFiles(repo: string): Promise<string[]> {
-  return (await latest(repo)).manifest.files.map((file) => file.path).sort();
-}
-
 test('a file written and settled is stored and committed without any notice; latest.json restores it byte-identical; a restart uploads nothing again', async () => {
-  const where = setup();
-  await mkdir(where.ckpt, { recursive: true });
+  const where = syncTree(resources);
   const model = testBytes(3 * MIB);
   await writeFile(join(where.ckpt, 'step-1.pt'), model);
 
@@ -110,8 +84,7 @@ test('a file written and settled is stored and committed without any notice; lat
 }, 60_000);
 
 test('a file still being written is not stored until its marker says the checkpoint is complete', async () => {
-  const where = setup();
-  await mkdir(where.ckpt, { recursive: true });
+  const where = syncTree(resources);
   await writeFile(join(where.ckpt, 'shard-0.pt'), testBytes(MIB));
   const daemon = await startDaemon(where, { paths: [join(where.ckpt, '*.pt')], marker: join(where.ckpt, 'COMPLETE'), settle: 0 });
   await until(() => daemon.syncs.status()[0]!.backlogFiles === 1);
@@ -122,8 +95,7 @@ test('a file still being written is not stored until its marker says the checkpo
 }, 30_000);
 
 test('the notice-time snapshot tied to the sync sends only what the sync had not stored, then commits a complete manifest', async () => {
-  const where = setup();
-  await mkdir(where.ckpt, { recursive: true });
+  const where = syncTree(resources);
   const base = testBytes(8 * MIB);
   await writeFile(join(where.ckpt, 'base.pt'), base);
   await writeFile(join(where.ckpt, 'COMPLETE'), '');
@@ -144,7 +116,7 @@ test('the notice-time snapshot tied to the sync sends only what the sync had not
   const after = await chunkObjects(where.repo);
   const atSink = [...after].filter(([name]) => !before.has(name)).reduce((sum, [, object]) => sum + object.size, 0);
   expect(atSink).toBeLessThanOrEqual(1.2 * delta.length);
-  const { manifest } = await latest(where.repo);
+  const { manifest } = await latestSnapshot(where.repo);
   expect(manifest.complete).toBe(true);
   expect(manifest.files.map((file) => file.path).sort()).toEqual(['ckpt/COMPLETE', 'ckpt/base.pt', 'ckpt/delta.pt']);
   const restored = join(where.dir, 'restored');
@@ -154,8 +126,7 @@ test('the notice-time snapshot tied to the sync sends only what the sync had not
 }, 60_000);
 
 test('the notice-time snapshot takes over: the background pass in flight stops, so the file is read once, and the recovery point moves to its commit', async () => {
-  const where = setup();
-  await mkdir(where.ckpt, { recursive: true });
+  const where = syncTree(resources);
   const model = testBytes(16 * MIB);
   await writeFile(join(where.ckpt, 'model.pt'), model);
   // At 2 MB/s the background sync needs 8 s for the file: the notice comes in the middle.
@@ -166,7 +137,7 @@ test('the notice-time snapshot takes over: the background pass in flight stops, 
   try {
     const detail = await snapshotStep.run(snapshotOptionsSchema.parse({ sync: 'ckpt' }), step.context);
     expect(detail).toMatchObject({ complete: true, bytesDone: model.length });
-    committed = (await latest(where.repo)).name;
+    committed = (await latestSnapshot(where.repo)).name;
   } finally {
     step.dispose();
   }
@@ -186,8 +157,7 @@ test('a snapshot tied to a sync that is not running fails with a message naming 
 });
 
 test('a file recorded over an hour ago whose chunks the latest snapshot does not name is read and stored again, never committed on trust', async () => {
-  const where = setup();
-  await mkdir(where.ckpt, { recursive: true });
+  const where = syncTree(resources);
   const model = testBytes(2 * MIB);
   await writeFile(join(where.ckpt, 'step-1.pt'), model);
   const first = await startDaemon(where);
@@ -196,7 +166,7 @@ test('a file recorded over an hour ago whose chunks the latest snapshot does not
 
   // Another writer on the prefix moved latest.json to its own snapshot, and a prune deleted
   // the chunks only our (now unkept) snapshot named, as it may once they are past its grace.
-  const ours = await latest(where.repo);
+  const ours = await latestSnapshot(where.repo);
   const theirs = 'snapshots/other-writer.json';
   await writeFile(join(where.repo, theirs), JSON.stringify({ ...ours.manifest, files: [] }));
   await writeFile(join(where.repo, 'latest.json'), JSON.stringify({ version: 1, manifest: theirs, finishedAt: ours.manifest.finishedAt }));
@@ -217,8 +187,7 @@ test('a file recorded over an hour ago whose chunks the latest snapshot does not
 }, 60_000);
 
 test('a corrupt sync record is dropped with a warning: the sync starts over and sends nothing the store holds', async () => {
-  const where = setup();
-  await mkdir(where.ckpt, { recursive: true });
+  const where = syncTree(resources);
   const model = testBytes(2 * MIB);
   await writeFile(join(where.ckpt, 'step-1.pt'), model);
   const first = await startDaemon(where);
@@ -235,8 +204,7 @@ test('a corrupt sync record is dropped with a warning: the sync starts over and 
 }, 60_000);
 
 test('an advisory notice lifts the cap: what would take minutes at the cap is stored and committed at once', async () => {
-  const where = setup();
-  await mkdir(where.ckpt, { recursive: true });
+  const where = syncTree(resources);
   await writeFile(join(where.ckpt, 'step-1.pt'), testBytes(2 * MIB));
   // 2 MiB at 10 kB/s: more than three minutes.
   const { daemon, provider } = await startSyncDaemon(resources, where.state, { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '100ms', bandwidth: '10kB/s' });
@@ -252,32 +220,30 @@ test('an advisory notice lifts the cap: what would take minutes at the cap is st
 }, 60_000);
 
 test('with an interval, a checkpoint stored soon after a commit waits for the next one', async () => {
-  const where = setup();
-  await mkdir(where.ckpt, { recursive: true });
+  const where = syncTree(resources);
   const first = testBytes(MIB);
   await writeFile(join(where.ckpt, 'step-1.pt'), first);
   const daemon = await startDaemon(where, { interval: '1h' });
   await until(() => daemon.syncs.status()[0]!.lastCommitAt !== null, 20_000);
-  const committed = (await latest(where.repo)).name;
+  const committed = (await latestSnapshot(where.repo)).name;
   const second = testBytes(MIB);
   await writeFile(join(where.ckpt, 'step-2.pt'), second);
   await until(() => daemon.syncs.status()[0]!.bytesStored === first.length + second.length, 20_000);
   await daemon.stop();
   await until(() => daemon.state === 'stopped');
-  expect((await latest(where.repo)).name).toBe(committed);
+  expect((await latestSnapshot(where.repo)).name).toBe(committed);
   expect(await committedFiles(where.repo)).toEqual(['ckpt/step-1.pt']);
 }, 30_000);
 
 test('a checkpoint stored and recorded but not committed when the agent died is committed after the restart, with nothing sent again', async () => {
-  const where = setup();
-  await mkdir(where.ckpt, { recursive: true });
+  const where = syncTree(resources);
   const first = testBytes(MIB);
   await writeFile(join(where.ckpt, 'step-1.pt'), first);
   const daemon = await startDaemon(where);
   await until(() => daemon.syncs.status()[0]!.lastCommitAt !== null, 20_000);
   await daemon.stop();
   await until(() => daemon.state === 'stopped');
-  const committed = await latest(where.repo);
+  const committed = await latestSnapshot(where.repo);
 
   // A kill -9 between the record's save and the commit: the chunks are stored and the record
   // names them, but no manifest holds the file (the commit is put back to what it was).
@@ -301,13 +267,12 @@ test('a checkpoint stored and recorded but not committed when the agent died is 
 }, 60_000);
 
 test('a restart whose record the latest snapshot already holds commits nothing new', async () => {
-  const where = setup();
-  await mkdir(where.ckpt, { recursive: true });
+  const where = syncTree(resources);
   await writeFile(join(where.ckpt, 'step-1.pt'), testBytes(MIB));
   const first = await startDaemon(where);
   await until(() => first.syncs.status()[0]!.lastCommitAt !== null, 20_000);
   await stopDaemon(first);
-  const committed = (await latest(where.repo)).name;
+  const committed = (await latestSnapshot(where.repo)).name;
 
   const second = await startDaemon(where);
   // A pass has run once the backlog is known and a second file is committed; step-1 alone never is again.
