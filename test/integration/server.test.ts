@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { compileConfig } from '../helpers/config.js';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { createLogger, silentLogger, type Logger } from '../../src/lib/log.js';
-import type { SourceName } from '../../src/notice/notice.js';
+import type { Notice, SourceName } from '../../src/notice/notice.js';
 import { serveDaemon, type RunningServer } from '../../src/observe/local-server.js';
 import { NoticeBoard } from '../../src/observe/notice-board.js';
 import { NoticeFile } from '../../src/observe/notice-file.js';
@@ -23,6 +23,19 @@ afterEach(async () => {
   for (const release of releases.splice(0)) release();
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
+
+/** An AWS terminate notice as `GET /v1/notice` and the notice file show it. */
+function noticeShown(notice: Notice): Record<string, unknown> {
+  return {
+    id: notice.id,
+    provider: 'aws',
+    kind: 'terminate',
+    deadline: notice.deadline!.toISOString(),
+    secondsLeft: expect.any(Number),
+    detectedAt: notice.detectedAt.toISOString(),
+    advisory: false,
+  };
+}
 
 /** A drain endpoint that holds every request until the test releases it: a plan that is still running. */
 async function startGate(): Promise<{ url: string; release(): void; waiting(): number }> {
@@ -294,15 +307,7 @@ describe('/v1/notice', () => {
     await until(() => gate.waiting() === 1);
     const during = await stack.get('/v1/notice');
     expect(during.status).toBe(200);
-    expect(during.body).toEqual({
-      id: notice.id,
-      provider: 'aws',
-      kind: 'terminate',
-      deadline: notice.deadline!.toISOString(),
-      secondsLeft: expect.any(Number),
-      detectedAt: notice.detectedAt.toISOString(),
-      advisory: false,
-    });
+    expect(during.body).toEqual(noticeShown(notice));
     expect(during.body.secondsLeft).toBeGreaterThan(100);
     expect(during.body.secondsLeft).toBeLessThanOrEqual(120);
 
@@ -391,15 +396,7 @@ describe('the notice file', () => {
     const notice = scriptedNotice('terminate', 120_000);
     stack.provider.notice(notice);
     await until(() => existsSync(path));
-    expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual({
-      id: notice.id,
-      provider: 'aws',
-      kind: 'terminate',
-      deadline: notice.deadline!.toISOString(),
-      secondsLeft: expect.any(Number),
-      detectedAt: notice.detectedAt.toISOString(),
-      advisory: false,
-    });
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual(noticeShown(notice));
     expect(statSync(path).mode & 0o777).toBe(0o644);
 
     const moved = { ...notice, deadline: new Date(notice.deadline!.getTime() + 60_000) };
