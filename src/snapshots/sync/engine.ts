@@ -12,13 +12,14 @@ import { orderEntries } from '../order.js';
 import { fillPlaceholders } from '../placeholders.js';
 import { TransferProgress } from '../progress.js';
 import { FileReader } from '../read.js';
-import { CHUNK_REUSE_WINDOW_MS, manifestChunks, readLatest, readManifest, readPointer } from '../repository.js';
+import { readLatest } from '../repository.js';
 import type { UploadOutcome } from '../upload.js';
 import { walkPaths, type FoundEntry, type FoundFile } from '../walk.js';
 import { commitSynced } from './commit.js';
 import { CheckpointWatch } from './complete.js';
 import { PruneSchedule } from './prune-schedule.js';
 import { SyncRecord } from './record.js';
+import { RecordTrust } from './record-trust.js';
 import type { SyncStatus } from './status.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -60,8 +61,7 @@ export class SyncEngine {
   private takers = 0;
   /** Stops the background pass in flight. */
   private passStop = new AbortController();
-  /** The chunks of the manifest `latest.json` named when last read, by that name. */
-  private pointerChunks: { name: string | undefined; chunks: ReadonlySet<string> } | undefined;
+  private readonly trust: RecordTrust;
 
   private constructor(
     readonly name: string,
@@ -76,6 +76,7 @@ export class SyncEngine {
     this.bucket = new TokenBucket(entry.bytesPerSecond);
     this.watch = new CheckpointWatch(entry);
     this.location = parseLocation(this.destination);
+    this.trust = new RecordTrust(record, store, this.location, log);
   }
 
   /** Opens the record and the store; `signal` stops every transfer; no prune while `inNotice()` (a notice is handled). */
@@ -220,7 +221,7 @@ export class SyncEngine {
     const startedAt = Date.now();
     const found = await walkPaths(this.entry.paths, this.entry.exclude, signal);
     const files = found.entries.filter((entry): entry is FoundFile => entry.type === 'file');
-    await this.trustRecord();
+    await this.trust.check();
     const complete = await this.watch.complete(files, Date.now(), signal);
     const pending = complete.filter((file) => !this.record.stored(file));
     const notStored = files.filter((file) => !this.record.stored(file));
@@ -247,25 +248,6 @@ export class SyncEngine {
     this.uncommitted = false;
     this.log.info({ manifest: name, files: stored.length }, 'sync committed a snapshot');
     await this.retention?.afterCommit(signal);
-  }
-
-  /**
-   * A file recorded longer ago than the chunk reuse window is trusted only while the pointer's
-   * manifest names all its chunks: prune keeps that manifest and its chunks, but may delete an
-   * older chunk no kept manifest names (another writer on the prefix moved the pointer on).
-   * Forgotten files are read again; their chunks are checked in the store (storedChunkUsable).
-   */
-  private async trustRecord(): Promise<void> {
-    const before = Date.now() - CHUNK_REUSE_WINDOW_MS;
-    if (!this.record.hasStoredBefore(before)) return;
-    const pointer = (await readPointer(this.store, this.location))?.manifest;
-    const named =
-      pointer !== undefined && pointer === this.pointerChunks?.name
-        ? this.pointerChunks
-        : { name: pointer, chunks: pointer === undefined ? new Set<string>() : manifestChunks(await readManifest(this.store, this.location, pointer)) };
-    this.pointerChunks = named;
-    const forgotten = this.record.forgetUnprotected(before, named.chunks);
-    if (forgotten > 0) this.log.info({ files: forgotten, pointer }, 'files stored over an hour ago and not in the latest snapshot are read again');
   }
 
   private async upload(pending: FoundFile[], signal: AbortSignal): Promise<UploadOutcome> {
