@@ -98,7 +98,7 @@ export default async function main(args: string[]): Promise<void> {
     await running;
 
     // 5 % changes: a new file of 2.5 %, and 2.5 % as 1 MiB regions in model.pt, the first an insertion.
-    const added = size / 40;
+    const added = Math.floor(size / 40);
     await writeRandomFile(join(tree, 'optimizer-new.pt'), added);
     const regions = Math.max(2, Math.round(size / 40 / MIB));
     const file = await open(model, 'r+');
