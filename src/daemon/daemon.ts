@@ -223,6 +223,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private async handleNotice(running: RunningPlan, journal: Journal, provider: Provider): Promise<void> {
     const { config, log } = this.deps;
+    this.syncs.noticeStarted();
     const resumed = journal.status(running.notice.id) === 'in_progress';
     if (!resumed) await journal.begin(running.notice);
     // The notice may have moved its time while the journal was written.

@@ -7,7 +7,8 @@ export type { SyncStatus };
 
 /**
  * The daemon's background syncs (top-level `sync:`): started once the agent watches, the
- * engine loaded only when a sync is configured; flushed on an advisory notice; stopped with
+ * engine loaded only when a sync is configured; their prunes stopped when a notice's handling
+ * starts (none starts until it ends); flushed on an advisory notice; stopped with
  * the agent. What they report is read by observe/ (status and metrics).
  */
 export class DaemonSyncs {
@@ -42,6 +43,11 @@ export class DaemonSyncs {
         log.error({ sync: name, err: error }, 'could not start the sync; a notice-time snapshot tied to it fails');
       }
     }
+  }
+
+  /** A notice's handling starts: every sync's prune stops now, leaving the network to its steps. */
+  noticeStarted(): void {
+    for (const engine of this.engines) engine.stopPrune('a notice is being handled');
   }
 
   /** An advisory notice: every sync lifts its cap and stores what it has now. */

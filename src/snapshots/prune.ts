@@ -1,7 +1,7 @@
 import { PreemptdError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { formatLocation, keyFor, type StoreLocation } from '../stores/location.js';
-import type { ObjectStore } from '../stores/types.js';
+import { STORE_PAGE_SIZE, type ObjectStore } from '../stores/types.js';
 import { readCatalog, type SnapshotRecord } from './catalog.js';
 import { CHUNK_NAME, manifestChunks } from './repository.js';
 import { planRetention, type KeepReason, type RetentionPolicy } from './retention.js';
@@ -13,8 +13,21 @@ export interface PruneOptions {
   log: Logger;
   /** The clock the grace and keep-within are measured against. */
   now?: number;
-  /** Stops the prune before its next listing step or delete (a notice-time snapshot taking the sync over). */
+  /** Stops the prune before its next listed key or deleted key (a notice being handled). */
   signal?: AbortSignal;
+  /** Held by a writer in this process that may put chunks while the prune runs (a background sync). */
+  fence?: DeleteFence;
+}
+
+/**
+ * What keeps a prune from deleting a chunk that a writer in the same process put again after
+ * the prune listed it (old and unreferenced then): each batch of chunks is claimed before it
+ * is deleted and released after.
+ */
+export interface DeleteFence {
+  /** The keys of a batch that may go (none put since the prune started); a put of one waits until `release`. */
+  claim(keys: readonly string[]): string[];
+  release(): void;
 }
 
 export interface PruneReport {
@@ -90,11 +103,17 @@ export async function prune(store: ObjectStore, location: StoreLocation, options
   if (!options.apply) return report;
   options.signal?.throwIfAborted();
   // Manifests first: a crash after this leaves unreferenced chunks, which the next prune finds.
-  await store.delete(plan.drop.map((record) => keyFor(location, record.name)));
+  await store.delete(plan.drop.map((record) => keyFor(location, record.name)), options.signal);
   options.log.info({ at: where, manifests: report.manifests.length }, 'prune: manifests deleted');
-  options.signal?.throwIfAborted();
-  await store.delete(chunks);
-  await store.delete(leftovers);
+  for (let start = 0; start < chunks.length; start += STORE_PAGE_SIZE) {
+    const batch = chunks.slice(start, start + STORE_PAGE_SIZE);
+    try {
+      await store.delete(options.fence?.claim(batch) ?? batch, options.signal);
+    } finally {
+      options.fence?.release();
+    }
+  }
+  await store.delete(leftovers, options.signal);
   options.log.info({ at: where, manifests: report.manifests.length, chunks: chunks.length, leftovers: leftovers.length, bytes }, 'prune finished');
   return report;
 }

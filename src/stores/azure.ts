@@ -57,8 +57,12 @@ export async function openAzureStore(location: AzureLocation, options: StoreOpti
         for (const blob of page.segment.blobItems) yield { key: blob.name, size: blob.properties.contentLength ?? 0, modified: blob.properties.lastModified.getTime() };
       }
     },
-    async delete(keys) {
-      for (const key of keys) await container.getBlobClient(key).deleteIfExists({ abortSignal: options.signal });
+    async delete(keys, signal) {
+      const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
+      for (const key of keys) {
+        stops.throwIfAborted();
+        await container.getBlobClient(key).deleteIfExists({ abortSignal: stops });
+      }
     },
     async cleanup() {
       const left: string[] = [];

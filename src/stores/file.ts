@@ -114,8 +114,9 @@ export function openFileStore(location: DirectoryLocation, options: StoreOptions
     stat,
     list: (prefix) => walkFrom(prefix, false),
     leftovers: (prefix) => walkFrom(prefix, true),
-    async delete(keys) {
+    async delete(keys, signal) {
       for (const key of keys) {
+        signal?.throwIfAborted();
         if (!(await stat(key))) continue;
         await rm(pathOf(key), { force: true });
       }

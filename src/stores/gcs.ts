@@ -70,8 +70,11 @@ export function openGcsStore(location: BucketLocation, options: StoreOptions): O
         pageToken = (next as { pageToken?: string } | null)?.pageToken;
       } while (pageToken);
     },
-    async delete(keys) {
-      for (const key of keys) await bucket.file(key).delete({ ignoreNotFound: true });
+    async delete(keys, signal) {
+      for (const key of keys) {
+        signal?.throwIfAborted();
+        await bucket.file(key).delete({ ignoreNotFound: true });
+      }
     },
     async cleanup() {
       return [];

@@ -98,13 +98,15 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
       } while (token);
     },
-    async delete(keys) {
+    async delete(keys, signal) {
+      const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
       // One DeleteObjects call per page of keys; it answers 200 with a list of the keys it failed.
       for (let start = 0; start < keys.length; start += STORE_PAGE_SIZE) {
+        stops.throwIfAborted();
         const batch = keys.slice(start, start + STORE_PAGE_SIZE);
         const answer = await client.send(
           new DeleteObjectsCommand({ Bucket: location.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
-          { abortSignal: options.signal },
+          { abortSignal: stops },
         );
         const failed = answer.Errors?.[0];
         if (failed) throw new PreemptdError('ERR_STORE', `cannot delete ${failed.Key} from ${location.bucket}: ${failed.Code} ${failed.Message ?? ''}`.trim());

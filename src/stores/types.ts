@@ -69,9 +69,9 @@ export interface ObjectStore {
   /**
    * Removes objects (in batches where the store has a batch call). A key already gone is not
    * an error: a prune cut short is simply run again. Rejects naming the first key it could
-   * not remove.
+   * not remove. `signal` stops it before its next key (S3: its next batch), rejecting with its reason.
    */
-  delete(keys: readonly string[]): Promise<void>;
+  delete(keys: readonly string[], signal?: AbortSignal): Promise<void>;
   /**
    * What puts under `prefix` left when their writer was killed (file://'s `.partial` files; the
    * other stores keep nothing visible), listed as `list` lists; `delete` removes them by key.

@@ -1,12 +1,16 @@
 import { jest } from '@jest/globals';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { silentLogger } from '../../src/lib/log.js';
+import { chunkName } from '../../src/snapshots/repository.js';
 import { PruneSchedule } from '../../src/snapshots/sync/prune-schedule.js';
 import { parseLocation } from '../../src/stores/location.js';
+import { onePart } from '../../src/stores/parts.js';
 import { openStore } from '../../src/stores/registry.js';
 import type { ObjectStore } from '../../src/stores/types.js';
+import { until } from '../helpers/until.js';
 
 const HOUR = 60 * 60_000;
 let dir: string;
@@ -30,40 +34,142 @@ async function schedule(grace: number | undefined, inNotice: () => boolean) {
 
 afterEach(() => jest.useRealTimers());
 
-test('prunes after a commit at most once per max(1h, grace/4), never while a notice is handled or once taken over', async () => {
+test('prunes after a commit at most once per max(1h, grace/4), never while a notice is handled', async () => {
   let notice = true;
   const { counted, pruning } = await schedule(undefined, () => notice);
-  await pruning.afterCommit(new AbortController().signal);
+  await pruning.afterCommit();
   expect(counted.listings).toBe(0);
   notice = false;
-  const takenOver = new AbortController();
-  takenOver.abort();
-  await pruning.afterCommit(takenOver.signal);
-  expect(counted.listings).toBe(0);
 
   jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
-  await pruning.afterCommit(new AbortController().signal);
+  await pruning.afterCommit();
   expect(counted.listings).toBeGreaterThan(0);
   expect(pruning.status()).toEqual({ lastPruneAt: Date.now(), lastPruneError: null });
   const once = counted.listings;
   // The default grace is 24h: every 6h at most.
   jest.setSystemTime(Date.now() + 6 * HOUR - 1);
-  await pruning.afterCommit(new AbortController().signal);
+  await pruning.afterCommit();
   expect(counted.listings).toBe(once);
   jest.setSystemTime(Date.now() + 1);
-  await pruning.afterCommit(new AbortController().signal);
+  await pruning.afterCommit();
   expect(counted.listings).toBe(2 * once);
 });
 
 test('with a short grace, still at most once an hour', async () => {
   const { counted, pruning } = await schedule(2 * HOUR, () => false);
   jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
-  await pruning.afterCommit(new AbortController().signal);
+  await pruning.afterCommit();
   const once = counted.listings;
   jest.setSystemTime(Date.now() + HOUR - 1);
-  await pruning.afterCommit(new AbortController().signal);
+  await pruning.afterCommit();
   expect(counted.listings).toBe(once);
   jest.setSystemTime(Date.now() + 1);
-  await pruning.afterCommit(new AbortController().signal);
+  await pruning.afterCommit();
   expect(counted.listings).toBe(2 * once);
+});
+
+/**
+ * A file:// repository holding `count` chunks no manifest names, written a day and more ago
+ * (past the default grace: a prune deletes them all), and a store over it whose deletes wait
+ * for the test at each call and before each key (`step` lets one through and waits for the
+ * next); `gone` counts the chunk files really removed.
+ */
+async function oldChunks(count: number) {
+  const location = parseLocation(`file://${dir}/`);
+  const store: ObjectStore = await openStore(location, { partSize: 1024, queueSize: 1, concurrency: 1, signal: new AbortController().signal, log: silentLogger() });
+  const keys = Array.from({ length: count }, (_, index) => chunkName(createHash('sha256').update(String(index)).digest('hex')));
+  const past = (Date.now() - 30 * HOUR) / 1000;
+  for (const key of keys) {
+    await mkdir(dirname(join(dir, key)), { recursive: true });
+    await writeFile(join(dir, key), key);
+    await utimes(join(dir, key), past, past);
+  }
+  const waiting: (() => void)[] = [];
+  const wait = () => new Promise<void>((resolve) => waiting.push(resolve));
+  const allow = () => waiting.splice(0).forEach((resolve) => resolve());
+  const deleteNow = store.delete.bind(store);
+  store.delete = async (batch, signal) => {
+    await wait();
+    for (const key of batch) {
+      await wait();
+      await deleteNow([key], signal);
+    }
+  };
+  const present = async () => (await Promise.all(keys.map((key) => stat(join(dir, key)).then(() => true, () => false)))).filter(Boolean).length;
+  return {
+    location,
+    store,
+    keys,
+    waitingNow: () => until(() => waiting.length === 1),
+    step: async () => {
+      allow();
+      await until(() => waiting.length === 1);
+    },
+    /** Lets every delete through until `done` settles. */
+    drain: async (done: Promise<unknown>) => {
+      let settled = false;
+      void done.finally(() => (settled = true));
+      while (!settled) {
+        allow();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    },
+    allow,
+    gone: async () => count - (await present()),
+  };
+}
+
+const retention = { keepLast: 1, keepWithinMs: undefined, graceMs: undefined };
+
+test('a stopped prune deletes nothing more, is no failure, and starts again after the next commit', async () => {
+  const repo = await oldChunks(5);
+  const pruning = new PruneSchedule(retention, repo.store, repo.location, silentLogger(), () => false);
+  const first = pruning.afterCommit();
+  await repo.waitingNow(); // the manifests' delete (none to go)
+  await repo.step(); // the chunks' batch
+  await repo.step(); // its first key
+  await repo.step(); // deleted; the second key waits
+  expect(await repo.gone()).toBe(1);
+  pruning.stop('a notice is being handled');
+  await repo.drain(first);
+  expect(await repo.gone()).toBe(1);
+  expect(pruning.status()).toEqual({ lastPruneAt: null, lastPruneError: null });
+
+  const second = pruning.afterCommit();
+  await repo.drain(second);
+  expect(await repo.gone()).toBe(5);
+  expect(pruning.status().lastPruneError).toBeNull();
+  expect(pruning.status().lastPruneAt).not.toBeNull();
+});
+
+test('close() stops the running prune and waits for it', async () => {
+  const repo = await oldChunks(3);
+  const pruning = new PruneSchedule(retention, repo.store, repo.location, silentLogger(), () => false);
+  let ended = false;
+  void pruning.afterCommit().then(() => (ended = true));
+  await repo.waitingNow();
+  await repo.step();
+  const closed = pruning.close();
+  await repo.drain(closed);
+  expect(ended).toBe(true);
+  expect(await repo.gone()).toBe(0);
+  expect(pruning.status()).toEqual({ lastPruneAt: null, lastPruneError: null });
+});
+
+test('a chunk the sync puts again while its prune runs is not deleted by it: neither before its batch nor during it', async () => {
+  const repo = await oldChunks(3);
+  const pruning = new PruneSchedule(retention, repo.store, repo.location, silentLogger(), () => false);
+  const synced = pruning.fence.guard(repo.store);
+  const [before, during] = repo.keys;
+  const done = pruning.afterCommit();
+  // The prune has listed every chunk (all old, none named) and deletes the manifests: the sync puts `before` again.
+  await repo.waitingNow();
+  await synced.put(before!, onePart(Buffer.from('again')));
+  // The chunks' batch is claimed: the sync puts `during` again, which waits until the batch is gone.
+  await repo.step();
+  const put = synced.put(during!, onePart(Buffer.from('again')));
+  await repo.drain(Promise.all([put, done]));
+  expect(await readFile(join(dir, before!), 'utf8')).toBe('again');
+  expect(await readFile(join(dir, during!), 'utf8')).toBe('again');
+  expect(await repo.gone()).toBe(1);
 });

@@ -94,7 +94,9 @@ export class SyncEngine {
       signal: deps.signal,
       log,
     });
-    return new SyncEngine(name, entry, deps.host, log, record, store, FileReader.start({ nice: SYNC_NICE }), entry.retention && new PruneSchedule(entry.retention, store, parseLocation(to), log, deps.inNotice ?? (() => false)));
+    const retention = entry.retention && new PruneSchedule(entry.retention, store, parseLocation(to), log, deps.inNotice ?? (() => false));
+    // Its prune runs beside the passes: what the sync puts goes through the prune's fence.
+    return new SyncEngine(name, entry, deps.host, log, record, retention?.fence.guard(store) ?? store, FileReader.start({ nice: SYNC_NICE }), retention);
   }
 
   get destination(): string {
@@ -131,8 +133,9 @@ export class SyncEngine {
     }
   }
 
-  /** An advisory notice: lifts the cap and starts a pass now; the cap returns once nothing is left. */
+  /** An advisory notice: lifts the cap and starts a pass now (its prune stops); the cap returns once nothing is left. */
   flush(): void {
+    this.stopPrune('an advisory notice flushes the sync');
     this.releaseFlush ??= this.bucket.lift();
     this.wake.abort();
   }
@@ -146,6 +149,7 @@ export class SyncEngine {
     const releaseCap = this.bucket.lift();
     this.takers += 1;
     this.passStop.abort();
+    this.stopPrune('a notice-time snapshot took the sync over');
     let released = false;
     return () => {
       if (released) return;
@@ -206,8 +210,14 @@ export class SyncEngine {
     await this.record.save();
   }
 
+  /** A notice is being handled: the running prune, if any, stops now (none starts until it is handled). */
+  stopPrune(why: string): void {
+    this.retention?.stop(why);
+  }
+
   async close(): Promise<void> {
     this.endFlush();
+    await this.retention?.close();
     await Promise.all([this.store.close(), this.reader.close()]);
   }
 
@@ -247,7 +257,7 @@ export class SyncEngine {
     this.lastCommit = { at: Date.now(), name };
     this.uncommitted = false;
     this.log.info({ manifest: name, files: stored.length }, 'sync committed a snapshot');
-    await this.retention?.afterCommit(signal);
+    void this.retention?.afterCommit();
   }
 
   private async upload(pending: FoundFile[], signal: AbortSignal): Promise<UploadOutcome> {
