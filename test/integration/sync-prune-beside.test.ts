@@ -1,0 +1,121 @@
+import { jest } from '@jest/globals';
+import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { StoreLocation } from '../../src/stores/location.js';
+import type { ObjectStore, StoreOptions } from '../../src/stores/types.js';
+
+/**
+ * The store the agent opens for the repository under test (`slowRepo`) is the real file://
+ * store whose deletes wait, key by key, until the test lets them through: a prune held in the
+ * middle of its deletes for as long as the test needs, without a mock of the prune.
+ */
+const held: (() => void)[] = [];
+let slowRepo: string | undefined;
+/** Delete calls that ended with an error (a stopped prune's). */
+let deletesRefused = 0;
+const { openFileStore } = await import('../../src/stores/file.js');
+jest.unstable_mockModule('../../src/stores/registry.js', () => ({
+  openStore: (location: StoreLocation, options: StoreOptions): Promise<ObjectStore> => {
+    const store = openFileStore(location as Extract<StoreLocation, { scheme: 'file' }>, options);
+    if (location.scheme !== 'file' || resolve(location.directory) !== slowRepo) return Promise.resolve(store);
+    const deleteNow = store.delete.bind(store);
+    store.delete = async (keys, signal) => {
+      try {
+        for (const key of keys) {
+          await new Promise<void>((go) => held.push(go));
+          await deleteNow([key], signal);
+        }
+      } catch (error) {
+        deletesRefused += 1;
+        throw error;
+      }
+    };
+    return Promise.resolve(store);
+  },
+}));
+
+const { TestResources } = await import('../helpers/resources.js');
+const { committedFiles, latestSnapshot, restoreLatest, startSyncDaemon, stopDaemon, syncTree } = await import('../helpers/sync-daemon.js');
+const { scriptedNotice } = await import('../helpers/scripted-notice.js');
+const { testBytes } = await import('../helpers/seed.js');
+const { until } = await import('../helpers/until.js');
+const { manifestChunks, chunkName } = await import('../../src/snapshots/repository.js');
+
+const resources = new TestResources('preemptd-sync-prune-beside-');
+afterEach(() => {
+  slowRepo = undefined;
+  held.splice(0).forEach((go) => go());
+});
+
+const MIB = 1024 * 1024;
+const HOUR = 60 * 60_000;
+
+/** Every file under `folder`, relative to it. */
+async function filesUnder(folder: string): Promise<string[]> {
+  const entries = await readdir(folder, { recursive: true, withFileTypes: true });
+  return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(folder.length + 1));
+}
+
+test('the prune runs beside the sync: a checkpoint is committed while it deletes; a notice stops it at once; the repository stays consistent', async () => {
+  const where = syncTree(resources);
+  const sync = { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '200ms' };
+  // Two snapshots three hours old (past the grace): the first, step-1.pt alone, is the prune's to delete with its chunks.
+  await writeFile(join(where.ckpt, 'step-1.pt'), testBytes(MIB));
+  const first = (await startSyncDaemon(resources, where.state, sync)).daemon;
+  await until(async () => (await committedFiles(where.repo).catch((): string[] => [])).includes('ckpt/step-1.pt'), 20_000);
+  await rm(join(where.ckpt, 'step-1.pt'));
+  await writeFile(join(where.ckpt, 'step-2.pt'), testBytes(MIB));
+  await until(async () => (await committedFiles(where.repo)).join() === 'ckpt/step-2.pt', 20_000);
+  await stopDaemon(first);
+  const past = (Date.now() - 3 * HOUR) / 1000;
+  for (const name of await filesUnder(where.repo)) await utimes(join(where.repo, name), past, past);
+
+  slowRepo = resolve(where.repo);
+  const { daemon, provider } = await startSyncDaemon(resources, where.state, { ...sync, retention: { keepLast: 1, grace: '2h' } });
+  await writeFile(join(where.ckpt, 'step-3.pt'), testBytes(MIB));
+  await until(async () => (await committedFiles(where.repo)).includes('ckpt/step-3.pt'), 20_000);
+  // The prune that commit started waits at its first delete (the first snapshot's manifest).
+  await until(() => held.length === 1, 20_000);
+  const oldest = (await filesUnder(where.repo)).filter((name) => name.startsWith('snapshots/')).sort()[0]!;
+
+  // (a) A checkpoint that settles now is stored and committed while the prune is held.
+  const step4 = testBytes(MIB);
+  await writeFile(join(where.ckpt, 'step-4.pt'), step4);
+  await until(async () => (await committedFiles(where.repo)).includes('ckpt/step-4.pt'), 20_000);
+  expect(held).toHaveLength(1);
+
+  // Let the first snapshot's manifest and one of its chunks go: the prune waits at the next chunk.
+  const before = await filesUnder(where.repo);
+  for (let step = 0; step < 2; step += 1) {
+    held.splice(0).forEach((go) => go());
+    await until(() => held.length === 1);
+  }
+  const present = new Set(await filesUnder(where.repo));
+  const deleted = before.filter((name) => !present.has(name));
+  expect(deleted).toHaveLength(2);
+  expect(deleted).toContain(oldest);
+
+  // (b) A notice whose plan has no snapshot step stops the prune: nothing is deleted after it began.
+  const began = new Promise((resolve) => daemon.once('notice', resolve));
+  provider.notice(scriptedNotice('terminate', 60_000));
+  await began;
+  while (deletesRefused === 0 && daemon.syncs.status()[0]!.lastPruneAt === null) {
+    held.splice(0).forEach((go) => go());
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const after = await filesUnder(where.repo);
+  expect(after.filter((name) => !present.has(name))).toEqual([]);
+  expect([...present].filter((name) => !after.includes(name))).toEqual([]);
+  expect(daemon.syncs.status()[0]).toMatchObject({ lastPruneAt: null, lastPruneError: null });
+
+  // (c) Every kept manifest's chunks are there, and the newest restores.
+  for (const name of after.filter((file) => file.startsWith('snapshots/'))) {
+    const manifest = JSON.parse(await readFile(join(where.repo, name), 'utf8')) as Parameters<typeof manifestChunks>[0];
+    for (const sha256 of manifestChunks(manifest)) expect(after).toContain(chunkName(sha256));
+  }
+  expect((await latestSnapshot(where.repo)).manifest.files.map((file) => file.path).sort()).toEqual(['ckpt/step-2.pt', 'ckpt/step-3.pt', 'ckpt/step-4.pt']);
+  const restored = join(where.dir, 'restored');
+  await restoreLatest(where.repo, restored);
+  expect((await readFile(join(restored, 'ckpt/step-4.pt'))).equals(step4)).toBe(true);
+  expect((await stat(join(restored, 'ckpt/step-3.pt'))).size).toBe(MIB);
+}, 90_000);
