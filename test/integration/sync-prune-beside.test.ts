@@ -11,6 +11,8 @@ import type { ObjectStore, StoreOptions } from '../../src/stores/types.js';
  */
 const held: (() => void)[] = [];
 let slowRepo: string | undefined;
+/** Cleared once the test ends: no delete waits any more. */
+let holding = true;
 /** Delete calls that ended with an error (a stopped prune's). */
 let deletesRefused = 0;
 const { openFileStore } = await import('../../src/stores/file.js');
@@ -22,7 +24,7 @@ jest.unstable_mockModule('../../src/stores/registry.js', () => ({
     store.delete = async (keys, signal) => {
       try {
         for (const key of keys) {
-          await new Promise<void>((go) => held.push(go));
+          if (holding) await new Promise<void>((go) => held.push(go));
           await deleteNow([key], signal);
         }
       } catch (error) {
@@ -42,10 +44,11 @@ const { until } = await import('../helpers/until.js');
 const { manifestChunks, chunkName } = await import('../../src/snapshots/repository.js');
 
 const resources = new TestResources('preemptd-sync-prune-beside-');
-afterEach(() => {
-  slowRepo = undefined;
+/** Lets every delete through from now on (before the daemon stops: its prune must end). */
+function release(): void {
+  holding = false;
   held.splice(0).forEach((go) => go());
-});
+}
 
 const MIB = 1024 * 1024;
 const HOUR = 60 * 60_000;
@@ -72,6 +75,8 @@ test('the prune runs beside the sync: a checkpoint is committed while it deletes
 
   slowRepo = resolve(where.repo);
   const { daemon, provider } = await startSyncDaemon(resources, where.state, { ...sync, retention: { keepLast: 1, grace: '2h' } });
+  // Deferred after the daemon's start, so run before its stop.
+  resources.defer(release);
   await writeFile(join(where.ckpt, 'step-3.pt'), testBytes(MIB));
   await until(async () => (await committedFiles(where.repo)).includes('ckpt/step-3.pt'), 20_000);
   // The prune that commit started waits at its first delete (the first snapshot's manifest).
