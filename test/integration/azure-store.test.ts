@@ -100,6 +100,15 @@ test('has() tells a stored blob from a missing one, and get() streams it back', 
   await expect(store.get('objects/missing.txt')).rejects.toMatchObject({ statusCode: 404 });
 });
 
+test('delete() removes blobs, a missing one included; a stopped delete (a prune cut by a notice) removes none', async () => {
+  const store = await openStore();
+  await store.put('objects/a.txt', onePart(Buffer.from('a')));
+  await expect(store.delete(['objects/a.txt'], AbortSignal.abort(new Error('a notice')))).rejects.toThrow('a notice');
+  expect(await store.has('objects/a.txt')).toBe(true);
+  await store.delete(['objects/a.txt', 'objects/never-was.txt']);
+  expect(await store.has('objects/a.txt')).toBe(false);
+});
+
 /** Yields one part of `partSize`, then waits until `signal` aborts: a put cut after one staged block. */
 async function* oneBlockThenStuck(signal: AbortSignal): AsyncGenerator<Part> {
   yield onePart(testBytes(5 * MIB))[0]!;

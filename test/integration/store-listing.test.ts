@@ -62,6 +62,9 @@ describe('S3 store against s3rver', () => {
       expect(info!.modified).toBeLessThanOrEqual(before + 1000);
       expect(info!.modified).toBeGreaterThan(before - 10 * 60_000);
 
+      // A stopped delete (a prune cut by a notice) sends no batch.
+      await expect(store.delete(keys, AbortSignal.abort(new Error('a notice')))).rejects.toThrow('a notice');
+      expect((await listed(store, 'many/')).size).toBe(keys.length);
       await store.delete([...keys, 'many/never-was']);
       expect((await listed(store, 'many/')).size).toBe(0);
       expect(await store.stat('many/k00000')).toBeUndefined();
@@ -89,6 +92,8 @@ describe('file store', () => {
     expect(await listed(store, 'nothing/here/')).toEqual(new Map());
     expect(await store.stat('repo/chunks/ab/one')).toMatchObject({ size: 5 });
 
+    await expect(store.delete(['repo/chunks/ab/one'], AbortSignal.abort(new Error('a notice')))).rejects.toThrow('a notice');
+    expect(await store.has('repo/chunks/ab/one')).toBe(true);
     await store.delete(['repo/chunks/ab/one', 'repo/chunks/ab/gone']);
     expect([...(await listed(store, 'repo/chunks/')).keys()]).toEqual(['repo/chunks/cd/two']);
   });

@@ -171,6 +171,8 @@ describe('GCS store (nock): list, stat, delete', () => {
     expect(await store.stat('repo/latest.json')).toEqual({ key: 'repo/latest.json', size: 16, modified: Date.parse(GCS_UPDATED) });
     expect(await store.stat('repo/none')).toBeUndefined();
 
+    await expect(store.delete(['repo/chunks/aa/1'], AbortSignal.abort(new Error('a notice')))).rejects.toThrow('a notice');
+    expect(gcs.objects.has('repo/chunks/aa/1')).toBe(true);
     await store.delete(['repo/chunks/aa/1', 'repo/chunks/gone']);
     expect([...gcs.objects.keys()].sort()).toEqual(['other/x', 'repo/chunks/bb/2', 'repo/chunks/cc/3', 'repo/latest.json']);
   });
