@@ -59,7 +59,11 @@ async function filesUnder(folder: string): Promise<string[]> {
   return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(folder.length + 1));
 }
 
-test('the prune runs beside the sync: a checkpoint is committed while it deletes; a notice stops it at once; the repository stays consistent', async () => {
+// A notice whose plan has no step at all; the rebalance is advisory: the sync flushes too.
+test.each([
+  ['terminate', 60_000],
+  ['rebalance', null],
+] as const)('the prune runs beside the sync: a checkpoint is committed while it deletes; a %s notice stops it at once; the repository stays consistent', async (kind, deadlineInMs) => {
   const where = syncTree(resources);
   const sync = { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '200ms' };
   // Two snapshots three hours old (past the grace): the first, step-1.pt alone, is the prune's to delete with its chunks.
@@ -74,6 +78,8 @@ test('the prune runs beside the sync: a checkpoint is committed while it deletes
   for (const name of await filesUnder(where.repo)) await utimes(join(where.repo, name), past, past);
 
   slowRepo = resolve(where.repo);
+  holding = true;
+  deletesRefused = 0;
   const { daemon, provider } = await startSyncDaemon(resources, where.state, { ...sync, retention: { keepLast: 1, grace: '2h' } });
   // Deferred after the daemon's start, so run before its stop.
   resources.defer(release);
@@ -100,9 +106,9 @@ test('the prune runs beside the sync: a checkpoint is committed while it deletes
   expect(deleted).toHaveLength(2);
   expect(deleted).toContain(oldest);
 
-  // (b) A notice whose plan has no snapshot step stops the prune: nothing is deleted after it began.
+  // (b) The notice stops the prune: nothing is deleted after it began.
   const began = new Promise((resolve) => daemon.once('notice', resolve));
-  provider.notice(scriptedNotice('terminate', 60_000));
+  provider.notice(scriptedNotice(kind, deadlineInMs));
   await began;
   while (deletesRefused === 0 && daemon.syncs.status()[0]!.lastPruneAt === null) {
     held.splice(0).forEach((go) => go());

@@ -133,9 +133,8 @@ export class SyncEngine {
     }
   }
 
-  /** An advisory notice: lifts the cap and starts a pass now (its prune stops); the cap returns once nothing is left. */
+  /** An advisory notice: lifts the cap and starts a pass now; the cap returns once nothing is left. */
   flush(): void {
-    this.stopPrune('an advisory notice flushes the sync');
     this.releaseFlush ??= this.bucket.lift();
     this.wake.abort();
   }
@@ -149,7 +148,6 @@ export class SyncEngine {
     const releaseCap = this.bucket.lift();
     this.takers += 1;
     this.passStop.abort();
-    this.stopPrune('a notice-time snapshot took the sync over');
     let released = false;
     return () => {
       if (released) return;
