@@ -232,7 +232,7 @@ export class SyncEngine {
     const pending = complete.filter((file) => !this.record.stored(file));
     this.measureBacklog(files);
     this.record.keepOnly(files);
-    this.plans.keepOnly(files);
+    this.plans.keepOnly(pending);
     if (pending.length > 0) {
       // Scan ahead first: every pending file read to its end; then what the cap held back.
       const unplanned = pending.filter((file) => !this.plans.holding(file));
