@@ -106,7 +106,8 @@ async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender):
  * Dedup mode: every file is read once, cut into content-defined chunks (chunker.ts) and
  * hashed on the reading threads; only chunks the repository does not hold are uploaded, in the files' priority
  * order. A file is in the manifest once all its chunks are stored; the chunks of a file the
- * deadline cut stay stored, and the next snapshot will not send them again.
+ * deadline cut stay stored, and the next snapshot will not send them again. In a background
+ * pass (`sendNow`), a file whose chunks the cap held back comes back as a plan (ScanPlan).
  */
 export async function uploadDeduplicated(job: UploadJob): Promise<UploadOutcome> {
   const { stop } = job;

@@ -41,8 +41,9 @@ function passInterval(settleMs: number): number {
  * One background sync (docs/snapshot.md, "Background sync"): finds complete checkpoint files,
  * stores the chunks the repository lacks under the bandwidth cap at low CPU priority, records
  * what it stored in stateDir, and commits a complete manifest after each checkpoint (or every
- * `interval`). A snapshot step tied to it asks which files are stored (split) and tells it
- * what the notice stored (remember).
+ * `interval`). A file's read is not paced: what the cap holds back is owed and sent later by
+ * range reads (ScanPlans, owed.ts). A snapshot step tied to it asks which files are stored or
+ * scanned (split) and tells it what the notice stored (remember, settle).
  */
 export class SyncEngine {
   private readonly bucket: TokenBucket;
