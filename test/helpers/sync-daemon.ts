@@ -71,12 +71,16 @@ export function restoreLatest(repo: string, to: string): Promise<unknown> {
   return restore({ from: `file://${repo}/`, latest: true, to, log: silentLogger(), signal: new AbortController().signal });
 }
 
-/** Every chunk object in a file:// repository with its size and mtime: a PUT (even of a chunk already there) replaces the file and shows. */
+/**
+ * Every chunk object in a file:// repository with its size and mtime: a PUT (even of a chunk
+ * already there) replaces the file and shows. A put the takeover cut leaves its `.partial`
+ * file (removed by a cleanup): not an object.
+ */
 export async function chunkObjects(repo: string): Promise<Map<string, { size: number; mtimeMs: number; ino: number }>> {
   const found = new Map<string, { size: number; mtimeMs: number; ino: number }>();
   const prefixes = await readdir(join(repo, 'chunks')).catch(() => []);
   for (const prefix of prefixes) {
-    for (const name of await readdir(join(repo, 'chunks', prefix))) {
+    for (const name of (await readdir(join(repo, 'chunks', prefix))).filter((entry) => !entry.endsWith('.partial'))) {
       const info = await stat(join(repo, 'chunks', prefix, name));
       found.set(`${prefix}/${name}`, { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino });
     }
