@@ -18,12 +18,15 @@ import { startDiscardSink, type DiscardSink } from './lib/discard-sink.js';
  * background sync has stored, then 5 % of it changes (a new file of 2.5 %, and 1 MiB regions
  * rewritten across the large file, one of them an insertion that shifts the rest). In one
  * run, into the S3 API discard sink on loopback (which counts the bytes it receives):
- * - today's full snapshot of the changed tree (files mode),
- * - the notice-time snapshot tied to the sync (`snapshot: { sync }`), which sends the delta.
+ * - today's full snapshot of the changed tree (files mode);
+ * - "before": the notice-time snapshot tied to a sync that had not looked since the change;
+ * - "after": the same with a sync (its own repository) that kept running under `--cap`
+ *   (default 20MB/s; a unit is required) until its status showed the changed files scanned:
+ *   the notice sends only what the scan still owed.
  * Goals: the delta sends <= 1.2 x the changed bytes; it takes <= 2 s + changed bytes / the
  * full snapshot's rate, and <= 0.15 x the full snapshot's time.
  *
- * npm run bench -- sync-delta [--size 512]
+ * npm run bench -- sync-delta [--size 512] [--cap 20MB/s]
  */
 const MIB = 1024 * 1024;
 
@@ -40,6 +43,11 @@ async function timedSnapshot(raw: Record<string, unknown>, sink: DiscardSink): P
 }
 
 /** Random bytes in 64 MiB writes (one buffer of a 10 GiB tree's half is past what randomFill takes). */
+/** Polls `done` every 50 ms. */
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
 async function writeRandomFile(path: string, bytes: number): Promise<void> {
   const file = await open(path, 'w');
   try {
@@ -67,12 +75,14 @@ async function insertAt(file: FileHandle, at: number, length: number, bytes: Buf
 
 export default async function main(args: string[]): Promise<void> {
   const size = Number(flag(args, '--size') ?? 512) * MIB;
+  const cap = flag(args, '--cap') ?? '20MB/s';
   const dir = await mkdtemp(join(tmpdir(), 'sync-delta-'));
   const sink = await startDiscardSink();
   Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench', AWS_EC2_METADATA_DISABLED: 'true' });
   const store = { endpoint: sink.endpoint, forcePathStyle: true, region: 'us-east-1' };
   const storeStop = new AbortController();
-  let engine: SyncEngine | undefined;
+  let before: SyncEngine | undefined;
+  let after: SyncEngine | undefined;
   try {
     // Half the tree one large file (a model), the rest 8 shards.
     const tree = join(dir, 'ckpt');
@@ -81,21 +91,22 @@ export default async function main(args: string[]): Promise<void> {
     await writeRandomFile(model, size / 2);
     for (let index = 0; index < 8; index += 1) await writeRandomFile(join(tree, `shard-${index}.pt`), size / 16);
 
-    // The background sync stores the tree (no cap), then stops looking: the notice sends the rest.
-    engine = await SyncEngine.open('bench', syncEntrySchema.parse({ paths: [tree], to: 's3://bench/sync/', settle: 0, ...store }), {
-      stateDir: join(dir, 'state'),
-      host: hostFacts(),
-      log: silentLogger(),
-      signal: storeStop.signal,
-    });
-    const unregister = registerSync(engine);
-    const looking = new AbortController();
+    // Two syncs store the tree: `before` (no cap) stops looking, so its notice sends the whole
+    // change; `after` (capped; the cap lifted for its first store) looks again after the change.
+    const entry = (extra: Record<string, unknown>) => syncEntrySchema.parse({ paths: [tree], settle: '1s', ...store, ...extra });
+    const startSync = (name: string, extra: Record<string, unknown>) =>
+      SyncEngine.open(name, entry({ to: `s3://bench/${name}/`, ...extra }), { stateDir: join(dir, 'state'), host: hostFacts(), log: silentLogger(), signal: storeStop.signal });
+    before = await startSync('before', {});
+    after = await startSync('after', { bandwidth: cap });
+    const unregister = [registerSync(before), registerSync(after)];
     const syncStarted = performance.now();
-    const running = engine.run(looking.signal);
-    while (engine.status().lastCommitAt === null) await new Promise((resolve) => setTimeout(resolve, 50));
+    const looking = new AbortController();
+    const running = [before.run(looking.signal), after.run(looking.signal)];
+    after.flush();
+    await until(() => before!.status().lastCommitAt !== null && after!.status().lastCommitAt !== null);
     const syncSeconds = (performance.now() - syncStarted) / 1000;
     looking.abort();
-    await running;
+    await Promise.all(running);
 
     // 5 % changes: a new file of 2.5 %, and 2.5 % as 1 MiB regions in model.pt, the first an insertion.
     const added = Math.floor(size / 40);
@@ -112,20 +123,43 @@ export default async function main(args: string[]): Promise<void> {
     const changed = added + regions * MIB;
 
     const full = await timedSnapshot({ paths: [tree], to: 's3://bench/full/', mode: 'files', ...store }, sink);
-    const delta = await timedSnapshot({ sync: 'bench' }, sink);
-    unregister();
+    const early = await timedSnapshot({ sync: 'before' }, sink);
+
+    // `after` looks again, capped, until every file it has not stored is scanned (a plan each).
+    const resumed = new AbortController();
+    const sinkAtResume = sink.bytes();
+    const readAtResume = after.status().bytesRead;
+    const scanStarted = performance.now();
+    const resuming = after.run(resumed.signal);
+    await until(() => {
+      const status = after!.status();
+      return status.lastError === null && status.bytesRead > readAtResume && status.scannedFiles === status.backlogFiles;
+    });
+    const scanSeconds = (performance.now() - scanStarted) / 1000;
+    const scanned = after.status();
+    const background = sink.bytes() - sinkAtResume;
+    const late = await timedSnapshot({ sync: 'after' }, sink);
+    resumed.abort();
+    await resuming;
+    for (const done of unregister) done();
 
     const fullRate = full.sent / full.seconds;
     const load = loadavg().map((value) => value.toFixed(2)).join(' ');
     const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
-    console.log(`tree ${mb(size)} (model.pt + 8 shards), changed ${mb(changed)} (${((100 * changed) / size).toFixed(1)} %), load average ${load}`);
-    console.log(`background sync of the tree: ${syncSeconds.toFixed(2)} s`);
+    console.log(`tree ${mb(size)} (model.pt + 8 shards), changed ${mb(changed)} (${((100 * changed) / size).toFixed(1)} %), cap ${cap}, load average ${load}`);
+    console.log(`background sync of the tree (two syncs at once): ${syncSeconds.toFixed(2)} s`);
     console.log(`full snapshot (files mode): ${full.seconds.toFixed(2)} s, ${mb(full.sent)} at the sink, ${(fullRate / 1e6).toFixed(0)} MB/s`);
-    console.log(`notice-time delta (sync):   ${delta.seconds.toFixed(2)} s, ${mb(delta.sent)} at the sink, complete: ${String(delta.detail.complete)}`);
-    console.log(`sent / changed ${(delta.sent / changed).toFixed(3)} (goal <= 1.2); delta / full time ${(delta.seconds / full.seconds).toFixed(3)} (goal <= 0.15)`);
-    console.log(`delta time ${delta.seconds.toFixed(2)} s against 2 s + changed / full rate = ${(2 + changed / fullRate).toFixed(2)} s`);
+    console.log(`"after" scanned the change in ${scanSeconds.toFixed(2)} s: ${scanned.scannedFiles} files, ${mb(scanned.owedBytes)} owed, ${mb(background)} sent at the cap`);
+    console.log(`goal bound: 2 s + changed / full rate = ${(2 + changed / fullRate).toFixed(2)} s`);
+    for (const [name, delta, sentBefore] of [['before (sync had not seen the change)', early, 0], ['after (sync had scanned it)', late, background]] as const) {
+      console.log(
+        `notice ${name}: ${delta.seconds.toFixed(2)} s, ${mb(delta.sent)} at the sink, ${mb(sentBefore)} sent by the background, ` +
+          `read ${mb(Number(delta.detail.bytesRead))}, complete ${String(delta.detail.complete)}; ` +
+          `sent / changed ${((delta.sent + sentBefore) / changed).toFixed(3)} (goal <= 1.2), delta / full time ${(delta.seconds / full.seconds).toFixed(3)} (goal <= 0.15)`,
+      );
+    }
   } finally {
-    await engine?.close();
+    await Promise.all([before?.close(), after?.close()]);
     storeStop.abort();
     await sink.close();
     await rm(dir, { recursive: true, force: true });

@@ -18,6 +18,8 @@ export function syncView(statuses: readonly SyncStatus[], now = Date.now()) {
     bytesRead: sync.bytesRead,
     backlogFiles: sync.backlogFiles,
     backlogBytes: sync.backlogBytes,
+    scannedFiles: sync.scannedFiles,
+    owedBytes: sync.owedBytes,
     capBytesPerSecond: sync.capBytesPerSecond,
     capLifted: sync.capLifted,
     lastError: sync.lastError,
@@ -46,6 +48,8 @@ export function registerSyncMetrics(registers: Registry[], statuses: () => reado
   gauge('preemptd_sync_recovery_point_age_seconds', 'Age of the newest snapshot a background sync committed: what a VM dying now without a notice would lose.', recoveryPointAgeSeconds);
   gauge('preemptd_sync_backlog_bytes', 'Bytes of files found that a background sync has not stored as they are now.', (sync) => sync.backlogBytes);
   gauge('preemptd_sync_backlog_files', 'Files found that a background sync has not stored as they are now.', (sync) => sync.backlogFiles);
+  gauge('preemptd_sync_scanned_files', 'Files a background sync has read and hashed to their end whose new chunks are not all stored yet.', (sync) => sync.scannedFiles);
+  gauge('preemptd_sync_owed_bytes', 'Bytes of new chunks those scanned files still owe: what a notice now would send of them.', (sync) => sync.owedBytes);
   gauge('preemptd_sync_cap_bytes_per_second', 'The bandwidth cap in force (absent: none, or lifted by a notice).', (sync) => sync.capBytesPerSecond);
   const reported = new Map<string, number>();
   new Counter({

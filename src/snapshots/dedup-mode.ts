@@ -1,6 +1,7 @@
 import { keyFor } from '../stores/location.js';
 import { onePart } from '../stores/parts.js';
 import type { ChunkRef, ReadPart } from './read.js';
+import type { ScanPlan } from './scan-plan.js';
 import { chunkName, manifestChunks, readLatest, storedChunkUsable } from './repository.js';
 import { storedFile, storeEachFile, uploadFailure, type UploadJob, type UploadOutcome } from './upload.js';
 
@@ -16,8 +17,8 @@ class ChunkRefused extends Error {}
 class ChunkSender {
   private inFlight = 0;
   private readonly slots: (() => void)[] = [];
-  /** Chunks stored or being stored by this snapshot (two files may share one). */
-  private readonly sending = new Map<string, Promise<void>>();
+  /** Chunks stored or being stored by this snapshot (two files may share one); false: owed. */
+  private readonly sending = new Map<string, Promise<boolean>>();
   private readonly startedAt = Date.now();
 
   constructor(
@@ -27,12 +28,13 @@ class ChunkSender {
   ) {}
 
   /**
-   * Resolves once the chunk is accepted; `stored` settles when it is in the store. `bytes`
-   * gives the chunk's bytes, which must stay untouched until `stored` settles; it is called
-   * (before this resolves) only for a chunk to be sent.
+   * Resolves once the chunk is accepted; `stored` settles when it is in the store (true) or
+   * owed (false: the cap did not allow it now, see UploadJob.sendNow). `bytes` gives the
+   * chunk's bytes, which must stay untouched until `stored` settles; it is called (before
+   * this resolves) only for a chunk to be sent.
    */
-  async offer(sha256: string, bytes: () => Buffer): Promise<{ stored: Promise<void> }> {
-    if (this.known.has(sha256)) return { stored: Promise.resolve() };
+  async offer(sha256: string, bytes: () => Buffer): Promise<{ stored: Promise<boolean> }> {
+    if (this.known.has(sha256)) return { stored: Promise.resolve(true) };
     while (this.inFlight >= this.limit) await new Promise<void>((resolve) => this.slots.push(resolve));
     const already = this.sending.get(sha256);
     if (already) return { stored: already };
@@ -47,14 +49,15 @@ class ChunkSender {
     return { stored };
   }
 
-  private async store(sha256: string, bytes: Buffer): Promise<void> {
+  private async store(sha256: string, bytes: Buffer): Promise<boolean> {
     const { store, location, progress, stop } = this.job;
     const key = keyFor(location, chunkName(sha256));
-    if (await storedChunkUsable(store, key, this.startedAt)) return;
+    if (await storedChunkUsable(store, key, this.startedAt)) return true;
     const refusal = this.job.gate(bytes.length);
     if (refusal) throw new ChunkRefused(refusal);
-    await this.job.pace?.(bytes.length);
+    if (this.job.sendNow && !this.job.sendNow(bytes.length)) return false;
     await store.put(key, onePart(bytes), { onBytes: progress.add, signal: stop });
+    return true;
   }
 }
 
@@ -65,17 +68,17 @@ class ChunkSender {
  * each chunk out had the main thread spend a quarter of its time in Buffer.concat and the
  * garbage collector, on the 2 GiB chunking bench). A chunk that spans parts is copied: the
  * unfinished end of each part is kept, copied, for the next one. Resolves to the file's chunk
- * list once every chunk is stored.
+ * list once every chunk is stored or owed, with the indexes of those owed.
  */
-async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender): Promise<ChunkRef[]> {
+async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender): Promise<{ refs: ChunkRef[]; owed: number[] }> {
   const refs: ChunkRef[] = [];
-  const stored: Promise<void>[] = [];
+  const stored: Promise<boolean>[] = [];
   /** A copy of the bytes from earlier parts that no chunk has taken yet. */
   let begun = Buffer.alloc(0);
   try {
     for await (const part of parts) {
       let at = 0;
-      const fromPart: Promise<void>[] = [];
+      const fromPart: Promise<boolean>[] = [];
       for (const [sha256, size] of part.chunks ?? []) {
         // A chunk takes the bytes begun in earlier parts first (it may lie wholly among them).
         const earlier = begun.subarray(0, size);
@@ -95,15 +98,16 @@ async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender):
   } finally {
     await Promise.allSettled(stored);
   }
-  await Promise.all(stored);
-  return refs;
+  const sent = await Promise.all(stored);
+  return { refs, owed: sent.flatMap((done, index) => (done ? [] : [index])) };
 }
 
 /**
  * Dedup mode: every file is read once, cut into content-defined chunks (chunker.ts) and
  * hashed on the reading threads; only chunks the repository does not hold are uploaded, in the files' priority
  * order. A file is in the manifest once all its chunks are stored; the chunks of a file the
- * deadline cut stay stored, and the next snapshot will not send them again.
+ * deadline cut stay stored, and the next snapshot will not send them again. In a background
+ * pass (`sendNow`), a file whose chunks the cap held back comes back as a plan (ScanPlan).
  */
 export async function uploadDeduplicated(job: UploadJob): Promise<UploadOutcome> {
   const { stop } = job;
@@ -111,13 +115,20 @@ export async function uploadDeduplicated(job: UploadJob): Promise<UploadOutcome>
   const known = previous ? manifestChunks(previous.manifest) : new Set<string>();
   for (const sha256 of job.knownChunks ?? []) known.add(sha256);
   const sender = new ChunkSender(job, known, job.concurrency * job.queueSize);
-  return storeEachFile(job, {
+  const planned: ScanPlan[] = [];
+  const scannedAt = Date.now();
+  const outcome = await storeEachFile(job, {
     refuse: () => (stop.aborted ? 'not started: the deadline was reached' : undefined),
-    async store(entry, read) {
-      const chunks = await storeChunks(read.parts, sender);
-      return { ...storedFile(entry, await read.result(), job.checksum), chunks };
+    async store(file, read) {
+      const { refs, owed } = await storeChunks(read.parts, sender);
+      const entry = { ...storedFile(file, await read.result(), job.checksum), chunks: refs };
+      if (owed.length === 0) return entry;
+      // Changed while read: a plan of it would not hold; the next pass reads it again.
+      if (!entry.changed) planned.push({ file, entry, owed: new Set(owed), scannedAt });
+      return undefined;
     },
     failure: (error) => (error instanceof ChunkRefused ? error.message : uploadFailure(stop, error)),
     chunks: true,
   });
+  return planned.length ? { ...outcome, planned } : outcome;
 }

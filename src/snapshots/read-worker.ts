@@ -25,7 +25,12 @@ export type ReadRequest =
   /** `into`: a buffer the main thread is done with, to read into again; without it, a new one. */
   | { type: 'read'; id: number; into: SharedArrayBuffer | undefined }
   | { type: 'finish'; id: number }
-  | { type: 'close'; id: number };
+  | { type: 'close'; id: number }
+  /**
+   * `length` bytes at `offset` of the file as walked (`dev`, `ino`) and still of `size` and
+   * `mtimeMs`, with their SHA-256: a chunk owed since the file was scanned (sync/owed.ts).
+   */
+  | { type: 'range'; id: number; path: string; dev: number; ino: number; size: number; mtimeMs: number; offset: number; length: number };
 
 /** A chunk by its SHA-256 (hex) and size, as a dedup manifest lists it. */
 export type ChunkRef = [sha256: string, size: number];
@@ -39,6 +44,7 @@ export type ReadReply =
   /** The next part: `length` bytes of `part`, whose CRC32 is `crc32`. */
   | { type: 'part'; id: number; part: SharedArrayBuffer; length: number; crc32: number; chunks?: ChunkRef[] }
   | { type: 'end'; id: number; chunks?: ChunkRef[] }
+  | { type: 'range'; id: number; part: SharedArrayBuffer; sha256: string }
   | { type: 'finished'; id: number; checksum: string; bytesRead: number; after: { size: number; mtimeMs: number } | null }
   | { type: 'error'; id: number; code: string | undefined; message: string };
 
@@ -83,21 +89,44 @@ function replyEnd(id: number, file: OpenFile): void {
 /**
  * Opens the walked file itself, never what took its place: O_NOFOLLOW refuses a link
  * (ELOOP), O_NONBLOCK keeps a FIFO from blocking this thread for good (a FIFO without a
- * writer would), and fstat checks it is a regular file with the walked device and inode.
+ * writer would), and fstat checks it is a regular file with the walked device and inode
+ * (and, for a range, the size and mtime it had when scanned).
  */
-function openWalked(request: Extract<ReadRequest, { type: 'open' }>): { fd: number; info: Stats } {
+function openWalked(request: { path: string; dev: number; ino: number; size?: number; mtimeMs?: number }): { fd: number; info: Stats } {
   const fd = openSync(request.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   const info = fstatSync(fd);
   let refusal: string | undefined;
   if (!info.isFile()) refusal = 'no longer a regular file (a FIFO, device or directory took its place): not read';
   else if (info.dev !== request.dev || info.ino !== request.ino) refusal = 'replaced by another file after it was found: not read';
+  else if ((request.size !== undefined && info.size !== request.size) || (request.mtimeMs !== undefined && info.mtimeMs !== request.mtimeMs)) refusal = 'changed since it was scanned: not read';
   if (refusal === undefined) return { fd, info };
   closeSync(fd);
   // Errno-like, so describeRead (upload.ts) can tell it apart and show the message.
   throw Object.assign(new Error(refusal), { code: 'EREPLACED' });
 }
 
+/** Reads `length` bytes at `offset` into shared memory, or fails: a range past the end means the file changed. */
+function readRange(request: Extract<ReadRequest, { type: 'range' }>): void {
+  const { fd } = openWalked(request);
+  try {
+    const part = new SharedArrayBuffer(request.length);
+    const bytes = Buffer.from(part);
+    for (let read = 0; read < request.length; ) {
+      const got = readSync(fd, bytes, read, request.length - read, request.offset + read);
+      if (got === 0) throw Object.assign(new Error('shrank since it was scanned: not read'), { code: 'EREPLACED' });
+      read += got;
+    }
+    reply({ type: 'range', id: request.id, part, sha256: createHash('sha256').update(bytes).digest('hex') });
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function handle(request: ReadRequest): void {
+  if (request.type === 'range') {
+    readRange(request);
+    return;
+  }
   if (request.type === 'open') {
     const { fd, info } = openWalked(request);
     files.set(request.id, {

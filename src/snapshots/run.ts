@@ -15,7 +15,9 @@ import { fillPlaceholders, placeholderValues } from './placeholders.js';
 import { TransferProgress } from './progress.js';
 import { chunkingThreads, FileReader } from './read.js';
 import { commitSnapshot, snapshotName, writeJson } from './repository.js';
+import { owedBytes, planEntry } from './scan-plan.js';
 import { deadlineGate, type UploadJob, type UploadOutcome } from './upload.js';
+import { sendOwed, type OwedOutcome } from './sync/owed.js';
 import { runningSync } from './sync/registry.js';
 import { walkPaths, type FoundEntry } from './walk.js';
 
@@ -79,9 +81,10 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
   const found = await walking;
   const entries = orderEntries(found.entries, options.priority);
   const bytesWanted = fileBytes(entries);
-  // Tied to a sync: what it stored is in the manifest as it is, and only the rest is read.
-  const { stored, toStore } = sync ? sync.split(entries) : { stored: [], toStore: entries };
-  const progress = new TransferProgress(fileBytes(toStore));
+  // Tied to a sync: what it stored is in the manifest as it is, files it scanned send only
+  // the chunks they owe, and only the rest is read.
+  const { stored, planned, toStore } = sync ? sync.split(entries) : { stored: [], planned: [], toStore: entries };
+  const progress = new TransferProgress(fileBytes(toStore) + planned.reduce((sum, plan) => sum + owedBytes(plan), 0));
   const releaseSync = sync?.takeOver();
   const report = () => {
     const figures = progress.report(context.deadline);
@@ -96,15 +99,23 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
 
   const reader = FileReader.start({ threads: options.mode === 'dedup' ? chunkingThreads(options.concurrency) : 1 });
   let outcome: UploadOutcome;
+  let owed: OwedOutcome | undefined;
   let manifest: Manifest;
   try {
+    const gate = deadlineGate(cut.signal, cutoff, progress);
+    if (sync && planned.length > 0) {
+      owed = await sendOwed({ plans: planned, reader, store, location, stop: cut.signal, progress, gate, concurrency: options.concurrency * options.queueSize });
+      await sync.settle(owed).catch((error: unknown) => context.log.warn({ err: error }, 'could not record what the snapshot stored in the sync record'));
+    }
+    // A file that changed since its scan is read whole, in its place in the order.
+    const rest = owed?.broken.length ? orderEntries([...toStore, ...owed.broken.map((plan) => plan.file)], options.priority) : toStore;
     const job: UploadJob = {
-      entries: toStore,
+      entries: rest,
       store,
       location,
       stop: cut.signal,
       progress,
-      gate: deadlineGate(cut.signal, cutoff, progress),
+      gate,
       concurrency: options.concurrency,
       partSize: options.partSize,
       queueSize: options.queueSize,
@@ -120,9 +131,10 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
           : await (await import('./archive-mode.js')).uploadArchive(job, options.compression);
     stopCutting();
     clearInterval(reporter);
-    await sync?.remember(toStore, outcome, progress.bytesSent, startedAt).catch((error: unknown) => context.log.warn({ err: error }, 'could not record what the snapshot stored in the sync record'));
+    await sync?.remember(rest, outcome, progress.bytesSent, startedAt).catch((error: unknown) => context.log.warn({ err: error }, 'could not record what the snapshot stored in the sync record'));
     const left = await store.cleanup();
-    const skipped = [...found.skipped, ...outcome.skipped, ...left.map((key) => ({ path: key, reason: 'unfinished upload could not be removed' }))];
+    const fromPlans = owed?.done.map(planEntry) ?? [];
+    const skipped = [...found.skipped, ...(owed?.skipped ?? []), ...outcome.skipped, ...left.map((key) => ({ path: key, reason: 'unfinished upload could not be removed' }))];
     manifest = {
       version: MANIFEST_VERSION,
       mode: options.mode,
@@ -136,8 +148,8 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
       deadline: new Date(context.deadline).toISOString(),
       complete: skipped.length === 0,
       bytesWanted,
-      bytesDone: outcome.bytesDone + fileBytes(stored),
-      files: [...stored, ...outcome.files].sort((a, b) => (a.path < b.path ? -1 : 1)),
+      bytesDone: outcome.bytesDone + fileBytes(stored) + fileBytes(fromPlans),
+      files: [...stored, ...fromPlans, ...outcome.files].sort((a, b) => (a.path < b.path ? -1 : 1)),
       skipped,
       excluded: found.excluded,
     };
@@ -158,7 +170,7 @@ export async function runSnapshot(options: SnapshotOptions, context: SnapshotCon
   }
 
   const seconds = (Date.now() - startedAt) / 1000;
-  const detail = { to: store.url, ...summary(manifest), bytesSent: progress.bytesSent, mbPerSecond: Number((manifest.bytesDone / 1e6 / seconds).toFixed(1)) };
+  const detail = { to: store.url, ...summary(manifest), bytesSent: progress.bytesSent, bytesRead: reader.bytesRead, mbPerSecond: Number((manifest.bytesDone / 1e6 / seconds).toFixed(1)) };
   context.log.info(detail, 'snapshot finished');
   if (!manifest.complete) {
     const stored = manifest.files.filter((file) => file.type === 'file').length;

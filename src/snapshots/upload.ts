@@ -6,6 +6,7 @@ import type { ChecksumAlgorithm } from './options.js';
 import { checksumField, type Manifest, type ManifestEntry, type ManifestFile } from './manifest.js';
 import type { TransferProgress } from './progress.js';
 import type { FileRead, FileReader, ReadResult } from './read.js';
+import type { ScanPlan } from './scan-plan.js';
 import type { FoundEntry, FoundFile, Skipped } from './walk.js';
 
 /** What a mode (files, archive or dedup) gets to work with. */
@@ -30,8 +31,12 @@ export interface UploadJob {
   checksum: ChecksumAlgorithm;
   /** Dedup mode: chunks known to be stored already (a sync's record), besides the latest manifest's. */
   knownChunks?: ReadonlySet<string>;
-  /** Dedup mode: resolves once `bytes` may be sent (a sync's bandwidth cap). */
-  pace?: (bytes: number) => Promise<void>;
+  /**
+   * Dedup mode, a background pass: whether a new chunk of `bytes` may be sent now (a sync's
+   * bandwidth cap, never waited for). One it refuses is owed: its file is read to the end all
+   * the same and comes back in `planned` instead of `files`.
+   */
+  sendNow?: (bytes: number) => boolean;
 }
 
 export interface UploadOutcome {
@@ -40,6 +45,8 @@ export interface UploadOutcome {
   /** File bytes now safely stored. */
   bytesDone: number;
   archive: Manifest['archive'];
+  /** Dedup mode with `sendNow`: files read to the end whose chunks are not all stored yet. */
+  planned?: ScanPlan[];
 }
 
 /**
@@ -93,8 +100,8 @@ export function uploadFailure(stop: AbortSignal, error: unknown): string {
 export interface EachFile {
   /** Why this file should not be started, or undefined to go ahead. */
   refuse(entry: FoundFile): string | undefined;
-  /** Stores the opened file; resolves to its manifest entry. */
-  store(entry: FoundFile, read: FileRead): Promise<ManifestFile>;
+  /** Stores the opened file; resolves to its manifest entry, or undefined when chunks are still owed (a ScanPlan). */
+  store(entry: FoundFile, read: FileRead): Promise<ManifestFile | undefined>;
   /** The skipped reason for a file whose store() failed. */
   failure(error: unknown): string;
   /** Dedup mode: the reading thread also cuts and hashes each file's chunks. */
@@ -134,8 +141,10 @@ export async function storeEachFile(job: UploadJob, each: EachFile): Promise<Upl
       }
       try {
         const file = await each.store(entry, read);
-        files.push(file);
-        bytesDone += file.size;
+        if (file) {
+          files.push(file);
+          bytesDone += file.size;
+        }
       } catch (error) {
         skipped.push({ path: entry.source, reason: each.failure(error) });
       }

@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { silentLogger } from '../../src/lib/log.js';
@@ -70,3 +70,21 @@ export async function committedFiles(repo: string): Promise<string[]> {
 export function restoreLatest(repo: string, to: string): Promise<unknown> {
   return restore({ from: `file://${repo}/`, latest: true, to, log: silentLogger(), signal: new AbortController().signal });
 }
+
+/**
+ * Every chunk object in a file:// repository with its size and mtime: a PUT (even of a chunk
+ * already there) replaces the file and shows. A put the takeover cut leaves its `.partial`
+ * file (removed by a cleanup): not an object.
+ */
+export async function chunkObjects(repo: string): Promise<Map<string, { size: number; mtimeMs: number; ino: number }>> {
+  const found = new Map<string, { size: number; mtimeMs: number; ino: number }>();
+  const prefixes = await readdir(join(repo, 'chunks')).catch(() => []);
+  for (const prefix of prefixes) {
+    for (const name of (await readdir(join(repo, 'chunks', prefix))).filter((entry) => !entry.endsWith('.partial'))) {
+      const info = await stat(join(repo, 'chunks', prefix, name));
+      found.set(`${prefix}/${name}`, { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino });
+    }
+  }
+  return found;
+}
+

@@ -177,3 +177,29 @@ describe('a file swapped while its chunks are read', () => {
     expect(result.changed).toMatch(/^written to while being read \(now 18 bytes\)/);
   });
 });
+
+test('a range read (a chunk a sync owes) gives the bytes and SHA-256 of the file as scanned, and is refused once the path is a link, another file, or the size or mtime moved', async () => {
+  const original = testBytes(3 * MIB);
+  const path = join(dir, 'ckpt/model.pt');
+  await writeFile(path, original);
+  const [file] = await walked();
+  const reader = FileReader.start({ threads: 2 });
+  try {
+    const range = await reader.readRange(file!, MIB + 7, 300_000);
+    expect(range.bytes.equals(original.subarray(MIB + 7, MIB + 7 + 300_000))).toBe(true);
+    expect(range.sha256).toBe(sha256(range.bytes));
+    expect(reader.bytesRead).toBe(300_000);
+
+    await expect(reader.readRange({ ...file!, size: file!.size + 1 }, 0, 10)).rejects.toMatchObject({ code: 'EREPLACED', message: 'changed since it was scanned: not read' });
+    await expect(reader.readRange({ ...file!, mtimeMs: file!.mtimeMs - 1000 }, 0, 10)).rejects.toMatchObject({ code: 'EREPLACED' });
+    await rename(path, join(dir, 'moved.pt'));
+    await writeFile(path, original);
+    await expect(reader.readRange(file!, 0, 10)).rejects.toMatchObject({ code: 'EREPLACED', message: 'replaced by another file after it was found: not read' });
+    await rm(path);
+    await symlink(join(dir, 'moved.pt'), path);
+    await expect(reader.readRange(file!, 0, 10)).rejects.toMatchObject({ code: 'ELOOP' });
+    expect(reader.bytesRead).toBe(300_000);
+  } finally {
+    await reader.close();
+  }
+});

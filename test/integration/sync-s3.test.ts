@@ -46,6 +46,8 @@ test('a sync to S3 stores and commits a settled checkpoint without any notice; r
   const s3 = { endpoint: server.endpoint, forcePathStyle: true, region: 'us-east-1' };
   const { daemon } = await startSyncDaemon(resources, join(dir, 'state'), { paths: [ckpt], to: `s3://${server.bucket}/trainer/`, settle: '200ms', ...s3 });
   await until(async () => (await getText('trainer/latest.json')) !== undefined, 30_000);
+  // The pointer is readable a moment before its put returns to the sync, which then notes the commit.
+  await until(() => daemon.syncs.status()[0]!.lastCommitAt !== null);
   const status = daemon.syncs.status()[0]!;
   expect(status).toMatchObject({ name: 'ckpt', backlogFiles: 0, lastError: null });
   expect(status.lastCommitAt).not.toBeNull();

@@ -1,4 +1,4 @@
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Daemon } from '../../src/daemon/daemon.js';
 import { silentLogger } from '../../src/lib/log.js';
@@ -6,7 +6,7 @@ import { serveDaemon } from '../../src/observe/local-server.js';
 import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
 import { snapshotStep } from '../../src/steps/snapshot/step.js';
 import { TestResources } from '../helpers/resources.js';
-import { committedFiles, latestSnapshot, restoreLatest, startSyncDaemon, stopDaemon, syncTree, type SyncTree } from '../helpers/sync-daemon.js';
+import { chunkObjects, committedFiles, latestSnapshot, restoreLatest, startSyncDaemon, stopDaemon, syncTree, type SyncTree } from '../helpers/sync-daemon.js';
 import { testBytes } from '../helpers/seed.js';
 import { testNotice, testStepContext } from '../helpers/step-context.js';
 import { until } from '../helpers/until.js';
@@ -19,19 +19,6 @@ const MIB = 1024 * 1024;
 /** A real daemon with one sync `ckpt` of `where`'s tree (test/helpers/sync-daemon.ts). */
 async function startDaemon(where: SyncTree, sync: Record<string, unknown> = {}): Promise<Daemon> {
   return (await startSyncDaemon(resources, where.state, { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '200ms', bandwidth: '200MB/s', ...sync })).daemon;
-}
-
-/** Every chunk object with its size and mtime: a PUT (even of a chunk already there) replaces the file and shows. */
-async function chunkObjects(repo: string): Promise<Map<string, { size: number; mtimeMs: number; ino: number }>> {
-  const found = new Map<string, { size: number; mtimeMs: number; ino: number }>();
-  const prefixes = await readdir(join(repo, 'chunks')).catch(() => []);
-  for (const prefix of prefixes) {
-    for (const name of await readdir(join(repo, 'chunks', prefix))) {
-      const info = await stat(join(repo, 'chunks', prefix, name));
-      found.set(`${prefix}/${name}`, { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino });
-    }
-  }
-  return found;
 }
 
 test('a file written and settled is stored and committed without any notice; latest.json restores it byte-identical; a restart uploads nothing again', async () => {
@@ -125,26 +112,33 @@ test('the notice-time snapshot tied to the sync sends only what the sync had not
   expect((await readFile(join(restored, 'ckpt/delta.pt'))).equals(delta)).toBe(true);
 }, 60_000);
 
-test('the notice-time snapshot takes over: the background pass in flight stops, so the file is read once, and the recovery point moves to its commit', async () => {
+test('the notice-time snapshot takes over: the background pass in flight stops, the notice reads only what the scan still owed, and the recovery point moves to its commit', async () => {
   const where = syncTree(resources);
   const model = testBytes(16 * MIB);
   await writeFile(join(where.ckpt, 'model.pt'), model);
-  // At 2 MB/s the background sync needs 8 s for the file: the notice comes in the middle.
+  // At 2 MB/s the background sync needs 8 s to send the file: the notice comes in the middle.
   const daemon = await startDaemon(where, { settle: '100ms', bandwidth: '2MB/s' });
-  await until(async () => (await chunkObjects(where.repo)).size > 0, 20_000);
+  await until(() => daemon.syncs.status()[0]!.scannedFiles === 1, 20_000);
+  const owedBefore = daemon.syncs.status()[0]!.owedBytes;
   const step = testStepContext({ timeoutMs: 30_000 });
   let committed: string;
   try {
     const detail = await snapshotStep.run(snapshotOptionsSchema.parse({ sync: 'ckpt' }), step.context);
     expect(detail).toMatchObject({ complete: true, bytesDone: model.length });
+    // Only owed ranges, never the whole file again.
+    expect(detail['bytesRead']).toBeLessThanOrEqual(owedBefore);
     committed = (await latestSnapshot(where.repo)).name;
   } finally {
     step.dispose();
   }
   // Passes resume after it; the file is in the record, so none reads it again.
   await until(() => daemon.syncs.status()[0]!.backlogFiles === 0 && daemon.syncs.status()[0]!.lastCommit === committed, 20_000);
+  const readByTheSync = daemon.syncs.status()[0]!.bytesRead;
   await new Promise((resolve) => setTimeout(resolve, 500));
-  expect(daemon.syncs.status()[0]).toMatchObject({ bytesRead: 0, lastCommit: committed, capLifted: false });
+  expect(daemon.syncs.status()[0]).toMatchObject({ bytesRead: readByTheSync, scannedFiles: 0, owedBytes: 0, lastCommit: committed, capLifted: false });
+  const restored = join(where.dir, 'restored');
+  await restoreLatest(where.repo, restored);
+  expect((await readFile(join(restored, 'ckpt/model.pt'))).equals(model)).toBe(true);
 }, 60_000);
 
 test('a snapshot tied to a sync that is not running fails with a message naming it', async () => {

@@ -101,6 +101,25 @@ describe('the token bucket', () => {
     expect(bucket.cap).toBe(1000);
   });
 
+  test('takeNow never waits: it spends tokens while there are any, then refuses until they refill; no cap or a lifted one lets everything through', () => {
+    let now = 0;
+    const bucket = new TokenBucket(1000, () => now);
+    // It starts empty.
+    expect(bucket.takeNow(1)).toBe(false);
+    now = 1000;
+    // A second refills half a second's worth at most (500 tokens): one chunk may overdraw it.
+    expect(bucket.takeNow(800)).toBe(true);
+    expect(bucket.takeNow(1)).toBe(false);
+    now = 1200;
+    expect(bucket.takeNow(1)).toBe(false);
+    now = 1400;
+    expect(bucket.takeNow(1)).toBe(true);
+    const release = bucket.lift();
+    expect(bucket.takeNow(1e9)).toBe(true);
+    release();
+    expect(new TokenBucket(null).takeNow(1e9)).toBe(true);
+  });
+
   test('a waiting sender stops when its signal aborts', async () => {
     const bucket = new TokenBucket(1);
     const stop = new AbortController();

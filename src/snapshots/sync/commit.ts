@@ -4,19 +4,22 @@ import type { ObjectStore } from '../../stores/types.js';
 import { CHUNKER_VERSION } from '../chunker.js';
 import { MANIFEST_VERSION, type Manifest, type ManifestEntry } from '../manifest.js';
 import { commitSnapshot, snapshotName } from '../repository.js';
+import type { WalkResult } from '../walk.js';
 
 /**
- * Commits what a sync holds as a complete dedup snapshot, with no notice: its manifest, then
- * latest.json, so a VM that dies without a notice still leaves a restorable checkpoint.
- * Resolves to the manifest's name.
+ * Commits what a sync holds as a complete dedup snapshot, with no notice: its manifest (the
+ * stored `files` and the symlinks the pass `found`), then latest.json, so a VM that dies
+ * without a notice still leaves a restorable checkpoint. Resolves to the manifest's name.
  */
 export async function commitSynced(
   store: ObjectStore,
   location: StoreLocation,
-  sync: { name: string; host: HostFacts; startedAt: number; files: ManifestEntry[]; excluded: number },
+  sync: { name: string; host: HostFacts; startedAt: number; files: ManifestEntry[]; found: Pick<WalkResult, 'entries' | 'excluded'> },
 ): Promise<string> {
+  const links: ManifestEntry[] = sync.found.entries.flatMap((entry) => (entry.type === 'symlink' ? [{ type: 'symlink', path: entry.name, target: entry.target }] : []));
+  const files = [...sync.files, ...links];
   const finishedAt = new Date().toISOString();
-  const bytes = sync.files.reduce((sum, file) => sum + (file.type === 'file' ? file.size : 0), 0);
+  const bytes = files.reduce((sum, file) => sum + (file.type === 'file' ? file.size : 0), 0);
   const manifest: Manifest = {
     version: MANIFEST_VERSION,
     mode: 'dedup',
@@ -33,9 +36,9 @@ export async function commitSynced(
     complete: true,
     bytesWanted: bytes,
     bytesDone: bytes,
-    files: [...sync.files].sort((a, b) => (a.path < b.path ? -1 : 1)),
+    files: files.sort((a, b) => (a.path < b.path ? -1 : 1)),
     skipped: [],
-    excluded: sync.excluded,
+    excluded: sync.found.excluded,
   };
   const name = snapshotName(sync.startedAt, `sync-${sync.name}`);
   await commitSnapshot(store, location, name, manifest);

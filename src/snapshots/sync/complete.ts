@@ -20,6 +20,11 @@ export class CheckpointWatch {
     this.settle = new SettleWatch(entry.settleMs);
   }
 
+  /** How long to wait between looks: settle/2, from 250 ms to 5 s. */
+  get lookInterval(): number {
+    return Math.min(5000, Math.max(250, Math.floor(this.entry.settleMs / 2)));
+  }
+
   async complete(files: readonly FoundFile[], time: number, signal: AbortSignal): Promise<FoundFile[]> {
     const { settled } = this.settle.look(files, time);
     if (!this.entry.marker) return settled;

@@ -6,20 +6,23 @@ import type { Logger } from '../../lib/log.js';
 import { parseLocation, type StoreLocation } from '../../stores/location.js';
 import { openStore } from '../../stores/registry.js';
 import type { ObjectStore } from '../../stores/types.js';
-import { uploadDeduplicated } from '../dedup-mode.js';
 import type { ManifestEntry, ManifestFile } from '../manifest.js';
 import { orderEntries } from '../order.js';
 import { fillPlaceholders } from '../placeholders.js';
 import { TransferProgress } from '../progress.js';
 import { FileReader } from '../read.js';
 import { readLatest } from '../repository.js';
+import { planEntry, type ScanPlan } from '../scan-plan.js';
 import type { UploadOutcome } from '../upload.js';
 import { walkPaths, type FoundEntry, type FoundFile } from '../walk.js';
 import { commitSynced } from './commit.js';
 import { CheckpointWatch } from './complete.js';
+import type { OwedOutcome } from './owed.js';
+import { ScanPlans } from './plans.js';
 import { PruneSchedule } from './prune-schedule.js';
 import { SyncRecord } from './record.js';
 import { RecordTrust } from './record-trust.js';
+import { CHUNKS_IN_FLIGHT_PER_FILE, FILES_IN_FLIGHT, PART_SIZE, payOwed, scanFiles, type PassIO } from './scan.js';
 import type { SyncStatus } from './status.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -27,22 +30,15 @@ export type { SyncStatus };
 
 /** The lowest CPU priority: the sync reads and hashes only when the workload leaves a core idle. */
 const SYNC_NICE = 19;
-const FILES_IN_FLIGHT = 2;
-const CHUNKS_IN_FLIGHT_PER_FILE = 4;
-const PART_SIZE = 8 * 1024 * 1024;
 const FAILED_PASS_PAUSE_MS = 10_000;
-
-/** Sleep between passes: settle/2, from 250 ms to 5 s. */
-function passInterval(settleMs: number): number {
-  return Math.min(5000, Math.max(250, Math.floor(settleMs / 2)));
-}
 
 /**
  * One background sync (docs/snapshot.md, "Background sync"): finds complete checkpoint files,
  * stores the chunks the repository lacks under the bandwidth cap at low CPU priority, records
  * what it stored in stateDir, and commits a complete manifest after each checkpoint (or every
- * `interval`). A snapshot step tied to it asks which files are stored (split) and tells it
- * what the notice stored (remember).
+ * `interval`). A file's read is not paced: what the cap holds back is owed and sent later by
+ * range reads (ScanPlans, owed.ts). A snapshot step tied to it asks which files are stored or
+ * scanned (split) and tells it what the notice stored (remember, settle).
  */
 export class SyncEngine {
   private readonly bucket: TokenBucket;
@@ -62,6 +58,7 @@ export class SyncEngine {
   /** Stops the background pass in flight. */
   private passStop = new AbortController();
   private readonly trust: RecordTrust;
+  private readonly plans = new ScanPlans();
 
   private constructor(
     readonly name: string,
@@ -127,7 +124,7 @@ export class SyncEngine {
       if (this.backlog.files === 0) this.endFlush();
       const wake = AbortSignal.any([signal, this.wake.signal]);
       // After a failure (a store that does not answer), wait longer: one warning every 10 s at most.
-      const pause = this.lastError === null ? passInterval(this.entry.settleMs) : FAILED_PASS_PAUSE_MS;
+      const pause = this.lastError === null ? this.watch.lookInterval : FAILED_PASS_PAUSE_MS;
       await sleep(pause, undefined, { signal: wake }).catch(() => undefined);
       if (this.wake.signal.aborted) this.wake = new AbortController();
     }
@@ -174,6 +171,7 @@ export class SyncEngine {
       bytesRead: this.bytesRead,
       backlogFiles: this.backlog.files,
       backlogBytes: this.backlog.bytes,
+      ...this.plans.status(),
       lastCommitAt: this.lastCommit?.at ?? null,
       lastCommit: this.lastCommit?.name ?? null,
       lastError: this.lastError,
@@ -181,16 +179,20 @@ export class SyncEngine {
     };
   }
 
-  /** Splits what a notice-time snapshot found: files stored as they are now (their entries), and the rest. */
-  split(entries: readonly FoundEntry[]): { stored: ManifestFile[]; toStore: FoundEntry[] } {
-    const stored: ManifestFile[] = [];
-    const toStore: FoundEntry[] = [];
-    for (const entry of entries) {
-      const done = entry.type === 'file' ? this.record.stored(entry) : undefined;
-      if (done) stored.push(done);
-      else toStore.push(entry);
-    }
-    return { stored, toStore };
+  /**
+   * Splits what a notice-time snapshot found, keeping its order: files stored as they are now
+   * (their entries), files scanned with chunks still owed (their plans: sendOwed), and the rest.
+   */
+  split(entries: readonly FoundEntry[]): { stored: ManifestFile[]; planned: ScanPlan[]; toStore: FoundEntry[] } {
+    return this.plans.split(entries, (file) => this.record.stored(file));
+  }
+
+  /** Records the files whose plans `owed` completed (the notice's, or a pass's), forgets those done or broken, and saves the record. */
+  async settle(owed: OwedOutcome): Promise<void> {
+    for (const plan of owed.done) this.record.remember(plan.file, planEntry(plan), plan.scannedAt);
+    this.plans.drop([...owed.done, ...owed.broken]);
+    this.uncommitted ||= owed.done.length > 0;
+    await this.record.save();
   }
 
   knownChunks(): Set<string> {
@@ -232,15 +234,17 @@ export class SyncEngine {
     await this.trust.check();
     const complete = await this.watch.complete(files, Date.now(), signal);
     const pending = complete.filter((file) => !this.record.stored(file));
-    const notStored = files.filter((file) => !this.record.stored(file));
-    this.backlog = { files: notStored.length, bytes: notStored.reduce((sum, file) => sum + file.size, 0) };
+    this.measureBacklog(files);
     this.record.keepOnly(files);
+    this.plans.keepOnly(pending);
     if (pending.length > 0) {
-      const outcome = await this.upload(pending, signal);
-      for (const skipped of outcome.skipped) this.log.warn(skipped, 'sync could not store a file; it is tried again');
+      // Scan ahead first: every pending file read to its end; then what the cap held back.
+      const unplanned = pending.filter((file) => !this.plans.holding(file));
+      const outcome = unplanned.length > 0 ? await this.upload(unplanned, signal) : { files: [], skipped: [] };
+      const owed = await this.sendOwed(pending, signal);
+      for (const skipped of [...outcome.skipped, ...owed.skipped]) this.log.warn(skipped, 'sync could not store a file; it is tried again');
       this.uncommitted ||= outcome.files.length > 0;
-      const left = files.filter((file) => !this.record.stored(file));
-      this.backlog = { files: left.length, bytes: left.reduce((sum, file) => sum + file.size, 0) };
+      this.measureBacklog(files);
     }
     // Taken over by a notice-time snapshot: it commits.
     signal.throwIfAborted();
@@ -250,37 +254,42 @@ export class SyncEngine {
     // None complete yet (the first look after a restart sees nothing settled): an empty
     // manifest would only hide the last good one from restore --latest.
     if (stored.length === 0) return;
-    const links = found.entries.filter((entry) => entry.type === 'symlink').map((link) => ({ type: 'symlink' as const, path: link.name, target: link.target }));
-    const name = await commitSynced(this.store, this.location, { name: this.name, host: this.host, startedAt, files: [...stored, ...links], excluded: found.excluded });
+    const name = await commitSynced(this.store, this.location, { name: this.name, host: this.host, startedAt, files: stored, found });
     this.lastCommit = { at: Date.now(), name };
     this.uncommitted = false;
     this.log.info({ manifest: name, files: stored.length }, 'sync committed a snapshot');
     void this.retention?.afterCommit();
   }
 
+  private measureBacklog(files: readonly FoundFile[]): void {
+    const left = files.filter((file) => !this.record.stored(file));
+    this.backlog = { files: left.length, bytes: left.reduce((sum, file) => sum + file.size, 0) };
+  }
+
+  private io(signal: AbortSignal): PassIO {
+    return { store: this.store, location: this.location, reader: this.reader, bucket: this.bucket, signal };
+  }
+
   private async upload(pending: FoundFile[], signal: AbortSignal): Promise<UploadOutcome> {
     const startedAt = Date.now();
     const entries = orderEntries(pending, 'newest');
     const progress = new TransferProgress(pending.reduce((sum, file) => sum + file.size, 0));
-    const outcome = await uploadDeduplicated({
-      entries,
-      store: this.store,
-      location: this.location,
-      stop: signal,
-      progress,
-      // No deadline while healthy: every complete file is stored, at the cap's pace.
-      gate: () => undefined,
-      concurrency: FILES_IN_FLIGHT,
-      partSize: PART_SIZE,
-      queueSize: CHUNKS_IN_FLIGHT_PER_FILE,
-      reader: this.reader,
-      checksum: 'crc32',
-      knownChunks: this.record.chunks(),
-      pace: (bytes) => this.bucket.take(bytes, signal),
-    });
-    this.bytesRead += outcome.bytesDone;
+    const outcome = await scanFiles(entries, this.record.chunks(), progress, this.io(signal));
+    this.bytesRead += outcome.bytesDone + (outcome.planned ?? []).reduce((sum, plan) => sum + plan.entry.size, 0);
+    this.plans.add(outcome.planned ?? []);
     await this.remember(entries, outcome, progress.bytesSent, startedAt);
     return outcome;
+  }
+
+  /** Sends what the plans of `files` owe, newest file first, at the cap's pace. */
+  private async sendOwed(files: FoundFile[], signal: AbortSignal): Promise<OwedOutcome> {
+    const plans = orderEntries(files, 'newest').flatMap((file) => (file.type === 'file' && this.plans.holding(file)) || []);
+    const progress = new TransferProgress(0);
+    const owed = await payOwed(plans, progress, this.io(signal));
+    this.bytesRead += owed.bytesRead;
+    this.bytesStored += progress.bytesSent;
+    await this.settle(owed);
+    return owed;
   }
 }
 

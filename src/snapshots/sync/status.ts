@@ -12,6 +12,10 @@ export interface SyncStatus {
   /** Files found that are not stored as they are now (complete or still being written). */
   backlogFiles: number;
   backlogBytes: number;
+  /** Files read, cut and hashed to their end whose new chunks are not all stored yet (a plan each). */
+  scannedFiles: number;
+  /** Bytes of chunks those files still owe: what a notice now would send of them. */
+  owedBytes: number;
   /** Epoch ms of the newest committed snapshot (the recovery point); null: none yet. */
   lastCommitAt: number | null;
   lastCommit: string | null;

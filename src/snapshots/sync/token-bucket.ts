@@ -51,6 +51,18 @@ export class TokenBucket {
     await sleep((-this.tokens / rate) * 1000, undefined, { signal: waited }).catch(() => signal.throwIfAborted());
   }
 
+  /**
+   * Spends tokens for `bytes` when there are any now (the balance may then go below zero, and
+   * later sends wait it out), without waiting: false when the sender must come back later.
+   */
+  takeNow(bytes: number): boolean {
+    if (this.cap === null) return true;
+    this.refill();
+    if (this.tokens <= 0) return false;
+    this.tokens -= bytes;
+    return true;
+  }
+
   private refill(): void {
     const time = this.now();
     const rate = this.bytesPerSecond ?? 0;

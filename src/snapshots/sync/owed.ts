@@ -1,0 +1,94 @@
+import { keyFor, type StoreLocation } from '../../stores/location.js';
+import { onePart } from '../../stores/parts.js';
+import type { ObjectStore } from '../../stores/types.js';
+import type { TransferProgress } from '../progress.js';
+import type { FileReader } from '../read.js';
+import { chunkName } from '../repository.js';
+import { owedChunks, type OwedChunk, type ScanPlan } from '../scan-plan.js';
+import { uploadFailure } from '../upload.js';
+import type { Skipped } from '../walk.js';
+
+export interface OwedJob {
+  /** In the order their chunks go (newest file first). */
+  plans: readonly ScanPlan[];
+  reader: FileReader;
+  store: ObjectStore;
+  location: StoreLocation;
+  stop: AbortSignal;
+  progress: TransferProgress;
+  /** Says why a chunk of this size should not be sent now (the deadline), or undefined. */
+  gate: (size: number) => string | undefined;
+  /** Resolves once `bytes` may be sent (the sync's cap); none at a notice. */
+  pace?: (bytes: number) => Promise<void>;
+  /** Chunks read and sent at once. */
+  concurrency: number;
+}
+
+export interface OwedOutcome {
+  /** Plans that owe nothing now: their files are stored (planEntry). */
+  done: ScanPlan[];
+  /** Plans whose file is no longer as scanned (a range that cannot be read, or whose SHA-256 differs): read it whole again. */
+  broken: ScanPlan[];
+  /** Plans a chunk of which could not be sent (the deadline, the store): they stay, owing it. */
+  skipped: Skipped[];
+  /** Bytes read again: the owed ranges only. */
+  bytesRead: number;
+}
+
+/** The file is not as scanned: nothing more of it is read. */
+class ScanBroken extends Error {}
+/** The deadline gate would not send the chunk: the plan keeps owing it. */
+class ChunkRefused extends Error {}
+
+/**
+ * Sends the chunks plans owe: reads just each chunk's byte range again (FileReader.readRange:
+ * off the event loop, the walked file only, refused once its size or mtime moved), checks the
+ * range still hashes to the chunk's name, and stores it. A range that does not means the file
+ * changed under the same size and mtime: the plan is broken and its chunk never stored under
+ * a name its bytes do not have. At most `concurrency` ranges are in memory at once.
+ */
+export async function sendOwed(job: OwedJob): Promise<OwedOutcome> {
+  const tasks = job.plans.flatMap((plan) => owedChunks(plan).map((chunk) => ({ plan, chunk })));
+  const broken = new Set<ScanPlan>();
+  const failed = new Map<ScanPlan, string>();
+  let bytesRead = 0;
+  let next = 0;
+
+  const send = async (plan: ScanPlan, chunk: OwedChunk): Promise<void> => {
+    const range = await job.reader.readRange(plan.file, chunk.offset, chunk.size).catch(() => {
+      throw new ScanBroken();
+    });
+    bytesRead += chunk.size;
+    if (range.sha256 !== chunk.sha256) throw new ScanBroken();
+    const refusal = job.gate(chunk.size);
+    if (refusal) throw new ChunkRefused(refusal);
+    await job.pace?.(chunk.size);
+    await job.store.put(keyFor(job.location, chunkName(chunk.sha256)), onePart(range.bytes), { onBytes: job.progress.add, signal: job.stop });
+  };
+
+  const worker = async () => {
+    while (next < tasks.length) {
+      const { plan, chunk } = tasks[next++]!;
+      if (broken.has(plan) || failed.has(plan)) continue;
+      if (job.stop.aborted) {
+        failed.set(plan, 'not started: the deadline was reached');
+        continue;
+      }
+      try {
+        await send(plan, chunk);
+        plan.owed.delete(chunk.index);
+      } catch (error) {
+        if (error instanceof ScanBroken) broken.add(plan);
+        else failed.set(plan, error instanceof ChunkRefused ? error.message : uploadFailure(job.stop, error));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(job.concurrency, tasks.length)) }, worker));
+
+  return {
+    done: job.plans.filter((plan) => !broken.has(plan) && plan.owed.size === 0),
+    broken: [...broken],
+    skipped: [...failed].filter(([plan]) => !broken.has(plan)).map(([plan, reason]) => ({ path: plan.file.source, reason })),
+    bytesRead,
+  };
+}

@@ -1,0 +1,55 @@
+import type { StoreLocation } from '../../stores/location.js';
+import type { ObjectStore } from '../../stores/types.js';
+import { uploadDeduplicated } from '../dedup-mode.js';
+import type { TransferProgress } from '../progress.js';
+import type { FileReader } from '../read.js';
+import type { ScanPlan } from '../scan-plan.js';
+import type { UploadOutcome } from '../upload.js';
+import type { FoundEntry } from '../walk.js';
+import { sendOwed, type OwedOutcome } from './owed.js';
+import type { TokenBucket } from './token-bucket.js';
+
+export const FILES_IN_FLIGHT = 2;
+export const CHUNKS_IN_FLIGHT_PER_FILE = 4;
+export const PART_SIZE = 8 * 1024 * 1024;
+
+/** What a background pass reads and sends with. */
+export interface PassIO {
+  store: ObjectStore;
+  location: StoreLocation;
+  /** Its threads run at nice 19. */
+  reader: FileReader;
+  bucket: TokenBucket;
+  signal: AbortSignal;
+}
+
+/**
+ * Reads each file to its end (reading is local: it does not wait for the cap), cutting and
+ * hashing it; a new chunk is sent at once when the cap allows it now, otherwise it is owed,
+ * not kept: the file comes back as a plan (outcome.planned). With no cap every chunk goes at
+ * once, so each byte is read once.
+ */
+export function scanFiles(entries: FoundEntry[], knownChunks: ReadonlySet<string>, progress: TransferProgress, io: PassIO): Promise<UploadOutcome> {
+  return uploadDeduplicated({
+    entries,
+    store: io.store,
+    location: io.location,
+    stop: io.signal,
+    progress,
+    // No deadline while healthy: every complete file is stored.
+    gate: () => undefined,
+    concurrency: FILES_IN_FLIGHT,
+    partSize: PART_SIZE,
+    queueSize: CHUNKS_IN_FLIGHT_PER_FILE,
+    reader: io.reader,
+    checksum: 'crc32',
+    knownChunks,
+    sendNow: (bytes) => io.bucket.takeNow(bytes),
+  });
+}
+
+/** Sends what `plans` owe, in their order, at the cap's pace (range reads: sendOwed). */
+export function payOwed(plans: readonly ScanPlan[], progress: TransferProgress, io: PassIO): Promise<OwedOutcome> {
+  const { store, location, reader, signal } = io;
+  return sendOwed({ plans, reader, store, location, stop: signal, progress, gate: () => undefined, pace: (bytes) => io.bucket.take(bytes, signal), concurrency: FILES_IN_FLIGHT });
+}
