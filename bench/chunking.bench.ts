@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { walkPaths, type FoundFile } from '../src/snapshots/walk.js';
 import { snapshotStep } from '../src/steps/snapshot/step.js';
 import { testStepContext } from '../test/helpers/step-context.js';
 import { flag } from './lib/args.js';
+import { ownPeakRssMiB } from './lib/peak-rss.js';
 
 /**
  * Issue 14's CPU goals: chunking plus hashing never bottlenecks sync, >= 1 GB/s over the
@@ -77,11 +78,8 @@ interface SyncFigures {
   seconds: number;
   bytesSent: number;
   cpuSeconds: number;
-  /**
-   * VmHWM, this process's own peak: getrusage's maxRSS of a spawned child starts from its
-   * parent's RSS at the fork (here the bench's 256 MiB and more), which read 609-811 MB.
-   */
-  peakRssKiB: number;
+  /** ownPeakRssMiB (getrusage's maxRSS of this child read 609-811 MB: the bench's RSS at the fork). */
+  peakRssMiB: number;
 }
 
 /** Runs a dedup snapshot of `ckpt` to `repo` in a child process, so its CPU and RSS are the snapshot's own. */
@@ -103,8 +101,7 @@ export async function syncChild(ckpt: string, repo: string): Promise<void> {
     const options = snapshotOptionsSchema.parse({ paths: [ckpt], to: `file://${repo}/`, mode: 'dedup', concurrency: CONCURRENCY });
     const detail = (await snapshotStep.run(options, step.context)) as { bytesSent: number };
     const usage = process.resourceUsage();
-    const peakRssKiB = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
-    const figures: SyncFigures = { seconds: (performance.now() - started) / 1000, bytesSent: detail.bytesSent, cpuSeconds: (usage.userCPUTime + usage.systemCPUTime) / 1e6, peakRssKiB };
+    const figures: SyncFigures = { seconds: (performance.now() - started) / 1000, bytesSent: detail.bytesSent, cpuSeconds: (usage.userCPUTime + usage.systemCPUTime) / 1e6, peakRssMiB: ownPeakRssMiB() };
     console.log(JSON.stringify(figures));
   } finally {
     step.dispose();
@@ -145,7 +142,7 @@ export default async function main(args: string[]): Promise<void> {
     const gb = sync.bytesSent / 1e9;
     console.log(
       `sync as a whole: dedup snapshot of ${syncMib} MiB (8 shards) to file:// on ${scratch}: ${(sync.bytesSent / 1e6 / sync.seconds).toFixed(0)} MB/s (${sync.seconds.toFixed(2)} s), ` +
-        `${(sync.cpuSeconds / gb).toFixed(2)} CPU-s per GB stored (goal <= 1.5), peak RSS ${(sync.peakRssKiB / 1024).toFixed(0)} MB`,
+        `${(sync.cpuSeconds / gb).toFixed(2)} CPU-s per GB stored (goal <= 1.5), peak RSS ${sync.peakRssMiB.toFixed(0)} MiB`,
     );
   } finally {
     await rm(dir, { recursive: true, force: true });

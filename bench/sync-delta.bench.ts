@@ -11,6 +11,7 @@ import { registerSync } from '../src/snapshots/sync/registry.js';
 import { snapshotStep } from '../src/steps/snapshot/step.js';
 import { testStepContext } from '../test/helpers/step-context.js';
 import { flag } from './lib/args.js';
+import { ownPeakRssMiB } from './lib/peak-rss.js';
 import { startDiscardSink, type DiscardSink } from './lib/discard-sink.js';
 
 /**
@@ -105,6 +106,7 @@ export default async function main(args: string[]): Promise<void> {
     after.flush();
     await until(() => before!.status().lastCommitAt !== null && after!.status().lastCommitAt !== null);
     const syncSeconds = (performance.now() - syncStarted) / 1000;
+    const syncPeakMiB = ownPeakRssMiB();
     looking.abort();
     await Promise.all(running);
 
@@ -147,10 +149,11 @@ export default async function main(args: string[]): Promise<void> {
     const load = loadavg().map((value) => value.toFixed(2)).join(' ');
     const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
     console.log(`tree ${mb(size)} (model.pt + 8 shards), changed ${mb(changed)} (${((100 * changed) / size).toFixed(1)} %), cap ${cap}, load average ${load}`);
-    console.log(`background sync of the tree (two syncs at once): ${syncSeconds.toFixed(2)} s`);
+    console.log(`background sync of the tree (two syncs at once): ${syncSeconds.toFixed(2)} s, this process's peak RSS by then ${syncPeakMiB.toFixed(0)} MiB (goal for a sync <= 300 MB)`);
     console.log(`full snapshot (files mode): ${full.seconds.toFixed(2)} s, ${mb(full.sent)} at the sink, ${(fullRate / 1e6).toFixed(0)} MB/s`);
     console.log(`"after" scanned the change in ${scanSeconds.toFixed(2)} s: ${scanned.scannedFiles} files, ${mb(scanned.owedBytes)} owed, ${mb(background)} sent at the cap`);
     console.log(`goal bound: 2 s + changed / full rate = ${(2 + changed / fullRate).toFixed(2)} s`);
+    console.log(`this process's peak RSS at the end (two syncs, the full snapshot, the notices, 64 MiB write buffers): ${ownPeakRssMiB().toFixed(0)} MiB`);
     for (const [name, delta, sentBefore] of [['before (sync had not seen the change)', early, 0], ['after (sync had scanned it)', late, background]] as const) {
       console.log(
         `notice ${name}: ${delta.seconds.toFixed(2)} s, ${mb(delta.sent)} at the sink, ${mb(sentBefore)} sent by the background, ` +

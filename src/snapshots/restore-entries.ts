@@ -71,7 +71,7 @@ async function placeFor(target: string, path: string): Promise<string> {
  * Bytes gathered before one writev: a few chunks or stream pieces a call. A loop over the
  * body with one file handle instead of a pipeline of three transforms into a write stream
  * (fewer stream hops, callbacks and garbage a piece), with chunk pieces no longer joined and
- * S3's direct GETs (stores/s3-get.ts), took the restore bench from 5.3-6.2 to 3.5 CPU-s/GB.
+ * S3's direct GETs (stores/s3-direct.ts), took the restore bench from 5.3-6.2 to 3.5 CPU-s/GB.
  */
 const WRITE_BATCH_BYTES = 1024 * 1024;
 

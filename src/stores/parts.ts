@@ -16,7 +16,15 @@ export interface Part {
 
 export type Parts = AsyncIterable<Part> | Iterable<Part>;
 
+/** A CRC32 as S3's x-amz-checksum-crc32 header: big-endian, in base64. */
+export function crc32Header(crc32: number): string {
+  const bytes = Buffer.alloc(4);
+  bytes.writeUInt32BE(crc32 >>> 0);
+  return bytes.toString('base64');
+}
+
 /** One buffer as a single part (a manifest, a small object). */
+
 export function onePart(bytes: Buffer): Part[] {
   return [{ bytes, crc32: crc32(bytes) }];
 }

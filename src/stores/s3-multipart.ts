@@ -7,7 +7,7 @@ import {
   type CompletedPart,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { Part, Parts } from './parts.js';
+import { crc32Header, type Part, type Parts } from './parts.js';
 import { PreemptdError } from '../lib/errors.js';
 import { abortError } from './types.js';
 
@@ -30,6 +30,8 @@ export interface PartUploadOptions {
   onBytes?: ((bytes: number) => void) | undefined;
   /** Multipart uploads created and not yet completed or aborted (uploadId → key), kept for `cleanup()`. */
   open: Map<string, string>;
+  /** Sends a single-part object without the SDK (s3-direct.ts); false: the SDK sends it. */
+  putDirect?: (key: string, part: Part, signal: AbortSignal) => Promise<boolean>;
 }
 
 /**
@@ -48,7 +50,9 @@ export async function uploadParts(client: S3Client, target: MultipartTarget, par
     const second = first.done ? first : await iterator.next();
     if (second.done) {
       const only: Part = first.done ? { bytes: Buffer.alloc(0), crc32: 0 } : first.value;
-      await client.send(new PutObjectCommand({ ...target, Body: only.bytes, ChecksumCRC32: crc32Header(only.crc32) }), { abortSignal: signal });
+      if (!(await options.putDirect?.(target.Key, only, signal))) {
+        await client.send(new PutObjectCommand({ ...target, Body: only.bytes, ChecksumCRC32: crc32Header(only.crc32) }), { abortSignal: signal });
+      }
       options.onBytes?.(only.bytes.length);
       only.release?.();
       return;
@@ -135,11 +139,4 @@ export async function abortUpload(client: S3Client, target: MultipartTarget, upl
     if ((error as Error).name !== 'NoSuchUpload') throw error;
   }
   open.delete(uploadId);
-}
-
-/** x-amz-checksum-crc32: the big-endian CRC32 in base64. */
-function crc32Header(crc32: number): string {
-  const bytes = Buffer.alloc(4);
-  bytes.writeUInt32BE(crc32 >>> 0);
-  return bytes.toString('base64');
 }

@@ -5,7 +5,7 @@ import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { FinalizeHandler, FinalizeHandlerArguments, MetadataBearer } from '@smithy/types';
 import { formatLocation, type BucketLocation } from './location.js';
-import { DirectGets } from './s3-get.js';
+import { DirectRequests } from './s3-direct.js';
 import { abortUpload, uploadParts } from './s3-multipart.js';
 import { PreemptdError } from '../lib/errors.js';
 import { abortError, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
@@ -58,7 +58,7 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
   });
   const openUploads = new Map<string, string>();
   sendUnsignedChecksummedPayloads(client);
-  const direct = new DirectGets(client, agents);
+  const direct = new DirectRequests(client, agents);
 
   const stat = async (key: string): Promise<ObjectInfo | undefined> => {
     try {
@@ -77,7 +77,7 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
       const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
       if (stops.aborted) throw abortError();
       const target = { Bucket: location.bucket, Key: key };
-      await uploadParts(client, target, parts, { queueSize: options.queueSize, signal: stops, onBytes, open: openUploads });
+      await uploadParts(client, target, parts, { queueSize: options.queueSize, signal: stops, onBytes, open: openUploads, putDirect: (key, part, stop) => direct.put(key, part, stop) });
     },
     async get(key) {
       const body = await direct.get(key, options.signal);

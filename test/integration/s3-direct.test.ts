@@ -1,0 +1,128 @@
+import { once } from 'node:events';
+import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { silentLogger } from '../../src/lib/log.js';
+import { crc32 } from '@node-rs/crc32';
+import { crc32Header, onePart } from '../../src/stores/parts.js';
+import { openS3Store } from '../../src/stores/s3.js';
+import { S3_CREDENTIALS, startS3Server, type S3TestServer } from '../helpers/s3-server.js';
+
+// After the first GetObject (and the first single-part PutObject), the S3 store sends GETs
+// (and such PUTs) itself, signed with the SDK's SigV4 signer (src/stores/s3-direct.ts). A
+// recording proxy in front of s3rver, which checks every signature, shows who sent each
+// request and what s3rver answered.
+
+interface Seen {
+  method: string;
+  path: string;
+  /** The SDK marks each of its requests with an invocation id. */
+  sdk: boolean;
+  status: number;
+  headers: IncomingHttpHeaders;
+}
+
+let s3: S3TestServer;
+let proxy: Server;
+let seen: Seen[];
+/** The proxy answers the next direct PUT with 503 SlowDown itself. */
+let refuseDirectPut = false;
+const savedEnv = { ...process.env };
+
+beforeAll(async () => {
+  process.env.AWS_ACCESS_KEY_ID = S3_CREDENTIALS.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = S3_CREDENTIALS.secretAccessKey;
+  process.env.AWS_EC2_METADATA_DISABLED = 'true';
+  s3 = await startS3Server();
+  const target = new URL(s3.endpoint);
+  proxy = createServer((incoming, outgoing) => {
+    if (refuseDirectPut && incoming.method === 'PUT' && !('amz-sdk-invocation-id' in incoming.headers)) {
+      refuseDirectPut = false;
+      seen.push({ method: 'PUT', path: decodeURIComponent(incoming.url!.split('?')[0]!), sdk: false, status: 503, headers: incoming.headers });
+      incoming.resume();
+      outgoing.writeHead(503, { 'content-type': 'application/xml' }).end('<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>');
+      return;
+    }
+    const forwarded = request({ host: target.hostname, port: target.port, method: incoming.method, path: incoming.url, headers: incoming.headers }, (answer) => {
+      if (incoming.method === 'GET' || incoming.method === 'PUT') {
+        seen.push({ method: incoming.method, path: decodeURIComponent(incoming.url!.split('?')[0]!), sdk: 'amz-sdk-invocation-id' in incoming.headers, status: answer.statusCode!, headers: incoming.headers });
+      }
+      outgoing.writeHead(answer.statusCode!, answer.headers);
+      answer.pipe(outgoing);
+    });
+    incoming.pipe(forwarded);
+  });
+  proxy.listen(0, '127.0.0.1');
+  await once(proxy, 'listening');
+});
+
+afterAll(async () => {
+  proxy.close();
+  await s3.close();
+  process.env = { ...savedEnv };
+});
+
+beforeEach(() => {
+  seen = [];
+});
+
+function openStore() {
+  const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  return openS3Store(
+    { scheme: 's3', bucket: s3.bucket, prefix: '' },
+    { endpoint, forcePathStyle: true, region: 'us-east-1', partSize: 8 * 1024 * 1024, queueSize: 1, concurrency: 1, signal: new AbortController().signal, log: silentLogger() },
+  );
+}
+
+async function text(body: AsyncIterable<unknown>): Promise<string> {
+  const pieces: Buffer[] = [];
+  for await (const piece of body) pieces.push(piece as Buffer);
+  return Buffer.concat(pieces).toString('utf8');
+}
+
+test('PUTs and GETs after the first are sent directly, signed so that s3rver accepts them, keys with any characters included', async () => {
+  const store = openStore();
+  const keys = ['direct/first.json', "direct/a b+c (1)!*'.pt", 'direct/ünï/çödé~.bin', 'direct/chunks/ab/abcdef'];
+  for (const key of keys) await store.put(key, onePart(Buffer.from(`content of ${key}`)));
+  for (const key of keys) expect(await text(await store.get(key))).toBe(`content of ${key}`);
+  await store.close();
+  const sent = (method: string) => keys.map((key, index) => ({ method, path: `/${s3.bucket}/${key}`, sdk: index === 0, status: 200 }));
+  expect(seen.map(({ headers, ...request }) => request)).toEqual([...sent('PUT'), ...sent('GET')]);
+});
+
+test('a direct PUT carries the CRC32 of its bytes (S3 checks it), and its payload is not hashed again', async () => {
+  const store = openStore();
+  const bytes = Buffer.from('the bytes sent');
+  await store.put('crc/first', onePart(Buffer.from('learns the template')));
+  await store.put('crc/second', onePart(bytes));
+  await store.close();
+  expect(seen.map(({ sdk }) => sdk)).toEqual([true, false]);
+  expect(seen[1]!.headers['x-amz-checksum-crc32']).toBe(crc32Header(crc32(bytes)));
+  expect(seen[1]!.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+});
+
+test('a direct PUT answered with anything but a 200 is made again through the SDK', async () => {
+  const store = openStore();
+  await store.put('slow/first', onePart(Buffer.from('learns the template')));
+  refuseDirectPut = true;
+  await store.put('slow/second', onePart(Buffer.from('stored after all')));
+  expect(await text(await store.get('slow/second'))).toBe('stored after all');
+  await store.close();
+  expect(seen.filter(({ method }) => method === 'PUT').map(({ sdk, status }) => ({ sdk, status }))).toEqual([
+    { sdk: true, status: 200 },
+    { sdk: false, status: 503 },
+    { sdk: true, status: 200 },
+  ]);
+});
+
+test('anything but a 200 is left to the SDK: a missing key is its NoSuchKey', async () => {
+  const store = openStore();
+  await store.put('fallback/there', onePart(Buffer.from('x')));
+  await text(await store.get('fallback/there'));
+  await expect(store.get('fallback/missing')).rejects.toMatchObject({ name: 'NoSuchKey' });
+  await store.close();
+  expect(seen.filter(({ method }) => method === 'GET').map(({ sdk, status }) => ({ sdk, status }))).toEqual([
+    { sdk: true, status: 200 },
+    { sdk: false, status: 404 },
+    { sdk: true, status: 404 },
+  ]);
+});
