@@ -18,13 +18,14 @@ import { processCpuSeconds } from './lib/stats.js';
  * /proc of the agent: its peak RSS (VmHWM; goal <= 300 MB on a 10 GiB tree) and its CPU-s
  * per GB stored (goal <= 1.5), with the sink's bytes and the wall time.
  *
- * npm run bench -- sync-memory [--mib 2048] [--cap 200MB/s]
+ * npm run bench -- sync-memory [--mib 2048] [--cap 200MB/s] [--node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"]
  */
 const MIB = 1024 * 1024;
 
 export default async function main(args: string[]): Promise<void> {
   const mib = Number(flag(args, '--mib') ?? 2048);
   const cap = flag(args, '--cap');
+  const nodeArgs = flag(args, '--node-args')?.split(' ');
   const dir = await mkdtemp(join(tmpdir(), 'sync-memory-'));
   const sink = await startDiscardSink();
   const simulator = await startSimulator({ provider: 'aws' });
@@ -44,6 +45,7 @@ export default async function main(args: string[]): Promise<void> {
     for (let index = 0; index < 8; index += 1) await write(`shard-${index}.pt`, (mib / 16) * MIB);
     const agent = spawnAgent(dir, {
       metadataUrl: simulator.url,
+      ...(nodeArgs ? { nodeArgs } : {}),
       settings: [
         'pollInterval: 1s',
         'sync:',

@@ -61,6 +61,8 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
   const direct = new DirectRequests(client, agents);
 
   const stat = async (key: string): Promise<ObjectInfo | undefined> => {
+    const found = await direct.head(key, options.signal);
+    if (found) return found === 'missing' ? undefined : { key, ...found };
     try {
       const head = await client.send(new HeadObjectCommand({ Bucket: location.bucket, Key: key }), { abortSignal: options.signal });
       return { key, size: head.ContentLength ?? 0, modified: head.LastModified?.getTime() ?? Date.now() };

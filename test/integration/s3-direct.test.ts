@@ -43,7 +43,7 @@ beforeAll(async () => {
       return;
     }
     const forwarded = request({ host: target.hostname, port: target.port, method: incoming.method, path: incoming.url, headers: incoming.headers }, (answer) => {
-      if (incoming.method === 'GET' || incoming.method === 'PUT') {
+      if (incoming.method === 'GET' || incoming.method === 'PUT' || incoming.method === 'HEAD') {
         seen.push({ method: incoming.method, path: decodeURIComponent(incoming.url!.split('?')[0]!), sdk: 'amz-sdk-invocation-id' in incoming.headers, status: answer.statusCode!, headers: incoming.headers });
       }
       outgoing.writeHead(answer.statusCode!, answer.headers);
@@ -98,6 +98,24 @@ test('a direct PUT carries the CRC32 of its bytes (S3 checks it), and its payloa
   expect(seen.map(({ sdk }) => sdk)).toEqual([true, false]);
   expect(seen[1]!.headers['x-amz-checksum-crc32']).toBe(crc32Header(crc32(bytes)));
   expect(seen[1]!.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+});
+
+test('HEADs after the first are sent directly: the size and time of a stored object, and a missing key', async () => {
+  const store = openStore();
+  await store.put('head/there', onePart(Buffer.from('five!')));
+  const viaSdk = await store.stat('head/missing-first');
+  const there = await store.stat('head/there');
+  const missing = await store.stat('head/missing');
+  await store.close();
+  expect(viaSdk).toBeUndefined();
+  expect(there).toEqual({ key: 'head/there', size: 5, modified: expect.any(Number) as number });
+  expect(Math.abs(there!.modified - Date.now())).toBeLessThan(60_000);
+  expect(missing).toBeUndefined();
+  expect(seen.filter(({ method }) => method === 'HEAD').map(({ sdk, status }) => ({ sdk, status }))).toEqual([
+    { sdk: true, status: 404 },
+    { sdk: false, status: 200 },
+    { sdk: false, status: 404 },
+  ]);
 });
 
 test('a direct PUT answered with anything but a 200 is made again through the SDK', async () => {
