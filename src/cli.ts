@@ -10,5 +10,7 @@ const args = process.argv.slice(2);
  * YARGS_DISABLE_WRAP: those, and every other command line, go to yargs.
  */
 const programHelp = args.length === 1 && (args[0] === '--help' || args[0] === '-h') && !process.env.YARGS_DISABLE_WRAP && (process.stdout.columns ?? 80) >= 80;
+const plainRun = async () => args[0] === 'run' && (await (await import('./commands/run-line.js')).runPlainRunLine(args));
 if (programHelp) process.stdout.write(`${PROGRAM_HELP}\n`);
-else await (await import('./commands/command-line.js')).runCommandLine(args);
+// `run` as the unit starts it skips yargs too (commands/run-line.ts); any other line goes to yargs.
+else if (!(await plainRun())) await (await import('./commands/command-line.js')).runCommandLine(args);
