@@ -12,7 +12,7 @@ function flagNamed(name: string): FlagSpec | undefined {
 }
 
 function aliasedBy(letter: string): FlagName | undefined {
-  return (Object.keys(CONFIG_OPTIONS) as FlagName[]).find((name) => 'alias' in CONFIG_OPTIONS[name] && (CONFIG_OPTIONS[name] as { alias: string }).alias === letter);
+  return (Object.entries(CONFIG_OPTIONS) as Array<[FlagName, FlagSpec]>).find(([, spec]) => 'alias' in spec && spec.alias === letter)?.[0];
 }
 
 /**

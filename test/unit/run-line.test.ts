@@ -1,5 +1,5 @@
 import yargs from 'yargs';
-import { CONFIG_OPTIONS, type ConfigFlags } from '../../src/commands/flags.js';
+import { CONFIG_OPTIONS, camelCase, type ConfigFlags } from '../../src/commands/flags.js';
 import { declareProgram } from '../../src/commands/program.js';
 import { parsePlainRunLine } from '../../src/commands/run-line.js';
 
@@ -18,7 +18,7 @@ async function viaYargs(args: string[]): Promise<ConfigFlags> {
     if (error !== stop) throw error;
   }
   if (!seen) throw new Error(`yargs did not reach run's handler for ${args.join(' ')}`);
-  return Object.fromEntries((Object.keys(CONFIG_OPTIONS).map((name) => name.replace(/-([a-z])/g, (_dash, letter: string) => letter.toUpperCase())) as Array<keyof ConfigFlags>).flatMap((key) => (seen![key] === undefined ? [] : [[key, seen![key]]]))) as ConfigFlags;
+  return Object.fromEntries((Object.keys(CONFIG_OPTIONS).map(camelCase) as Array<keyof ConfigFlags>).flatMap((key) => (seen![key] === undefined ? [] : [[key, seen![key]]]))) as ConfigFlags;
 }
 
 describe('`run` in its plain forms, parsed without yargs', () => {
