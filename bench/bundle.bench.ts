@@ -69,7 +69,7 @@ export default async function main(args: string[]): Promise<void> {
 
 function report(label: string, values: number[], note = ''): number {
   const figures = summarise(values);
-  console.log(`${label.padEnd(36)} p50=${figures.p50.toFixed(1)}ms p90=${figures.p90.toFixed(1)}ms max=${figures.max.toFixed(1)}ms ${note}`);
+  console.log(`${label.padEnd(36)} p50=${figures.p50.toFixed(1)}ms p90=${figures.p90.toFixed(1)}ms p99=${figures.p99.toFixed(1)}ms max=${figures.max.toFixed(1)}ms ${note}`);
   return figures.p50;
 }
 

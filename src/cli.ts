@@ -7,8 +7,10 @@ const args = process.argv.slice(2);
  * `preemptd --help` is printed as generated from the declarations (npm run generate), without
  * loading yargs and the declarations: the bundle's start to exit went from 88 to 39 ms
  * (`node -e 0`: 29 ms; docs/benchmarks.md). yargs wraps at a terminal's width below 80 columns and not at all under
- * YARGS_DISABLE_WRAP: those, and every other command line, go to yargs.
+ * YARGS_DISABLE_WRAP: those go to yargs, as does every other command line but a plain `run`.
  */
 const programHelp = args.length === 1 && (args[0] === '--help' || args[0] === '-h') && !process.env.YARGS_DISABLE_WRAP && (process.stdout.columns ?? 80) >= 80;
+const plainRun = async () => args[0] === 'run' && (await (await import('./commands/run-line.js')).runPlainRunLine(args));
 if (programHelp) process.stdout.write(`${PROGRAM_HELP}\n`);
-else await (await import('./commands/command-line.js')).runCommandLine(args);
+// `run` as the unit starts it skips yargs too (commands/run-line.ts); any other line goes to yargs.
+else if (!(await plainRun())) await (await import('./commands/command-line.js')).runCommandLine(args);

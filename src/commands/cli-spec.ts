@@ -75,7 +75,9 @@ function recorder(calls: { method: string; args: unknown[] }[]): Argv {
 function flagsDeclared(builder: (argv: Argv) => unknown): FlagSpec[] {
   const calls: { method: string; args: unknown[] }[] = [];
   builder(recorder(calls));
-  return calls.filter((call) => call.method === 'option').map((call) => flagSpec(call.args[0] as string, call.args[1] as YargsOption));
+  // `.option(name, spec)` declares one flag, `.options({ name: spec, ... })` several.
+  const declared = calls.flatMap(({ method, args }) => (method === 'option' ? [[args[0], args[1]]] : method === 'options' ? Object.entries(args[0] as object) : [])) as Array<[string, YargsOption]>;
+  return declared.map(([name, option]) => flagSpec(name, option));
 }
 
 /** The CLI of declareProgram, by running it against a recorder rather than yargs. */

@@ -24,19 +24,26 @@ export function storeFlags<T>(argv: Argv<T>) {
     .option('region', { type: 'string', describe: "S3: the bucket's region" });
 }
 
-/** Flags shared by every command that loads a config. */
+/**
+ * Flags shared by every command that loads a config, as data: yargs declares them (configOptions),
+ * and `run` in its plain forms is parsed from them without yargs (run-line.ts).
+ */
+export const CONFIG_OPTIONS = {
+  config: { alias: 'c', type: 'string', describe: 'config file (YAML or JSON)', defaultDescription: `$PREEMPTD_CONFIG, else ${DEFAULT_CONFIG_FILE}` },
+  provider: { type: 'string', choices: ['auto', ...SOURCE_NAMES], describe: 'override `provider`' },
+  'metadata-url': { type: 'string', describe: 'override `metadataUrl` (simulators, tests)' },
+  'poll-interval': { type: 'string', describe: 'override `pollInterval`, e.g. 1s' },
+  'state-dir': { type: 'string', describe: 'override `stateDir`' },
+  'log-level': { type: 'string', choices: LOG_LEVEL_CHOICES, describe: 'override `logLevel`' },
+  set: { type: 'string', array: true, describe: 'override any key: --set aws.allowImdsV1=true (repeatable)' },
+} as const;
+
 export function configOptions<T>(argv: Argv<T>) {
-  return argv
-    .option('config', { alias: 'c', type: 'string', describe: 'config file (YAML or JSON)', defaultDescription: `$PREEMPTD_CONFIG, else ${DEFAULT_CONFIG_FILE}` })
-    .option('provider', { type: 'string', choices: ['auto', ...SOURCE_NAMES], describe: 'override `provider`' })
-    .option('metadata-url', { type: 'string', describe: 'override `metadataUrl` (simulators, tests)' })
-    .option('poll-interval', { type: 'string', describe: 'override `pollInterval`, e.g. 1s' })
-    .option('state-dir', { type: 'string', describe: 'override `stateDir`' })
-    .option('log-level', { type: 'string', choices: LOG_LEVEL_CHOICES, describe: 'override `logLevel`' })
-    .option('set', { type: 'string', array: true, describe: 'override any key: --set aws.allowImdsV1=true (repeatable)' });
+  return argv.options(CONFIG_OPTIONS);
 }
 
-export type ConfigFlags = Awaited<ReturnType<typeof configOptions>['argv']>;
+/** What a command that loads a config takes from its flags (yargs' argv has these and more). */
+export type ConfigFlags = Pick<Awaited<ReturnType<typeof configOptions>['argv']>, 'config' | 'provider' | 'metadataUrl' | 'pollInterval' | 'stateDir' | 'logLevel' | 'set'>;
 
 /**
  * The config file: --config, else $PREEMPTD_CONFIG, else the default path; with
@@ -75,7 +82,7 @@ export async function loadConfigFromFlags(args: ConfigFlags, onWarning: (warning
   });
 }
 
-const camelCase = (name: string) => name.replace(/-([a-z])/g, (_dash, letter: string) => letter.toUpperCase());
+export const camelCase = (name: string) => name.replace(/-([a-z])/g, (_dash, letter: string) => letter.toUpperCase());
 
 /** yargs names an unknown `--bogus-flag` twice (`bogus-flag, bogusFlag`): say each once, as typed. */
 export function usageMessage(message: string): string {

@@ -104,7 +104,7 @@ const INTL_PROBE_SOURCE = `const built = []; for (const name of ['Segmenter', 'L
 /** Prints, as the process exits, whether handlebars has run (it adds require() handlers for .hbs files as it loads). */
 const HANDLEBARS_PROBE_SOURCE = `process.on('exit', () => console.error('HBS ' + ('.hbs' in process.getBuiltinModule('node:module').createRequire(import.meta.url).extensions)))`;
 
-test('the agent, up to a notice, loads prom-client\'s metric classes without its index (its Pushgateway, cluster aggregation, default metrics), builds no Intl object and runs no handlebars', async () => {
+test('the agent, up to a notice, loads neither yargs nor the declarations for `run --config FILE`, loads prom-client\'s metric classes without its index (its Pushgateway, cluster aggregation, default metrics), builds no Intl object and runs no handlebars', async () => {
   const work = resources.tempDir();
   const probe = join(work, 'probe.mjs');
   writeFileSync(probe, `${LOAD_PROBE_SOURCE};\n${INTL_PROBE_SOURCE};\n${HANDLEBARS_PROBE_SOURCE}`);
@@ -120,8 +120,11 @@ test('the agent, up to a notice, loads prom-client\'s metric classes without its
   expect(await agent.exited).toBe(0);
   const inputs = inputsOf(modulesLoaded(agent.output()));
   expect(inputs).toEqual(expect.arrayContaining(['src/observe/metrics.ts', 'node_modules/prom-client/lib/registry.js', 'node_modules/@sindresorhus/is/distribution/index.js']));
+  // The unit's plain `run` line is read from the flags' declarations without yargs (commands/run-line.ts).
+  expect(inputs).toContain('src/commands/run-line.ts');
+  expect(inputs.filter((input) => /node_modules\/yargs|src\/commands\/program\.ts/.test(input))).toEqual([]);
   expect(inputs.filter((input) => /node_modules\/prom-client\/(index|lib\/(pushgateway|cluster|defaultMetrics))\.js/.test(input))).toEqual([]);
-  // yargs no longer renders the command's help before running it (string-width's Segmenter), got's ListFormat waits for an error message.
+  // No yargs, so no help rendered before the command runs (string-width's Segmenter); got's ListFormat waits for an error message.
   expect(JSON.parse(/INTL (.*)/.exec(agent.output())![1]!)).toEqual([]);
   // A webhook without a template never runs handlebars (lib/on-demand.ts), which registers require() handlers for .hbs files as it loads.
   expect(/HBS (.*)/.exec(agent.output())![1]).toBe('false');
