@@ -40,9 +40,10 @@ function encodeKey(key: string): string {
  * fetches, and a dedup snapshot or sync looks for and stores, thousands of chunks of a few
  * hundred KiB; measured on
  * loopback, the SDK's middleware and (de)serialising cost 0.81-0.92 ms of CPU per GET against
- * 0.30-0.38 ms for a plain request (3.1-3.5 against 1.1-1.5 CPU-s/GB on 256 KiB objects), and
- * a background sync through the SDK stored 0.5 GB at 9.9 CPU-s/GB and 406-426 MiB peak RSS
- * against DIRECT_PUT_FIGURES (bench/sync-memory.bench.ts). The first command of each kind goes
+ * 0.30-0.38 ms for a plain request (3.1-3.5 against 1.1-1.5 CPU-s/GB on 256 KiB objects); an
+ * agent's background sync of 1 GiB (bench/sync-memory.bench.ts, a HEAD and a PUT per chunk)
+ * took 7.9-8.2 CPU-s/GB and 413-417 MiB peak RSS through the SDK, 4.2-4.3 CPU-s/GB and
+ * 286-292 MiB with its PUTs and HEADs sent here. The first command of each kind goes
  * through the SDK, which resolves the endpoint, region and credentials; its signed request,
  * seen after signing, is the template for the next ones, signed here with the SDK's own SigV4
  * signer and credentials. A PUT carries its CRC32, which S3 checks, and is signed as
