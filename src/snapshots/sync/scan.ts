@@ -30,26 +30,42 @@ export interface PassIO {
  * once, so each byte is read once.
  */
 export function scanFiles(entries: FoundEntry[], knownChunks: ReadonlySet<string>, progress: TransferProgress, io: PassIO): Promise<UploadOutcome> {
-  return uploadDeduplicated({
-    entries,
-    store: io.store,
-    location: io.location,
-    stop: io.signal,
-    progress,
-    // No deadline while healthy: every complete file is stored.
-    gate: () => undefined,
-    concurrency: FILES_IN_FLIGHT,
-    partSize: PART_SIZE,
-    queueSize: CHUNKS_IN_FLIGHT_PER_FILE,
-    reader: io.reader,
-    checksum: 'crc32',
-    knownChunks,
-    sendNow: (bytes) => io.bucket.takeNow(bytes),
-  });
+  return thenCleanUp(io, () =>
+    uploadDeduplicated({
+      entries,
+      store: io.store,
+      location: io.location,
+      stop: io.signal,
+      progress,
+      // No deadline while healthy: every complete file is stored.
+      gate: () => undefined,
+      concurrency: FILES_IN_FLIGHT,
+      partSize: PART_SIZE,
+      queueSize: CHUNKS_IN_FLIGHT_PER_FILE,
+      reader: io.reader,
+      checksum: 'crc32',
+      knownChunks,
+      sendNow: (bytes) => io.bucket.takeNow(bytes),
+    }),
+  );
 }
 
 /** Sends what `plans` owe, in their order, at the cap's pace (range reads: sendOwed). */
 export function payOwed(plans: readonly ScanPlan[], progress: TransferProgress, io: PassIO): Promise<OwedOutcome> {
   const { store, location, reader, signal } = io;
-  return sendOwed({ plans, reader, store, location, stop: signal, progress, gate: () => undefined, pace: (bytes) => io.bucket.take(bytes, signal), concurrency: FILES_IN_FLIGHT });
+  return thenCleanUp(io, () => sendOwed({ plans, reader, store, location, stop: signal, progress, gate: () => undefined, pace: (bytes) => io.bucket.take(bytes, signal), concurrency: FILES_IN_FLIGHT }));
+}
+
+/**
+ * Runs `work`, then removes what its failed or stopped puts left (file://'s `.partial` files,
+ * S3's open multipart uploads): a pass a notice takes over stops in the middle of its puts.
+ * Every put has settled once `work` has. What cannot be removed now is a prune's to remove
+ * (leftovers older than its grace).
+ */
+async function thenCleanUp<T>(io: PassIO, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } finally {
+    await io.store.cleanup().catch(() => undefined);
+  }
 }
