@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import { silentLogger } from '../../src/lib/log.js';
@@ -8,6 +8,7 @@ import { restore } from '../../src/snapshots/restore.js';
 import { compileConfig } from './config.js';
 import type { TestResources } from './resources.js';
 import { ScriptedProvider } from './scripted-provider.js';
+import { testBytes } from './seed.js';
 import { until } from './until.js';
 
 /**
@@ -88,3 +89,30 @@ export async function chunkObjects(repo: string): Promise<Map<string, { size: nu
   return found;
 }
 
+
+/** Every file under `folder`, relative to it. */
+export async function filesUnder(folder: string): Promise<string[]> {
+  const entries = await readdir(folder, { recursive: true, withFileTypes: true });
+  return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(folder.length + 1));
+}
+
+/**
+ * Two snapshots committed by a sync of `where` (1 MiB files, settle 200ms), then backdated
+ * three hours (every object's mtime, past any prune's grace): the first holds step-1.pt alone,
+ * the second step-2.pt alone, which stays in the checkpoint folder. The daemon is stopped.
+ * Resolves to the first snapshot's name and step-1.pt's chunk objects.
+ */
+export async function twoOldSnapshots(resources: TestResources, where: SyncTree): Promise<{ oldest: string; step1Chunks: string[] }> {
+  await writeFile(join(where.ckpt, 'step-1.pt'), testBytes(1024 * 1024));
+  const { daemon } = await startSyncDaemon(resources, where.state, { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '200ms' });
+  await until(async () => (await committedFiles(where.repo).catch((): string[] => [])).includes('ckpt/step-1.pt'), 20_000);
+  const oldest = daemon.syncs.status()[0]!.lastCommit!;
+  const step1Chunks = (await filesUnder(where.repo)).filter((name) => name.startsWith('chunks/'));
+  await rm(join(where.ckpt, 'step-1.pt'));
+  await writeFile(join(where.ckpt, 'step-2.pt'), testBytes(1024 * 1024));
+  await until(async () => (await committedFiles(where.repo)).join() === 'ckpt/step-2.pt', 20_000);
+  await stopDaemon(daemon);
+  const past = (Date.now() - 3 * 60 * 60_000) / 1000;
+  for (const name of await filesUnder(where.repo)) await utimes(join(where.repo, name), past, past);
+  return { oldest, step1Chunks };
+}

@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { StoreLocation } from '../../src/stores/location.js';
 import type { ObjectStore, StoreOptions } from '../../src/stores/types.js';
@@ -37,7 +37,7 @@ jest.unstable_mockModule('../../src/stores/registry.js', () => ({
 }));
 
 const { TestResources } = await import('../helpers/resources.js');
-const { committedFiles, latestSnapshot, restoreLatest, startSyncDaemon, stopDaemon, syncTree } = await import('../helpers/sync-daemon.js');
+const { committedFiles, filesUnder, latestSnapshot, restoreLatest, startSyncDaemon, syncTree, twoOldSnapshots } = await import('../helpers/sync-daemon.js');
 const { scriptedNotice } = await import('../helpers/scripted-notice.js');
 const { testBytes } = await import('../helpers/seed.js');
 const { until } = await import('../helpers/until.js');
@@ -51,13 +51,6 @@ function release(): void {
 }
 
 const MIB = 1024 * 1024;
-const HOUR = 60 * 60_000;
-
-/** Every file under `folder`, relative to it. */
-async function filesUnder(folder: string): Promise<string[]> {
-  const entries = await readdir(folder, { recursive: true, withFileTypes: true });
-  return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(folder.length + 1));
-}
 
 // A notice whose plan has no step at all; the rebalance is advisory: the sync flushes too.
 test.each([
@@ -67,15 +60,7 @@ test.each([
   const where = syncTree(resources);
   const sync = { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '200ms' };
   // Two snapshots three hours old (past the grace): the first, step-1.pt alone, is the prune's to delete with its chunks.
-  await writeFile(join(where.ckpt, 'step-1.pt'), testBytes(MIB));
-  const first = (await startSyncDaemon(resources, where.state, sync)).daemon;
-  await until(async () => (await committedFiles(where.repo).catch((): string[] => [])).includes('ckpt/step-1.pt'), 20_000);
-  await rm(join(where.ckpt, 'step-1.pt'));
-  await writeFile(join(where.ckpt, 'step-2.pt'), testBytes(MIB));
-  await until(async () => (await committedFiles(where.repo)).join() === 'ckpt/step-2.pt', 20_000);
-  await stopDaemon(first);
-  const past = (Date.now() - 3 * HOUR) / 1000;
-  for (const name of await filesUnder(where.repo)) await utimes(join(where.repo, name), past, past);
+  await twoOldSnapshots(resources, where);
 
   slowRepo = resolve(where.repo);
   holding = true;

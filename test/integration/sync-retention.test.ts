@@ -1,7 +1,7 @@
-import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TestResources } from '../helpers/resources.js';
-import { committedFiles, restoreLatest, startSyncDaemon, stopDaemon, syncTree, type SyncTree } from '../helpers/sync-daemon.js';
+import { committedFiles, filesUnder, restoreLatest, startSyncDaemon, syncTree, twoOldSnapshots, type SyncTree } from '../helpers/sync-daemon.js';
 import { testBytes } from '../helpers/seed.js';
 import { until } from '../helpers/until.js';
 
@@ -9,16 +9,9 @@ const resources = new TestResources('preemptd-sync-retention-');
 afterEach(() => resources.cleanUp());
 
 const MIB = 1024 * 1024;
-const HOUR = 60 * 60_000;
 
 const startDaemon = async (where: SyncTree, sync: Record<string, unknown> = {}) =>
   (await startSyncDaemon(resources, where.state, { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '200ms', ...sync })).daemon;
-
-/** Every file under `folder`, relative to it. */
-async function filesUnder(folder: string): Promise<string[]> {
-  const entries = await readdir(folder, { recursive: true, withFileTypes: true });
-  return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(folder.length + 1));
-}
 
 /**
  * Two snapshots committed by a sync, three hours ago (every object's mtime set back, past any
@@ -27,18 +20,7 @@ async function filesUnder(folder: string): Promise<string[]> {
  * daemon, the first snapshot's name and step-1.pt's chunk objects.
  */
 async function historyThenCommit(where: SyncTree, sync: Record<string, unknown>) {
-  await writeFile(join(where.ckpt, 'step-1.pt'), testBytes(MIB));
-  const first = await startDaemon(where);
-  await until(async () => (await committedFiles(where.repo).catch((): string[] => [])).includes('ckpt/step-1.pt'), 20_000);
-  const oldest = first.syncs.status()[0]!.lastCommit!;
-  const step1Chunks = (await filesUnder(where.repo)).filter((name) => name.startsWith('chunks/'));
-  await rm(join(where.ckpt, 'step-1.pt'));
-  await writeFile(join(where.ckpt, 'step-2.pt'), testBytes(MIB));
-  await until(async () => (await committedFiles(where.repo)).join() === 'ckpt/step-2.pt', 20_000);
-  await stopDaemon(first);
-  const past = (Date.now() - 3 * HOUR) / 1000;
-  for (const name of await filesUnder(where.repo)) await utimes(join(where.repo, name), past, past);
-
+  const { oldest, step1Chunks } = await twoOldSnapshots(resources, where);
   const daemon = await startDaemon(where, sync);
   const step3 = testBytes(MIB);
   await writeFile(join(where.ckpt, 'step-3.pt'), step3);
