@@ -134,6 +134,19 @@ const yargsHelpOnDemand = patchPackage('yargs-help-on-demand', /node_modules\/ya
 const yargsVersionGiven = patchPackage('yargs-version-given', /node_modules\/yargs\/build\/lib\/yargs-factory\.js$/, 'yargs.version();', '');
 
 /**
+ * got's HTTP/2 client reads node:http2's constants at load, which loads http2 and with it tls
+ * and OpenSSL's start: 4 MB of an idle agent's RSS that only an HTTP/2 request (we send none)
+ * or an https URL needs. The bundle gives the eight constants as they are: protocol values
+ * (RFC 9113 pseudo-headers and error codes) that Node cannot change.
+ */
+const gotHttp2OnDemand = patchPackage(
+  'got-http2-on-demand',
+  /node_modules\/got\/dist\/source\/core\/utils\/http2-client\.js$/,
+  '} = http2.constants;',
+  "} = { HTTP2_HEADER_AUTHORITY: ':authority', HTTP2_HEADER_METHOD: ':method', HTTP2_HEADER_PATH: ':path', HTTP2_HEADER_SCHEME: ':scheme', HTTP2_HEADER_STATUS: ':status', HTTP2_METHOD_CONNECT: 'CONNECT', NGHTTP2_CANCEL: 8, NGHTTP2_NO_ERROR: 0 };",
+);
+
+/**
  * src/lib/on-demand.ts loads handlebars and re2js with a require of its own (tsc's output and
  * the tests run unbundled). Without it, esbuild takes the calls as require()s of bundled
  * packages: each package's code runs on its loader's first call, not when its chunk loads
@@ -166,7 +179,7 @@ export async function bundle(outdir: string): Promise<void> {
     legalComments: 'eof',
     // Bundled CommonJS packages require() Node's built-ins; ESM output has no `require` of its own.
     banner: { js: "import { createRequire as __preemptdRequire } from 'node:module'; const require = __preemptdRequire(import.meta.url);" },
-    plugins: [plainAssert, lazyBuiltins, lazyIntl, yargsHelpOnDemand, yargsVersionGiven, requireOnDemand],
+    plugins: [plainAssert, lazyBuiltins, lazyIntl, yargsHelpOnDemand, yargsVersionGiven, requireOnDemand, gotHttp2OnDemand],
     metafile: true,
     logLevel: 'warning',
     write: false,

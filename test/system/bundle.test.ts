@@ -75,6 +75,29 @@ test('an idle agent loads none of the built-ins only steps, stores or commands u
   expect(loaded.filter((name) => /^NativeModule (crypto|tls|https|zlib|http2|dns\/promises|assert)$/.test(name))).toEqual([]);
 });
 
+test('an idle agent whose plan sends HTTP loads got ahead of a notice without node:http2, tls or crypto (scripts/bundle.ts gotHttp2OnDemand)', async () => {
+  const work = resources.tempDir();
+  const metadata = await resources.simulator({ provider: 'aws' });
+  const file = join(work, 'config.yaml');
+  const steps = ['steps:', '  - { name: tell-ops, webhook: { url: "http://127.0.0.1:9/hook" } }'];
+  writeFileSync(file, [`provider: aws`, `metadataUrl: ${metadata.url}`, `stateDir: ${join(work, 'state')}`, 'pollInterval: 100ms', ...steps].join('\n'));
+  const probe = join(work, 'probe.mjs');
+  const hooks = `import { registerHooks } from 'node:module'; registerHooks({ load(url, context, next) { console.error('MODULE ' + url); return next(url, context); } });`;
+  writeFileSync(probe, `${hooks}\nprocess.on('exit', () => console.error('LOADED ' + process.moduleLoadList.join(',')));`);
+  const meta = JSON.parse(readFileSync('dist/bundle/meta.json', 'utf8')) as Metafile;
+  const gotChunks = Object.entries(meta.outputs).flatMap(([output, { inputs }]) => (Object.keys(inputs).some((input) => input.includes('node_modules/got/')) ? [output.replace(/.*\//, '')] : []));
+  expect(gotChunks).not.toEqual([]);
+  const agent = resources.agent(['--config', file], { NODE_OPTIONS: `--import=${probe}` }, cli);
+  await until(() => gotChunks.every((chunk) => agent.output().includes(`/${chunk}`)));
+  // Its top level has run once a few more polls went by.
+  const polls = metadata.requests.get('/latest/meta-data/spot/instance-action') ?? 0;
+  await until(() => (metadata.requests.get('/latest/meta-data/spot/instance-action') ?? 0) >= polls + 3);
+  agent.child.kill('SIGTERM');
+  expect(await agent.exited).toBe(0);
+  const loaded = /LOADED (.*)/.exec(agent.output())![1]!.split(',');
+  expect(loaded.filter((name) => /^NativeModule (tls|https|http2|crypto)$/.test(name))).toEqual([]);
+});
+
 /** Prints, as the process exits, the bundle's files it loaded (module.registerHooks sees every ES module load). */
 const LOAD_PROBE_SOURCE = `import { registerHooks } from 'node:module'; const loaded = []; registerHooks({ load(url, context, next) { loaded.push(url); return next(url, context); } }); process.on('exit', () => console.error('MODULES ' + JSON.stringify(loaded)))`;
 const LOAD_PROBE = `data:text/javascript,${LOAD_PROBE_SOURCE}`;
