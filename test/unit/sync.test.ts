@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
 import { ConfigError } from '../../src/lib/errors.js';
 import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
+import { CHUNK_REUSE_WINDOW_MS } from '../../src/snapshots/repository.js';
 import { FileReader } from '../../src/snapshots/read.js';
+import { ScanPlans } from '../../src/snapshots/sync/plans.js';
 import { TokenBucket } from '../../src/snapshots/sync/token-bucket.js';
 import { walkPaths, type FoundFile } from '../../src/snapshots/walk.js';
 import { compileConfig } from '../helpers/config.js';
@@ -158,5 +160,30 @@ linux('the sync reading thread (Linux)', () => {
       await reader.close();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('scan plans', () => {
+  const file: FoundFile = { type: 'file', source: '/data/ckpt/model.pt', name: 'ckpt/model.pt', size: 3, mtimeMs: 1_000, mode: 0o644, dev: 1, ino: 2 };
+  const planAt = (scannedAt: number) => ({ file, entry: { type: 'file' as const, path: file.name, size: 3, mtime: new Date(1_000).toISOString(), mode: 0o644, crc32: '00000000', chunks: [['ab'.repeat(32), 3] as [string, number]] }, owed: new Set([0]), scannedAt });
+
+  test('a plan holds while its file is as scanned, and not once the file moved', () => {
+    const plans = new ScanPlans();
+    const plan = planAt(Date.now());
+    plans.add([plan]);
+    expect(plans.holding({ ...file })).toBe(plan);
+    expect(plans.holding({ ...file, mtimeMs: 2_000 })).toBeUndefined();
+    expect(plans.status()).toEqual({ scannedFiles: 0, owedBytes: 0 });
+  });
+
+  test('a plan scanned longer ago than the chunk-reuse window is dropped: a prune may have deleted what it relied on', () => {
+    const plans = new ScanPlans();
+    const now = Date.now();
+    plans.add([planAt(now - CHUNK_REUSE_WINDOW_MS - 1)]);
+    expect(plans.holding(file, now)).toBeUndefined();
+    expect(plans.status().scannedFiles).toBe(0);
+    const fresh = planAt(now - CHUNK_REUSE_WINDOW_MS + 60_000);
+    plans.add([fresh]);
+    expect(plans.holding(file, now)).toBe(fresh);
   });
 });

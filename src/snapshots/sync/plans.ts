@@ -1,11 +1,14 @@
 import type { ManifestFile } from '../manifest.js';
+import { CHUNK_REUSE_WINDOW_MS } from '../repository.js';
 import { owedBytes, planHolds, type ScanPlan } from '../scan-plan.js';
 import type { FoundEntry, FoundFile } from '../walk.js';
 
 /**
  * The sync's scanned-but-not-yet-stored files (ScanPlan), in memory only: a restart reads
  * them again. A plan whose file no longer holds (size, mtime, inode moved) is dropped when
- * looked up.
+ * looked up, and so is one scanned longer ago than CHUNK_REUSE_WINDOW_MS: it relies on chunks
+ * found or put at its scan, which a prune (grace >= 2 h) may delete once they are that old
+ * and no manifest names them; a new scan looks for them again or puts them anew.
  */
 export class ScanPlans {
   private readonly bySource = new Map<string, ScanPlan>();
@@ -15,10 +18,10 @@ export class ScanPlans {
   }
 
   /** The plan of `file` when it still holds, now naming `file` as found (its mode and name); a stale one is dropped. */
-  holding(file: FoundFile): ScanPlan | undefined {
+  holding(file: FoundFile, now = Date.now()): ScanPlan | undefined {
     const plan = this.bySource.get(file.source);
     if (!plan) return undefined;
-    if (!planHolds(plan, file)) {
+    if (!planHolds(plan, file) || now - plan.scannedAt > CHUNK_REUSE_WINDOW_MS) {
       this.bySource.delete(file.source);
       return undefined;
     }
