@@ -41,11 +41,13 @@ export function snapshotTime(record: SnapshotRecord): number {
  * Lists and reads every manifest of a dedup repository. The listing comes first and the
  * pointer after it, so a snapshot committed meanwhile is still named by `latest`; its
  * manifest is then read too. Keys under `snapshots/` that are not a manifest's name are
- * left alone; a manifest that does not read as one is refused, with the reason.
+ * left alone; a manifest that does not read as one is refused, with the reason. `signal`
+ * stops it before its next listed key or manifest (a prune a notice stops).
  */
-export async function readCatalog(store: ObjectStore, location: StoreLocation): Promise<Catalog> {
+export async function readCatalog(store: ObjectStore, location: StoreLocation, signal?: AbortSignal): Promise<Catalog> {
   const listed: { name: string; modified: number; size: number }[] = [];
   for await (const object of store.list(keyFor(location, 'snapshots/'))) {
+    signal?.throwIfAborted();
     const name = object.key.slice(location.prefix.length);
     if (SNAPSHOT_NAME.test(name)) listed.push({ name, modified: object.modified, size: object.size });
   }
@@ -63,6 +65,7 @@ export async function readCatalog(store: ObjectStore, location: StoreLocation): 
   const snapshots: SnapshotRecord[] = [];
   const refused: RefusedManifest[] = [];
   for (const entry of listed) {
+    signal?.throwIfAborted();
     try {
       snapshots.push({ ...entry, manifest: await readManifest(store, location, entry.name) });
     } catch (error) {

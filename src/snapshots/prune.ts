@@ -55,7 +55,7 @@ export interface PruneReport {
 export async function prune(store: ObjectStore, location: StoreLocation, options: PruneOptions): Promise<PruneReport> {
   const now = options.now ?? Date.now();
   const where = formatLocation(location);
-  const catalog = await readCatalog(store, location);
+  const catalog = await readCatalog(store, location, options.signal);
   if (catalog.refused.length) {
     const lines = catalog.refused.map((entry) => `  ${entry.name}: ${entry.reason}`);
     const one = catalog.refused.length === 1;

@@ -176,6 +176,30 @@ describe('retention on file://', () => {
     await utimes(join(dir, 'repo', path), then, then);
   };
 
+  test('a prune stopped while it reads the manifests reads no more of them and deletes nothing', async () => {
+    const { names } = await threeCheckpoints(repo());
+    for (const name of names) await age(name, 3 * DAY);
+    const before = await everyKey(repo());
+    const { store, location } = await openRepo(repo());
+    const stop = new AbortController();
+    const manifestsRead: string[] = [];
+    const get = store.get.bind(store);
+    store.get = (key) => {
+      if (key.includes('snapshots/')) {
+        manifestsRead.push(key);
+        stop.abort();
+      }
+      return get(key);
+    };
+    try {
+      await expect(prune(store, location, { policy: { graceMs: DEFAULT_GRACE_MS, keepLast: 1 }, apply: true, log: silentLogger(), signal: stop.signal })).rejects.toMatchObject({ name: 'AbortError' });
+    } finally {
+      await store.close();
+    }
+    expect(manifestsRead).toHaveLength(1);
+    expect(await everyKey(repo())).toEqual(before);
+  });
+
   test("keeps the manifest latest.json named when the grace began, and an unreferenced chunk written within the grace", async () => {
     const { names } = await threeCheckpoints(repo());
     await age(names[0]!, 3 * DAY);
