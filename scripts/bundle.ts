@@ -147,6 +147,18 @@ const gotHttp2OnDemand = patchPackage(
 );
 
 /**
+ * got and its decompress-response ask node:zlib at load whether it has zstd, which loads zlib
+ * (2 MB of RSS) in an agent that has not received an HTTP body yet. Node has zstd from 23.8
+ * and 22.15: the bundle asks the version instead, and zlib loads with the first body to inflate.
+ */
+const zstdByVersion = patchPackage(
+  'zstd-by-version',
+  /node_modules\/(decompress-response\/index|got\/dist\/source\/core\/utils\/decompress-response)\.js$/,
+  "typeof zlib.createZstdDecompress === 'function'",
+  "(([major, minor]) => major > 23 || (major === 23 && minor >= 8) || (major === 22 && minor >= 15))(process.versions.node.split('.').map(Number))",
+);
+
+/**
  * src/lib/on-demand.ts loads handlebars and re2js with a require of its own (tsc's output and
  * the tests run unbundled). Without it, esbuild takes the calls as require()s of bundled
  * packages: each package's code runs on its loader's first call, not when its chunk loads
@@ -179,7 +191,7 @@ export async function bundle(outdir: string): Promise<void> {
     legalComments: 'eof',
     // Bundled CommonJS packages require() Node's built-ins; ESM output has no `require` of its own.
     banner: { js: "import { createRequire as __preemptdRequire } from 'node:module'; const require = __preemptdRequire(import.meta.url);" },
-    plugins: [plainAssert, lazyBuiltins, lazyIntl, yargsHelpOnDemand, yargsVersionGiven, requireOnDemand, gotHttp2OnDemand],
+    plugins: [plainAssert, lazyBuiltins, lazyIntl, yargsHelpOnDemand, yargsVersionGiven, requireOnDemand, gotHttp2OnDemand, zstdByVersion],
     metafile: true,
     logLevel: 'warning',
     write: false,

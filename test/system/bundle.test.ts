@@ -1,8 +1,12 @@
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { runCli } from '../helpers/cli.js';
 import { until } from '../helpers/until.js';
 import { TestResources, writeAgentConfig } from '../helpers/resources.js';
@@ -75,7 +79,7 @@ test('an idle agent loads none of the built-ins only steps, stores or commands u
   expect(loaded.filter((name) => /^NativeModule (crypto|tls|https|zlib|http2|dns\/promises|assert)$/.test(name))).toEqual([]);
 });
 
-test('an idle agent whose plan sends HTTP loads got ahead of a notice without node:http2, tls or crypto (scripts/bundle.ts gotHttp2OnDemand)', async () => {
+test('an idle agent whose plan sends HTTP loads got ahead of a notice without node:http2, tls, crypto or zlib (scripts/bundle.ts gotHttp2OnDemand, zstdByVersion)', async () => {
   const work = resources.tempDir();
   const metadata = await resources.simulator({ provider: 'aws' });
   const file = join(work, 'config.yaml');
@@ -95,7 +99,33 @@ test('an idle agent whose plan sends HTTP loads got ahead of a notice without no
   agent.child.kill('SIGTERM');
   expect(await agent.exited).toBe(0);
   const loaded = /LOADED (.*)/.exec(agent.output())![1]!.split(',');
-  expect(loaded.filter((name) => /^NativeModule (tls|https|http2|crypto)$/.test(name))).toEqual([]);
+  expect(loaded.filter((name) => /^NativeModule (tls|https|http2|crypto|zlib)$/.test(name))).toEqual([]);
+});
+
+test('the bundled http step reads gzip and zstd bodies (zlib loads with the first one: scripts/bundle.ts zstdByVersion)', async () => {
+  const work = resources.tempDir();
+  const server = createServer((request, response) => {
+    const zstd = request.url!.includes('zstd');
+    const body = Buffer.from('{"drained": true}');
+    response.writeHead(200, { 'content-encoding': zstd ? 'zstd' : 'gzip' }).end(zstd ? zstdCompressSync(body) : gzipSync(body));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const file = join(work, 'config.yaml');
+  // A JSON condition: bytes left compressed do not parse (a short zstd frame may hold its text raw).
+  const step = (name: string, path: string) => `  - { name: ${name}, timeout: 5s, http: { url: "${base}/${path}", until: { json: { path: drained, equals: true }, interval: 100ms } } }`;
+  writeFileSync(file, ['provider: aws', 'metadataUrl: http://127.0.0.1:9/', `stateDir: ${join(work, 'state')}`, 'steps:', step('gzip', 'drain'), step('zstd', 'drain-zstd')].join('\n'));
+  try {
+    const result = await runCli(['simulate', '--config', file, '--run', '--json'], {}, 20_000, cli);
+    const steps = (JSON.parse(result.stdout) as { steps: { name: string; status: string }[] }).steps;
+    expect(steps.map(({ name, status }) => ({ name, status }))).toEqual([
+      { name: 'gzip', status: 'ok' },
+      { name: 'zstd', status: 'ok' },
+    ]);
+  } finally {
+    server.close();
+  }
 });
 
 /** Prints, as the process exits, the bundle's files it loaded (module.registerHooks sees every ES module load). */
