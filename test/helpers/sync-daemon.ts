@@ -67,9 +67,11 @@ export async function committedFiles(repo: string): Promise<string[]> {
   return (await latestSnapshot(repo)).manifest.files.map((file) => file.path).sort();
 }
 
-/** `restore --latest` of a file:// repository into `to`. */
-export function restoreLatest(repo: string, to: string): Promise<unknown> {
-  return restore({ from: `file://${repo}/`, latest: true, to, log: silentLogger(), signal: new AbortController().signal });
+/** `restore --latest` of the test's file:// repository into its folder `restored`; resolves to that folder. */
+export async function restoredLatest(where: SyncTree): Promise<string> {
+  const restored = join(where.dir, 'restored');
+  await restore({ from: `file://${where.repo}/`, latest: true, to: restored, log: silentLogger(), signal: new AbortController().signal });
+  return restored;
 }
 
 /**

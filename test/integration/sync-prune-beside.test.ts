@@ -37,7 +37,7 @@ jest.unstable_mockModule('../../src/stores/registry.js', () => ({
 }));
 
 const { TestResources } = await import('../helpers/resources.js');
-const { committedFiles, filesUnder, latestSnapshot, restoreLatest, startSyncDaemon, syncTree, twoOldSnapshots } = await import('../helpers/sync-daemon.js');
+const { committedFiles, filesUnder, latestSnapshot, restoredLatest, startSyncDaemon, syncTree, twoOldSnapshots } = await import('../helpers/sync-daemon.js');
 const { scriptedNotice } = await import('../helpers/scripted-notice.js');
 const { testBytes } = await import('../helpers/seed.js');
 const { until } = await import('../helpers/until.js');
@@ -110,8 +110,7 @@ test.each([
     for (const sha256 of manifestChunks(manifest)) expect(after).toContain(chunkName(sha256));
   }
   expect((await latestSnapshot(where.repo)).manifest.files.map((file) => file.path).sort()).toEqual(['ckpt/step-2.pt', 'ckpt/step-3.pt', 'ckpt/step-4.pt']);
-  const restored = join(where.dir, 'restored');
-  await restoreLatest(where.repo, restored);
+  const restored = await restoredLatest(where);
   expect((await readFile(join(restored, 'ckpt/step-4.pt'))).equals(step4)).toBe(true);
   expect((await stat(join(restored, 'ckpt/step-3.pt'))).size).toBe(MIB);
 }, 90_000);

@@ -1,7 +1,7 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TestResources } from '../helpers/resources.js';
-import { committedFiles, filesUnder, restoreLatest, startSyncDaemon, syncTree, twoOldSnapshots, type SyncTree } from '../helpers/sync-daemon.js';
+import { committedFiles, filesUnder, restoredLatest, startSyncDaemon, syncTree, twoOldSnapshots, type SyncTree } from '../helpers/sync-daemon.js';
 import { testBytes } from '../helpers/seed.js';
 import { until } from '../helpers/until.js';
 
@@ -41,8 +41,7 @@ test('with retention, the running sync prunes after its commit: snapshots beyond
   expect(left).not.toContain(oldest);
   expect(left.filter((name) => name.startsWith('snapshots/'))).toHaveLength(2);
   for (const chunk of step1Chunks) expect(left).not.toContain(chunk);
-  const restored = join(where.dir, 'restored');
-  await restoreLatest(where.repo, restored);
+  const restored = await restoredLatest(where);
   expect((await readFile(join(restored, 'ckpt/step-3.pt'))).equals(step3)).toBe(true);
   expect((await stat(join(restored, 'ckpt/step-2.pt'))).size).toBe(MIB);
 }, 60_000);

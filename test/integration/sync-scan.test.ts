@@ -9,7 +9,7 @@ import { snapshotStep } from '../../src/steps/snapshot/step.js';
 import { TestResources } from '../helpers/resources.js';
 import { testBytes } from '../helpers/seed.js';
 import { testStepContext } from '../helpers/step-context.js';
-import { chunkObjects, restoreLatest, startSyncDaemon, syncTree, type SyncTree } from '../helpers/sync-daemon.js';
+import { chunkObjects, restoredLatest, startSyncDaemon, syncTree, type SyncTree } from '../helpers/sync-daemon.js';
 import { until } from '../helpers/until.js';
 
 const resources = new TestResources('preemptd-sync-scan-');
@@ -37,9 +37,7 @@ async function noticeSnapshot(): Promise<Record<string, unknown>> {
 }
 
 async function restoredFile(where: SyncTree, name: string): Promise<Buffer> {
-  const restored = join(where.dir, 'restored');
-  await restoreLatest(where.repo, restored);
-  return readFile(join(restored, 'ckpt', name));
+  return readFile(join(await restoredLatest(where), 'ckpt', name));
 }
 
 test('a capped sync scans a file to its end ahead of the cap and reports what it owes; the notice reads only the owed ranges and its manifest restores byte-identical', async () => {

@@ -6,7 +6,7 @@ import { serveDaemon } from '../../src/observe/local-server.js';
 import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
 import { snapshotStep } from '../../src/steps/snapshot/step.js';
 import { TestResources } from '../helpers/resources.js';
-import { chunkObjects, committedFiles, latestSnapshot, restoreLatest, startSyncDaemon, stopDaemon, syncTree, type SyncTree } from '../helpers/sync-daemon.js';
+import { chunkObjects, committedFiles, latestSnapshot, restoredLatest, startSyncDaemon, stopDaemon, syncTree, type SyncTree } from '../helpers/sync-daemon.js';
 import { testBytes } from '../helpers/seed.js';
 import { testNotice, testStepContext } from '../helpers/step-context.js';
 import { until } from '../helpers/until.js';
@@ -32,8 +32,7 @@ test('a file written and settled is stored and committed without any notice; lat
   const status = first.syncs.status()[0]!;
   expect(status).toMatchObject({ name: 'ckpt', bytesStored: model.length, backlogFiles: 0, capBytesPerSecond: 200e6 });
   expect(status.lastCommitAt).not.toBeNull();
-  const restored = join(where.dir, 'restored');
-  await restoreLatest(where.repo, restored);
+  const restored = await restoredLatest(where);
   expect((await readFile(join(restored, 'ckpt/step-1.pt'))).equals(model)).toBe(true);
   // The recovery point and the progress, in /v1/status and /metrics.
   const server = (await serveDaemon(first, { server: { enabled: true, host: '127.0.0.1', port: 0 }, readiness: { notReadyOn: [] }, steps: [] }, silentLogger()))!;
@@ -106,8 +105,7 @@ test('the notice-time snapshot tied to the sync sends only what the sync had not
   const { manifest } = await latestSnapshot(where.repo);
   expect(manifest.complete).toBe(true);
   expect(manifest.files.map((file) => file.path).sort()).toEqual(['ckpt/COMPLETE', 'ckpt/base.pt', 'ckpt/delta.pt']);
-  const restored = join(where.dir, 'restored');
-  await restoreLatest(where.repo, restored);
+  const restored = await restoredLatest(where);
   expect((await readFile(join(restored, 'ckpt/base.pt'))).equals(base)).toBe(true);
   expect((await readFile(join(restored, 'ckpt/delta.pt'))).equals(delta)).toBe(true);
 }, 60_000);
@@ -136,8 +134,7 @@ test('the notice-time snapshot takes over: the background pass in flight stops, 
   const readByTheSync = daemon.syncs.status()[0]!.bytesRead;
   await new Promise((resolve) => setTimeout(resolve, 500));
   expect(daemon.syncs.status()[0]).toMatchObject({ bytesRead: readByTheSync, scannedFiles: 0, owedBytes: 0, lastCommit: committed, capLifted: false });
-  const restored = join(where.dir, 'restored');
-  await restoreLatest(where.repo, restored);
+  const restored = await restoredLatest(where);
   expect((await readFile(join(restored, 'ckpt/model.pt'))).equals(model)).toBe(true);
 }, 60_000);
 
@@ -175,8 +172,7 @@ test('a file recorded over an hour ago whose chunks the latest snapshot does not
   await until(async () => (await committedFiles(where.repo)).includes('ckpt/step-2.pt'), 20_000);
   expect(await committedFiles(where.repo)).toEqual(['ckpt/step-1.pt', 'ckpt/step-2.pt']);
   expect(second.syncs.status()[0]!.bytesRead).toBe(model.length + MIB);
-  const restored = join(where.dir, 'restored');
-  await restoreLatest(where.repo, restored);
+  const restored = await restoredLatest(where);
   expect((await readFile(join(restored, 'ckpt/step-1.pt'))).equals(model)).toBe(true);
 }, 60_000);
 
@@ -255,8 +251,7 @@ test('a checkpoint stored and recorded but not committed when the agent died is 
   await until(async () => (await committedFiles(where.repo)).includes('ckpt/step-2.pt'), 20_000);
   expect(await committedFiles(where.repo)).toEqual(['ckpt/step-1.pt', 'ckpt/step-2.pt']);
   expect(restarted.syncs.status()[0]).toMatchObject({ bytesStored: 0, bytesRead: 0 });
-  const restored = join(where.dir, 'restored');
-  await restoreLatest(where.repo, restored);
+  const restored = await restoredLatest(where);
   expect((await readFile(join(restored, 'ckpt/step-2.pt'))).equals(second)).toBe(true);
 }, 60_000);
 
