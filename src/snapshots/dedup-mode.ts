@@ -112,7 +112,7 @@ async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender):
 export async function uploadDeduplicated(job: UploadJob): Promise<UploadOutcome> {
   const { stop } = job;
   const previous = await readLatest(job.store, job.location);
-  const known = previous ? manifestChunks(previous.manifest) : new Set<string>();
+  const known = new Set(previous ? manifestChunks(previous.manifest).keys() : []);
   for (const sha256 of job.knownChunks ?? []) known.add(sha256);
   const sender = new ChunkSender(job, known, job.concurrency * job.queueSize);
   const planned: ScanPlan[] = [];

@@ -2,7 +2,9 @@ import { z } from 'zod';
 import { CHECKSUMS, type ChecksumAlgorithm } from './options.js';
 
 export const MANIFEST_NAME = 'manifest.json';
-export const MANIFEST_VERSION = 1;
+/** Written by this build; 1 (chunks stored one object each, before packs) still reads. */
+export const MANIFEST_VERSION = 2;
+const READABLE_VERSIONS = [1, 2] as const;
 
 /** Checksums, each under its algorithm's name; the manifest's `checksum` says which one every entry has. */
 const checksumFields = {
@@ -16,11 +18,34 @@ const checksumFields = {
  */
 export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;
 
-/** A chunk of a file in dedup mode: its SHA-256 (its name in the store) and its length. */
-const chunkRef = z.tuple([
-  z.string().regex(/^[0-9a-f]{64}$/, { message: 'expected a SHA-256: 64 lower-case hex digits' }),
-  z.number().int().positive().max(MAX_CHUNK_BYTES, { message: `a chunk of at most ${MAX_CHUNK_BYTES} bytes (no chunker cuts larger)` }),
+/**
+ * The largest pack a manifest may name a range of: 8 times the packer's target (repository.ts
+ * PACK_TARGET_BYTES), so a crafted offset cannot ask for a range past any pack written.
+ */
+export const MAX_PACK_BYTES = 64 * 1024 * 1024;
+
+const sha256Field = z.string().regex(/^[0-9a-f]{64}$/, { message: 'expected a SHA-256: 64 lower-case hex digits' });
+const chunkSize = z.number().int().positive().max(MAX_CHUNK_BYTES, { message: `a chunk of at most ${MAX_CHUNK_BYTES} bytes (no chunker cuts larger)` });
+
+/**
+ * A chunk of a file in dedup mode: its SHA-256 and its length, then where it is stored: the
+ * pack's id and the chunk's offset in it (`packs/<id>`, repository.ts). Without the last two
+ * (manifest version 1) the chunk is its own object, `chunks/ab/<sha256>`.
+ */
+const chunkRef = z.union([
+  z.tuple([sha256Field, chunkSize]),
+  z
+    .tuple([
+      sha256Field,
+      chunkSize,
+      z.string().regex(/^[0-9a-f]{24}$/, { message: 'expected a pack id: 24 lower-case hex digits' }),
+      z.number().int().nonnegative(),
+    ])
+    .refine(([, size, , offset]) => offset + size <= MAX_PACK_BYTES, { message: `a range inside a pack of at most ${MAX_PACK_BYTES} bytes` }),
 ]);
+
+/** One chunk a dedup manifest names, with where it is stored. */
+export type StoredChunk = z.output<typeof chunkRef>;
 
 export const fileEntrySchema = z.object({
   type: z.literal('file'),
@@ -31,7 +56,7 @@ export const fileEntrySchema = z.object({
   mode: z.number().int(),
   ...checksumFields,
   changed: z.string().optional(),
-  /** Dedup mode: the file's chunks in order, as `[sha256, size]`. */
+  /** Dedup mode: the file's chunks in order, as `[sha256, size, pack, offset]` (`[sha256, size]` in version 1). */
   chunks: z.array(chunkRef).optional(),
 });
 
@@ -43,7 +68,7 @@ const linkEntry = z.object({
 
 export const manifestSchema = z
   .object({
-    version: z.literal(MANIFEST_VERSION),
+    version: z.union(READABLE_VERSIONS.map((version) => z.literal(version))),
     mode: z.enum(['files', 'archive', 'dedup']),
     /** Dedup mode: the chunker that cut the files (chunker.ts's CHUNKER_VERSION). */
     chunker: z.string().optional(),

@@ -3,7 +3,7 @@ import type { Logger } from '../lib/log.js';
 import { formatLocation, keyFor, type StoreLocation } from '../stores/location.js';
 import { STORE_PAGE_SIZE, type ObjectStore } from '../stores/types.js';
 import { readCatalog, type SnapshotRecord } from './catalog.js';
-import { CHUNK_NAME, manifestChunks } from './repository.js';
+import { CHUNK_NAME, manifestObjects } from './repository.js';
 import { planRetention, type KeepReason, type RetentionPolicy } from './retention.js';
 
 export interface PruneOptions {
@@ -75,7 +75,7 @@ export async function prune(store: ObjectStore, location: StoreLocation, options
   for await (const object of store.list(keyFor(location, 'chunks/'))) {
     options.signal?.throwIfAborted();
     const match = CHUNK_NAME.exec(object.key.slice(location.prefix.length));
-    if (!match || referenced.has(match[2]!)) continue;
+    if (!match || referenced.has(match[0])) continue;
     if (object.modified > graceStart) {
       chunksInGrace += 1;
       continue;
@@ -118,10 +118,11 @@ export async function prune(store: ObjectStore, location: StoreLocation, options
   return report;
 }
 
+/** The objects (packs and chunks) the kept manifests' chunks are stored in. */
 function referencedChunks(records: readonly SnapshotRecord[]): Set<string> {
   const names = new Set<string>();
   for (const { manifest } of records) {
-    for (const sha256 of manifestChunks(manifest)) names.add(sha256);
+    for (const name of manifestObjects(manifest)) names.add(name);
   }
   return names;
 }

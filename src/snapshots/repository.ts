@@ -3,13 +3,15 @@ import { z } from 'zod';
 import { keyFor, type StoreLocation } from '../stores/location.js';
 import { onePart } from '../stores/parts.js';
 import type { ObjectStore } from '../stores/types.js';
-import { manifestSchema, type Manifest } from './manifest.js';
+import { manifestSchema, type Manifest, type StoredChunk } from './manifest.js';
 import { readStoredJson } from './stored-json.js';
 
 /**
  * The dedup repository under a destination prefix (docs/snapshot.md, "The dedup repository"):
- * - `chunks/ab/abcdef…`: each chunk once, named by its SHA-256 (the first two hex digits
- *   spread keys over prefixes, for stores that rate-limit per prefix);
+ * - `packs/<id>`: chunks written together, back to back, in one object of about
+ *   PACK_TARGET_BYTES; a manifest names each chunk's pack and offset;
+ * - `chunks/ab/abcdef…`: a chunk stored alone, named by its SHA-256 (the format before
+ *   packs, manifest version 1: still read and pruned, no longer written);
  * - `snapshots/<startedAt>-<noticeId>.json`: one manifest per snapshot, written after every
  *   chunk it names is stored;
  * - `latest.json`: the newest complete manifest's name, written after that manifest, so
@@ -29,6 +31,30 @@ export function chunkName(sha256: string): string {
 
 /** A chunk's name; anything else under `chunks/` is not the repository's and is never deleted. */
 export const CHUNK_NAME = /^chunks\/([0-9a-f]{2})\/(\1[0-9a-f]{62})$/;
+
+/**
+ * Bytes a pack is filled to before it is stored. Objects of a few MiB suit object stores
+ * (one request moves a lot, few keys per GB), while chunks stay small enough that a
+ * rewritten region re-sends little around it.
+ */
+export const PACK_TARGET_BYTES = 8 * 1024 * 1024;
+
+/** A pack's name: 96 random bits, so writers on many VMs never pick the same one. */
+export function packName(id: string): string {
+  return `packs/${id}`;
+}
+
+export function newPackId(): string {
+  return randomBytes(12).toString('hex');
+}
+
+/** A pack's name; anything else under `packs/` is not the repository's and is never deleted. */
+export const PACK_NAME = /^packs\/[0-9a-f]{24}$/;
+
+/** The object a stored chunk is in: its pack, or its own object (version 1). */
+export function chunkHome(chunk: StoredChunk): string {
+  return chunk.length === 4 ? packName(chunk[2]) : chunkName(chunk[0]);
+}
 /** A manifest's name: nothing below `snapshots/`, nothing that could leave the prefix. */
 export const SNAPSHOT_NAME = /^snapshots\/[A-Za-z0-9._-]+\.json$/;
 
@@ -83,9 +109,16 @@ export function readManifest(store: ObjectStore, location: StoreLocation, name: 
   return readStoredJson(store, location, name, manifestSchema, 'a preemptd manifest');
 }
 
-/** Every chunk a manifest's files name. */
-export function manifestChunks(manifest: Manifest): Set<string> {
-  return new Set(manifest.files.flatMap((file) => (file.type === 'file' ? (file.chunks ?? []).map(([sha256]) => sha256) : [])));
+/** Every chunk a manifest's files name, by SHA-256, with where it is stored. */
+export function manifestChunks(manifest: Manifest): Map<string, StoredChunk> {
+  const chunks = new Map<string, StoredChunk>();
+  for (const file of manifest.files) if (file.type === 'file') for (const chunk of file.chunks ?? []) chunks.set(chunk[0], chunk);
+  return chunks;
+}
+
+/** Every object (pack or chunk) a manifest's chunks are stored in. */
+export function manifestObjects(manifest: Manifest): Set<string> {
+  return new Set(Array.from(manifestChunks(manifest).values(), chunkHome));
 }
 
 /** The manifest `latest.json` names, with its name; undefined when the prefix has no pointer yet. */

@@ -5,9 +5,9 @@ import { PreemptdError, errorMessage } from '../lib/errors.js';
 import { formatLocation, keyFor, type StoreLocation } from '../stores/location.js';
 import type { ObjectStore } from '../stores/types.js';
 import { runningChecksum } from './checksum.js';
-import type { ManifestFile } from './manifest.js';
+import type { ManifestFile, StoredChunk } from './manifest.js';
 import type { ChecksumAlgorithm } from './options.js';
-import { chunkName } from './repository.js';
+import { chunkHome } from './repository.js';
 import { insideTarget } from './restore-entries.js';
 
 /** Chunks of one file fetched ahead of the one being written. */
@@ -18,14 +18,16 @@ export const CHUNKS_AHEAD = 8;
  * read than that plus one) whose SHA-256 is `sha256`. Anything else names the chunk. The
  * pieces are hashed as they come and kept as they are (no copy into one buffer).
  */
-async function fetchChunk(store: ObjectStore, location: StoreLocation, [sha256, size]: [string, number]): Promise<Buffer[]> {
-  const name = chunkName(sha256);
-  const where = `chunk ${formatLocation(location)}${name}`;
+async function fetchChunk(store: ObjectStore, location: StoreLocation, chunk: StoredChunk): Promise<Buffer[]> {
+  const [sha256, size] = chunk;
+  const name = chunkHome(chunk);
+  const range = chunk.length === 4 ? { offset: chunk[3], length: size } : undefined;
+  const where = range ? `chunk ${sha256} (bytes ${range.offset}+${size} of ${formatLocation(location)}${name})` : `chunk ${formatLocation(location)}${name}`;
   const pieces: Buffer[] = [];
   const hash = createHash('sha256');
   let length = 0;
   try {
-    for await (const piece of await store.get(keyFor(location, name))) {
+    for await (const piece of await store.get(keyFor(location, name), range)) {
       length += (piece as Buffer).length;
       if (length > size) throw new PreemptdError('ERR_RESTORE', `${where} is larger than the manifest's ${size} bytes`);
       hash.update(piece as Buffer);

@@ -106,9 +106,10 @@ export function openFileStore(location: DirectoryLocation, options: StoreOptions
       await rename(partial, path);
       partials.delete(partial);
     },
-    async get(key) {
+    async get(key, range) {
       const handle = await open(pathOf(key), 'r');
-      return handle.createReadStream({ highWaterMark: 1 << 20 });
+      const bounds = range ? { start: range.offset, end: range.offset + range.length - 1 } : {};
+      return handle.createReadStream({ highWaterMark: 1 << 20, ...bounds });
     },
     has: async (key) => (await stat(key)) !== undefined,
     stat,

@@ -31,6 +31,12 @@ export interface PutOptions {
   signal?: AbortSignal;
 }
 
+/** Bytes `offset` to `offset + length - 1` of an object; `length` is at least 1. */
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
 /** One stored object as a listing or a HEAD shows it. */
 export interface ObjectInfo {
   key: string;
@@ -52,8 +58,11 @@ export interface ObjectStore {
    * were cancelled.
    */
   put(key: string, parts: Parts, options?: PutOptions): Promise<void>;
-  /** Streams one object back; rejects when it does not exist. */
-  get(key: string): Promise<Readable>;
+  /**
+   * Streams one object back, or only `range`'s bytes of it (a range that runs past the end
+   * gives what there is: the caller checks the length); rejects when it does not exist.
+   */
+  get(key: string, range?: ByteRange): Promise<Readable>;
   /**
    * Whether an object exists under `key` (one request, no body). Every store makes an object
    * visible only once whole, so an existing object is a complete one.

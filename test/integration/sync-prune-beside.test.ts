@@ -41,7 +41,7 @@ const { committedFiles, filesUnder, latestSnapshot, restoredLatest, startSyncDae
 const { scriptedNotice } = await import('../helpers/scripted-notice.js');
 const { testBytes } = await import('../helpers/seed.js');
 const { until } = await import('../helpers/until.js');
-const { manifestChunks, chunkName } = await import('../../src/snapshots/repository.js');
+const { manifestObjects } = await import('../../src/snapshots/repository.js');
 
 const resources = new TestResources('preemptd-sync-prune-beside-');
 /** Lets every delete through from now on (before the daemon stops: its prune must end). */
@@ -106,8 +106,8 @@ test.each([
 
   // (c) Every kept manifest's chunks are there, and the newest restores.
   for (const name of after.filter((file) => file.startsWith('snapshots/'))) {
-    const manifest = JSON.parse(await readFile(join(where.repo, name), 'utf8')) as Parameters<typeof manifestChunks>[0];
-    for (const sha256 of manifestChunks(manifest)) expect(after).toContain(chunkName(sha256));
+    const manifest = JSON.parse(await readFile(join(where.repo, name), 'utf8')) as Parameters<typeof manifestObjects>[0];
+    for (const name of manifestObjects(manifest)) expect(after).toContain(name);
   }
   expect((await latestSnapshot(where.repo)).manifest.files.map((file) => file.path).sort()).toEqual(['ckpt/step-2.pt', 'ckpt/step-3.pt', 'ckpt/step-4.pt']);
   const restored = await restoredLatest(where);

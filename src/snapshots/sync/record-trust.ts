@@ -36,7 +36,7 @@ export class RecordTrust {
     const named =
       pointer !== undefined && pointer === this.pointerChunks?.name
         ? this.pointerChunks
-        : { name: pointer, chunks: pointer === undefined ? new Set<string>() : manifestChunks(await readManifest(this.store, this.location, pointer)) };
+        : { name: pointer, chunks: pointer === undefined ? new Set<string>() : new Set(manifestChunks(await readManifest(this.store, this.location, pointer)).keys()) };
     this.pointerChunks = named;
     this.checkedAt = now;
     const forgotten = this.record.forgetUnprotected(before, named.chunks);
