@@ -7,6 +7,7 @@ import { openFileStore } from '../../src/stores/file.js';
 import { parseLocation, type AzureLocation } from '../../src/stores/location.js';
 import { onePart } from '../../src/stores/parts.js';
 import { openS3Store } from '../../src/stores/s3.js';
+import { startDiscardSink, type DiscardSink } from '../../bench/lib/discard-sink.js';
 import type { ObjectStore, StoreOptions } from '../../src/stores/types.js';
 import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type AzuriteServer } from '../helpers/azurite.js';
 import { S3_CREDENTIALS, startS3Server, type S3TestServer } from '../helpers/s3-server.js';
@@ -14,7 +15,8 @@ import { bytesGot, RANGE_CASES, rangedObject } from '../helpers/store-ranges.js'
 
 /**
  * `get(key, range)` on the stores that run here for real: S3 (s3rver, through the SDK and
- * through the store's own direct GET), Azure (Azurite) and file://. GCS: test/unit/stores-cloud.test.ts.
+ * through the store's own direct GET), Azure (Azurite) and file://; and the bench's S3 discard
+ * sink, which a restore bench reads packs from by range. GCS: test/unit/stores-cloud.test.ts.
  */
 
 const storeOptions = (): StoreOptions => ({ partSize: 5 * 1024 * 1024, queueSize: 1, concurrency: 1, signal: new AbortController().signal, log: silentLogger() });
@@ -70,6 +72,25 @@ describe('S3 store against s3rver', () => {
     });
     rangeCases(async () => warm);
   });
+});
+
+describe("S3 store against the bench's discard sink, keeping what is put", () => {
+  let sink: DiscardSink;
+  let store: ObjectStore;
+  beforeAll(async () => {
+    process.env.AWS_ACCESS_KEY_ID = S3_CREDENTIALS.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = S3_CREDENTIALS.secretAccessKey;
+    process.env.AWS_EC2_METADATA_DISABLED = 'true';
+    sink = await startDiscardSink({ keep: true });
+    store = openS3Store({ scheme: 's3', bucket: 'bench', prefix: '' }, { ...storeOptions(), endpoint: sink.endpoint, forcePathStyle: true, region: 'us-east-1' });
+    await store.put('ranged/object', onePart(object));
+  });
+  afterAll(async () => {
+    await store.close();
+    await sink.close();
+  });
+
+  rangeCases(async () => store);
 });
 
 describe('Azure store against Azurite', () => {
