@@ -72,10 +72,11 @@ function encodeKey(key: string): string {
  * through the SDK, which resolves the endpoint, region and credentials; its signed request,
  * seen after signing, is the template for the next ones, signed here with the SDK's own SigV4
  * signer and credentials. A PUT carries its CRC32, which S3 checks, and is signed as
- * UNSIGNED-PAYLOAD as the SDK's own puts are (s3.ts). Anything but a 200 (an error, a
- * redirect, a throttle) and any failure to send is left to the SDK: the caller asks the SDK,
- * with its retries and error parsing; so is a request idle for `idleTimeoutMs` before its answer
- * came (a body that stalls after it fails the read instead).
+ * UNSIGNED-PAYLOAD as the SDK's own puts are (s3.ts). Anything but a 200 (for a ranged GET,
+ * a 206 or 416 too; otherwise an error, a redirect, a throttle) and any failure to send is
+ * left to the SDK: the caller asks the SDK, with its retries and error parsing; so is a
+ * request idle for `idleTimeoutMs` before its answer came (a body the server stops sending
+ * after it fails the read instead).
  */
 export class DirectRequests {
   private readonly templates = new Map<DirectCommand, Template>();
@@ -187,6 +188,8 @@ export class DirectRequests {
         (response) => resolve((answer = response)),
       );
       sent.on('timeout', () => {
+        // Bytes of the body its reader has not taken yet: the reader paused (a slow disk), not the server.
+        if (answer && answer.readableLength > 0) return;
         const silent = new PreemptdError('ERR_STORE', `${method} ${key}: the S3 server sent nothing for ${this.idleTimeoutMs} ms`);
         answer?.destroy(silent);
         sent.destroy(silent);

@@ -1,11 +1,13 @@
 import { once } from 'node:events';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout } from 'node:timers/promises';
 import { silentLogger } from '../../src/lib/log.js';
 import { crc32 } from '@node-rs/crc32';
 import { crc32Header, onePart } from '../../src/stores/parts.js';
 import { openS3Store } from '../../src/stores/s3.js';
 import { S3_CREDENTIALS, startS3Server, type S3TestServer } from '../helpers/s3-server.js';
+import { testBytes } from '../helpers/seed.js';
 
 // After the first GetObject (and the first single-part PutObject), the S3 store sends GETs
 // (and such PUTs) itself, signed with the SDK's SigV4 signer (src/stores/s3-direct.ts). A
@@ -216,6 +218,23 @@ describe('a direct request the server accepts and never answers is abandoned onc
     expect(requestsFor('idle/put').filter(({ method }) => method === 'PUT')).toEqual([
       { method: 'PUT', sdk: false, status: 0 },
       { method: 'PUT', sdk: true, status: 200 },
+    ]);
+  });
+
+  test('a reader that pauses longer than that (a slow disk) still gets every byte: only a silent server is given up on', async () => {
+    const store = openStore(IDLE_MS);
+    const bytes = testBytes(4 * 1024 * 1024);
+    await store.put('idle/slow-reader', onePart(bytes));
+    await text(await store.get('idle/slow-reader'));
+    const body = await store.get('idle/slow-reader');
+    await setTimeout(3 * IDLE_MS);
+    const pieces: Buffer[] = [];
+    for await (const piece of body) pieces.push(piece as Buffer);
+    await store.close();
+    expect(Buffer.concat(pieces).equals(bytes)).toBe(true);
+    expect(requestsFor('idle/slow-reader').filter(({ method }) => method === 'GET')).toEqual([
+      { method: 'GET', sdk: true, status: 200 },
+      { method: 'GET', sdk: false, status: 200 },
     ]);
   });
 
