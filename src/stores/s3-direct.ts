@@ -1,4 +1,4 @@
-import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type Agent as HttpAgent, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -50,6 +50,35 @@ export interface DirectBody {
 /** The statuses a GET answers with when it worked: a range adds 206 (its bytes) and 416 (it starts past the end). */
 function gotObject(status: number | undefined, range: ByteRange | undefined): boolean {
   return status === 200 || (range !== undefined && (status === 206 || status === 416));
+}
+
+/**
+ * Destroys `sent` (and its answer, with an error naming `what`) once its socket has been idle
+ * for `idleMs` while waiting on the server. Body bytes its reader has not taken yet mean the
+ * reader paused (a slow disk), not the server: the watch then starts over, and once more when
+ * the reader has just caught up (the socket has read nothing since it was found paused). Node's
+ * own request timeout is not used: it fires once per request, so a pause would end the watch.
+ */
+function abandonWhenIdle(sent: ClientRequest, answer: () => IncomingMessage | undefined, idleMs: number, what: string): void {
+  sent.once('socket', (socket) => {
+    /** The socket's bytes read when its reader was last found paused. */
+    let readAtPause: number | undefined;
+    const idle = () => {
+      const paused = (answer()?.readableLength ?? 0) > 0;
+      if (paused || readAtPause === socket.bytesRead) {
+        readAtPause = paused ? socket.bytesRead : undefined;
+        socket.setTimeout(idleMs);
+        return;
+      }
+      const silent = new PreemptdError('ERR_STORE', `${what}: the S3 server sent nothing for ${idleMs} ms`);
+      answer()?.destroy(silent);
+      sent.destroy(silent);
+    };
+    socket.setTimeout(idleMs);
+    socket.on('timeout', idle);
+    // 'close' comes before a kept-alive socket goes back to the pool, whose agent then clears its timeout.
+    sent.once('close', () => socket.removeListener('timeout', idle));
+  });
 }
 
 /** A key as the SDK puts it in a path: each segment URI-encoded (also !'()*), slashes kept. */
@@ -183,17 +212,10 @@ export class DirectRequests {
           headers: signed.headers,
           agent: https ? this.agents.https : this.agents.http,
           signal,
-          timeout: this.idleTimeoutMs,
         },
         (response) => resolve((answer = response)),
       );
-      sent.on('timeout', () => {
-        // Bytes of the body its reader has not taken yet: the reader paused (a slow disk), not the server.
-        if (answer && answer.readableLength > 0) return;
-        const silent = new PreemptdError('ERR_STORE', `${method} ${key}: the S3 server sent nothing for ${this.idleTimeoutMs} ms`);
-        answer?.destroy(silent);
-        sent.destroy(silent);
-      });
+      abandonWhenIdle(sent, () => answer, this.idleTimeoutMs, `${method} ${key}`);
       sent.on('error', () => resolve(undefined));
       sent.end(body);
     });

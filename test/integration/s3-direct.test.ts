@@ -31,7 +31,7 @@ let seen: Seen[];
 let refuseDirectPut = false;
 /**
  * The proxy holds the next direct request of this method: it never answers it (`request`), or
- * sends the head of s3rver's answer and then nothing (`body`).
+ * sends the head of s3rver's answer and its first piece of body, then nothing (`body`).
  */
 let holdDirect: { method: string; after: 'request' | 'body' } | undefined;
 const savedEnv = { ...process.env };
@@ -62,8 +62,12 @@ beforeAll(async () => {
         seen.push({ method: incoming.method, path: decodeURIComponent(incoming.url!.split('?')[0]!), sdk: 'amz-sdk-invocation-id' in incoming.headers, status: answer.statusCode!, headers: incoming.headers });
       }
       outgoing.writeHead(answer.statusCode!, answer.headers);
-      if (held) outgoing.flushHeaders();
-      else answer.pipe(outgoing);
+      if (!held) answer.pipe(outgoing);
+      else
+        answer.once('data', (piece: Buffer) => {
+          answer.pause();
+          outgoing.write(piece);
+        });
     });
     incoming.pipe(forwarded);
   });
@@ -223,7 +227,8 @@ describe('a direct request the server accepts and never answers is abandoned onc
 
   test('a reader that pauses longer than that (a slow disk) still gets every byte: only a silent server is given up on', async () => {
     const store = openStore(IDLE_MS);
-    const bytes = testBytes(4 * 1024 * 1024);
+    // More than the reader's buffer (so the socket is paused), little enough to have all come by the time the reader reads.
+    const bytes = testBytes(256 * 1024);
     await store.put('idle/slow-reader', onePart(bytes));
     await text(await store.get('idle/slow-reader'));
     const body = await store.get('idle/slow-reader');
@@ -240,10 +245,21 @@ describe('a direct request the server accepts and never answers is abandoned onc
 
   test('a body that stalls after its answer came fails the read, naming the request', async () => {
     const store = openStore(IDLE_MS);
-    await store.put('idle/body', onePart(Buffer.from('never all of it')));
+    await store.put('idle/body', onePart(testBytes(256 * 1024)));
     await text(await store.get('idle/body'));
     holdDirect = { method: 'GET', after: 'body' };
     await expect(text(await store.get('idle/body'))).rejects.toThrow(`GET idle/body: the S3 server sent nothing for ${IDLE_MS} ms`);
+    await store.close();
+  });
+
+  test('so does one the server stops sending while its reader was paused, once the reader has taken what came', async () => {
+    const store = openStore(IDLE_MS);
+    await store.put('idle/paused-body', onePart(testBytes(256 * 1024)));
+    await text(await store.get('idle/paused-body'));
+    holdDirect = { method: 'GET', after: 'body' };
+    const body = await store.get('idle/paused-body');
+    await setTimeout(3 * IDLE_MS);
+    await expect(text(body)).rejects.toThrow(`GET idle/paused-body: the S3 server sent nothing for ${IDLE_MS} ms`);
     await store.close();
   });
 });
