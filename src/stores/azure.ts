@@ -3,6 +3,7 @@ import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential, typ
 import { countBytes } from './count.js';
 import { formatLocation, type AzureLocation } from './location.js';
 import { streamOfParts } from './parts.js';
+import { noBytes } from './range.js';
 import { abortError, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
 
 /**
@@ -46,9 +47,15 @@ export async function openAzureStore(location: AzureLocation, options: StoreOpti
         throw stops.aborted ? abortError() : error;
       }
     },
-    async get(key) {
-      const response = await container.getBlobClient(key).download(0, undefined, { abortSignal: options.signal });
-      return response.readableStreamBody as Readable;
+    async get(key, range) {
+      try {
+        const response = await container.getBlobClient(key).download(range?.offset ?? 0, range?.length, { abortSignal: options.signal });
+        return response.readableStreamBody as Readable;
+      } catch (error) {
+        // 416 InvalidRange: the blob is there, the range starts at or past its end.
+        if (range && statusOf(error) === 416) return noBytes();
+        throw error;
+      }
     },
     has: async (key) => (await stat(key)) !== undefined,
     stat,

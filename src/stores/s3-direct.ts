@@ -1,9 +1,12 @@
-import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type Agent as HttpAgent, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { PreemptdError } from '../lib/errors.js';
 import { crc32Header, type Part } from './parts.js';
+import { rangeHeader } from './range.js';
+import type { ByteRange } from './types.js';
 import type { FinalizeHandler, FinalizeHandlerArguments, HandlerExecutionContext, HttpRequest, MetadataBearer } from '@smithy/types';
 
 /**
@@ -27,6 +30,57 @@ type DirectCommand = 'GetObjectCommand' | 'PutObjectCommand' | 'HeadObjectComman
 /** What a direct HeadObject found: the object's size and time, or `missing` (a 404). */
 export type DirectHead = { size: number; modified: number } | 'missing';
 
+/**
+ * How long a direct request may go without a byte either way before it is abandoned (and, if
+ * nothing has come back yet, made again through the SDK). S3's own guidance for requests under
+ * 512 KB, whose median latency is tens of milliseconds, is to retry one after 2 seconds; these
+ * are chunks of a few MiB whose bytes flow the whole time, so only a server gone silent (an
+ * accepted connection never answered, a body stalled) stays idle. 5 s, as the SDK's connect
+ * timeout (s3.ts), leaves a slow emulator on a loaded machine room to answer, and a hung request
+ * costs at most a sixth of a 30-second notice window instead of all of it.
+ */
+export const DIRECT_IDLE_TIMEOUT_MS = 5_000;
+
+/** What a direct GetObject got: its status (200, or for a range 206 or 416) and body. */
+export interface DirectBody {
+  status: number;
+  body: Readable;
+}
+
+/** The statuses a GET answers with when it worked: a range adds 206 (its bytes) and 416 (it starts past the end). */
+function gotObject(status: number | undefined, range: ByteRange | undefined): boolean {
+  return status === 200 || (range !== undefined && (status === 206 || status === 416));
+}
+
+/**
+ * Destroys `sent` (and its answer, with an error naming `what`) once its socket has been idle
+ * for `idleMs` while waiting on the server. Body bytes its reader has not taken yet mean the
+ * reader paused (a slow disk), not the server: the watch then starts over, and once more when
+ * the reader has just caught up (the socket has read nothing since it was found paused). Node's
+ * own request timeout is not used: it fires once per request, so a pause would end the watch.
+ */
+function abandonWhenIdle(sent: ClientRequest, answer: () => IncomingMessage | undefined, idleMs: number, what: string): void {
+  sent.once('socket', (socket) => {
+    /** The socket's bytes read when its reader was last found paused. */
+    let readAtPause: number | undefined;
+    const idle = () => {
+      const paused = (answer()?.readableLength ?? 0) > 0;
+      if (paused || readAtPause === socket.bytesRead) {
+        readAtPause = paused ? socket.bytesRead : undefined;
+        socket.setTimeout(idleMs);
+        return;
+      }
+      const silent = new PreemptdError('ERR_STORE', `${what}: the S3 server sent nothing for ${idleMs} ms`);
+      answer()?.destroy(silent);
+      sent.destroy(silent);
+    };
+    socket.setTimeout(idleMs);
+    socket.on('timeout', idle);
+    // 'close' comes before a kept-alive socket goes back to the pool, whose agent then clears its timeout.
+    sent.once('close', () => socket.removeListener('timeout', idle));
+  });
+}
+
 /** A key as the SDK puts it in a path: each segment URI-encoded (also !'()*), slashes kept. */
 function encodeKey(key: string): string {
   return key
@@ -47,9 +101,11 @@ function encodeKey(key: string): string {
  * through the SDK, which resolves the endpoint, region and credentials; its signed request,
  * seen after signing, is the template for the next ones, signed here with the SDK's own SigV4
  * signer and credentials. A PUT carries its CRC32, which S3 checks, and is signed as
- * UNSIGNED-PAYLOAD as the SDK's own puts are (s3.ts). Anything but a 200 (an error, a
- * redirect, a throttle) and any failure to send is left to the SDK: the caller asks the SDK,
- * with its retries and error parsing.
+ * UNSIGNED-PAYLOAD as the SDK's own puts are (s3.ts). Anything but a 200 (for a ranged GET,
+ * a 206 or 416 too; otherwise an error, a redirect, a throttle) and any failure to send is
+ * left to the SDK: the caller asks the SDK, with its retries and error parsing; so is a
+ * request idle for `idleTimeoutMs` before its answer came (a body the server stops sending
+ * after it fails the read instead).
  */
 export class DirectRequests {
   private readonly templates = new Map<DirectCommand, Template>();
@@ -57,6 +113,7 @@ export class DirectRequests {
   constructor(
     private readonly client: S3Client,
     private readonly agents: { http: HttpAgent; https: HttpsAgent },
+    private readonly idleTimeoutMs = DIRECT_IDLE_TIMEOUT_MS,
   ) {
     client.middlewareStack.addRelativeTo(
       (next: FinalizeHandler<object, MetadataBearer>, context: HandlerExecutionContext) => async (args: FinalizeHandlerArguments<object>) => {
@@ -68,7 +125,8 @@ export class DirectRequests {
         try {
           const result = await next(args);
           // Only a request that worked: one the SDK then redirected to another region would not.
-          if ((result.response as { statusCode?: number }).statusCode === 200) learn();
+          const status = (result.response as { statusCode?: number }).statusCode;
+          if (status === 200 || (command === 'GetObjectCommand' && status === 206)) learn();
           return result;
         } catch (error) {
           // A HEAD's 404 worked too (a key a sync has not stored yet is the usual answer); the SDK throws it as NotFound.
@@ -95,10 +153,13 @@ export class DirectRequests {
     });
   }
 
-  /** The object's body, or undefined when the SDK should fetch it (not learnt yet, or anything but a 200). */
-  async get(key: string, signal: AbortSignal): Promise<Readable | undefined> {
-    const response = await this.send('GetObjectCommand', key, {}, undefined, signal);
-    if (response?.statusCode === 200) return response;
+  /**
+   * The object's body (or `range`'s: see DirectBody), or undefined when the SDK should fetch it
+   * (not learnt yet, or any other answer).
+   */
+  async get(key: string, range: ByteRange | undefined, signal: AbortSignal): Promise<DirectBody | undefined> {
+    const response = await this.send('GetObjectCommand', key, range ? { range: rangeHeader(range) } : {}, undefined, signal);
+    if (response && gotObject(response.statusCode, range)) return { status: response.statusCode!, body: response };
     response?.resume();
     signal.throwIfAborted();
     return undefined;
@@ -141,10 +202,20 @@ export class DirectRequests {
     const https = template.protocol === 'https:';
     const query = new URLSearchParams(template.query).toString();
     return new Promise<IncomingMessage | undefined>((resolve) => {
+      let answer: IncomingMessage | undefined;
       const sent = (https ? httpsRequest : httpRequest)(
-        { method, host: template.hostname, port: template.port, path: `${signed.path}${query ? `?${query}` : ''}`, headers: signed.headers, agent: https ? this.agents.https : this.agents.http, signal },
-        resolve,
+        {
+          method,
+          host: template.hostname,
+          port: template.port,
+          path: `${signed.path}${query ? `?${query}` : ''}`,
+          headers: signed.headers,
+          agent: https ? this.agents.https : this.agents.http,
+          signal,
+        },
+        (response) => resolve((answer = response)),
       );
+      abandonWhenIdle(sent, () => answer, this.idleTimeoutMs, `${method} ${key}`);
       sent.on('error', () => resolve(undefined));
       sent.end(body);
     });

@@ -5,10 +5,11 @@ import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { FinalizeHandler, FinalizeHandlerArguments, MetadataBearer } from '@smithy/types';
 import { formatLocation, type BucketLocation } from './location.js';
-import { DirectRequests } from './s3-direct.js';
+import { noBytes, rangeHeader, rangeOfWhole } from './range.js';
+import { DIRECT_IDLE_TIMEOUT_MS, DirectRequests } from './s3-direct.js';
 import { abortUpload, uploadParts } from './s3-multipart.js';
 import { PreemptdError } from '../lib/errors.js';
-import { abortError, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
+import { abortError, STORE_PAGE_SIZE, type ByteRange, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
 
 /**
  * Throughput settings. Figures: the 2 GiB bench (bench/snapshot-throughput.bench.ts) to a
@@ -39,9 +40,9 @@ const CONNECT_TIMEOUT_MS = 5_000;
 /**
  * The S3 API (AWS, MinIO, R2, Ceph, GCS interoperability). Credentials come from the SDK's
  * default chain: environment, shared files, SSO, web identity, the instance profile through
- * IMDS. Reads every StoreOptions field.
+ * IMDS. Reads every StoreOptions field. `directIdleTimeoutMs`: see DIRECT_IDLE_TIMEOUT_MS.
  */
-export function openS3Store(location: BucketLocation, options: StoreOptions): ObjectStore {
+export function openS3Store(location: BucketLocation, options: StoreOptions, directIdleTimeoutMs = DIRECT_IDLE_TIMEOUT_MS): ObjectStore {
   const sockets = options.concurrency * options.queueSize + 2;
   const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: sockets }), https: new HttpsAgent({ keepAlive: true, maxSockets: sockets }) };
   const client = new S3Client({
@@ -58,7 +59,25 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
   });
   const openUploads = new Map<string, string>();
   sendUnsignedChecksummedPayloads(client);
-  const direct = new DirectRequests(client, agents);
+  const direct = new DirectRequests(client, agents, directIdleTimeoutMs);
+  let toldRangeIgnored = false;
+
+  /**
+   * A GET's body as the caller asked for it. A ranged GET answered with a 200 (a server or
+   * proxy that ignores Range) still gives only the range's bytes, cut out of the whole object
+   * as it streams by: correct, but every read of a pack range then reads the pack from its
+   * start, so it is said once.
+   */
+  const asked = (status: number | undefined, body: Readable, range: ByteRange | undefined): Readable => {
+    if (!range || status === 206) return body;
+    if (status === 416) {
+      body.resume();
+      return noBytes();
+    }
+    if (!toldRangeIgnored) options.log.warn({ store: formatLocation(location) }, 'the S3 server ignores byte ranges: each ranged read fetches the object from its start');
+    toldRangeIgnored = true;
+    return rangeOfWhole(body, range);
+  };
 
   const stat = async (key: string): Promise<ObjectInfo | undefined> => {
     const found = await direct.head(key, options.signal);
@@ -81,11 +100,17 @@ export function openS3Store(location: BucketLocation, options: StoreOptions): Ob
       const target = { Bucket: location.bucket, Key: key };
       await uploadParts(client, target, parts, { queueSize: options.queueSize, signal: stops, onBytes, open: openUploads, putDirect: (key, part, stop) => direct.put(key, part, stop) });
     },
-    async get(key) {
-      const body = await direct.get(key, options.signal);
-      if (body) return body;
-      const response = await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: key }), { abortSignal: options.signal });
-      return response.Body as Readable;
+    async get(key, range) {
+      const answer = await direct.get(key, range, options.signal);
+      if (answer) return asked(answer.status, answer.body, range);
+      try {
+        const response = await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: key, Range: range && rangeHeader(range) }), { abortSignal: options.signal });
+        return asked(response.$metadata.httpStatusCode, response.Body as Readable, range);
+      } catch (error) {
+        // 416 InvalidRange: the object is there, the range starts at or past its end.
+        if (range && (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) return noBytes();
+        throw error;
+      }
     },
     has: async (key) => (await stat(key)) !== undefined,
     stat,

@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -107,8 +108,34 @@ function letS3rverPaginate(): void {
   });
 }
 
+/**
+ * s3rver reads a Range's last byte as `end || Infinity`, so `bytes=0-0` (the first byte only)
+ * gave the whole object. Its store now answers that range as S3 does: one byte.
+ */
+function letS3rverReadTheFirstByte(): void {
+  type Stored = { content: { destroy(): void } | null; range?: { start: number; end: number } } | null;
+  interface Store {
+    getObject(bucket: string, key: string, options?: { start?: number; end?: number }): Promise<Stored>;
+    getResourcePath(bucket: string, key: string, resource: string): string;
+    s3rverFirstByte?: true;
+  }
+  const store = (require('@20minutes/s3rver/lib/stores/filesystem') as { prototype: Store }).prototype;
+  if (store.s3rverFirstByte) return;
+  const { getObject } = store;
+  store.s3rverFirstByte = true;
+  store.getObject = async function (this: Store, bucket, key, options) {
+    const object = await getObject.call(this, bucket, key, options);
+    if (options?.end !== 0 || !object?.content) return object;
+    object.content.destroy();
+    object.content = createReadStream(this.getResourcePath(bucket, key, 'object'), { start: 0, end: 0 });
+    object.range = { start: 0, end: 0 };
+    return object;
+  };
+}
+
 export async function startS3Server(options: S3ServerOptions = {}): Promise<S3TestServer> {
   letS3rverPaginate();
+  letS3rverReadTheFirstByte();
   const S3rver = require('@20minutes/s3rver') as S3rverClass;
   const S3Error = require('@20minutes/s3rver/lib/models/error') as S3ErrorClass;
   const authenticate = (require('@20minutes/s3rver/lib/middleware/authentication') as () => Middleware)();

@@ -1,11 +1,13 @@
 import { once } from 'node:events';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout } from 'node:timers/promises';
 import { silentLogger } from '../../src/lib/log.js';
 import { crc32 } from '@node-rs/crc32';
 import { crc32Header, onePart } from '../../src/stores/parts.js';
 import { openS3Store } from '../../src/stores/s3.js';
 import { S3_CREDENTIALS, startS3Server, type S3TestServer } from '../helpers/s3-server.js';
+import { testBytes } from '../helpers/seed.js';
 
 // After the first GetObject (and the first single-part PutObject), the S3 store sends GETs
 // (and such PUTs) itself, signed with the SDK's SigV4 signer (src/stores/s3-direct.ts). A
@@ -17,6 +19,7 @@ interface Seen {
   path: string;
   /** The SDK marks each of its requests with an invocation id. */
   sdk: boolean;
+  /** 0: the proxy held the request and never answered it. */
   status: number;
   headers: IncomingHttpHeaders;
 }
@@ -26,6 +29,11 @@ let proxy: Server;
 let seen: Seen[];
 /** The proxy answers the next direct PUT with 503 SlowDown itself. */
 let refuseDirectPut = false;
+/**
+ * The proxy holds the next direct request of this method: it never answers it (`request`), or
+ * sends the head of s3rver's answer and its first piece of body, then nothing (`body`).
+ */
+let holdDirect: { method: string; after: 'request' | 'body' } | undefined;
 const savedEnv = { ...process.env };
 
 beforeAll(async () => {
@@ -42,12 +50,24 @@ beforeAll(async () => {
       outgoing.writeHead(503, { 'content-type': 'application/xml' }).end('<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>');
       return;
     }
+    const held = holdDirect?.method === incoming.method && !('amz-sdk-invocation-id' in incoming.headers) ? holdDirect : undefined;
+    if (held) holdDirect = undefined;
+    if (held?.after === 'request') {
+      seen.push({ method: incoming.method!, path: decodeURIComponent(incoming.url!.split('?')[0]!), sdk: false, status: 0, headers: incoming.headers });
+      incoming.resume();
+      return;
+    }
     const forwarded = request({ host: target.hostname, port: target.port, method: incoming.method, path: incoming.url, headers: incoming.headers }, (answer) => {
       if (incoming.method === 'GET' || incoming.method === 'PUT' || incoming.method === 'HEAD') {
         seen.push({ method: incoming.method, path: decodeURIComponent(incoming.url!.split('?')[0]!), sdk: 'amz-sdk-invocation-id' in incoming.headers, status: answer.statusCode!, headers: incoming.headers });
       }
       outgoing.writeHead(answer.statusCode!, answer.headers);
-      answer.pipe(outgoing);
+      if (!held) answer.pipe(outgoing);
+      else
+        answer.once('data', (piece: Buffer) => {
+          answer.pause();
+          outgoing.write(piece);
+        });
     });
     incoming.pipe(forwarded);
   });
@@ -56,6 +76,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  proxy.closeAllConnections();
   proxy.close();
   await s3.close();
   process.env = { ...savedEnv };
@@ -65,11 +86,13 @@ beforeEach(() => {
   seen = [];
 });
 
-function openStore() {
+/** `idleTimeoutMs`: how long a direct request may be silent (the store's own default unless a test shortens it). */
+function openStore(idleTimeoutMs?: number) {
   const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
   return openS3Store(
     { scheme: 's3', bucket: s3.bucket, prefix: '' },
     { endpoint, forcePathStyle: true, region: 'us-east-1', partSize: 8 * 1024 * 1024, queueSize: 1, concurrency: 1, signal: new AbortController().signal, log: silentLogger() },
+    idleTimeoutMs,
   );
 }
 
@@ -143,4 +166,100 @@ test('anything but a 200 is left to the SDK: a missing key is its NoSuchKey', as
     { sdk: false, status: 404 },
     { sdk: true, status: 404 },
   ]);
+});
+
+test('a ranged GET teaches the store the request as a whole GET does: the next ones are sent directly with their Range, answered 206', async () => {
+  const store = openStore();
+  await store.put('ranged/object', onePart(Buffer.from('0123456789')));
+  expect(await text(await store.get('ranged/object', { offset: 2, length: 3 }))).toBe('234');
+  expect(await text(await store.get('ranged/object', { offset: 7, length: 3 }))).toBe('789');
+  await store.close();
+  expect(seen.filter(({ method }) => method === 'GET').map(({ sdk, status, headers }) => ({ sdk, status, range: headers.range }))).toEqual([
+    { sdk: true, status: 206, range: 'bytes=2-4' },
+    { sdk: false, status: 206, range: 'bytes=7-9' },
+  ]);
+});
+
+describe('a direct request the server accepts and never answers is abandoned once idle, and made through the SDK', () => {
+  // A short idle timeout, so the test does not wait the store's own 5 s; outcomes only, no timing.
+  const IDLE_MS = 300;
+  const requestsFor = (key: string) => seen.filter(({ path }) => path === `/${s3.bucket}/${key}`).map(({ method, sdk, status }) => ({ method, sdk, status }));
+
+  test('GET', async () => {
+    const store = openStore(IDLE_MS);
+    await store.put('idle/get', onePart(Buffer.from('fetched after all')));
+    await text(await store.get('idle/get'));
+    holdDirect = { method: 'GET', after: 'request' };
+    expect(await text(await store.get('idle/get'))).toBe('fetched after all');
+    await store.close();
+    expect(requestsFor('idle/get').filter(({ method }) => method === 'GET')).toEqual([
+      { method: 'GET', sdk: true, status: 200 },
+      { method: 'GET', sdk: false, status: 0 },
+      { method: 'GET', sdk: true, status: 200 },
+    ]);
+  });
+
+  test('HEAD', async () => {
+    const store = openStore(IDLE_MS);
+    await store.put('idle/head', onePart(Buffer.from('four')));
+    await store.stat('idle/learn');
+    holdDirect = { method: 'HEAD', after: 'request' };
+    expect(await store.stat('idle/head')).toMatchObject({ key: 'idle/head', size: 4 });
+    await store.close();
+    expect(requestsFor('idle/head').filter(({ method }) => method === 'HEAD')).toEqual([
+      { method: 'HEAD', sdk: false, status: 0 },
+      { method: 'HEAD', sdk: true, status: 200 },
+    ]);
+  });
+
+  test('PUT', async () => {
+    const store = openStore(IDLE_MS);
+    await store.put('idle/learn', onePart(Buffer.from('learns the template')));
+    holdDirect = { method: 'PUT', after: 'request' };
+    await store.put('idle/put', onePart(Buffer.from('stored after all')));
+    expect(await text(await store.get('idle/put'))).toBe('stored after all');
+    await store.close();
+    expect(requestsFor('idle/put').filter(({ method }) => method === 'PUT')).toEqual([
+      { method: 'PUT', sdk: false, status: 0 },
+      { method: 'PUT', sdk: true, status: 200 },
+    ]);
+  });
+
+  test('a reader that pauses longer than that (a slow disk) still gets every byte: only a silent server is given up on', async () => {
+    const store = openStore(IDLE_MS);
+    // More than the reader's buffer (so the socket is paused), little enough to have all come by the time the reader reads.
+    const bytes = testBytes(256 * 1024);
+    await store.put('idle/slow-reader', onePart(bytes));
+    await text(await store.get('idle/slow-reader'));
+    const body = await store.get('idle/slow-reader');
+    await setTimeout(3 * IDLE_MS);
+    const pieces: Buffer[] = [];
+    for await (const piece of body) pieces.push(piece as Buffer);
+    await store.close();
+    expect(Buffer.concat(pieces).equals(bytes)).toBe(true);
+    expect(requestsFor('idle/slow-reader').filter(({ method }) => method === 'GET')).toEqual([
+      { method: 'GET', sdk: true, status: 200 },
+      { method: 'GET', sdk: false, status: 200 },
+    ]);
+  });
+
+  test('a body that stalls after its answer came fails the read, naming the request', async () => {
+    const store = openStore(IDLE_MS);
+    await store.put('idle/body', onePart(testBytes(256 * 1024)));
+    await text(await store.get('idle/body'));
+    holdDirect = { method: 'GET', after: 'body' };
+    await expect(text(await store.get('idle/body'))).rejects.toThrow(`GET idle/body: the S3 server sent nothing for ${IDLE_MS} ms`);
+    await store.close();
+  });
+
+  test('so does one the server stops sending while its reader was paused, once the reader has taken what came', async () => {
+    const store = openStore(IDLE_MS);
+    await store.put('idle/paused-body', onePart(testBytes(256 * 1024)));
+    await text(await store.get('idle/paused-body'));
+    holdDirect = { method: 'GET', after: 'body' };
+    const body = await store.get('idle/paused-body');
+    await setTimeout(3 * IDLE_MS);
+    await expect(text(body)).rejects.toThrow(`GET idle/paused-body: the S3 server sent nothing for ${IDLE_MS} ms`);
+    await store.close();
+  });
 });

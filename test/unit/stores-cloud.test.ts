@@ -10,12 +10,16 @@ import { restore } from '../../src/snapshots/restore.js';
 import { manifestSchema } from '../../src/snapshots/manifest.js';
 import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
 import { testStepContext, type TestStepContext } from '../helpers/step-context.js';
+import { Storage } from '@google-cloud/storage';
+import { openGcsStore } from '../../src/stores/gcs.js';
 import { testBytes } from '../helpers/seed.js';
+import { bytesGot, RANGE_CASES, rangedObject } from '../helpers/store-ranges.js';
 
 /**
  * GCS through its own SDK against nock: no GCS emulator can run here (fake-gcs-server is a Go
  * binary). The fake below answers the wire shapes the SDK uses: JSON API resumable uploads
- * (308 between chunks, MD5 in the final metadata). Azure runs against Azurite instead
+ * (308 between chunks, MD5 in the final metadata), media downloads with a Range as GCS answers
+ * them (206 and Content-Range; 416 from past the end). Azure runs against Azurite instead
  * (test/integration/azure-store.test.ts).
  */
 
@@ -95,7 +99,7 @@ function fakeGcs(bucket: string, options: { corrupt?: string } = {}) {
       const name = decodeURIComponent(url.pathname.split('/').pop()!);
       const data = objects.get(name);
       if (!data) return [404, { error: { code: 404, message: 'No such object' } }];
-      if (url.searchParams.get('alt') === 'media') return [200, data, { 'content-type': 'application/octet-stream' }];
+      if (url.searchParams.get('alt') === 'media') return mediaOf(data, request.headers.get('range'));
       return [200, { bucket, name, size: String(data.length), md5Hash: md5(data), updated: written.get(name) ?? GCS_UPDATED }];
     })
     // Listings come two objects a page, whatever maxResults asks, to make the client page.
@@ -115,6 +119,23 @@ function fakeGcs(bucket: string, options: { corrupt?: string } = {}) {
       return objects.delete(name) ? [204, ''] : [404, { error: { code: 404, message: 'No such object' } }];
     });
   return { objects, chunkRanges, scope };
+}
+
+/**
+ * A media download as GCS answers it: the whole object (200), or for `bytes=first-last`,
+ * `bytes=first-` or `bytes=-suffix` the bytes there are (206, Content-Range), none from past
+ * the end (416).
+ */
+function mediaOf(data: Buffer, range: string | null) {
+  const headers = { 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' };
+  const asked = /^bytes=(\d*)-(\d*)$/.exec(range ?? '');
+  if (!asked || (!asked[1] && !asked[2])) return [200, data, headers] as const;
+  const first = asked[1] ? Number(asked[1]) : Math.max(0, data.length - Number(asked[2]));
+  const last = asked[1] && asked[2] ? Math.min(Number(asked[2]), data.length - 1) : data.length - 1;
+  if (first >= data.length || last < first) {
+    return [416, { error: { code: 416, message: 'The requested range cannot be satisfied.' } }, { 'content-range': `bytes */${data.length}` }] as const;
+  }
+  return [206, data.subarray(first, last + 1), { ...headers, 'content-range': `bytes ${first}-${last}/${data.length}` }] as const;
 }
 
 describe('GCS store (nock)', () => {
@@ -175,5 +196,41 @@ describe('GCS store (nock): list, stat, delete', () => {
     expect(gcs.objects.has('repo/chunks/aa/1')).toBe(true);
     await store.delete(['repo/chunks/aa/1', 'repo/chunks/gone']);
     expect([...gcs.objects.keys()].sort()).toEqual(['other/x', 'repo/chunks/bb/2', 'repo/chunks/cc/3', 'repo/latest.json']);
+  });
+});
+
+describe('GCS store (nock): byte ranges', () => {
+  const object = rangedObject();
+  const options = () => ({ endpoint: 'http://gcs.test', partSize: 5 * MIB, queueSize: 1, concurrency: 1, signal: new AbortController().signal, log: silentLogger() });
+
+  test('the fake answers ranges as GCS does, read by the official SDK: 206 with Content-Range, what there is past the end, 416 from past it', async () => {
+    fakeGcs('ckpts').objects.set('ranged/object', object);
+    const file = new Storage({ apiEndpoint: 'http://gcs.test' }).bucket('ckpts').file('ranged/object');
+    const read = async (bounds: { start?: number; end?: number }) => {
+      let answer: { statusCode?: number; headers: Record<string, string | undefined> } | undefined;
+      const pieces: Buffer[] = [];
+      const stream = file.createReadStream({ validation: false, ...bounds }).on('response', (response: typeof answer) => (answer = response));
+      for await (const piece of stream) pieces.push(piece as Buffer);
+      return { status: answer?.statusCode, contentRange: answer?.headers['content-range'], bytes: Buffer.concat(pieces) };
+    };
+    expect(await read({ start: 100, end: 299 })).toEqual({ status: 206, contentRange: 'bytes 100-299/1000', bytes: object.subarray(100, 300) });
+    expect(await read({ start: 950, end: 1049 })).toEqual({ status: 206, contentRange: 'bytes 950-999/1000', bytes: object.subarray(950) });
+    expect(await read({ start: 990 })).toEqual({ status: 206, contentRange: 'bytes 990-999/1000', bytes: object.subarray(990) });
+    expect(await read({ end: -10 })).toEqual({ status: 206, contentRange: 'bytes 990-999/1000', bytes: object.subarray(990) });
+    expect(await read({})).toEqual({ status: 200, contentRange: undefined, bytes: object });
+    await expect(read({ start: 1000, end: 1009 })).rejects.toMatchObject({ code: 416 });
+  });
+
+  test.each(RANGE_CASES)('the store: $name gives its bytes of the object', async ({ range, from, to }) => {
+    fakeGcs('ckpts').objects.set('ranged/object', object);
+    const store = openGcsStore({ scheme: 'gs', bucket: 'ckpts', prefix: '' }, options());
+    expect(await bytesGot(store, 'ranged/object', range)).toEqual(object.subarray(from, to));
+  });
+
+  test('the store: no range gives the whole object; a range of a missing object rejects', async () => {
+    fakeGcs('ckpts').objects.set('ranged/object', object);
+    const store = openGcsStore({ scheme: 'gs', bucket: 'ckpts', prefix: '' }, options());
+    expect(await bytesGot(store, 'ranged/object')).toEqual(object);
+    await expect(store.get('ranged/missing', { offset: 0, length: 10 })).rejects.toThrow('gs://ckpts/ranged/missing does not exist');
   });
 });
