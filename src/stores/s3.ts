@@ -36,13 +36,26 @@ import { abortError, STORE_PAGE_SIZE, type ByteRange, type ObjectInfo, type Obje
  */
 const EXPECT_CONTINUE = false;
 const CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * How long a request through the SDK may see nothing on its socket before it is given up
+ * (and retried by the SDK's own strategy): without it a server that accepts and then goes
+ * silent holds a background sync for good. Longer than the direct requests' (which fall back
+ * here): part uploads and CompleteMultipartUpload may wait on a busy server for seconds.
+ */
+export const SDK_IDLE_TIMEOUT_MS = 30_000;
+
+/** Idle timeouts, in ms; tests shorten them. */
+export interface S3Timeouts {
+  directIdleMs?: number;
+  sdkIdleMs?: number;
+}
 
 /**
  * The S3 API (AWS, MinIO, R2, Ceph, GCS interoperability). Credentials come from the SDK's
  * default chain: environment, shared files, SSO, web identity, the instance profile through
- * IMDS. Reads every StoreOptions field. `directIdleTimeoutMs`: see DIRECT_IDLE_TIMEOUT_MS.
+ * IMDS. Reads every StoreOptions field. `timeouts`: see DIRECT_IDLE_TIMEOUT_MS and SDK_IDLE_TIMEOUT_MS.
  */
-export function openS3Store(location: BucketLocation, options: StoreOptions, directIdleTimeoutMs = DIRECT_IDLE_TIMEOUT_MS): ObjectStore {
+export function openS3Store(location: BucketLocation, options: StoreOptions, timeouts: S3Timeouts = {}): ObjectStore {
   const sockets = options.concurrency * options.queueSize + 2;
   const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: sockets }), https: new HttpsAgent({ keepAlive: true, maxSockets: sockets }) };
   const client = new S3Client({
@@ -55,11 +68,12 @@ export function openS3Store(location: BucketLocation, options: StoreOptions, dir
       httpAgent: agents.http,
       httpsAgent: agents.https,
       connectionTimeout: CONNECT_TIMEOUT_MS,
+      socketTimeout: timeouts.sdkIdleMs ?? SDK_IDLE_TIMEOUT_MS,
     }),
   });
   const openUploads = new Map<string, string>();
   sendUnsignedChecksummedPayloads(client);
-  const direct = new DirectRequests(client, agents, directIdleTimeoutMs);
+  const direct = new DirectRequests(client, agents, timeouts.directIdleMs ?? DIRECT_IDLE_TIMEOUT_MS);
   let toldRangeIgnored = false;
 
   /**

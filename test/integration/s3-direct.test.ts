@@ -34,6 +34,8 @@ let refuseDirectPut = false;
  * sends the head of s3rver's answer and its first piece of body, then nothing (`body`).
  */
 let holdDirect: { method: string; after: 'request' | 'body' } | undefined;
+/** The proxy never answers the next request of this method the SDK makes. */
+let holdSdk: string | undefined;
 const savedEnv = { ...process.env };
 
 beforeAll(async () => {
@@ -48,6 +50,12 @@ beforeAll(async () => {
       seen.push({ method: 'PUT', path: decodeURIComponent(incoming.url!.split('?')[0]!), sdk: false, status: 503, headers: incoming.headers });
       incoming.resume();
       outgoing.writeHead(503, { 'content-type': 'application/xml' }).end('<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>');
+      return;
+    }
+    if (holdSdk === incoming.method && 'amz-sdk-invocation-id' in incoming.headers) {
+      holdSdk = undefined;
+      seen.push({ method: incoming.method!, path: decodeURIComponent(incoming.url!.split('?')[0]!), sdk: true, status: 0, headers: incoming.headers });
+      incoming.resume();
       return;
     }
     const held = holdDirect?.method === incoming.method && !('amz-sdk-invocation-id' in incoming.headers) ? holdDirect : undefined;
@@ -86,13 +94,13 @@ beforeEach(() => {
   seen = [];
 });
 
-/** `idleTimeoutMs`: how long a direct request may be silent (the store's own default unless a test shortens it). */
+/** `idleTimeoutMs`: how long a direct request (and one through the SDK) may be silent (the store's own defaults unless a test shortens them). */
 function openStore(idleTimeoutMs?: number) {
   const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
   return openS3Store(
     { scheme: 's3', bucket: s3.bucket, prefix: '' },
     { endpoint, forcePathStyle: true, region: 'us-east-1', partSize: 8 * 1024 * 1024, queueSize: 1, concurrency: 1, signal: new AbortController().signal, log: silentLogger() },
-    idleTimeoutMs,
+    idleTimeoutMs === undefined ? {} : { directIdleMs: idleTimeoutMs, sdkIdleMs: idleTimeoutMs },
   );
 }
 
@@ -209,6 +217,18 @@ describe('a direct request the server accepts and never answers is abandoned onc
     expect(requestsFor('idle/head').filter(({ method }) => method === 'HEAD')).toEqual([
       { method: 'HEAD', sdk: false, status: 0 },
       { method: 'HEAD', sdk: true, status: 200 },
+    ]);
+  });
+
+  test('and a request through the SDK the server never answers is given up once idle too, then retried by the SDK', async () => {
+    const store = openStore(IDLE_MS);
+    holdSdk = 'PUT';
+    await store.put('idle/sdk', onePart(Buffer.from('stored on the retry')));
+    expect(await text(await store.get('idle/sdk'))).toBe('stored on the retry');
+    await store.close();
+    expect(requestsFor('idle/sdk').filter(({ method }) => method === 'PUT')).toEqual([
+      { method: 'PUT', sdk: true, status: 0 },
+      { method: 'PUT', sdk: true, status: 200 },
     ]);
   });
 
