@@ -15,7 +15,7 @@ import { bareNode, startToReady } from './startup-ready.bench.js';
 
 /**
  * The bundle against today's build, side by side in one run (issue 17, "Start-up and memory"):
- * today's build is `--baseline REV` (default: where this branch left main) compiled by tsc in a
+ * today's build is `--baseline REV` (default: ISSUE_17_BASELINE, the build the issue measured) compiled by tsc in a
  * temp dir (bench/lib/builds.ts); the bundle is dist/bundle.
  *   1. READY p50: process start -> READY=1 against the AWS simulator, each build with a warm
  *      compile cache of its own (as the systemd unit runs it), interleaved, `--runs` each.
