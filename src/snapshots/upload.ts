@@ -3,7 +3,7 @@ import { errorMessage } from '../lib/errors.js';
 import type { ObjectStore } from '../stores/types.js';
 import type { StoreLocation } from '../stores/location.js';
 import type { ChecksumAlgorithm } from './options.js';
-import { checksumField, type Manifest, type ManifestEntry, type ManifestFile } from './manifest.js';
+import { checksumField, type Manifest, type ManifestEntry, type ManifestFile, type StoredChunk } from './manifest.js';
 import type { TransferProgress } from './progress.js';
 import type { FileRead, FileReader, ReadResult } from './read.js';
 import type { ScanPlan } from './scan-plan.js';
@@ -29,8 +29,8 @@ export interface UploadJob {
   reader: FileReader;
   /** What the manifest gives each file. */
   checksum: ChecksumAlgorithm;
-  /** Dedup mode: chunks known to be stored already (a sync's record), besides the latest manifest's. */
-  knownChunks?: ReadonlySet<string>;
+  /** Dedup mode: chunks known to be stored already, by SHA-256, where they are (a sync's record), besides the latest manifest's. */
+  knownChunks?: ReadonlyMap<string, StoredChunk>;
   /**
    * Dedup mode, a background pass: whether a new chunk of `bytes` may be sent now (a sync's
    * bandwidth cap, never waited for). One it refuses is owed: its file is read to the end all

@@ -2,6 +2,7 @@ import type { StoreLocation } from '../../stores/location.js';
 import type { ObjectStore } from '../../stores/types.js';
 import { uploadDeduplicated } from '../dedup-mode.js';
 import type { TransferProgress } from '../progress.js';
+import type { StoredChunk } from '../manifest.js';
 import type { FileReader } from '../read.js';
 import type { ScanPlan } from '../scan-plan.js';
 import type { UploadOutcome } from '../upload.js';
@@ -29,7 +30,7 @@ export interface PassIO {
  * not kept: the file comes back as a plan (outcome.planned). With no cap every chunk goes at
  * once, so each byte is read once.
  */
-export function scanFiles(entries: FoundEntry[], knownChunks: ReadonlySet<string>, progress: TransferProgress, io: PassIO): Promise<UploadOutcome> {
+export function scanFiles(entries: FoundEntry[], knownChunks: ReadonlyMap<string, StoredChunk>, progress: TransferProgress, io: PassIO): Promise<UploadOutcome> {
   return thenCleanUp(io, () =>
     uploadDeduplicated({
       entries,
