@@ -1,5 +1,5 @@
 import type { StoredChunk } from './manifest.js';
-import { PackWriter, type PackFeed } from './pack-writer.js';
+import { PackWriter } from './pack-writer.js';
 import type { ReadPart } from './read.js';
 import type { ScanPlan } from './scan-plan.js';
 import { manifestChunks, readLatest } from './repository.js';
@@ -30,7 +30,7 @@ class ChunkSender {
    * its pack is stored, or undefined when owed (the cap did not allow it now, see
    * UploadJob.sendNow).
    */
-  async offer(sha256: string, size: number, bytes: () => Buffer, feed: PackFeed): Promise<{ stored: Promise<StoredChunk | undefined> }> {
+  async offer(sha256: string, size: number, bytes: () => Buffer): Promise<{ stored: Promise<StoredChunk | undefined> }> {
     const known = this.known.get(sha256);
     if (known) return { stored: Promise.resolve(known) };
     const already = this.sending.get(sha256);
@@ -42,7 +42,7 @@ class ChunkSender {
       this.sending.set(sha256, owed);
       return { stored: owed };
     }
-    const adding = feed.add(sha256, bytes());
+    const adding = this.packs.add(sha256, bytes());
     const stored = adding.then(({ chunk, stored }) => stored.then(() => chunk));
     // A failed chunk may be tried again by another file that has it.
     stored.catch(() => this.sending.delete(sha256));
@@ -60,9 +60,10 @@ class ChunkSender {
  * the garbage collector, on the 2 GiB chunking bench). A chunk that spans parts is copied: the
  * unfinished end of each part is kept, copied, for the next one. Resolves to the file's
  * chunks, located, once every chunk is stored or owed, with the indexes of those owed (bare
- * `[sha256, size]` in the list).
+ * `[sha256, size]` in the list). `readAll` is called once every chunk is offered: the next
+ * file may start.
  */
-async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender, feed: PackFeed): Promise<{ refs: StoredChunk[]; owed: number[] }> {
+async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender, readAll: () => void): Promise<{ refs: StoredChunk[]; owed: number[] }> {
   const refs: StoredChunk[] = [];
   const stored: Promise<StoredChunk | undefined>[] = [];
   /** A copy of the bytes from earlier parts that no chunk has taken yet. */
@@ -76,7 +77,7 @@ async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender, 
         begun = begun.subarray(earlier.length);
         const here = part.bytes.subarray(at, at + size - earlier.length);
         at += here.length;
-        const offered = await sender.offer(sha256, size, () => (earlier.length ? Buffer.concat([earlier, here]) : here), feed);
+        const offered = await sender.offer(sha256, size, () => (earlier.length ? Buffer.concat([earlier, here]) : here));
         // Awaited below; a failure must not go unhandled while later chunks are offered.
         offered.stored.catch(() => undefined);
         stored.push(offered.stored);
@@ -86,8 +87,8 @@ async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender, 
       part.release?.();
     }
   } finally {
-    // Every chunk of the file is offered (or it failed): its last pack need not wait for it.
-    feed.end();
+    // Every chunk is offered (or the file failed): the next file may fill the pack this one waits for.
+    readAll();
     await Promise.allSettled(stored);
   }
   const located = await Promise.all(stored);
@@ -114,10 +115,13 @@ export async function uploadDeduplicated(job: UploadJob): Promise<UploadOutcome>
   const sender = new ChunkSender(job, known, packs);
   const planned: ScanPlan[] = [];
   const scannedAt = Date.now();
+  // Packs fill across files (the next file is read while one waits for its pack); the last
+  // one is stored once every file is read.
+  const reading = packs.feed();
   const outcome = await storeEachFile(job, {
     refuse: () => (stop.aborted ? 'not started: the deadline was reached' : undefined),
-    async store(file, read) {
-      const { refs, owed } = await storeChunks(read.parts, sender, packs.feed());
+    async store(file, read, readAll) {
+      const { refs, owed } = await storeChunks(read.parts, sender, readAll);
       const entry = { ...storedFile(file, await read.result(), job.checksum), chunks: refs };
       if (owed.length === 0) return entry;
       // Changed while read: a plan of it would not hold; the next pass reads it again.
@@ -126,7 +130,8 @@ export async function uploadDeduplicated(job: UploadJob): Promise<UploadOutcome>
     },
     failure: (error) => (error instanceof ChunkRefused ? error.message : uploadFailure(stop, error)),
     chunks: true,
-  });
+    allRead: () => reading.end(),
+  }).finally(() => reading.end());
   await packs.flush();
   return planned.length ? { ...outcome, planned } : outcome;
 }

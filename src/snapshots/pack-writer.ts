@@ -29,8 +29,6 @@ interface OpenPack {
   id: string;
   bytes: Buffer;
   filled: number;
-  /** Feeds that added to it and have not ended. */
-  feeds: Set<PackFeed>;
   stored: Promise<void>;
   settle: { resolve: () => void; reject: (error: unknown) => void };
 }
@@ -38,26 +36,31 @@ interface OpenPack {
 /**
  * Fills packs (`packs/<id>`, repository.ts) with chunks back to back and stores each with one
  * put once it holds about `targetBytes`. A caller that waits for its chunks to be stored
- * (a file's entry goes into a manifest only then) must not wait for a pack that only later
- * callers would fill: each such caller adds through a PackFeed and ends it once it has added
- * all its chunks, and the open pack is sealed as soon as no feed that added to it is still
- * open: everyone with chunks in it is then waiting for it, and nobody else is known to be
- * filling it. Chunks added without a feed (sendOwed, which does not wait per chunk) rely on
- * a full pack or flush().
+ * (a file's entry goes into a manifest only then) must not wait for a pack nothing will fill.
+ * The rule: a pack not full is stored as soon as no PackFeed is open. A feed stands for
+ * chunks still to come that may fill it; it always ends, since adding waits for nothing but
+ * the puts of packs already sealed. Dedup mode holds one feed while files are read, and reads
+ * the next file while one waits for its pack (storeEachFile's readAll): a stream of small
+ * files fills whole packs, and the last, partly filled, goes once every file is read. A
+ * caller that waits for nobody's chunks but its own may end its feed sooner. Chunks added
+ * with no feed open (sendOwed, which does not wait per chunk) rely on a full pack or flush().
  */
 export class PackWriter {
   private open: OpenPack | undefined;
   /** Packs sealed whose put has not settled. */
   private readonly storing = new Set<Promise<void>>();
   private wakeAdders: (() => void)[] = [];
+  /** Feeds not ended yet. */
+  private openFeeds = 0;
   private readonly target: number;
 
   constructor(private readonly options: PackWriterOptions) {
     this.target = options.targetBytes ?? PACK_TARGET_BYTES;
   }
 
-  /** A caller's run of chunks (one file's): the pack it adds to is stored once it and every other feed in that pack ended. */
+  /** Chunks still to come: a pack not full is not stored while a feed is open. */
   feed(): PackFeed {
+    this.openFeeds += 1;
     return new PackFeed(this);
   }
 
@@ -65,7 +68,7 @@ export class PackWriter {
    * Copies `bytes` into the open pack (sealing it first when they do not fit, waiting while
    * `maxInFlight` packs are being stored); the caller may reuse `bytes` once this resolves.
    */
-  async add(sha256: string, bytes: Buffer, feed?: PackFeed): Promise<PackedChunk> {
+  async add(sha256: string, bytes: Buffer): Promise<PackedChunk> {
     for (;;) {
       this.options.signal.throwIfAborted();
       if (this.open && this.open.filled + bytes.length > this.open.bytes.length) this.seal(this.open);
@@ -80,7 +83,6 @@ export class PackWriter {
     const offset = pack.filled;
     bytes.copy(pack.bytes, offset);
     pack.filled += bytes.length;
-    if (feed) pack.feeds.add(feed);
     return { chunk: [sha256, bytes.length, pack.id, offset], stored: pack.stored };
   }
 
@@ -90,11 +92,10 @@ export class PackWriter {
     await Promise.allSettled(this.storing);
   }
 
-  /** `feed` added all its chunks: the open pack is sealed when no feed in it is still adding. */
-  ended(feed: PackFeed): void {
-    const pack = this.open;
-    if (!pack?.feeds.delete(feed)) return;
-    if (pack.feeds.size === 0) this.seal(pack);
+  /** A feed added all its chunks: the open pack is sealed once no feed is open. */
+  ended(): void {
+    this.openFeeds -= 1;
+    if (this.openFeeds === 0 && this.open) this.seal(this.open);
   }
 
   private seal(pack: OpenPack): void {
@@ -111,16 +112,16 @@ export class PackWriter {
   }
 }
 
-/** One caller's chunks (a file's); end() once it has added the last, or its pack may wait for it. */
+/** Chunks still to come (a file's, or a whole snapshot's); end() once the last is added, or the open pack waits for it. */
 export class PackFeed {
+  private ended = false;
+
   constructor(private readonly writer: PackWriter) {}
 
-  add(sha256: string, bytes: Buffer): Promise<PackedChunk> {
-    return this.writer.add(sha256, bytes, this);
-  }
-
   end(): void {
-    this.writer.ended(this);
+    if (this.ended) return;
+    this.ended = true;
+    this.writer.ended();
   }
 }
 
@@ -129,5 +130,5 @@ function openPack(size: number): OpenPack {
   const stored = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   // Each chunk's owner awaits it; a pack whose chunks nobody awaits must not fail unhandled.
   stored.catch(() => undefined);
-  return { id: newPackId(), bytes: Buffer.allocUnsafe(size), filled: 0, feeds: new Set(), stored, settle };
+  return { id: newPackId(), bytes: Buffer.allocUnsafe(size), filled: 0, stored, settle };
 }

@@ -82,17 +82,17 @@ test('a single small file does not wait for a pack nobody else fills: it is stor
   const packs = writer({ targetBytes: 1 << 20 });
   const feed = packs.feed();
   const one = chunk(1, 100);
-  const added = await feed.add(one.sha256, one.bytes);
+  const added = await packs.add(one.sha256, one.bytes);
   expect(await settled(added.stored)).toBe(false);
   feed.end();
   await added.stored;
   expect(await packsStored()).toEqual([added.chunk[2]]);
 });
 
-test('many small files share a pack, stored once the last file with chunks in it has offered them all', async () => {
+test('many small files share a pack, stored once the last file being read has offered all its chunks', async () => {
   const packs = writer({ targetBytes: 1 << 20 });
   const feeds = Array.from({ length: 8 }, () => packs.feed());
-  const added = await Promise.all(feeds.map(async (feed, index) => [await feed.add(chunk(2 * index, 100).sha256, chunk(2 * index, 100).bytes), await feed.add(chunk(2 * index + 1, 50).sha256, chunk(2 * index + 1, 50).bytes)]));
+  const added = await Promise.all(feeds.map(async (feed, index) => [await packs.add(chunk(2 * index, 100).sha256, chunk(2 * index, 100).bytes), await packs.add(chunk(2 * index + 1, 50).sha256, chunk(2 * index + 1, 50).bytes)]));
   for (const feed of feeds.slice(0, 7)) feed.end();
   // One file still offering: the files waiting for the pack wait for it, not for a flush.
   expect(await settled(added[0]![0]!.stored)).toBe(false);
@@ -103,15 +103,19 @@ test('many small files share a pack, stored once the last file with chunks in it
   for (const [index, [first]] of added.entries()) expect((await readBack(first!)).equals(chunk(2 * index, 100).bytes)).toBe(true);
 });
 
-test('a file that added nothing to the open pack does not hold it back', async () => {
-  const packs = writer({ targetBytes: 1 << 20 });
+test('a file still being read holds the open pack (it may fill it), not a pack already full', async () => {
+  const packs = writer({ targetBytes: 150 });
   const writing = packs.feed();
-  const idle = packs.feed();
-  const one = chunk(3, 100);
-  const added = await writing.add(one.sha256, one.bytes);
+  const reading = packs.feed();
+  const full = await packs.add(chunk(3, 100).sha256, chunk(3, 100).bytes);
+  const last = await packs.add(chunk(4, 100).sha256, chunk(4, 100).bytes);
   writing.end();
-  await added.stored;
-  idle.end();
+  await full.stored;
+  expect(await settled(last.stored)).toBe(false);
+  reading.end();
+  reading.end();
+  await last.stored;
+  expect((await packsStored()).length).toBe(2);
 });
 
 test('a failed put rejects the chunks of its pack only, and flush still resolves', async () => {
