@@ -1,15 +1,16 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { open, readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { silentLogger } from '../../src/lib/log.js';
-import { manifestSchema, type Manifest } from '../../src/snapshots/manifest.js';
+import { manifestSchema, type Manifest, type StoredChunk } from '../../src/snapshots/manifest.js';
+import { chunkHome } from '../../src/snapshots/repository.js';
 import { restore } from '../../src/snapshots/restore.js';
 
 /**
  * What the crash benches check of a file:// dedup repository after a kill: every manifest
  * names only chunks that are there with the content their name says, `latest.json` restores
  * byte-identical to what was written, and a sync record claims no file whose chunks are
- * missing. Chunks are immutable, so each is hashed once per series.
+ * missing. Stored chunks are immutable, so each is hashed once per series where it is stored.
  */
 export const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
@@ -18,17 +19,33 @@ export class RepositoryCheck {
 
   constructor(private readonly repo: string) {}
 
-  /** Chunks named by manifests or the record that are missing or do not hash to their name. */
-  async badChunks(names: Iterable<string>): Promise<string[]> {
+  /** Chunks named by manifests or the record that are missing or do not hash to their name where they are stored. */
+  async badChunks(chunks: Iterable<StoredChunk>): Promise<string[]> {
     const bad: string[] = [];
-    for (const name of names) {
-      if (this.verified.has(name)) continue;
-      const content = await readFile(join(this.repo, 'chunks', name.slice(0, 2), name)).catch(() => undefined);
-      if (content === undefined) bad.push(`${name.slice(0, 12)}… missing`);
-      else if (sha256(content) !== name) bad.push(`${name.slice(0, 12)}… corrupt`);
-      else this.verified.add(name);
+    for (const chunk of chunks) {
+      const [name] = chunk;
+      const where = JSON.stringify(chunk);
+      if (this.verified.has(where)) continue;
+      const content = await this.stored(chunk);
+      if (content === undefined) bad.push(`${name.slice(0, 12)}… missing from ${chunkHome(chunk)}`);
+      else if (sha256(content) !== name) bad.push(`${name.slice(0, 12)}… corrupt in ${chunkHome(chunk)}`);
+      else this.verified.add(where);
     }
     return bad;
+  }
+
+  /** A chunk's bytes: its range of a pack, or its own object; undefined when not all there. */
+  private async stored(chunk: StoredChunk): Promise<Buffer | undefined> {
+    const file = await open(join(this.repo, chunkHome(chunk))).catch(() => undefined);
+    if (!file) return undefined;
+    try {
+      if (chunk.length === 2) return await file.readFile();
+      const [, size, , offset] = chunk;
+      const { bytesRead, buffer } = await file.read(Buffer.alloc(size), 0, size, offset);
+      return bytesRead === size ? buffer : undefined;
+    } finally {
+      await file.close();
+    }
   }
 
   /** Every manifest under snapshots/, by name; a manifest that does not parse is a problem. */
@@ -90,8 +107,8 @@ export class RepositoryCheck {
   }
 }
 
-function chunksOf(files: Manifest['files']): string[] {
-  return files.flatMap((file) => (file.type === 'file' ? (file.chunks ?? []).map(([name]) => name) : []));
+function chunksOf(files: Manifest['files']): StoredChunk[] {
+  return files.flatMap((file) => (file.type === 'file' ? (file.chunks ?? []) : []));
 }
 
 /** Every regular file under `dir`, relative to it. */
