@@ -111,7 +111,7 @@ export async function uploadDeduplicated(job: UploadJob): Promise<UploadOutcome>
   const known = new Map(previous ? manifestChunks(previous.manifest) : []);
   for (const [sha256, chunk] of job.knownChunks ?? []) if (!known.has(sha256)) known.set(sha256, chunk);
   // As many packs in flight as files mode has parts: the same requests, bytes held the same.
-  const packs = new PackWriter({ store: job.store, location: job.location, signal: stop, onBytes: job.progress.add, maxInFlight: job.concurrency * job.queueSize });
+  const packs = new PackWriter({ store: job.store, location: job.location, signal: stop, onBytes: job.progress.add, maxInFlight: job.concurrency * job.queueSize, targetBytes: job.packBytes });
   const sender = new ChunkSender(job, known, packs);
   const planned: ScanPlan[] = [];
   const scannedAt = Date.now();

@@ -13,8 +13,8 @@ export interface PackWriterOptions {
   onBytes?: (bytes: number) => void;
   /** Sealed packs stored at once; with the open one, what bounds the memory packs hold. */
   maxInFlight: number;
-  /** Bytes a pack is filled to before it is stored (tests make it small). */
-  targetBytes?: number;
+  /** Bytes a pack is filled to before it is stored; PACK_TARGET_BYTES when undefined. */
+  targetBytes?: number | undefined;
 }
 
 /** A chunk copied into a pack: where it will be, and a promise that settles once its pack is stored. */

@@ -37,6 +37,8 @@ export interface UploadJob {
    * the same and comes back in `planned` instead of `files`.
    */
   sendNow?: (bytes: number) => boolean;
+  /** Dedup mode: bytes a pack is filled to before it is stored; PACK_TARGET_BYTES unless a cap wants smaller. */
+  packBytes?: number;
 }
 
 export interface UploadOutcome {

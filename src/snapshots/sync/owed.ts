@@ -22,6 +22,8 @@ export interface OwedJob {
   pace?: (bytes: number) => Promise<void>;
   /** Chunks read at once, and packs stored at once. */
   concurrency: number;
+  /** Bytes a pack is filled to; PACK_TARGET_BYTES when undefined. */
+  packBytes?: number;
 }
 
 export interface OwedOutcome {
@@ -55,7 +57,7 @@ export async function sendOwed(job: OwedJob): Promise<OwedOutcome> {
   const failed = new Map<ScanPlan, string>();
   let bytesRead = 0;
   let next = 0;
-  const packs = new PackWriter({ store: job.store, location: job.location, signal: job.stop, onBytes: job.progress.add, maxInFlight: job.concurrency });
+  const packs = new PackWriter({ store: job.store, location: job.location, signal: job.stop, onBytes: job.progress.add, maxInFlight: job.concurrency, targetBytes: job.packBytes });
   /** Chunks sent by this call, by SHA-256 (a file may owe one chunk at several offsets): where each will be once stored. */
   const sending = new Map<string, Promise<StoredChunk>>();
   const storing: Promise<void>[] = [];
