@@ -41,9 +41,9 @@ interface OpenPack {
  * chunks still to come that may fill it; it always ends, since adding waits for nothing but
  * the puts of packs already sealed. Dedup mode holds one feed while files are read, and reads
  * the next file while one waits for its pack (storeEachFile's readAll): a stream of small
- * files fills whole packs, and the last, partly filled, goes once every file is read. A
- * caller that waits for nobody's chunks but its own may end its feed sooner. Chunks added
- * with no feed open (sendOwed, which does not wait per chunk) rely on a full pack or flush().
+ * files fills whole packs, and the last, partly filled, goes once every file is read. Chunks
+ * added with no feed open (sendOwed, which does not wait per chunk) rely on a full pack or
+ * flush().
  */
 export class PackWriter {
   private open: OpenPack | undefined;
