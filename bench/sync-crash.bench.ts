@@ -19,7 +19,7 @@ import { listFiles, RepositoryCheck, sha256 } from './lib/repository-check.js';
  * repository at a bandwidth cap) while this process plays the trainer: each checkpoint is a
  * new `step-N.pt` of random bytes beside a frozen file, the one before the last is deleted,
  * then the COMPLETE marker is touched. The agent is killed with SIGKILL
- * - `upload`: once a random number of its chunks are stored (1 to all but one);
+ * - `upload`: once a random number of its packs are stored (1 to all but one);
  * - `manifest`: as the manifest's temporary file appears in snapshots/;
  * - `pointer`: as the manifest appears under its name, before latest.json moves on;
  * then started again. After each kill: every manifest names only chunks that are there and
@@ -78,8 +78,8 @@ async function waitFor(condition: () => Promise<boolean>, timeoutMs: number, pol
 }
 
 const PARTIAL = /(^|\/)\.[0-9a-f]{8}\.partial$/;
-/** Chunks stored under their names (a put's temporary file is not one). */
-const chunkFiles = async (series: Series) => (await listFiles(join(series.repo, 'chunks'))).filter((path) => !PARTIAL.test(path)).length;
+/** Packs stored under their names (a put's temporary file is not one): the sync stores chunks in packs. */
+const packFiles = async (series: Series) => (await listFiles(join(series.repo, 'packs'))).filter((path) => !PARTIAL.test(path)).length;
 const manifestPartials = async (series: Series) => (await listFiles(join(series.repo, 'snapshots'))).filter((path) => PARTIAL.test(path)).length;
 
 function startAgent(series: Series, metadataUrl: string, cap: string): ChildProcess {
@@ -100,27 +100,27 @@ function startAgent(series: Series, metadataUrl: string, cap: string): ChildProc
 }
 
 /** What the repository showed at the kill, against what it held before the checkpoint. */
-async function stateAtKill(series: Series, path: string, before: Before, chunksPerCheckpoint: number): Promise<string> {
+async function stateAtKill(series: Series, path: string, before: Before, packsPerCheckpoint: number): Promise<string> {
   if (await latestHolds(series, path)) return 'latest.json had moved on';
   const problems: string[] = [];
   const manifests = await series.check.manifests(problems);
   if ([...manifests.values()].some((manifest) => manifest.files.some((file) => file.path === path))) return 'manifest whole, latest.json not moved';
   if ((await manifestPartials(series)) > before.manifestPartials) return 'manifest being written';
-  const chunks = (await chunkFiles(series)) - before.chunks;
-  return chunks >= chunksPerCheckpoint ? 'chunks stored, no manifest yet' : chunks > 0 ? 'mid-upload' : 'before the first chunk';
+  const packs = (await packFiles(series)) - before.packs;
+  return packs >= packsPerCheckpoint ? 'packs stored, no manifest yet' : packs > 0 ? 'mid-upload' : 'before the first pack';
 }
 
 interface Before {
-  chunks: number;
+  packs: number;
   manifestPartials: number;
 }
 
 /**
  * Kills `agent` at the point `phase` names of storing the checkpoint the marker announces:
- * `upload` once a random number of its chunks (1 to all but one) are stored.
+ * `upload` once a random number of its packs (1 to all but one) are stored.
  */
-async function killDuring(series: Series, agent: ChildProcess, phase: Phase, chunksPerCheckpoint: number, mib: number): Promise<{ path: string; before: Before }> {
-  const before = { chunks: await chunkFiles(series), manifestPartials: await manifestPartials(series) };
+async function killDuring(series: Series, agent: ChildProcess, phase: Phase, packsPerCheckpoint: number, mib: number): Promise<{ path: string; before: Before }> {
+  const before = { packs: await packFiles(series), manifestPartials: await manifestPartials(series) };
   let watcher: FSWatcher | undefined;
   const killed = once(agent, 'exit');
   if (phase !== 'upload') {
@@ -132,8 +132,8 @@ async function killDuring(series: Series, agent: ChildProcess, phase: Phase, chu
   }
   const path = await writeCheckpoint(series, mib);
   if (phase === 'upload') {
-    const target = before.chunks + 1 + Math.floor(Math.random() * Math.max(1, chunksPerCheckpoint - 1));
-    await waitFor(async () => (await chunkFiles(series)) >= target, 60_000, 2);
+    const target = before.packs + 1 + Math.floor(Math.random() * Math.max(1, packsPerCheckpoint - 1));
+    await waitFor(async () => (await packFiles(series)) >= target, 60_000, 2);
     agent.kill('SIGKILL');
   }
   await Promise.race([killed, sleep(60_000).then(() => agent.kill('SIGKILL'))]);
@@ -156,24 +156,24 @@ async function syncSeries(trials: number, mib: number, cap: string, metadataUrl:
     agent = startAgent(series, metadataUrl, cap);
     // Calibration, uncut: the first checkpoint (with the frozen file), then one timed.
     if (!(await waitFor(() => latestHolds(series, 'ckpt/frozen.pt'), 60_000))) throw new Error('the sync never committed the first checkpoint');
-    const chunksBefore = await chunkFiles(series);
+    const packsBefore = await packFiles(series);
     const started = performance.now();
     const path = await writeCheckpoint(series, mib);
-    await waitFor(async () => (await chunkFiles(series)) > chunksBefore, 30_000, 5);
-    const firstChunk = performance.now();
+    await waitFor(async () => (await packFiles(series)) > packsBefore, 30_000, 5);
+    const firstPack = performance.now();
     await waitFor(() => latestHolds(series, path), 60_000, 5);
-    const uploadMs = performance.now() - firstChunk;
-    const chunksPerCheckpoint = (await chunkFiles(series)) - chunksBefore;
+    const uploadMs = performance.now() - firstPack;
+    const packsPerCheckpoint = (await packFiles(series)) - packsBefore;
     console.log(
-      `sync: a ${mib} MiB checkpoint (${chunksPerCheckpoint} chunks) at ${cap}: first chunk ${Math.round(firstChunk - started)} ms after the marker, committed ${Math.round(uploadMs)} ms later; load ${load()}`,
+      `sync: a ${mib} MiB checkpoint (${packsPerCheckpoint} packs) at ${cap}: first pack ${Math.round(firstPack - started)} ms after the marker, committed ${Math.round(uploadMs)} ms later; load ${load()}`,
     );
 
     for (const phase of PHASES) {
       let held = 0;
       const states = new Map<string, number>();
       for (let index = 0; index < trials; index += 1) {
-        const cut = await killDuring(series, agent, phase, chunksPerCheckpoint, mib);
-        const at = await stateAtKill(series, cut.path, cut.before, chunksPerCheckpoint);
+        const cut = await killDuring(series, agent, phase, packsPerCheckpoint, mib);
+        const at = await stateAtKill(series, cut.path, cut.before, packsPerCheckpoint);
         states.set(at, (states.get(at) ?? 0) + 1);
         const restored = join(work, 'restored');
         const problems = await series.check.problems(series.known, restored, series.record);

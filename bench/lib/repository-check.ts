@@ -10,7 +10,7 @@ import { restore } from '../../src/snapshots/restore.js';
  * What the crash benches check of a file:// dedup repository after a kill: every manifest
  * names only chunks that are there with the content their name says, `latest.json` restores
  * byte-identical to what was written, and a sync record claims no file whose chunks are
- * missing. Stored chunks are immutable, so each is hashed once per series.
+ * missing. Stored chunks are immutable, so each is hashed once per series where it is stored.
  */
 export const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
@@ -19,32 +19,32 @@ export class RepositoryCheck {
 
   constructor(private readonly repo: string) {}
 
-  /** Chunks named by manifests or the record that are missing or do not hash to their name where they are said to be. */
+  /** Chunks named by manifests or the record that are missing or do not hash to their name where they are stored. */
   async badChunks(chunks: Iterable<StoredChunk>): Promise<string[]> {
     const bad: string[] = [];
     for (const chunk of chunks) {
-      const where = chunk.join();
+      const [name] = chunk;
+      const where = JSON.stringify(chunk);
       if (this.verified.has(where)) continue;
-      const content = await this.storedBytes(chunk);
-      if (content === undefined) bad.push(`${chunk[0].slice(0, 12)}… missing`);
-      else if (sha256(content) !== chunk[0]) bad.push(`${chunk[0].slice(0, 12)}… corrupt`);
+      const content = await this.stored(chunk);
+      if (content === undefined) bad.push(`${name.slice(0, 12)}… missing from ${chunkHome(chunk)}`);
+      else if (sha256(content) !== name) bad.push(`${name.slice(0, 12)}… corrupt in ${chunkHome(chunk)}`);
       else this.verified.add(where);
     }
     return bad;
   }
 
-  /** A chunk's bytes: its own object, or its range of a pack; undefined when not all there. */
-  private async storedBytes(chunk: StoredChunk): Promise<Buffer | undefined> {
-    const path = join(this.repo, chunkHome(chunk));
-    if (chunk.length === 2) return readFile(path).catch(() => undefined);
-    const handle = await open(path, 'r').catch(() => undefined);
-    if (!handle) return undefined;
+  /** A chunk's bytes: its range of a pack, or its own object; undefined when not all there. */
+  private async stored(chunk: StoredChunk): Promise<Buffer | undefined> {
+    const file = await open(join(this.repo, chunkHome(chunk))).catch(() => undefined);
+    if (!file) return undefined;
     try {
-      const bytes = Buffer.alloc(chunk[1]);
-      const { bytesRead } = await handle.read(bytes, 0, chunk[1], chunk[3]);
-      return bytesRead === chunk[1] ? bytes : undefined;
+      if (chunk.length === 2) return await file.readFile();
+      const [, size, , offset] = chunk;
+      const { bytesRead, buffer } = await file.read(Buffer.alloc(size), 0, size, offset);
+      return bytesRead === size ? buffer : undefined;
     } finally {
-      await handle.close();
+      await file.close();
     }
   }
 

@@ -13,7 +13,7 @@ const checksumFields = {
 };
 
 /**
- * The largest chunk a manifest may name: 8 times the chunker's largest (2 MiB). Restore holds
+ * The largest chunk a manifest may name: 8 times the largest any chunker cut (2 MiB, v1). Restore holds
  * each chunk in memory to verify it before writing, so a crafted size must not go further.
  */
 export const MAX_CHUNK_BYTES = 16 * 1024 * 1024;

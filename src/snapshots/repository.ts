@@ -19,8 +19,8 @@ import { readStoredJson } from './stored-json.js';
  * Retention (retention.ts, prune.ts) deletes old manifests, then chunks no kept manifest
  * names; the rule that keeps it from deleting a chunk a writer still relies on is
  * docs/snapshot.md's "Retention": a writer relies only on the pointer's manifest and on
- * chunks written within CHUNK_REUSE_WINDOW_MS (storedChunkUsable), and prune's grace is
- * longer than that window plus the longest commit.
+ * packs it wrote within CHUNK_REUSE_WINDOW_MS (a sync's record and plans), and prune's grace
+ * is longer than that window plus the longest commit.
  */
 export const POINTER_NAME = 'latest.json';
 export const POINTER_VERSION = 1;
@@ -59,17 +59,11 @@ export function chunkHome(chunk: StoredChunk): string {
 export const SNAPSHOT_NAME = /^snapshots\/[A-Za-z0-9._-]+\.json$/;
 
 /**
- * How recently a chunk a writer finds stored (and did not put itself) must have been written
- * for the writer to rely on it. An older one may be deleted by a prune that does not know
- * this writer's manifest yet, so the writer puts it again, which makes it new.
+ * How long a writer relies on a pack it stored that no kept manifest names yet (a sync's
+ * record and plans). An older one may be deleted by a prune that does not know this writer's
+ * manifest yet, so the writer sends its chunks again.
  */
 export const CHUNK_REUSE_WINDOW_MS = 60 * 60_000;
-
-/** Whether a stored chunk can be named by a manifest without storing it again (see CHUNK_REUSE_WINDOW_MS). */
-export async function storedChunkUsable(store: ObjectStore, key: string, writerStartedAt: number): Promise<boolean> {
-  const info = await store.stat(key);
-  return info !== undefined && info.modified > writerStartedAt - CHUNK_REUSE_WINDOW_MS;
-}
 
 /**
  * Names sort by time: the start in basic ISO form to the millisecond, then the notice made

@@ -10,7 +10,11 @@ import type { FoundFile } from './walk.js';
 export interface ScanPlan {
   /** The file as scanned: the plan holds only while it has the same device, inode, size and mtime. */
   file: FoundFile;
-  /** Its manifest entry (chunks, checksum, size, mtime), true once no chunk is owed. */
+  /**
+   * Its manifest entry (chunks, checksum, size, mtime), true once no chunk is owed: a chunk
+   * stored is named with its pack and offset, an owed one as a bare `[sha256, size]` until
+   * sendOwed stores it.
+   */
   entry: ManifestFile;
   /** Indexes in `entry.chunks` not stored yet. */
   owed: Set<number>;

@@ -3,7 +3,7 @@ import { errorMessage } from '../lib/errors.js';
 import type { ObjectStore } from '../stores/types.js';
 import type { StoreLocation } from '../stores/location.js';
 import type { ChecksumAlgorithm } from './options.js';
-import { checksumField, type Manifest, type ManifestEntry, type ManifestFile } from './manifest.js';
+import { checksumField, type Manifest, type ManifestEntry, type ManifestFile, type StoredChunk } from './manifest.js';
 import type { TransferProgress } from './progress.js';
 import type { FileRead, FileReader, ReadResult } from './read.js';
 import type { ScanPlan } from './scan-plan.js';
@@ -29,14 +29,16 @@ export interface UploadJob {
   reader: FileReader;
   /** What the manifest gives each file. */
   checksum: ChecksumAlgorithm;
-  /** Dedup mode: chunks known to be stored already (a sync's record), besides the latest manifest's. */
-  knownChunks?: ReadonlySet<string>;
+  /** Dedup mode: chunks known to be stored already, by SHA-256, where they are (a sync's record), besides the latest manifest's. */
+  knownChunks?: ReadonlyMap<string, StoredChunk>;
   /**
    * Dedup mode, a background pass: whether a new chunk of `bytes` may be sent now (a sync's
    * bandwidth cap, never waited for). One it refuses is owed: its file is read to the end all
    * the same and comes back in `planned` instead of `files`.
    */
   sendNow?: (bytes: number) => boolean;
+  /** Dedup mode: bytes a pack is filled to before it is stored; PACK_TARGET_BYTES unless a cap wants smaller. */
+  packBytes?: number;
 }
 
 export interface UploadOutcome {
@@ -100,18 +102,25 @@ export function uploadFailure(stop: AbortSignal, error: unknown): string {
 export interface EachFile {
   /** Why this file should not be started, or undefined to go ahead. */
   refuse(entry: FoundFile): string | undefined;
-  /** Stores the opened file; resolves to its manifest entry, or undefined when chunks are still owed (a ScanPlan). */
-  store(entry: FoundFile, read: FileRead): Promise<ManifestFile | undefined>;
+  /**
+   * Stores the opened file; resolves to its manifest entry, or undefined when chunks are still
+   * owed (a ScanPlan). Calling `readAll` lets the next file start while this one's bytes are
+   * still being stored (dedup mode: a pack waits for the files still being read to fill it).
+   */
+  store(entry: FoundFile, read: FileRead, readAll: () => void): Promise<ManifestFile | undefined>;
   /** The skipped reason for a file whose store() failed. */
   failure(error: unknown): string;
   /** Dedup mode: the reading thread also cuts and hashes each file's chunks. */
   chunks?: boolean;
+  /** Called once every file is read (or refused, or failed), before the stores still running are waited for. */
+  allRead?: () => void;
 }
 
 /**
  * Takes the job's entries in priority order, `concurrency` files at a time: links go into the
  * manifest as links, a file refused or unreadable is skipped with the reason, and every other
- * file is opened (sizes may change while read) and handed to `each.store`.
+ * file is opened (sizes may change while read) and handed to `each.store`. Resolves once every
+ * file's store has settled.
  */
 export async function storeEachFile(job: UploadJob, each: EachFile): Promise<UploadOutcome> {
   const { entries } = job;
@@ -119,6 +128,7 @@ export async function storeEachFile(job: UploadJob, each: EachFile): Promise<Upl
   const skipped: UploadOutcome['skipped'] = [];
   let bytesDone = 0;
   let next = 0;
+  const storing: Promise<void>[] = [];
 
   const worker = async () => {
     while (next < entries.length) {
@@ -139,18 +149,23 @@ export async function storeEachFile(job: UploadJob, each: EachFile): Promise<Upl
         skipped.push({ path: entry.source, reason: describeRead(error) });
         continue;
       }
-      try {
-        const file = await each.store(entry, read);
-        if (file) {
+      let readAll!: () => void;
+      const wasRead = new Promise<void>((resolve) => (readAll = resolve));
+      const stored = each.store(entry, read, readAll).then(
+        (file) => {
+          if (!file) return;
           files.push(file);
           bytesDone += file.size;
-        }
-      } catch (error) {
-        skipped.push({ path: entry.source, reason: each.failure(error) });
-      }
+        },
+        (error: unknown) => void skipped.push({ path: entry.source, reason: each.failure(error) }),
+      );
+      storing.push(stored);
+      await Promise.race([stored, wasRead]);
     }
   };
 
   await Promise.all(Array.from({ length: Math.min(job.concurrency, Math.max(1, entries.length)) }, worker));
+  each.allRead?.();
+  await Promise.all(storing);
   return { files, skipped, bytesDone, archive: null };
 }

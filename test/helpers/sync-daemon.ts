@@ -75,20 +75,22 @@ export async function restoredLatest(where: SyncTree): Promise<string> {
 }
 
 /**
- * Every chunk object in a file:// repository with its size and mtime: a PUT (even of a chunk
- * already there) replaces the file and shows. A put the takeover cut leaves its `.partial`
- * file (removed by a cleanup): not an object.
+ * Every pack object in a file:// repository (writers put chunks in packs, never alone), by id,
+ * with its size and mtime: a PUT replaces the file and shows. A put the takeover cut leaves
+ * its `.partial` file (removed by a cleanup): not an object.
  */
-export async function chunkObjects(repo: string): Promise<Map<string, { size: number; mtimeMs: number; ino: number }>> {
+export async function packObjects(repo: string): Promise<Map<string, { size: number; mtimeMs: number; ino: number }>> {
   const found = new Map<string, { size: number; mtimeMs: number; ino: number }>();
-  const prefixes = await readdir(join(repo, 'chunks')).catch(() => []);
-  for (const prefix of prefixes) {
-    for (const name of (await readdir(join(repo, 'chunks', prefix))).filter((entry) => !entry.endsWith('.partial'))) {
-      const info = await stat(join(repo, 'chunks', prefix, name));
-      found.set(`${prefix}/${name}`, { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino });
-    }
+  for (const name of (await readdir(join(repo, 'packs')).catch((): string[] => [])).filter((entry) => !entry.endsWith('.partial'))) {
+    const info = await stat(join(repo, 'packs', name));
+    found.set(name, { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino });
   }
   return found;
+}
+
+/** Bytes of the packs in `after` that `before` did not have. */
+export function newPackBytes(before: ReadonlyMap<string, { size: number }>, after: ReadonlyMap<string, { size: number }>): number {
+  return [...after].filter(([name]) => !before.has(name)).reduce((sum, [, object]) => sum + object.size, 0);
 }
 
 
@@ -102,14 +104,14 @@ export async function filesUnder(folder: string): Promise<string[]> {
  * Two snapshots committed by a sync of `where` (1 MiB files, settle 200ms), then backdated
  * three hours (every object's mtime, past any prune's grace): the first holds step-1.pt alone,
  * the second step-2.pt alone, which stays in the checkpoint folder. The daemon is stopped.
- * Resolves to the first snapshot's name and step-1.pt's chunk objects.
+ * Resolves to the first snapshot's name and step-1.pt's packs.
  */
 export async function twoOldSnapshots(resources: TestResources, where: SyncTree): Promise<{ oldest: string; step1Chunks: string[] }> {
   await writeFile(join(where.ckpt, 'step-1.pt'), testBytes(1024 * 1024));
   const { daemon } = await startSyncDaemon(resources, where.state, { paths: [where.ckpt], to: `file://${where.repo}/`, settle: '200ms' });
   await until(async () => (await committedFiles(where.repo).catch((): string[] => [])).includes('ckpt/step-1.pt'), 20_000);
   const oldest = daemon.syncs.status()[0]!.lastCommit!;
-  const step1Chunks = (await filesUnder(where.repo)).filter((name) => name.startsWith('chunks/'));
+  const step1Chunks = (await filesUnder(where.repo)).filter((name) => name.startsWith('packs/'));
   await rm(join(where.ckpt, 'step-1.pt'));
   await writeFile(join(where.ckpt, 'step-2.pt'), testBytes(1024 * 1024));
   await until(async () => (await committedFiles(where.repo)).join() === 'ckpt/step-2.pt', 20_000);

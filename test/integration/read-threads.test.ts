@@ -105,10 +105,10 @@ test('a dedup snapshot stores the same chunks and manifest as one thread would, 
   const manifest = manifestSchema.parse(JSON.parse(await readFile(join(dir, 'repo', latest.manifest), 'utf8')));
   const listed = new Map(manifest.files.map((entry) => [entry.path, (entry as ManifestFile).chunks]));
   for (const [name, bytes] of files) {
-    const chunks = referenceChunks(bytes);
-    expect({ name, chunks: listed.get(`ckpt/${name}`) }).toEqual({ name, chunks });
-    // Each chunk object holds exactly the bytes its name says: the main thread took the right ones.
-    for (const [hash] of chunks) expect(sha256(await readFile(join(dir, 'repo/chunks', hash.slice(0, 2), hash)))).toBe(hash);
+    const stored = listed.get(`ckpt/${name}`) as [string, number, string, number][];
+    expect({ name, chunks: stored.map(([hash, size]) => [hash, size]) }).toEqual({ name, chunks: referenceChunks(bytes) });
+    // Each chunk's range of its pack holds exactly the bytes its name says: the main thread took the right ones.
+    for (const [hash, size, pack, offset] of stored) expect(sha256((await readFile(join(dir, 'repo/packs', pack))).subarray(offset, offset + size))).toBe(hash);
   }
   await restore({ from: `file://${dir}/repo/`, latest: true, to: join(dir, 'out'), log: silentLogger(), signal: new AbortController().signal });
   for (const [name, bytes] of files) expect(sha256(await readFile(join(dir, 'out/ckpt', name)))).toBe(sha256(bytes));

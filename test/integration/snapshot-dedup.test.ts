@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { silentLogger } from '../../src/lib/log.js';
-import { manifestSchema } from '../../src/snapshots/manifest.js';
+import { CHUNKER_VERSION } from '../../src/snapshots/chunker.js';
+import { manifestSchema, type Manifest } from '../../src/snapshots/manifest.js';
 import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
 import { restore } from '../../src/snapshots/restore.js';
 import { snapshotStep } from '../../src/steps/snapshot/step.js';
@@ -59,9 +60,17 @@ async function latestManifest() {
   return { name: pointer.manifest, manifest: manifestSchema.parse(JSON.parse(await readFile(join(repo(), pointer.manifest), 'utf8'))) };
 }
 
-async function chunkFiles(): Promise<string[]> {
-  const prefixes = await readdir(join(repo(), 'chunks'));
-  return (await Promise.all(prefixes.map(async (prefix) => (await readdir(join(repo(), 'chunks', prefix))).map((name) => `${prefix}/${name}`)))).flat();
+/** The pack objects in the repository (a snapshot writes no chunk objects). */
+async function packFiles(): Promise<string[]> {
+  return (await readdir(join(repo(), 'packs')).catch((): string[] => [])).filter((name) => !name.endsWith('.partial')).sort();
+}
+
+/** Every chunk `manifest` names, located in a pack. */
+function packedChunks(manifest: Manifest): [string, number, string, number][] {
+  return manifest.files.flatMap((file) => (file.type === 'file' ? file.chunks! : [])).map((chunk) => {
+    expect(chunk).toHaveLength(4);
+    return chunk as [string, number, string, number];
+  });
 }
 
 describe('dedup snapshots', () => {
@@ -70,8 +79,11 @@ describe('dedup snapshots', () => {
     await write({ 'ckpt/model.pt': model, 'ckpt/frozen.pt': testBytes(3 * MIB), 'ckpt/config.json': Buffer.from('{"lr": 0.1}') });
     const first = await snapshot();
     expect(first).toMatchObject({ mode: 'dedup', complete: true, bytesSent: 11 * MIB + 11 });
-    const stored = await chunkFiles();
-    for (const name of stored) expect(sha256(await readFile(join(repo(), 'chunks', name)))).toBe(name.split('/')[1]);
+    // Every chunk is a range of a pack that hashes to its name; no chunk objects, no pack per chunk.
+    expect(await readdir(repo())).not.toContain('chunks');
+    const firstChunks = packedChunks((await latestManifest()).manifest);
+    for (const [name, size, pack, offset] of firstChunks) expect(sha256((await readFile(join(repo(), 'packs', pack))).subarray(offset, offset + size))).toBe(name);
+    expect((await packFiles()).length).toBeLessThan(firstChunks.length / 4);
 
     // 64 KiB inserted in the middle shifts every later byte; a renamed copy of frozen.pt is the same content.
     const grown = Buffer.concat([model.subarray(0, 4 * MIB), testBytes(64 * 1024), model.subarray(4 * MIB)]);
@@ -84,7 +96,7 @@ describe('dedup snapshots', () => {
 
     const { name, manifest } = await latestManifest();
     expect(name).toMatch(/^snapshots\/\d{8}T\d{6}\.\d{3}Z-.+-[0-9a-f]{8}\.json$/);
-    expect(manifest).toMatchObject({ mode: 'dedup', chunker: 'fastcdc-gear32-v1', complete: true });
+    expect(manifest).toMatchObject({ version: 2, mode: 'dedup', chunker: CHUNKER_VERSION, complete: true });
     expect((await readdir(join(repo(), 'snapshots'))).length).toBe(2);
 
     const result = await restoreLatest(join(dir, 'out'));
@@ -94,17 +106,43 @@ describe('dedup snapshots', () => {
     expect(await readFile(join(dir, 'out/ckpt/config.json'), 'utf8')).toBe('{"lr": 0.1}');
   });
 
-  test('an unchanged tree sends nothing the second time', async () => {
+  test('an unchanged tree sends nothing the second time and writes no pack; its manifest names the same packs', async () => {
     await write({ 'ckpt/a.bin': testBytes(2 * MIB), 'ckpt/b.bin': testBytes(100) });
     await snapshot();
+    const packs = await packFiles();
+    const first = (await latestManifest()).manifest.files;
     expect(await snapshot()).toMatchObject({ complete: true, bytesSent: 0 });
+    expect(await packFiles()).toEqual(packs);
+    expect((await latestManifest()).manifest.files).toEqual(first);
   });
 
-  test('a chunk stored by an earlier, uncommitted snapshot is found with a HEAD and not sent again', async () => {
-    await write({ 'ckpt/a.bin': testBytes(2 * MIB) });
+  test('many small files are stored in far fewer objects than files, and restore byte-identical', async () => {
+    const files = Object.fromEntries(Array.from({ length: 60 }, (_, index) => [`ckpt/shard-${String(index).padStart(2, '0')}.bin`, testBytes(20 * 1024 + index)]));
+    await write(files);
+    expect(await snapshot()).toMatchObject({ complete: true, files: 60 });
+    // 1.2 MB in all: one pack, stored once the last file is read.
+    expect((await packFiles()).length).toBe(1);
+    await restoreLatest(join(dir, 'out'));
+    for (const [name, content] of Object.entries(files)) expect(sha256(await readFile(join(dir, 'out', name)))).toBe(sha256(content));
+  });
+
+  test('a single small file is stored at once, in one pack', async () => {
+    await write({ 'ckpt/config.json': Buffer.from('{"lr": 0.1}') });
+    expect(await snapshot()).toMatchObject({ complete: true, bytesSent: 11 });
+    expect((await packFiles()).length).toBe(1);
+  });
+
+  test('chunks an earlier, uncommitted snapshot stored are not looked for (no HEAD per chunk): they go again in a new pack', async () => {
+    const a = testBytes(2 * MIB);
+    await write({ 'ckpt/a.bin': a });
     await snapshot();
+    const cut = await packFiles();
     await rm(join(repo(), 'latest.json'));
-    expect(await snapshot()).toMatchObject({ complete: true, bytesSent: 0 });
+    expect(await snapshot()).toMatchObject({ complete: true, bytesSent: 2 * MIB });
+    const named = new Set(packedChunks((await latestManifest()).manifest).map(([, , pack]) => pack));
+    for (const pack of cut) expect(named.has(pack)).toBe(false);
+    await restoreLatest(join(dir, 'out'));
+    expect(sha256(await readFile(join(dir, 'out/ckpt/a.bin')))).toBe(sha256(a));
   });
 
   test('a warm restore leaves files already in place with the same content and fetches the rest', async () => {
@@ -122,22 +160,22 @@ describe('dedup snapshots', () => {
   test('a corrupted chunk fails the restore naming it, and leaves nothing under the final name', async () => {
     await write({ 'ckpt/a.bin': testBytes(MIB) });
     await snapshot();
-    const [chunk] = await chunkFiles();
-    const path = join(repo(), 'chunks', chunk!);
+    const [[chunk, size, pack]] = packedChunks((await latestManifest()).manifest) as [[string, number, string, number]];
+    const path = join(repo(), 'packs', pack);
     const bytes = await readFile(path);
     bytes[10] = bytes[10]! ^ 0xff;
     await writeFile(path, bytes);
     const out = join(dir, 'out');
-    await expect(restoreLatest(out)).rejects.toThrow(new RegExp(`ckpt/a.bin: download failed: chunk file://.*chunks/${chunk}.* has SHA-256 [0-9a-f]{64}: corrupted`));
+    await expect(restoreLatest(out)).rejects.toThrow(new RegExp(`ckpt/a.bin: download failed: chunk ${chunk} \\(bytes 0\\+${size} of file://.*packs/${pack}\\) has SHA-256 [0-9a-f]{64}: corrupted`));
     expect(await readdir(join(out, 'ckpt'))).toEqual([]);
   });
 
   test('a missing chunk and a crafted pointer are clear errors', async () => {
     await write({ 'ckpt/a.bin': testBytes(MIB) });
     await snapshot();
-    const [chunk] = await chunkFiles();
-    await rm(join(repo(), 'chunks', chunk!));
-    await expect(restoreLatest(join(dir, 'out'))).rejects.toThrow(new RegExp(`cannot read chunk .*${chunk}`));
+    const [[chunk, , pack]] = packedChunks((await latestManifest()).manifest) as [[string, number, string, number]];
+    await rm(join(repo(), 'packs', pack));
+    await expect(restoreLatest(join(dir, 'out'))).rejects.toThrow(new RegExp(`cannot read chunk ${chunk} .*packs/${pack}`));
 
     await writeFile(join(repo(), 'latest.json'), JSON.stringify({ version: 1, manifest: '../../etc/passwd', finishedAt: 'x' }));
     await expect(restoreLatest(join(dir, 'out2'))).rejects.toThrow(/latest\.json is not a preemptd snapshot pointer: manifest: expected snapshots\/<name>\.json/);

@@ -52,14 +52,14 @@ test('a sync to S3 stores and commits a settled checkpoint without any notice; r
   expect(status).toMatchObject({ name: 'ckpt', backlogFiles: 0, lastError: null });
   expect(status.lastCommitAt).not.toBeNull();
 
-  // No notice was ever raised: the pointer names a complete manifest of the sync, and its chunks are in the bucket.
+  // No notice was ever raised: the pointer names a complete manifest of the sync, and the packs its chunks are in are in the bucket.
   const pointer = JSON.parse((await getText('trainer/latest.json'))!) as { manifest: string };
   const manifest = manifestSchema.parse(JSON.parse((await getText(`trainer/${pointer.manifest}`))!));
   expect(manifest).toMatchObject({ mode: 'dedup', complete: true, notice: { sync: 'ckpt' } });
   expect(manifest.files.map((file) => file.path).sort()).toEqual(['ckpt/model.pt', 'ckpt/shards/empty', 'ckpt/shards/optim.pt']);
-  const listed = await testS3Client(server).send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: 'trainer/chunks/' }));
+  const listed = await testS3Client(server).send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: 'trainer/packs/' }));
   const stored = new Set((listed.Contents ?? []).map((object) => object.Key!.split('/').pop()));
-  for (const file of manifest.files) if (file.type === 'file') for (const [chunk] of file.chunks ?? []) expect(stored).toContain(chunk);
+  for (const file of manifest.files) if (file.type === 'file') for (const chunk of file.chunks ?? []) expect(stored).toContain(chunk[2]);
 
   const out = join(dir, 'restored');
   await restore({ from: `s3://${server.bucket}/trainer/`, latest: true, to: out, log: silentLogger(), signal: new AbortController().signal, ...s3 });

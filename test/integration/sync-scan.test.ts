@@ -9,7 +9,7 @@ import { snapshotStep } from '../../src/steps/snapshot/step.js';
 import { TestResources } from '../helpers/resources.js';
 import { testBytes } from '../helpers/seed.js';
 import { testStepContext } from '../helpers/step-context.js';
-import { chunkObjects, restoredLatest, startSyncDaemon, syncTree, type SyncTree } from '../helpers/sync-daemon.js';
+import { latestSnapshot, newPackBytes, packObjects, restoredLatest, startSyncDaemon, syncTree, type SyncTree } from '../helpers/sync-daemon.js';
 import { until } from '../helpers/until.js';
 
 const resources = new TestResources('preemptd-sync-scan-');
@@ -50,7 +50,7 @@ test('a capped sync scans a file to its end ahead of the cap and reports what it
   // Read whole at once; most of its chunks owed, not sent (1 MB/s would need 8 s).
   expect(scanned.bytesRead).toBeGreaterThanOrEqual(model.length);
   expect(scanned.owedBytes).toBeGreaterThan(model.length / 2);
-  expect((await chunkObjects(where.repo)).size).toBeLessThan(model.length / (256 * 1024) / 2);
+  expect(newPackBytes(new Map(), await packObjects(where.repo))).toBeLessThan(model.length / 2);
   const server = (await serveDaemon(daemon, { server: { enabled: true, host: '127.0.0.1', port: 0 }, readiness: { notReadyOn: [] }, steps: [] }, silentLogger()))!;
   try {
     const body = (await (await fetch(`${server.url}/v1/status`)).json()) as { syncs: Array<{ scannedFiles: number; owedBytes: number }> };
@@ -63,13 +63,14 @@ test('a capped sync scans a file to its end ahead of the cap and reports what it
     await server.close();
   }
 
-  const before = await chunkObjects(where.repo);
+  const before = await packObjects(where.repo);
   const detail = await noticeSnapshot();
   expect(detail).toMatchObject({ complete: true, bytesDone: model.length });
   // The owed ranges, not the file: owed bytes only shrink while the background pays them.
   expect(detail['bytesRead']).toBeLessThanOrEqual(scanned.owedBytes);
-  const sent = [...(await chunkObjects(where.repo))].filter(([name]) => !before.has(name)).reduce((sum, [, object]) => sum + object.size, 0);
-  expect(sent).toBeLessThanOrEqual(scanned.owedBytes);
+  expect(newPackBytes(before, await packObjects(where.repo))).toBeLessThanOrEqual(scanned.owedBytes);
+  // The owed chunks went into packs, and the notice's manifest names each where it is.
+  for (const file of (await latestSnapshot(where.repo)).manifest.files) if (file.type === 'file') for (const chunk of file.chunks!) expect(chunk).toHaveLength(4);
   expect((await restoredFile(where, 'model.pt')).equals(model)).toBe(true);
 }, 60_000);
 
@@ -110,9 +111,12 @@ test('bytes changed under the same size and mtime are caught by the SHA-256 of t
   expect({ size: info.size, mtimeMs: info.mtimeMs }).toEqual({ size: model.length, mtimeMs: mtime * 1000 });
 
   expect(await noticeSnapshot()).toMatchObject({ complete: true, bytesDone: model.length });
-  for (const [name] of await chunkObjects(where.repo)) {
-    const bytes = await readFile(join(where.repo, 'chunks', name));
-    expect(createHash('sha256').update(bytes).digest('hex')).toBe(name.split('/')[1]);
+  // Every chunk the manifest names hashes to its name where it is stored.
+  for (const file of (await latestSnapshot(where.repo)).manifest.files) {
+    for (const [name, size, pack, offset] of file.type === 'file' ? (file.chunks as [string, number, string, number][]) : []) {
+      const bytes = (await readFile(join(where.repo, 'packs', pack))).subarray(offset, offset + size);
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(name);
+    }
   }
   expect((await restoredFile(where, 'model.pt')).equals(altered)).toBe(true);
 }, 60_000);

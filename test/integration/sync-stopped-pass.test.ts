@@ -44,7 +44,7 @@ test('a background pass stopped in the middle of a put (a notice taking the sync
   const reader = FileReader.start();
   try {
     const { entries } = await walkPaths([where.ckpt], [], new AbortController().signal);
-    await scanFiles(entries, new Set(), new TransferProgress(0), { store: stopping, location: { scheme: 'file', directory: where.repo, prefix: '' }, reader, bucket: new TokenBucket(null), signal: stop.signal }).catch(() => undefined);
+    await scanFiles(entries, new Map(), new TransferProgress(0), { store: stopping, location: { scheme: 'file', directory: where.repo, prefix: '' }, reader, bucket: new TokenBucket(null), signal: stop.signal }).catch(() => undefined);
   } finally {
     await reader.close();
     await store.close();

@@ -6,7 +6,7 @@ import { serveDaemon } from '../../src/observe/local-server.js';
 import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
 import { snapshotStep } from '../../src/steps/snapshot/step.js';
 import { TestResources } from '../helpers/resources.js';
-import { chunkObjects, committedFiles, latestSnapshot, restoredLatest, startSyncDaemon, stopDaemon, syncTree, type SyncTree } from '../helpers/sync-daemon.js';
+import { newPackBytes, packObjects, committedFiles, latestSnapshot, restoredLatest, startSyncDaemon, stopDaemon, syncTree, type SyncTree } from '../helpers/sync-daemon.js';
 import { testBytes } from '../helpers/seed.js';
 import { testNotice, testStepContext } from '../helpers/step-context.js';
 import { until } from '../helpers/until.js';
@@ -53,18 +53,22 @@ test('a file written and settled is stored and committed without any notice; lat
   expect(JSON.parse(await readFile(join(where.state, 'sync', 'ckpt.json'), 'utf8'))).toMatchObject({ version: 1, files: [{ source: join(where.ckpt, 'step-1.pt') }] });
   await stopDaemon(first);
 
-  const before = await chunkObjects(where.repo);
+  const before = await packObjects(where.repo);
+  const step1 = (await latestSnapshot(where.repo)).manifest.files.find((file) => file.path === 'ckpt/step-1.pt');
+  expect(step1?.type === 'file' && step1.chunks!.every((chunk) => chunk.length === 4 && before.has(chunk[2]))).toBe(true);
   const second = await startDaemon(where);
   // A new checkpoint after the restart: once it is committed, the sync has looked at step-1.pt too.
   const next = testBytes(1 * MIB);
   await writeFile(join(where.ckpt, 'step-2.pt'), next);
   await until(async () => (await committedFiles(where.repo)).includes('ckpt/step-2.pt'), 20_000);
   expect(await committedFiles(where.repo)).toEqual(['ckpt/step-1.pt', 'ckpt/step-2.pt']);
-  const after = await chunkObjects(where.repo);
-  // Not one of step-1.pt's chunks was sent again: same files, untouched.
+  const after = await packObjects(where.repo);
+  // Not one of step-1.pt's chunks was sent again: same packs, untouched; one new pack holds step-2.pt.
   for (const [name, object] of before) expect(after.get(name)).toEqual(object);
-  const sent = [...after].filter(([name]) => !before.has(name)).reduce((sum, [, object]) => sum + object.size, 0);
-  expect(sent).toBe(next.length);
+  expect(newPackBytes(before, after)).toBe(next.length);
+  expect(after.size).toBe(before.size + 1);
+  // The record's locations: step-1.pt is named where it was stored before the restart.
+  expect((await latestSnapshot(where.repo)).manifest.files.find((file) => file.path === 'ckpt/step-1.pt')).toEqual(step1);
   // Nor was step-1.pt read and hashed again: the record in stateDir says it is stored as it is.
   expect(second.syncs.status()[0]).toMatchObject({ bytesStored: next.length, bytesRead: next.length });
 }, 60_000);
@@ -74,7 +78,7 @@ test('a file still being written is not stored until its marker says the checkpo
   await writeFile(join(where.ckpt, 'shard-0.pt'), testBytes(MIB));
   const daemon = await startDaemon(where, { paths: [join(where.ckpt, '*.pt')], marker: join(where.ckpt, 'COMPLETE'), settle: 0 });
   await until(() => daemon.syncs.status()[0]!.backlogFiles === 1);
-  expect(await chunkObjects(where.repo)).toEqual(new Map());
+  expect(await packObjects(where.repo)).toEqual(new Map());
   await writeFile(join(where.ckpt, 'COMPLETE'), '');
   await until(async () => (await readFile(join(where.repo, 'latest.json')).catch(() => null)) !== null, 20_000);
   expect(await committedFiles(where.repo)).toEqual(['ckpt/shard-0.pt']);
@@ -88,7 +92,7 @@ test('the notice-time snapshot tied to the sync sends only what the sync had not
   // The marker holds back what the trainer writes after it: the background sync leaves the delta to the notice.
   const daemon = await startDaemon(where, { marker: join(where.ckpt, 'COMPLETE'), settle: 0 });
   await until(() => daemon.syncs.status()[0]!.lastCommitAt !== null, 20_000);
-  const before = await chunkObjects(where.repo);
+  const before = await packObjects(where.repo);
 
   const delta = testBytes(MIB);
   await writeFile(join(where.ckpt, 'delta.pt'), delta);
@@ -99,8 +103,8 @@ test('the notice-time snapshot tied to the sync sends only what the sync had not
   } finally {
     step.dispose();
   }
-  const after = await chunkObjects(where.repo);
-  const atSink = [...after].filter(([name]) => !before.has(name)).reduce((sum, [, object]) => sum + object.size, 0);
+  const after = await packObjects(where.repo);
+  const atSink = newPackBytes(before, after);
   expect(atSink).toBeLessThanOrEqual(1.2 * delta.length);
   const { manifest } = await latestSnapshot(where.repo);
   expect(manifest.complete).toBe(true);
@@ -156,12 +160,12 @@ test('a file recorded over an hour ago whose chunks the latest snapshot does not
   await stopDaemon(first);
 
   // Another writer on the prefix moved latest.json to its own snapshot, and a prune deleted
-  // the chunks only our (now unkept) snapshot named, as it may once they are past its grace.
+  // the packs only our (now unkept) snapshot named, as it may once they are past its grace.
   const ours = await latestSnapshot(where.repo);
   const theirs = 'snapshots/other-writer.json';
   await writeFile(join(where.repo, theirs), JSON.stringify({ ...ours.manifest, files: [] }));
   await writeFile(join(where.repo, 'latest.json'), JSON.stringify({ version: 1, manifest: theirs, finishedAt: ours.manifest.finishedAt }));
-  await rm(join(where.repo, 'chunks'), { recursive: true });
+  await rm(join(where.repo, 'packs'), { recursive: true });
   const recordPath = join(where.state, 'sync', 'ckpt.json');
   const record = JSON.parse(await readFile(recordPath, 'utf8')) as { files: { storedAt: number }[] };
   for (const file of record.files) file.storedAt -= 2 * 60 * 60_000;

@@ -163,15 +163,16 @@ describe('GCS store (nock)', () => {
 });
 
 describe('GCS store (nock), dedup mode', () => {
-  test('a second snapshot asks which chunks exist and sends none again; restore --latest rebuilds the files', async () => {
+  test('chunks go in packs; a second snapshot sends none again and writes only its manifest and pointer; restore --latest rebuilds the files', async () => {
     const gcs = fakeGcs('ckpts');
     const first = await runSnapshot({ to: 'gs://ckpts/repo/', endpoint: 'http://gcs.test', mode: 'dedup' });
     expect(first).toMatchObject({ complete: true, bytesSent: 6 * MIB + 11 });
     await rm(join(dir, 'ckpt/config.json'));
     step?.dispose();
+    // 6 MiB and 11 bytes: one pack, a manifest, the pointer; no chunk objects.
+    expect([...gcs.objects.keys()].filter((key) => !key.startsWith('repo/snapshots/')).map((key) => key.replace(/[0-9a-f]{24}$/, '<id>')).sort()).toEqual(['repo/latest.json', 'repo/packs/<id>']);
     const uploads = gcs.objects.size;
-    // Without the pointer's manifest the chunks are not known: has() must find each one stored.
-    gcs.objects.delete('repo/latest.json');
+    // The pointer's manifest names every chunk, with its pack: nothing is asked of the store, nothing sent.
     expect(await runSnapshot({ to: 'gs://ckpts/repo/', endpoint: 'http://gcs.test', mode: 'dedup' })).toMatchObject({ complete: true, bytesSent: 0 });
     expect(gcs.objects.size).toBe(uploads + 1);
     await restore({ from: 'gs://ckpts/repo/', latest: true, to: join(dir, 'out'), endpoint: 'http://gcs.test', log: silentLogger(), signal: new AbortController().signal });

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/lib/log.js';
-import type { ManifestFile } from '../../src/snapshots/manifest.js';
+import type { ManifestFile, StoredChunk } from '../../src/snapshots/manifest.js';
 import { CHUNK_REUSE_WINDOW_MS } from '../../src/snapshots/repository.js';
 import { RecordTrust } from '../../src/snapshots/sync/record-trust.js';
 import { SyncRecord } from '../../src/snapshots/sync/record.js';
@@ -22,7 +22,7 @@ const file: FoundFile = { type: 'file', source: '/ckpt/step-1.pt', name: 'ckpt/s
 const entry: ManifestFile = { type: 'file', path: 'ckpt/step-1.pt', size: 4, mtime: new Date(1000).toISOString(), mode: 0o644, crc32: '0a1b2c3d', chunks: [[SHA, 4]] };
 
 /** A repository whose latest.json names a manifest holding `chunks`, a record with step-1.pt stored two hours before `now`. */
-async function setUp(now: number, chunks: [string, number][]) {
+async function setUp(now: number, chunks: StoredChunk[]) {
   const repo = join(dir, 'repo');
   await mkdir(join(repo, 'snapshots'), { recursive: true });
   const manifest = {
@@ -57,4 +57,20 @@ test('a file recorded long ago whose chunks latest.json does not name is forgott
   expect(record.stored(file)).toBeDefined();
   await trust.check(now);
   expect(record.stored(file)).toBeUndefined();
+});
+
+test('a file recorded long ago in one pack is forgotten when latest.json names its chunk in another: that pack is not protected', async () => {
+  const now = Date.now();
+  const { record, trust } = await setUp(now, [[SHA, 4, '0'.repeat(24), 0]]);
+  record.remember(file, { ...entry, chunks: [[SHA, 4, '1'.repeat(24), 0]] }, now - 2 * CHUNK_REUSE_WINDOW_MS);
+  await trust.check(now);
+  expect(record.stored(file)).toBeUndefined();
+});
+
+test('a file recorded long ago stays trusted while latest.json names its chunk in the same pack', async () => {
+  const now = Date.now();
+  const { record, trust } = await setUp(now, [[SHA, 4, '0'.repeat(24), 0]]);
+  record.remember(file, { ...entry, chunks: [[SHA, 4, '0'.repeat(24), 0]] }, now - 2 * CHUNK_REUSE_WINDOW_MS);
+  await trust.check(now);
+  expect(record.stored(file)).toMatchObject({ chunks: [[SHA, 4, '0'.repeat(24), 0]] });
 });

@@ -6,7 +6,7 @@ import type { Logger } from '../../lib/log.js';
 import { parseLocation, type StoreLocation } from '../../stores/location.js';
 import { openStore } from '../../stores/registry.js';
 import type { ObjectStore } from '../../stores/types.js';
-import type { ManifestEntry, ManifestFile } from '../manifest.js';
+import type { ManifestEntry, ManifestFile, StoredChunk } from '../manifest.js';
 import { orderEntries } from '../order.js';
 import { fillPlaceholders } from '../placeholders.js';
 import { TransferProgress } from '../progress.js';
@@ -195,7 +195,7 @@ export class SyncEngine {
     await this.record.save();
   }
 
-  knownChunks(): Set<string> {
+  knownChunks(): Map<string, StoredChunk> {
     return this.record.chunks();
   }
 

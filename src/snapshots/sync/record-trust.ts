@@ -2,6 +2,7 @@ import type { Logger } from '../../lib/log.js';
 import type { StoreLocation } from '../../stores/location.js';
 import type { ObjectStore } from '../../stores/types.js';
 import { CHUNK_REUSE_WINDOW_MS, manifestChunks, readManifest, readPointer } from '../repository.js';
+import type { StoredChunk } from '../manifest.js';
 import type { SyncRecord } from './record.js';
 
 /**
@@ -13,13 +14,14 @@ const CHECK_EVERY_MS = 60_000;
 
 /**
  * A file recorded longer ago than the chunk reuse window is trusted only while the pointer's
- * manifest names all its chunks: prune keeps that manifest and its chunks, but may delete an
- * older chunk no kept manifest names (another writer on the prefix moved the pointer on).
- * Forgotten files are read again; their chunks are checked in the store (storedChunkUsable).
+ * manifest names all its chunks in the same packs (or chunk objects): prune keeps that
+ * manifest and what it names, but may delete an older pack no kept manifest names (another
+ * writer on the prefix moved the pointer on). Forgotten files are read again, and their
+ * chunks the pointer's manifest does not name are sent again.
  */
 export class RecordTrust {
   /** The chunks of the manifest `latest.json` named when last read, by that name. */
-  private pointerChunks: { name: string | undefined; chunks: ReadonlySet<string> } | undefined;
+  private pointerChunks: { name: string | undefined; chunks: ReadonlyMap<string, StoredChunk> } | undefined;
   private checkedAt: number | undefined;
 
   constructor(
@@ -36,7 +38,7 @@ export class RecordTrust {
     const named =
       pointer !== undefined && pointer === this.pointerChunks?.name
         ? this.pointerChunks
-        : { name: pointer, chunks: pointer === undefined ? new Set<string>() : new Set(manifestChunks(await readManifest(this.store, this.location, pointer)).keys()) };
+        : { name: pointer, chunks: pointer === undefined ? new Map<string, StoredChunk>() : manifestChunks(await readManifest(this.store, this.location, pointer)) };
     this.pointerChunks = named;
     this.checkedAt = now;
     const forgotten = this.record.forgetUnprotected(before, named.chunks);

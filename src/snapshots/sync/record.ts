@@ -4,9 +4,11 @@ import { z } from 'zod';
 import { errorMessage } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { writeFileAtomically } from '../../lib/write-atomically.js';
-import { fileEntrySchema, type Manifest, type ManifestFile } from '../manifest.js';
+import { fileEntrySchema, type Manifest, type ManifestFile, type StoredChunk } from '../manifest.js';
+import { chunkHome } from '../repository.js';
 import type { FoundFile } from '../walk.js';
 
+/** Still 1 with packs: a chunk without a pack (`[sha256, size]`) is the same stored chunk it was. */
 const RECORD_VERSION = 1;
 /** More files than any checkpoint tree has; past it the oldest entries are dropped (stored again if still there). */
 export const MAX_RECORDED_FILES = 100_000;
@@ -18,7 +20,7 @@ const recordSchema = z.object({
   files: z.array(z.object({ source: z.string(), ino: z.number(), mtimeMs: z.number(), storedAt: z.number(), entry: fileEntrySchema })),
 });
 
-/** A stored file: the identity it had when read, and its manifest entry (chunks included). */
+/** A stored file: the identity it had when read, and its manifest entry (chunks included, with where each is stored). */
 interface Recorded {
   ino: number;
   mtimeMs: number;
@@ -30,9 +32,9 @@ interface Recorded {
 /**
  * What a sync has stored, kept in `stateDir/sync/<name>.json` so a restart never reads or
  * uploads it again: each file by path with the size, mtime and inode it had when read, and
- * its chunk list. Written atomically after each batch; a record that cannot be read is
- * dropped with a warning (everything is looked at again: chunks already in the store are
- * found there with one HEAD each and not sent).
+ * its chunks with where each is stored. Written atomically after each batch; a record that
+ * cannot be read is dropped with a warning (everything is read again: chunks the latest
+ * manifest names are not sent again, others are).
  */
 export class SyncRecord {
   private constructor(
@@ -73,21 +75,21 @@ export class SyncRecord {
     return { ...recorded.entry, path: file.name, mode: file.mode };
   }
 
-  /** Every chunk a recorded file names: known stored. */
-  chunks(): Set<string> {
-    return new Set([...this.files.values()].flatMap(({ entry }) => chunksOf(entry)));
+  /** Every chunk a recorded file names, by SHA-256, with where it is stored. */
+  chunks(): Map<string, StoredChunk> {
+    return new Map([...this.files.values()].flatMap(({ entry }) => (entry.chunks ?? []).map((chunk) => [chunk[0], chunk] as const)));
   }
 
   /**
-   * Whether `manifest` holds every recorded file with the same chunks. When it does not, the
+   * Whether `manifest` holds every recorded file with the same chunks, stored in the same place. When it does not, the
    * agent stopped between storing files and committing them (a kill -9 between the record's
    * save and the manifest, or before latest.json): they are committed on the first pass.
    */
   coveredBy(manifest: Manifest | undefined): boolean {
     if (this.files.size === 0) return true;
     if (manifest === undefined) return false;
-    const committed = new Map(manifest.files.map((file) => [file.path, file.type === 'file' ? chunksOf(file).join() : undefined]));
-    for (const { entry } of this.files.values()) if (committed.get(entry.path) !== chunksOf(entry).join()) return false;
+    const committed = new Map(manifest.files.map((file) => [file.path, file.type === 'file' ? chunksOf(file) : undefined]));
+    for (const { entry } of this.files.values()) if (committed.get(entry.path) !== chunksOf(entry)) return false;
     return true;
   }
 
@@ -98,13 +100,14 @@ export class SyncRecord {
   }
 
   /**
-   * Forgets files recorded before `time` unless `protectedChunks` holds every chunk they name
-   * (the pointer's manifest: prune keeps it and the chunks it names). Resolves to how many.
+   * Forgets files recorded before `time` unless `protectedChunks` names every chunk they name
+   * in the same object (the pointer's manifest: prune keeps it and the packs and chunks it
+   * names; a copy of the chunk elsewhere says nothing of the recorded one). Resolves to how many.
    */
-  forgetUnprotected(time: number, protectedChunks: ReadonlySet<string>): number {
+  forgetUnprotected(time: number, protectedChunks: ReadonlyMap<string, StoredChunk>): number {
     let forgotten = 0;
     for (const [source, recorded] of this.files) {
-      if (recorded.storedAt >= time || chunksOf(recorded.entry).every((sha256) => protectedChunks.has(sha256))) continue;
+      if (recorded.storedAt >= time || (recorded.entry.chunks ?? []).every((chunk) => isProtected(chunk, protectedChunks))) continue;
       this.files.delete(source);
       forgotten += 1;
     }
@@ -134,6 +137,12 @@ export class SyncRecord {
   }
 }
 
-function chunksOf(entry: ManifestFile): string[] {
-  return (entry.chunks ?? []).map(([sha256]) => sha256);
+/** The file's chunks with their homes, as one comparable string. */
+function chunksOf(entry: ManifestFile): string {
+  return JSON.stringify(entry.chunks ?? []);
+}
+
+function isProtected(chunk: StoredChunk, protectedChunks: ReadonlyMap<string, StoredChunk>): boolean {
+  const named = protectedChunks.get(chunk[0]);
+  return named !== undefined && chunkHome(named) === chunkHome(chunk);
 }

@@ -2,7 +2,9 @@ import type { StoreLocation } from '../../stores/location.js';
 import type { ObjectStore } from '../../stores/types.js';
 import { uploadDeduplicated } from '../dedup-mode.js';
 import type { TransferProgress } from '../progress.js';
+import type { StoredChunk } from '../manifest.js';
 import type { FileReader } from '../read.js';
+import { PACK_TARGET_BYTES } from '../repository.js';
 import type { ScanPlan } from '../scan-plan.js';
 import type { UploadOutcome } from '../upload.js';
 import type { FoundEntry } from '../walk.js';
@@ -12,6 +14,8 @@ import type { TokenBucket } from './token-bucket.js';
 export const FILES_IN_FLIGHT = 2;
 export const CHUNKS_IN_FLIGHT_PER_FILE = 4;
 export const PART_SIZE = 8 * 1024 * 1024;
+/** The smallest pack a capped pass fills to: a few PUTs a second at the lowest caps. */
+const MIN_PACK_BYTES = 256 * 1024;
 
 /** What a background pass reads and sends with. */
 export interface PassIO {
@@ -29,7 +33,7 @@ export interface PassIO {
  * not kept: the file comes back as a plan (outcome.planned). With no cap every chunk goes at
  * once, so each byte is read once.
  */
-export function scanFiles(entries: FoundEntry[], knownChunks: ReadonlySet<string>, progress: TransferProgress, io: PassIO): Promise<UploadOutcome> {
+export function scanFiles(entries: FoundEntry[], knownChunks: ReadonlyMap<string, StoredChunk>, progress: TransferProgress, io: PassIO): Promise<UploadOutcome> {
   return thenCleanUp(io, () =>
     uploadDeduplicated({
       entries,
@@ -46,14 +50,26 @@ export function scanFiles(entries: FoundEntry[], knownChunks: ReadonlySet<string
       checksum: 'crc32',
       knownChunks,
       sendNow: (bytes) => io.bucket.takeNow(bytes),
+      packBytes: packBytes(io.bucket),
     }),
   );
+}
+
+/**
+ * What a pass fills a pack to: half a second of the cap at most. The cap is taken as chunks
+ * go into a pack, but a pack goes to the store at once, so a pack of 8 MiB at 1 MB/s put
+ * two-thirds more than the cap into some 10 s windows; half a second of it keeps any window
+ * within 5 % (the token bucket's own bound).
+ */
+function packBytes(bucket: TokenBucket): number {
+  const cap = bucket.cap;
+  return cap === null ? PACK_TARGET_BYTES : Math.min(PACK_TARGET_BYTES, Math.max(MIN_PACK_BYTES, Math.round(cap / 2)));
 }
 
 /** Sends what `plans` owe, in their order, at the cap's pace (range reads: sendOwed). */
 export function payOwed(plans: readonly ScanPlan[], progress: TransferProgress, io: PassIO): Promise<OwedOutcome> {
   const { store, location, reader, signal } = io;
-  return thenCleanUp(io, () => sendOwed({ plans, reader, store, location, stop: signal, progress, gate: () => undefined, pace: (bytes) => io.bucket.take(bytes, signal), concurrency: FILES_IN_FLIGHT }));
+  return thenCleanUp(io, () => sendOwed({ plans, reader, store, location, stop: signal, progress, gate: () => undefined, pace: (bytes) => io.bucket.take(bytes, signal), concurrency: FILES_IN_FLIGHT, packBytes: packBytes(io.bucket) }));
 }
 
 /**

@@ -1,0 +1,134 @@
+import { keyFor, type StoreLocation } from '../stores/location.js';
+import { onePart } from '../stores/parts.js';
+import type { ObjectStore } from '../stores/types.js';
+import type { StoredChunk } from './manifest.js';
+import { newPackId, PACK_TARGET_BYTES, packName } from './repository.js';
+
+export interface PackWriterOptions {
+  store: ObjectStore;
+  location: StoreLocation;
+  /** Stops every pack's put. */
+  signal: AbortSignal;
+  /** Bytes as the store sends them. */
+  onBytes?: (bytes: number) => void;
+  /** Sealed packs stored at once; with the open one, what bounds the memory packs hold. */
+  maxInFlight: number;
+  /** Bytes a pack is filled to before it is stored; PACK_TARGET_BYTES when undefined. */
+  targetBytes?: number | undefined;
+}
+
+/** A chunk copied into a pack: where it will be, and a promise that settles once its pack is stored. */
+export interface PackedChunk {
+  chunk: StoredChunk;
+  /** Rejects with the put's error when the pack could not be stored: nothing may name the chunk then. */
+  stored: Promise<void>;
+}
+
+/** A pack being filled. */
+interface OpenPack {
+  id: string;
+  bytes: Buffer;
+  filled: number;
+  stored: Promise<void>;
+  settle: { resolve: () => void; reject: (error: unknown) => void };
+}
+
+/**
+ * Fills packs (`packs/<id>`, repository.ts) with chunks back to back and stores each with one
+ * put once it holds about `targetBytes`. A caller that waits for its chunks to be stored
+ * (a file's entry goes into a manifest only then) must not wait for a pack nothing will fill.
+ * The rule: a pack not full is stored as soon as no PackFeed is open. A feed stands for
+ * chunks still to come that may fill it; it always ends, since adding waits for nothing but
+ * the puts of packs already sealed. Dedup mode holds one feed while files are read, and reads
+ * the next file while one waits for its pack (storeEachFile's readAll): a stream of small
+ * files fills whole packs, and the last, partly filled, goes once every file is read. Chunks
+ * added with no feed open (sendOwed, which does not wait per chunk) rely on a full pack or
+ * flush().
+ */
+export class PackWriter {
+  private open: OpenPack | undefined;
+  /** Packs sealed whose put has not settled. */
+  private readonly storing = new Set<Promise<void>>();
+  private wakeAdders: (() => void)[] = [];
+  /** Feeds not ended yet. */
+  private openFeeds = 0;
+  private readonly target: number;
+
+  constructor(private readonly options: PackWriterOptions) {
+    this.target = options.targetBytes ?? PACK_TARGET_BYTES;
+  }
+
+  /** Chunks still to come: a pack not full is not stored while a feed is open. */
+  feed(): PackFeed {
+    this.openFeeds += 1;
+    return new PackFeed(this);
+  }
+
+  /**
+   * Copies `bytes` into the open pack (sealing it first when they do not fit, waiting while
+   * `maxInFlight` packs are being stored); the caller may reuse `bytes` once this resolves.
+   */
+  async add(sha256: string, bytes: Buffer): Promise<PackedChunk> {
+    for (;;) {
+      this.options.signal.throwIfAborted();
+      if (this.open && this.open.filled + bytes.length > this.open.bytes.length) this.seal(this.open);
+      if (this.open) break;
+      if (this.storing.size < this.options.maxInFlight) {
+        this.open = openPack(Math.max(this.target, bytes.length));
+        break;
+      }
+      await new Promise<void>((resolve) => this.wakeAdders.push(resolve));
+    }
+    const pack = this.open;
+    const offset = pack.filled;
+    bytes.copy(pack.bytes, offset);
+    pack.filled += bytes.length;
+    return { chunk: [sha256, bytes.length, pack.id, offset], stored: pack.stored };
+  }
+
+  /** Stores the open pack; resolves once every pack sealed so far is stored or failed. */
+  async flush(): Promise<void> {
+    if (this.open) this.seal(this.open);
+    await Promise.allSettled(this.storing);
+  }
+
+  /** A feed added all its chunks: the open pack is sealed once no feed is open. */
+  ended(): void {
+    this.openFeeds -= 1;
+    if (this.openFeeds === 0 && this.open) this.seal(this.open);
+  }
+
+  private seal(pack: OpenPack): void {
+    this.open = undefined;
+    const { store, location, signal, onBytes } = this.options;
+    const put = store.put(keyFor(location, packName(pack.id)), onePart(pack.bytes.subarray(0, pack.filled)), { ...(onBytes ? { onBytes } : {}), signal });
+    const settled = put.then(pack.settle.resolve, pack.settle.reject).finally(() => {
+      this.storing.delete(settled);
+      const waiting = this.wakeAdders;
+      this.wakeAdders = [];
+      for (const wake of waiting) wake();
+    });
+    this.storing.add(settled);
+  }
+}
+
+/** Chunks still to come (a file's, or a whole snapshot's); end() once the last is added, or the open pack waits for it. */
+export class PackFeed {
+  private ended = false;
+
+  constructor(private readonly writer: PackWriter) {}
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.writer.ended();
+  }
+}
+
+function openPack(size: number): OpenPack {
+  let settle!: OpenPack['settle'];
+  const stored = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  // Each chunk's owner awaits it; a pack whose chunks nobody awaits must not fail unhandled.
+  stored.catch(() => undefined);
+  return { id: newPackId(), bytes: Buffer.allocUnsafe(size), filled: 0, stored, settle };
+}

@@ -1,0 +1,174 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '../../src/lib/log.js';
+import { PackWriter, type PackedChunk } from '../../src/snapshots/pack-writer.js';
+import { packName } from '../../src/snapshots/repository.js';
+import { parseLocation, type StoreLocation } from '../../src/stores/location.js';
+import { openStore } from '../../src/stores/registry.js';
+import type { ObjectStore } from '../../src/stores/types.js';
+
+let dir: string;
+let location: StoreLocation;
+let store: ObjectStore;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'preemptd-pack-writer-'));
+  location = parseLocation(`file://${dir}/`);
+  store = await openStore(location, { partSize: 1 << 20, queueSize: 1, concurrency: 1, signal: new AbortController().signal, log: silentLogger() });
+});
+afterEach(async () => {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function chunk(index: number, size: number): { sha256: string; bytes: Buffer } {
+  const bytes = Buffer.alloc(size, index % 251);
+  bytes.writeUInt32BE(index);
+  return { sha256: createHash('sha256').update(bytes).digest('hex'), bytes };
+}
+
+async function packsStored(): Promise<string[]> {
+  return (await readdir(join(dir, 'packs')).catch(() => [] as string[])).filter((name) => !name.endsWith('.partial'));
+}
+
+/** The bytes a located chunk names, read back by its range. */
+async function readBack({ chunk: stored }: PackedChunk): Promise<Buffer> {
+  const [, size, pack, offset] = stored as [string, number, string, number];
+  const parts: Buffer[] = [];
+  for await (const part of await store.get(`${packName(pack)}`, { offset, length: size })) parts.push(part as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** Whether `promise` has settled once everything already queued has run (no clock involved). */
+async function settled(promise: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  void promise.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  return done;
+}
+
+function writer(options: { targetBytes: number; maxInFlight?: number; on?: ObjectStore }): PackWriter {
+  return new PackWriter({ store: options.on ?? store, location, signal: new AbortController().signal, maxInFlight: options.maxInFlight ?? 4, targetBytes: options.targetBytes });
+}
+
+test('fills each pack to the target, chunks back to back, and every chunk reads back from its range', async () => {
+  const packs = writer({ targetBytes: 1000 });
+  const chunks = Array.from({ length: 10 }, (_, index) => chunk(index, 300));
+  const added: PackedChunk[] = [];
+  for (const { sha256, bytes } of chunks) added.push(await packs.add(sha256, bytes));
+  await packs.flush();
+  await Promise.all(added.map((one) => one.stored));
+  expect(added.map(({ chunk: [, , , offset] }) => offset)).toEqual([0, 300, 600, 0, 300, 600, 0, 300, 600, 0]);
+  expect(new Set(added.map(({ chunk: [, , pack] }) => pack)).size).toBe(4);
+  expect((await packsStored()).length).toBe(4);
+  for (const [index, one] of added.entries()) expect((await readBack(one)).equals(chunks[index]!.bytes)).toBe(true);
+  expect(added[0]!.chunk.slice(0, 2)).toEqual([chunks[0]!.sha256, 300]);
+});
+
+test('a chunk larger than the target gets a pack of its own size', async () => {
+  const packs = writer({ targetBytes: 100 });
+  const big = chunk(1, 250);
+  const added = await packs.add(big.sha256, big.bytes);
+  await packs.flush();
+  await added.stored;
+  expect((await readBack(added)).equals(big.bytes)).toBe(true);
+});
+
+test('a single small file does not wait for a pack nobody else fills: it is stored once the file ends', async () => {
+  const packs = writer({ targetBytes: 1 << 20 });
+  const feed = packs.feed();
+  const one = chunk(1, 100);
+  const added = await packs.add(one.sha256, one.bytes);
+  expect(await settled(added.stored)).toBe(false);
+  feed.end();
+  await added.stored;
+  expect(await packsStored()).toEqual([added.chunk[2]]);
+});
+
+test('many small files share a pack, stored once the last file being read has offered all its chunks', async () => {
+  const packs = writer({ targetBytes: 1 << 20 });
+  const feeds = Array.from({ length: 8 }, () => packs.feed());
+  const added = await Promise.all(feeds.map(async (feed, index) => [await packs.add(chunk(2 * index, 100).sha256, chunk(2 * index, 100).bytes), await packs.add(chunk(2 * index + 1, 50).sha256, chunk(2 * index + 1, 50).bytes)]));
+  for (const feed of feeds.slice(0, 7)) feed.end();
+  // One file still offering: the files waiting for the pack wait for it, not for a flush.
+  expect(await settled(added[0]![0]!.stored)).toBe(false);
+  feeds[7]!.end();
+  await Promise.all(added.flat().map((one) => one.stored));
+  expect(new Set(added.flat().map(({ chunk: [, , pack] }) => pack)).size).toBe(1);
+  expect((await packsStored()).length).toBe(1);
+  for (const [index, [first]] of added.entries()) expect((await readBack(first!)).equals(chunk(2 * index, 100).bytes)).toBe(true);
+});
+
+test('a file still being read holds the open pack (it may fill it), not a pack already full', async () => {
+  const packs = writer({ targetBytes: 150 });
+  const writing = packs.feed();
+  const reading = packs.feed();
+  const full = await packs.add(chunk(3, 100).sha256, chunk(3, 100).bytes);
+  const last = await packs.add(chunk(4, 100).sha256, chunk(4, 100).bytes);
+  writing.end();
+  await full.stored;
+  expect(await settled(last.stored)).toBe(false);
+  reading.end();
+  reading.end();
+  await last.stored;
+  expect((await packsStored()).length).toBe(2);
+});
+
+test('a failed put rejects the chunks of its pack only, and flush still resolves', async () => {
+  let puts = 0;
+  const failing: ObjectStore = { ...store, put: (key, parts, options) => ((puts += 1) === 1 ? Promise.reject(new Error('503 Slow Down')) : store.put(key, parts, options)) };
+  const packs = writer({ targetBytes: 200, on: failing });
+  const added: PackedChunk[] = [];
+  for (let index = 0; index < 4; index += 1) added.push(await packs.add(chunk(index, 100).sha256, chunk(index, 100).bytes));
+  await packs.flush();
+  await expect(added[0]!.stored).rejects.toThrow('503 Slow Down');
+  await expect(added[1]!.stored).rejects.toThrow('503 Slow Down');
+  await expect(added[2]!.stored).resolves.toBeUndefined();
+  await expect(added[3]!.stored).resolves.toBeUndefined();
+  expect(await packsStored()).toEqual([added[2]!.chunk[2]]);
+});
+
+test('holds at most maxInFlight packs being stored: a chunk that needs another waits for one to be stored', async () => {
+  const held: (() => void)[] = [];
+  let storing = 0;
+  let most = 0;
+  const slow: ObjectStore = {
+    ...store,
+    put: async (key, parts, options) => {
+      storing += 1;
+      most = Math.max(most, storing);
+      await new Promise<void>((resolve) => held.push(resolve));
+      await store.put(key, parts, options);
+      storing -= 1;
+    },
+  };
+  const packs = writer({ targetBytes: 100, maxInFlight: 2, on: slow });
+  await packs.add(chunk(1, 100).sha256, chunk(1, 100).bytes);
+  await packs.add(chunk(2, 100).sha256, chunk(2, 100).bytes);
+  const third = packs.add(chunk(3, 100).sha256, chunk(3, 100).bytes);
+  expect(await settled(third)).toBe(false);
+  expect(held.length).toBe(2);
+  held.shift()!();
+  await third;
+  const flushed = packs.flush();
+  while (held.length < 2) await new Promise((resolve) => setImmediate(resolve));
+  for (const release of held.splice(0)) release();
+  await flushed;
+  expect(most).toBe(2);
+  expect((await packsStored()).length).toBe(3);
+});
+
+test('an aborted writer refuses chunks, and its pack put is stopped', async () => {
+  const stop = new AbortController();
+  const packs = new PackWriter({ store, location, signal: stop.signal, maxInFlight: 1, targetBytes: 1000 });
+  const added = await packs.add(chunk(1, 100).sha256, chunk(1, 100).bytes);
+  stop.abort();
+  await expect(packs.add(chunk(2, 100).sha256, chunk(2, 100).bytes)).rejects.toThrow();
+  await packs.flush();
+  await expect(added.stored).rejects.toThrow();
+  expect(await packsStored()).toEqual([]);
+});
