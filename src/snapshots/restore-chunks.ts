@@ -16,7 +16,8 @@ export const REQUESTS_AHEAD = 8;
 
 /**
  * Bytes of one file fetched ahead of the writer, at most (a request larger alone is fetched
- * alone): with a restore's 4 files at once, about 128 MiB held, whatever the packs' layout.
+ * alone): with a restore's 4 files at once, 128 MiB ahead plus the request each is writing
+ * (16 MiB at most), whatever the packs' layout.
  */
 export const BYTES_AHEAD = 32 * 1024 * 1024;
 
