@@ -120,7 +120,7 @@ export function declareProgram<T>(argv: Argv<T>) {
             .option('json', { type: 'boolean', default: false, describe: 'print JSON lines (the default when stdout is not a terminal)' })
             .option('keep-last', { type: 'number', describe: 'prune: keep the newest N snapshots' })
             .option('keep-within', { type: 'string', describe: 'prune: keep the snapshots taken within this long, e.g. 7d' })
-            .option('grace', { type: 'string', default: '24h', describe: 'prune: never delete a manifest, chunk or leftover .partial file written within this long (a writer may rely on it)' })
+            .option('grace', { type: 'string', default: '24h', describe: 'prune: never delete a manifest, pack, chunk or leftover .partial file written within this long (a writer may rely on it)' })
             .option('apply', { type: 'boolean', default: false, describe: 'prune: delete; without it, print what would be deleted and delete nothing' }),
         ),
       async (args) => (await import('./snapshots.js')).snapshotsCommand(args),

@@ -125,6 +125,6 @@ function printPrune(report: PruneReport, where: string, asJson: boolean): void {
   for (const name of report.manifests) process.stdout.write(`${verb} ${name}\n`);
   for (const { name, reasons } of report.kept) process.stdout.write(`keep ${name} (${reasons.join(', ')})\n`);
   const leftovers = report.leftovers ? ` and ${report.leftovers} .partial files a killed writer left` : '';
-  process.stdout.write(`${where}: ${verb} ${report.manifests.length} manifests and ${report.chunks} chunks${leftovers}, ${formatBytes(report.bytes)}`);
-  process.stdout.write(`${report.chunksInGrace ? `; ${report.chunksInGrace} unreferenced chunks are within the grace and kept` : ''}${report.applied ? '' : ' (dry run: add --apply to delete)'}\n`);
+  process.stdout.write(`${where}: ${verb} ${report.manifests.length} manifests and ${report.objects} packs and chunks${leftovers}, ${formatBytes(report.bytes)}`);
+  process.stdout.write(`${report.objectsInGrace ? `; ${report.objectsInGrace} unreferenced packs and chunks are within the grace and kept` : ''}${report.applied ? '' : ' (dry run: add --apply to delete)'}\n`);
 }

@@ -39,7 +39,7 @@ const chunkRef = z.union([
       sha256Field,
       chunkSize,
       z.string().regex(/^[0-9a-f]{24}$/, { message: 'expected a pack id: 24 lower-case hex digits' }),
-      z.number().int().nonnegative(),
+      z.number().int().nonnegative({ message: 'expected an offset in the pack: a whole number, 0 or more' }),
     ])
     .refine(([, size, , offset]) => offset + size <= MAX_PACK_BYTES, { message: `a range inside a pack of at most ${MAX_PACK_BYTES} bytes` }),
 ]);

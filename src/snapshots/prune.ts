@@ -3,7 +3,7 @@ import type { Logger } from '../lib/log.js';
 import { formatLocation, keyFor, type StoreLocation } from '../stores/location.js';
 import { STORE_PAGE_SIZE, type ObjectStore } from '../stores/types.js';
 import { readCatalog, type SnapshotRecord } from './catalog.js';
-import { CHUNK_NAME, manifestObjects } from './repository.js';
+import { CHUNK_NAME, manifestObjects, PACK_NAME } from './repository.js';
 import { planRetention, type KeepReason, type RetentionPolicy } from './retention.js';
 
 export interface PruneOptions {
@@ -15,42 +15,36 @@ export interface PruneOptions {
   now?: number;
   /** Stops the prune before its next listed key or deleted key (a notice being handled). */
   signal?: AbortSignal;
-  /** Held by a writer in this process that may put chunks while the prune runs (a background sync). */
-  fence?: DeleteFence;
-}
-
-/**
- * What keeps a prune from deleting a chunk that a writer in the same process put again after
- * the prune listed it (old and unreferenced then): each batch of chunks is claimed before it
- * is deleted and released after.
- */
-export interface DeleteFence {
-  /** The keys of a batch that may go (none put since the prune started); a put of one waits until `release`. */
-  claim(keys: readonly string[]): string[];
-  release(): void;
 }
 
 export interface PruneReport {
   kept: { name: string; reasons: KeepReason[] }[];
   /** Manifests deleted (or that would be). */
   manifests: string[];
-  /** Chunks deleted (or that would be). */
-  chunks: number;
-  /** Bytes of those manifests and chunks. */
+  /** Packs and chunks stored alone deleted (or that would be). */
+  objects: number;
+  /** Bytes of those manifests, packs and chunks. */
   bytes: number;
-  /** Unreferenced chunks left because they were written within the grace. */
-  chunksInGrace: number;
+  /** Unreferenced packs and chunks left because they were written within the grace. */
+  objectsInGrace: number;
   /** Files a killed writer left (file://'s `.partial`) written before the grace, deleted (or that would be). */
   leftovers: number;
   applied: boolean;
 }
 
+/** Where the objects holding chunks are, and the names that are the repository's there (anything else is never deleted). */
+const CHUNK_HOMES = [
+  ['packs/', PACK_NAME],
+  ['chunks/', CHUNK_NAME],
+] as const;
+
 /**
  * Applies a retention policy to a dedup repository (docs/snapshot.md, "Retention"):
- * dropped manifests are deleted first, then the chunks no kept manifest names and the grace
- * does not protect. Cut anywhere, it leaves chunks no manifest names, never a kept manifest
- * naming a missing chunk; run again, it finishes the job. A manifest that does not read as
- * one stops the prune before anything is deleted: its chunks are unknown.
+ * dropped manifests are deleted first, then the packs and chunks no kept manifest names and
+ * the grace does not protect. A pack any kept manifest names a chunk of is kept whole. Cut
+ * anywhere, it leaves objects no manifest names, never a kept manifest naming a missing one;
+ * run again, it finishes the job. A manifest that does not read as one stops the prune
+ * before anything is deleted: the objects it needs are unknown.
  */
 export async function prune(store: ObjectStore, location: StoreLocation, options: PruneOptions): Promise<PruneReport> {
   const now = options.now ?? Date.now();
@@ -67,21 +61,23 @@ export async function prune(store: ObjectStore, location: StoreLocation, options
     throw new PreemptdError('ERR_PRUNE', `${where}latest.json names ${catalog.latest}, which does not exist; nothing was deleted`);
   }
   const plan = planRetention(catalog.snapshots, catalog.latest, options.policy, now);
-  const referenced = referencedChunks(plan.keep.map((entry) => entry.record));
+  const referenced = referencedObjects(plan.keep.map((entry) => entry.record));
   const graceStart = now - options.policy.graceMs;
-  const chunks: string[] = [];
+  const objects: string[] = [];
   let bytes = plan.drop.reduce((sum, record) => sum + record.size, 0);
-  let chunksInGrace = 0;
-  for await (const object of store.list(keyFor(location, 'chunks/'))) {
-    options.signal?.throwIfAborted();
-    const match = CHUNK_NAME.exec(object.key.slice(location.prefix.length));
-    if (!match || referenced.has(match[0])) continue;
-    if (object.modified > graceStart) {
-      chunksInGrace += 1;
-      continue;
+  let objectsInGrace = 0;
+  for (const [under, repositoryName] of CHUNK_HOMES) {
+    for await (const object of store.list(keyFor(location, under))) {
+      options.signal?.throwIfAborted();
+      const name = object.key.slice(location.prefix.length);
+      if (!repositoryName.test(name) || referenced.has(name)) continue;
+      if (object.modified > graceStart) {
+        objectsInGrace += 1;
+        continue;
+      }
+      objects.push(object.key);
+      bytes += object.size;
     }
-    chunks.push(object.key);
-    bytes += object.size;
   }
   // A writer may be filling a fresh one: only those older than the grace go.
   const leftovers: string[] = [];
@@ -94,32 +90,25 @@ export async function prune(store: ObjectStore, location: StoreLocation, options
   const report: PruneReport = {
     kept: plan.keep.map(({ record, reasons }) => ({ name: record.name, reasons })),
     manifests: plan.drop.map((record) => record.name),
-    chunks: chunks.length,
+    objects: objects.length,
     bytes,
-    chunksInGrace,
+    objectsInGrace,
     leftovers: leftovers.length,
     applied: options.apply,
   };
   if (!options.apply) return report;
   options.signal?.throwIfAborted();
-  // Manifests first: a crash after this leaves unreferenced chunks, which the next prune finds.
+  // Manifests first: a crash after this leaves unreferenced objects, which the next prune finds.
   await store.delete(plan.drop.map((record) => keyFor(location, record.name)), options.signal);
   options.log.info({ at: where, manifests: report.manifests.length }, 'prune: manifests deleted');
-  for (let start = 0; start < chunks.length; start += STORE_PAGE_SIZE) {
-    const batch = chunks.slice(start, start + STORE_PAGE_SIZE);
-    try {
-      await store.delete(options.fence?.claim(batch) ?? batch, options.signal);
-    } finally {
-      options.fence?.release();
-    }
-  }
+  for (let start = 0; start < objects.length; start += STORE_PAGE_SIZE) await store.delete(objects.slice(start, start + STORE_PAGE_SIZE), options.signal);
   await store.delete(leftovers, options.signal);
-  options.log.info({ at: where, manifests: report.manifests.length, chunks: chunks.length, leftovers: leftovers.length, bytes }, 'prune finished');
+  options.log.info({ at: where, manifests: report.manifests.length, objects: objects.length, leftovers: leftovers.length, bytes }, 'prune finished');
   return report;
 }
 
 /** The objects (packs and chunks) the kept manifests' chunks are stored in. */
-function referencedChunks(records: readonly SnapshotRecord[]): Set<string> {
+function referencedObjects(records: readonly SnapshotRecord[]): Set<string> {
   const names = new Set<string>();
   for (const { manifest } of records) {
     for (const name of manifestObjects(manifest)) names.add(name);

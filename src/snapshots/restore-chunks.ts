@@ -8,60 +8,99 @@ import { runningChecksum } from './checksum.js';
 import type { ManifestFile, StoredChunk } from './manifest.js';
 import type { ChecksumAlgorithm } from './options.js';
 import { chunkHome } from './repository.js';
+import { chunkRequests, requestBytes, type ChunkRequest } from './restore-requests.js';
 import { insideTarget } from './restore-entries.js';
 
-/** Chunks of one file fetched ahead of the one being written. */
-export const CHUNKS_AHEAD = 8;
+/** Requests of one file in flight ahead of the one being written (the store's keep-alive pool is sized for it). */
+export const REQUESTS_AHEAD = 8;
 
 /**
- * Fetches one chunk and checks it is what its name says: exactly `size` bytes (never more
- * read than that plus one) whose SHA-256 is `sha256`. Anything else names the chunk. The
- * pieces are hashed as they come and kept as they are (no copy into one buffer).
+ * Bytes of one file fetched ahead of the writer, at most (a request larger alone is fetched
+ * alone): with a restore's 4 files at once, 128 MiB ahead plus the request each is writing
+ * (16 MiB at most), whatever the packs' layout.
  */
-async function fetchChunk(store: ObjectStore, location: StoreLocation, chunk: StoredChunk): Promise<Buffer[]> {
-  const [sha256, size] = chunk;
-  const name = chunkHome(chunk);
-  const range = chunk.length === 4 ? { offset: chunk[3], length: size } : undefined;
-  const where = range ? `chunk ${sha256} (bytes ${range.offset}+${size} of ${formatLocation(location)}${name})` : `chunk ${formatLocation(location)}${name}`;
+export const BYTES_AHEAD = 32 * 1024 * 1024;
+
+/** How an error names a chunk: its pack and byte range, or its own object. */
+function chunkWhere(location: StoreLocation, chunk: StoredChunk): string {
+  const name = `${formatLocation(location)}${chunkHome(chunk)}`;
+  return chunk.length === 4 ? `chunk ${chunk[0]} (bytes ${chunk[3]}+${chunk[1]} of ${name})` : `chunk ${name}`;
+}
+
+/**
+ * Fetches one request (a range of a pack, or a chunk stored alone) and checks each chunk in
+ * it is what its name says: exactly its size (never more read than the request plus one
+ * piece) with its SHA-256. Anything else names the chunk, with its pack and byte range. The
+ * pieces are hashed as they come and kept as they are (cut at chunk bounds, never copied).
+ */
+async function fetchRequest(store: ObjectStore, location: StoreLocation, request: ChunkRequest): Promise<Buffer[]> {
   const pieces: Buffer[] = [];
-  const hash = createHash('sha256');
-  let length = 0;
+  let index = 0;
+  let got = 0;
+  let hash = createHash('sha256');
+  const finishChunk = () => {
+    const chunk = request.chunks[index]!;
+    const digest = hash.digest('hex');
+    if (digest !== chunk[0]) throw new PreemptdError('ERR_RESTORE', `${chunkWhere(location, chunk)} has SHA-256 ${digest}: corrupted`);
+    index += 1;
+    got = 0;
+    hash = createHash('sha256');
+  };
   try {
-    for await (const piece of await store.get(keyFor(location, name), range)) {
-      length += (piece as Buffer).length;
-      if (length > size) throw new PreemptdError('ERR_RESTORE', `${where} is larger than the manifest's ${size} bytes`);
-      hash.update(piece as Buffer);
-      pieces.push(piece as Buffer);
+    for await (const piece of await store.get(keyFor(location, request.home), request.range)) {
+      let rest = piece as Buffer;
+      while (rest.length > 0) {
+        const chunk = request.chunks[index];
+        if (!chunk) {
+          const last = request.chunks.at(-1)!;
+          throw new PreemptdError('ERR_RESTORE', `${chunkWhere(location, last)} is larger than the manifest's ${last[1]} bytes`);
+        }
+        const part = rest.subarray(0, chunk[1] - got);
+        hash.update(part);
+        pieces.push(part);
+        got += part.length;
+        rest = rest.subarray(part.length);
+        if (got === chunk[1]) finishChunk();
+      }
     }
   } catch (error) {
     if (error instanceof PreemptdError) throw error;
-    throw new PreemptdError('ERR_RESTORE', `cannot read ${where}: ${errorMessage(error)}`, { cause: error });
+    const reading = request.chunks[Math.min(index, request.chunks.length - 1)]!;
+    throw new PreemptdError('ERR_RESTORE', `cannot read ${chunkWhere(location, reading)}: ${errorMessage(error)}`, { cause: error });
   }
-  if (length !== size) throw new PreemptdError('ERR_RESTORE', `${where} is ${length} bytes, the manifest says ${size}`);
-  const got = hash.digest('hex');
-  if (got !== sha256) throw new PreemptdError('ERR_RESTORE', `${where} has SHA-256 ${got}: corrupted`);
+  const short = request.chunks[index];
+  if (short) throw new PreemptdError('ERR_RESTORE', `${chunkWhere(location, short)} is ${got} bytes, the manifest says ${short[1]}`);
   return pieces;
 }
 
 /**
- * A dedup file's bytes: its chunks in order, each verified, with CHUNKS_AHEAD fetched in
- * parallel ahead of the writer. A bad chunk ends the stream with its error.
+ * A dedup file's bytes: its chunks in order, each verified, fetched by requests that read
+ * the chunks it has back to back in a pack at once (restore-requests.ts); up to
+ * REQUESTS_AHEAD of them, and BYTES_AHEAD, fetched in parallel ahead of the writer. A bad
+ * chunk ends the stream with its error.
  */
 export async function* chunkedBody(store: ObjectStore, location: StoreLocation, file: ManifestFile): AsyncGenerator<Buffer> {
-  const chunks = file.chunks ?? [];
-  const ahead: Promise<Buffer[]>[] = [];
+  const requests = chunkRequests(file.chunks ?? []);
+  const ahead: { bytes: number; fetching: Promise<Buffer[]> }[] = [];
+  let bytesAhead = 0;
   let next = 0;
   const fill = () => {
-    while (next < chunks.length && ahead.length < CHUNKS_AHEAD) {
-      const fetching = fetchChunk(store, location, chunks[next++]!);
+    while (next < requests.length && ahead.length < REQUESTS_AHEAD) {
+      const bytes = requestBytes(requests[next]!);
+      if (ahead.length > 0 && bytesAhead + bytes > BYTES_AHEAD) return;
+      const fetching = fetchRequest(store, location, requests[next++]!);
       // Awaited in order below; one left behind when the writer stops must not go unhandled.
       fetching.catch(() => undefined);
-      ahead.push(fetching);
+      ahead.push({ bytes, fetching });
+      bytesAhead += bytes;
     }
   };
   fill();
   while (ahead.length > 0) {
-    const pieces = await ahead.shift()!;
+    const { bytes, fetching } = ahead[0]!;
+    const pieces = await fetching;
+    ahead.shift();
+    bytesAhead -= bytes;
     fill();
     yield* pieces;
   }

@@ -11,7 +11,7 @@ import { MANIFEST_NAME, manifestSchema, type Manifest, type ManifestFile } from 
 import { insideTarget, restoreLinks, writeVerified, type EntryWriter, type Failure } from './restore-entries.js';
 import { formatLocation, keyFor, parseLocation, type StoreLocation } from '../stores/location.js';
 import { readLatest } from './repository.js';
-import { alreadyPresent, chunkedBody, CHUNKS_AHEAD } from './restore-chunks.js';
+import { alreadyPresent, chunkedBody, REQUESTS_AHEAD } from './restore-chunks.js';
 import { writeMarker } from './restore-marker.js';
 import { checkRoom } from './restore-room.js';
 import { RestoreTally } from './restore-tally.js';
@@ -121,9 +121,9 @@ export async function openRestoreStore(options: Omit<RestoreOptions, 'to'>): Pro
     forcePathStyle: options.forcePathStyle,
     region: options.region,
     partSize: 8 * 1024 * 1024,
-    // Requests in flight per file (a dedup file's chunks fetched ahead): the store sizes its
+    // Requests in flight per file (a dedup file's ranges fetched ahead): the store sizes its
     // keep-alive pool to concurrency x queueSize, so no fetch waits for a socket.
-    queueSize: CHUNKS_AHEAD,
+    queueSize: REQUESTS_AHEAD,
     concurrency: options.concurrency ?? 4,
     signal: options.signal,
     log: options.log,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,5 +118,75 @@ describe('restore --latest of a bad repository', () => {
     });
     await expect(restoreLatest()).rejects.toMatchObject({ code: 'ERR_RESTORE', message: expect.stringMatching(new RegExp(`^the snapshot needs ${size} more bytes under .*/up/out, only \\d+ are free: nothing fetched$`)) });
     expect(await filesUnder(out)).toEqual([]);
+  });
+});
+
+describe('restore --latest of a bad pack', () => {
+  const PACKED = { chunkBytes: 16 * KIB, home: () => 'pack' as const };
+
+  /** A snapshot of one 64 KiB file in four 16 KiB chunks, back to back in one pack; returns its manifest's name, the pack's path and the chunks. */
+  async function onePack(): Promise<{ name: string; pack: string; packUrl: string; chunks: [string, number, string, number][] }> {
+    const name = commitDedupSnapshot(repo, { 'ckpt/model.pt': testBytes(64 * KIB) }, TIMES, PACKED);
+    const manifest = JSON.parse(await readFile(join(repo, name), 'utf8')) as { files: { chunks: [string, number, string, number][] }[] };
+    const chunks = manifest.files[0]!.chunks;
+    return { name, pack: join(repo, 'packs', chunks[0]![2]), packUrl: `file://${repo}/packs/${chunks[0]![2]}`, chunks };
+  }
+
+  test('a missing pack names the chunk, the pack and the byte range; nothing is left', async () => {
+    const { pack, packUrl, chunks } = await onePack();
+    await rm(pack);
+    await expect(restoreLatest()).rejects.toMatchObject({ code: 'ERR_RESTORE', message: expect.stringContaining(`ckpt/model.pt: download failed: cannot read chunk ${chunks[0]![0]} (bytes 0+16384 of ${packUrl}): `) });
+    expect(await filesUnder(out)).toEqual([]);
+  });
+
+  test('a truncated pack (the range runs past its end) names the first chunk cut short', async () => {
+    const { pack, packUrl, chunks } = await onePack();
+    await truncate(pack, 40_000);
+    await expect(restoreLatest()).rejects.toMatchObject({ code: 'ERR_RESTORE', message: expect.stringContaining(`chunk ${chunks[2]![0]} (bytes 32768+16384 of ${packUrl}) is 7232 bytes, the manifest says 16384`) });
+    expect(await filesUnder(out)).toEqual([]);
+  });
+
+  test('a corrupted byte in a pack names the chunk holding it; nothing is left', async () => {
+    const { pack, packUrl, chunks } = await onePack();
+    const bytes = await readFile(pack);
+    bytes[20_000] = bytes[20_000]! ^ 0xff;
+    await writeFile(pack, bytes);
+    await expect(restoreLatest()).rejects.toMatchObject({ code: 'ERR_RESTORE', message: expect.stringMatching(new RegExp(`chunk ${chunks[1]![0]} \\(bytes 16384\\+16384 of ${packUrl}\\) has SHA-256 [0-9a-f]{64}: corrupted`)) });
+    expect(await filesUnder(out)).toEqual([]);
+  });
+
+  test.each([
+    ['a pack id that is not 24 hex digits', (chunk: any[]) => (chunk[2] = 'ABCDEF'.padEnd(24, '0')), 'files.0.chunks.1.2: expected a pack id: 24 lower-case hex digits'],
+    ['a pack id with path characters', (chunk: any[]) => (chunk[2] = '../../../../etc/passwd00'), 'files.0.chunks.1.2: expected a pack id: 24 lower-case hex digits'],
+    ['a negative offset', (chunk: any[]) => (chunk[3] = -16384), 'files.0.chunks.1.3: expected an offset in the pack: a whole number, 0 or more'],
+    ['a range past the largest pack', (chunk: any[]) => (chunk[3] = 64 * 1024 * 1024 - 100), 'files.0.chunks.1: a range inside a pack of at most 67108864 bytes'],
+  ])('a crafted chunk ref, %s, is refused naming where it is; nothing is fetched or written', async (_, edit, message) => {
+    const { name } = await onePack();
+    await editManifest(name, (manifest) => edit(manifest.files[0]!.chunks[1]));
+    await expect(restoreLatest()).rejects.toThrow(`file://${repo}/${name} is not a preemptd manifest: ${message}`);
+    expect(await filesUnder(join(dir, 'up'))).toEqual([]);
+  });
+
+  test('ranges out of order or overlapping are each fetched and verified: right bytes restore, wrong ones name the chunk', async () => {
+    const { name, pack, packUrl, chunks } = await onePack();
+    // The file's chunks, back to back: the pack is the file.
+    const content = await readFile(pack);
+    const part = (index: number) => content.subarray(index * 16 * KIB, (index + 1) * 16 * KIB);
+    // Out of order (last chunk first), and overlapping (the same range twice).
+    const reordered = Buffer.concat([part(3), part(0), part(1), part(0)]);
+    await editManifest(name, (manifest) => {
+      manifest.files.push({ ...manifest.files[0]!, path: 'ckpt/reordered.pt', sha256: createHash('sha256').update(reordered).digest('hex'), chunks: [chunks[3], chunks[0], chunks[1], chunks[0]] });
+    });
+    await restoreLatest();
+    expect((await readFile(join(out, 'ckpt/reordered.pt'))).equals(reordered)).toBe(true);
+    expect((await readFile(join(out, 'ckpt/model.pt'))).equals(content)).toBe(true);
+
+    // A range straddling two chunks claims the second one's hash: it is not those bytes.
+    await rm(out, { recursive: true });
+    await editManifest(name, (manifest) => {
+      manifest.files[1]!.chunks[1] = [chunks[1]![0], 16 * KIB, chunks[1]![2], 8 * KIB];
+    });
+    await expect(restoreLatest()).rejects.toMatchObject({ code: 'ERR_RESTORE', message: expect.stringMatching(new RegExp(`ckpt/reordered.pt: download failed: chunk ${chunks[1]![0]} \\(bytes 8192\\+16384 of ${packUrl}\\) has SHA-256 [0-9a-f]{64}: corrupted`)) });
+    expect(await filesUnder(out)).toEqual(['ckpt/model.pt']);
   });
 });

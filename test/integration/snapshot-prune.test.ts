@@ -4,15 +4,18 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { silentLogger } from '../../src/lib/log.js';
 import { readCatalog } from '../../src/snapshots/catalog.js';
+import { chunkedBody } from '../../src/snapshots/restore-chunks.js';
 import { prune } from '../../src/snapshots/prune.js';
-import { chunkHome, chunkName, readManifest } from '../../src/snapshots/repository.js';
+import { chunkHome, chunkName, manifestObjects, packName, readManifest } from '../../src/snapshots/repository.js';
+import type { Manifest, ManifestFile } from '../../src/snapshots/manifest.js';
 import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
 import { restore } from '../../src/snapshots/restore.js';
 import { DEFAULT_GRACE_MS, type RetentionPolicy } from '../../src/snapshots/retention.js';
 import { snapshotStep } from '../../src/steps/snapshot/step.js';
-import { parseLocation, type StoreLocation } from '../../src/stores/location.js';
+import { keyFor, parseLocation, type StoreLocation } from '../../src/stores/location.js';
 import { openStore } from '../../src/stores/registry.js';
 import type { ObjectStore } from '../../src/stores/types.js';
+import { commitDedupSnapshot } from '../helpers/dedup-repository.js';
 import { S3_CREDENTIALS, startS3Server, type S3TestServer } from '../helpers/s3-server.js';
 import { testStepContext } from '../helpers/step-context.js';
 import { testBytes } from '../helpers/seed.js';
@@ -95,7 +98,7 @@ async function runPrune(repo: Repo, policy: Partial<RetentionPolicy>, apply: boo
   }
 }
 
-/** Rebuilds each file of a stored manifest from its chunks and compares it with what was written. */
+/** Rebuilds each file of a stored manifest from its packs or chunks and compares it with what was written. */
 async function expectRestorable(repo: Repo, name: string, files: Record<string, Buffer>) {
   const { store, location } = await openRepo(repo);
   try {
@@ -103,12 +106,23 @@ async function expectRestorable(repo: Repo, name: string, files: Record<string, 
     for (const entry of manifest.files) {
       if (entry.type !== 'file') continue;
       const parts: Buffer[] = [];
-      for (const chunk of entry.chunks!) {
-        const range = chunk.length === 4 ? { offset: chunk[3], length: chunk[1] } : undefined;
-        for await (const piece of await store.get(`${location.prefix}${chunkHome(chunk)}`, range)) parts.push(piece as Buffer);
-      }
+      for await (const piece of chunkedBody(store, location, entry)) parts.push(piece);
       expect(sha256(Buffer.concat(parts))).toBe(sha256(files[relative('ckpt', entry.path)]!));
     }
+  } finally {
+    await store.close();
+  }
+}
+
+/** The objects (packs or chunks) only the first of `names` needs, with their bytes: what a prune keeping the others deletes. */
+async function onlyFirstNeeds(repo: Repo, names: string[]): Promise<{ objects: number; bytes: number }> {
+  const { store, location } = await openRepo(repo);
+  try {
+    const [first, ...others] = await Promise.all(names.map((name) => readManifest(store, location, name)));
+    const kept = new Set(others.flatMap((manifest) => [...manifestObjects(manifest)]));
+    const only = [...manifestObjects(first!)].filter((name) => !kept.has(name));
+    const sizes = await Promise.all(only.map(async (name) => (await store.stat(keyFor(location, name)))!.size));
+    return { objects: only.length, bytes: sizes.reduce((sum, size) => sum + size, 0) };
   } finally {
     await store.close();
   }
@@ -141,30 +155,30 @@ function retentionTests(repoOf: () => Repo) {
 
     const dry = await runPrune(repo, { keepLast: 2 }, false, later);
     expect(dry.manifests).toEqual([names[0]]);
-    // The oldest model's chunks only: the frozen file is shared with the kept snapshots.
-    expect(dry.chunks).toBeGreaterThan(0);
-    expect(dry.bytes).toBeGreaterThan(MIB);
-    expect(dry.bytes).toBeLessThan(MIB + 64 * 1024);
+    // The oldest model's packs or chunks only: the frozen file is shared with the kept snapshots.
+    const oldest = await onlyFirstNeeds(repo, names);
+    expect(dry.objects).toBe(oldest.objects);
+    expect(dry.bytes).toBe(oldest.bytes + before.get(`${parseLocation(repo.url).prefix}${names[0]}`)!);
     expect(await everyKey(repo)).toEqual(before);
 
     const applied = await runPrune(repo, { keepLast: 2 }, true, later);
-    expect(applied).toMatchObject({ manifests: dry.manifests, chunks: dry.chunks, bytes: dry.bytes, applied: true });
+    expect(applied).toMatchObject({ manifests: dry.manifests, objects: dry.objects, bytes: dry.bytes, applied: true });
     const after = await everyKey(repo);
-    expect(before.size - after.size).toBe(1 + dry.chunks);
+    expect(before.size - after.size).toBe(1 + dry.objects);
     await expectRestorable(repo, names[1]!, made[1]!);
     await expectRestorable(repo, names[2]!, made[2]!);
     const out = await restoreLatest(repo);
     expect(sha256(await readFile(join(out, 'ckpt/model.pt')))).toBe(sha256(made[2]!['model.pt']!));
 
     // Run again: nothing left to do.
-    expect(await runPrune(repo, { keepLast: 2 }, true, later)).toMatchObject({ manifests: [], chunks: 0 });
+    expect(await runPrune(repo, { keepLast: 2 }, true, later)).toMatchObject({ manifests: [], objects: 0 });
   });
 
   test('the grace keeps what was written recently, whatever the policy', async () => {
     const repo = repoOf();
     const { names } = await threeCheckpoints(repo);
     const report = await runPrune(repo, { keepLast: 0 }, true);
-    expect(report).toMatchObject({ manifests: [], chunks: 0 });
+    expect(report).toMatchObject({ manifests: [], objects: 0 });
     expect(report.kept.map((entry) => entry.name)).toEqual([...names].reverse());
     expect(report.kept[0]!.reasons).toEqual(['latest', 'grace']);
   });
@@ -174,6 +188,7 @@ describe('retention on file://', () => {
   retentionTests(() => ({ url: `file://${join(dir, 'repo')}/`, extra: {} }));
 
   const repo = (): Repo => ({ url: `file://${join(dir, 'repo')}/`, extra: {} });
+  const readManifestFile = async (name: string) => JSON.parse(await readFile(join(dir, 'repo', name), 'utf8')) as Manifest;
   const age = async (path: string, ms: number) => {
     const then = new Date(Date.now() - ms);
     await utimes(join(dir, 'repo', path), then, then);
@@ -221,7 +236,7 @@ describe('retention on file://', () => {
       { name: names[2], reasons: ['latest', 'last', 'grace'] },
       { name: names[1], reasons: ['latest-at-grace'] },
     ]);
-    expect(report.chunksInGrace).toBeGreaterThanOrEqual(1);
+    expect(report.objectsInGrace).toBeGreaterThanOrEqual(1);
     await expect(stat(join(dir, 'repo', stray))).resolves.toBeTruthy();
     await expect(stat(join(dir, 'repo', oldStray))).rejects.toMatchObject({ code: 'ENOENT' });
   });
@@ -273,17 +288,54 @@ describe('retention on file://', () => {
     await symlink(join(dir, 'outside/.11111111.partial'), join(dir, 'repo/.22222222.partial'));
 
     const dry = await runPrune(repo(), { keepLast: 3 }, false);
-    expect(dry).toMatchObject({ manifests: [], chunks: 0, leftovers: 3 });
+    expect(dry).toMatchObject({ manifests: [], objects: 0, leftovers: 3 });
     for (const path of old) await expect(stat(join(dir, 'repo', path))).resolves.toBeTruthy();
 
     const applied = await runPrune(repo(), { keepLast: 3 }, true);
-    expect(applied).toMatchObject({ manifests: [], chunks: 0, leftovers: 3 });
+    expect(applied).toMatchObject({ manifests: [], objects: 0, leftovers: 3 });
     for (const path of old) await expect(stat(join(dir, 'repo', path))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await readFile(join(dir, 'repo/chunks/ab/.fedcba98.partial'), 'utf8')).toBe('a writer is filling it now');
     expect(await readFile(join(dir, 'outside/.11111111.partial'), 'utf8')).toBe('not ours');
     expect((await lstat(join(dir, 'repo/.22222222.partial'))).isSymbolicLink()).toBe(true);
     await expect(restoreLatest(repo())).resolves.toBeTruthy();
   });
+
+  test('packs: one no kept manifest names goes once past the grace; one a kept manifest names a chunk of stays whole; anything else under packs/ stays', async () => {
+    const layout = { chunkBytes: 64 * 1024, home: () => 'pack' as const, packBytes: 256 * 1024 };
+    const first = { 'ckpt/a.pt': testBytes(256 * 1024), 'ckpt/b.pt': testBytes(256 * 1024) };
+    const older = commitDedupSnapshot(join(dir, 'repo'), first, { mtime: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:05:00.000Z' }, layout);
+    const packOf = async (name: string, path: string) => {
+      const manifest = await readManifestFile(name);
+      return manifest.files.find((entry) => entry.path === path) as ManifestFile;
+    };
+    const a = await packOf(older, 'ckpt/a.pt');
+    const b = await packOf(older, 'ckpt/b.pt');
+    const newer = commitDedupSnapshot(join(dir, 'repo'), { 'ckpt/c.pt': testBytes(100 * 1024) }, { mtime: '2026-01-02T00:00:00.000Z', finishedAt: '2026-01-02T00:05:00.000Z' }, layout);
+    // The newer snapshot also names the first chunk of a.pt's pack: that pack is partly referenced.
+    const [head] = a.chunks!;
+    const headBytes = first['ckpt/a.pt'].subarray(0, head![1]);
+    const manifest = await readManifestFile(newer);
+    manifest.files.push({ ...a, path: 'ckpt/a-head.pt', size: head![1], sha256: sha256(headBytes), chunks: [head!] });
+    await writeFile(join(dir, 'repo', newer), JSON.stringify(manifest));
+    const packA = chunkHome(head!);
+    const packB = chunkHome(b.chunks![0]!);
+    const stray = { old: packName('0'.repeat(24)), fresh: packName('1'.repeat(24)), notOurs: 'packs/notes.txt', upper: `packs/${'A'.repeat(24)}` };
+    for (const path of Object.values(stray)) await writeFile(join(dir, 'repo', path), 'left by someone');
+    for (const path of [older, newer, packA, packB, stray.old, stray.notOurs, stray.upper]) await age(path, 3 * DAY);
+
+    const dry = await runPrune(repo(), { keepLast: 1 }, false);
+    expect(dry).toMatchObject({ manifests: [older], objects: 2, objectsInGrace: 1 });
+    const report = await runPrune(repo(), { keepLast: 1 }, true);
+    expect(report).toMatchObject({ manifests: [older], objects: 2, objectsInGrace: 1, bytes: dry.bytes });
+    const left = await everyKey(repo());
+    for (const kept of [newer, packA, stray.fresh, stray.notOurs, stray.upper]) expect({ kept, left: left.has(kept) }).toEqual({ kept, left: true });
+    for (const gone of [older, packB, stray.old]) expect({ gone, left: left.has(gone) }).toEqual({ gone, left: false });
+    // Kept whole: b.pt's chunks are gone with their pack, a.pt's beside the named one are still there.
+    expect(left.get(packA)).toBe(256 * 1024);
+    const out = await restoreLatest(repo());
+    expect((await readFile(join(out, 'ckpt/a-head.pt'))).equals(headBytes)).toBe(true);
+  });
+
 });
 
 describe('retention on S3 (s3rver)', () => {

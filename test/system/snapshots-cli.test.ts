@@ -62,13 +62,13 @@ test('prune is dry by default; --apply deletes what the dry run named, and the l
   const dry = await runCli(['snapshots', 'prune', url(), '--keep-last', '1']);
   expect(dry.code).toBe(0);
   const [plan] = jsonLines(dry.stdout);
-  expect(plan).toMatchObject({ applied: false, chunks: expect.any(Number) });
+  expect(plan).toMatchObject({ applied: false, objects: expect.any(Number) });
   expect(plan!.manifests).toHaveLength(2);
   expect(await readdir(repo(), { recursive: true })).toEqual(before);
 
   const applied = await runCli(['snapshots', 'prune', url(), '--keep-last', '1', '--apply', '--json']);
   expect(applied.code).toBe(0);
-  expect(jsonLines(applied.stdout)[0]).toMatchObject({ applied: true, manifests: plan!.manifests, chunks: plan!.chunks, bytes: plan!.bytes });
+  expect(jsonLines(applied.stdout)[0]).toMatchObject({ applied: true, manifests: plan!.manifests, objects: plan!.objects, bytes: plan!.bytes });
   expect(await readdir(join(repo(), 'snapshots'))).toHaveLength(1);
 
   const restored = await runCli(['restore', '--latest', url(), '--to', join(dir, 'out')]);
@@ -81,7 +81,7 @@ test('--keep-within takes days, and counts from when each snapshot finished', as
   const week = await runCli(['snapshots', 'prune', url(), '--keep-within', '7d']);
   expect(week.code).toBe(0);
   const [report] = jsonLines(week.stdout);
-  expect(report).toMatchObject({ manifests: [], chunks: 0 });
+  expect(report).toMatchObject({ manifests: [], objects: 0 });
   expect((report!.kept as { reasons: string[] }[]).every((entry) => entry.reasons.includes('within'))).toBe(true);
 });
 

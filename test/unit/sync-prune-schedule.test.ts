@@ -4,13 +4,17 @@ import { mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { silentLogger } from '../../src/lib/log.js';
-import { chunkName } from '../../src/snapshots/repository.js';
+import type { Manifest } from '../../src/snapshots/manifest.js';
+import { chunkName, manifestObjects, packName } from '../../src/snapshots/repository.js';
 import { PruneSchedule } from '../../src/snapshots/sync/prune-schedule.js';
 import { parseLocation } from '../../src/stores/location.js';
-import { onePart } from '../../src/stores/parts.js';
 import { openStore } from '../../src/stores/registry.js';
 import type { ObjectStore } from '../../src/stores/types.js';
+import { commitDedupSnapshot } from '../helpers/dedup-repository.js';
+import { testBytes } from '../helpers/seed.js';
 import { until } from '../helpers/until.js';
+
+const exists = (path: string) => stat(path).then(() => true, () => false);
 
 const HOUR = 60 * 60_000;
 let dir: string;
@@ -156,20 +160,33 @@ test('close() stops the running prune and waits for it', async () => {
   expect(pruning.status()).toEqual({ lastPruneAt: null, lastPruneError: null });
 });
 
-test('a chunk the sync puts again while its prune runs is not deleted by it: neither before its batch nor during it', async () => {
+test('a prune beside a writer storing packs never deletes one a manifest committed meanwhile names; old unnamed packs and chunks go', async () => {
   const repo = await oldChunks(3);
+  const oldPacks = [packName('0'.repeat(24)), packName('1'.repeat(24))];
+  const past = (Date.now() - 30 * HOUR) / 1000;
+  await mkdir(join(dir, 'packs'), { recursive: true });
+  for (const key of oldPacks) {
+    await writeFile(join(dir, key), 'a pack a cut snapshot left');
+    await utimes(join(dir, key), past, past);
+  }
   const pruning = new PruneSchedule(retention, repo.store, repo.location, silentLogger(), () => false);
-  const synced = pruning.fence.guard(repo.store);
-  const [before, during] = repo.keys;
   const done = pruning.afterCommit();
-  // The prune has listed every chunk (all old, none named) and deletes the manifests: the sync puts `before` again.
+  const layout = { chunkBytes: 4096, home: () => 'pack' as const };
+  // The prune has listed every pack and chunk (all old, none named) and deletes the manifests: a writer commits one.
   await repo.waitingNow();
-  await synced.put(before!, onePart(Buffer.from('again')));
-  // The chunks' batch is claimed: the sync puts `during` again, which waits until the batch is gone.
+  const committed = [commitDedupSnapshot(dir, { 'a.pt': testBytes(20_000) }, { mtime: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:05:00.000Z' }, layout)];
+  // The packs' and chunks' batch is being deleted: another commit.
   await repo.step();
-  const put = synced.put(during!, onePart(Buffer.from('again')));
-  await repo.drain(Promise.all([put, done]));
-  expect(await readFile(join(dir, before!), 'utf8')).toBe('again');
-  expect(await readFile(join(dir, during!), 'utf8')).toBe('again');
-  expect(await repo.gone()).toBe(1);
+  committed.push(commitDedupSnapshot(dir, { 'b.pt': testBytes(20_000) }, { mtime: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:10:00.000Z' }, layout));
+  await repo.drain(done);
+
+  expect(pruning.status().lastPruneError).toBeNull();
+  for (const name of committed) {
+    const manifest = JSON.parse(await readFile(join(dir, name), 'utf8')) as Manifest;
+    const named = [...manifestObjects(manifest)];
+    expect(named.length).toBeGreaterThan(0);
+    for (const object of named) expect({ object, stored: await exists(join(dir, object)) }).toEqual({ object, stored: true });
+  }
+  for (const object of oldPacks) expect({ object, stored: await exists(join(dir, object)) }).toEqual({ object, stored: false });
+  expect(await repo.gone()).toBe(3);
 });

@@ -92,8 +92,7 @@ export class SyncEngine {
       log,
     });
     const retention = entry.retention && new PruneSchedule(entry.retention, store, parseLocation(to), log, deps.inNotice ?? (() => false));
-    // Its prune runs beside the passes: what the sync puts goes through the prune's fence.
-    return new SyncEngine(name, entry, deps.host, log, record, retention?.fence.guard(store) ?? store, FileReader.start({ nice: SYNC_NICE }), retention);
+    return new SyncEngine(name, entry, deps.host, log, record, store, FileReader.start({ nice: SYNC_NICE }), retention);
   }
 
   get destination(): string {

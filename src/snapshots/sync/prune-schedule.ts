@@ -5,7 +5,6 @@ import type { StoreLocation } from '../../stores/location.js';
 import type { ObjectStore } from '../../stores/types.js';
 import { prune } from '../prune.js';
 import { DEFAULT_GRACE_MS, type RetentionPolicy } from '../retention.js';
-import { ChunkFence } from './chunk-fence.js';
 import type { SyncStatus } from './status.js';
 
 /** The least time between two prunes of a sync: a prune lists every chunk of the repository. */
@@ -16,11 +15,11 @@ const MIN_PRUNE_INTERVAL_MS = 60 * 60_000;
  * once per max(1h, grace/4), counted from the last one tried, run beside the sync's passes
  * (never awaited by them: a prune lists and deletes for minutes on a big repository), one at a
  * time. It is safe beside the sync's own commits as beside any other writer's (docs/snapshot.md,
- * "Retention"); `fence` covers the one case that argument leaves, a chunk put again meanwhile.
+ * "Retention": a writer puts only packs of new random names, so the prune never deletes an object
+ * put since it listed it).
  * A notice stops it (no failure); a failed prune is a warning and shows in the status.
  */
 export class PruneSchedule {
-  readonly fence = new ChunkFence();
   private readonly policy: RetentionPolicy;
   private readonly intervalMs: number;
   private lastTried: number | undefined;
@@ -52,12 +51,11 @@ export class PruneSchedule {
     const triedBefore = this.lastTried;
     this.lastTried = now;
     const stop = new AbortController();
-    this.fence.pruneStarted();
-    const done = prune(this.store, this.location, { policy: this.policy, apply: true, log: this.log, now, signal: stop.signal, fence: this.fence }).then(
+    const done = prune(this.store, this.location, { policy: this.policy, apply: true, log: this.log, now, signal: stop.signal }).then(
       (report) => {
         this.lastPrune = Date.now();
         this.lastPruneError = null;
-        this.log.info({ manifests: report.manifests.length, chunks: report.chunks, bytes: report.bytes }, 'sync pruned its repository');
+        this.log.info({ manifests: report.manifests.length, objects: report.objects, bytes: report.bytes }, 'sync pruned its repository');
       },
       (error: unknown) => {
         if (stop.signal.aborted) {
@@ -73,7 +71,6 @@ export class PruneSchedule {
     this.running = {
       stop,
       done: done.finally(() => {
-        this.fence.pruneEnded();
         this.running = undefined;
       }),
     };
