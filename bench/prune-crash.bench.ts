@@ -7,6 +7,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../src/lib/log.js';
 import { manifestSchema } from '../src/snapshots/manifest.js';
+import { chunkHome } from '../src/snapshots/repository.js';
 import { snapshotOptionsSchema } from '../src/snapshots/options.js';
 import { restore } from '../src/snapshots/restore.js';
 import { snapshotStep } from '../src/steps/snapshot/step.js';
@@ -19,7 +20,7 @@ import { flag } from './lib/args.js';
  * one file:// repository of 8 dedup snapshots (keep the last 2: 6 manifests and their
  * chunks go). After each kill: every manifest left names only chunks that exist, and the
  * newest restores byte-identical; then a prune run to the end leaves exactly the 2 kept
- * manifests and no chunk they do not name.
+ * manifests and no pack they do not name.
  *
  * Even trials are killed anywhere in the run, odd ones within the chunk deletions.
  *
@@ -54,14 +55,17 @@ async function makeRepository(work: string, mib: number): Promise<Map<string, st
   return newest;
 }
 
+/** Manifests, the objects holding chunks (packs, and chunks stored alone before packs), and chunks a manifest names whose object is gone. */
 async function state(repo: string): Promise<{ manifests: number; chunks: Set<string>; missing: string[] }> {
   const chunks = new Set<string>();
-  for (const entry of await readdir(join(repo, 'chunks'), { recursive: true, withFileTypes: true })) if (entry.isFile()) chunks.add(entry.name);
+  for (const folder of ['packs', 'chunks']) {
+    for (const entry of await readdir(join(repo, folder), { recursive: true, withFileTypes: true }).catch(() => [])) if (entry.isFile()) chunks.add(relative(repo, join(entry.parentPath, entry.name)));
+  }
   const names = await readdir(join(repo, 'snapshots'));
   const missing: string[] = [];
   for (const name of names) {
     const manifest = manifestSchema.parse(JSON.parse(await readFile(join(repo, 'snapshots', name), 'utf8')));
-    for (const entry of manifest.files) if (entry.type === 'file') for (const [chunk] of entry.chunks ?? []) if (!chunks.has(chunk)) missing.push(`${name} names missing chunk ${chunk}`);
+    for (const entry of manifest.files) if (entry.type === 'file') for (const chunk of entry.chunks ?? []) if (!chunks.has(chunkHome(chunk))) missing.push(`${name} names chunk ${chunk[0]} in missing ${chunkHome(chunk)}`);
   }
   return { manifests: names.length, chunks, missing };
 }
@@ -111,8 +115,8 @@ export default async function main(args: string[]): Promise<void> {
     const full = await prune(calibration);
     const after = await state(calibration);
     console.log(
-      `repository: ${SNAPSHOTS} snapshots, ${before.chunks.size} chunks; an uncut prune (exit ${full.code}) takes ${Math.round(full.ms)} ms ` +
-        `and leaves ${after.manifests} manifests, ${after.chunks.size} chunks; load ${loadavg().map((load) => load.toFixed(1)).join(' ')}`,
+      `repository: ${SNAPSHOTS} snapshots, ${before.chunks.size} packs; an uncut prune (exit ${full.code}) takes ${Math.round(full.ms)} ms ` +
+        `and leaves ${after.manifests} manifests, ${after.chunks.size} packs; load ${loadavg().map((load) => load.toFixed(1)).join(' ')}`,
     );
     let held = 0;
     let midDeletion = 0;
@@ -134,14 +138,14 @@ export default async function main(args: string[]): Promise<void> {
       const finished = await prune(repo);
       const end = await state(repo);
       if (finished.code !== 0) problems.push(`the prune after the kill exited ${finished.code}`);
-      if (end.manifests !== KEEP || end.chunks.size !== after.chunks.size || end.missing.length) problems.push(`after a full prune: ${end.manifests} manifests, ${end.chunks.size} chunks`);
+      if (end.manifests !== KEEP || end.chunks.size !== after.chunks.size || end.missing.length) problems.push(`after a full prune: ${end.manifests} manifests, ${end.chunks.size} packs`);
       const deletedManifests = SNAPSHOTS - atKill.manifests;
       const deletedChunks = before.chunks.size - atKill.chunks.size;
       if (deletedChunks > 0 && deletedChunks < before.chunks.size - after.chunks.size) midDeletion += 1;
       if (!problems.length) held += 1;
       console.log(
         `trial ${String(index + 1).padStart(2)} kill ${String(kill.afterMs).padStart(4)} ms after ${kill.from === 'start' ? 'the start        ' : 'manifests deleted'} (${cut.signal ?? `exit ${cut.code}`}): ` +
-          `${deletedManifests}/${SNAPSHOTS - KEEP} manifests and ${deletedChunks}/${before.chunks.size - after.chunks.size} chunks deleted; ` +
+          `${deletedManifests}/${SNAPSHOTS - KEEP} manifests and ${deletedChunks}/${before.chunks.size - after.chunks.size} packs deleted; ` +
           `${problems.length ? problems.slice(0, 3).join('; ') : 'every manifest whole, latest restores byte-identical, a second prune finishes the job'}`,
       );
       await rm(repo, { recursive: true, force: true });
