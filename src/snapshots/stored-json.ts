@@ -3,8 +3,13 @@ import { PreemptdError, errorMessage } from '../lib/errors.js';
 import { formatLocation, keyFor, type StoreLocation } from '../stores/location.js';
 import type { ObjectStore } from '../stores/types.js';
 
-/** A manifest or pointer larger than this is refused unread: even 100,000 entries take ~20 MB. */
-export const STORED_JSON_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * A manifest or pointer larger than this is refused unread, and a writer refuses to store one
+ * (repository.ts writeJson): a dedup manifest takes about 112 bytes per chunk, so this holds
+ * about 2.4 million chunks, some 300 GB of files at 128 KiB per chunk. Reading one that large
+ * takes about 1 GB of memory (the text, then the parsed entries).
+ */
+export const STORED_JSON_MAX_BYTES = 256 * 1024 * 1024;
 
 /**
  * Reads `name` under `location` as JSON of `schema`. It is data from the store, trusted for
