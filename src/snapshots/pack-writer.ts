@@ -1,5 +1,5 @@
 import { keyFor, type StoreLocation } from '../stores/location.js';
-import { onePart } from '../stores/parts.js';
+import { onePart, type Part } from '../stores/parts.js';
 import type { ObjectStore } from '../stores/types.js';
 import type { StoredChunk } from './manifest.js';
 import { newPackId, PACK_TARGET_BYTES, packName } from './repository.js';
@@ -53,6 +53,13 @@ export class PackWriter {
   /** Feeds not ended yet. */
   private openFeeds = 0;
   private readonly target: number;
+  /**
+   * Buffers of packs the store has done with (Part.release), for the next packs. A fresh
+   * 8 MiB buffer per pack had the main thread spend a fifth of a 2 GiB sync in the garbage
+   * collector (external memory counted against the heap) and its copies in first-touch page
+   * faults (sync-memory, 2 GiB: 1.55 s of GC and 0.62 s of copies in 7.3 s).
+   */
+  private readonly spare: Buffer[] = [];
 
   constructor(private readonly options: PackWriterOptions) {
     this.target = options.targetBytes ?? PACK_TARGET_BYTES;
@@ -74,7 +81,7 @@ export class PackWriter {
       if (this.open && this.open.filled + bytes.length > this.open.bytes.length) this.seal(this.open);
       if (this.open) break;
       if (this.storing.size < this.options.maxInFlight) {
-        this.open = openPack(Math.max(this.target, bytes.length));
+        this.open = openPack(bytes.length > this.target ? Buffer.allocUnsafe(bytes.length) : (this.spare.pop() ?? Buffer.allocUnsafe(this.target)));
         break;
       }
       await new Promise<void>((resolve) => this.wakeAdders.push(resolve));
@@ -101,7 +108,11 @@ export class PackWriter {
   private seal(pack: OpenPack): void {
     this.open = undefined;
     const { store, location, signal, onBytes } = this.options;
-    const put = store.put(keyFor(location, packName(pack.id)), onePart(pack.bytes.subarray(0, pack.filled)), { ...(onBytes ? { onBytes } : {}), signal });
+    const [filled] = onePart(pack.bytes.subarray(0, pack.filled)) as [Part];
+    const release = () => {
+      if (pack.bytes.length === this.target && this.spare.length <= this.options.maxInFlight) this.spare.push(pack.bytes);
+    };
+    const put = store.put(keyFor(location, packName(pack.id)), [{ ...filled, release }], { ...(onBytes ? { onBytes } : {}), signal });
     const settled = put.then(pack.settle.resolve, pack.settle.reject).finally(() => {
       this.storing.delete(settled);
       const waiting = this.wakeAdders;
@@ -125,10 +136,10 @@ export class PackFeed {
   }
 }
 
-function openPack(size: number): OpenPack {
+function openPack(bytes: Buffer): OpenPack {
   let settle!: OpenPack['settle'];
   const stored = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   // Each chunk's owner awaits it; a pack whose chunks nobody awaits must not fail unhandled.
   stored.catch(() => undefined);
-  return { id: newPackId(), bytes: Buffer.allocUnsafe(size), filled: 0, stored, settle };
+  return { id: newPackId(), bytes, filled: 0, stored, settle };
 }

@@ -172,3 +172,38 @@ test('an aborted writer refuses chunks, and its pack put is stopped', async () =
   await expect(added.stored).rejects.toThrow();
   expect(await packsStored()).toEqual([]);
 });
+
+test('a pack buffer the store hands back (Part.release) fills a later pack; one a failed put kept is never reused', async () => {
+  /** Where each put's bytes lie in memory (small buffers share Node's pool, so the offset tells them apart). */
+  const buffers: { memory: ArrayBufferLike; at: number }[] = [];
+  let failNext = false;
+  const recording: ObjectStore = {
+    ...store,
+    put: async (key, parts, options) => {
+      for (const part of parts as Iterable<{ bytes: Buffer }>) buffers.push({ memory: part.bytes.buffer, at: part.bytes.byteOffset });
+      if (failNext) {
+        failNext = false;
+        throw new Error('refused');
+      }
+      return store.put(key, parts, options);
+    },
+  };
+  const packs = writer({ targetBytes: 1000, maxInFlight: 1, on: recording });
+  const stored: PackedChunk[] = [];
+  for (let index = 0; index < 3; index += 1) {
+    stored.push(await packs.add(chunk(index, 600).sha256, chunk(index, 600).bytes));
+    await packs.flush();
+  }
+  failNext = true;
+  const lost = await packs.add(chunk(3, 600).sha256, chunk(3, 600).bytes);
+  await packs.flush();
+  await expect(lost.stored).rejects.toThrow('refused');
+  const after = await packs.add(chunk(4, 600).sha256, chunk(4, 600).bytes);
+  await packs.flush();
+  await after.stored;
+  // The file store released each stored pack: one buffer served all; the refused one's was not taken back.
+  const same = (a: (typeof buffers)[number], b: (typeof buffers)[number]) => a.memory === b.memory && a.at === b.at;
+  expect(buffers.slice(0, 4).map((buffer) => same(buffer, buffers[0]!))).toEqual([true, true, true, true]);
+  expect(same(buffers[4]!, buffers[3]!)).toBe(false);
+  for (const [index, packed] of [...stored, after].entries()) expect((await readBack(packed)).equals(chunk(index === 3 ? 4 : index, 600).bytes)).toBe(true);
+});
