@@ -21,9 +21,8 @@ import { flag } from './lib/args.js';
  * the same kind of directory (tmpfs when there is one, so no disk is the limit):
  *   1. `preemptd restore --latest` (the built CLI, `--json`): every chunk's SHA-256 and every
  *      file's checksum verified, files assembled under temporary names and renamed;
- *   2. `aws s3 cp --recursive` of the whole repository (the same bytes: the pointer, the
- *      manifest and the chunks' objects);
- *   3. `rclone copy` of the repository (it checks each object's MD5 against its ETag);
+ *   2. `aws s3 cp --recursive` of the repository's packs/ (the same bytes: every chunk, once);
+ *   3. `rclone copy` of packs/ (it checks each object's MD5 against its ETag);
  * with the ratios. Then a warm restore with 90 % of the bytes already in place (10 % of the
  * files removed): bytes fetched / total. Wall time, CPU and peak RSS of each client come
  * from /usr/bin/time. The load average is printed: the machine is shared.
@@ -80,7 +79,7 @@ export default async function main(args: string[]): Promise<void> {
         const to2 = join(out, 'aws');
         const config = join(dir, 'aws-config');
         await writeFile(config, '[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n');
-        const run = await timed([awsCli, 's3', 'cp', '--recursive', '--only-show-errors', '--endpoint-url', sink.endpoint, `s3://${BUCKET}/repo/`, to2], { ...env, AWS_CONFIG_FILE: config, AWS_SHARED_CREDENTIALS_FILE: '/dev/null' });
+        const run = await timed([awsCli, 's3', 'cp', '--recursive', '--only-show-errors', '--endpoint-url', sink.endpoint, `s3://${BUCKET}/repo/packs/`, to2], { ...env, AWS_CONFIG_FILE: config, AWS_SHARED_CREDENTIALS_FILE: '/dev/null' });
         await expectBytes(to2, total, 'aws s3 cp');
         line('aws s3 cp --recursive', run, total);
         figures.push(`${(run.seconds / restored.seconds).toFixed(2)}x aws s3 cp`);
@@ -91,7 +90,7 @@ export default async function main(args: string[]): Promise<void> {
         const remote = ['--s3-provider', 'Other', '--s3-endpoint', sink.endpoint, '--s3-access-key-id', S3_CREDENTIALS.accessKeyId, '--s3-secret-access-key', S3_CREDENTIALS.secretAccessKey, '--s3-force-path-style', '--s3-region', 'us-east-1'];
         // rclone's SDK refuses AWS_CA_BUNDLE on a custom transport; a loopback http endpoint needs none.
         const { AWS_CA_BUNDLE: _bundle, ...rcloneEnv } = env;
-        const run = await timed([rclone, 'copy', ...remote, `:s3:${BUCKET}/repo`, to3], rcloneEnv);
+        const run = await timed([rclone, 'copy', ...remote, `:s3:${BUCKET}/repo/packs`, to3], rcloneEnv);
         await expectBytes(to3, total, 'rclone copy');
         line('rclone copy', run, total);
         figures.push(`${(run.seconds / restored.seconds).toFixed(2)}x rclone copy`);
@@ -126,7 +125,7 @@ function lastEvent(stdout: string): { ok: boolean; bytesFetched: number; bytesTo
 
 /**
  * One 1 GiB file (per 2 GiB) and 100 files making the other half, all fresh random bytes: no
- * chunk repeats, so the repository holds exactly the bytes restore fetches.
+ * chunk repeats, so the repository's packs hold exactly the bytes restore fetches.
  */
 async function writeCheckpoint(dir: string, gib: number): Promise<number> {
   const write = async (path: string, size: number) => {

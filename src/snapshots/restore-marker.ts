@@ -1,4 +1,4 @@
-import { lstat, readdir, rename, writeFile } from 'node:fs/promises';
+import { lstat, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { readRegularFile } from '../lib/read-regular-file.js';
@@ -15,10 +15,15 @@ const PARTIAL = /^\.[0-9a-f]{8}\.partial$/;
 const markerSchema = z.object({ from: z.string(), finishedAt: z.string() });
 export type RestoreMarker = z.output<typeof markerSchema>;
 
-/** Written under a temporary name and renamed, so a marker is always whole. */
+/**
+ * Written under a temporary name and renamed, so a marker is always whole. What a killed
+ * restore left under that name goes first (a link itself, never what it points to), and 'wx'
+ * then never writes through a link planted there meanwhile: it fails instead.
+ */
 export async function writeMarker(target: string, marker: RestoreMarker): Promise<void> {
   const partial = join(target, `${MARKER_NAME}.partial`);
-  await writeFile(partial, `${JSON.stringify({ ...marker, restoredAt: new Date().toISOString() }, null, 2)}\n`);
+  await rm(partial, { force: true });
+  await writeFile(partial, `${JSON.stringify({ ...marker, restoredAt: new Date().toISOString() }, null, 2)}\n`, { flag: 'wx' });
   await rename(partial, join(target, MARKER_NAME));
 }
 

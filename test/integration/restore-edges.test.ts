@@ -43,6 +43,19 @@ async function restoreFrom(manifest: object | Buffer, objects: Record<string, st
 }
 
 describe('restore stays inside --to', () => {
+  test("a link planted where the marker is written (.preemptd-restore.json.partial) is replaced, never written through", async () => {
+    const to = join(dir, 'out');
+    await mkdir(to, { recursive: true });
+    await writeFile(join(dir, 'victim'), 'keep');
+    await symlink(join(dir, 'victim'), join(to, '.preemptd-restore.json.partial'));
+
+    await restoreFrom(manifestOf([{ path: 'a.txt', content: 'restored' }]), { 'a.txt': 'restored' }, to);
+
+    expect(await readFile(join(dir, 'victim'), 'utf8')).toBe('keep');
+    expect(JSON.parse(await readFile(join(to, '.preemptd-restore.json'), 'utf8'))).toMatchObject({ from: expect.stringContaining('file://') });
+    expect((await readdir(to)).sort()).toEqual(['.preemptd-restore.json', 'a.txt']);
+  });
+
   test('chained links (a/b/c -> .., then a/b/c/d -> ../..) cannot carry an entry out: nothing outside is touched', async () => {
     const to = join(dir, 'up/out');
     await mkdir(to, { recursive: true });
