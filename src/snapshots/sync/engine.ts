@@ -22,7 +22,7 @@ import { ScanPlans } from './plans.js';
 import { PruneSchedule } from './prune-schedule.js';
 import { SyncRecord } from './record.js';
 import { RecordTrust } from './record-trust.js';
-import { CHUNKS_IN_FLIGHT_PER_FILE, FILES_IN_FLIGHT, PART_SIZE, payOwed, scanFiles, type PassIO } from './scan.js';
+import { PACKS_IN_FLIGHT_PER_FILE, FILES_IN_FLIGHT, PART_SIZE, payOwed, scanFiles, type PassIO } from './scan.js';
 import type { SyncStatus } from './status.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -86,7 +86,7 @@ export class SyncEngine {
       forcePathStyle: entry.forcePathStyle,
       region: entry.region,
       partSize: PART_SIZE,
-      queueSize: CHUNKS_IN_FLIGHT_PER_FILE,
+      queueSize: PACKS_IN_FLIGHT_PER_FILE,
       concurrency: FILES_IN_FLIGHT,
       signal: deps.signal,
       log,
