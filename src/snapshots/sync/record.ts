@@ -64,7 +64,7 @@ export class SyncRecord {
     } catch (error) {
       problem = `not valid JSON (${errorMessage(error)})`;
     }
-    if (problem) log.warn({ path, problem }, 'the sync record is corrupt: starting over (chunks already stored are found in the store, not sent again)');
+    if (problem) log.warn({ path, problem }, 'the sync record is corrupt: starting over (chunks the latest snapshot names are not sent again)');
     return new SyncRecord(path, to, files);
   }
 
