@@ -1,12 +1,29 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Storage, type FileMetadata } from '@google-cloud/storage';
+import { IdempotencyStrategy, RETRYABLE_ERR_FN_DEFAULT, Storage, type FileMetadata, type StorageOptions } from '@google-cloud/storage';
 import { PreemptdError } from '../lib/errors.js';
 import { countBytes } from './count.js';
 import { formatLocation, type BucketLocation } from './location.js';
 import { streamOfParts } from './parts.js';
 import { noBytes } from './range.js';
 import { abortError, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
+
+/**
+ * How long one request may wait for the head of its answer before it is given up, so a server
+ * that accepts and then goes silent never holds a background sync for good. The SDK has no
+ * idle timeout: its `timeout` runs from the socket to the answer's head, so it also covers
+ * sending a resumable chunk (`partSize`, default 8 MiB). 120 s still lets through 8 MiB chunks
+ * from `concurrency` (4) uploads sharing a 2.3 Mbit/s link; a GET's body is not covered.
+ */
+export const GCS_REQUEST_TIMEOUT_MS = 120_000;
+
+type RequestOptions = ReturnType<NonNullable<StorageOptions['interceptors_']>[number]['request']>;
+
+/** node-fetch's mark on a request its `timeout` gave up: on the error itself or, from gaxios, on its `error`. */
+function timedOut(error: unknown): boolean {
+  const { type, error: cause } = (error ?? {}) as { type?: unknown; error?: { type?: unknown } };
+  return type === 'request-timeout' || cause?.type === 'request-timeout';
+}
 
 /**
  * Google Cloud Storage through its JSON API. Credentials come from the SDK's default chain:
@@ -21,11 +38,24 @@ import { abortError, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type St
  * it would be the bottleneck of a 30-second window.
  * An abandoned resumable session stores nothing visible and expires after a week, so
  * `cleanup()` has nothing to remove.
+ * `timeoutMs` (tests shorten it): see GCS_REQUEST_TIMEOUT_MS. Resumable uploads (gaxios) do not
+ * read the client's `timeout`, only the options an interceptor gives them; a timed-out request
+ * is retried like a reset connection.
  */
-export function openGcsStore(location: BucketLocation, options: StoreOptions): ObjectStore {
+export function openGcsStore(location: BucketLocation, options: StoreOptions, timeoutMs = GCS_REQUEST_TIMEOUT_MS): ObjectStore {
   const storage = new Storage({
     ...(options.endpoint ? { apiEndpoint: options.endpoint } : {}),
-    retryOptions: { autoRetry: true, maxRetries: 3 },
+    timeout: timeoutMs,
+    // Typed as if every request had a `uri`; the SDK also passes `{}` (for resumable uploads) and gaxios options.
+    interceptors_: [{ request: (request) => ({ ...request, timeout: timeoutMs }) as RequestOptions }],
+    retryOptions: {
+      autoRetry: true,
+      maxRetries: 3,
+      retryableErrorFn: (error) => RETRYABLE_ERR_FN_DEFAULT(error) || timedOut(error),
+      // By default an upload without an ifGenerationMatch precondition is never retried; ours may
+      // be: an object is written whole or not at all, and a retried write stores the same bytes.
+      idempotencyStrategy: IdempotencyStrategy.RetryAlways,
+    },
   });
   const bucket = storage.bucket(location.bucket);
 

@@ -14,6 +14,8 @@ import { Storage } from '@google-cloud/storage';
 import { openGcsStore } from '../../src/stores/gcs.js';
 import { testBytes } from '../helpers/seed.js';
 import { bytesGot, RANGE_CASES, rangedObject } from '../helpers/store-ranges.js';
+import { startSilentProxy, type SilentProxy } from '../helpers/silent-proxy.js';
+import { onePart } from '../../src/stores/parts.js';
 
 /**
  * GCS through its own SDK against nock: no GCS emulator can run here (fake-gcs-server is a Go
@@ -86,7 +88,8 @@ function fakeGcs(bucket: string, options: { corrupt?: string } = {}) {
       chunkRanges.push(range);
       session.chunks.push(Buffer.from(await request.arrayBuffer()));
       const data = Buffer.concat(session.chunks);
-      if (range.endsWith('/*')) return [308, '', { range: `bytes=0-${data.length - 1}` }];
+      // GCS names no range while it holds no byte of the session (an upload status query, after a lost first chunk).
+      if (range.endsWith('/*')) return [308, '', data.length ? { range: `bytes=0-${data.length - 1}` } : {}];
       objects.set(session.name, data);
       written.set(session.name, new Date().toISOString());
       const reported = session.name === options.corrupt ? md5(Buffer.from('other bytes')) : md5(data);
@@ -233,5 +236,63 @@ describe('GCS store (nock): byte ranges', () => {
     const store = openGcsStore({ scheme: 'gs', bucket: 'ckpts', prefix: '' }, options());
     expect(await bytesGot(store, 'ranged/object')).toEqual(object);
     await expect(store.get('ranged/missing', { offset: 0, length: 10 })).rejects.toThrow('gs://ckpts/ranged/missing does not exist');
+  });
+});
+
+describe('GCS store (nock behind a loopback proxy): a request the server accepts and never answers', () => {
+  // A short timeout, so the test does not wait the store's own 120 s; outcomes only, no timing.
+  const TIMEOUT_MS = 300;
+  const options = (endpoint: string) => ({ endpoint, partSize: 5 * MIB, queueSize: 1, concurrency: 1, signal: new AbortController().signal, log: silentLogger() });
+  const path = (request: { url?: string }) => request.url!.split('?')[0]!;
+  let proxy: SilentProxy | undefined;
+  afterEach(async () => {
+    await proxy?.close();
+    proxy = undefined;
+  });
+  const setUp = async () => {
+    const gcs = fakeGcs('ckpts');
+    gcs.objects.set('silent/object', Buffer.from('fetched after all'));
+    nock.enableNetConnect('127.0.0.1');
+    const started = await startSilentProxy('http://gcs.test');
+    proxy = started;
+    return { gcs, proxy: started, store: openGcsStore({ scheme: 'gs', bucket: 'ckpts', prefix: '' }, options(started.url), TIMEOUT_MS) };
+  };
+
+  test('a stat is given up and retried', async () => {
+    const { proxy, store } = await setUp();
+    proxy.holdNext((request) => request.method === 'GET' && path(request) === '/storage/v1/b/ckpts/o/silent%2Fobject');
+    expect(await store.stat('silent/object')).toMatchObject({ key: 'silent/object', size: 17 });
+    expect(proxy.held).toEqual(['GET /storage/v1/b/ckpts/o/silent%2Fobject']);
+  });
+
+  test('a get is given up and retried', async () => {
+    const { proxy, store } = await setUp();
+    proxy.holdNext((request) => request.method === 'GET' && request.url!.includes('alt=media'));
+    expect(await bytesGot(store, 'silent/object')).toEqual(Buffer.from('fetched after all'));
+    expect(proxy.held).toEqual(['GET /storage/v1/b/ckpts/o/silent%2Fobject']);
+  });
+
+  test('a listing is given up and retried', async () => {
+    const { proxy, store } = await setUp();
+    proxy.holdNext((request) => request.method === 'GET' && path(request) === '/storage/v1/b/ckpts/o');
+    const listed = [];
+    for await (const info of store.list('silent/')) listed.push(info.key);
+    expect(listed).toEqual(['silent/object']);
+    expect(proxy.held).toEqual(['GET /storage/v1/b/ckpts/o']);
+  });
+
+  test("a put's chunk is given up and sent again", async () => {
+    const { gcs, proxy, store } = await setUp();
+    proxy.holdNext((request) => request.method === 'PUT' && path(request).startsWith('/upload/session/'));
+    await store.put('silent/put', onePart(Buffer.from('stored after all')));
+    expect(gcs.objects.get('silent/put')?.toString()).toBe('stored after all');
+    expect(proxy.held).toEqual(['PUT /upload/session/s1']);
+  });
+
+  test('a put whose session is never opened rejects, naming the request that timed out', async () => {
+    const { gcs, proxy, store } = await setUp();
+    proxy.holdNext((request) => request.method === 'POST');
+    await expect(store.put('silent/put', onePart(Buffer.from('never stored')))).rejects.toThrow(/network timeout at: http:\/\/127\.0\.0\.1:\d+\/upload\/storage\/v1\/b\/ckpts\/o/);
+    expect(gcs.objects.has('silent/put')).toBe(false);
   });
 });
