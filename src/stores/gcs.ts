@@ -39,8 +39,9 @@ function timedOut(error: unknown): boolean {
  * An abandoned resumable session stores nothing visible and expires after a week, so
  * `cleanup()` has nothing to remove.
  * `timeoutMs` (tests shorten it): see GCS_REQUEST_TIMEOUT_MS. Resumable uploads (gaxios) do not
- * read the client's `timeout`, only the options an interceptor gives them; a timed-out request
- * is retried like a reset connection.
+ * read the client's `timeout`, only the options an interceptor gives them. A timed-out request
+ * is retried like a reset connection, except the one opening an upload session: the SDK hands
+ * its retry test only the HTTP status, which a timeout lacks, so the put fails.
  */
 export function openGcsStore(location: BucketLocation, options: StoreOptions, timeoutMs = GCS_REQUEST_TIMEOUT_MS): ObjectStore {
   const storage = new Storage({
