@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { AnonymousCredential, BlobServiceClient, StorageSharedKeyCredential, type BlockBlobClient } from '@azure/storage-blob';
+import { PreemptdError } from '../lib/errors.js';
 import { countBytes } from './count.js';
 import { formatLocation, type AzureLocation } from './location.js';
 import { streamOfParts } from './parts.js';
@@ -16,15 +17,16 @@ import { abortError, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type St
  * Blocks staged by an unfinished upload are never visible; `cleanup()` discards them rather
  * than leave them billed until Azure drops them after a week.
  */
-export async function openAzureStore(location: AzureLocation, options: StoreOptions): Promise<ObjectStore> {
+export async function openAzureStore(location: AzureLocation, options: StoreOptions, answerTimeoutMs = AZURE_ANSWER_TIMEOUT_MS): Promise<ObjectStore> {
   const service = await serviceClient(location, options.endpoint);
   const container = service.getContainerClient(location.container);
   /** Keys whose put failed after it may have staged blocks. */
   const unfinished = new Set<string>();
+  const answered = <T>(what: string, outer: AbortSignal, call: (signal: AbortSignal) => Promise<T>) => answeredWithin(answerTimeoutMs, `${what} (${formatLocation(location)})`, outer, call);
 
   const stat = async (key: string): Promise<ObjectInfo | undefined> => {
     try {
-      const properties = await container.getBlobClient(key).getProperties({ abortSignal: options.signal });
+      const properties = await answered(`HEAD ${key}`, options.signal, (abortSignal) => container.getBlobClient(key).getProperties({ abortSignal }));
       return { key, size: properties.contentLength ?? 0, modified: properties.lastModified?.getTime() ?? Date.now() };
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404) return undefined;
@@ -49,7 +51,7 @@ export async function openAzureStore(location: AzureLocation, options: StoreOpti
     },
     async get(key, range) {
       try {
-        const response = await container.getBlobClient(key).download(range?.offset ?? 0, range?.length, { abortSignal: options.signal });
+        const response = await answered(`GET ${key}`, options.signal, (abortSignal) => container.getBlobClient(key).download(range?.offset ?? 0, range?.length, { abortSignal }));
         return response.readableStreamBody as Readable;
       } catch (error) {
         // 416 InvalidRange: the blob is there, the range starts at or past its end.
@@ -60,15 +62,23 @@ export async function openAzureStore(location: AzureLocation, options: StoreOpti
     has: async (key) => (await stat(key)) !== undefined,
     stat,
     async *list(prefix) {
-      for await (const page of container.listBlobsFlat({ prefix, abortSignal: options.signal }).byPage({ maxPageSize: STORE_PAGE_SIZE })) {
-        for (const blob of page.segment.blobItems) yield { key: blob.name, size: blob.properties.contentLength ?? 0, modified: blob.properties.lastModified.getTime() };
-      }
+      // A page at a time, each its own request with its own answer timeout.
+      let continuationToken: string | undefined;
+      do {
+        const page = await answered(`listing ${prefix}`, options.signal, async (abortSignal) => {
+          const pages = container.listBlobsFlat({ prefix, abortSignal }).byPage({ maxPageSize: STORE_PAGE_SIZE, ...(continuationToken ? { continuationToken } : {}) });
+          const next = await pages.next();
+          return next.done ? undefined : next.value;
+        });
+        for (const blob of page?.segment.blobItems ?? []) yield { key: blob.name, size: blob.properties.contentLength ?? 0, modified: blob.properties.lastModified.getTime() };
+        continuationToken = page?.continuationToken || undefined;
+      } while (continuationToken);
     },
     async delete(keys, signal) {
       const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
       for (const key of keys) {
         stops.throwIfAborted();
-        await container.getBlobClient(key).deleteIfExists({ abortSignal: stops });
+        await answered(`DELETE ${key}`, stops, (abortSignal) => container.getBlobClient(key).deleteIfExists({ abortSignal }));
       }
     },
     async cleanup() {
@@ -108,6 +118,30 @@ async function discardStagedBlocks(blob: BlockBlobClient): Promise<void> {
     throw error;
   }
   await blob.delete({ conditions: { ifMatch: etag } });
+}
+
+/**
+ * How long a HEAD, a listing page, a DELETE or a GET (until its answer starts; the body is not
+ * bounded) may wait for Azure's answer. @azure/storage-blob 12.32 offers no client-side timeout
+ * a store can set (`tryTimeoutInMs` only asks the server, as `?timeout=`), so a server that
+ * accepts and goes silent held these until the step's signal, and a background sync has none.
+ * Each is a small request; 60 s is far beyond a healthy answer. Uploads are not bounded this
+ * way: a whole put may rightly take minutes.
+ */
+export const AZURE_ANSWER_TIMEOUT_MS = 60_000;
+
+/** `call` with a signal that also aborts when it has not resolved within `ms`; that is an ERR_STORE naming `what`. */
+async function answeredWithin<T>(ms: number, what: string, outer: AbortSignal, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const silent = new AbortController();
+  const timer = setTimeout(() => silent.abort(), ms);
+  try {
+    return await call(AbortSignal.any([outer, silent.signal]));
+  } catch (error) {
+    if (silent.signal.aborted && !outer.aborted) throw new PreemptdError('ERR_STORE', `${what}: Azure sent no answer within ${ms / 1000} s`, { cause: error });
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function statusOf(error: unknown): number | undefined {

@@ -14,6 +14,7 @@ import type { ObjectStore } from '../../src/stores/types.js';
 import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type AzuriteServer } from '../helpers/azurite.js';
 import { testStepContext, type TestStepContext } from '../helpers/step-context.js';
 import { testBytes } from '../helpers/seed.js';
+import { startSilentProxy } from '../helpers/silent-proxy.js';
 import { until } from '../helpers/until.js';
 
 /**
@@ -167,4 +168,31 @@ test('dedup mode: chunks go in packs; a second snapshot sends none (the pointer\
 
   expect(await packs()).toHaveLength(1);
   await expectRestored({ from: options.to, latest: true });
+});
+
+describe('a request Azure accepts and never answers fails, named, instead of holding the store for good', () => {
+  // A short answer timeout so the test does not wait the store's own 60 s; outcomes only.
+  const cases: [string, (request: { method?: string; url?: string }) => boolean, (store: ObjectStore) => Promise<unknown>, string][] = [
+    ['a HEAD', (request) => request.method === 'HEAD', (store) => store.stat('silent/kept.txt'), 'HEAD silent/kept.txt'],
+    ['a GET', (request) => request.method === 'GET' && !request.url!.includes('comp=list'), (store) => store.get('silent/kept.txt'), 'GET silent/kept.txt'],
+    ['a listing page', (request) => request.method === 'GET' && request.url!.includes('comp=list'), async (store) => {
+      for await (const object of store.list('silent/')) void object;
+    }, 'listing silent/'],
+    ['a DELETE', (request) => request.method === 'DELETE', (store) => store.delete(['silent/kept.txt']), 'DELETE silent/kept.txt'],
+  ];
+  test.each(cases)('%s', async (_, picks, operation, what) => {
+    const proxy = await startSilentProxy(azurite.endpoint);
+    try {
+      const location = parseLocation(`az://${AZURITE_ACCOUNT}/snapshots/`) as AzureLocation;
+      const store = await openAzureStore(location, { endpoint: proxy.url, partSize: 5 * MIB, queueSize: 2, concurrency: 2, signal: new AbortController().signal, log: silentLogger() }, 300);
+      stores.push(store);
+      await store.put('silent/kept.txt', onePart(Buffer.from('stays')));
+      proxy.holdNext(picks);
+      await expect(operation(store)).rejects.toMatchObject({ code: 'ERR_STORE', message: `${what} (az://${AZURITE_ACCOUNT}/snapshots/): Azure sent no answer within 0.3 s` });
+      expect(proxy.held).toHaveLength(1);
+      expect(await text(await store.get('silent/kept.txt'))).toBe('stays');
+    } finally {
+      await proxy.close();
+    }
+  });
 });
