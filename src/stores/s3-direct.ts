@@ -48,6 +48,11 @@ export interface DirectBody {
 }
 
 /** The statuses a GET answers with when it worked: a range adds 206 (its bytes) and 416 (it starts past the end). */
+/** The HTTP status of an error the SDK threw (a HEAD's 404 or a GET's 416 has no error code to go by). */
+export function sdkStatus(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
 function gotObject(status: number | undefined, range: ByteRange | undefined): boolean {
   return status === 200 || (range !== undefined && (status === 206 || status === 416));
 }
@@ -130,7 +135,7 @@ export class DirectRequests {
           return result;
         } catch (error) {
           // A HEAD's 404 worked too (a key a sync has not stored yet is the usual answer); the SDK throws it as NotFound.
-          if (command === 'HeadObjectCommand' && (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) learn();
+          if (command === 'HeadObjectCommand' && sdkStatus(error) === 404) learn();
           throw error;
         }
       },

@@ -6,7 +6,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { FinalizeHandler, FinalizeHandlerArguments, MetadataBearer } from '@smithy/types';
 import { formatLocation, type BucketLocation } from './location.js';
 import { noBytes, rangeHeader, rangeOfWhole } from './range.js';
-import { DIRECT_IDLE_TIMEOUT_MS, DirectRequests } from './s3-direct.js';
+import { DIRECT_IDLE_TIMEOUT_MS, DirectRequests, sdkStatus } from './s3-direct.js';
 import { abortUpload, uploadParts } from './s3-multipart.js';
 import { PreemptdError } from '../lib/errors.js';
 import { abortError, STORE_PAGE_SIZE, type ByteRange, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
@@ -101,7 +101,7 @@ export function openS3Store(location: BucketLocation, options: StoreOptions, tim
       return { key, size: head.ContentLength ?? 0, modified: head.LastModified?.getTime() ?? Date.now() };
     } catch (error) {
       // A HEAD answer has no body, so no error code: the status is all there is.
-      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+      if (sdkStatus(error) === 404) return undefined;
       throw error;
     }
   };
@@ -122,7 +122,7 @@ export function openS3Store(location: BucketLocation, options: StoreOptions, tim
         return asked(response.$metadata.httpStatusCode, response.Body as Readable, range);
       } catch (error) {
         // 416 InvalidRange: the object is there, the range starts at or past its end.
-        if (range && (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) return noBytes();
+        if (range && sdkStatus(error) === 416) return noBytes();
         throw error;
       }
     },
