@@ -5,7 +5,7 @@ import { countBytes } from './count.js';
 import { formatLocation, type AzureLocation } from './location.js';
 import { streamOfParts } from './parts.js';
 import { noBytes } from './range.js';
-import { abortError, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
+import { abortError, callSignal, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
 
 /**
  * Azure Blob Storage, block blobs. Credentials, first found: AZURE_STORAGE_CONNECTION_STRING,
@@ -37,7 +37,7 @@ export async function openAzureStore(location: AzureLocation, options: StoreOpti
   return {
     url: formatLocation(location),
     async put(key, parts, { onBytes, signal } = {}) {
-      const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
+      const stops = callSignal(options.signal, signal);
       const body = streamOfParts(parts);
       try {
         await container
@@ -75,7 +75,7 @@ export async function openAzureStore(location: AzureLocation, options: StoreOpti
       } while (continuationToken);
     },
     async delete(keys, signal) {
-      const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
+      const stops = callSignal(options.signal, signal);
       for (const key of keys) {
         stops.throwIfAborted();
         await answered(`DELETE ${key}`, stops, (abortSignal) => container.getBlobClient(key).deleteIfExists({ abortSignal }));

@@ -3,7 +3,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PreemptdError } from '../lib/errors.js';
 import { formatLocation, type DirectoryLocation } from './location.js';
-import { abortError, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
+import { abortError, callSignal, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
 
 /**
  * A directory (local disk, NFS, a mounted bucket). Each object is written to a hidden
@@ -75,7 +75,7 @@ export function openFileStore(location: DirectoryLocation, options: StoreOptions
   return {
     url: formatLocation(location),
     async put(key, parts, { onBytes, signal } = {}) {
-      const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
+      const stops = callSignal(options.signal, signal);
       const path = pathOf(key);
       const partial = join(dirname(path), `.${randomBytes(4).toString('hex')}.partial`);
       partials.add(partial);

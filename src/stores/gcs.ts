@@ -6,7 +6,7 @@ import { countBytes } from './count.js';
 import { formatLocation, type BucketLocation } from './location.js';
 import { streamOfParts } from './parts.js';
 import { noBytes } from './range.js';
-import { abortError, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
+import { abortError, callSignal, STORE_PAGE_SIZE, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
 
 /**
  * How long one request may wait for the head of its answer before it is given up, so a server
@@ -73,7 +73,7 @@ export function openGcsStore(location: BucketLocation, options: StoreOptions, ti
   return {
     url: formatLocation(location),
     async put(key, parts, { onBytes, signal } = {}) {
-      const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
+      const stops = callSignal(options.signal, signal);
       const writable = bucket.file(key).createWriteStream({
         resumable: true,
         chunkSize: options.partSize,

@@ -9,7 +9,7 @@ import { noBytes, rangeHeader, rangeOfWhole } from './range.js';
 import { DIRECT_IDLE_TIMEOUT_MS, DirectRequests, sdkStatus } from './s3-direct.js';
 import { abortUpload, uploadParts } from './s3-multipart.js';
 import { PreemptdError } from '../lib/errors.js';
-import { abortError, STORE_PAGE_SIZE, type ByteRange, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
+import { abortError, callSignal, STORE_PAGE_SIZE, type ByteRange, type ObjectInfo, type ObjectStore, type StoreOptions } from './types.js';
 
 /**
  * Throughput settings. Figures: the 2 GiB bench (bench/snapshot-throughput.bench.ts) to a
@@ -109,7 +109,7 @@ export function openS3Store(location: BucketLocation, options: StoreOptions, tim
   return {
     url: formatLocation(location),
     async put(key, parts, { onBytes, signal } = {}) {
-      const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
+      const stops = callSignal(options.signal, signal);
       if (stops.aborted) throw abortError();
       const target = { Bucket: location.bucket, Key: key };
       await uploadParts(client, target, parts, { queueSize: options.queueSize, signal: stops, onBytes, open: openUploads, putDirect: (key, part, stop) => direct.put(key, part, stop) });
@@ -140,7 +140,7 @@ export function openS3Store(location: BucketLocation, options: StoreOptions, tim
       } while (token);
     },
     async delete(keys, signal) {
-      const stops = signal ? AbortSignal.any([signal, options.signal]) : options.signal;
+      const stops = callSignal(options.signal, signal);
       // One DeleteObjects call per page of keys; it answers 200 with a list of the keys it failed.
       for (let start = 0; start < keys.length; start += STORE_PAGE_SIZE) {
         stops.throwIfAborted();

@@ -101,3 +101,8 @@ export interface ObjectStore {
 export function abortError(): Error {
   return Object.assign(new Error('transfer stopped'), { name: 'AbortError' });
 }
+
+/** What stops one call: the store's own signal, and the call's when it has one. */
+export function callSignal(store: AbortSignal, call: AbortSignal | undefined): AbortSignal {
+  return call ? AbortSignal.any([call, store]) : store;
+}
