@@ -72,25 +72,27 @@ export class PackWriter {
   }
 
   /**
-   * Copies `bytes` into the open pack (sealing it first when they do not fit, waiting while
-   * `maxInFlight` packs are being stored); the caller may reuse `bytes` once this resolves.
+   * Copies the chunk, `pieces` back to back, into the open pack (sealing it first when it does
+   * not fit, waiting while `maxInFlight` packs are being stored); the caller may reuse the
+   * pieces once this resolves.
    */
-  async add(sha256: string, bytes: Buffer): Promise<PackedChunk> {
+  async add(sha256: string, pieces: readonly Buffer[]): Promise<PackedChunk> {
+    let size = 0;
+    for (const piece of pieces) size += piece.length;
     for (;;) {
       this.options.signal.throwIfAborted();
-      if (this.open && this.open.filled + bytes.length > this.open.bytes.length) this.seal(this.open);
+      if (this.open && this.open.filled + size > this.open.bytes.length) this.seal(this.open);
       if (this.open) break;
       if (this.storing.size < this.options.maxInFlight) {
-        this.open = openPack(bytes.length > this.target ? Buffer.allocUnsafe(bytes.length) : (this.spare.pop() ?? Buffer.allocUnsafe(this.target)));
+        this.open = openPack(size > this.target ? Buffer.allocUnsafe(size) : (this.spare.pop() ?? Buffer.allocUnsafe(this.target)));
         break;
       }
       await new Promise<void>((resolve) => this.wakeAdders.push(resolve));
     }
     const pack = this.open;
     const offset = pack.filled;
-    bytes.copy(pack.bytes, offset);
-    pack.filled += bytes.length;
-    return { chunk: [sha256, bytes.length, pack.id, offset], stored: pack.stored };
+    for (const piece of pieces) pack.filled += piece.copy(pack.bytes, pack.filled);
+    return { chunk: [sha256, size, pack.id, offset], stored: pack.stored };
   }
 
   /** Stores the open pack; resolves once every pack sealed so far is stored or failed. */

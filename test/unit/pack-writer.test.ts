@@ -55,11 +55,11 @@ function writer(options: { targetBytes: number; maxInFlight?: number; on?: Objec
   return new PackWriter({ store: options.on ?? store, location, signal: new AbortController().signal, maxInFlight: options.maxInFlight ?? 4, targetBytes: options.targetBytes });
 }
 
-test('fills each pack to the target, chunks back to back, and every chunk reads back from its range', async () => {
+test('fills each pack to the target, chunks back to back (each given in pieces), and every chunk reads back from its range', async () => {
   const packs = writer({ targetBytes: 1000 });
   const chunks = Array.from({ length: 10 }, (_, index) => chunk(index, 300));
   const added: PackedChunk[] = [];
-  for (const { sha256, bytes } of chunks) added.push(await packs.add(sha256, bytes));
+  for (const { sha256, bytes } of chunks) added.push(await packs.add(sha256, [bytes.subarray(0, 100), bytes.subarray(100, 101), bytes.subarray(101, 101), bytes.subarray(101)]));
   await packs.flush();
   await Promise.all(added.map((one) => one.stored));
   expect(added.map(({ chunk: [, , , offset] }) => offset)).toEqual([0, 300, 600, 0, 300, 600, 0, 300, 600, 0]);
@@ -72,7 +72,7 @@ test('fills each pack to the target, chunks back to back, and every chunk reads 
 test('a chunk larger than the target gets a pack of its own size', async () => {
   const packs = writer({ targetBytes: 100 });
   const big = chunk(1, 250);
-  const added = await packs.add(big.sha256, big.bytes);
+  const added = await packs.add(big.sha256, [big.bytes]);
   await packs.flush();
   await added.stored;
   expect((await readBack(added)).equals(big.bytes)).toBe(true);
@@ -82,7 +82,7 @@ test('a single small file does not wait for a pack nobody else fills: it is stor
   const packs = writer({ targetBytes: 1 << 20 });
   const feed = packs.feed();
   const one = chunk(1, 100);
-  const added = await packs.add(one.sha256, one.bytes);
+  const added = await packs.add(one.sha256, [one.bytes]);
   expect(await settled(added.stored)).toBe(false);
   feed.end();
   await added.stored;
@@ -92,7 +92,7 @@ test('a single small file does not wait for a pack nobody else fills: it is stor
 test('many small files share a pack, stored once the last file being read has offered all its chunks', async () => {
   const packs = writer({ targetBytes: 1 << 20 });
   const feeds = Array.from({ length: 8 }, () => packs.feed());
-  const added = await Promise.all(feeds.map(async (feed, index) => [await packs.add(chunk(2 * index, 100).sha256, chunk(2 * index, 100).bytes), await packs.add(chunk(2 * index + 1, 50).sha256, chunk(2 * index + 1, 50).bytes)]));
+  const added = await Promise.all(feeds.map(async (feed, index) => [await packs.add(chunk(2 * index, 100).sha256, [chunk(2 * index, 100).bytes]), await packs.add(chunk(2 * index + 1, 50).sha256, [chunk(2 * index + 1, 50).bytes])]));
   for (const feed of feeds.slice(0, 7)) feed.end();
   // One file still offering: the files waiting for the pack wait for it, not for a flush.
   expect(await settled(added[0]![0]!.stored)).toBe(false);
@@ -107,8 +107,8 @@ test('a file still being read holds the open pack (it may fill it), not a pack a
   const packs = writer({ targetBytes: 150 });
   const writing = packs.feed();
   const reading = packs.feed();
-  const full = await packs.add(chunk(3, 100).sha256, chunk(3, 100).bytes);
-  const last = await packs.add(chunk(4, 100).sha256, chunk(4, 100).bytes);
+  const full = await packs.add(chunk(3, 100).sha256, [chunk(3, 100).bytes]);
+  const last = await packs.add(chunk(4, 100).sha256, [chunk(4, 100).bytes]);
   writing.end();
   await full.stored;
   expect(await settled(last.stored)).toBe(false);
@@ -123,7 +123,7 @@ test('a failed put rejects the chunks of its pack only, and flush still resolves
   const failing: ObjectStore = { ...store, put: (key, parts, options) => ((puts += 1) === 1 ? Promise.reject(new Error('503 Slow Down')) : store.put(key, parts, options)) };
   const packs = writer({ targetBytes: 200, on: failing });
   const added: PackedChunk[] = [];
-  for (let index = 0; index < 4; index += 1) added.push(await packs.add(chunk(index, 100).sha256, chunk(index, 100).bytes));
+  for (let index = 0; index < 4; index += 1) added.push(await packs.add(chunk(index, 100).sha256, [chunk(index, 100).bytes]));
   await packs.flush();
   await expect(added[0]!.stored).rejects.toThrow('503 Slow Down');
   await expect(added[1]!.stored).rejects.toThrow('503 Slow Down');
@@ -147,9 +147,9 @@ test('holds at most maxInFlight packs being stored: a chunk that needs another w
     },
   };
   const packs = writer({ targetBytes: 100, maxInFlight: 2, on: slow });
-  await packs.add(chunk(1, 100).sha256, chunk(1, 100).bytes);
-  await packs.add(chunk(2, 100).sha256, chunk(2, 100).bytes);
-  const third = packs.add(chunk(3, 100).sha256, chunk(3, 100).bytes);
+  await packs.add(chunk(1, 100).sha256, [chunk(1, 100).bytes]);
+  await packs.add(chunk(2, 100).sha256, [chunk(2, 100).bytes]);
+  const third = packs.add(chunk(3, 100).sha256, [chunk(3, 100).bytes]);
   expect(await settled(third)).toBe(false);
   expect(held.length).toBe(2);
   held.shift()!();
@@ -165,9 +165,9 @@ test('holds at most maxInFlight packs being stored: a chunk that needs another w
 test('an aborted writer refuses chunks, and its pack put is stopped', async () => {
   const stop = new AbortController();
   const packs = new PackWriter({ store, location, signal: stop.signal, maxInFlight: 1, targetBytes: 1000 });
-  const added = await packs.add(chunk(1, 100).sha256, chunk(1, 100).bytes);
+  const added = await packs.add(chunk(1, 100).sha256, [chunk(1, 100).bytes]);
   stop.abort();
-  await expect(packs.add(chunk(2, 100).sha256, chunk(2, 100).bytes)).rejects.toThrow();
+  await expect(packs.add(chunk(2, 100).sha256, [chunk(2, 100).bytes])).rejects.toThrow();
   await packs.flush();
   await expect(added.stored).rejects.toThrow();
   expect(await packsStored()).toEqual([]);
@@ -191,14 +191,14 @@ test('a pack buffer the store hands back (Part.release) fills a later pack; one 
   const packs = writer({ targetBytes: 1000, maxInFlight: 1, on: recording });
   const stored: PackedChunk[] = [];
   for (let index = 0; index < 3; index += 1) {
-    stored.push(await packs.add(chunk(index, 600).sha256, chunk(index, 600).bytes));
+    stored.push(await packs.add(chunk(index, 600).sha256, [chunk(index, 600).bytes]));
     await packs.flush();
   }
   failNext = true;
-  const lost = await packs.add(chunk(3, 600).sha256, chunk(3, 600).bytes);
+  const lost = await packs.add(chunk(3, 600).sha256, [chunk(3, 600).bytes]);
   await packs.flush();
   await expect(lost.stored).rejects.toThrow('refused');
-  const after = await packs.add(chunk(4, 600).sha256, chunk(4, 600).bytes);
+  const after = await packs.add(chunk(4, 600).sha256, [chunk(4, 600).bytes]);
   await packs.flush();
   await after.stored;
   // The file store released each stored pack: one buffer served all; the refused one's was not taken back.
