@@ -1,5 +1,9 @@
 #!/usr/bin/env node
 import { PROGRAM_HELP } from './commands/program-help-text.js';
+import { keepYoungGenerationSmall } from './lib/young-generation.js';
+
+// Before anything else loads: loading the commands' modules alone would grow it.
+keepYoungGenerationSmall();
 
 const args = process.argv.slice(2);
 

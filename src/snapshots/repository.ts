@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { jsonBytes } from '../lib/json-bytes.js';
 import { z } from 'zod';
 import { PreemptdError } from '../lib/errors.js';
 import { formatBytes } from '../lib/format.js';
@@ -90,7 +91,7 @@ const pointerSchema = z.object({
  * a reader accepts is refused here, rather than stored as a snapshot nothing could restore.
  */
 export async function writeJson(store: ObjectStore, location: StoreLocation, name: string, value: unknown, maxBytes = STORED_JSON_MAX_BYTES): Promise<void> {
-  const bytes = Buffer.from(`${JSON.stringify(value)}\n`);
+  const bytes = jsonBytes(value, '\n');
   if (bytes.length > maxBytes) {
     throw new PreemptdError('ERR_STORE', `${name} not stored: it takes ${formatBytes(bytes.length)}, over the ${formatBytes(maxBytes)} a restore reads (too many chunks for one snapshot: split the paths over several snapshots or syncs)`);
   }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { errorMessage } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
+import { jsonBytes } from '../../lib/json-bytes.js';
 import { writeFileAtomically } from '../../lib/write-atomically.js';
 import { fileEntrySchema, type Manifest, type ManifestFile, type StoredChunk } from '../manifest.js';
 import { chunkHome } from '../repository.js';
@@ -133,7 +134,7 @@ export class SyncRecord {
 
   async save(): Promise<void> {
     const files = [...this.files].map(([source, recorded]) => ({ source, ...recorded }));
-    await writeFileAtomically(this.path, JSON.stringify({ version: RECORD_VERSION, to: this.to, files }));
+    await writeFileAtomically(this.path, jsonBytes({ version: RECORD_VERSION, to: this.to, files }));
   }
 }
 
