@@ -2,10 +2,11 @@
 import { PROGRAM_HELP } from './commands/program-help-text.js';
 import { keepYoungGenerationSmall } from './lib/young-generation.js';
 
-// Before anything else loads: loading the commands' modules alone would grow it.
-keepYoungGenerationSmall();
-
 const args = process.argv.slice(2);
+
+// Before anything else loads: loading the commands' modules alone would grow it. `run` does
+// it once started (commands/run.ts), where the time to READY=1 counts.
+if (args[0] !== 'run') keepYoungGenerationSmall();
 
 /**
  * `preemptd --help` is printed as generated from the declarations (npm run generate), without

@@ -10,6 +10,7 @@ import { NoticeFile } from '../observe/notice-file.js';
 import { StatusTracker } from '../observe/plan-status.js';
 import { attachSystemdNotifier } from '../observe/systemd-notifier.js';
 import { StateLock } from '../notice/state-lock.js';
+import { keepYoungGenerationSmall } from '../lib/young-generation.js';
 
 export async function runCommand(args: ConfigFlags): Promise<void> {
   const warnings: ConfigIssue[] = [];
@@ -27,6 +28,13 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   const noticeFile = config.noticeFile === null ? undefined : new NoticeFile(notices, config.noticeFile, log);
   const server = config.server.enabled ? await (await import('../observe/local-server.js')).serveDaemon(daemon, config, log, { status, notices }) : undefined;
   const systemd = attachSystemdNotifier({ daemon, log, status });
+  // Once started: set before the modules load, the small young generation cost the start 4 ms of GC (13 collections, not 5).
+  const started = (state: string) => {
+    if (state !== 'watching') return;
+    daemon.off('state', started);
+    keepYoungGenerationSmall();
+  };
+  daemon.on('state', started);
   const shutdown = shutdownPlan({ daemon, config, log });
   // Withdrawn notices and a previous boot's leftovers: steps take back what they did.
   const undo = new StepUndo({ daemon, config, log });
