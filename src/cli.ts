@@ -4,10 +4,6 @@ import { keepYoungGenerationSmall } from './lib/young-generation.js';
 
 const args = process.argv.slice(2);
 
-// Before anything else loads: loading the commands' modules alone would grow it. `run` does
-// it once started (commands/run.ts), where the time to READY=1 counts.
-if (args[0] !== 'run') keepYoungGenerationSmall();
-
 /**
  * `preemptd --help` is printed as generated from the declarations (npm run generate), without
  * loading yargs and the declarations: the bundle's start to exit went from 88 to 39 ms
@@ -15,6 +11,9 @@ if (args[0] !== 'run') keepYoungGenerationSmall();
  * YARGS_DISABLE_WRAP: those go to yargs, as does every other command line but a plain `run`.
  */
 const programHelp = args.length === 1 && (args[0] === '--help' || args[0] === '-h') && !process.env.YARGS_DISABLE_WRAP && (process.stdout.columns ?? 80) >= 80;
+// Before a command's modules load (loading them alone would grow it); `run` does it once
+// started (commands/run.ts), where the time to READY=1 counts, and help needs none.
+if (!programHelp && args[0] !== 'run') keepYoungGenerationSmall();
 const plainRun = async () => args[0] === 'run' && (await (await import('./commands/run-line.js')).runPlainRunLine(args));
 if (programHelp) process.stdout.write(`${PROGRAM_HELP}\n`);
 // `run` as the unit starts it skips yargs too (commands/run-line.ts); any other line goes to yargs.

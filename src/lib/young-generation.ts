@@ -9,6 +9,7 @@ import { setFlagsFromString } from 'node:v8';
  * each time V8 grows the space, so set once it holds. Measured (sync-memory, 10 GiB): peak RSS
  * 320 -> 266 MiB at 2.12 -> 2.00 CPU-s per GB; a files-mode snapshot (1231-1300 against
  * 1309-1350 MB/s) and a restore (337-370 MB/s either way) kept their speed with 15-45 MB less.
+ * (The bundle loads node:v8, 2 ms, on this first call: scripts/bundle.ts lazyBuiltins.)
  */
 export function keepYoungGenerationSmall(): void {
   setFlagsFromString('--semi-space-growth-factor=1');
