@@ -172,9 +172,10 @@ function handle(request: ReadRequest): void {
     file.bytesRead += read;
     file.emitted += length;
     const bytes = part.subarray(0, length);
-    file.checksum.update(bytes);
+    const partCrc32 = crc32(bytes);
+    file.checksum.update(bytes, partCrc32);
     const chunks = file.chunker?.push(bytes).map(refOf);
-    reply({ type: 'part', id: request.id, part: shared, length, crc32: crc32(bytes), ...(chunks ? { chunks } : {}) });
+    reply({ type: 'part', id: request.id, part: shared, length, crc32: partCrc32, ...(chunks ? { chunks } : {}) });
     return;
   }
   closeSync(file.fd);
