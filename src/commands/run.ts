@@ -28,7 +28,8 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   const noticeFile = config.noticeFile === null ? undefined : new NoticeFile(notices, config.noticeFile, log);
   const server = config.server.enabled ? await (await import('../observe/local-server.js')).serveDaemon(daemon, config, log, { status, notices }) : undefined;
   const systemd = attachSystemdNotifier({ daemon, log, status });
-  // Once started: set before the modules load, the small young generation cost the start 4 ms of GC (13 collections, not 5).
+  // Once started: set before the modules load, the small young generation cost the start
+  // 4 ms of GC (13 collections before READY=1, not 5).
   const started = (state: string) => {
     if (state !== 'watching') return;
     daemon.off('state', started);

@@ -3,9 +3,9 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
- * Replaces `path` with `text` (a string, or its bytes) so a crash leaves the old file or the new one, never a mix:
- * writes a temporary file named `<tempPrefix><random>` beside it, syncs it, renames it into
- * place and syncs the directory. Owner-only (0600).
+ * Replaces `path` with `text` (a string, or its bytes) so a crash leaves the old file or the
+ * new one, never a mix: writes a temporary file named `<tempPrefix><random>` beside it, syncs
+ * it, renames it into place and syncs the directory. Owner-only (0600).
  */
 export async function writeFileAtomically(path: string, text: string | Uint8Array, tempPrefix = `${basename(path)}.tmp-`): Promise<void> {
   const dir = dirname(path);

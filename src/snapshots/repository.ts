@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { jsonBytes } from '../lib/json-bytes.js';
 import { z } from 'zod';
 import { PreemptdError } from '../lib/errors.js';
 import { formatBytes } from '../lib/format.js';
+import { jsonBytes } from '../lib/json-bytes.js';
 import { keyFor, type StoreLocation } from '../stores/location.js';
 import { onePart } from '../stores/parts.js';
 import type { ObjectStore } from '../stores/types.js';
