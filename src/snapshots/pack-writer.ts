@@ -52,7 +52,8 @@ export class PackWriter {
   private wakeAdders: (() => void)[] = [];
   /** Feeds not ended yet. */
   private openFeeds = 0;
-  private readonly target: number;
+  /** Bytes a pack is filled to. */
+  readonly targetBytes: number;
   /**
    * Buffers of packs the store has done with (Part.release), for the next packs. A fresh
    * 8 MiB buffer per pack had the main thread spend a fifth of a 2 GiB sync in the garbage
@@ -62,7 +63,7 @@ export class PackWriter {
   private readonly spare: Buffer[] = [];
 
   constructor(private readonly options: PackWriterOptions) {
-    this.target = options.targetBytes ?? PACK_TARGET_BYTES;
+    this.targetBytes = options.targetBytes ?? PACK_TARGET_BYTES;
   }
 
   /** Chunks still to come: a pack not full is not stored while a feed is open. */
@@ -84,7 +85,7 @@ export class PackWriter {
       if (this.open && this.open.filled + size > this.open.bytes.length) this.seal(this.open);
       if (this.open) break;
       if (this.storing.size < this.options.maxInFlight) {
-        this.open = openPack(size > this.target ? Buffer.allocUnsafe(size) : (this.spare.pop() ?? Buffer.allocUnsafe(this.target)));
+        this.open = openPack(size > this.targetBytes ? Buffer.allocUnsafe(size) : (this.spare.pop() ?? Buffer.allocUnsafe(this.targetBytes)));
         break;
       }
       await new Promise<void>((resolve) => this.wakeAdders.push(resolve));
@@ -93,6 +94,30 @@ export class PackWriter {
     const offset = pack.filled;
     for (const piece of pieces) pack.filled += piece.copy(pack.bytes, pack.filled);
     return { chunk: [sha256, size, pack.id, offset], stored: pack.stored };
+  }
+
+  /**
+   * Stores `view` as a pack of its own, without copying: `chunks` lie in it back to back (a run
+   * of new chunks in a part the reading thread filled). Waits while `maxInFlight` packs are
+   * being stored. `release` is called once the pack is stored; a pack that failed is not
+   * handed back (the caller's memory is dropped, never reused while a request may hold it).
+   */
+  async addView(chunks: readonly { sha256: string; size: number }[], view: Buffer, release: () => void): Promise<PackedChunk[]> {
+    while (this.storing.size >= this.options.maxInFlight) {
+      this.options.signal.throwIfAborted();
+      await new Promise<void>((resolve) => this.wakeAdders.push(resolve));
+    }
+    this.options.signal.throwIfAborted();
+    const pack = openPack(view);
+    pack.filled = view.length;
+    let offset = 0;
+    const packed = chunks.map(({ sha256, size }): PackedChunk => {
+      const chunk: StoredChunk = [sha256, size, pack.id, offset];
+      offset += size;
+      return { chunk, stored: pack.stored };
+    });
+    this.seal(pack, { afterStored: release });
+    return packed;
   }
 
   /** Stores the open pack; resolves once every pack sealed so far is stored or failed. */
@@ -107,15 +132,19 @@ export class PackWriter {
     if (this.openFeeds === 0 && this.open) this.seal(this.open);
   }
 
-  private seal(pack: OpenPack): void {
-    this.open = undefined;
+  /** `view.afterStored`: the pack is a caller's memory (addView), handed back once stored; otherwise its buffer is kept for the next packs. */
+  private seal(pack: OpenPack, view?: { afterStored: () => void }): void {
+    if (!view) this.open = undefined;
     const { store, location, signal, onBytes } = this.options;
     const [filled] = onePart(pack.bytes.subarray(0, pack.filled)) as [Part];
     const release = () => {
-      if (pack.bytes.length === this.target && this.spare.length <= this.options.maxInFlight) this.spare.push(pack.bytes);
+      if (pack.bytes.length === this.targetBytes && this.spare.length <= this.options.maxInFlight) this.spare.push(pack.bytes);
     };
-    const put = store.put(keyFor(location, packName(pack.id)), [{ ...filled, release }], { ...(onBytes ? { onBytes } : {}), signal });
-    const settled = put.then(pack.settle.resolve, pack.settle.reject).finally(() => {
+    const put = store.put(keyFor(location, packName(pack.id)), [view ? filled : { ...filled, release }], { ...(onBytes ? { onBytes } : {}), signal });
+    const settled = put.then(() => {
+      view?.afterStored();
+      pack.settle.resolve();
+    }, pack.settle.reject).finally(() => {
       this.storing.delete(settled);
       const waiting = this.wakeAdders;
       this.wakeAdders = [];

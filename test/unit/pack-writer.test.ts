@@ -207,3 +207,51 @@ test('a pack buffer the store hands back (Part.release) fills a later pack; one 
   expect(same(buffers[4]!, buffers[3]!)).toBe(false);
   for (const [index, packed] of [...stored, after].entries()) expect((await readBack(packed)).equals(chunk(index === 3 ? 4 : index, 600).bytes)).toBe(true);
 });
+
+test('addView stores the memory it is given as a pack of its own, not copied, and hands it back only once stored', async () => {
+  const chunks = [chunk(1, 300), chunk(2, 200), chunk(3, 100)];
+  const memory = Buffer.concat(chunks.map(({ bytes }) => bytes));
+  let handedBack = 0;
+  let sent: Buffer | undefined;
+  let finish!: () => void;
+  const watching: ObjectStore = {
+    ...store,
+    put: async (key, parts, options) => {
+      sent = (parts as { bytes: Buffer }[])[0]!.bytes;
+      await new Promise<void>((resolve) => (finish = resolve));
+      await store.put(key, parts, options);
+    },
+  };
+  const packs = writer({ targetBytes: 1000, on: watching });
+  const open = await packs.add(chunk(9, 50).sha256, [chunk(9, 50).bytes]);
+  const added = await packs.addView(chunks.map(({ sha256, bytes }) => ({ sha256, size: bytes.length })), memory, () => (handedBack += 1));
+  expect(sent!.buffer).toBe(memory.buffer);
+  expect(sent!.byteOffset).toBe(memory.byteOffset);
+  expect(added.map(({ chunk: [, size, , offset] }) => [size, offset])).toEqual([
+    [300, 0],
+    [200, 300],
+    [100, 500],
+  ]);
+  expect(new Set(added.map(({ chunk: [, , pack] }) => pack)).size).toBe(1);
+  expect(added[0]!.chunk[2]).not.toBe(open.chunk[2]);
+  expect(handedBack).toBe(0);
+  finish();
+  await Promise.all(added.map((one) => one.stored));
+  expect(handedBack).toBe(1);
+  for (const [index, one] of added.entries()) expect((await readBack(one)).equals(chunks[index]!.bytes)).toBe(true);
+  const flushed = packs.flush();
+  while (!finish) await new Promise((resolve) => setImmediate(resolve));
+  finish();
+  await flushed;
+  expect((await readBack(open)).equals(chunk(9, 50).bytes)).toBe(true);
+});
+
+test('a view pack whose put fails rejects its chunks and never hands its memory back (a request may still hold it)', async () => {
+  const failing: ObjectStore = { ...store, put: () => Promise.reject(new Error('503 Slow Down')) };
+  const packs = writer({ targetBytes: 1000, on: failing });
+  let handedBack = 0;
+  const one = chunk(1, 100);
+  const [added] = await packs.addView([{ sha256: one.sha256, size: 100 }], one.bytes, () => (handedBack += 1));
+  await expect(added!.stored).rejects.toThrow('503 Slow Down');
+  expect(handedBack).toBe(0);
+});

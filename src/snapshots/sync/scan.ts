@@ -20,8 +20,10 @@ export const FILES_IN_FLIGHT = 2;
 export const PACKS_IN_FLIGHT_PER_FILE = 2;
 /**
  * Parts a sync reads files in. Each file in flight holds about three (the one being cut, the
- * next, and one whose end waits for the next part's chunks): 4 MiB parts measured 243-272 MiB
- * peak against 280-287 MiB with 8 MiB (sync-memory, 10 GiB) at 2-3 % more CPU.
+ * next, and one whose end waits for the next part's chunks), and each pack being stored holds
+ * the part its chunks lie in (dedup-mode.ts: packs straight from the parts' memory), so a pack
+ * of new chunks is about a part. sync-memory, 10 GiB: 4 MiB parts 259 MiB peak at 1.82 CPU-s
+ * per GB; 6 MiB 275-279 MiB at 1.71-1.79; 8 MiB 285 MiB at 1.66, too near the 300 MB goal.
  */
 export const PART_SIZE = 4 * 1024 * 1024;
 /** The smallest pack a capped pass fills to: a few PUTs a second at the lowest caps. */
