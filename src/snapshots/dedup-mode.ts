@@ -28,6 +28,12 @@ interface Sending {
   reject: (error: unknown) => void;
 }
 
+/** A file's chunks to be sent that lie back to back in one part, not in a pack yet; `letGo` ends the hold they keep on it. */
+interface Run {
+  sending: Sending[];
+  letGo: (() => void) | undefined;
+}
+
 /**
  * Runs of new chunks back to back in one part of at least this many bytes (or the pack size,
  * if smaller) are stored as packs of their own straight from the part's memory: copying every
@@ -53,40 +59,84 @@ class ChunkSender {
   ) {}
 
   /**
-   * Offers `chunks` in order; resolves, once every piece is copied into a pack or held by one
-   * (so the caller may let go of the parts), to a promise for each chunk that settles with its
+   * Offers `chunks` in order; resolves, once every piece is copied into a pack, held by one or
+   * kept in `run` (which holds its part), to a promise for each chunk that settles with its
    * location once its pack is stored, or undefined when owed (the cap did not allow it now,
-   * see UploadJob.sendNow).
+   * see UploadJob.sendNow). `run` carries a file's chunks to be sent that lie back to back in
+   * one part from one call to the next (a part's last chunks are cut with the next part), so a
+   * part's new chunks make one pack; flush() it after the file's last chunks.
    */
-  async offer(chunks: readonly CutChunk[]): Promise<Promise<StoredChunk | undefined>[]> {
+  async offer(chunks: readonly CutChunk[], run: Run): Promise<Promise<StoredChunk | undefined>[]> {
     const outcomes: Promise<StoredChunk | undefined>[] = [];
     const pending: Sending[] = [];
-    let run: Sending[] = [];
     try {
       for (const chunk of chunks) {
         const decided = this.decide(chunk);
         if (!('resolve' in decided)) {
-          await this.sendRun(run);
-          run = [];
+          await this.flush(run);
           outcomes.push(decided);
           continue;
         }
         pending.push(decided);
         outcomes.push(this.sending.get(chunk.sha256)!);
-        if (!backToBack(run.at(-1)?.chunk, chunk)) {
-          await this.sendRun(run);
-          run = [];
+        if (!backToBack(run.sending.at(-1)?.chunk, chunk)) await this.flush(run);
+        if (!chunk.holder) {
+          await this.copy([decided]);
+          continue;
         }
-        if (chunk.holder) run.push(decided);
-        else await this.copy([decided]);
+        if (run.sending.length === 0) run.letGo = chunk.holder.hold();
+        run.sending.push(decided);
       }
-      await this.sendRun(run);
     } catch (error) {
       // Not sent (the deadline stopped the packs): nothing may wait for these for ever.
-      for (const one of pending) one.reject(error);
+      for (const one of [...pending, ...run.sending]) one.reject(error);
+      run.sending = [];
+      run.letGo?.();
       throw error;
     }
     return outcomes;
+  }
+
+  /**
+   * Sends the chunks `run` holds: packs of their own straight from their part's memory when
+   * they are VIEW_PACK_MIN_BYTES or more (or the pack size, if smaller), else copied into the
+   * open pack. Any failure rejects the chunks not sent.
+   */
+  async flush(run: Run): Promise<void> {
+    const chunks = run.sending;
+    const letGo = run.letGo;
+    run.sending = [];
+    run.letGo = undefined;
+    if (chunks.length === 0) return;
+    let from = 0;
+    try {
+      const bytes = chunks.reduce((sum, { chunk }) => sum + chunk.size, 0);
+      const target = this.packs.targetBytes;
+      if (bytes < Math.min(target, VIEW_PACK_MIN_BYTES)) {
+        await this.copy(chunks);
+        from = chunks.length;
+      }
+      while (from < chunks.length) {
+        let to = from + 1;
+        let size = chunks[from]!.chunk.size;
+        while (to < chunks.length && size + chunks[to]!.chunk.size <= target) size += chunks[to++]!.chunk.size;
+        const group = chunks.slice(from, to);
+        const first = group[0]!.chunk.pieces[0]!;
+        const view = Buffer.from(first.buffer, first.byteOffset, size);
+        const packed = await this.packs.addView(
+          group.map(({ chunk }) => chunk),
+          view,
+          group[0]!.chunk.holder!.hold(),
+        );
+        packed.forEach(({ chunk, stored }, index) => stored.then(() => group[index]!.resolve(chunk), group[index]!.reject));
+        from = to;
+      }
+    } catch (error) {
+      for (const one of chunks.slice(from)) one.reject(error);
+      throw error;
+    } finally {
+      letGo?.();
+    }
   }
 
   /** What becomes of a chunk: its location or promise, or a Sending (registered in `sending`) when it is to be sent now. */
@@ -109,24 +159,6 @@ class ChunkSender {
     stored.catch(() => this.sending.delete(sha256));
     this.sending.set(sha256, stored);
     return { chunk, ...settle };
-  }
-
-  /** A run of chunks back to back in one part: packs of their own from its memory when long enough, else copied. */
-  private async sendRun(run: readonly Sending[]): Promise<void> {
-    const bytes = run.reduce((sum, { chunk }) => sum + chunk.size, 0);
-    const target = this.packs.targetBytes;
-    if (bytes < Math.min(target, VIEW_PACK_MIN_BYTES)) return this.copy(run);
-    for (let from = 0; from < run.length; ) {
-      let to = from + 1;
-      let size = run[from]!.chunk.size;
-      while (to < run.length && size + run[to]!.chunk.size <= target) size += run[to++]!.chunk.size;
-      const group = run.slice(from, to);
-      const first = group[0]!.chunk.pieces[0]!;
-      const view = Buffer.from(first.buffer, first.byteOffset, size);
-      const packed = await this.packs.addView(group.map(({ chunk }) => chunk), view, group[0]!.chunk.holder!.hold());
-      packed.forEach(({ chunk, stored }, index) => stored.then(() => group[index]!.resolve(chunk), group[index]!.reject));
-      from = to;
-    }
   }
 
   /** Copies each chunk into the open pack. */
@@ -162,6 +194,7 @@ async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender, 
   const stored: Promise<StoredChunk | undefined>[] = [];
   /** Ends of earlier parts that no chunk has taken yet, oldest first; `done` lets go of the part. */
   let held: { bytes: Buffer; holder: PartHolder; done: () => void }[] = [];
+  const run: Run = { sending: [], letGo: undefined };
   try {
     for await (const part of parts) {
       const holder = partHolder(part);
@@ -190,7 +223,7 @@ async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender, 
         chunks.push({ sha256, size, pieces, holder: holders.size === 1 ? [...holders][0] : undefined });
         refs.push([sha256, size]);
       }
-      const offered = await sender.offer(chunks);
+      const offered = await sender.offer(chunks, run);
       // Awaited below; a failure must not go unhandled while later chunks are offered.
       for (const one of offered) one.catch(() => undefined);
       stored.push(...offered);
@@ -200,6 +233,8 @@ async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender, 
       else done();
     }
   } finally {
+    // The file's last run goes now, whatever ended the file; a failure rejects its chunks.
+    await sender.flush(run).catch(() => undefined);
     for (const { done } of held) done();
     held = [];
     // Every chunk is offered (or the file failed): the next file may fill the pack this one waits for.
