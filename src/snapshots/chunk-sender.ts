@@ -89,6 +89,7 @@ export class ChunkSender {
       for (const one of [...pending, ...run.sending]) one.reject(error);
       run.sending = [];
       run.letGo?.();
+      run.letGo = undefined;
       throw error;
     }
     return outcomes;

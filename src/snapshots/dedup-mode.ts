@@ -21,7 +21,7 @@ async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender, 
   const refs: StoredChunk[] = [];
   const stored: Promise<StoredChunk | undefined>[] = [];
   /** Ends of earlier parts that no chunk has taken yet, oldest first; `done` lets go of the part. */
-  let held: { bytes: Buffer; holder: PartHolder; done: () => void }[] = [];
+  const held: { bytes: Buffer; holder: PartHolder; done: () => void }[] = [];
   const run: Run = { sending: [], letGo: undefined };
   try {
     for await (const part of parts) {
@@ -30,25 +30,26 @@ async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender, 
       let at = 0;
       const chunks: CutChunk[] = [];
       for (const [sha256, size] of part.chunks ?? []) {
-        // A chunk takes the held bytes first (it may lie wholly among them), then this part's.
+        // A chunk takes the held bytes first (it may lie wholly among them), then this part's;
+        // each piece from another part, so a chunk of one piece lies in one part (`only`'s).
         const pieces: Buffer[] = [];
-        const holders = new Set<PartHolder>();
+        let only: PartHolder | undefined;
         let wanted = size;
         for (const end of held) {
           if (wanted === 0) break;
           const piece = end.bytes.subarray(0, wanted);
           if (piece.length === 0) continue;
           pieces.push(piece);
-          holders.add(end.holder);
+          only = end.holder;
           wanted -= piece.length;
           end.bytes = end.bytes.subarray(piece.length);
         }
         if (wanted > 0) {
           pieces.push(part.bytes.subarray(at, at + wanted));
-          holders.add(holder);
+          only = holder;
           at += wanted;
         }
-        chunks.push({ sha256, size, pieces, holder: holders.size === 1 ? [...holders][0] : undefined });
+        chunks.push({ sha256, size, pieces, holder: pieces.length === 1 ? only : undefined });
         refs.push([sha256, size]);
       }
       const offered = await sender.offer(chunks, run);
@@ -64,7 +65,6 @@ async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender, 
     // The file's last run goes now, whatever ended the file; a failure rejects its chunks.
     await sender.flush(run).catch(() => undefined);
     for (const { done } of held) done();
-    held = [];
     // Every chunk is offered (or the file failed): the next file may fill the pack this one waits for.
     readAll();
     await Promise.allSettled(stored);

@@ -88,7 +88,7 @@ export class PackWriter {
         this.open = openPack(size > this.targetBytes ? Buffer.allocUnsafe(size) : (this.spare.pop() ?? Buffer.allocUnsafe(this.targetBytes)));
         break;
       }
-      await new Promise<void>((resolve) => this.wakeAdders.push(resolve));
+      await this.aPackStored();
     }
     const pack = this.open;
     const offset = pack.filled;
@@ -105,7 +105,7 @@ export class PackWriter {
   async addView(chunks: readonly { sha256: string; size: number }[], view: Buffer, release: () => void): Promise<PackedChunk[]> {
     while (this.storing.size >= this.options.maxInFlight) {
       this.options.signal.throwIfAborted();
-      await new Promise<void>((resolve) => this.wakeAdders.push(resolve));
+      await this.aPackStored();
     }
     this.options.signal.throwIfAborted();
     const pack = openPack(view);
@@ -118,6 +118,11 @@ export class PackWriter {
     });
     this.seal(pack, { afterStored: release });
     return packed;
+  }
+
+  /** Resolves once the next pack being stored is stored or failed: room for another. */
+  private aPackStored(): Promise<void> {
+    return new Promise<void>((resolve) => this.wakeAdders.push(resolve));
   }
 
   /** Stores the open pack; resolves once every pack sealed so far is stored or failed. */
