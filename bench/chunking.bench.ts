@@ -42,8 +42,8 @@ function chunkAndHash(data: Uint8Array): number {
     chunks += 1;
   };
   // 8 MiB pieces, as a file is read.
-  for (let at = 0; at < data.length; at += 8 * MIB) chunker.push(data.subarray(at, Math.min(data.length, at + 8 * MIB))).forEach(hash);
-  chunker.end().forEach(hash);
+  for (let at = 0; at < data.length; at += 8 * MIB) chunker.push(data.subarray(at, Math.min(data.length, at + 8 * MIB)), hash);
+  chunker.end(hash);
   return chunks;
 }
 

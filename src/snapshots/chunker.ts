@@ -8,6 +8,8 @@
  * names them; a manifest records it, and test/unit/chunker.test.ts pins their output.
  */
 
+import { GEAR_CUT_WASM } from './gear-cut-wasm.ts';
+
 /** v2: SNAPSHOT_CHUNK_SIZES went from 64/256/2048 KiB to 32/128/1024 KiB once chunks were packed. */
 export const CHUNKER_VERSION = 'fastcdc-gear32-v2';
 
@@ -54,11 +56,14 @@ function topBits(bits: number): number {
   return bits >= 32 ? -1 : ~(0xffffffff >>> bits) | 0;
 }
 
+/** The cut's memory holds three times maxSize and WebAssembly addresses 4 GiB at most: far below both. */
+const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
+
 export function checkChunkSizes(sizes: ChunkSizes): string | undefined {
   const { minSize, avgSize, maxSize } = sizes;
   if (!Number.isSafeInteger(avgSize) || avgSize < 64 || (avgSize & (avgSize - 1)) !== 0) return `avgSize ${avgSize}: expected a power of two, at least 64`;
   if (!(minSize >= 0 && minSize < avgSize)) return `minSize ${minSize}: expected at least 0 and below avgSize ${avgSize}`;
-  if (!(maxSize > avgSize && Number.isSafeInteger(maxSize))) return `maxSize ${maxSize}: expected above avgSize ${avgSize}`;
+  if (!(maxSize > avgSize && maxSize <= MAX_CHUNK_SIZE)) return `maxSize ${maxSize}: expected above avgSize ${avgSize} and at most ${MAX_CHUNK_SIZE}`;
   return undefined;
 }
 
@@ -70,61 +75,57 @@ interface Cutting {
   maskLarge: number;
 }
 
+/** The cut (gear-cut.wat) with its memory: the gear table, then the bytes being cut. */
+interface Cutter {
+  memory: WebAssembly.Memory;
+  /** Where the chunk starting at `start` ends given the bytes up to `end` (offsets in memory): see gear-cut.wat. */
+  cut(start: number, end: number, minSize: number, normalSize: number, maxSize: number, maskSmall: number, maskLarge: number): number;
+}
+
+/** The bytes being cut start here in a cutter's memory, after the gear table. */
+const WINDOW = GEAR.length * 4;
+const WASM_PAGE = 65536;
+
+let compiled: WebAssembly.Module | undefined;
 /**
- * Where the chunk starting at `start` ends: the first position after minSize where the gear
- * hash of the bytes since minSize meets the mask (harder before the normal size, easier
- * after), or maxSize, or `end`. Pure and over one contiguous array, and unrolled by four:
- * measured on this project's machine, carrying the hash across pushes in object fields ran
- * at 270-370 MB/s, this loop rolled at 740-800 MB/s, unrolled at 1.0-1.1 GB/s (chunking
- * alone, 8 MiB pushes).
+ * Cutters whose chunker ended, kept for the next one: a thread cuts file after file, and a new
+ * instance with its own memory cost about 44 us (a small file's whole cut costs less).
  */
-function cutPoint(data: Uint8Array, start: number, end: number, cutting: Cutting, gear: Int32Array): number {
-  let i = start + cutting.minSize;
-  if (i >= end) return end;
-  const normal = Math.min(end, start + cutting.normalSize);
-  const max = Math.min(end, start + cutting.maxSize);
-  let h = 0;
-  for (const [limit, mask] of [
-    [normal, cutting.maskSmall],
-    [max, cutting.maskLarge],
-  ] as const) {
-    for (; i + 4 <= limit; i += 4) {
-      h = ((h << 1) + gear[data[i]!]!) | 0;
-      if ((h & mask) === 0) return i + 1;
-      h = ((h << 1) + gear[data[i + 1]!]!) | 0;
-      if ((h & mask) === 0) return i + 2;
-      h = ((h << 1) + gear[data[i + 2]!]!) | 0;
-      if ((h & mask) === 0) return i + 3;
-      h = ((h << 1) + gear[data[i + 3]!]!) | 0;
-      if ((h & mask) === 0) return i + 4;
-    }
-    for (; i < limit; i += 1) {
-      h = ((h << 1) + gear[data[i]!]!) | 0;
-      if ((h & mask) === 0) return i + 1;
-    }
+const idleCutters: Cutter[] = [];
+
+function takeCutter(windowBytes: number): Cutter {
+  let cutter = idleCutters.pop();
+  if (!cutter) {
+    compiled ??= new WebAssembly.Module(Buffer.from(GEAR_CUT_WASM, 'base64'));
+    const exports = new WebAssembly.Instance(compiled).exports as unknown as Cutter;
+    cutter = { memory: exports.memory, cut: exports.cut };
+    // Little-endian whatever the host, as WebAssembly reads it.
+    const table = new DataView(cutter.memory.buffer, 0, WINDOW);
+    GEAR.forEach((value, index) => table.setInt32(index * 4, value, true));
   }
-  return max;
+  const missing = WINDOW + windowBytes - cutter.memory.buffer.byteLength;
+  if (missing > 0) cutter.memory.grow(Math.ceil(missing / WASM_PAGE));
+  return cutter;
 }
 
 /**
- * Splits a stream of buffers into chunks. Feed it the bytes in order with `push` (any split of
- * the stream gives the same chunks), then call `end`. Each returns the chunks completed, in
- * order, as bytes: views into the array just pushed or into the chunker's own memory, valid
- * until the next call, so use (hash, copy) them before.
+ * Splits a stream of bytes into chunks. Feed it the bytes in order with `push` (any split of
+ * the stream gives the same chunks), then call `end`. Each hands the chunks completed, in
+ * order, to `onChunk` as views into the chunker's own memory, valid until `onChunk` returns:
+ * use (hash, copy) them there. The caller may reuse a pushed array once `push` returns.
  */
 export class ContentChunker {
   private readonly cutting: Cutting;
   /**
-   * The start of the chunk being cut, `held[heldFrom, heldTo)`, kept until a whole maxSize window
-   * (or the end) is here; a window is built by copying the next bytes after it. Two buffers
-   * in turn, reused: a push keeps its unfinished end in the one its chunks are not in.
-   * Allocating the window and the kept end anew on every push left the reading threads
-   * 140-200 MB of garbage behind (their peak RSS, reading 1 GiB).
+   * Bytes copied into the cutter's memory at a time. With up to maxSize - 1 bytes held from
+   * before, the window never exceeds maxSize + sliceSize, whatever the size of a push; the
+   * held bytes move to the window's start after each slice, so a larger slice moves less.
    */
-  private held: Uint8Array = new Uint8Array(0);
-  private spare: Uint8Array = new Uint8Array(0);
-  private heldFrom = 0;
-  private heldTo = 0;
+  private readonly sliceSize: number;
+  /** Taken at the first push, given back by `end`. */
+  private cutter: Cutter | undefined;
+  /** Bytes of the stream in the window, not yet in a chunk. */
+  private held = 0;
 
   constructor(sizes: ChunkSizes) {
     const problem = checkChunkSizes(sizes);
@@ -137,79 +138,41 @@ export class ContentChunker {
       maskSmall: topBits(bits + 2),
       maskLarge: topBits(Math.max(1, bits - 2)),
     };
+    this.sliceSize = 2 * sizes.maxSize;
   }
 
-  push(data: Uint8Array): Uint8Array[] {
-    const { maxSize } = this.cutting;
-    const chunks: Uint8Array[] = [];
-    // The kept bytes first move to the start of the spare buffer, so windows never run past 2 x maxSize.
-    if (this.heldFrom > 0) this.keep(this.held.subarray(this.heldFrom, this.heldTo));
-    // Chunks that began in earlier pushes: each decided over one contiguous window, the kept
-    // bytes followed by `data`'s first `appended`. A cut may fall among the kept bytes (they
-    // were short of a window), and then their rest goes on.
-    const kept = this.heldTo;
-    let appended = 0;
-    while (this.heldFrom < kept) {
-      const windowEnd = this.heldFrom + maxSize;
-      const wanted = windowEnd - this.heldTo;
-      if (data.length - appended < wanted) {
-        this.append(data.subarray(appended));
-        return chunks;
-      }
-      this.append(data.subarray(appended, appended + wanted));
-      appended += wanted;
-      const cut = cutPoint(this.held, this.heldFrom, windowEnd, this.cutting, GEAR);
-      chunks.push(this.held.subarray(this.heldFrom, cut));
-      this.heldFrom = cut;
+  push(data: Uint8Array, onChunk: (chunk: Uint8Array) => void): void {
+    this.cutter ??= takeCutter(this.cutting.maxSize + this.sliceSize);
+    for (let at = 0; at < data.length; at += this.sliceSize) {
+      const slice = data.subarray(at, at + this.sliceSize);
+      // A view made now: growing the memory (takeCutter) replaces its buffer.
+      new Uint8Array(this.cutter.memory.buffer, WINDOW + this.held, slice.length).set(slice);
+      this.held += slice.length;
+      // A cut needs at most maxSize bytes ahead; the rest waits for more.
+      this.cutHeld(this.cutting.maxSize, onChunk);
     }
-    let from = this.heldFrom - kept;
-    // A cut needs at most maxSize bytes ahead; the rest waits for the next push.
-    while (data.length - from >= maxSize) {
-      const cut = cutPoint(data, from, data.length, this.cutting, GEAR);
-      chunks.push(data.subarray(from, cut));
-      from = cut;
-    }
-    // Kept apart from this push's chunks, and copied: the caller may reuse `data`'s memory.
-    this.keep(data.subarray(from));
-    return chunks;
   }
 
   /** The chunks left when the stream ends (the last may be short), and a fresh start. */
-  end(): Uint8Array[] {
-    const chunks: Uint8Array[] = [];
-    for (let from = this.heldFrom; from < this.heldTo; ) {
-      const cut = cutPoint(this.held, from, this.heldTo, this.cutting, GEAR);
-      chunks.push(this.held.subarray(from, cut));
-      from = cut;
+  end(onChunk: (chunk: Uint8Array) => void): void {
+    if (!this.cutter) return;
+    this.cutHeld(1, onChunk);
+    idleCutters.push(this.cutter);
+    this.cutter = undefined;
+  }
+
+  /** Cuts chunks while `ahead` bytes or more are held, then moves the rest to the window's start. */
+  private cutHeld(ahead: number, onChunk: (chunk: Uint8Array) => void): void {
+    const { memory, cut } = this.cutter!;
+    const { minSize, normalSize, maxSize, maskSmall, maskLarge } = this.cutting;
+    const window = new Uint8Array(memory.buffer, WINDOW, this.held);
+    let from = 0;
+    while (this.held - from >= ahead) {
+      const to = cut(WINDOW + from, WINDOW + this.held, minSize, normalSize, maxSize, maskSmall, maskLarge) - WINDOW;
+      onChunk(window.subarray(from, to));
+      from = to;
     }
-    this.heldFrom = 0;
-    this.heldTo = 0;
-    return chunks;
-  }
-
-  /** Makes `bytes` the kept ones, copied to the start of the spare buffer, which becomes `held`. */
-  private keep(bytes: Uint8Array): void {
-    if (this.spare.length < bytes.length) this.spare = new Uint8Array(this.capacityFor(bytes.length));
-    this.spare.set(bytes);
-    [this.held, this.spare] = [this.spare, this.held];
-    this.heldFrom = 0;
-    this.heldTo = bytes.length;
-  }
-
-  /** Copies `bytes` after the kept ones, growing `held` (into new memory: chunks may be views of the old). */
-  private append(bytes: Uint8Array): void {
-    const end = this.heldTo + bytes.length;
-    if (this.held.length < end) {
-      const grown = new Uint8Array(this.capacityFor(end));
-      grown.set(this.held.subarray(0, this.heldTo));
-      this.held = grown;
-    }
-    this.held.set(bytes, this.heldTo);
-    this.heldTo = end;
-  }
-
-  /** Small files stay small; a stream that needs windows gets the most it can need, 2 x maxSize, once. */
-  private capacityFor(size: number): number {
-    return size <= 64 * 1024 ? size : Math.max(size, 2 * this.cutting.maxSize);
+    window.copyWithin(0, from);
+    this.held -= from;
   }
 }

@@ -80,10 +80,17 @@ if (nice !== undefined) {
 
 const files = new Map<number, OpenFile>();
 const reply = (message: ReadReply) => parentPort!.postMessage(message);
-const refOf = (chunk: Uint8Array): ChunkRef => [createHash('sha256').update(chunk).digest('hex'), chunk.length];
+
+/** The chunks `cut` completes, each hashed while its bytes are there. */
+function refsOf(cut: (onChunk: (chunk: Uint8Array) => void) => void): ChunkRef[] {
+  const refs: ChunkRef[] = [];
+  cut((chunk) => refs.push([createHash('sha256').update(chunk).digest('hex'), chunk.length]));
+  return refs;
+}
 
 function replyEnd(id: number, file: OpenFile): void {
-  reply({ type: 'end', id, ...(file.chunker ? { chunks: file.chunker.end().map(refOf) } : {}) });
+  const { chunker } = file;
+  reply({ type: 'end', id, ...(chunker ? { chunks: refsOf((onChunk) => chunker.end(onChunk)) } : {}) });
 }
 
 /**
@@ -174,7 +181,8 @@ function handle(request: ReadRequest): void {
     const bytes = part.subarray(0, length);
     const partCrc32 = crc32(bytes);
     file.checksum.update(bytes, partCrc32);
-    const chunks = file.chunker?.push(bytes).map(refOf);
+    const { chunker } = file;
+    const chunks = chunker && refsOf((onChunk) => chunker.push(bytes, onChunk));
     reply({ type: 'part', id: request.id, part: shared, length, crc32: partCrc32, ...(chunks ? { chunks } : {}) });
     return;
   }

@@ -58,7 +58,11 @@ async function writeTree(): Promise<Map<string, Buffer>> {
 /** The single-thread reference: the chunker over the whole file at once, each chunk hashed. */
 function referenceChunks(bytes: Buffer): ChunkRef[] {
   const chunker = new ContentChunker(SNAPSHOT_CHUNK_SIZES);
-  return [...chunker.push(bytes), ...chunker.end()].map((chunk) => [sha256(chunk), chunk.length]);
+  const refs: ChunkRef[] = [];
+  const ref = (chunk: Uint8Array) => refs.push([sha256(chunk), chunk.length]);
+  chunker.push(bytes, ref);
+  chunker.end(ref);
+  return refs;
 }
 
 async function walked(): Promise<FoundFile[]> {

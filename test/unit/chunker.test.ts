@@ -9,23 +9,66 @@ const bytesOf = (size: number, seed: number) => seededRandom(seed, 'chunker').by
 
 const SMALL: ChunkSizes = { minSize: 2048, avgSize: 8192, maxSize: 32768 };
 
-/** Chunk lengths of `data` fed in pieces cut at `splits`. */
-function chunkLengths(data: Buffer, sizes: ChunkSizes = SMALL, splits: number[] = []): number[] {
+/** What `onChunk` gives for each chunk of `data` fed in pieces cut at `splits`, hashed or measured as it comes. */
+function chunked<T>(data: Buffer, onChunk: (chunk: Uint8Array) => T, sizes: ChunkSizes = SMALL, splits: number[] = []): T[] {
   const chunker = new ContentChunker(sizes);
-  const lengths: number[] = [];
+  const found: T[] = [];
+  const each = (chunk: Uint8Array) => found.push(onChunk(chunk));
   let from = 0;
   for (const at of [...splits].sort((a, b) => a - b)) {
-    lengths.push(...chunker.push(data.subarray(from, at)).map((chunk) => chunk.length));
+    chunker.push(data.subarray(from, at), each);
     from = at;
   }
-  lengths.push(...[...chunker.push(data.subarray(from)), ...chunker.end()].map((chunk) => chunk.length));
+  chunker.push(data.subarray(from), each);
+  chunker.end(each);
+  return found;
+}
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+/** Chunk lengths of `data` fed in pieces cut at `splits`. */
+function chunkLengths(data: Buffer, sizes: ChunkSizes = SMALL, splits: number[] = []): number[] {
+  return chunked(data, (chunk) => chunk.length, sizes, splits);
+}
+
+/**
+ * The cut written plainly in JavaScript from FastCDC's description, independent of gear-cut.wat:
+ * the gear table from the same seed, a hash over the bytes from minSize on, the top bits of
+ * the hash as the mask (log2(avg) + 2 of them up to the average size, log2(avg) - 2 after).
+ */
+function referenceLengths(data: Uint8Array, sizes: ChunkSizes): number[] {
+  const gear = new Int32Array(256);
+  let state = 0x9e3779b9;
+  for (let i = 0; i < 256; i += 1) {
+    state = (state + 0x9e3779b9) | 0;
+    let z = Math.imul(state ^ (state >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    gear[i] = z ^ (z >>> 16);
+  }
+  const bits = Math.log2(sizes.avgSize);
+  const top = (n: number) => (n >= 32 ? -1 : ~(0xffffffff >>> n) | 0);
+  const lengths: number[] = [];
+  for (let start = 0; start < data.length; ) {
+    let cut = Math.min(data.length, start + sizes.maxSize);
+    let h = 0;
+    for (let i = start + sizes.minSize; i < cut; i += 1) {
+      h = ((h << 1) + gear[data[i]!]!) | 0;
+      const mask = i - start < sizes.avgSize ? top(bits + 2) : top(Math.max(1, bits - 2));
+      if ((h & mask) === 0) {
+        cut = i + 1;
+        break;
+      }
+    }
+    lengths.push(cut - start);
+    start = cut;
+  }
   return lengths;
 }
 
 function chunkHashes(data: Buffer, sizes: ChunkSizes = SMALL): string[] {
   let offset = 0;
   return chunkLengths(data, sizes).map((length) => {
-    const hash = createHash('sha256').update(data.subarray(offset, offset + length)).digest('hex');
+    const hash = sha256(data.subarray(offset, offset + length));
     offset += length;
     return hash;
   });
@@ -56,23 +99,13 @@ describe('content-defined chunking', () => {
     );
   });
 
-  test('the bytes of each chunk, as returned, are those of the stream whatever pieces it arrives in', () => {
+  test('the bytes of each chunk, as given, are those of the stream whatever pieces it arrives in', () => {
     const data = testBytes(400_000);
     const whole = chunkHashes(data);
     fc.assert(
       fc.property(fc.uniqueArray(fc.integer({ min: 0, max: data.length }), { maxLength: 30 }), (splits) => {
-        const chunker = new ContentChunker(SMALL);
-        const hashes: string[] = [];
-        // Hashed as soon as returned: a chunk may be a view of memory the next call reuses.
-        const hash = (chunks: Uint8Array[]) => hashes.push(...chunks.map((chunk) => createHash('sha256').update(chunk).digest('hex')));
-        let from = 0;
-        for (const at of [...splits].sort((a, b) => a - b)) {
-          hash(chunker.push(data.subarray(from, at)));
-          from = at;
-        }
-        hash(chunker.push(data.subarray(from)));
-        hash(chunker.end());
-        expect(hashes).toEqual(whole);
+        // Hashed in the callback: a chunk is a view of memory the chunker reuses.
+        expect(chunked(data, sha256, SMALL, splits)).toEqual(whole);
       }),
       { numRuns: 60 },
     );
@@ -84,14 +117,49 @@ describe('content-defined chunking', () => {
     const chunker = new ContentChunker(SMALL);
     const piece = Buffer.alloc(10_000);
     const hashes: string[] = [];
-    const hash = (chunk: Uint8Array) => hashes.push(createHash('sha256').update(chunk).digest('hex'));
+    const hash = (chunk: Uint8Array) => hashes.push(sha256(chunk));
     for (let at = 0; at < data.length; at += piece.length) {
       data.copy(piece, 0, at, at + piece.length);
-      chunker.push(piece).forEach(hash);
+      chunker.push(piece, hash);
       piece.fill(0xee);
     }
-    chunker.end().forEach(hash);
+    chunker.end(hash);
     expect(hashes).toEqual(expected);
+  });
+
+  test('cuts where a plain JavaScript reference of the algorithm cuts, for any sizes and pushes', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 6, max: 14 }),
+        fc.integer({ min: 0, max: 99 }),
+        fc.integer({ min: 2, max: 16 }),
+        fc.integer({ min: 0, max: 200_000 }),
+        fc.integer({ min: 1, max: 2 ** 31 - 1 }),
+        fc.uniqueArray(fc.integer({ min: 0, max: 200_000 }), { maxLength: 8 }),
+        (avgBits, minPercent, maxTimes, size, seed, splits) => {
+          const avgSize = 2 ** avgBits;
+          const sizes = { minSize: Math.floor((avgSize * minPercent) / 100), avgSize, maxSize: avgSize * maxTimes };
+          // Random bytes, then a run of zeros: content boundaries and forced ones.
+          const data = Buffer.concat([bytesOf(size, seed), Buffer.alloc(size % (3 * sizes.maxSize))]);
+          expect(chunkLengths(data, sizes, splits.filter((at) => at <= data.length))).toEqual(referenceLengths(data, sizes));
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
+  test('a chunker that ended gives its memory to the next, which cuts the same', () => {
+    const data = testBytes(300_000);
+    const first = new ContentChunker(SMALL);
+    const lengths: number[] = [];
+    first.push(data, (chunk) => lengths.push(chunk.length));
+    first.end((chunk) => lengths.push(chunk.length));
+    expect(lengths).toEqual(referenceLengths(data, SMALL));
+    // Reused after a larger window: what it held before must not leak into the next stream.
+    const small = { minSize: 16, avgSize: 64, maxSize: 256 };
+    const short = testBytes(1000);
+    expect(chunkLengths(short, small)).toEqual(referenceLengths(short, small));
+    expect(chunkLengths(data, SMALL)).toEqual(lengths);
   });
 
   test('an insertion changes only the chunks around it: the rest are the same chunks again', () => {
@@ -137,7 +205,8 @@ describe('content-defined chunking', () => {
   test.each([
     [{ minSize: 10, avgSize: 1000, maxSize: 4000 }, 'avgSize 1000: expected a power of two, at least 64'],
     [{ minSize: 4096, avgSize: 4096, maxSize: 8192 }, 'minSize 4096: expected at least 0 and below avgSize 4096'],
-    [{ minSize: 0, avgSize: 4096, maxSize: 4096 }, 'maxSize 4096: expected above avgSize 4096'],
+    [{ minSize: 0, avgSize: 4096, maxSize: 4096 }, 'maxSize 4096: expected above avgSize 4096 and at most 67108864'],
+    [{ minSize: 0, avgSize: 4096, maxSize: 2 ** 27 }, 'maxSize 134217728: expected above avgSize 4096 and at most 67108864'],
   ])('refuses sizes %j', (sizes, message) => {
     expect(checkChunkSizes(sizes)).toBe(message);
     expect(() => new ContentChunker(sizes)).toThrow(message);
