@@ -84,6 +84,8 @@ interface Cutter {
 
 /** The bytes being cut start here in a cutter's memory, after the gear table. */
 const WINDOW = GEAR.length * 4;
+/** The widest alignment a copy into the window keeps (see push). */
+const ALIGN = 8;
 const WASM_PAGE = 65536;
 
 let compiled: WebAssembly.Module | undefined;
@@ -118,13 +120,14 @@ export class ContentChunker {
   private readonly cutting: Cutting;
   /**
    * Bytes copied into the cutter's memory at a time. With up to maxSize - 1 bytes held from
-   * before, the window never exceeds maxSize + sliceSize, whatever the size of a push; the
-   * held bytes move to the window's start after each slice, so a larger slice moves less.
+   * before, the window never exceeds ALIGN + maxSize + sliceSize, whatever the size of a push;
+   * the held bytes move before each slice, so a larger slice moves less.
    */
   private readonly sliceSize: number;
   /** Taken at the first push, given back by `end`. */
   private cutter: Cutter | undefined;
-  /** Bytes of the stream in the window, not yet in a chunk. */
+  /** Bytes of the stream in the window, not yet in a chunk: `held` of them from `start`. */
+  private start = 0;
   private held = 0;
 
   constructor(sizes: ChunkSizes) {
@@ -142,11 +145,20 @@ export class ContentChunker {
   }
 
   push(data: Uint8Array, onChunk: (chunk: Uint8Array) => void): void {
-    this.cutter ??= takeCutter(this.cutting.maxSize + this.sliceSize);
+    this.cutter ??= takeCutter(ALIGN + this.cutting.maxSize + this.sliceSize);
     for (let at = 0; at < data.length; at += this.sliceSize) {
       const slice = data.subarray(at, at + this.sliceSize);
       // A view made now: growing the memory (takeCutter) replaces its buffer.
-      new Uint8Array(this.cutter.memory.buffer, WINDOW + this.held, slice.length).set(slice);
+      const window = new Uint8Array(this.cutter.memory.buffer, WINDOW);
+      // The held bytes move to the window's start, placed so that the slice goes after them
+      // at the alignment it has where it comes from. V8 copies out of shared memory (the
+      // reading threads' parts) word by word only between equally aligned addresses, else
+      // byte by byte (TypedArray#set and Buffer#copy alike): cutting parts read from a file
+      // measured 0.42 CPU-s/GB unaligned, 0.25 aligned.
+      const start = (((slice.byteOffset - this.held) % ALIGN) + ALIGN) % ALIGN;
+      window.copyWithin(start, this.start, this.start + this.held);
+      this.start = start;
+      window.set(slice, start + this.held);
       this.held += slice.length;
       // A cut needs at most maxSize bytes ahead; the rest waits for more.
       this.cutHeld(this.cutting.maxSize, onChunk);
@@ -161,18 +173,19 @@ export class ContentChunker {
     this.cutter = undefined;
   }
 
-  /** Cuts chunks while `ahead` bytes or more are held, then moves the rest to the window's start. */
+  /** Cuts chunks while `ahead` bytes or more are held. */
   private cutHeld(ahead: number, onChunk: (chunk: Uint8Array) => void): void {
     const { memory, cut } = this.cutter!;
     const { minSize, normalSize, maxSize, maskSmall, maskLarge } = this.cutting;
-    const window = new Uint8Array(memory.buffer, WINDOW, this.held);
-    let from = 0;
-    while (this.held - from >= ahead) {
-      const to = cut(WINDOW + from, WINDOW + this.held, minSize, normalSize, maxSize, maskSmall, maskLarge) - WINDOW;
+    const window = new Uint8Array(memory.buffer, WINDOW);
+    const end = this.start + this.held;
+    let from = this.start;
+    while (end - from >= ahead) {
+      const to = cut(WINDOW + from, WINDOW + end, minSize, normalSize, maxSize, maskSmall, maskLarge) - WINDOW;
       onChunk(window.subarray(from, to));
       from = to;
     }
-    window.copyWithin(0, from);
-    this.held -= from;
+    this.start = from;
+    this.held = end - from;
   }
 }

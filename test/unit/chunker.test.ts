@@ -148,6 +148,16 @@ describe('content-defined chunking', () => {
     );
   });
 
+  test('cuts parts in shared memory (as the reading threads give them) at any alignment the same', () => {
+    const data = testBytes(150_000);
+    const expected = referenceLengths(data, SMALL);
+    for (let shift = 0; shift < 8; shift += 1) {
+      const shared = Buffer.from(new SharedArrayBuffer(data.length + shift), shift);
+      data.copy(shared);
+      expect(chunkLengths(shared, SMALL, [shift + 1000, 3 * shift + 40_001, 77_777])).toEqual(expected);
+    }
+  });
+
   test('a chunker that ended gives its memory to the next, which cuts the same', () => {
     const data = testBytes(300_000);
     const first = new ContentChunker(SMALL);
