@@ -91,23 +91,29 @@ const WASM_PAGE = 65536;
 let compiled: WebAssembly.Module | undefined;
 /**
  * Cutters whose chunker ended, kept for the next one: a thread cuts file after file, and a new
- * instance with its own memory cost about 44 us (a small file's whole cut costs less).
+ * instance with its own memory cost about 44 us (a small file's whole cut costs less). As
+ * many as files are cut at once on a thread by default (snapshot options' concurrency); more
+ * are dropped, so a long-lived thread (the sync's) keeps at most that many windows.
  */
 const idleCutters: Cutter[] = [];
+const MAX_IDLE_CUTTERS = 4;
 
-function takeCutter(windowBytes: number): Cutter {
-  let cutter = idleCutters.pop();
-  if (!cutter) {
-    compiled ??= new WebAssembly.Module(Buffer.from(GEAR_CUT_WASM, 'base64'));
-    const exports = new WebAssembly.Instance(compiled).exports as unknown as Cutter;
-    cutter = { memory: exports.memory, cut: exports.cut };
-    // Little-endian whatever the host, as WebAssembly reads it.
-    const table = new DataView(cutter.memory.buffer, 0, WINDOW);
-    GEAR.forEach((value, index) => table.setInt32(index * 4, value, true));
-  }
+function newCutter(): Cutter {
+  // Node run with --jitless or --lite-mode has no WebAssembly.
+  if (typeof WebAssembly === 'undefined') throw new Error('content-defined chunking needs WebAssembly, which this Node runs without (started with --jitless or --lite-mode?)');
+  compiled ??= new WebAssembly.Module(Buffer.from(GEAR_CUT_WASM, 'base64'));
+  const exports = new WebAssembly.Instance(compiled).exports as unknown as Cutter;
+  const cutter = { memory: exports.memory, cut: exports.cut };
+  // Little-endian whatever the host, as WebAssembly reads it.
+  const table = new DataView(cutter.memory.buffer, 0, WINDOW);
+  GEAR.forEach((value, index) => table.setInt32(index * 4, value, true));
+  return cutter;
+}
+
+/** Grows the cutter's memory to hold a window of `windowBytes`: a small file's stays small. */
+function makeRoom(cutter: Cutter, windowBytes: number): void {
   const missing = WINDOW + windowBytes - cutter.memory.buffer.byteLength;
   if (missing > 0) cutter.memory.grow(Math.ceil(missing / WASM_PAGE));
-  return cutter;
 }
 
 /**
@@ -145,10 +151,11 @@ export class ContentChunker {
   }
 
   push(data: Uint8Array, onChunk: (chunk: Uint8Array) => void): void {
-    this.cutter ??= takeCutter(ALIGN + this.cutting.maxSize + this.sliceSize);
+    this.cutter ??= idleCutters.pop() ?? newCutter();
     for (let at = 0; at < data.length; at += this.sliceSize) {
       const slice = data.subarray(at, at + this.sliceSize);
-      // A view made now: growing the memory (takeCutter) replaces its buffer.
+      makeRoom(this.cutter, ALIGN + this.held + slice.length);
+      // A view made now: growing the memory replaces its buffer.
       const window = new Uint8Array(this.cutter.memory.buffer, WINDOW);
       // The held bytes move to the window's start, placed so that the slice goes after them
       // at the alignment it has where it comes from. V8 copies out of shared memory (the
@@ -169,7 +176,7 @@ export class ContentChunker {
   end(onChunk: (chunk: Uint8Array) => void): void {
     if (!this.cutter) return;
     this.cutHeld(1, onChunk);
-    idleCutters.push(this.cutter);
+    if (idleCutters.length < MAX_IDLE_CUTTERS) idleCutters.push(this.cutter);
     this.cutter = undefined;
   }
 
