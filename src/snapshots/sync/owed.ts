@@ -1,5 +1,6 @@
 import type { StoreLocation } from '../../stores/location.js';
 import type { ObjectStore } from '../../stores/types.js';
+import { ChunkRefused } from '../chunk-sender.js';
 import type { StoredChunk } from '../manifest.js';
 import { PackWriter } from '../pack-writer.js';
 import type { TransferProgress } from '../progress.js';
@@ -39,8 +40,6 @@ export interface OwedOutcome {
 
 /** The file is not as scanned: nothing more of it is read. */
 class ScanBroken extends Error {}
-/** The deadline gate would not send the chunk: the plan keeps owing it. */
-class ChunkRefused extends Error {}
 
 /**
  * Sends the chunks plans owe: reads just each chunk's byte range again (FileReader.readRange:
