@@ -14,6 +14,7 @@ export interface PartHolder {
 export interface CutChunk {
   sha256: string;
   size: number;
+  crc32: number;
   pieces: readonly Buffer[];
   holder: PartHolder | undefined;
 }
@@ -162,7 +163,7 @@ export class ChunkSender {
   /** Copies each chunk into the open pack. */
   private async copy(chunks: readonly Sending[]): Promise<void> {
     for (const { chunk, resolve, reject } of chunks) {
-      const packed = await this.packs.add(chunk.sha256, chunk.pieces);
+      const packed = await this.packs.add(chunk.sha256, chunk.pieces, chunk.crc32);
       packed.stored.then(() => resolve(packed.chunk), reject);
     }
   }

@@ -29,7 +29,7 @@ async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender, 
       const done = holder.hold();
       let at = 0;
       const chunks: CutChunk[] = [];
-      for (const [sha256, size] of part.chunks ?? []) {
+      for (const [sha256, size, crc32] of part.chunks ?? []) {
         // A chunk takes the held bytes first (it may lie wholly among them), then this part's;
         // each piece from another part, so a chunk of one piece lies in one part (`only`'s).
         const pieces: Buffer[] = [];
@@ -49,7 +49,7 @@ async function storeChunks(parts: AsyncIterable<ReadPart>, sender: ChunkSender, 
           only = holder;
           at += wanted;
         }
-        chunks.push({ sha256, size, pieces, holder: pieces.length === 1 ? only : undefined });
+        chunks.push({ sha256, size, crc32, pieces, holder: pieces.length === 1 ? only : undefined });
         refs.push([sha256, size]);
       }
       const offered = await sender.offer(chunks, run);

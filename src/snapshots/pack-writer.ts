@@ -1,6 +1,6 @@
 import { keyFor, type StoreLocation } from '../stores/location.js';
-import { onePart, type Part } from '../stores/parts.js';
 import type { ObjectStore } from '../stores/types.js';
+import { crc32Combine } from './checksum.js';
 import type { StoredChunk } from './manifest.js';
 import { newPackId, PACK_TARGET_BYTES, packName } from './repository.js';
 
@@ -29,6 +29,8 @@ interface OpenPack {
   id: string;
   bytes: Buffer;
   filled: number;
+  /** CRC32 of bytes[0, filled), joined from the chunks' (the reading threads compute each chunk's). */
+  crc32: number;
   stored: Promise<void>;
   settle: { resolve: () => void; reject: (error: unknown) => void };
 }
@@ -75,9 +77,9 @@ export class PackWriter {
   /**
    * Copies the chunk, `pieces` back to back, into the open pack (sealing it first when it does
    * not fit, waiting while `maxInFlight` packs are being stored); the caller may reuse the
-   * pieces once this resolves.
+   * pieces once this resolves. `crc32`: the chunk's, which the pack's checksum is joined from.
    */
-  async add(sha256: string, pieces: readonly Buffer[]): Promise<PackedChunk> {
+  async add(sha256: string, pieces: readonly Buffer[], crc32: number): Promise<PackedChunk> {
     let size = 0;
     for (const piece of pieces) size += piece.length;
     for (;;) {
@@ -93,6 +95,7 @@ export class PackWriter {
     const pack = this.open;
     const offset = pack.filled;
     for (const piece of pieces) pack.filled += piece.copy(pack.bytes, pack.filled);
+    pack.crc32 = crc32Combine(pack.crc32, crc32, size);
     return { chunk: [sha256, size, pack.id, offset], stored: pack.stored };
   }
 
@@ -102,7 +105,7 @@ export class PackWriter {
    * being stored. `release` is called once the pack is stored; a pack that failed is not
    * handed back (the caller's memory is dropped, never reused while a request may hold it).
    */
-  async addView(chunks: readonly { sha256: string; size: number }[], view: Buffer, release: () => void): Promise<PackedChunk[]> {
+  async addView(chunks: readonly { sha256: string; size: number; crc32: number }[], view: Buffer, release: () => void): Promise<PackedChunk[]> {
     while (this.storing.size >= this.options.maxInFlight) {
       this.options.signal.throwIfAborted();
       await this.aPackStored();
@@ -111,9 +114,10 @@ export class PackWriter {
     const pack = openPack(view);
     pack.filled = view.length;
     let offset = 0;
-    const packed = chunks.map(({ sha256, size }): PackedChunk => {
+    const packed = chunks.map(({ sha256, size, crc32 }): PackedChunk => {
       const chunk: StoredChunk = [sha256, size, pack.id, offset];
       offset += size;
+      pack.crc32 = crc32Combine(pack.crc32, crc32, size);
       return { chunk, stored: pack.stored };
     });
     this.seal(pack, { afterStored: release });
@@ -141,7 +145,7 @@ export class PackWriter {
   private seal(pack: OpenPack, view?: { afterStored: () => void }): void {
     if (!view) this.open = undefined;
     const { store, location, signal, onBytes } = this.options;
-    const [filled] = onePart(pack.bytes.subarray(0, pack.filled)) as [Part];
+    const filled = { bytes: pack.bytes.subarray(0, pack.filled), crc32: pack.crc32 };
     const release = () => {
       if (pack.bytes.length === this.targetBytes && this.spare.length <= this.options.maxInFlight) this.spare.push(pack.bytes);
     };
@@ -177,5 +181,5 @@ function openPack(bytes: Buffer): OpenPack {
   const stored = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   // Each chunk's owner awaits it; a pack whose chunks nobody awaits must not fail unhandled.
   stored.catch(() => undefined);
-  return { id: newPackId(), bytes, filled: 0, stored, settle };
+  return { id: newPackId(), bytes, filled: 0, crc32: 0, stored, settle };
 }

@@ -5,7 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { crc32 } from '@node-rs/crc32';
 // './checksum.ts' as written: under the test runner Node runs this thread from source (it strips
 // types and keeps import paths), tsc rewrites the path to .js, and the bundler follows it.
-import { runningChecksum, type RunningChecksum } from './checksum.ts';
+import { crc32Combine, runningChecksum, type RunningChecksum } from './checksum.ts';
 import { ContentChunker, SNAPSHOT_CHUNK_SIZES } from './chunker.ts';
 import type { ChecksumAlgorithm } from './options.js';
 
@@ -32,8 +32,11 @@ export type ReadRequest =
    */
   | { type: 'range'; id: number; path: string; dev: number; ino: number; size: number; mtimeMs: number; offset: number; length: number };
 
-/** A chunk by its SHA-256 (hex) and size, as a dedup manifest lists it. */
-export type ChunkRef = [sha256: string, size: number];
+/**
+ * A chunk as cut: its SHA-256 (hex) and size, as a dedup manifest lists it, and its CRC32,
+ * which the pack it goes into joins into its own (crc32Combine).
+ */
+export type CutRef = [sha256: string, size: number, crc32: number];
 
 /**
  * `chunks` (files opened with `chunks`): the chunks completed by this part, in order; the first
@@ -42,9 +45,9 @@ export type ChunkRef = [sha256: string, size: number];
 export type ReadReply =
   | { type: 'opened'; id: number; size: number; mtimeMs: number }
   /** The next part: `length` bytes of `part`, whose CRC32 is `crc32`. */
-  | { type: 'part'; id: number; part: SharedArrayBuffer; length: number; crc32: number; chunks?: ChunkRef[] }
-  | { type: 'end'; id: number; chunks?: ChunkRef[] }
-  | { type: 'range'; id: number; part: SharedArrayBuffer; sha256: string }
+  | { type: 'part'; id: number; part: SharedArrayBuffer; length: number; crc32: number; chunks?: CutRef[] }
+  | { type: 'end'; id: number; chunks?: CutRef[] }
+  | { type: 'range'; id: number; part: SharedArrayBuffer; sha256: string; crc32: number }
   | { type: 'finished'; id: number; checksum: string; bytesRead: number; after: { size: number; mtimeMs: number } | null }
   | { type: 'error'; id: number; code: string | undefined; message: string };
 
@@ -59,7 +62,13 @@ interface OpenFile {
   /** Bytes actually read from the file. */
   bytesRead: number;
   checksum: RunningChecksum;
-  chunker: ContentChunker | undefined;
+  cutting: Cutting | undefined;
+}
+
+/** A file being cut into chunks: the chunker, and how many bytes of earlier parts it holds (in no chunk yet). */
+interface Cutting {
+  chunker: ContentChunker;
+  heldLength: number;
 }
 
 /** Started by FileReader.start({ nice }): the sync reads at low CPU priority. */
@@ -81,16 +90,44 @@ if (nice !== undefined) {
 const files = new Map<number, OpenFile>();
 const reply = (message: ReadReply) => parentPort!.postMessage(message);
 
-/** The chunks `cut` completes, each hashed while its bytes are there. */
-function refsOf(cut: (onChunk: (chunk: Uint8Array) => void) => void): ChunkRef[] {
-  const refs: ChunkRef[] = [];
-  cut((chunk) => refs.push([createHash('sha256').update(chunk).digest('hex'), chunk.length]));
-  return refs;
+const sha256Of = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+/**
+ * Cuts a part and returns its CRC32 and the chunks it completes. The CRC32 pass goes piece
+ * by piece (a piece: a chunk's bytes in this part, and the part's end no chunk has taken
+ * yet), so each chunk comes with its CRC32 too: the main thread joins a pack's from its
+ * chunks' instead of reading the pack again (0.08 CPU-s per GB stored). Bytes held from
+ * earlier parts are read again for the chunks they are in: under maxSize per part.
+ */
+function cutPart(cutting: Cutting, bytes: Uint8Array): { crc32: number; chunks: CutRef[] } {
+  const chunks: CutRef[] = [];
+  let partCrc32 = 0;
+  let taken = 0;
+  cutting.chunker.push(bytes, (chunk) => {
+    const fromEarlier = Math.min(cutting.heldLength, chunk.length);
+    cutting.heldLength -= fromEarlier;
+    const piece = chunk.subarray(fromEarlier);
+    const pieceCrc32 = crc32(piece);
+    partCrc32 = crc32Combine(partCrc32, pieceCrc32, piece.length);
+    taken += piece.length;
+    const chunkCrc32 = fromEarlier > 0 ? crc32Combine(crc32(chunk.subarray(0, fromEarlier)), pieceCrc32, piece.length) : pieceCrc32;
+    chunks.push([sha256Of(chunk), chunk.length, chunkCrc32]);
+  });
+  const rest = bytes.subarray(taken);
+  cutting.heldLength += rest.length;
+  return { crc32: crc32Combine(partCrc32, crc32(rest), rest.length), chunks };
+}
+
+/** The file's last chunks: what the chunker held, a few, each read for its CRC32. */
+function lastChunks(cutting: Cutting): CutRef[] {
+  const chunks: CutRef[] = [];
+  cutting.chunker.end((chunk) => chunks.push([sha256Of(chunk), chunk.length, crc32(chunk)]));
+  cutting.heldLength = 0;
+  return chunks;
 }
 
 function replyEnd(id: number, file: OpenFile): void {
-  const { chunker } = file;
-  reply({ type: 'end', id, ...(chunker ? { chunks: refsOf((onChunk) => chunker.end(onChunk)) } : {}) });
+  reply({ type: 'end', id, ...(file.cutting ? { chunks: lastChunks(file.cutting) } : {}) });
 }
 
 /**
@@ -123,7 +160,7 @@ function readRange(request: Extract<ReadRequest, { type: 'range' }>): void {
       if (got === 0) throw Object.assign(new Error('shrank since it was scanned: not read'), { code: 'EREPLACED' });
       read += got;
     }
-    reply({ type: 'range', id: request.id, part, sha256: createHash('sha256').update(bytes).digest('hex') });
+    reply({ type: 'range', id: request.id, part, sha256: sha256Of(bytes), crc32: crc32(bytes) });
   } finally {
     closeSync(fd);
   }
@@ -145,7 +182,7 @@ function handle(request: ReadRequest): void {
       emitted: 0,
       bytesRead: 0,
       checksum: runningChecksum(request.checksum),
-      chunker: request.chunks ? new ContentChunker(SNAPSHOT_CHUNK_SIZES) : undefined,
+      cutting: request.chunks ? { chunker: new ContentChunker(SNAPSHOT_CHUNK_SIZES), heldLength: 0 } : undefined,
     });
     reply({ type: 'opened', id: request.id, size: info.size, mtimeMs: info.mtimeMs });
     return;
@@ -179,11 +216,9 @@ function handle(request: ReadRequest): void {
     file.bytesRead += read;
     file.emitted += length;
     const bytes = part.subarray(0, length);
-    const partCrc32 = crc32(bytes);
-    file.checksum.update(bytes, partCrc32);
-    const { chunker } = file;
-    const chunks = chunker && refsOf((onChunk) => chunker.push(bytes, onChunk));
-    reply({ type: 'part', id: request.id, part: shared, length, crc32: partCrc32, ...(chunks ? { chunks } : {}) });
+    const cut = file.cutting ? cutPart(file.cutting, bytes) : { crc32: crc32(bytes), chunks: undefined };
+    file.checksum.update(bytes, cut.crc32);
+    reply({ type: 'part', id: request.id, part: shared, length, crc32: cut.crc32, ...(cut.chunks ? { chunks: cut.chunks } : {}) });
     return;
   }
   closeSync(file.fd);

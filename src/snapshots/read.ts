@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Part } from '../stores/parts.js';
 import type { ChecksumAlgorithm } from './options.js';
-import type { ChunkRef, ReadReply, ReadRequest, ReadWorkerData } from './read-worker.js';
+import type { CutRef, ReadReply, ReadRequest, ReadWorkerData } from './read-worker.js';
 import type { FoundFile } from './walk.js';
 
 /** What was actually stored for a file. */
@@ -17,7 +17,7 @@ export interface ReadResult {
   changed?: string;
 }
 
-export type { ChunkRef };
+export type { CutRef };
 
 /**
  * A part of a file opened with `chunks`: also the chunks it completes, in order (the first may
@@ -25,7 +25,7 @@ export type { ChunkRef };
  * last chunks, if any were still open.
  */
 export interface ReadPart extends Part {
-  chunks?: ChunkRef[];
+  chunks?: CutRef[];
 }
 
 export interface FileRead {
@@ -201,11 +201,11 @@ export class FileReader {
   }
 
   /**
-   * `length` bytes at `offset` of `file` with their SHA-256, read on a reading thread opened
+   * `length` bytes at `offset` of `file` with their SHA-256 and CRC32, read on a reading thread opened
    * as `open` does (no link followed, the walked device and inode) and refused (EREPLACED)
    * unless the file still has the size and mtime it had. One range in memory per call.
    */
-  async readRange(file: FoundFile, offset: number, length: number): Promise<{ bytes: Buffer; sha256: string }> {
+  async readRange(file: FoundFile, offset: number, length: number): Promise<{ bytes: Buffer; sha256: string; crc32: number }> {
     const id = this.nextId++;
     const thread = this.pickThread();
     if (thread.failure) throw thread.failure;
@@ -215,7 +215,7 @@ export class FileReader {
     thread.listeners.delete(id);
     if (message.type !== 'range') throw readError(message);
     this.bytesRead += length;
-    return { bytes: Buffer.from(message.part), sha256: message.sha256 };
+    return { bytes: Buffer.from(message.part), sha256: message.sha256, crc32: message.crc32 };
   }
 
   async close(): Promise<void> {

@@ -4,13 +4,14 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import type { Worker } from 'node:worker_threads';
 import { silentLogger } from '../../src/lib/log.js';
 import { snapshotStep } from '../../src/steps/snapshot/step.js';
 import { ContentChunker, SNAPSHOT_CHUNK_SIZES } from '../../src/snapshots/chunker.js';
 import { manifestSchema, type ManifestFile } from '../../src/snapshots/manifest.js';
 import { snapshotOptionsSchema } from '../../src/snapshots/options.js';
-import { FileReader, type ChunkRef, type FileRead } from '../../src/snapshots/read.js';
+import { FileReader, type CutRef, type FileRead } from '../../src/snapshots/read.js';
 import { restore } from '../../src/snapshots/restore.js';
 import { walkPaths, type FoundFile } from '../../src/snapshots/walk.js';
 import { testStepContext, type TestStepContext } from '../helpers/step-context.js';
@@ -55,11 +56,11 @@ async function writeTree(): Promise<Map<string, Buffer>> {
   return files;
 }
 
-/** The single-thread reference: the chunker over the whole file at once, each chunk hashed. */
-function referenceChunks(bytes: Buffer): ChunkRef[] {
+/** The single-thread reference: the chunker over the whole file at once, each chunk hashed (SHA-256, and CRC32 by node:zlib). */
+function referenceChunks(bytes: Buffer): CutRef[] {
   const chunker = new ContentChunker(SNAPSHOT_CHUNK_SIZES);
-  const refs: ChunkRef[] = [];
-  const ref = (chunk: Uint8Array) => refs.push([sha256(chunk), chunk.length]);
+  const refs: CutRef[] = [];
+  const ref = (chunk: Uint8Array) => refs.push([sha256(chunk), chunk.length, crc32(chunk)]);
   chunker.push(bytes, ref);
   chunker.end(ref);
   return refs;
@@ -69,9 +70,11 @@ async function walked(): Promise<FoundFile[]> {
   return (await walkPaths([join(dir, 'ckpt')], [], new AbortController().signal)).entries as FoundFile[];
 }
 
-async function readChunks(read: FileRead): Promise<ChunkRef[]> {
-  const chunks: ChunkRef[] = [];
+/** The chunks of every part; each part's CRC32 (joined from its pieces when cut) checked against its bytes. */
+async function readChunks(read: FileRead): Promise<CutRef[]> {
+  const chunks: CutRef[] = [];
   for await (const part of read.parts) {
+    expect(part.crc32).toBe(crc32(part.bytes));
     chunks.push(...(part.chunks ?? []));
     part.release?.();
   }
@@ -92,7 +95,7 @@ test('chunks cut on two reading threads at once are those of one thread over eac
     for (const [name, chunks, result] of cut) {
       const bytes = files.get(name.replace(/^ckpt\//, ''))!;
       expect({ name, chunks }).toEqual({ name, chunks: referenceChunks(bytes) });
-      expect(result).toMatchObject({ size: bytes.length });
+      expect(result).toMatchObject({ size: bytes.length, checksum: crc32(bytes).toString(16).padStart(8, '0') });
     }
   } finally {
     await reader.close();
@@ -110,7 +113,7 @@ test('a dedup snapshot stores the same chunks and manifest as one thread would, 
   const listed = new Map(manifest.files.map((entry) => [entry.path, (entry as ManifestFile).chunks]));
   for (const [name, bytes] of files) {
     const stored = listed.get(`ckpt/${name}`) as [string, number, string, number][];
-    expect({ name, chunks: stored.map(([hash, size]) => [hash, size]) }).toEqual({ name, chunks: referenceChunks(bytes) });
+    expect({ name, chunks: stored.map(([hash, size]) => [hash, size]) }).toEqual({ name, chunks: referenceChunks(bytes).map(([hash, size]) => [hash, size]) });
     // Each chunk's range of its pack holds exactly the bytes its name says: the main thread took the right ones.
     for (const [hash, size, pack, offset] of stored) expect(sha256((await readFile(join(dir, 'repo/packs', pack))).subarray(offset, offset + size))).toBe(hash);
   }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { silentLogger } from '../../src/lib/log.js';
 import { PackWriter, type PackedChunk } from '../../src/snapshots/pack-writer.js';
 import { packName } from '../../src/snapshots/repository.js';
@@ -22,11 +23,20 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function chunk(index: number, size: number): { sha256: string; bytes: Buffer } {
+interface TestChunk {
+  sha256: string;
+  crc32: number;
+  bytes: Buffer;
+}
+
+function chunk(index: number, size: number): TestChunk {
   const bytes = Buffer.alloc(size, index % 251);
   bytes.writeUInt32BE(index);
-  return { sha256: createHash('sha256').update(bytes).digest('hex'), bytes };
+  return { sha256: createHash('sha256').update(bytes).digest('hex'), crc32: crc32(bytes), bytes };
 }
+
+/** Copies `one` into the open pack whole. */
+const addChunk = (packs: PackWriter, one: TestChunk) => packs.add(one.sha256, [one.bytes], one.crc32);
 
 async function packsStored(): Promise<string[]> {
   return (await readdir(join(dir, 'packs')).catch(() => [] as string[])).filter((name) => !name.endsWith('.partial'));
@@ -59,7 +69,7 @@ test('fills each pack to the target, chunks back to back (each given in pieces),
   const packs = writer({ targetBytes: 1000 });
   const chunks = Array.from({ length: 10 }, (_, index) => chunk(index, 300));
   const added: PackedChunk[] = [];
-  for (const { sha256, bytes } of chunks) added.push(await packs.add(sha256, [bytes.subarray(0, 100), bytes.subarray(100, 101), bytes.subarray(101, 101), bytes.subarray(101)]));
+  for (const { sha256, crc32: crc, bytes } of chunks) added.push(await packs.add(sha256, [bytes.subarray(0, 100), bytes.subarray(100, 101), bytes.subarray(101, 101), bytes.subarray(101)], crc));
   await packs.flush();
   await Promise.all(added.map((one) => one.stored));
   expect(added.map(({ chunk: [, , , offset] }) => offset)).toEqual([0, 300, 600, 0, 300, 600, 0, 300, 600, 0]);
@@ -72,7 +82,7 @@ test('fills each pack to the target, chunks back to back (each given in pieces),
 test('a chunk larger than the target gets a pack of its own size', async () => {
   const packs = writer({ targetBytes: 100 });
   const big = chunk(1, 250);
-  const added = await packs.add(big.sha256, [big.bytes]);
+  const added = await addChunk(packs, big);
   await packs.flush();
   await added.stored;
   expect((await readBack(added)).equals(big.bytes)).toBe(true);
@@ -82,7 +92,7 @@ test('a single small file does not wait for a pack nobody else fills: it is stor
   const packs = writer({ targetBytes: 1 << 20 });
   const feed = packs.feed();
   const one = chunk(1, 100);
-  const added = await packs.add(one.sha256, [one.bytes]);
+  const added = await addChunk(packs, one);
   expect(await settled(added.stored)).toBe(false);
   feed.end();
   await added.stored;
@@ -92,7 +102,7 @@ test('a single small file does not wait for a pack nobody else fills: it is stor
 test('many small files share a pack, stored once the last file being read has offered all its chunks', async () => {
   const packs = writer({ targetBytes: 1 << 20 });
   const feeds = Array.from({ length: 8 }, () => packs.feed());
-  const added = await Promise.all(feeds.map(async (feed, index) => [await packs.add(chunk(2 * index, 100).sha256, [chunk(2 * index, 100).bytes]), await packs.add(chunk(2 * index + 1, 50).sha256, [chunk(2 * index + 1, 50).bytes])]));
+  const added = await Promise.all(feeds.map(async (feed, index) => [await addChunk(packs, chunk(2 * index, 100)), await addChunk(packs, chunk(2 * index + 1, 50))]));
   for (const feed of feeds.slice(0, 7)) feed.end();
   // One file still offering: the files waiting for the pack wait for it, not for a flush.
   expect(await settled(added[0]![0]!.stored)).toBe(false);
@@ -107,8 +117,8 @@ test('a file still being read holds the open pack (it may fill it), not a pack a
   const packs = writer({ targetBytes: 150 });
   const writing = packs.feed();
   const reading = packs.feed();
-  const full = await packs.add(chunk(3, 100).sha256, [chunk(3, 100).bytes]);
-  const last = await packs.add(chunk(4, 100).sha256, [chunk(4, 100).bytes]);
+  const full = await addChunk(packs, chunk(3, 100));
+  const last = await addChunk(packs, chunk(4, 100));
   writing.end();
   await full.stored;
   expect(await settled(last.stored)).toBe(false);
@@ -123,7 +133,7 @@ test('a failed put rejects the chunks of its pack only, and flush still resolves
   const failing: ObjectStore = { ...store, put: (key, parts, options) => ((puts += 1) === 1 ? Promise.reject(new Error('503 Slow Down')) : store.put(key, parts, options)) };
   const packs = writer({ targetBytes: 200, on: failing });
   const added: PackedChunk[] = [];
-  for (let index = 0; index < 4; index += 1) added.push(await packs.add(chunk(index, 100).sha256, [chunk(index, 100).bytes]));
+  for (let index = 0; index < 4; index += 1) added.push(await addChunk(packs, chunk(index, 100)));
   await packs.flush();
   await expect(added[0]!.stored).rejects.toThrow('503 Slow Down');
   await expect(added[1]!.stored).rejects.toThrow('503 Slow Down');
@@ -147,9 +157,9 @@ test('holds at most maxInFlight packs being stored: a chunk that needs another w
     },
   };
   const packs = writer({ targetBytes: 100, maxInFlight: 2, on: slow });
-  await packs.add(chunk(1, 100).sha256, [chunk(1, 100).bytes]);
-  await packs.add(chunk(2, 100).sha256, [chunk(2, 100).bytes]);
-  const third = packs.add(chunk(3, 100).sha256, [chunk(3, 100).bytes]);
+  await addChunk(packs, chunk(1, 100));
+  await addChunk(packs, chunk(2, 100));
+  const third = addChunk(packs, chunk(3, 100));
   expect(await settled(third)).toBe(false);
   expect(held.length).toBe(2);
   held.shift()!();
@@ -165,9 +175,9 @@ test('holds at most maxInFlight packs being stored: a chunk that needs another w
 test('an aborted writer refuses chunks, and its pack put is stopped', async () => {
   const stop = new AbortController();
   const packs = new PackWriter({ store, location, signal: stop.signal, maxInFlight: 1, targetBytes: 1000 });
-  const added = await packs.add(chunk(1, 100).sha256, [chunk(1, 100).bytes]);
+  const added = await addChunk(packs, chunk(1, 100));
   stop.abort();
-  await expect(packs.add(chunk(2, 100).sha256, [chunk(2, 100).bytes])).rejects.toThrow();
+  await expect(addChunk(packs, chunk(2, 100))).rejects.toThrow();
   await packs.flush();
   await expect(added.stored).rejects.toThrow();
   expect(await packsStored()).toEqual([]);
@@ -191,14 +201,14 @@ test('a pack buffer the store hands back (Part.release) fills a later pack; one 
   const packs = writer({ targetBytes: 1000, maxInFlight: 1, on: recording });
   const stored: PackedChunk[] = [];
   for (let index = 0; index < 3; index += 1) {
-    stored.push(await packs.add(chunk(index, 600).sha256, [chunk(index, 600).bytes]));
+    stored.push(await addChunk(packs, chunk(index, 600)));
     await packs.flush();
   }
   failNext = true;
-  const lost = await packs.add(chunk(3, 600).sha256, [chunk(3, 600).bytes]);
+  const lost = await addChunk(packs, chunk(3, 600));
   await packs.flush();
   await expect(lost.stored).rejects.toThrow('refused');
-  const after = await packs.add(chunk(4, 600).sha256, [chunk(4, 600).bytes]);
+  const after = await addChunk(packs, chunk(4, 600));
   await packs.flush();
   await after.stored;
   // The file store released each stored pack: one buffer served all; the refused one's was not taken back.
@@ -223,8 +233,8 @@ test('addView stores the memory it is given as a pack of its own, not copied, an
     },
   };
   const packs = writer({ targetBytes: 1000, on: watching });
-  const open = await packs.add(chunk(9, 50).sha256, [chunk(9, 50).bytes]);
-  const added = await packs.addView(chunks.map(({ sha256, bytes }) => ({ sha256, size: bytes.length })), memory, () => (handedBack += 1));
+  const open = await addChunk(packs, chunk(9, 50));
+  const added = await packs.addView(chunks.map(({ sha256, crc32: crc, bytes }) => ({ sha256, size: bytes.length, crc32: crc })), memory, () => (handedBack += 1));
   expect(sent!.buffer).toBe(memory.buffer);
   expect(sent!.byteOffset).toBe(memory.byteOffset);
   expect(added.map(({ chunk: [, size, , offset] }) => [size, offset])).toEqual([
@@ -251,7 +261,26 @@ test('a view pack whose put fails rejects its chunks and never hands its memory 
   const packs = writer({ targetBytes: 1000, on: failing });
   let handedBack = 0;
   const one = chunk(1, 100);
-  const [added] = await packs.addView([{ sha256: one.sha256, size: 100 }], one.bytes, () => (handedBack += 1));
+  const [added] = await packs.addView([{ sha256: one.sha256, size: 100, crc32: one.crc32 }], one.bytes, () => (handedBack += 1));
   await expect(added!.stored).rejects.toThrow('503 Slow Down');
   expect(handedBack).toBe(0);
+});
+
+test("each pack goes to the store with the CRC32 of its bytes, joined from its chunks' (copied in pieces, or a view)", async () => {
+  const puts: { bytes: Buffer; crc32: number }[] = [];
+  const recording: ObjectStore = {
+    ...store,
+    put: async (key, parts, options) => {
+      for (const part of parts as Iterable<{ bytes: Buffer; crc32: number }>) puts.push({ bytes: Buffer.from(part.bytes), crc32: part.crc32 });
+      return store.put(key, parts, options);
+    },
+  };
+  const packs = writer({ targetBytes: 1000, on: recording });
+  const copied = [chunk(1, 300), chunk(2, 4), chunk(3, 500), chunk(4, 400)];
+  for (const { sha256, crc32: crc, bytes } of copied) await packs.add(sha256, [bytes.subarray(0, 7), bytes.subarray(7)], crc);
+  const viewed = [chunk(5, 250), chunk(6, 333)];
+  await packs.addView(viewed.map(({ sha256, crc32: crc, bytes }) => ({ sha256, size: bytes.length, crc32: crc })), Buffer.concat(viewed.map(({ bytes }) => bytes)), () => undefined);
+  await packs.flush();
+  expect(puts.length).toBe(3);
+  for (const put of puts) expect(put.crc32).toBe(crc32(put.bytes));
 });

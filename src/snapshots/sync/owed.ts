@@ -73,7 +73,7 @@ export async function sendOwed(job: OwedJob): Promise<OwedOutcome> {
     const refusal = job.gate(chunk.size);
     if (refusal) throw new ChunkRefused(refusal);
     await job.pace?.(chunk.size);
-    const packed = await packs.add(chunk.sha256, [range.bytes]);
+    const packed = await packs.add(chunk.sha256, [range.bytes], range.crc32);
     const stored = packed.stored.then(() => packed.chunk);
     // A failed pack may be sent again for the next plan that owes its chunk.
     stored.catch(() => sending.delete(chunk.sha256));
