@@ -24,8 +24,10 @@ import { ownPeakRssMiB } from './lib/peak-rss.js';
  *      (the default concurrency): on 1 thread, then on as many as dedup mode starts here. The
  *      threads live across rounds: round 1 includes their JIT warm-up (as a snapshot's first
  *      files do: each snapshot starts its own), the later rounds show them warm;
- *   3. sync as a whole: a dedup snapshot of a `--sync-mib` tree of 8 shards to a file://
- *      repository on tmpfs, in a child process: its CPU-s per GB stored and its peak RSS.
+ *   3. a dedup snapshot of a `--sync-mib` tree of 8 shards to a file:// repository on tmpfs,
+ *      in a child process: its CPU-s per GB stored and its peak RSS, start-up, the file
+ *      store's writes and fsyncs included. The sync's own figure, which the goal of 1.5 CPU-s
+ *      per GB is about, is `sync-memory`'s: the agent syncing into an S3 API sink.
  *
  * npm run bench -- chunking [--mib 512] [--rounds 3] [--sync-mib 2048]
  */
@@ -141,8 +143,8 @@ export default async function main(args: string[]): Promise<void> {
     const sync = await syncInChild(join(dir, 'ckpt'), join(dir, 'repo'));
     const gb = sync.bytesSent / 1e9;
     console.log(
-      `sync as a whole: dedup snapshot of ${syncMib} MiB (8 shards) to file:// on ${scratch}: ${(sync.bytesSent / 1e6 / sync.seconds).toFixed(0)} MB/s (${sync.seconds.toFixed(2)} s), ` +
-        `${(sync.cpuSeconds / gb).toFixed(2)} CPU-s per GB stored (goal <= 1.5), peak RSS ${sync.peakRssMiB.toFixed(0)} MiB`,
+      `dedup snapshot of ${syncMib} MiB (8 shards) to file:// on ${scratch}, in a child process: ${(sync.bytesSent / 1e6 / sync.seconds).toFixed(0)} MB/s (${sync.seconds.toFixed(2)} s), ` +
+        `${(sync.cpuSeconds / gb).toFixed(2)} CPU-s per GB stored, peak RSS ${sync.peakRssMiB.toFixed(0)} MiB (the sync's CPU goal, 1.5, is measured by sync-memory)`,
     );
   } finally {
     await rm(dir, { recursive: true, force: true });
