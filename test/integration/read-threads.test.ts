@@ -185,7 +185,7 @@ describe('a file swapped while its chunks are read', () => {
   });
 });
 
-test('a range read (a chunk a sync owes) gives the bytes and SHA-256 of the file as scanned, and is refused once the path is a link, another file, or the size or mtime moved', async () => {
+test('a range read (a chunk a sync owes) gives the bytes, SHA-256 and CRC32 of the file as scanned, in memory of its own, and is refused once the path is a link, another file, or the size or mtime moved', async () => {
   const original = testBytes(3 * MIB);
   const path = join(dir, 'ckpt/model.pt');
   await writeFile(path, original);
@@ -195,6 +195,9 @@ test('a range read (a chunk a sync owes) gives the bytes and SHA-256 of the file
     const range = await reader.readRange(file!, MIB + 7, 300_000);
     expect(range.bytes.equals(original.subarray(MIB + 7, MIB + 7 + 300_000))).toBe(true);
     expect(range.sha256).toBe(sha256(range.bytes));
+    expect(range.crc32).toBe(crc32(range.bytes));
+    // Moved, not shared: copies out of it into a pack are plain memory copies.
+    expect(range.bytes.buffer).toBeInstanceOf(ArrayBuffer);
     expect(reader.bytesRead).toBe(300_000);
 
     await expect(reader.readRange({ ...file!, size: file!.size + 1 }, 0, 10)).rejects.toMatchObject({ code: 'EREPLACED', message: 'changed since it was scanned: not read' });
