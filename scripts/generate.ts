@@ -14,13 +14,9 @@ import { compiledModuleText, WAT_MODULES } from './compile-wat.ts';
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '..');
 const { generatedFiles } = (await import(join(ROOT, 'dist/src/commands/generated-files.js'))) as typeof GeneratedFiles;
 
-for (const [path, text] of Object.entries(generatedFiles())) {
+const compiled = await Promise.all(WAT_MODULES.map(async (entry) => [entry.module, await compiledModuleText(entry)] as const));
+for (const [path, text] of [...Object.entries(generatedFiles()), ...compiled]) {
   mkdirSync(dirname(join(ROOT, path)), { recursive: true });
   writeFileSync(join(ROOT, path), text);
   console.log(`wrote ${path}`);
-}
-
-for (const entry of WAT_MODULES) {
-  writeFileSync(join(ROOT, entry.module), await compiledModuleText(entry));
-  console.log(`wrote ${entry.module}`);
 }

@@ -56,9 +56,9 @@ for (let k = 1; k < 64; k += 1) X_POWERS.push(multiplyModP(X_POWERS[k - 1]!, X_P
 
 /**
  * The CRC32 of A followed by B, from CRC32(A), CRC32(B) and B's length: CRC32(A) shifted by B's
- * bits (multiplied by x^(8·length) mod P) xor CRC32(B). The reading threads compute each part's
- * CRC32 for S3 and join it into the file's this way, instead of a second pass over every byte
- * (0.065 CPU-s per GB here).
+ * bits (multiplied by x^(8·length) mod P) xor CRC32(B). The reading threads join each part's
+ * CRC32 (for S3) into the file's this way, and a pack's is joined from its chunks': no second
+ * pass over the bytes (one costs 0.065 CPU-s per GB here). About 1.5 µs a call.
  */
 export function crc32Combine(first: number, second: number, secondLength: number): number {
   let shift = 0x80000000;

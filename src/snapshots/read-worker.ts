@@ -40,7 +40,8 @@ export type CutRef = [sha256: string, size: number, crc32: number];
 
 /**
  * `chunks` (files opened with `chunks`): the chunks completed by this part, in order; the first
- * may have begun in earlier parts. Those `end` lists are the file's last ones, all begun earlier.
+ * ones may lie partly or wholly in earlier parts (the bytes the chunker held). Those `end` lists
+ * are the file's last ones, all begun earlier.
  */
 export type ReadReply =
   | { type: 'opened'; id: number; size: number; mtimeMs: number }

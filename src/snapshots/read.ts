@@ -20,9 +20,9 @@ export interface ReadResult {
 export type { CutRef };
 
 /**
- * A part of a file opened with `chunks`: also the chunks it completes, in order (the first may
- * have begun in earlier parts). After the last part comes one of no bytes with the file's
- * last chunks, if any were still open.
+ * A part of a file opened with `chunks`: also the chunks it completes, in order (the first ones
+ * may lie partly or wholly in earlier parts). After the last part comes one of no bytes with
+ * the file's last chunks, if any were still open.
  */
 export interface ReadPart extends Part {
   chunks?: CutRef[];

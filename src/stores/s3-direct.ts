@@ -47,12 +47,12 @@ export interface DirectBody {
   body: Readable;
 }
 
-/** The statuses a GET answers with when it worked: a range adds 206 (its bytes) and 416 (it starts past the end). */
 /** The HTTP status of an error the SDK threw (a HEAD's 404 or a GET's 416 has no error code to go by). */
 export function sdkStatus(error: unknown): number | undefined {
   return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }
 
+/** The statuses a GET answers with when it worked: a range adds 206 (its bytes) and 416 (it starts past the end). */
 function gotObject(status: number | undefined, range: ByteRange | undefined): boolean {
   return status === 200 || (range !== undefined && (status === 206 || status === 416));
 }
