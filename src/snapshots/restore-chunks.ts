@@ -3,11 +3,13 @@ import { createReadStream } from 'node:fs';
 import { lstat, realpath } from 'node:fs/promises';
 import { PreemptdError, errorMessage } from '../lib/errors.js';
 import { formatLocation, keyFor, type StoreLocation } from '../stores/location.js';
-import type { ObjectStore } from '../stores/types.js';
+import { readInto } from '../stores/read-into.js';
+import type { ObjectStore, ReadInto } from '../stores/types.js';
 import { runningChecksum } from './checksum.js';
 import type { ManifestFile, StoredChunk } from './manifest.js';
 import type { ChecksumAlgorithm } from './options.js';
 import { chunkHome } from './repository.js';
+import type { RequestBuffers } from './restore-buffers.js';
 import { chunkRequests, requestBytes, type ChunkRequest } from './restore-requests.js';
 import { insideTarget } from './restore-entries.js';
 
@@ -28,67 +30,59 @@ function chunkWhere(location: StoreLocation, chunk: StoredChunk): string {
 }
 
 /**
- * Fetches one request (a range of a pack, or a chunk stored alone) and checks each chunk in
- * it is what its name says: exactly its size (never more read than the request plus one
- * piece) with its SHA-256. Anything else names the chunk, with its pack and byte range. The
- * pieces are hashed as they come and kept as they are (cut at chunk bounds, never copied).
+ * Fetches one request (a range of a pack, or a chunk stored alone) into one buffer and checks
+ * each chunk in it is what its name says: exactly its size (never more read than the request
+ * plus one byte) with its SHA-256. Anything else names the chunk, with its pack and byte range.
  */
-async function fetchRequest(store: ObjectStore, location: StoreLocation, request: ChunkRequest): Promise<Buffer[]> {
-  const pieces: Buffer[] = [];
-  let index = 0;
-  let got = 0;
-  let hash = createHash('sha256');
-  const finishChunk = () => {
-    const chunk = request.chunks[index]!;
-    const digest = hash.digest('hex');
-    if (digest !== chunk[0]) throw new PreemptdError('ERR_RESTORE', `${chunkWhere(location, chunk)} has SHA-256 ${digest}: corrupted`);
-    index += 1;
-    got = 0;
-    hash = createHash('sha256');
-  };
+async function fetchRequest(store: ObjectStore, location: StoreLocation, request: ChunkRequest, buffers: RequestBuffers | undefined): Promise<Buffer> {
+  const into = buffers?.take(requestBytes(request)) ?? Buffer.allocUnsafe(requestBytes(request));
+  let got: ReadInto;
   try {
-    for await (const piece of await store.get(keyFor(location, request.home), request.range)) {
-      let rest = piece as Buffer;
-      while (rest.length > 0) {
-        const chunk = request.chunks[index];
-        if (!chunk) {
-          const last = request.chunks.at(-1)!;
-          throw new PreemptdError('ERR_RESTORE', `${chunkWhere(location, last)} is larger than the manifest's ${last[1]} bytes`);
-        }
-        const part = rest.subarray(0, chunk[1] - got);
-        hash.update(part);
-        pieces.push(part);
-        got += part.length;
-        rest = rest.subarray(part.length);
-        if (got === chunk[1]) finishChunk();
-      }
-    }
+    got = await readInto(store, keyFor(location, request.home), request.range, into);
   } catch (error) {
-    if (error instanceof PreemptdError) throw error;
-    const reading = request.chunks[Math.min(index, request.chunks.length - 1)]!;
-    throw new PreemptdError('ERR_RESTORE', `cannot read ${chunkWhere(location, reading)}: ${errorMessage(error)}`, { cause: error });
+    buffers?.release(into);
+    throw new PreemptdError('ERR_RESTORE', `cannot read ${chunkWhere(location, request.chunks[0]!)}: ${errorMessage(error)}`, { cause: error });
   }
-  const short = request.chunks[index];
-  if (short) throw new PreemptdError('ERR_RESTORE', `${chunkWhere(location, short)} is ${got} bytes, the manifest says ${short[1]}`);
-  return pieces;
+  const failure = checkChunks(location, request.chunks, into, got);
+  if (failure) {
+    buffers?.release(into);
+    throw failure;
+  }
+  return into;
+}
+
+/** The first of `chunks` that `got` of `bytes` does not hold as named, as an error; undefined when all are. */
+function checkChunks(location: StoreLocation, chunks: readonly StoredChunk[], bytes: Buffer, got: ReadInto): PreemptdError | undefined {
+  let offset = 0;
+  for (const chunk of chunks) {
+    const size = chunk[1];
+    if (got.length < offset + size) return new PreemptdError('ERR_RESTORE', `${chunkWhere(location, chunk)} is ${Math.max(0, got.length - offset)} bytes, the manifest says ${size}`);
+    const digest = createHash('sha256').update(bytes.subarray(offset, offset + size)).digest('hex');
+    if (digest !== chunk[0]) return new PreemptdError('ERR_RESTORE', `${chunkWhere(location, chunk)} has SHA-256 ${digest}: corrupted`);
+    offset += size;
+  }
+  const last = chunks.at(-1)!;
+  return got.more ? new PreemptdError('ERR_RESTORE', `${chunkWhere(location, last)} is larger than the manifest's ${last[1]} bytes`) : undefined;
 }
 
 /**
  * A dedup file's bytes: its chunks in order, each verified, fetched by requests that read
  * the chunks it has back to back in a pack at once (restore-requests.ts); up to
  * REQUESTS_AHEAD of them, and BYTES_AHEAD, fetched in parallel ahead of the writer. A bad
- * chunk ends the stream with its error.
+ * chunk ends the stream with its error. Each piece is one request's bytes; with `buffers`, a
+ * piece of its `pooledBytes` or more is lent: it goes back to the pool when the next piece
+ * is asked for, so the reader must be done with it by then.
  */
-export async function* chunkedBody(store: ObjectStore, location: StoreLocation, file: ManifestFile): AsyncGenerator<Buffer> {
+export async function* chunkedBody(store: ObjectStore, location: StoreLocation, file: ManifestFile, buffers?: RequestBuffers): AsyncGenerator<Buffer> {
   const requests = chunkRequests(file.chunks ?? []);
-  const ahead: { bytes: number; fetching: Promise<Buffer[]> }[] = [];
+  const ahead: { bytes: number; fetching: Promise<Buffer> }[] = [];
   let bytesAhead = 0;
   let next = 0;
   const fill = () => {
     while (next < requests.length && ahead.length < REQUESTS_AHEAD) {
       const bytes = requestBytes(requests[next]!);
       if (ahead.length > 0 && bytesAhead + bytes > BYTES_AHEAD) return;
-      const fetching = fetchRequest(store, location, requests[next++]!);
+      const fetching = fetchRequest(store, location, requests[next++]!, buffers);
       // Awaited in order below; one left behind when the writer stops must not go unhandled.
       fetching.catch(() => undefined);
       ahead.push({ bytes, fetching });
@@ -98,11 +92,12 @@ export async function* chunkedBody(store: ObjectStore, location: StoreLocation, 
   fill();
   while (ahead.length > 0) {
     const { bytes, fetching } = ahead[0]!;
-    const pieces = await fetching;
+    const piece = await fetching;
     ahead.shift();
     bytesAhead -= bytes;
     fill();
-    yield* pieces;
+    yield piece;
+    buffers?.release(piece);
   }
 }
 

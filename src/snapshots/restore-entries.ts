@@ -72,8 +72,10 @@ async function placeFor(target: string, path: string): Promise<string> {
  * body with one file handle instead of a pipeline of three transforms into a write stream
  * (fewer stream hops, callbacks and garbage a piece), with chunk pieces no longer joined and
  * S3's direct GETs (stores/s3-direct.ts), took the restore bench from 5.3-6.2 to 3.5 CPU-s/GB.
+ * A piece of this size or more is written before the next is asked for: a body may lend such
+ * pieces (restore-chunks.ts).
  */
-const WRITE_BATCH_BYTES = 1024 * 1024;
+export const WRITE_BATCH_BYTES = 1024 * 1024;
 
 /**
  * Writes every byte of `pieces`, however the kernel splits the writes. A write refused (a full

@@ -8,7 +8,8 @@ import { PreemptdError, errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { measuringStream } from './checksum.js';
 import { MANIFEST_NAME, manifestSchema, type Manifest, type ManifestFile } from './manifest.js';
-import { insideTarget, restoreLinks, writeVerified, type EntryWriter, type Failure } from './restore-entries.js';
+import { insideTarget, restoreLinks, WRITE_BATCH_BYTES, writeVerified, type EntryWriter, type Failure } from './restore-entries.js';
+import { RequestBuffers } from './restore-buffers.js';
 import { formatLocation, keyFor, parseLocation, type StoreLocation } from '../stores/location.js';
 import { readLatest } from './repository.js';
 import { alreadyPresent, chunkedBody, REQUESTS_AHEAD } from './restore-chunks.js';
@@ -80,11 +81,12 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const writer: EntryWriter = { target, checksum: manifest.checksum, keepSetuid: options.keepSetuid ?? false, signal: options.signal, tally };
 
     const concurrency = options.concurrency ?? 4;
+    const buffers = new RequestBuffers(WRITE_BATCH_BYTES);
     const { failures, present } =
       manifest.mode === 'files'
         ? await restoreFiles(files, writer, concurrency, (file) => store.get(keyFor(location, file.path)))
         : manifest.mode === 'dedup'
-          ? await restoreFiles(files, writer, concurrency, async (file) => chunkedBody(store, location, file), (file) => alreadyPresent(target, file, manifest.checksum))
+          ? await restoreFiles(files, writer, concurrency, async (file) => chunkedBody(store, location, file, buffers), (file) => alreadyPresent(target, file, manifest.checksum))
           : { failures: await restoreArchive(store, location, manifest, writer), present: 0 };
     const links = await restoreLinks(manifest, target);
     const linksSkipped = links.outside;

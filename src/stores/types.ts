@@ -37,6 +37,12 @@ export interface ByteRange {
   length: number;
 }
 
+/** What a read into a buffer got: `length` bytes from the buffer's start, and whether the object had more than fit. */
+export interface ReadInto {
+  length: number;
+  more: boolean;
+}
+
 /** One stored object as a listing or a HEAD shows it. */
 export interface ObjectInfo {
   key: string;
@@ -63,6 +69,11 @@ export interface ObjectStore {
    * gives what there is: the caller checks the length); rejects when it does not exist.
    */
   get(key: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * `get` straight into `into` (at most its length), where the store can do it without a
+   * stream; undefined when it cannot for this read, and the caller uses `get` (read-into.ts).
+   */
+  getInto?(key: string, range: ByteRange | undefined, into: Buffer): Promise<ReadInto | undefined>;
   /**
    * Whether an object exists under `key` (one request, no body). Every store makes an object
    * visible only once whole, so an existing object is a complete one.

@@ -38,3 +38,13 @@ test('files sharing packs, files stored as chunks alone, and a file mixing both 
   for (const [path, content] of Object.entries(files)) expect({ path, same: (await readFile(join(out, path))).equals(content) }).toEqual({ path, same: true });
   expect(await restoreLatest(out)).toMatchObject({ files: 4, present: 4 });
 });
+
+test('several files of many packs, read into buffers the restore reuses, restore byte-identical', async () => {
+  const MIB = 1024 * KIB;
+  // Each file takes more requests than are fetched ahead, so later requests land in buffers earlier ones gave back.
+  const files = { 'ckpt/a.pt': testBytes(14 * MIB + 1), 'ckpt/b.pt': testBytes(13 * MIB), 'ckpt/c.pt': testBytes(3 * MIB + 5), 'ckpt/d.json': testBytes(700) };
+  commitDedupSnapshot(join(dir, 'repo'), files, { mtime: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:05:00.000Z' }, { chunkBytes: 256 * KIB, packBytes: MIB, home: () => 'pack' });
+  const out = join(dir, 'out');
+  expect(await restoreLatest(out)).toMatchObject({ files: 4, present: 0 });
+  for (const [path, content] of Object.entries(files)) expect({ path, same: (await readFile(join(out, path))).equals(content) }).toEqual({ path, same: true });
+});

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/lib/log.js';
 import type { ManifestFile, StoredChunk } from '../../src/snapshots/manifest.js';
-import { BYTES_AHEAD, chunkedBody } from '../../src/snapshots/restore-chunks.js';
+import { RequestBuffers } from '../../src/snapshots/restore-buffers.js';
+import { BYTES_AHEAD, chunkedBody, REQUESTS_AHEAD } from '../../src/snapshots/restore-chunks.js';
 import { chunkRequests, MAX_REQUEST_BYTES } from '../../src/snapshots/restore-requests.js';
 import { parseLocation } from '../../src/stores/location.js';
 import { openStore } from '../../src/stores/registry.js';
@@ -123,6 +124,27 @@ describe('chunkedBody', () => {
       ['chunks', undefined],
       ['packs', { offset: 256 * KIB, length: 320 * KIB }],
     ]);
+  });
+
+  test('with a pool, each request is read into a buffer given back when the next piece is asked for, and reused', async () => {
+    const content = testBytes(12 * MIB + 3);
+    const name = commitDedupSnapshot(dir, { 'model.pt': content }, { mtime: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:05:00.000Z' }, { chunkBytes: 256 * KIB, home: () => 'pack', packBytes: MIB });
+    const file = await manifestFile(name, 'model.pt');
+    const { store, location } = await countingStore();
+    const copies: Buffer[] = [];
+    const memory = new Set<ArrayBufferLike>();
+    try {
+      for await (const piece of chunkedBody(store, location, file, new RequestBuffers(MIB))) {
+        copies.push(Buffer.from(piece));
+        memory.add(piece.buffer);
+      }
+    } finally {
+      await store.close();
+    }
+    expect(Buffer.concat(copies).equals(content)).toBe(true);
+    expect(copies).toHaveLength(13);
+    // REQUESTS_AHEAD fetching at once, plus the one being read: the 12 full packs share fewer buffers.
+    expect(memory.size).toBeLessThanOrEqual(REQUESTS_AHEAD + 2);
   });
 
   test('requests ahead of the writer hold at most BYTES_AHEAD', async () => {
