@@ -4,9 +4,11 @@ import type { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { PreemptdError } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
 import { crc32Header, type Part } from './parts.js';
 import { rangeHeader } from './range.js';
-import type { ByteRange } from './types.js';
+import type { BodyReader } from './body-reader.js';
+import type { ByteRange, ReadInto } from './types.js';
 import type { FinalizeHandler, FinalizeHandlerArguments, HandlerExecutionContext, HttpRequest, MetadataBearer } from '@smithy/types';
 
 /**
@@ -26,6 +28,17 @@ interface Template {
 
 /** The commands sent directly once the SDK has sent one of them. */
 type DirectCommand = 'GetObjectCommand' | 'PutObjectCommand' | 'HeadObjectCommand';
+
+/** A direct request ready to send: where, and its signed headers. */
+interface SignedRequest {
+  method: string;
+  https: boolean;
+  hostname: string;
+  port: number | undefined;
+  /** The path and query, encoded. */
+  path: string;
+  headers: Record<string, string>;
+}
 
 /** What a direct HeadObject found: the object's size and time, or `missing` (a 404). */
 export type DirectHead = { size: number; modified: number } | 'missing';
@@ -118,6 +131,8 @@ export class DirectRequests {
   constructor(
     private readonly client: S3Client,
     private readonly agents: { http: HttpAgent; https: HttpsAgent },
+    private readonly reader: BodyReader,
+    private readonly log: Logger,
     private readonly idleTimeoutMs = DIRECT_IDLE_TIMEOUT_MS,
   ) {
     client.middlewareStack.addRelativeTo(
@@ -190,11 +205,31 @@ export class DirectRequests {
     return response?.statusCode === 200;
   }
 
-  private async send(command: DirectCommand, key: string, headers: Record<string, string>, body: Buffer | undefined, signal: AbortSignal): Promise<IncomingMessage | undefined> {
+  /**
+   * GetObject straight into `into` (body-reader.ts): only an answer of exactly `into.length`
+   * bytes (a 206 for a range, a 200 for a whole object). Undefined when the caller should fetch
+   * it with the store's `get` (not learnt yet, any other answer, a connection that failed or
+   * went silent): that way reads any answer, and ends at the SDK's retries and errors.
+   */
+  async getInto(key: string, range: ByteRange | undefined, into: Buffer, signal: AbortSignal): Promise<ReadInto | undefined> {
+    const request = await this.signed('GetObjectCommand', key, range ? { range: rangeHeader(range) } : {});
+    if (!request) return undefined;
+    const answer = await this.reader
+      .get({ protocol: request.https ? 'https:' : 'http:', hostname: request.hostname, port: request.port, path: request.path, headers: request.headers, into, accept: range ? [206] : [200], signal })
+      .catch((error: unknown) => {
+        signal.throwIfAborted();
+        this.log.debug({ key, err: error }, 'a direct read into a buffer failed: fetched again through the SDK');
+        return undefined;
+      });
+    return answer?.read ? { length: into.length, more: false } : undefined;
+  }
+
+  /** What to send for `command` on `key`, signed; undefined when it is not learnt yet. */
+  private async signed(command: DirectCommand, key: string, headers: Record<string, string>): Promise<SignedRequest | undefined> {
     const template = this.templates.get(command);
     if (!template) return undefined;
     const host = template.port === undefined ? template.hostname : `${template.hostname}:${template.port}`;
-    const method = body ? 'PUT' : command === 'HeadObjectCommand' ? 'HEAD' : 'GET';
+    const method = command === 'PutObjectCommand' ? 'PUT' : command === 'HeadObjectCommand' ? 'HEAD' : 'GET';
     const signed = await template.signer.sign({
       method,
       protocol: template.protocol,
@@ -204,20 +239,18 @@ export class DirectRequests {
       query: template.query,
       headers: { host, ...headers },
     } as HttpRequest);
-    const https = template.protocol === 'https:';
     const query = new URLSearchParams(template.query).toString();
+    return { method, https: template.protocol === 'https:', hostname: template.hostname, port: template.port, path: `${signed.path}${query ? `?${query}` : ''}`, headers: signed.headers };
+  }
+
+  private async send(command: DirectCommand, key: string, headers: Record<string, string>, body: Buffer | undefined, signal: AbortSignal): Promise<IncomingMessage | undefined> {
+    const request = await this.signed(command, key, headers);
+    if (!request) return undefined;
+    const { method, https } = request;
     return new Promise<IncomingMessage | undefined>((resolve) => {
       let answer: IncomingMessage | undefined;
       const sent = (https ? httpsRequest : httpRequest)(
-        {
-          method,
-          host: template.hostname,
-          port: template.port,
-          path: `${signed.path}${query ? `?${query}` : ''}`,
-          headers: signed.headers,
-          agent: https ? this.agents.https : this.agents.http,
-          signal,
-        },
+        { method, host: request.hostname, port: request.port, path: request.path, headers: request.headers, agent: https ? this.agents.https : this.agents.http, signal },
         (response) => resolve((answer = response)),
       );
       abandonWhenIdle(sent, () => answer, this.idleTimeoutMs, `${method} ${key}`);

@@ -6,6 +6,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { FinalizeHandler, FinalizeHandlerArguments, MetadataBearer } from '@smithy/types';
 import { formatLocation, type BucketLocation } from './location.js';
 import { noBytes, rangeHeader, rangeOfWhole } from './range.js';
+import { BodyReader } from './body-reader.js';
 import { DIRECT_IDLE_TIMEOUT_MS, DirectRequests, sdkStatus } from './s3-direct.js';
 import { abortUpload, uploadParts } from './s3-multipart.js';
 import { PreemptdError } from '../lib/errors.js';
@@ -73,7 +74,9 @@ export function openS3Store(location: BucketLocation, options: StoreOptions, tim
   });
   const openUploads = new Map<string, string>();
   sendUnsignedChecksummedPayloads(client);
-  const direct = new DirectRequests(client, agents, timeouts.directIdleMs ?? DIRECT_IDLE_TIMEOUT_MS);
+  const directIdleMs = timeouts.directIdleMs ?? DIRECT_IDLE_TIMEOUT_MS;
+  const reader = new BodyReader({ maxSockets: sockets, idleMs: directIdleMs });
+  const direct = new DirectRequests(client, agents, reader, options.log, directIdleMs);
   let toldRangeIgnored = false;
 
   /**
@@ -126,6 +129,7 @@ export function openS3Store(location: BucketLocation, options: StoreOptions, tim
         throw error;
       }
     },
+    getInto: (key, range, into) => direct.getInto(key, range, into, options.signal),
     has: async (key) => (await stat(key)) !== undefined,
     stat,
     async *list(prefix) {
@@ -167,6 +171,7 @@ export function openS3Store(location: BucketLocation, options: StoreOptions, tim
       return left;
     },
     async close() {
+      reader.destroy();
       client.destroy();
     },
   };

@@ -5,6 +5,7 @@ import { setTimeout } from 'node:timers/promises';
 import { silentLogger } from '../../src/lib/log.js';
 import { crc32 } from '@node-rs/crc32';
 import { crc32Header, onePart } from '../../src/stores/parts.js';
+import { readInto } from '../../src/stores/read-into.js';
 import { openS3Store } from '../../src/stores/s3.js';
 import { S3_CREDENTIALS, startS3Server, type S3TestServer } from '../helpers/s3-server.js';
 import { testBytes } from '../helpers/seed.js';
@@ -281,5 +282,59 @@ describe('a direct request the server accepts and never answers is abandoned onc
     await setTimeout(3 * IDLE_MS);
     await expect(text(body)).rejects.toThrow(`GET idle/paused-body: the S3 server sent nothing for ${IDLE_MS} ms`);
     await store.close();
+  });
+});
+
+describe('a GET into a buffer (restore) is sent directly once learnt, straight into the buffer; anything else is fetched again with get', () => {
+  const IDLE_MS = 300;
+  const gets = (key: string) => seen.filter(({ method, path }) => method === 'GET' && path === `/${s3.bucket}/${key}`).map(({ sdk, status }) => ({ sdk, status }));
+
+  test('a range of exactly the buffer, after the first GET', async () => {
+    const store = openStore();
+    const content = testBytes(1024 * 1024);
+    await store.put('into/pack', onePart(content));
+    const into = Buffer.alloc(300_000);
+    expect(await store.getInto!('into/pack', { offset: 5, length: into.length }, into)).toBeUndefined();
+    expect(await readInto(store, 'into/pack', { offset: 5, length: into.length }, into)).toEqual({ length: into.length, more: false });
+    into.fill(0);
+    expect(await store.getInto!('into/pack', { offset: 700_000, length: into.length }, into)).toEqual({ length: into.length, more: false });
+    expect(into.equals(content.subarray(700_000, 1_000_000))).toBe(true);
+    await store.close();
+    expect(gets('into/pack')).toEqual([
+      { sdk: true, status: 206 },
+      { sdk: false, status: 206 },
+    ]);
+  });
+
+  test('an answer of another length (a range past the end of the object) is read again with get: what there is, and no more', async () => {
+    const store = openStore();
+    await store.put('into/short', onePart(Buffer.from('0123456789')));
+    await readInto(store, 'into/short', { offset: 0, length: 4 }, Buffer.alloc(4));
+    const into = Buffer.alloc(5);
+    expect(await readInto(store, 'into/short', { offset: 8, length: 5 }, into)).toEqual({ length: 2, more: false });
+    expect(into.subarray(0, 2).toString()).toBe('89');
+    await store.close();
+    expect(gets('into/short')).toEqual([
+      { sdk: true, status: 206 },
+      { sdk: false, status: 206 },
+      { sdk: false, status: 206 },
+    ]);
+  });
+
+  test.each(['request', 'body'] as const)('a direct GET into a buffer the server goes silent on (after the %s) is made again with get', async (after) => {
+    const store = openStore(IDLE_MS);
+    const content = testBytes(256 * 1024);
+    await store.put(`into/held-${after}`, onePart(content));
+    await readInto(store, `into/held-${after}`, undefined, Buffer.alloc(content.length));
+    holdDirect = { method: 'GET', after };
+    const into = Buffer.alloc(content.length);
+    expect(await readInto(store, `into/held-${after}`, undefined, into)).toEqual({ length: content.length, more: false });
+    expect(into.equals(content)).toBe(true);
+    await store.close();
+    expect(gets(`into/held-${after}`)).toEqual([
+      { sdk: true, status: 200 },
+      { sdk: false, status: after === 'request' ? 0 : 200 },
+      { sdk: false, status: 200 },
+    ]);
   });
 });
