@@ -30,7 +30,9 @@ export type ReadRequest =
    * `length` bytes at `offset` of the file as walked (`dev`, `ino`) and still of `size` and
    * `mtimeMs`, with their SHA-256: a chunk owed since the file was scanned (sync/owed.ts).
    */
-  | { type: 'range'; id: number; path: string; dev: number; ino: number; size: number; mtimeMs: number; offset: number; length: number };
+  | { type: 'range'; id: number; path: string; dev: number; ino: number; size: number; mtimeMs: number; offset: number; length: number }
+  /** The SHA-256 of each of the back-to-back pieces of `sizes` at `offset` of `memory`: chunks a restore fetched. */
+  | { type: 'hash'; id: number; memory: SharedArrayBuffer; offset: number; sizes: number[] };
 
 /**
  * A chunk as cut: its SHA-256 (hex) and size, as a dedup manifest lists it, and its CRC32,
@@ -50,6 +52,7 @@ export type ReadReply =
   | { type: 'end'; id: number; chunks?: CutRef[] }
   /** `part`: transferred, not shared (see readRange). */
   | { type: 'range'; id: number; part: ArrayBuffer; sha256: string; crc32: number }
+  | { type: 'hashed'; id: number; sha256: string[] }
   | { type: 'finished'; id: number; checksum: string; bytesRead: number; after: { size: number; mtimeMs: number } | null }
   | { type: 'error'; id: number; code: string | undefined; message: string };
 
@@ -172,6 +175,12 @@ function readRange(request: Extract<ReadRequest, { type: 'range' }>): void {
 }
 
 function handle(request: ReadRequest): void {
+  if (request.type === 'hash') {
+    let at = request.offset;
+    const sha256 = request.sizes.map((size) => sha256Of(new Uint8Array(request.memory, (at += size) - size, size)));
+    reply({ type: 'hashed', id: request.id, sha256 });
+    return;
+  }
   if (request.type === 'range') {
     readRange(request);
     return;

@@ -218,6 +218,23 @@ export class FileReader {
     return { bytes: Buffer.from(message.part), sha256: message.sha256, crc32: message.crc32 };
   }
 
+  /**
+   * The SHA-256 (hex) of each of the back-to-back pieces of `sizes` at the start of `bytes`,
+   * which must be shared memory, computed on a reading thread: restore checks the chunks it
+   * fetched there, beside the main thread's socket reads and writes.
+   */
+  async sha256s(bytes: Buffer, sizes: number[]): Promise<string[]> {
+    const id = this.nextId++;
+    const thread = this.pickThread();
+    if (thread.failure) throw thread.failure;
+    const reply = new Promise<ReadReply>((resolve) => thread.listeners.set(id, resolve));
+    thread.worker.postMessage({ type: 'hash', id, memory: bytes.buffer as SharedArrayBuffer, offset: bytes.byteOffset, sizes } satisfies ReadRequest);
+    const message = await reply;
+    thread.listeners.delete(id);
+    if (message.type !== 'hashed') throw readError(message);
+    return message.sha256;
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.threads.map((thread) => thread.worker.terminate()));
   }

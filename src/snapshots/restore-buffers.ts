@@ -8,7 +8,8 @@ const MAX_FREE = 64;
  * The buffers a restore's requests are read into, reused from one request to the next. A new
  * buffer of a few MiB costs its pages' first touch (the kernel zeroes each one) and, held
  * until written, the garbage collector's time; requests of `pooledBytes` or more reuse one
- * given back. Smaller ones are plain allocations: the caller may hold those as long as it likes.
+ * given back. Those are shared memory, so a reading thread hashes their chunks in place
+ * (restore.ts). Smaller ones are plain allocations: the caller may hold those as long as it likes.
  */
 export class RequestBuffers {
   private readonly free: Buffer[] = [];
@@ -19,7 +20,7 @@ export class RequestBuffers {
   take(bytes: number): Buffer {
     if (bytes < this.pooledBytes) return Buffer.allocUnsafe(bytes);
     const index = this.free.findIndex((buffer) => buffer.length >= bytes);
-    const whole = index >= 0 ? this.free.splice(index, 1)[0]! : Buffer.allocUnsafeSlow(Math.ceil(bytes / POOL_STEP_BYTES) * POOL_STEP_BYTES);
+    const whole = index >= 0 ? this.free.splice(index, 1)[0]! : Buffer.from(new SharedArrayBuffer(Math.ceil(bytes / POOL_STEP_BYTES) * POOL_STEP_BYTES));
     return whole.subarray(0, bytes);
   }
 

@@ -34,7 +34,7 @@ function chunkWhere(location: StoreLocation, chunk: StoredChunk): string {
  * each chunk in it is what its name says: exactly its size (never more read than the request
  * plus one byte) with its SHA-256. Anything else names the chunk, with its pack and byte range.
  */
-async function fetchRequest(store: ObjectStore, location: StoreLocation, request: ChunkRequest, buffers: RequestBuffers | undefined): Promise<Buffer> {
+async function fetchRequest(store: ObjectStore, location: StoreLocation, request: ChunkRequest, { buffers, sha256s }: ChunkReading): Promise<Buffer> {
   const into = buffers?.take(requestBytes(request)) ?? Buffer.allocUnsafe(requestBytes(request));
   let got: ReadInto;
   try {
@@ -43,7 +43,7 @@ async function fetchRequest(store: ObjectStore, location: StoreLocation, request
     buffers?.release(into);
     throw new PreemptdError('ERR_RESTORE', `cannot read ${chunkWhere(location, request.chunks[0]!)}: ${errorMessage(error)}`, { cause: error });
   }
-  const failure = checkChunks(location, request.chunks, into, got);
+  const failure = await checkChunks(location, request.chunks, into, got, sha256s && into.buffer instanceof SharedArrayBuffer ? sha256s : sha256sHere);
   if (failure) {
     buffers?.release(into);
     throw failure;
@@ -51,14 +51,33 @@ async function fetchRequest(store: ObjectStore, location: StoreLocation, request
   return into;
 }
 
+/** Where a restore's chunks are read into and hashed. */
+export interface ChunkReading {
+  /** Without it, each request is read into new memory, which the reader may keep. */
+  buffers?: RequestBuffers | undefined;
+  /**
+   * The SHA-256 of each of the back-to-back pieces of `sizes` at the start of `bytes`, for
+   * requests read into shared memory (`buffers`' pooled ones), elsewhere; the others are hashed on this thread.
+   */
+  sha256s?: ((bytes: Buffer, sizes: number[]) => Promise<string[]>) | undefined;
+}
+
+async function sha256sHere(bytes: Buffer, sizes: number[]): Promise<string[]> {
+  let at = 0;
+  return sizes.map((size) => createHash('sha256').update(bytes.subarray(at, (at += size))).digest('hex'));
+}
+
 /** The first of `chunks` that `got` of `bytes` does not hold as named, as an error; undefined when all are. */
-function checkChunks(location: StoreLocation, chunks: readonly StoredChunk[], bytes: Buffer, got: ReadInto): PreemptdError | undefined {
+async function checkChunks(location: StoreLocation, chunks: readonly StoredChunk[], bytes: Buffer, got: ReadInto, sha256s: NonNullable<ChunkReading['sha256s']>): Promise<PreemptdError | undefined> {
+  // The chunks `got` holds whole are hashed; the first one it cuts short is named below.
+  const sizes: number[] = [];
+  for (let end = 0; sizes.length < chunks.length && (end += chunks[sizes.length]![1]) <= got.length; ) sizes.push(chunks[sizes.length]![1]);
+  const digests = await sha256s(bytes, sizes);
   let offset = 0;
-  for (const chunk of chunks) {
+  for (const [index, chunk] of chunks.entries()) {
     const size = chunk[1];
     if (got.length < offset + size) return new PreemptdError('ERR_RESTORE', `${chunkWhere(location, chunk)} is ${Math.max(0, got.length - offset)} bytes, the manifest says ${size}`);
-    const digest = createHash('sha256').update(bytes.subarray(offset, offset + size)).digest('hex');
-    if (digest !== chunk[0]) return new PreemptdError('ERR_RESTORE', `${chunkWhere(location, chunk)} has SHA-256 ${digest}: corrupted`);
+    if (digests[index] !== chunk[0]) return new PreemptdError('ERR_RESTORE', `${chunkWhere(location, chunk)} has SHA-256 ${digests[index]}: corrupted`);
     offset += size;
   }
   const last = chunks.at(-1)!;
@@ -73,7 +92,8 @@ function checkChunks(location: StoreLocation, chunks: readonly StoredChunk[], by
  * piece of its `pooledBytes` or more is lent: it goes back to the pool when the next piece
  * is asked for, so the reader must be done with it by then.
  */
-export async function* chunkedBody(store: ObjectStore, location: StoreLocation, file: ManifestFile, buffers?: RequestBuffers): AsyncGenerator<Buffer> {
+export async function* chunkedBody(store: ObjectStore, location: StoreLocation, file: ManifestFile, reading: ChunkReading = {}): AsyncGenerator<Buffer> {
+  const { buffers } = reading;
   const requests = chunkRequests(file.chunks ?? []);
   const ahead: { bytes: number; fetching: Promise<Buffer> }[] = [];
   let bytesAhead = 0;
@@ -82,7 +102,7 @@ export async function* chunkedBody(store: ObjectStore, location: StoreLocation, 
     while (next < requests.length && ahead.length < REQUESTS_AHEAD) {
       const bytes = requestBytes(requests[next]!);
       if (ahead.length > 0 && bytesAhead + bytes > BYTES_AHEAD) return;
-      const fetching = fetchRequest(store, location, requests[next++]!, buffers);
+      const fetching = fetchRequest(store, location, requests[next++]!, reading);
       // Awaited in order below; one left behind when the writer stops must not go unhandled.
       fetching.catch(() => undefined);
       ahead.push({ bytes, fetching });

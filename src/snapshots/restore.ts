@@ -12,7 +12,8 @@ import { insideTarget, restoreLinks, WRITE_BATCH_BYTES, writeVerified, type Entr
 import { RequestBuffers } from './restore-buffers.js';
 import { formatLocation, keyFor, parseLocation, type StoreLocation } from '../stores/location.js';
 import { readLatest } from './repository.js';
-import { alreadyPresent, chunkedBody, REQUESTS_AHEAD } from './restore-chunks.js';
+import { alreadyPresent, chunkedBody, REQUESTS_AHEAD, type ChunkReading } from './restore-chunks.js';
+import { FileReader } from './read.js';
 import { writeMarker } from './restore-marker.js';
 import { checkRoom } from './restore-room.js';
 import { RestoreTally } from './restore-tally.js';
@@ -63,6 +64,7 @@ export interface RestoreResult {
  */
 export async function restore(options: RestoreOptions): Promise<RestoreResult> {
   const { location, store } = await openRestoreStore(options);
+  let hashing: FileReader | undefined;
   try {
     const where = formatLocation(location);
     const manifest = options.latest ? await latestManifest(store, location) : await readStoredJson(store, location, MANIFEST_NAME, manifestSchema, 'a preemptd manifest');
@@ -81,12 +83,13 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     const writer: EntryWriter = { target, checksum: manifest.checksum, keepSetuid: options.keepSetuid ?? false, signal: options.signal, tally };
 
     const concurrency = options.concurrency ?? 4;
-    const buffers = new RequestBuffers(WRITE_BATCH_BYTES);
+    // A reading thread hashes the chunks fetched into pooled buffers, started for the first.
+    const reading: ChunkReading = { buffers: new RequestBuffers(WRITE_BATCH_BYTES), sha256s: (bytes, sizes) => (hashing ??= FileReader.start()).sha256s(bytes, sizes) };
     const { failures, present } =
       manifest.mode === 'files'
         ? await restoreFiles(files, writer, concurrency, (file) => store.get(keyFor(location, file.path)))
         : manifest.mode === 'dedup'
-          ? await restoreFiles(files, writer, concurrency, async (file) => chunkedBody(store, location, file, buffers), (file) => alreadyPresent(target, file, manifest.checksum))
+          ? await restoreFiles(files, writer, concurrency, async (file) => chunkedBody(store, location, file, reading), (file) => alreadyPresent(target, file, manifest.checksum))
           : { failures: await restoreArchive(store, location, manifest, writer), present: 0 };
     const links = await restoreLinks(manifest, target);
     const linksSkipped = links.outside;
@@ -111,6 +114,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     if (!options.signal.aborted) throw error;
     throw new PreemptdError('ERR_RESTORE', `restore into ${options.to} interrupted: downloads stopped, partial files removed; files already verified are kept`, { cause: error });
   } finally {
+    await hashing?.close();
     await store.close();
   }
 }

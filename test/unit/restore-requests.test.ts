@@ -134,7 +134,7 @@ describe('chunkedBody', () => {
     const copies: Buffer[] = [];
     const memory = new Set<ArrayBufferLike>();
     try {
-      for await (const piece of chunkedBody(store, location, file, new RequestBuffers(MIB))) {
+      for await (const piece of chunkedBody(store, location, file, { buffers: new RequestBuffers(MIB) })) {
         copies.push(Buffer.from(piece));
         memory.add(piece.buffer);
       }
