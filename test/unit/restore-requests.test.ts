@@ -1,8 +1,9 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/lib/log.js';
 import type { ManifestFile, StoredChunk } from '../../src/snapshots/manifest.js';
+import { FileReader } from '../../src/snapshots/read.js';
 import { RequestBuffers } from '../../src/snapshots/restore-buffers.js';
 import { BYTES_AHEAD, chunkedBody, REQUESTS_AHEAD } from '../../src/snapshots/restore-chunks.js';
 import { chunkRequests, MAX_REQUEST_BYTES } from '../../src/snapshots/restore-requests.js';
@@ -145,6 +146,35 @@ describe('chunkedBody', () => {
     expect(copies).toHaveLength(13);
     // REQUESTS_AHEAD fetching at once, plus the one being read: the 12 full packs share fewer buffers.
     expect(memory.size).toBeLessThanOrEqual(REQUESTS_AHEAD + 2);
+  });
+
+  test('with a hashing thread, the chunks of shared buffers are checked there; a corrupted one still fails, naming it', async () => {
+    const content = testBytes(5 * MIB + 11);
+    const name = commitDedupSnapshot(dir, { 'model.pt': content }, { mtime: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:05:00.000Z' }, { chunkBytes: 256 * KIB, home: () => 'pack', packBytes: 2 * MIB });
+    const file = await manifestFile(name, 'model.pt');
+    const { store, location } = await countingStore();
+    const hashing = FileReader.start();
+    const hashed: number[] = [];
+    const reading = { buffers: new RequestBuffers(MIB), sha256s: (bytes: Buffer, sizes: number[]) => (hashed.push(sizes.length), hashing.sha256s(bytes, sizes)) };
+    try {
+      const copies: Buffer[] = [];
+      for await (const piece of chunkedBody(store, location, file, reading)) copies.push(Buffer.from(piece));
+      expect(Buffer.concat(copies).equals(content)).toBe(true);
+      // Fetched in parallel: in any order.
+      expect(hashed.sort()).toEqual([5, 8, 8]);
+
+      const pack = join(dir, 'packs', file.chunks![9]![2] as string);
+      const bytes = await readFile(pack);
+      bytes[300 * KIB] = bytes[300 * KIB]! ^ 0xff;
+      await writeFile(pack, bytes);
+      const pieces = async () => {
+        for await (const piece of chunkedBody(store, location, file, reading)) void piece;
+      };
+      await expect(pieces()).rejects.toThrow(`chunk ${file.chunks![9]![0]} (bytes ${256 * KIB}+${256 * KIB} of file://${dir}/packs/`);
+    } finally {
+      await hashing.close();
+      await store.close();
+    }
   });
 
   test('requests ahead of the writer hold at most BYTES_AHEAD', async () => {
