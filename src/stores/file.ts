@@ -111,6 +111,24 @@ export function openFileStore(location: DirectoryLocation, options: StoreOptions
       const bounds = range ? { start: range.offset, end: range.offset + range.length - 1 } : {};
       return handle.createReadStream({ highWaterMark: 1 << 20, ...bounds });
     },
+    async getInto(key, range, into) {
+      const handle = await open(pathOf(key), 'r');
+      try {
+        const start = range?.offset ?? 0;
+        const end = range ? start + range.length : Infinity;
+        let length = 0;
+        while (length < into.length) {
+          const { bytesRead } = await handle.read(into, length, Math.min(into.length - length, end - start - length), start + length);
+          if (bytesRead === 0) return { length, more: false };
+          length += bytesRead;
+        }
+        // Full: one byte more, within the range, says the object had more than fit.
+        const more = start + length < end && (await handle.read(Buffer.alloc(1), 0, 1, start + length)).bytesRead > 0;
+        return { length, more };
+      } finally {
+        await handle.close();
+      }
+    },
     has: async (key) => (await stat(key)) !== undefined,
     stat,
     list: (prefix) => walkFrom(prefix, false),

@@ -6,6 +6,7 @@ import { openAzureStore } from '../../src/stores/azure.js';
 import { openFileStore } from '../../src/stores/file.js';
 import { parseLocation, type AzureLocation } from '../../src/stores/location.js';
 import { onePart } from '../../src/stores/parts.js';
+import { readInto } from '../../src/stores/read-into.js';
 import { openS3Store } from '../../src/stores/s3.js';
 import { startDiscardSink, type DiscardSink } from '../../bench/lib/discard-sink.js';
 import type { ObjectStore, StoreOptions } from '../../src/stores/types.js';
@@ -38,6 +39,24 @@ function rangeCases(open: () => Promise<ObjectStore>) {
     const store = await open();
     expect(await bytesGot(store, 'ranged/object')).toEqual(object);
     await expect(store.get('ranged/missing', { offset: 0, length: 10 })).rejects.toThrow();
+  });
+
+  test.each(RANGE_CASES)('$name read into a buffer of its length gives its bytes of the object', async ({ range, from, to }) => {
+    const store = await open();
+    const into = Buffer.alloc(range.length);
+    expect(await readInto(store, 'ranged/object', range, into)).toEqual({ length: to - from, more: false });
+    expect(into.subarray(0, to - from)).toEqual(object.subarray(from, to));
+  });
+
+  test('the whole object read into a buffer of its size, or of one byte less (more: true)', async () => {
+    const store = await open();
+    const into = Buffer.alloc(object.length);
+    expect(await readInto(store, 'ranged/object', undefined, into)).toEqual({ length: object.length, more: false });
+    expect(into).toEqual(object);
+    const short = Buffer.alloc(object.length - 1);
+    expect(await readInto(store, 'ranged/object', undefined, short)).toEqual({ length: short.length, more: true });
+    expect(short).toEqual(object.subarray(0, short.length));
+    await expect(readInto(store, 'ranged/missing', { offset: 0, length: 10 }, Buffer.alloc(10))).rejects.toThrow();
   });
 }
 

@@ -70,19 +70,21 @@ describe('chunkedBody', () => {
   });
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
-  /** The repository's file store, with every GET it serves recorded (key and range) and the most in flight at once. */
+  /** The repository's file store, with every read into a buffer it serves recorded (key and range) and the most in flight at once. */
   async function countingStore() {
     const location = parseLocation(`file://${dir}/`);
     const store = await openStore(location, { partSize: MIB, queueSize: 1, concurrency: 1, signal: new AbortController().signal, log: silentLogger() });
     const gets: { key: string; range: ByteRange | undefined }[] = [];
     const seen = { inFlight: 0, most: 0 };
-    const get = store.get.bind(store);
-    store.get = async (key, range) => {
+    const getInto = store.getInto!.bind(store);
+    store.getInto = async (key, range, into) => {
       gets.push({ key, range });
       seen.most = Math.max(seen.most, ++seen.inFlight);
-      const body = await get(key, range);
-      body.once('close', () => (seen.inFlight -= 1));
-      return body;
+      try {
+        return await getInto(key, range, into);
+      } finally {
+        seen.inFlight -= 1;
+      }
     };
     return { store, location, gets, seen };
   }
