@@ -79,6 +79,22 @@ test('fills each pack to the target, chunks back to back (each given in pieces),
   expect(added[0]!.chunk.slice(0, 2)).toEqual([chunks[0]!.sha256, 300]);
 });
 
+test('chunks in shared memory (the reading threads\' parts), at every alignment and of 1.5 MiB, read back exactly', async () => {
+  const packs = writer({ targetBytes: 8 * 1024 * 1024 });
+  const shared = Buffer.from(new SharedArrayBuffer(4 * 1024 * 1024));
+  for (let at = 0; at < shared.length; at += 4) shared.writeUInt32LE((at * 2654435761) >>> 0, at);
+  // Sources at each of 8 alignments, into pack offsets that follow odd sizes.
+  const spans = [...Array.from({ length: 8 }, (_, index) => ({ start: 1000 * index + index, size: 777 + index })), { start: 100_003, size: 1.5 * 1024 * 1024 }];
+  const added: PackedChunk[] = [];
+  for (const { start, size } of spans) {
+    const bytes = shared.subarray(start, start + size);
+    added.push(await packs.add(createHash('sha256').update(bytes).digest('hex'), [bytes.subarray(0, 5), bytes.subarray(5)], crc32(bytes)));
+  }
+  await packs.flush();
+  await Promise.all(added.map((one) => one.stored));
+  for (const [index, one] of added.entries()) expect((await readBack(one)).equals(shared.subarray(spans[index]!.start, spans[index]!.start + spans[index]!.size))).toBe(true);
+});
+
 test('a chunk larger than the target gets a pack of its own size', async () => {
   const packs = writer({ targetBytes: 100 });
   const big = chunk(1, 250);
