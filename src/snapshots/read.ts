@@ -206,14 +206,7 @@ export class FileReader {
    * unless the file still has the size and mtime it had. One range in memory per call.
    */
   async readRange(file: FoundFile, offset: number, length: number): Promise<{ bytes: Buffer; sha256: string; crc32: number }> {
-    const id = this.nextId++;
-    const thread = this.pickThread();
-    if (thread.failure) throw thread.failure;
-    const reply = new Promise<ReadReply>((resolve) => thread.listeners.set(id, resolve));
-    thread.worker.postMessage({ type: 'range', id, path: file.source, dev: file.dev, ino: file.ino, size: file.size, mtimeMs: file.mtimeMs, offset, length } satisfies ReadRequest);
-    const message = await reply;
-    thread.listeners.delete(id);
-    if (message.type !== 'range') throw readError(message);
+    const message = await this.ask('range', (id) => ({ type: 'range', id, path: file.source, dev: file.dev, ino: file.ino, size: file.size, mtimeMs: file.mtimeMs, offset, length }));
     this.bytesRead += length;
     return { bytes: Buffer.from(message.part), sha256: message.sha256, crc32: message.crc32 };
   }
@@ -224,15 +217,21 @@ export class FileReader {
    * fetched there, beside the main thread's socket reads and writes.
    */
   async sha256s(bytes: Buffer, sizes: number[]): Promise<string[]> {
+    const message = await this.ask('hashed', (id) => ({ type: 'hash', id, memory: bytes.buffer as SharedArrayBuffer, offset: bytes.byteOffset, sizes }));
+    return message.sha256;
+  }
+
+  /** Sends `request` (numbered `id`) to the live thread with the fewest files open, and waits for its one reply, which must be of `type`. */
+  private async ask<T extends ReadReply['type']>(type: T, request: (id: number) => ReadRequest): Promise<Extract<ReadReply, { type: T }>> {
     const id = this.nextId++;
     const thread = this.pickThread();
     if (thread.failure) throw thread.failure;
     const reply = new Promise<ReadReply>((resolve) => thread.listeners.set(id, resolve));
-    thread.worker.postMessage({ type: 'hash', id, memory: bytes.buffer as SharedArrayBuffer, offset: bytes.byteOffset, sizes } satisfies ReadRequest);
+    thread.worker.postMessage(request(id));
     const message = await reply;
     thread.listeners.delete(id);
-    if (message.type !== 'hashed') throw readError(message);
-    return message.sha256;
+    if (message.type !== type) throw readError(message);
+    return message as Extract<ReadReply, { type: T }>;
   }
 
   async close(): Promise<void> {
