@@ -32,7 +32,7 @@ type DirectCommand = 'GetObjectCommand' | 'PutObjectCommand' | 'HeadObjectComman
 /** A direct request ready to send: where, and its signed headers. */
 interface SignedRequest {
   method: string;
-  https: boolean;
+  protocol: 'http:' | 'https:';
   hostname: string;
   port: number | undefined;
   /** The path and query, encoded. */
@@ -215,10 +215,10 @@ export class DirectRequests {
     const request = await this.signed('GetObjectCommand', key, range ? { range: rangeHeader(range) } : {});
     if (!request) return undefined;
     const answer = await this.reader
-      .get({ protocol: request.https ? 'https:' : 'http:', hostname: request.hostname, port: request.port, path: request.path, headers: request.headers, into, accept: range ? [206] : [200], signal })
+      .get({ protocol: request.protocol, hostname: request.hostname, port: request.port, path: request.path, headers: request.headers, into, accept: range ? [206] : [200], signal })
       .catch((error: unknown) => {
         signal.throwIfAborted();
-        this.log.debug({ key, err: error }, 'a direct read into a buffer failed: fetched again through the SDK');
+        this.log.debug({ key, err: error }, 'a direct read into a buffer failed: fetched again with get');
         return undefined;
       });
     return answer?.read ? { length: into.length, more: false } : undefined;
@@ -240,13 +240,14 @@ export class DirectRequests {
       headers: { host, ...headers },
     } as HttpRequest);
     const query = new URLSearchParams(template.query).toString();
-    return { method, https: template.protocol === 'https:', hostname: template.hostname, port: template.port, path: `${signed.path}${query ? `?${query}` : ''}`, headers: signed.headers };
+    return { method, protocol: template.protocol === 'https:' ? 'https:' : 'http:', hostname: template.hostname, port: template.port, path: `${signed.path}${query ? `?${query}` : ''}`, headers: signed.headers };
   }
 
   private async send(command: DirectCommand, key: string, headers: Record<string, string>, body: Buffer | undefined, signal: AbortSignal): Promise<IncomingMessage | undefined> {
     const request = await this.signed(command, key, headers);
     if (!request) return undefined;
-    const { method, https } = request;
+    const { method } = request;
+    const https = request.protocol === 'https:';
     return new Promise<IncomingMessage | undefined>((resolve) => {
       let answer: IncomingMessage | undefined;
       const sent = (https ? httpsRequest : httpRequest)(
