@@ -35,7 +35,8 @@ function chunkWhere(location: StoreLocation, chunk: StoredChunk): string {
  * plus one byte) with its SHA-256. Anything else names the chunk, with its pack and byte range.
  */
 async function fetchRequest(store: ObjectStore, location: StoreLocation, request: ChunkRequest, { buffers, sha256s }: ChunkReading): Promise<Buffer> {
-  const into = buffers?.take(requestBytes(request)) ?? Buffer.allocUnsafe(requestBytes(request));
+  const bytes = requestBytes(request);
+  const into = buffers?.take(bytes) ?? Buffer.allocUnsafe(bytes);
   let got: ReadInto;
   try {
     got = await readInto(store, keyFor(location, request.home), request.range, into);
