@@ -24,6 +24,9 @@ import { ownPeakRssMiB } from './lib/peak-rss.js';
  *      (the default concurrency): on 1 thread, then on as many as dedup mode starts here. The
  *      threads live across rounds: round 1 includes their JIT warm-up (as a snapshot's first
  *      files do: each snapshot starts its own), the later rounds show them warm;
+ *   2b. one file of `--mib` through the same threads: read whole on one of them, and in
+ *      segments on all of them at once (segmented-read.ts), as a notice-time snapshot reads a
+ *      large checkpoint file the sync had not scanned;
  *   3. a dedup snapshot of a `--sync-mib` tree of 8 shards to a file:// repository on tmpfs,
  *      in a child process: its CPU-s per GB stored and its peak RSS, start-up, the file
  *      store's writes and fsyncs included. The sync's own figure, which the goal of 1.5 CPU-s
@@ -55,7 +58,7 @@ function timeMs(work: () => void): number {
   return performance.now() - start;
 }
 
-/** Reads `files` as dedup mode does (chunks cut and hashed on the reading threads); the time taken. */
+/** Reads `files` as dedup mode does (chunks cut and hashed on the reading threads), `CONCURRENCY` at a time; the time taken. */
 async function readChunked(files: FoundFile[], reader: FileReader): Promise<number> {
   const start = performance.now();
   let next = 0;
@@ -120,24 +123,37 @@ export default async function main(args: string[]): Promise<void> {
     const data = randomFillSync(new Uint8Array(mib * MIB));
     await writeRandomFiles(join(dir, 'tree'), 8, (mib / 8) * MIB);
     const files = (await walkPaths([join(dir, 'tree')], [], new AbortController().signal)).entries as FoundFile[];
+    await mkdir(join(dir, 'one'));
+    await writeFile(join(dir, 'one/model.pt'), data);
+    const one = (await walkPaths([join(dir, 'one')], [], new AbortController().signal)).entries as FoundFile[];
     const rate = (ms: number) => data.length / 1e6 / (ms / 1000);
     // Also the JIT's warm-up: the first pass runs before the scan loop is optimized.
     const chunks = chunkAndHash(data);
     console.log(`${mib} MiB of random bytes; chunk sizes ${JSON.stringify(SNAPSHOT_CHUNK_SIZES)}: ${chunks} chunks, mean ${(data.length / chunks / 1024).toFixed(0)} KiB`);
-    console.log(`round | sha256 alone, 1 thread | chunk + sha256, 1 thread | reading threads: read + crc32 + chunk + sha256, 1 thread | the same, ${threads} threads | ${threads} threads / goal 1 GB/s`);
-    const readers = [FileReader.start({ threads: 1 }), FileReader.start({ threads })] as const;
+    console.log(
+      `round | sha256 alone, 1 thread | chunk + sha256, 1 thread | reading threads: read + crc32 + chunk + sha256, 1 thread | the same, ${threads} threads | ${threads} threads / goal 1 GB/s` +
+        ` | one file on ${threads} threads: whole | in segments | segments / whole`,
+    );
+    // The last reads a file whole however large: no file is twice an endless segment.
+    const readers = [FileReader.start({ threads: 1 }), FileReader.start({ threads }), FileReader.start({ threads, segmentBytes: Infinity })] as const;
     try {
       for (let round = 1; round <= rounds; round += 1) {
         const hashMs = timeMs(() => createHash('sha256').update(data).digest());
         const chunkMs = timeMs(() => chunkAndHash(data));
         const oneThread = rate(await readChunked(files, readers[0]));
         const nThreads = rate(await readChunked(files, readers[1]));
-        console.log(`${round} | ${rate(hashMs).toFixed(0)} MB/s | ${rate(chunkMs).toFixed(0)} MB/s | ${oneThread.toFixed(0)} MB/s | ${nThreads.toFixed(0)} MB/s | ${(nThreads / GOAL_MBPS).toFixed(2)}`);
+        const whole = rate(await readChunked(one, readers[2]));
+        const segmented = rate(await readChunked(one, readers[1]));
+        console.log(
+          `${round} | ${rate(hashMs).toFixed(0)} MB/s | ${rate(chunkMs).toFixed(0)} MB/s | ${oneThread.toFixed(0)} MB/s | ${nThreads.toFixed(0)} MB/s | ${(nThreads / GOAL_MBPS).toFixed(2)}` +
+            ` | ${whole.toFixed(0)} MB/s | ${segmented.toFixed(0)} MB/s | ${(segmented / whole).toFixed(2)}`,
+        );
       }
     } finally {
       await Promise.all(readers.map((reader) => reader.close()));
     }
     await rm(join(dir, 'tree'), { recursive: true });
+    await rm(join(dir, 'one'), { recursive: true });
 
     await writeRandomFiles(join(dir, 'ckpt'), 8, (syncMib / 8) * MIB);
     const sync = await syncInChild(join(dir, 'ckpt'), join(dir, 'repo'));

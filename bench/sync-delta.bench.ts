@@ -43,12 +43,12 @@ async function timedSnapshot(raw: Record<string, unknown>, sink: DiscardSink): P
   }
 }
 
-/** Random bytes in 64 MiB writes (one buffer of a 10 GiB tree's half is past what randomFill takes). */
 /** Polls `done` every 50 ms. */
 async function until(done: () => boolean): Promise<void> {
   while (!done()) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
+/** Random bytes in 64 MiB writes (one buffer of a 10 GiB tree's half is past what randomFill takes). */
 async function writeRandomFile(path: string, bytes: number): Promise<void> {
   const file = await open(path, 'w');
   try {
@@ -104,7 +104,10 @@ export default async function main(args: string[]): Promise<void> {
     const looking = new AbortController();
     const running = [before.run(looking.signal), after.run(looking.signal)];
     after.flush();
-    await until(() => before!.status().lastCommitAt !== null && after!.status().lastCommitAt !== null);
+    // Every file stored (the notice knows its chunks from the sync's record) and a commit made.
+    // A first commit alone may hold only part of the tree: once, "before" then sent 3.3 GB.
+    const synced = (sync: SyncEngine) => sync.status().lastCommitAt !== null && sync.status().backlogFiles === 0;
+    await until(() => synced(before!) && synced(after!));
     const syncSeconds = (performance.now() - syncStarted) / 1000;
     const syncPeakMiB = ownPeakRssMiB();
     looking.abort();

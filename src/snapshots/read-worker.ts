@@ -1,12 +1,11 @@
-import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { crc32 } from '@node-rs/crc32';
 // './checksum.ts' as written: under the test runner Node runs this thread from source (it strips
 // types and keeps import paths), tsc rewrites the path to .js, and the bundler follows it.
-import { crc32Combine, runningChecksum, type RunningChecksum } from './checksum.ts';
-import { ContentChunker, SNAPSHOT_CHUNK_SIZES } from './chunker.ts';
+import { runningChecksum, type RunningChecksum } from './checksum.ts';
+import { cutPart, cutSegment, lastChunks, sha256Of, startCutting, type CutRef, type Cutting, type SegmentCut } from './cut-chunks.ts';
 import type { ChecksumAlgorithm } from './options.js';
 
 /**
@@ -32,13 +31,15 @@ export type ReadRequest =
    */
   | { type: 'range'; id: number; path: string; dev: number; ino: number; size: number; mtimeMs: number; offset: number; length: number }
   /** The SHA-256 of each of the back-to-back pieces of `sizes` at `offset` of `memory`: chunks a restore fetched. */
-  | { type: 'hash'; id: number; memory: SharedArrayBuffer; offset: number; sizes: number[] };
+  | { type: 'hash'; id: number; memory: SharedArrayBuffer; offset: number; sizes: number[] }
+  /**
+   * Bytes `start` to `readEnd` of the file as walked (`dev`, `ino`), cut as cut-chunks.ts's
+   * cutSegment says, into `into` when it is large enough: one segment of a large file that
+   * several threads cut at once (segmented-read.ts).
+   */
+  | { type: 'segment'; id: number; path: string; dev: number; ino: number; start: number; hashUpTo: number; readEnd: number; skipFirst: boolean; last: boolean; into: SharedArrayBuffer | undefined };
 
-/**
- * A chunk as cut: its SHA-256 (hex) and size, as a dedup manifest lists it, and its CRC32,
- * which the pack it goes into joins into its own (crc32Combine).
- */
-export type CutRef = [sha256: string, size: number, crc32: number];
+export type { CutRef, SegmentCut };
 
 /**
  * `chunks` (files opened with `chunks`): the chunks completed by this part, in order; the first
@@ -53,6 +54,8 @@ export type ReadReply =
   /** `part`: transferred, not shared (see readRange). */
   | { type: 'range'; id: number; part: ArrayBuffer; sha256: string; crc32: number }
   | { type: 'hashed'; id: number; sha256: string[] }
+  /** The segment's bytes, at the start of `part`, and its chunks' ends. */
+  | { type: 'segment'; id: number; part: SharedArrayBuffer; cuts: SegmentCut[] }
   | { type: 'finished'; id: number; checksum: string; bytesRead: number; after: { size: number; mtimeMs: number } | null }
   | { type: 'error'; id: number; code: string | undefined; message: string };
 
@@ -68,12 +71,6 @@ interface OpenFile {
   bytesRead: number;
   checksum: RunningChecksum;
   cutting: Cutting | undefined;
-}
-
-/** A file being cut into chunks: the chunker, and how many bytes of earlier parts it holds (in no chunk yet). */
-interface Cutting {
-  chunker: ContentChunker;
-  heldLength: number;
 }
 
 /** Started by FileReader.start({ nice }): the sync reads at low CPU priority. */
@@ -94,42 +91,6 @@ if (nice !== undefined) {
 
 const files = new Map<number, OpenFile>();
 const reply = (message: ReadReply, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(message, transfer);
-
-const sha256Of = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-
-/**
- * Cuts a part and returns its CRC32 and the chunks it completes. The CRC32 pass goes piece
- * by piece (a piece: a chunk's bytes in this part, and the part's end no chunk has taken
- * yet), so each chunk comes with its CRC32 too: the main thread joins a pack's from its
- * chunks' instead of reading the pack again (0.08 CPU-s per GB stored). Bytes held from
- * earlier parts are read again for the chunks they are in: under maxSize per part.
- */
-function cutPart(cutting: Cutting, bytes: Uint8Array): { crc32: number; chunks: CutRef[] } {
-  const chunks: CutRef[] = [];
-  let partCrc32 = 0;
-  let taken = 0;
-  cutting.chunker.push(bytes, (chunk) => {
-    const fromEarlier = Math.min(cutting.heldLength, chunk.length);
-    cutting.heldLength -= fromEarlier;
-    const piece = chunk.subarray(fromEarlier);
-    const pieceCrc32 = crc32(piece);
-    partCrc32 = crc32Combine(partCrc32, pieceCrc32, piece.length);
-    taken += piece.length;
-    const chunkCrc32 = fromEarlier > 0 ? crc32Combine(crc32(chunk.subarray(0, fromEarlier)), pieceCrc32, piece.length) : pieceCrc32;
-    chunks.push([sha256Of(chunk), chunk.length, chunkCrc32]);
-  });
-  const rest = bytes.subarray(taken);
-  cutting.heldLength += rest.length;
-  return { crc32: crc32Combine(partCrc32, crc32(rest), rest.length), chunks };
-}
-
-/** The file's last chunks: what the chunker held, a few, each read for its CRC32. */
-function lastChunks(cutting: Cutting): CutRef[] {
-  const chunks: CutRef[] = [];
-  cutting.chunker.end((chunk) => chunks.push([sha256Of(chunk), chunk.length, crc32(chunk)]));
-  cutting.heldLength = 0;
-  return chunks;
-}
 
 function replyEnd(id: number, file: OpenFile): void {
   reply({ type: 'end', id, ...(file.cutting ? { chunks: lastChunks(file.cutting) } : {}) });
@@ -154,6 +115,15 @@ function openWalked(request: { path: string; dev: number; ino: number; size?: nu
   throw Object.assign(new Error(refusal), { code: 'EREPLACED' });
 }
 
+/** Fills `bytes` from `offset` of the file, or fails: the file ended first, so it shrank since `when`. */
+function readExactly(fd: number, bytes: Buffer, offset: number, when: string): void {
+  for (let read = 0; read < bytes.length; ) {
+    const got = readSync(fd, bytes, read, bytes.length - read, offset + read);
+    if (got === 0) throw Object.assign(new Error(`shrank ${when}: not read`), { code: 'EREPLACED' });
+    read += got;
+  }
+}
+
 /** Reads `length` bytes at `offset` into memory moved to the main thread, or fails: a range past the end means the file changed. */
 function readRange(request: Extract<ReadRequest, { type: 'range' }>): void {
   const { fd } = openWalked(request);
@@ -163,12 +133,21 @@ function readRange(request: Extract<ReadRequest, { type: 'range' }>): void {
     // 0.02 CPU-s per GB into a pack's unaligned offsets).
     const part = new ArrayBuffer(request.length);
     const bytes = Buffer.from(part);
-    for (let read = 0; read < request.length; ) {
-      const got = readSync(fd, bytes, read, request.length - read, request.offset + read);
-      if (got === 0) throw Object.assign(new Error('shrank since it was scanned: not read'), { code: 'EREPLACED' });
-      read += got;
-    }
+    readExactly(fd, bytes, request.offset, 'since it was scanned');
     reply({ type: 'range', id: request.id, part, sha256: sha256Of(bytes), crc32: crc32(bytes) }, [part]);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readSegment(request: Extract<ReadRequest, { type: 'segment' }>): void {
+  const { fd } = openWalked(request);
+  try {
+    const length = request.readEnd - request.start;
+    const part = request.into && request.into.byteLength >= length ? request.into : new SharedArrayBuffer(length);
+    const bytes = Buffer.from(part, 0, length);
+    readExactly(fd, bytes, request.start, 'while being read');
+    reply({ type: 'segment', id: request.id, part, cuts: cutSegment(bytes, request.start, request.hashUpTo, request.skipFirst, request.last) });
   } finally {
     closeSync(fd);
   }
@@ -185,6 +164,10 @@ function handle(request: ReadRequest): void {
     readRange(request);
     return;
   }
+  if (request.type === 'segment') {
+    readSegment(request);
+    return;
+  }
   if (request.type === 'open') {
     const { fd, info } = openWalked(request);
     files.set(request.id, {
@@ -196,7 +179,7 @@ function handle(request: ReadRequest): void {
       emitted: 0,
       bytesRead: 0,
       checksum: runningChecksum(request.checksum),
-      cutting: request.chunks ? { chunker: new ContentChunker(SNAPSHOT_CHUNK_SIZES), heldLength: 0 } : undefined,
+      cutting: request.chunks ? startCutting() : undefined,
     });
     reply({ type: 'opened', id: request.id, size: info.size, mtimeMs: info.mtimeMs });
     return;

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -212,4 +212,139 @@ test('a range read (a chunk a sync owes) gives the bytes, SHA-256 and CRC32 of t
   } finally {
     await reader.close();
   }
+});
+
+describe('a large file cut on every thread at once, in segments (segmented-read.ts)', () => {
+  const SEGMENT = 2 * MIB;
+  const options = { exactSize: false, partSize: PART, checksum: 'crc32', chunks: true } as const;
+
+  /**
+   * Random bytes meet the next segment's chunks within its overlap; zeros after a boundary off
+   * the 1 MiB grid never do (cut every maxSize from different starts), so the next segment is
+   * read again on one thread; zeros from the file's start cut on the grid, where the segments
+   * start, so they meet at a segment's first byte.
+   */
+  const cases: [string, () => Buffer][] = [
+    ['random bytes', () => testBytes(21 * MIB + 12_345)],
+    ['random bytes, then zeros, then random bytes', () => Buffer.concat([testBytes(3 * MIB + 123), Buffer.alloc(12 * MIB), testBytes(5 * MIB + 7)])],
+    ['zeros', () => Buffer.alloc(9 * MIB)],
+    ['three segments and a byte', () => testBytes(3 * SEGMENT + 1)],
+    ['a last segment shorter than the overlap', () => testBytes(4 * SEGMENT + 1000)],
+  ];
+
+  test.each(cases)('%s: the chunks and checksum of one thread over the whole file, in parts ending on chunk ends', async (_name, make) => {
+    const bytes = make();
+    await writeFile(join(dir, 'ckpt/model.pt'), bytes);
+    const [file] = await walked();
+    const reader = FileReader.start({ threads: 2, segmentBytes: SEGMENT });
+    try {
+      const read = await reader.open(file!, options);
+      const chunks: CutRef[] = [];
+      let at = 0;
+      for await (const part of read.parts) {
+        expect(part.crc32).toBe(crc32(part.bytes));
+        expect(part.bytes.equals(bytes.subarray(at, at + part.bytes.length))).toBe(true);
+        expect(part.chunks!.reduce((sum, [, size]) => sum + size, 0)).toBe(part.bytes.length);
+        at += part.bytes.length;
+        chunks.push(...part.chunks!);
+        part.release?.();
+      }
+      expect(chunks).toEqual(referenceChunks(bytes));
+      expect(await read.result()).toEqual({ size: bytes.length, mtimeMs: file!.mtimeMs, checksum: crc32(bytes).toString(16).padStart(8, '0') });
+      // Each segment was read with its overlap: more than the file, so the file went in segments.
+      expect(reader.bytesRead).toBeGreaterThan(bytes.length);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test('a file under two segments, a single thread or a SHA-256 checksum is read whole on one thread', async () => {
+    await writeFile(join(dir, 'ckpt/model.pt'), testBytes(2 * SEGMENT - 1));
+    await writeFile(join(dir, 'ckpt/other.pt'), testBytes(3 * SEGMENT));
+    const [model, other] = (await walked()).sort((x, y) => x.name.localeCompare(y.name));
+    for (const [threads, file, checksum] of [[2, model!, 'crc32'], [1, other!, 'crc32'], [2, other!, 'sha256']] as const) {
+      const reader = FileReader.start({ threads, segmentBytes: SEGMENT });
+      try {
+        const read = await reader.open(file, { ...options, checksum });
+        expect(await readChunks(read)).toEqual(referenceChunks(await readFile(file.source)));
+        expect(reader.bytesRead).toBe(file.size);
+      } finally {
+        await reader.close();
+      }
+    }
+  });
+
+  test('a file opened while every thread has a file open is read whole; once those are read, large files go in segments again', async () => {
+    for (const name of ['a.pt', 'b.pt', 'c.pt']) await writeFile(join(dir, 'ckpt', name), testBytes(3 * SEGMENT));
+    const [a, b, c] = (await walked()).sort((x, y) => x.name.localeCompare(y.name));
+    const reader = FileReader.start({ threads: 2, segmentBytes: SEGMENT });
+    try {
+      const first = await reader.open(a!, options);
+      const second = await reader.open(b!, options);
+      const third = await reader.open(c!, options);
+      // Nothing is read before its parts are iterated.
+      expect(reader.bytesRead).toBe(0);
+      expect(await readChunks(third)).toEqual(referenceChunks(await readFile(c!.source)));
+      expect(reader.bytesRead).toBe(c!.size);
+      expect(await readChunks(first)).toEqual(referenceChunks(await readFile(a!.source)));
+      expect(await readChunks(second)).toEqual(referenceChunks(await readFile(b!.source)));
+      expect(reader.bytesRead).toBeGreaterThan(a!.size + b!.size + c!.size);
+      const before = reader.bytesRead;
+      expect(await readChunks(await reader.open(c!, options))).toEqual(referenceChunks(await readFile(c!.source)));
+      expect(reader.bytesRead - before).toBeGreaterThan(c!.size);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test('a file that shrinks while its segments are read fails, saying so', async () => {
+    const path = join(dir, 'ckpt/model.pt');
+    await writeFile(path, testBytes(8 * SEGMENT));
+    const [file] = await walked();
+    const reader = FileReader.start({ threads: 2, segmentBytes: SEGMENT });
+    try {
+      const read = await reader.open(file!, options);
+      await truncate(path, 3 * SEGMENT);
+      await expect(readChunks(read)).rejects.toMatchObject({ code: 'EREPLACED', message: 'shrank while being read: not read' });
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test('a path swapped for a link or another file after opening fails the file: no segment reads what took its place', async () => {
+    const path = join(dir, 'ckpt/model.pt');
+    await writeFile(path, testBytes(4 * SEGMENT));
+    await writeFile(join(dir, 'other.pt'), testBytes(4 * SEGMENT));
+    const [file] = await walked();
+    const reader = FileReader.start({ threads: 2, segmentBytes: SEGMENT });
+    try {
+      const linked = await reader.open(file!, options);
+      await rename(path, join(dir, 'moved.pt'));
+      await symlink(join(dir, 'other.pt'), path);
+      await expect(readChunks(linked)).rejects.toMatchObject({ code: 'ELOOP' });
+      await rm(path);
+      await rename(join(dir, 'moved.pt'), path);
+      const replaced = await reader.open(file!, options);
+      await rm(path);
+      await rename(join(dir, 'other.pt'), path);
+      await expect(readChunks(replaced)).rejects.toMatchObject({ code: 'EREPLACED', message: 'replaced by another file after it was found: not read' });
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test('a dedup snapshot of a file past two default segments stores the chunks one thread would, and restores every byte', async () => {
+    const bytes = Buffer.concat([testBytes(40 * MIB + 5), Buffer.alloc(3 * MIB), testBytes(30 * MIB)]);
+    await writeFile(join(dir, 'ckpt/model.pt'), bytes);
+    step = testStepContext({ timeoutMs: 60_000 });
+    const snapshotOptions = snapshotOptionsSchema.parse({ paths: [join(dir, 'ckpt')], to: `file://${dir}/repo/`, mode: 'dedup', concurrency: 2 });
+    expect(await snapshotStep.run(snapshotOptions, step.context)).toMatchObject({ complete: true });
+
+    const latest = JSON.parse(await readFile(join(dir, 'repo/latest.json'), 'utf8')) as { manifest: string };
+    const manifest = manifestSchema.parse(JSON.parse(await readFile(join(dir, 'repo', latest.manifest), 'utf8')));
+    const stored = (manifest.files[0] as ManifestFile).chunks as [string, number, string, number][];
+    expect(stored.map(([hash, size]) => [hash, size])).toEqual(referenceChunks(bytes).map(([hash, size]) => [hash, size]));
+    await restore({ from: `file://${dir}/repo/`, latest: true, to: join(dir, 'out'), log: silentLogger(), signal: new AbortController().signal });
+    expect(sha256(await readFile(join(dir, 'out/ckpt/model.pt')))).toBe(sha256(bytes));
+  });
 });
