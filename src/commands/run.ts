@@ -10,7 +10,11 @@ import { NoticeFile } from '../observe/notice-file.js';
 import { StatusTracker } from '../observe/plan-status.js';
 import { attachSystemdNotifier } from '../observe/systemd-notifier.js';
 import { StateLock } from '../notice/state-lock.js';
+import { collectWhileIdle } from '../lib/idle-collection.js';
 import { keepYoungGenerationSmall } from '../lib/young-generation.js';
+
+/** How often an agent with no plan running collects its garbage in full (idle-collection.ts). */
+const IDLE_COLLECTION_MS = 60_000;
 
 export async function runCommand(args: ConfigFlags): Promise<void> {
   const warnings: ConfigIssue[] = [];
@@ -30,10 +34,12 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   const systemd = attachSystemdNotifier({ daemon, log, status });
   // Once started: set before the modules load, the small young generation cost the start
   // 4 ms of GC (13 collections before READY=1, not 5).
+  let stopCollecting: (() => void) | undefined;
   const started = (state: string) => {
     if (state !== 'watching') return;
     daemon.off('state', started);
     keepYoungGenerationSmall();
+    stopCollecting = collectWhileIdle(IDLE_COLLECTION_MS, () => daemon.health().activeNotices.length > 0);
   };
   daemon.on('state', started);
   const shutdown = shutdownPlan({ daemon, config, log });
@@ -66,6 +72,7 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
   try {
     await daemon.run();
   } finally {
+    stopCollecting?.();
     process.off('SIGHUP', reload);
     process.off('SIGTERM', stop);
     process.off('SIGINT', stop);
