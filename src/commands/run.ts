@@ -13,8 +13,11 @@ import { StateLock } from '../notice/state-lock.js';
 import { collectWhileIdle } from '../lib/idle-collection.js';
 import { keepYoungGenerationSmall } from '../lib/young-generation.js';
 
-/** How often an agent with no plan running collects its garbage in full (idle-collection.ts). */
-const IDLE_COLLECTION_MS = 60_000;
+/**
+ * An agent with no plan running collects its garbage in full once its heap grew this much
+ * (idle-collection.ts): at a 1 s poll, every few minutes.
+ */
+const IDLE_COLLECTION = { checkEveryMs: 30_000, growthBytes: 2 * 1024 * 1024 };
 
 export async function runCommand(args: ConfigFlags): Promise<void> {
   const warnings: ConfigIssue[] = [];
@@ -39,7 +42,7 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
     if (state !== 'watching') return;
     daemon.off('state', started);
     keepYoungGenerationSmall();
-    stopCollecting = collectWhileIdle(IDLE_COLLECTION_MS, () => daemon.health().activeNotices.length > 0);
+    stopCollecting = collectWhileIdle({ ...IDLE_COLLECTION, busy: () => daemon.health().activeNotices.length > 0 });
   };
   daemon.on('state', started);
   const shutdown = shutdownPlan({ daemon, config, log });
