@@ -14,8 +14,9 @@ export interface ReadResult {
 
 /**
  * A part of a file opened with `chunks`: also the chunks it completes, in order (the first ones
- * may lie partly or wholly in earlier parts). After the last part comes one of no bytes with
- * the file's last chunks, if any were still open.
+ * may lie partly or wholly in earlier parts). After the last part may come one of no bytes with
+ * the file's last chunks, if any were still open. A file cut in segments (segmented-read.ts)
+ * gives parts that end on chunk ends, each with exactly the chunks it holds.
  */
 export interface ReadPart extends Part {
   chunks?: CutRef[];
@@ -23,7 +24,8 @@ export interface ReadPart extends Part {
 
 export interface FileRead {
   /**
-   * The file's bytes in parts of `partSize` (the last may be shorter), each with its CRC32.
+   * The file's bytes in parts of `partSize` (the last may be shorter), or of about a segment
+   * for a file cut in segments, each with its CRC32.
    * Iterate once; leaving early (`break`, `return`) closes the file. The next part is read
    * while the caller works on this one.
    */
