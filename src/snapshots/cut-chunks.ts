@@ -23,6 +23,9 @@ export type SegmentCut = [end: number] | [end: number, sha256: string, crc32: nu
 
 export const sha256Of = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
+/** A chunk's ref from its bytes, read twice: for its SHA-256 and its CRC32. */
+export const cutRef = (chunk: Uint8Array): CutRef => [sha256Of(chunk), chunk.length, crc32(chunk)];
+
 /** A file being cut part after part: the chunker, and how many bytes of earlier parts it holds (in no chunk yet). */
 export interface Cutting {
   chunker: ContentChunker;
@@ -62,7 +65,7 @@ export function cutPart(cutting: Cutting, bytes: Uint8Array): { crc32: number; c
 /** The file's last chunks: what the chunker held, a few, each read for its CRC32. */
 export function lastChunks(cutting: Cutting): CutRef[] {
   const chunks: CutRef[] = [];
-  cutting.chunker.end((chunk) => chunks.push([sha256Of(chunk), chunk.length, crc32(chunk)]));
+  cutting.chunker.end((chunk) => chunks.push(cutRef(chunk)));
   cutting.heldLength = 0;
   return chunks;
 }
@@ -80,7 +83,10 @@ export function cutSegment(bytes: Uint8Array, start: number, hashUpTo: number, s
   let from = start;
   const take = (chunk: Uint8Array) => {
     const end = from + chunk.length;
-    cuts.push(end <= hashUpTo && !(skipFirst && cuts.length === 0) ? [end, sha256Of(chunk), crc32(chunk)] : [end]);
+    if (end <= hashUpTo && !(skipFirst && cuts.length === 0)) {
+      const [sha256, , chunkCrc32] = cutRef(chunk);
+      cuts.push([end, sha256, chunkCrc32]);
+    } else cuts.push([end]);
     from = end;
   };
   chunker.push(bytes, take);

@@ -1,8 +1,7 @@
 import { lstat } from 'node:fs/promises';
-import { crc32 } from '@node-rs/crc32';
 import { crc32Combine, runningChecksum } from './checksum.js';
 import { SNAPSHOT_CHUNK_SIZES } from './chunker.js';
-import { sha256Of, type CutRef, type SegmentCut } from './cut-chunks.js';
+import { cutRef, type CutRef, type SegmentCut } from './cut-chunks.js';
 import { readResult, type FileRead, type ReadPart } from './file-read.js';
 import type { FoundFile } from './walk.js';
 
@@ -28,7 +27,7 @@ import type { FoundFile } from './walk.js';
  * bytes they met 221 KiB past the join at the median, 963 KiB at the 99th percentile and
  * 1157 KiB at most; the segment's last chunk, cut at the end of what was read, is left out.
  */
-export const OVERLAP = 2 * SNAPSHOT_CHUNK_SIZES.maxSize;
+const OVERLAP = 2 * SNAPSHOT_CHUNK_SIZES.maxSize;
 
 /** What to read and cut: a chunk is taken to begin at `start`; `skipFirst`, `last` and `hashUpTo` as cutSegment has them. */
 export interface SegmentRequest {
@@ -88,7 +87,7 @@ export function segmentedRead(
  * The segments of a file of `size` bytes: `segmentBytes` each, the last reaching the end
  * (`last` also for a segment whose overlap does). The first begins a chunk; the others do not.
  */
-export function segmentsOf(size: number, segmentBytes: number): SegmentRequest[] {
+function segmentsOf(size: number, segmentBytes: number): SegmentRequest[] {
   const segments: SegmentRequest[] = [];
   for (let start = 0; start < size; start += segmentBytes) {
     const end = Math.min(start + segmentBytes, size);
@@ -105,7 +104,7 @@ export function segmentsOf(size: number, segmentBytes: number): SegmentRequest[]
  * chunk end: at most `ahead()` segments are read at once by `read`, which runs each on a
  * reading thread. Iterate once; leaving early gives back every segment read.
  */
-export async function* segmentedParts(size: number, segmentBytes: number, ahead: () => number, read: (request: SegmentRequest) => Promise<Segment>): AsyncGenerator<ReadPart> {
+async function* segmentedParts(size: number, segmentBytes: number, ahead: () => number, read: (request: SegmentRequest) => Promise<Segment>): AsyncGenerator<ReadPart> {
   const segments = segmentsOf(size, segmentBytes);
   const reading: Promise<Segment>[] = [];
   let next = 0;
@@ -178,17 +177,12 @@ function part(segment: Segment, from: number, to: number): ReadPart {
     const end = cut[0];
     if (end <= from) continue;
     if (end > to) break;
-    const size = end - at;
-    const [sha256, chunkCrc32] = cut.length === 3 ? [cut[1], cut[2]] : hashed(bytes.subarray(at - from, end - from));
-    chunks.push([sha256, size, chunkCrc32]);
-    partCrc32 = crc32Combine(partCrc32, chunkCrc32, size);
+    const chunk: CutRef = cut.length === 3 ? [cut[1], end - at, cut[2]] : cutRef(bytes.subarray(at - from, end - from));
+    chunks.push(chunk);
+    partCrc32 = crc32Combine(partCrc32, chunk[2], chunk[1]);
     at = end;
   }
   // Every caller ends a part on a chunk end of the segment: anything else is a bug here.
   if (at !== to) throw new Error(`segment at ${segment.start}: no chunk ends at ${to} (the last ends at ${at})`);
   return { bytes, crc32: partCrc32, chunks, release: () => segment.release() };
-}
-
-function hashed(bytes: Uint8Array): [sha256: string, crc32: number] {
-  return [sha256Of(bytes), crc32(bytes)];
 }
