@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { PROGRAM_HELP } from './commands/program-help-text.js';
+import { leaveOptimizingCompilersOff } from './lib/optimizing-compilers.js';
 import { keepYoungGenerationSmall } from './lib/young-generation.js';
 
 const args = process.argv.slice(2);
@@ -14,6 +15,9 @@ const programHelp = args.length === 1 && (args[0] === '--help' || args[0] === '-
 // Before a command's modules load (loading them alone would grow it); `run` does it once
 // started (commands/run.ts), where the time to READY=1 counts, and help needs none.
 if (!programHelp && args[0] !== 'run') keepYoungGenerationSmall();
+// The agent, long-lived and mostly idle, starts without the optimizing compilers (their code
+// stays resident once used), and turns them on when its config moves data (commands/run.ts).
+if (args[0] === 'run') leaveOptimizingCompilersOff();
 const plainRun = async () => args[0] === 'run' && (await (await import('./commands/run-line.js')).runPlainRunLine(args));
 if (programHelp) process.stdout.write(`${PROGRAM_HELP}\n`);
 // `run` as the unit starts it skips yargs too (commands/run-line.ts); any other line goes to yargs.

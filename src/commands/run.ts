@@ -1,4 +1,5 @@
 import { loadConfigFromFlags, type ConfigFlags } from './flags.js';
+import type { Config } from '../config/types.js';
 import { createDaemon } from '../daemon/daemon.js';
 import type { ConfigIssue } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
@@ -11,6 +12,7 @@ import { StatusTracker } from '../observe/plan-status.js';
 import { attachSystemdNotifier } from '../observe/systemd-notifier.js';
 import { StateLock } from '../notice/state-lock.js';
 import { collectWhileIdle } from '../lib/idle-collection.js';
+import { turnOptimizingCompilersOn } from '../lib/optimizing-compilers.js';
 import { keepYoungGenerationSmall } from '../lib/young-generation.js';
 
 /**
@@ -19,9 +21,18 @@ import { keepYoungGenerationSmall } from '../lib/young-generation.js';
  */
 const IDLE_COLLECTION = { checkEveryMs: 30_000, growthBytes: 2 * 1024 * 1024 };
 
+/**
+ * Whether the agent moves data (a background sync, a snapshot step): cli.ts started `run`
+ * without V8's optimizing compilers, which only an agent that polls and signals goes without.
+ */
+function movesData(config: Config): boolean {
+  return Object.keys(config.sync).length > 0 || config.steps.some((step) => step.type === 'snapshot');
+}
+
 export async function runCommand(args: ConfigFlags): Promise<void> {
   const warnings: ConfigIssue[] = [];
   const config = await loadConfigFromFlags(args, (warning) => warnings.push(warning));
+  if (movesData(config)) turnOptimizingCompilersOn();
   const log = createLogger({ level: config.logLevel });
   for (const warning of warnings) log.warn({ variable: warning.path }, `${warning.path}: ${warning.message}`);
   // Before anything else starts: a second agent on this stateDir exits 78 naming the first.
@@ -52,6 +63,7 @@ export async function runCommand(args: ConfigFlags): Promise<void> {
     // The environment cannot change under a running process: its warnings were logged at start.
     load: () => loadConfigFromFlags(args, () => undefined),
     apply: (next) => {
+      if (movesData(next)) turnOptimizingCompilersOn();
       daemon.reload(next);
       log.level = next.logLevel;
     },
