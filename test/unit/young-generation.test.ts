@@ -25,8 +25,10 @@ function youngGenerationAfterAllocating(keepSmall: boolean): number {
 test('the young generation stays at its starting size once the CLI has asked, and grows without it', () => {
   const small = youngGenerationAfterAllocating(true);
   const grown = youngGenerationAfterAllocating(false);
-  expect(small).toBeLessThanOrEqual(4 * 1024 * 1024);
-  expect(grown).toBeGreaterThan(2 * small);
+  // Alone it stays at 1.4-3.1 MB; once, in a full CI run beside the other suites, it reached
+  // 8.1 MB. Without the call the same allocations take it to 48-64 MB.
+  expect(small).toBeLessThanOrEqual(16 * 1024 * 1024);
+  expect(grown).toBeGreaterThan(3 * small);
 });
 
 test('jsonBytes writes the JSON and its trailer as UTF-8, multi-byte characters included', () => {
