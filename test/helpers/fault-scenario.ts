@@ -44,6 +44,11 @@ export interface FaultOutcome {
   /** Metadata requests served in the whole scenario. */
   requests: number;
   deliveries: number;
+  /**
+   * Each delivery: ms after the notice was shown, and the first 120 characters of its body, so
+   * a second one shows whether it was the step's retry (the same body) or another plan run.
+   */
+  deliveryNotes: string[];
   /** From showing the notice to the webhook arriving; null when it never did. */
   detectMs: number | null;
   logLines: number;
@@ -116,6 +121,7 @@ export async function runFaultScenario(scenario: FaultScenario): Promise<FaultOu
       applied: Object.fromEntries(simulator.faults.applied),
       requests: [...simulator.requests.values()].reduce((sum, count) => sum + count, 0),
       deliveries: receiver.requests.length,
+      deliveryNotes: receiver.requests.map((request) => `+${request.at - shownAt} ms ${request.body.slice(0, 120)}`),
       detectMs,
       logLines,
       problemLines,

@@ -22,7 +22,8 @@ const MAX_LOG_LINES = 40;
 
 function describeOutcome(outcome: FaultOutcome): string {
   const applied = Object.entries(outcome.applied).map(([name, count]) => `${name}×${count}`).join(' ') || 'none';
-  return `${outcome.name}: ${outcome.deliveries} deliveries, detected in ${outcome.detectMs ?? '-'} ms, faults applied ${applied}, ${outcome.logLines} log lines`;
+  const deliveries = outcome.deliveries > 1 ? ` (${outcome.deliveryNotes.join('; ')})` : '';
+  return `${outcome.name}: ${outcome.deliveries} deliveries${deliveries}, detected in ${outcome.detectMs ?? '-'} ms, faults applied ${applied}, ${outcome.logLines} log lines`;
 }
 
 describe.each(PROVIDER_NAMES)('the agent on %s under metadata faults', (provider) => {
@@ -32,11 +33,13 @@ describe.each(PROVIDER_NAMES)('the agent on %s under metadata faults', (provider
     const outcomes = await Promise.all(scenarios.map(runFaultScenario));
     const report = outcomes.map(describeOutcome).join('\n');
     for (const outcome of outcomes) {
-      expect({ scenario: outcome.name, deliveries: outcome.deliveries, stillWatching: outcome.stillWatching, runError: outcome.runError }).toEqual({
+      // The report names every scenario's deliveries, with their times and bodies when more than one came.
+      expect({ scenario: outcome.name, deliveries: outcome.deliveries, stillWatching: outcome.stillWatching, runError: outcome.runError, report }).toEqual({
         scenario: outcome.name,
         deliveries: 1,
         stillWatching: true,
         runError: null,
+        report,
       });
       expect({ scenario: outcome.name, floods: outcome.logLines > MAX_LOG_LINES, report }).toMatchObject({ scenario: outcome.name, floods: false });
     }
