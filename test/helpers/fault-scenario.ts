@@ -93,7 +93,9 @@ export async function runFaultScenario(scenario: FaultScenario): Promise<FaultOu
       gcp: { hangTimeout: 1 },
       azure: { firstCallTimeout: '500ms' },
       server: { enabled: false },
-      steps: [{ name: 'tell-ops', webhook: { url: receiver.url('/hook'), retries: 1 } }],
+      // Deliveries count plan runs only while the step never retries a request the receiver
+      // got: an attempt given 20 s (not 5) outlasts any stall of this loaded process.
+      steps: [{ name: 'tell-ops', webhook: { url: receiver.url('/hook'), retries: 1, timeout: '20s' } }],
     },
     { file: undefined },
   );
