@@ -49,12 +49,15 @@ async function statusUnder(args: string[], ready: RegExp): Promise<number> {
     });
     child.on('exit', (code) => reject(new Error(`preemptd ${args.join(' ')} exited (${String(code)}) before the probe ran:\n${output}`)));
   });
-  await new Promise<void>((resolve) =>
+  // Rejected below as well when the command exits before it is ready: handled there.
+  status.catch(() => undefined);
+  await new Promise<void>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       output += `${line}\n`;
       if (ready.test(line)) resolve();
-    }),
-  );
+    });
+    child.on('exit', (code) => reject(new Error(`preemptd ${args.join(' ')} exited (${String(code)}) before it was ready:\n${output}`)));
+  });
   child.stdin!.write('go\n');
   return status;
 }
