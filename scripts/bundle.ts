@@ -3,7 +3,8 @@
  *   preemptd.mjs     the entry (src/main.ts): turns Node's compile cache on, then loads the CLI
  *   read-worker.mjs  the snapshot reading thread, started by URL next to the chunk that needs it
  *   chunk-*.mjs      shared code, and lazy chunks for what only a command, a notice, a snapshot or
- *                    a store needs (they are import()ed in src/, so esbuild splits them off)
+ *                    a store needs (they are import()ed in src/, so esbuild splits them off); the
+ *                    small modules many of them share sit in one chunk (scripts/bundle-shared-chunk.ts)
  *   *.mjs.map        source maps (NODE_OPTIONS=--enable-source-maps maps stack traces to src/)
  * Identifiers are not minified, so stack traces stay readable without the maps.
  * Packages in EXTERNAL are not bundled: the installer copies them into node_modules beside.
@@ -14,7 +15,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type Plugin } from 'esbuild';
+import { build, type Metafile, type Plugin } from 'esbuild';
+import { planSharedChunk, sharedChunkPlugin, type SharedChunkPlan } from './bundle-shared-chunk.ts';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -168,7 +170,26 @@ const requireOnDemand = patchPackage('require-on-demand', /\/src\/lib\/on-demand
 
 export async function bundle(outdir: string): Promise<void> {
   rmSync(outdir, { recursive: true, force: true });
-  const result = await build({
+  const first = await esbuild(outdir, []);
+  const plan = planSharedChunk(first.metafile, ['src/main.ts', 'src/cli.ts', 'src/snapshots/read-worker.ts']);
+  const result = await esbuild(outdir, [sharedChunkPlugin(plan, repo)]);
+  checkSharedChunk(result.metafile, plan);
+  mkdirSync(outdir, { recursive: true });
+  // The CLI's `#!/usr/bin/env node` (the npm bin) becomes an empty line: the bundle is run by the
+  // package's own node, never as a script (lintian would ask for a dependency on Debian's nodejs).
+  // An empty line, so the source maps still point at the right lines.
+  for (const file of result.outputFiles) writeFileSync(file.path, file.path.endsWith('.mjs') ? file.text.replace(/^#!.*/, '') : file.contents);
+  writeFileSync(join(outdir, 'meta.json'), JSON.stringify(result.metafile));
+}
+
+/** The build fails when the gathered modules did not end in one chunk (a plugin before took an entry's load). */
+function checkSharedChunk(meta: Metafile, plan: SharedChunkPlan): void {
+  const holding = Object.entries(meta.outputs).filter(([, output]) => plan.modules.some((input) => input in output.inputs));
+  if (holding.length > 1) throw new Error(`the small shared modules ended in ${holding.length} chunks, not one: ${holding.map(([path]) => path).join(', ')}`);
+}
+
+async function esbuild(outdir: string, extraPlugins: Plugin[]) {
+  return build({
     absWorkingDir: repo,
     entryPoints: { preemptd: 'src/main.ts', 'read-worker': 'src/snapshots/read-worker.ts' },
     outdir,
@@ -191,17 +212,11 @@ export async function bundle(outdir: string): Promise<void> {
     legalComments: 'eof',
     // Bundled CommonJS packages require() Node's built-ins; ESM output has no `require` of its own.
     banner: { js: "import { createRequire as __preemptdRequire } from 'node:module'; const require = __preemptdRequire(import.meta.url);" },
-    plugins: [plainAssert, lazyBuiltins, lazyIntl, yargsHelpOnDemand, yargsVersionGiven, requireOnDemand, gotHttp2OnDemand, zstdByVersion],
+    plugins: [plainAssert, lazyBuiltins, lazyIntl, yargsHelpOnDemand, yargsVersionGiven, requireOnDemand, gotHttp2OnDemand, zstdByVersion, ...extraPlugins],
     metafile: true,
     logLevel: 'warning',
     write: false,
   });
-  mkdirSync(outdir, { recursive: true });
-  // The CLI's `#!/usr/bin/env node` (the npm bin) becomes an empty line: the bundle is run by the
-  // package's own node, never as a script (lintian would ask for a dependency on Debian's nodejs).
-  // An empty line, so the source maps still point at the right lines.
-  for (const file of result.outputFiles) writeFileSync(file.path, file.path.endsWith('.mjs') ? file.text.replace(/^#!.*/, '') : file.contents);
-  writeFileSync(join(outdir, 'meta.json'), JSON.stringify(result.metafile));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await bundle(resolve(process.argv[2] ?? join(repo, 'dist/bundle')));

@@ -109,6 +109,15 @@ describe('packaging/Dockerfile', () => {
       expect(allowed.some((entry) => path === entry || path.startsWith(`${entry}/`))).toBe(true);
     }
   });
+
+  test('its build stage copies every file of ours that the bundling script imports', () => {
+    const copied = dockerfile()
+      .filter((entry) => entry.keyword === 'COPY' && !entry.args.startsWith('--from'))
+      .flatMap((entry) => entry.args.split(/\s+/).slice(0, -1));
+    const imported = [...readFileSync('scripts/bundle.ts', 'utf8').matchAll(/from '\.\/([^']+)'/g)].map((match) => `scripts/${match[1]}`);
+    expect(imported.length).toBeGreaterThan(0);
+    for (const path of ['scripts/bundle.ts', ...imported]) expect(copied).toContain(path);
+  });
 });
 
 describe('the bundle install the image and the .deb carry', () => {
