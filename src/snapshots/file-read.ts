@@ -36,16 +36,34 @@ export interface FileRead {
   result(): Promise<ReadResult>;
 }
 
+/**
+ * What the file's path held once it was read (lstat: a link is looked at, never followed), or
+ * null when nothing did. The file read is the one walked (dev, ino) only if it is still there.
+ */
+export interface PathAfterRead {
+  size: number;
+  mtimeMs: number;
+  dev: number;
+  ino: number;
+  regular: boolean;
+}
+
+/** `lstat`'s answer as a PathAfterRead. */
+export function pathAfterRead(info: { size: number; mtimeMs: number; dev: number; ino: number; isFile(): boolean } | null): PathAfterRead | null {
+  return info && { size: info.size, mtimeMs: info.mtimeMs, dev: info.dev, ino: info.ino, regular: info.isFile() };
+}
+
 /** What was stored of `file`, opened as `opened`, with notes on how it changed meanwhile. */
 export function readResult(
   file: FoundFile,
   opened: { size: number; mtimeMs: number },
-  done: { checksum: string; bytesRead: number; after: { size: number; mtimeMs: number } | null; exactSize: boolean },
+  done: { checksum: string; bytesRead: number; after: PathAfterRead | null; exactSize: boolean },
 ): ReadResult {
   const notes: string[] = [];
   if (opened.size !== file.size || opened.mtimeMs !== file.mtimeMs) notes.push(`changed after it was found (${file.size} bytes then, ${opened.size} when opened)`);
   if (done.bytesRead !== opened.size) notes.push(`shrank to ${done.bytesRead} bytes while being read${done.exactSize ? ' (padded with zeros)' : ''}`);
   if (!done.after) notes.push('removed while being read');
+  else if (!done.after.regular || done.after.dev !== file.dev || done.after.ino !== file.ino) notes.push('replaced while being read (its path now names a link or another file); stored as of opening');
   else if (done.after.size !== opened.size || done.after.mtimeMs !== opened.mtimeMs) notes.push(`written to while being read (now ${done.after.size} bytes); stored as of opening`);
   return {
     size: done.exactSize ? opened.size : done.bytesRead,

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { crc32 } from '@node-rs/crc32';
@@ -6,6 +6,7 @@ import { crc32 } from '@node-rs/crc32';
 // types and keeps import paths), tsc rewrites the path to .js, and the bundler follows it.
 import { runningChecksum, type RunningChecksum } from './checksum.ts';
 import { cutPart, cutSegment, lastChunks, sha256Of, startCutting, type CutRef, type Cutting, type SegmentCut } from './cut-chunks.ts';
+import { pathAfterRead, type PathAfterRead } from './file-read.ts';
 import type { ChecksumAlgorithm } from './options.js';
 
 /**
@@ -56,7 +57,7 @@ export type ReadReply =
   | { type: 'hashed'; id: number; sha256: string[] }
   /** The segment's bytes, at the start of `part`, and its chunks' ends. */
   | { type: 'segment'; id: number; part: SharedArrayBuffer; cuts: SegmentCut[] }
-  | { type: 'finished'; id: number; checksum: string; bytesRead: number; after: { size: number; mtimeMs: number } | null }
+  | { type: 'finished'; id: number; checksum: string; bytesRead: number; after: PathAfterRead | null }
   | { type: 'error'; id: number; code: string | undefined; message: string };
 
 interface OpenFile {
@@ -221,10 +222,10 @@ function handle(request: ReadRequest): void {
   closeSync(file.fd);
   files.delete(request.id);
   if (request.type === 'finish') {
-    let after: { size: number; mtimeMs: number } | null = null;
+    // lstat: a link now at the path is a replacement, not the file it points to.
+    let after: PathAfterRead | null = null;
     try {
-      const info = statSync(file.path);
-      after = { size: info.size, mtimeMs: info.mtimeMs };
+      after = pathAfterRead(lstatSync(file.path));
     } catch {
       after = null;
     }

@@ -2,7 +2,7 @@ import { lstat } from 'node:fs/promises';
 import { crc32Combine, runningChecksum } from './checksum.js';
 import { SNAPSHOT_CHUNK_SIZES } from './chunker.js';
 import { cutRef, type CutRef, type SegmentCut } from './cut-chunks.js';
-import { readResult, type FileRead, type ReadPart } from './file-read.js';
+import { pathAfterRead, readResult, type FileRead, type ReadPart } from './file-read.js';
 import type { FoundFile } from './walk.js';
 
 /**
@@ -77,7 +77,7 @@ export function segmentedRead(
     parts: parts(),
     size: opened.size,
     result: async () => {
-      const after = await lstat(file.source).catch(() => null);
+      const after = pathAfterRead(await lstat(file.source).catch(() => null));
       return readResult(file, opened, { checksum: checksum.digest(), bytesRead: opened.size, after, exactSize: false });
     },
   };

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -170,7 +170,7 @@ describe('a file swapped while its chunks are read', () => {
     });
 
     expect(chunks).toEqual(referenceChunks(original));
-    expect(result.changed).toBe('written to while being read (now 0 bytes); stored as of opening');
+    expect(result.changed).toBe('replaced while being read (its path now names a link or another file); stored as of opening');
   });
 
   test('for a symlink: the bytes are the file as opened, never the link target, and the result says it changed', async () => {
@@ -181,7 +181,21 @@ describe('a file swapped while its chunks are read', () => {
     });
 
     expect(chunks).toEqual(referenceChunks(original));
-    expect(result.changed).toMatch(/^written to while being read \(now 18 bytes\)/);
+    expect(result.changed).toBe('replaced while being read (its path now names a link or another file); stored as of opening');
+  });
+
+  test('for a symlink to a file of the same size and mtime: the path is looked at, not followed, so the result still says it changed', async () => {
+    const { original, chunks, result } = await readAcrossSwap(async (path) => {
+      const info = await stat(path);
+      const twin = join(dir, 'twin.pt');
+      await writeFile(twin, testBytes(info.size));
+      await utimes(twin, info.atime, info.mtime);
+      await rm(path);
+      await symlink(twin, path);
+    });
+
+    expect(chunks).toEqual(referenceChunks(original));
+    expect(result.changed).toBe('replaced while being read (its path now names a link or another file); stored as of opening');
   });
 });
 
@@ -328,6 +342,26 @@ describe('a large file cut on every thread at once, in segments (segmented-read.
       await rm(path);
       await rename(join(dir, 'other.pt'), path);
       await expect(readChunks(replaced)).rejects.toMatchObject({ code: 'EREPLACED', message: 'replaced by another file after it was found: not read' });
+    } finally {
+      await reader.close();
+    }
+  });
+
+  test('a file whose path names another file of the same size and mtime once its segments are read is stored as read, and the result says it was replaced', async () => {
+    const path = join(dir, 'ckpt/model.pt');
+    const bytes = testBytes(4 * SEGMENT);
+    await writeFile(path, bytes);
+    const [file] = await walked();
+    const reader = FileReader.start({ threads: 2, segmentBytes: SEGMENT });
+    try {
+      const read = await reader.open(file!, options);
+      expect(await readChunks(read)).toEqual(referenceChunks(bytes));
+      const info = await stat(path);
+      const twin = join(dir, 'twin.pt');
+      await writeFile(twin, testBytes(info.size));
+      await utimes(twin, info.atime, info.mtime);
+      await rename(twin, path);
+      expect((await read.result()).changed).toBe('replaced while being read (its path now names a link or another file); stored as of opening');
     } finally {
       await reader.close();
     }
