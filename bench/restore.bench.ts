@@ -23,8 +23,8 @@ import { flag } from './lib/args.js';
  *      file's checksum verified, files assembled under temporary names and renamed;
  *   2. `aws s3 cp --recursive` of the repository's packs/ (the same bytes: every chunk, once);
  *   3. `rclone copy` of packs/ (it checks each object's MD5 against its ETag);
- * with the ratios. Then a warm restore with 90 % of the bytes already in place (10 % of the
- * files removed): bytes fetched / total. Wall time, CPU and peak RSS of each client come
+ * with the ratios. Right after the restore, a warm restore with 90 % of the bytes already in
+ * place (10 % of the files removed): bytes fetched / total. Wall time, CPU and peak RSS of each client come
  * from /usr/bin/time. The load average is printed: the machine is shared.
  *
  * npm run bench -- restore [--gib 2] [--rounds 1] [--concurrency 4] [--out DIR] [--no-awscli] [--no-rclone]
@@ -54,9 +54,10 @@ export default async function main(args: string[]): Promise<void> {
   Object.assign(process.env, env);
   const sink = await startSinkProcess();
   try {
-    const total = await writeCheckpoint(join(dir, 'ckpt'), gib);
-    await snapshotInto(sink.endpoint, join(dir, 'ckpt'));
-    await rm(join(dir, 'ckpt'), { recursive: true });
+    // Written where the clients write, so the first client too starts right after its bytes were freed there (see the round).
+    const total = await writeCheckpoint(join(out, 'ckpt'), gib);
+    await snapshotInto(sink.endpoint, join(out, 'ckpt'));
+    await rm(join(out, 'ckpt'), { recursive: true });
     console.log(`data: ${(total / 2 ** 30).toFixed(2)} GiB in ${SHARDS + 1} files, as a dedup snapshot on ${sink.endpoint}; restoring into ${outBase}; load average ${loadavg().map((load) => load.toFixed(1)).join(' ')}`);
 
     const awsCli = args.includes('--no-awscli') ? undefined : await which('aws');
@@ -66,6 +67,13 @@ export default async function main(args: string[]): Promise<void> {
 
     const s3 = ['--endpoint', sink.endpoint, '--force-path-style', '--region', 'us-east-1'];
     const restoreArgs = (to: string) => [process.execPath, CLI, 'restore', '--latest', `s3://${BUCKET}/repo/`, '--to', to, ...s3, '--json', ...(concurrency ? ['--concurrency', concurrency] : [])];
+    /*
+     * Each client starts right after the previous one's output (as many bytes) was removed from
+     * the output filesystem. Which client came after such a removal decided the ratios: on tmpfs
+     * here, rclone right after restore (whose output stayed for the warm restore) took 3.6-4.5
+     * CPU-s per GB at 390-470 MB/s, and 2.6-2.7 CPU-s per GB at 620-640 MB/s once 2 GiB had been
+     * written and removed there just before it.
+     */
     for (let round = 1; round <= rounds; round += 1) {
       const line = (name: string, run: Run, bytes: number) =>
         console.log(`round ${round} ${name.padEnd(26)} ${mb(bytes / run.seconds)} MB/s (${run.seconds.toFixed(2)} s), ${(run.cpuSeconds / (bytes / 1e9)).toFixed(2)} CPU-s/GB, peak RSS ${run.maxRssMb.toFixed(0)} MB`);
@@ -74,6 +82,18 @@ export default async function main(args: string[]): Promise<void> {
       const summary = lastEvent(restored.stdout);
       if (!summary.ok || summary.bytesFetched !== total) throw new Error(`restore did not fetch ${total} bytes: ${JSON.stringify(summary)}`);
       line('preemptd restore --latest', restored, total);
+
+      // Warm: 10 % of the bytes removed (20 of the 100 files of 10.24 MiB), the rest in place.
+      const shards = (await readdir(join(to, 'ckpt/shards'))).sort();
+      for (const name of shards.filter((_, index) => index % 5 === 0)) await rm(join(to, 'ckpt/shards', name));
+      const warm = await timed(restoreArgs(to), env);
+      const again = lastEvent(warm.stdout);
+      console.log(
+        `round ${round} warm restore, 90 % present: ${(warm.seconds).toFixed(2)} s, fetched ${mb(again.bytesFetched)} MB of ${mb(again.bytesTotal)} MB = ` +
+          `${((100 * again.bytesFetched) / again.bytesTotal).toFixed(1)} % (goal <= 12 %), ${again.filesPresent} of ${again.filesTotal} files left in place`,
+      );
+      await rm(to, { recursive: true });
+
       const figures: string[] = [];
       if (awsCli) {
         const to2 = join(out, 'aws');
@@ -97,17 +117,6 @@ export default async function main(args: string[]): Promise<void> {
         await rm(to3, { recursive: true });
       }
       if (figures.length) console.log(`round ${round} restore --latest is ${figures.join(', ')} (goal >= 2x aws, >= 1.5x rclone)`);
-
-      // Warm: 10 % of the bytes removed (20 of the 100 files of 10.24 MiB), the rest in place.
-      const shards = (await readdir(join(to, 'ckpt/shards'))).sort();
-      for (const name of shards.filter((_, index) => index % 5 === 0)) await rm(join(to, 'ckpt/shards', name));
-      const warm = await timed(restoreArgs(to), env);
-      const again = lastEvent(warm.stdout);
-      console.log(
-        `round ${round} warm restore, 90 % present: ${(warm.seconds).toFixed(2)} s, fetched ${mb(again.bytesFetched)} MB of ${mb(again.bytesTotal)} MB = ` +
-          `${((100 * again.bytesFetched) / again.bytesTotal).toFixed(1)} % (goal <= 12 %), ${again.filesPresent} of ${again.filesTotal} files left in place`,
-      );
-      await rm(to, { recursive: true });
       console.log(`round ${round} load average ${loadavg().map((load) => load.toFixed(1)).join(' ')}`);
     }
   } finally {
