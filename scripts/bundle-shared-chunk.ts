@@ -27,7 +27,7 @@ const SHARED = 'preemptd-shared';
 export interface SharedChunkPlan {
   /** Inputs (metafile paths) to gather, each imported by the shared module. */
   readonly modules: readonly string[];
-  /** Entry points (metafile paths) that import the shared module first. */
+  /** Entry points (metafile paths) that also import the shared module. */
   readonly entries: readonly string[];
 }
 
@@ -49,7 +49,7 @@ export function planSharedChunk(meta: Metafile, keepOut: readonly string[]): Sha
     Object.values(meta.outputs)
       .filter((output) => !output.entryPoint && output.bytes < SMALL_CHUNK_BYTES)
       .flatMap((output) => Object.keys(output.inputs))
-            // Ours and the views of built-ins: a package may say it has no side effects, and esbuild then drops a bare import of it.
+      // Ours and the views of built-ins: a package may say it has no side effects, and esbuild then drops a bare import of it.
       .filter((input) => !entrySet.has(input) && /^(src\/|lazy-builtin:)/.test(input) && !importsExternal(input) && [...(reachedBy.get(input) ?? [])].every(injectable)),
   );
   // Closed under static imports: a module whose import is left out is left out too.
@@ -82,7 +82,7 @@ export function sharedChunkPlugin(plan: SharedChunkPlan, repo: string): Plugin {
       if (entries.size === 0) return;
       build.onLoad({ filter: /\.[cm]?[jt]s$/ }, async ({ path }) => {
         if (!entries.has(path)) return undefined;
-        return { loader: path.endsWith('.ts') ? 'ts' : 'js', contents: `${await readFile(path, 'utf8')}\nimport '${SHARED}';\n` };
+        return { loader: /\.[cm]?ts$/.test(path) ? 'ts' : 'js', contents: `${await readFile(path, 'utf8')}\nimport '${SHARED}';\n` };
       });
     },
   };

@@ -170,9 +170,10 @@ const requireOnDemand = patchPackage('require-on-demand', /\/src\/lib\/on-demand
 
 export async function bundle(outdir: string): Promise<void> {
   rmSync(outdir, { recursive: true, force: true });
-  const first = await esbuild(outdir, []);
+  // Built twice: the first build's chunks say which small modules to gather (bundle-shared-chunk.ts, which says why these entries are left out).
+  const first = await buildOnce(outdir, []);
   const plan = planSharedChunk(first.metafile, ['src/main.ts', 'src/cli.ts', 'src/snapshots/read-worker.ts']);
-  const result = await esbuild(outdir, [sharedChunkPlugin(plan, repo)]);
+  const result = await buildOnce(outdir, [sharedChunkPlugin(plan, repo)]);
   checkSharedChunk(result.metafile, plan);
   mkdirSync(outdir, { recursive: true });
   // The CLI's `#!/usr/bin/env node` (the npm bin) becomes an empty line: the bundle is run by the
@@ -188,7 +189,7 @@ function checkSharedChunk(meta: Metafile, plan: SharedChunkPlan): void {
   if (holding.length > 1) throw new Error(`the small shared modules ended in ${holding.length} chunks, not one: ${holding.map(([path]) => path).join(', ')}`);
 }
 
-async function esbuild(outdir: string, extraPlugins: Plugin[]) {
+async function buildOnce(outdir: string, extraPlugins: Plugin[]) {
   return build({
     absWorkingDir: repo,
     entryPoints: { preemptd: 'src/main.ts', 'read-worker': 'src/snapshots/read-worker.ts' },
