@@ -43,6 +43,13 @@ function dockerfile(): Instruction[] {
     });
 }
 
+/** The repository paths the Dockerfile copies (every COPY without --from, less its destination). */
+function copiedFromRepository(): string[] {
+  return dockerfile()
+    .filter((entry) => entry.keyword === 'COPY' && !entry.args.startsWith('--from'))
+    .flatMap((entry) => entry.args.split(/\s+/).slice(0, -1));
+}
+
 /** The runtime stage: everything after the last FROM. */
 function runtimeStage(): Instruction[] {
   const all = dockerfile();
@@ -100,9 +107,7 @@ describe('packaging/Dockerfile', () => {
       .split('\n')
       .filter((line) => line.startsWith('!'))
       .map((line) => line.slice(1).replace(/\/$/, ''));
-    const copied = dockerfile()
-      .filter((entry) => entry.keyword === 'COPY' && !entry.args.startsWith('--from'))
-      .flatMap((entry) => entry.args.split(/\s+/).slice(0, -1));
+    const copied = copiedFromRepository();
     expect(copied.length).toBeGreaterThan(0);
     for (const path of copied) {
       expect(existsSync(path)).toBe(true);
@@ -111,9 +116,7 @@ describe('packaging/Dockerfile', () => {
   });
 
   test('its build stage copies every file of ours that the bundling script imports', () => {
-    const copied = dockerfile()
-      .filter((entry) => entry.keyword === 'COPY' && !entry.args.startsWith('--from'))
-      .flatMap((entry) => entry.args.split(/\s+/).slice(0, -1));
+    const copied = copiedFromRepository();
     const imported = [...readFileSync('scripts/bundle.ts', 'utf8').matchAll(/from '\.\/([^']+)'/g)].map((match) => `scripts/${match[1]}`);
     expect(imported.length).toBeGreaterThan(0);
     for (const path of ['scripts/bundle.ts', ...imported]) expect(copied).toContain(path);
