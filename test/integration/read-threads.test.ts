@@ -144,6 +144,15 @@ test('a reading thread that dies fails the file it was reading, clearly; the oth
   }
 });
 
+/** Another file with the size and mtime of `path` (other bytes), outside the tree: what a swap puts in its place. */
+async function twinOf(path: string): Promise<string> {
+  const info = await stat(path);
+  const twin = join(dir, 'twin.pt');
+  await writeFile(twin, testBytes(info.size));
+  await utimes(twin, info.atime, info.mtime);
+  return twin;
+}
+
 describe('a file swapped while its chunks are read', () => {
   /** Opens model.pt, reads one part, lets `swap` replace the path, then reads the rest. */
   async function readAcrossSwap(swap: (path: string) => Promise<void>) {
@@ -186,10 +195,7 @@ describe('a file swapped while its chunks are read', () => {
 
   test('for a symlink to a file of the same size and mtime: the path is looked at, not followed, so the result still says it changed', async () => {
     const { original, chunks, result } = await readAcrossSwap(async (path) => {
-      const info = await stat(path);
-      const twin = join(dir, 'twin.pt');
-      await writeFile(twin, testBytes(info.size));
-      await utimes(twin, info.atime, info.mtime);
+      const twin = await twinOf(path);
       await rm(path);
       await symlink(twin, path);
     });
@@ -356,11 +362,7 @@ describe('a large file cut on every thread at once, in segments (segmented-read.
     try {
       const read = await reader.open(file!, options);
       expect(await readChunks(read)).toEqual(referenceChunks(bytes));
-      const info = await stat(path);
-      const twin = join(dir, 'twin.pt');
-      await writeFile(twin, testBytes(info.size));
-      await utimes(twin, info.atime, info.mtime);
-      await rename(twin, path);
+      await rename(await twinOf(path), path);
       expect((await read.result()).changed).toBe('replaced while being read (its path now names a link or another file); stored as of opening');
     } finally {
       await reader.close();
